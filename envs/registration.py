@@ -1,0 +1,99 @@
+"""The toolkit's gymnasium ids, as data, and helpers to resolve and make them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered environment."""
+
+    id: str
+    entry_point: str
+    max_episode_steps: int | None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    obs_types: tuple[str, ...] = ("state",)
+    instruction: str = ""
+    description: str = ""
+
+
+ENVIRONMENTS: tuple[EnvEntry, ...] = (
+    EnvEntry(
+        id="il_toolkit/CartPole-v1",
+        entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+        max_episode_steps=500,
+        instruction="balance the pole on the cart",
+        description="gymnasium CartPole-v1; terminates when the pole falls",
+    ),
+    EnvEntry(
+        id="il_toolkit/CartPoleFixedHorizon-v1",
+        entry_point="il_toolkit.envs.cartpole:FixedHorizonCartPoleEnv",
+        max_episode_steps=500,
+        instruction="balance the pole on the cart",
+        description="CartPole with a fixed 500-step horizon for GAIL/AIRL (seals-style reward)",
+    ),
+    EnvEntry(
+        id="il_toolkit/PushT-v0",
+        entry_point="il_toolkit.envs.pusht:PushTEnv",
+        max_episode_steps=300,
+        kwargs={"obs_type": "state"},
+        obs_types=("state", "pixels", "pixels_agent_pos"),
+        instruction="push the T block onto the target",
+        description="gym-pusht; success = coverage > 0.95",
+    ),
+)
+
+# Plain gymnasium ids that mean the same task as one of ours.
+ALIASES = {"CartPole-v1": "il_toolkit/CartPole-v1", "gym_pusht/PushT-v0": "il_toolkit/PushT-v0"}
+
+
+def register_envs() -> None:
+    """Register every toolkit id with gymnasium (idempotent)."""
+    for entry in ENVIRONMENTS:
+        if entry.id not in gym.registry:
+            gym.register(
+                id=entry.id,
+                entry_point=entry.entry_point,
+                max_episode_steps=entry.max_episode_steps,
+                kwargs=dict(entry.kwargs),
+            )
+
+
+class UnknownEnvError(ValueError):
+    """An env id that neither the toolkit nor gymnasium knows."""
+
+
+def toolkit_env_ids() -> list[str]:
+    return [entry.id for entry in ENVIRONMENTS]
+
+
+def env_entry(env_id: str) -> EnvEntry | None:
+    canonical = canonical_env_id(env_id)
+    return next((e for e in ENVIRONMENTS if e.id == canonical), None)
+
+
+def canonical_env_id(env_id: str) -> str:
+    """Map ``CartPole-v1`` or ``PushT-v0`` to the toolkit's id; other ids pass through.
+
+    Raises :class:`UnknownEnvError`, listing the toolkit's ids, for an id gymnasium lacks.
+    """
+    register_envs()
+    if env_id in ALIASES:
+        return ALIASES[env_id]
+    if "/" not in env_id and f"il_toolkit/{env_id}" in gym.registry:
+        return f"il_toolkit/{env_id}"
+    if env_id not in gym.registry:
+        raise UnknownEnvError(
+            f"unknown env id {env_id!r}; the toolkit's envs are: {', '.join(toolkit_env_ids())} "
+            "(run `il-toolkit envs` to see them with their spaces)"
+        )
+    return env_id
+
+
+def make_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` on the canonical id, with a clear error for unknown ids."""
+    return gym.make(canonical_env_id(env_id), **kwargs)

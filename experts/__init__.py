@@ -1,0 +1,66 @@
+"""Scripted state-feedback experts (installed as ``il_toolkit.experts``).
+
+Every expert is a :class:`il_toolkit.policies.Policy` that can be asked for an action in
+any state, so DAgger can query it from wherever the learner went.
+``EXPERT_REGISTRY`` maps an expert name to its class; each entry's metadata lists the env
+ids it serves, and ``DEFAULT_EXPERTS`` names the expert :func:`make_expert` picks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from il_toolkit.envs import canonical_env_id, make_env
+from il_toolkit.registry import Registry, UnknownKeyError
+
+EXPERT_REGISTRY: Registry[type] = Registry("expert")
+EXPERT_REGISTRY.register(
+    "cartpole_lqr",
+    indirect="il_toolkit.experts.cartpole:CartPoleLQRExpert",
+    env_ids=("il_toolkit/CartPole-v1", "il_toolkit/CartPoleFixedHorizon-v1"),
+    description="LQR on the linearised cart-pole dynamics, bang-bang on the sign of the force",
+)
+
+DEFAULT_EXPERTS: dict[str, str] = {
+    "il_toolkit/CartPole-v1": "cartpole_lqr",
+    "il_toolkit/CartPoleFixedHorizon-v1": "cartpole_lqr",
+}
+
+
+class ExpertEnvMismatchError(ValueError):
+    """An expert asked to act in an env it was not written for."""
+
+
+def experts_for(env_id: str) -> list[str]:
+    """Names of the registered experts that serve ``env_id``."""
+    canonical = canonical_env_id(env_id)
+    return [name for name in EXPERT_REGISTRY.keys() if canonical in EXPERT_REGISTRY.metadata(name)["env_ids"]]
+
+
+def make_expert(env_id: str, env: gym.Env | None = None, name: str | None = None, **options: Any):
+    """The expert for ``env_id`` (or the one called ``name``) as a Policy.
+
+    ``env`` is the environment instance the expert will act in; experts that read the
+    simulator state (PushT, ALOHA) need the very instance being stepped. Without it a new
+    env is made. ``options`` go to the expert's constructor (noise, seed, ...).
+    """
+    canonical = canonical_env_id(env_id)
+    if name is None or name == "default":
+        if canonical not in DEFAULT_EXPERTS:
+            raise UnknownKeyError(
+                f"no expert is registered for {canonical!r}; envs with experts: {', '.join(sorted(DEFAULT_EXPERTS))}"
+            )
+        name = DEFAULT_EXPERTS[canonical]
+    expert_class = EXPERT_REGISTRY.get(name)
+    served = EXPERT_REGISTRY.metadata(name)["env_ids"]
+    if canonical not in served:
+        raise ExpertEnvMismatchError(
+            f"expert {name!r} acts in {', '.join(served)}, not {canonical!r}; experts for {canonical!r}: "
+            f"{', '.join(experts_for(canonical)) or '(none)'}"
+        )
+    return expert_class(env if env is not None else make_env(canonical), **options)
+
+
+__all__ = ["DEFAULT_EXPERTS", "EXPERT_REGISTRY", "ExpertEnvMismatchError", "experts_for", "make_expert"]

@@ -1,0 +1,23 @@
+"""Process-wide defaults set on import, each only when the user has not set it.
+
+- ``WANDB_MODE=offline``: logging never needs an account and never blocks on the network.
+- ``MUJOCO_GL=egl``: headless MuJoCo rendering (Mesa's llvmpipe on machines with no GPU).
+- ``PYGAME_HIDE_SUPPORT_PROMPT=1``: pygame (used by gym-pusht) prints no banner.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_ENVIRONMENT = {
+    "WANDB_MODE": "offline",
+    "MUJOCO_GL": "egl",
+    "PYGAME_HIDE_SUPPORT_PROMPT": "1",
+}
+
+
+def apply_environment_defaults() -> None:
+    for key, value in DEFAULT_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("MUJOCO_GL") == "egl":
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")

@@ -1,0 +1,227 @@
+"""Training configuration: every field, default and preset named in seed 004.
+
+``ILConfig`` configures BC, DAgger and GAIL (and the PPO generator GAIL uses); ``RLConfig``
+configures PPO fine-tuning. Both validate in ``__post_init__`` and say what was expected.
+
+Presets::
+
+    ILConfig.behavioral_cloning()   # bc_epochs=100, batch 64, lr 1e-4, output ./output/bc
+    ILConfig.dagger()               # 10 iterations x 20 episodes, linear beta from 1.0, 20 BC epochs
+    ILConfig.gail()                 # disc 256 hidden, 5 updates, lr 3e-4, 100k timesteps
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+BETA_SCHEDULES = ("constant", "linear", "exponential")
+
+
+class ConfigError(ValueError):
+    """A configuration value outside its allowed range or set."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive(name: str, value: float) -> None:
+    _require(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and math.isfinite(value),
+        f"{name} must be a positive number, got {value!r}",
+    )
+
+
+def _non_negative(name: str, value: float) -> None:
+    _require(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 and math.isfinite(value),
+        f"{name} must be >= 0, got {value!r}",
+    )
+
+
+def _positive_int(name: str, value: int) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool) and value > 0, f"{name} must be a positive integer, got {value!r}")
+
+
+def _fraction(name: str, value: float, *, inclusive_high: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and 0.0 <= value and (value <= 1.0 if inclusive_high else value < 1.0)
+    bound = "[0, 1]" if inclusive_high else "[0, 1)"
+    _require(ok, f"{name} must be in {bound}, got {value!r}")
+
+
+class _ConfigMixin:
+    """Dict/JSON round trips shared by the config dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        _require(not unknown, f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(names)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass
+class ILConfig(_ConfigMixin):
+    """Configuration for behavioural cloning, DAgger and GAIL (seed 004)."""
+
+    # Behavioural cloning
+    bc_epochs: int = 100
+    bc_validation_split: float = 0.1
+
+    # Training
+    learning_rate: float = 1e-4
+    batch_size: int = 64
+    weight_decay: float = 0.01
+    seed: int = 0
+    device: str = "cpu"
+
+    # Demonstrations
+    num_expert_episodes: int = 50
+    demo_top_percentile: float | None = None  # keep episodes at or above this return percentile (seed: 70)
+    demo_only_successful: bool = False
+
+    # DAgger
+    dagger_iterations: int = 10
+    dagger_episodes_per_iter: int = 20
+    dagger_beta_schedule: str = "linear"
+    dagger_initial_beta: float = 1.0
+
+    # GAIL
+    gail_disc_hidden_dim: int = 256
+    gail_disc_updates: int = 5
+    gail_disc_lr: float = 3e-4
+    gail_reward_scale: float = 1.0
+    gail_disc_noise: float = 0.0  # std of Gaussian noise on discriminator inputs (seed's regularisation)
+    total_timesteps: int = 100000
+
+    # PPO (GAIL's generator)
+    ppo_epochs: int = 4
+    ppo_clip_range: float = 0.2
+    ppo_gae_lambda: float = 0.95
+    ppo_n_steps: int = 2048
+    ppo_gamma: float = 0.99
+
+    # Action chunking (ACT-style)
+    action_chunk_size: int = 1
+    temporal_aggregation: bool = False
+
+    # Evaluation and output
+    eval_episodes: int = 50
+    output_dir: str = "./output/il"
+    use_wandb: bool = False
+    wandb_project: str = "il_toolkit"
+
+    def __post_init__(self) -> None:
+        _positive_int("bc_epochs", self.bc_epochs)
+        _fraction("bc_validation_split", self.bc_validation_split, inclusive_high=False)
+        _positive("learning_rate", self.learning_rate)
+        _positive_int("batch_size", self.batch_size)
+        _non_negative("weight_decay", self.weight_decay)
+        _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), f"seed must be an integer, got {self.seed!r}")
+        _positive_int("num_expert_episodes", self.num_expert_episodes)
+        if self.demo_top_percentile is not None:
+            _require(
+                isinstance(self.demo_top_percentile, (int, float)) and 0 <= self.demo_top_percentile < 100,
+                f"demo_top_percentile must be in [0, 100) or None, got {self.demo_top_percentile!r}",
+            )
+        _positive_int("dagger_iterations", self.dagger_iterations)
+        _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)
+        _require(
+            self.dagger_beta_schedule in BETA_SCHEDULES,
+            f"dagger_beta_schedule must be one of {', '.join(BETA_SCHEDULES)}; got {self.dagger_beta_schedule!r}",
+        )
+        _fraction("dagger_initial_beta", self.dagger_initial_beta)
+        _positive_int("gail_disc_hidden_dim", self.gail_disc_hidden_dim)
+        _positive_int("gail_disc_updates", self.gail_disc_updates)
+        _positive("gail_disc_lr", self.gail_disc_lr)
+        _positive("gail_reward_scale", self.gail_reward_scale)
+        _non_negative("gail_disc_noise", self.gail_disc_noise)
+        _positive_int("total_timesteps", self.total_timesteps)
+        _positive_int("ppo_epochs", self.ppo_epochs)
+        _fraction("ppo_clip_range", self.ppo_clip_range)
+        _fraction("ppo_gae_lambda", self.ppo_gae_lambda)
+        _positive_int("ppo_n_steps", self.ppo_n_steps)
+        _fraction("ppo_gamma", self.ppo_gamma)
+        _positive_int("action_chunk_size", self.action_chunk_size)
+        _positive_int("eval_episodes", self.eval_episodes)
+        _require(bool(self.output_dir), "output_dir must be a non-empty path")
+
+    # -- presets -----------------------------------------------------------------------
+    @classmethod
+    def behavioral_cloning(cls, **overrides: Any) -> "ILConfig":
+        """Seed 004's BC defaults: 100 epochs, batch 64, lr 1e-4, 10% validation."""
+        return cls(**{"output_dir": "./output/bc", **overrides})
+
+    @classmethod
+    def dagger(cls, **overrides: Any) -> "ILConfig":
+        """Seed 004's DAgger defaults: 10 iterations of 20 episodes, linear beta from 1.0, 20 BC epochs."""
+        return cls(**{"bc_epochs": 20, "output_dir": "./output/dagger", **overrides})
+
+    @classmethod
+    def gail(cls, **overrides: Any) -> "ILConfig":
+        """Seed 004's GAIL defaults: discriminator 256 hidden, 5 updates, lr 3e-4; PPO lr 3e-4."""
+        return cls(**{"learning_rate": 3e-4, "output_dir": "./output/gail", **overrides})
+
+
+@dataclass
+class RLConfig(_ConfigMixin):
+    """PPO fine-tuning of an imitation-learned policy (``PPOTrainer``)."""
+
+    total_timesteps: int = 100000
+    learning_rate: float = 3e-4
+    n_steps: int = 2048
+    batch_size: int = 64
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    output_dir: str = "./output/ppo"
+    use_wandb: bool = False
+    wandb_project: str = "il_toolkit"
+
+    def __post_init__(self) -> None:
+        _positive_int("total_timesteps", self.total_timesteps)
+        _positive("learning_rate", self.learning_rate)
+        _positive_int("n_steps", self.n_steps)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("n_epochs", self.n_epochs)
+        _fraction("gamma", self.gamma)
+        _fraction("gae_lambda", self.gae_lambda)
+        _fraction("clip_range", self.clip_range)
+        _non_negative("ent_coef", self.ent_coef)
+
+
+def get_beta(iteration: int, schedule: str, initial_beta: float, num_iterations: int) -> float:
+    """The probability of acting with the expert in DAgger round ``iteration`` (seed 004)."""
+    if schedule == "constant":
+        return initial_beta
+    if schedule == "linear":
+        return max(0.0, initial_beta * (1 - iteration / num_iterations))
+    if schedule == "exponential":
+        return initial_beta * (0.9**iteration)
+    raise ConfigError(f"dagger_beta_schedule must be one of {', '.join(BETA_SCHEDULES)}; got {schedule!r}")

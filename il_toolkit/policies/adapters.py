@@ -1,0 +1,185 @@
+"""Adapters that give outside objects the toolkit's :class:`Policy` interface.
+
+- :class:`FunctionPolicy`: a plain ``obs -> action`` function plus its spaces.
+- :class:`SB3Policy`: a stable-baselines3 model or policy, which also covers imitation's
+  policies (they are SB3 policies); saved as ``state_dict`` tensors plus the constructor
+  arguments, and rebuilt from an allow-list of policy classes, never by unpickling.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from il_toolkit.policies.base import BasePolicy, Policy
+
+ObsToAction = Callable[[Any], Any]
+
+
+class FunctionPolicy(BasePolicy):
+    """Wrap ``fn(observation) -> action`` (one observation at a time) as a :class:`Policy`."""
+
+    def __init__(self, fn: ObsToAction, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        super().__init__(observation_space, action_space)
+        self.fn = fn
+
+    def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        if isinstance(self.observation_space, spaces.Dict):
+            n = len(next(iter(observations.values())))
+            rows = [{k: v[i] for k, v in observations.items()} for i in range(n)]
+        else:
+            rows = list(observations)
+        actions = [np.asarray(self.fn(row), dtype=self.action_space.dtype) for row in rows]
+        return np.stack(actions)
+
+
+def as_policy(obj: Any, observation_space: spaces.Space, action_space: spaces.Space) -> Policy:
+    """Turn a toolkit policy, an SB3 model/policy or a plain function into a :class:`Policy`."""
+    if isinstance(obj, BasePolicy):
+        return obj
+    if _is_sb3(obj):
+        return SB3Policy.from_model(obj)
+    if isinstance(obj, Policy):
+        return obj
+    if callable(obj):
+        return FunctionPolicy(obj, observation_space, action_space)
+    raise TypeError(
+        f"cannot use {type(obj).__name__} as a policy: pass a Policy, an SB3 model or policy, "
+        "or a function obs -> action"
+    )
+
+
+def _is_sb3(obj: Any) -> bool:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.policies import BasePolicy as SB3BasePolicy
+
+    return isinstance(obj, (BaseAlgorithm, SB3BasePolicy))
+
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (nn.Tanh, nn.ReLU, nn.GELU, nn.ELU, nn.LeakyReLU, nn.SiLU)
+}
+
+
+def _policy_classes() -> dict[str, type]:
+    from stable_baselines3.common.policies import (
+        ActorCriticCnnPolicy,
+        ActorCriticPolicy,
+        MultiInputActorCriticPolicy,
+    )
+
+    return {c.__name__: c for c in (ActorCriticPolicy, ActorCriticCnnPolicy, MultiInputActorCriticPolicy)}
+
+
+def _extractor_classes() -> dict[str, type]:
+    from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
+
+    return {c.__name__: c for c in (FlattenExtractor, NatureCNN, CombinedExtractor)}
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    return value
+
+
+class SB3Policy(BasePolicy):
+    """A stable-baselines3 (or imitation) actor-critic policy behind the toolkit interface."""
+
+    checkpoint_kind = "sb3"
+
+    def __init__(self, policy: Any) -> None:
+        super().__init__(policy.observation_space, policy.action_space)
+        self.policy = policy
+
+    @classmethod
+    def from_model(cls, model: Any) -> "SB3Policy":
+        """Wrap an SB3 algorithm (``PPO``...) or an SB3/imitation policy object."""
+        from stable_baselines3.common.base_class import BaseAlgorithm
+
+        return cls(model.policy if isinstance(model, BaseAlgorithm) else model)
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
+        return self.policy.predict(observation, state, episode_start, deterministic)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The SB3 constructor arguments that define the network's shape."""
+        policy_class = type(self.policy)
+        known = _policy_classes()
+        base = next((name for name, c in known.items() if isinstance(self.policy, c)), None)
+        if base is None:
+            raise TypeError(
+                f"saving {policy_class.__name__} is not supported; supported SB3 policies: {sorted(known)}"
+            )
+        params = self.policy._get_constructor_parameters()
+        activation = params["activation_fn"].__name__
+        extractor = params["features_extractor_class"].__name__
+        if activation not in _ACTIVATIONS or extractor not in _extractor_classes():
+            raise TypeError(
+                f"cannot save an SB3 policy with activation {activation} / extractor {extractor}; "
+                f"supported activations {sorted(_ACTIVATIONS)}, extractors {sorted(_extractor_classes())}"
+            )
+        return {
+            "policy_class": base,
+            "net_arch": _to_json(params["net_arch"]),
+            "activation_fn": activation,
+            "ortho_init": bool(params["ortho_init"]),
+            "log_std_init": float(params["log_std_init"]),
+            "use_sde": bool(params["use_sde"]),
+            "squash_output": bool(params["squash_output"]),
+            "features_extractor_class": extractor,
+            "features_extractor_kwargs": _to_json(params.get("features_extractor_kwargs") or {}),
+            "normalize_images": bool(params["normalize_images"]),
+            "share_features_extractor": bool(getattr(self.policy, "share_features_extractor", True)),
+        }
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.policy.state_dict())
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        config: dict[str, Any],
+        tensors: Mapping[str, torch.Tensor],
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+    ) -> "SB3Policy":
+        policy_class = _policy_classes()[config["policy_class"]]
+        net_arch = config["net_arch"]
+        policy = policy_class(
+            observation_space,
+            action_space,
+            lr_schedule=lambda _: 0.0,
+            net_arch=net_arch,
+            activation_fn=_ACTIVATIONS[config["activation_fn"]],
+            ortho_init=config["ortho_init"],
+            log_std_init=config["log_std_init"],
+            use_sde=config["use_sde"],
+            squash_output=config["squash_output"],
+            features_extractor_class=_extractor_classes()[config["features_extractor_class"]],
+            features_extractor_kwargs=config["features_extractor_kwargs"],
+            normalize_images=config["normalize_images"],
+            share_features_extractor=config["share_features_extractor"],
+        )
+        missing, unexpected = policy.load_state_dict(dict(tensors), strict=False)
+        if missing or unexpected:
+            from il_toolkit.policies.checkpoint import CheckpointError
+
+            raise CheckpointError(
+                f"checkpoint tensors do not fit a {config['policy_class']} with net_arch {net_arch}: "
+                f"missing {missing}, unexpected {unexpected}; save the policy again"
+            )
+        policy.set_training_mode(False)
+        return cls(policy)

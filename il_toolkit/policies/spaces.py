@@ -1,0 +1,107 @@
+"""Gymnasium spaces to and from plain JSON, so checkpoints and datasets can describe them
+without pickling. Supports Box, Discrete, MultiDiscrete, MultiBinary and Dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+
+def _array_or_scalar(values: np.ndarray) -> Any:
+    """A Box bound as one scalar when uniform (keeps pixel spaces small), else a nested list."""
+    flat = values.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return _json_float(flat[0])
+    return [_json_float(v) for v in flat]
+
+
+def _json_float(v: Any) -> Any:
+    v = float(v)
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _from_json_bound(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if isinstance(value, list):
+        return np.array([float(v) for v in value], dtype=np.float64).reshape(shape).astype(dtype)
+    return np.full(shape, float(value), dtype=dtype)
+
+
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
+    """Describe ``space`` as a JSON-serialisable dict."""
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": _array_or_scalar(space.low),
+            "high": _array_or_scalar(space.high),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_json(s) for k, s in space.spaces.items()}}
+    raise TypeError(f"cannot describe space {space!r}: supported are Box, Discrete, MultiDiscrete, MultiBinary, Dict")
+
+
+def space_from_json(data: dict[str, Any]) -> spaces.Space:
+    """Rebuild a space written by :func:`space_to_json`."""
+    kind = data.get("type")
+    if kind == "Box":
+        shape = tuple(int(s) for s in data["shape"])
+        dtype = np.dtype(data["dtype"])
+        low = _from_json_bound(data["low"], shape, dtype)
+        high = _from_json_bound(data["high"], shape, dtype)
+        return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(data["nvec"])
+    if kind == "MultiBinary":
+        return spaces.MultiBinary(data["n"])
+    if kind == "Dict":
+        return spaces.Dict({k: space_from_json(v) for k, v in data["spaces"].items()})
+    raise ValueError(f"unknown space description {data!r}")
+
+
+def describe(space: spaces.Space) -> str:
+    """A short human-readable form, e.g. ``Box(4,) float32`` or ``Discrete(2)``."""
+    if isinstance(space, spaces.Box):
+        return f"Box{tuple(space.shape)} {space.dtype}"
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({space.n})"
+    if isinstance(space, spaces.Dict):
+        inner = ", ".join(f"{k}: {describe(s)}" for k, s in space.spaces.items())
+        return f"Dict({inner})"
+    return repr(space)
+
+
+def spaces_match(a: spaces.Space, b: spaces.Space) -> bool:
+    """Whether data from space ``a`` fits space ``b``: same type, shape and dtype (Dict: same
+    keys, recursively). Box bounds are not compared, so a policy trained on a fixed-horizon
+    variant (unbounded observations) still runs in the bounded original."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Dict):
+        return a.spaces.keys() == b.spaces.keys() and all(spaces_match(a[k], b[k]) for k in a.spaces)
+    if isinstance(a, spaces.Box):
+        return a.shape == b.shape and a.dtype == b.dtype
+    return space_to_json(a) == space_to_json(b)
+
+
+def is_batched(observation: Any, space: spaces.Space) -> bool:
+    """Whether ``observation`` carries a leading batch dimension relative to ``space``."""
+    if isinstance(space, spaces.Dict):
+        key = next(iter(space.spaces))
+        return is_batched(observation[key], space.spaces[key])
+    obs = np.asarray(observation)
+    if isinstance(space, spaces.Discrete):
+        return obs.ndim == 1
+    return obs.ndim == len(space.shape) + 1

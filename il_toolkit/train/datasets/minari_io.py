@@ -1,0 +1,296 @@
+"""Demonstrations in Minari: collect them with a policy, load them as imitation data.
+
+This is the one module that converts Minari episodes into the toolkit's data types:
+imitation ``TrajectoryWithRew`` / ``Transitions`` and plain, torch-ready numpy arrays.
+
+Toolkit metadata is stored beside Minari's own keys: ``il_toolkit_env_id``,
+``il_toolkit_expert``, ``il_toolkit_seeds`` (one reset seed per episode) and
+``il_toolkit_version``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from il_toolkit.envs import canonical_env_id, make_env
+from il_toolkit.policies.base import Policy
+from il_toolkit.policies.spaces import describe, spaces_match
+
+
+class DatasetError(ValueError):
+    """A dataset that is missing, corrupt, or does not fit what it is used with."""
+
+
+class DatasetExistsError(DatasetError):
+    """A dataset id that is already taken."""
+
+
+@dataclass(frozen=True)
+class CollectionReport:
+    dataset_id: str
+    env_id: str
+    expert: str
+    n_episodes: int
+    n_steps: int
+    mean_return: float
+    seconds: float
+    path: str
+
+
+def datasets_root() -> Path:
+    """Where Minari keeps local datasets (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+
+
+def dataset_path(dataset_id: str) -> Path:
+    from minari.storage.local import get_dataset_path
+
+    return Path(get_dataset_path(dataset_id))
+
+
+def dataset_exists(dataset_id: str) -> bool:
+    return (dataset_path(dataset_id) / "data").exists()
+
+
+def delete_dataset(dataset_id: str) -> None:
+    path = dataset_path(dataset_id)
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def _check_dataset_id(dataset_id: str) -> None:
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except Exception as exc:  # minari raises bare ValueError/AssertionError with terse text
+        raise DatasetError(
+            f"invalid dataset id {dataset_id!r} ({exc}); use NAMESPACE/NAME-vN, e.g. cartpole/lqr-v0"
+        ) from exc
+
+
+def collect_dataset(
+    env_id: str,
+    dataset_id: str,
+    n_episodes: int,
+    *,
+    expert: str | Policy | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+    description: str | None = None,
+) -> CollectionReport:
+    """Roll out ``expert`` (a registered expert name, a Policy, or the env's default expert)
+    for ``n_episodes`` episodes seeded ``seed, seed+1, ...`` and write a Minari dataset.
+
+    Episodes are buffered and the dataset is written only at the end, so an interrupted
+    collection leaves no half-written dataset behind.
+    """
+    import minari
+    from tqdm.auto import tqdm
+
+    from il_toolkit import __version__
+    from il_toolkit.experts import DEFAULT_EXPERTS, make_expert
+
+    _check_dataset_id(dataset_id)
+    if n_episodes <= 0:
+        raise DatasetError(f"n_episodes must be positive, got {n_episodes}")
+    canonical = canonical_env_id(env_id)
+    if dataset_exists(dataset_id):
+        if not overwrite:
+            raise DatasetExistsError(
+                f"dataset {dataset_id!r} already exists at {dataset_path(dataset_id)}; pass overwrite=True "
+                "(--overwrite) to replace it, or choose another id"
+            )
+    env = make_env(canonical, **(env_kwargs or {}))
+    collector = minari.DataCollector(env, record_infos=False, jpeg_encoding=False)
+    if isinstance(expert, str) or expert is None:
+        policy = make_expert(canonical, env=collector, name=expert)
+        expert_name = DEFAULT_EXPERTS.get(canonical, "default") if expert in (None, "default") else expert
+    else:
+        expert_name = type(expert).__name__
+        policy = expert
+    seeds = [seed + i for i in range(n_episodes)]
+    returns: list[float] = []
+    n_steps = 0
+    import time
+
+    start = time.perf_counter()
+    for episode_seed in tqdm(seeds, desc=f"collect {canonical}", unit="ep", disable=not progress):
+        obs, _ = collector.reset(seed=episode_seed)
+        policy.reset()
+        total, done = 0.0, False
+        while not done:
+            action, _ = policy.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = collector.step(action)
+            total += float(reward)
+            n_steps += 1
+            done = terminated or truncated
+        returns.append(total)
+    if overwrite:
+        delete_dataset(dataset_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # minari warns about every optional field left out
+        dataset = collector.create_dataset(
+            dataset_id=dataset_id,
+            algorithm_name=f"il_toolkit expert: {expert_name}",
+            author="il_toolkit",
+            code_permalink="il_toolkit",
+            description=description or f"{n_episodes} episodes of {canonical} by expert {expert_name}",
+        )
+    dataset.storage.update_metadata(
+        {
+            "il_toolkit_env_id": canonical,
+            "il_toolkit_env_kwargs": dict(env_kwargs or {}),
+            "il_toolkit_expert": expert_name,
+            "il_toolkit_seeds": seeds,
+            "il_toolkit_version": __version__,
+        }
+    )
+    collector.close()
+    return CollectionReport(
+        dataset_id=dataset_id,
+        env_id=canonical,
+        expert=expert_name,
+        n_episodes=n_episodes,
+        n_steps=n_steps,
+        mean_return=float(np.mean(returns)),
+        seconds=time.perf_counter() - start,
+        path=str(dataset_path(dataset_id)),
+    )
+
+
+def open_dataset(dataset_id: str):
+    """``minari.load_dataset`` with errors that say what to do."""
+    import minari
+
+    _check_dataset_id(dataset_id)
+    if not dataset_exists(dataset_id):
+        local = sorted(minari.list_local_datasets()) if datasets_root().exists() else []
+        raise DatasetError(
+            f"no local dataset {dataset_id!r} under {datasets_root()}; collect it with "
+            f"`il-toolkit collect --env ENV --dataset-id {dataset_id} --episodes N`. Local datasets: "
+            f"{', '.join(local) or '(none)'}"
+        )
+    try:
+        return minari.load_dataset(dataset_id)
+    except Exception as exc:
+        raise DatasetError(
+            f"dataset {dataset_id!r} at {dataset_path(dataset_id)} is corrupt or incomplete ({type(exc).__name__}: "
+            f"{exc}); collect it again with --overwrite"
+        ) from exc
+
+
+def dataset_metadata(dataset) -> dict[str, Any]:
+    return dict(dataset.storage.metadata)
+
+
+def check_dataset_env(dataset, env: gym.Env | gym.spaces.Space, dataset_id: str | None = None) -> None:
+    """Refuse a dataset whose spaces do not fit ``env``; the message names both."""
+    name = dataset_id or dataset_metadata(dataset).get("dataset_id", "dataset")
+    env_obs = env.observation_space if isinstance(env, gym.Env) else env
+    env_act = env.action_space if isinstance(env, gym.Env) else None
+    env_id = env.spec.id if isinstance(env, gym.Env) and env.spec is not None else "the env"
+    recorded_env = dataset_metadata(dataset).get("il_toolkit_env_id", "another env")
+    for what, ours, theirs in (("observation", dataset.observation_space, env_obs), ("action", dataset.action_space, env_act)):
+        if theirs is not None and not spaces_match(ours, theirs):
+            raise DatasetError(
+                f"dataset {name!r} {what} space {describe(ours)} does not match env {env_id} {what} space "
+                f"{describe(theirs)}: the dataset was collected on {recorded_env}; collect the dataset from "
+                f"the same env id"
+            )
+
+
+def _episode_observations(observations: Any) -> Any:
+    from imitation.data.types import DictObs
+
+    if isinstance(observations, dict):
+        return DictObs({k: np.asarray(v) for k, v in observations.items()})
+    return np.asarray(observations)
+
+
+def _check_finite(name: str, episode_id: int, values: Any) -> None:
+    arrays = values.values() if isinstance(values, dict) else [values]
+    for array in arrays:
+        array = np.asarray(array)
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            bad_rows = np.unique(np.argwhere(~np.isfinite(array))[:, 0])[:10].tolist()
+            raise DatasetError(
+                f"episode {episode_id} has non-finite {name} at steps {bad_rows}; drop or recollect that episode"
+            )
+
+
+def load_demonstrations(
+    dataset_id: str,
+    env: gym.Env | None = None,
+    *,
+    episode_indices: Sequence[int] | None = None,
+):
+    """Load a Minari dataset as a list of imitation ``TrajectoryWithRew``.
+
+    With ``env``, the dataset's spaces must fit the env's (else :class:`DatasetError`).
+    Non-finite observations or actions are refused, naming the episode and steps.
+    """
+    from imitation.data.types import TrajectoryWithRew
+
+    dataset = open_dataset(dataset_id)
+    if env is not None:
+        check_dataset_env(dataset, env, dataset_id)
+    trajectories = []
+    for episode in dataset.iterate_episodes(episode_indices):
+        _check_finite("actions", episode.id, episode.actions)
+        _check_finite("observations", episode.id, episode.observations)
+        trajectories.append(
+            TrajectoryWithRew(
+                obs=_episode_observations(episode.observations),
+                acts=np.asarray(episode.actions),
+                infos=None,
+                terminal=bool(episode.terminations[-1]),
+                rews=np.asarray(episode.rewards, dtype=np.float32),
+            )
+        )
+    if not trajectories:
+        raise DatasetError(f"dataset {dataset_id!r} has no episodes; collect some first")
+    return trajectories
+
+
+def to_transitions(trajectories: Sequence[Any]):
+    """Flatten trajectories into imitation ``Transitions``."""
+    from imitation.data import rollout
+
+    return rollout.flatten_trajectories(list(trajectories))
+
+
+def to_arrays(trajectories: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Flat, torch-ready arrays: ``obs`` (N, *obs_shape), ``acts`` (N, *act_shape),
+    ``next_obs`` (N, *obs_shape), ``dones`` (N,), ``rews`` (N,). Dict observations stay
+    dicts of arrays."""
+    transitions = to_transitions(trajectories)
+
+    def plain(obs: Any) -> Any:
+        return {k: np.asarray(v) for k, v in obs.items()} if hasattr(obs, "items") else np.asarray(obs)
+
+    rews = np.concatenate([np.asarray(t.rews) for t in trajectories]).astype(np.float32)
+    return {
+        "obs": plain(transitions.obs),
+        "acts": np.asarray(transitions.acts),
+        "next_obs": plain(transitions.next_obs),
+        "dones": np.asarray(transitions.dones),
+        "rews": rews,
+    }
+
+
+def filter_top_percentile(trajectories: Sequence[Any], percentile: float) -> list[Any]:
+    """Keep episodes whose return is at or above the ``percentile``-th percentile (seed 004)."""
+    returns = np.array([float(np.sum(t.rews)) for t in trajectories])
+    threshold = np.percentile(returns, percentile)
+    return [t for t, r in zip(trajectories, returns) if r >= threshold]
