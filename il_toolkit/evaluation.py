@@ -23,6 +23,7 @@ import numpy as np
 
 from il_toolkit.envs import make_env
 from il_toolkit.policies.base import Policy, check_spaces
+from il_toolkit.rollout import Episode, rollout_episode
 
 
 @dataclass(frozen=True)
@@ -82,31 +83,13 @@ class EvalResult:
         )
 
 
-def run_episode(policy: Policy, env: gym.Env, seed: int) -> EpisodeRecord:
-    """Roll ``policy`` out for one episode from ``env.reset(seed=seed)``."""
-    obs, info = env.reset(seed=seed)
-    policy.reset()
-    rewards: list[float] = []
-    success = bool(info.get("is_success", False))
-    reports_success = "is_success" in info
-    done = False
-    terminated = False
-    while not done:
-        action, _ = policy.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, info = env.step(action)
-        rewards.append(float(reward))
-        if "is_success" in info:
-            reports_success = True
-            success = success or bool(info["is_success"])
-        done = terminated or truncated
-    if not reports_success:
-        success = not terminated
+def episode_record(episode: Episode) -> EpisodeRecord:
     return EpisodeRecord(
-        seed=seed,
-        sum_reward=float(np.sum(rewards)),
-        max_reward=float(np.max(rewards)) if rewards else 0.0,
-        success=success,
-        length=len(rewards),
+        seed=int(episode.seed) if episode.seed is not None else -1,
+        sum_reward=episode.sum_reward,
+        max_reward=float(np.max(episode.rewards)) if episode.rewards else 0.0,
+        success=episode.success,
+        length=episode.length,
     )
 
 
@@ -136,7 +119,7 @@ def evaluate(
     start = time.perf_counter()
     try:
         episodes = [
-            run_episode(policy, env_obj, seed + i)
+            episode_record(rollout_episode(policy, env_obj, seed + i, keep_observations=False))
             for i in tqdm(range(n_episodes), desc=f"eval {env_id}", disable=not progress, leave=False)
         ]
     finally:

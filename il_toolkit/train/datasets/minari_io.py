@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 from il_toolkit.envs import canonical_env_id, make_env
 from il_toolkit.policies.base import Policy
 from il_toolkit.policies.spaces import describe, spaces_match
+from il_toolkit.rollout import rollout_episode
 
 
 class DatasetError(ValueError):
@@ -122,20 +124,11 @@ def collect_dataset(
     seeds = [seed + i for i in range(n_episodes)]
     returns: list[float] = []
     n_steps = 0
-    import time
-
     start = time.perf_counter()
     for episode_seed in tqdm(seeds, desc=f"collect {canonical}", unit="ep", disable=not progress):
-        obs, _ = collector.reset(seed=episode_seed)
-        policy.reset()
-        total, done = 0.0, False
-        while not done:
-            action, _ = policy.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = collector.step(action)
-            total += float(reward)
-            n_steps += 1
-            done = terminated or truncated
-        returns.append(total)
+        episode = rollout_episode(policy, collector, episode_seed, keep_observations=False)
+        returns.append(episode.sum_reward)
+        n_steps += episode.length
     if overwrite:
         delete_dataset(dataset_id)
     with warnings.catch_warnings():

@@ -1,0 +1,106 @@
+"""The one episode loop: every rollout in the toolkit (evaluation, demonstrations,
+collection into Minari) goes through :func:`rollout_episode`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from il_toolkit.policies.base import Policy
+
+
+@dataclass
+class Episode:
+    """One episode: ``observations`` has T+1 entries (the last is the final observation),
+    ``actions`` and ``rewards`` T."""
+
+    seed: int | None
+    observations: list[Any] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    terminated: bool = False
+    truncated: bool = False
+    reported_success: bool | None = None  # None: the env never reported info["is_success"]
+
+    @property
+    def length(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def success(self) -> bool:
+        """``info["is_success"]`` at any step where the env reports it; otherwise reaching the
+        time limit without terminating (CartPole: the pole stayed up for the whole horizon)."""
+        if self.reported_success is not None:
+            return self.reported_success
+        return self.truncated and not self.terminated
+
+    @property
+    def sum_reward(self) -> float:
+        return float(np.sum(self.rewards))
+
+    def to_trajectory(self):
+        """As an imitation ``TrajectoryWithRew``."""
+        from imitation.data.types import DictObs, TrajectoryWithRew
+
+        if isinstance(self.observations[0], dict):
+            obs: Any = DictObs({k: np.stack([o[k] for o in self.observations]) for k in self.observations[0]})
+        else:
+            obs = np.stack(self.observations)
+        return TrajectoryWithRew(
+            obs=obs,
+            acts=np.stack(self.actions),
+            infos=None,
+            terminal=self.terminated,
+            rews=np.asarray(self.rewards, dtype=np.float32),
+        )
+
+
+def rollout_episode(
+    policy: Policy,
+    env: gym.Env,
+    seed: int | None,
+    *,
+    keep_observations: bool = True,
+    deterministic: bool = True,
+) -> Episode:
+    """Run ``policy`` in ``env`` from ``env.reset(seed=seed)`` until the episode ends."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    episode = Episode(seed=seed)
+    if "is_success" in info:
+        episode.reported_success = bool(info["is_success"])
+    if keep_observations:
+        episode.observations.append(obs)
+    done = False
+    while not done:
+        action, _ = policy.predict(obs, deterministic=deterministic)
+        obs, reward, terminated, truncated, info = env.step(action)
+        episode.rewards.append(float(reward))
+        if keep_observations:
+            episode.actions.append(np.asarray(action))
+            episode.observations.append(obs)
+        if "is_success" in info:
+            episode.reported_success = bool(episode.reported_success) or bool(info["is_success"])
+        done = terminated or truncated
+    episode.terminated, episode.truncated = bool(terminated), bool(truncated)
+    return episode
+
+
+def generate_trajectories(
+    policy: Policy,
+    env: gym.Env,
+    seeds: Sequence[int],
+    *,
+    progress: bool = False,
+    desc: str = "rollouts",
+):
+    """Roll out one episode per seed; returns imitation ``TrajectoryWithRew`` objects."""
+    from tqdm.auto import tqdm
+
+    return [
+        rollout_episode(policy, env, seed).to_trajectory()
+        for seed in tqdm(list(seeds), desc=desc, unit="ep", disable=not progress, leave=False)
+    ]

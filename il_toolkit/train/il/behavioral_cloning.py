@@ -1,0 +1,326 @@
+"""Behavioural cloning as seed 004 describes it, built on imitation's BC.
+
+Python::
+
+    from il_toolkit import BehavioralCloning, ILConfig
+    trainer = BehavioralCloning(env=gym.make("CartPole-v1"), config=ILConfig.behavioral_cloning(), use_wandb=True)
+    results = trainer.train(expert_policy=expert_policy)      # or dataset="cartpole/lqr-v0"
+
+Command line::
+
+    python -m il_toolkit.train.il.behavioral_cloning --env CartPole-v1 --bc_epochs 100 \
+        --batch_size 64 --learning_rate 1e-4 --output_dir ./output/bc
+
+A run writes, under ``output_dir``: ``config.json`` (the ILConfig), ``run.json``,
+``metrics.jsonl`` (``train/loss``, ``val/loss`` ... per epoch), ``best/`` (the policy with
+the lowest validation loss, the one evaluated), ``last/`` and ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from il_toolkit.config.training_config import ILConfig
+from il_toolkit.evaluation import evaluate
+from il_toolkit.policies import SB3Policy, as_policy, check_spaces
+from il_toolkit.policies.base import Policy
+from il_toolkit.rollout import generate_trajectories
+from il_toolkit.train.il import common
+from il_toolkit.train.logging import MetricLogger
+
+DEFAULT_NET_ARCH = [64, 64]
+
+
+def default_policy(env: gym.Env, learning_rate: float) -> Any:
+    """An SB3 actor-critic MLP (64, 64), what imitation's BC trains by default (wider)."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    return ActorCriticPolicy(
+        env.observation_space, env.action_space, lr_schedule=lambda _: learning_rate, net_arch=DEFAULT_NET_ARCH
+    )
+
+
+class BehavioralCloning:
+    """Supervised learning of a policy from expert demonstrations (seed 004).
+
+    Args:
+        env: the environment (instance or id) the policy acts in.
+        config: an :class:`ILConfig`; ``ILConfig.behavioral_cloning()`` by default.
+        use_wandb: log to wandb (offline unless ``WANDB_MODE`` says otherwise); defaults to
+            ``config.use_wandb``.
+        policy: a policy to start from: an :class:`SB3Policy`, an SB3/imitation policy, or
+            ``None`` for a fresh (64, 64) MLP.
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self,
+        env: str | gym.Env,
+        config: ILConfig | None = None,
+        use_wandb: bool | None = None,
+        *,
+        policy: Any = None,
+        progress: bool = True,
+    ) -> None:
+        self.env = common.resolve_env(env)
+        self.config = config if config is not None else ILConfig.behavioral_cloning()
+        self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
+        self.progress = progress
+        self.rng = common.seed_everything(self.config.seed)
+        if policy is None:
+            sb3_policy = default_policy(self.env, self.config.learning_rate)
+        else:
+            sb3_policy = policy.policy if isinstance(policy, SB3Policy) else policy
+            check_spaces(
+                "starting policy", sb3_policy.observation_space, sb3_policy.action_space,
+                self.env.observation_space, self.env.action_space,
+                fix=f"--model_path must point at a policy trained on {common.env_id_of(self.env)}",
+            )
+        self.policy = SB3Policy(sb3_policy)
+
+    # -- demonstrations ----------------------------------------------------------------
+    def demonstrations(
+        self,
+        expert_policy: Any = None,
+        dataset: str | None = None,
+        num_expert_episodes: int | None = None,
+    ) -> list:
+        """Expert trajectories: from ``dataset`` (a Minari id) or by rolling out
+        ``expert_policy`` (a Policy, SB3 model or function; the env's registered expert if None)."""
+        if dataset is not None:
+            from il_toolkit.train.datasets.minari_io import load_demonstrations
+
+            trajectories = load_demonstrations(dataset, env=self.env)
+            if num_expert_episodes is not None:
+                trajectories = trajectories[:num_expert_episodes]
+        else:
+            expert = self._expert(expert_policy)
+            check_spaces(
+                "expert", expert.observation_space, expert.action_space,
+                self.env.observation_space, self.env.action_space,
+                fix="use an expert written for this env",
+            )
+            n = num_expert_episodes or self.config.num_expert_episodes
+            trajectories = generate_trajectories(
+                expert, self.env, common.demonstration_seeds(self.config, n),
+                progress=self.progress, desc="expert demonstrations",
+            )
+        return common.filter_demonstrations(trajectories, self.config)
+
+    def _expert(self, expert_policy: Any) -> Policy:
+        if expert_policy is None:
+            from il_toolkit.experts import make_expert
+
+            return make_expert(common.env_id_of(self.env), env=self.env)
+        return as_policy(expert_policy, self.env.observation_space, self.env.action_space)
+
+    # -- training ----------------------------------------------------------------------
+    def train(
+        self,
+        expert_policy: Any = None,
+        *,
+        dataset: str | None = None,
+        num_expert_episodes: int | None = None,
+        trajectories: Sequence[Any] | None = None,
+        evaluate_policy: bool = True,
+    ) -> dict[str, Any]:
+        """Train on demonstrations, keep the best policy by validation loss, save and evaluate.
+
+        Returns a dict with the checkpoint paths, losses, timings and the evaluation aggregates.
+        """
+        start = time.perf_counter()
+        demos = list(trajectories) if trajectories is not None else self.demonstrations(expert_policy, dataset, num_expert_episodes)
+        train_demos, val_demos = common.split_episodes(demos, self.config.bc_validation_split, self.rng)
+        output_dir = Path(self.config.output_dir)
+        common.write_run_files(output_dir, self.config, {
+            "algorithm": "bc",
+            "env_id": common.env_id_of(self.env),
+            "dataset": dataset,
+            "n_demo_episodes": len(demos),
+            "n_train_episodes": len(train_demos),
+            "n_val_episodes": len(val_demos),
+        })
+        logger = MetricLogger(
+            output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
+            run_name=f"bc-{common.env_id_of(self.env)}-s{self.config.seed}", config=self.config.to_dict(),
+        )
+        try:
+            history = self._fit(train_demos, val_demos, logger)
+        finally:
+            logger.close()
+        train_seconds = time.perf_counter() - start
+        self.policy.save(output_dir / "last")
+        self.policy.policy.load_state_dict(history["best_state"])
+        self.policy.policy.set_training_mode(False)
+        best_path = self.policy.save(output_dir / "best")
+        results: dict[str, Any] = {
+            "policy_path": str(best_path),
+            "last_policy_path": str(output_dir / "last"),
+            "n_demo_episodes": len(demos),
+            "n_train_transitions": history["n_train"],
+            "n_val_transitions": history["n_val"],
+            "best_epoch": history["best_epoch"],
+            "best_val_loss": history["best_val_loss"],
+            "final_train_loss": history["final_train_loss"],
+            "train_seconds": train_seconds,
+        }
+        if evaluate_policy:
+            result = evaluate(self.policy, self.env, n_episodes=self.config.eval_episodes, progress=self.progress)
+            result.save(output_dir / "eval.json")
+            results["eval"] = result.aggregates
+            print(result.summary(), file=sys.stderr)
+        return results
+
+    def _fit(self, train_demos: Sequence[Any], val_demos: Sequence[Any], logger: MetricLogger) -> dict[str, Any]:
+        from imitation.algorithms import bc
+        from imitation.util import logger as imitation_logger
+
+        from il_toolkit.train.datasets.minari_io import to_transitions
+
+        train = to_transitions(train_demos)
+        val = to_transitions(val_demos) if val_demos else None
+        if len(train) < self.config.batch_size:
+            raise ValueError(
+                f"{len(train)} training transitions is fewer than batch_size {self.config.batch_size}: "
+                "collect more demonstrations or lower --batch_size"
+            )
+        trainer = bc.BC(
+            observation_space=self.env.observation_space,
+            action_space=self.env.action_space,
+            rng=self.rng,
+            policy=self.policy.policy,
+            demonstrations=train,
+            batch_size=self.config.batch_size,
+            optimizer_cls=_adamw_with_weight_decay(self.config.weight_decay),
+            optimizer_kwargs={"lr": self.config.learning_rate},
+            device=self.config.device,
+            custom_logger=imitation_logger.configure(format_strs=[]),
+        )
+        state: dict[str, Any] = {
+            "epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0,
+            "best_state": copy.deepcopy(self.policy.policy.state_dict()), "final_train_loss": float("nan"),
+        }
+
+        def on_epoch_end() -> None:
+            state["epoch"] += 1
+            metrics = {"train/loss": _bc_loss(trainer, train)}
+            state["final_train_loss"] = metrics["train/loss"]
+            if val is not None:
+                metrics["val/loss"] = _bc_loss(trainer, val)
+                if isinstance(self.env.action_space, gym.spaces.Discrete):
+                    metrics["val/accuracy"] = _accuracy(self.policy, val)
+            monitored = metrics.get("val/loss", metrics["train/loss"])
+            if monitored < state["best_val_loss"]:
+                state.update(best_val_loss=monitored, best_epoch=state["epoch"],
+                             best_state=copy.deepcopy(self.policy.policy.state_dict()))
+            metrics["epoch"] = state["epoch"]
+            logger.log(metrics, step=state["epoch"])
+
+        trainer.train(n_epochs=self.config.bc_epochs, on_epoch_end=on_epoch_end,
+                      progress_bar=self.progress, log_interval=10**9)
+        self.policy.policy.set_training_mode(False)
+        return {**state, "n_train": len(train), "n_val": 0 if val is None else len(val)}
+
+
+def _adamw_with_weight_decay(weight_decay: float) -> type[torch.optim.AdamW]:
+    """AdamW with decoupled weight decay fixed in. imitation's BC refuses a ``weight_decay``
+    optimizer kwarg (it offers an L2 loss term instead); seed 004's ``weight_decay`` is the
+    usual decoupled decay, so it is bound into the optimizer class."""
+
+    class AdamWWithDecay(torch.optim.AdamW):
+        def __init__(self, params: Any, **kwargs: Any) -> None:
+            super().__init__(params, weight_decay=weight_decay, **kwargs)
+
+    return AdamWWithDecay
+
+
+def _bc_loss(trainer: Any, transitions: Any) -> float:
+    """imitation's BC loss (negative log-likelihood + entropy and L2 terms) on ``transitions``."""
+    from imitation.data import types
+    from imitation.util import util
+
+    policy = trainer.policy
+    was_training = policy.training
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        obs = types.map_maybe_dict(
+            lambda x: util.safe_to_tensor(x, device=policy.device), types.maybe_unwrap_dictobs(transitions.obs)
+        )
+        acts = util.safe_to_tensor(transitions.acts, device=policy.device)
+        loss = float(trainer.loss_calculator(policy, obs, acts).loss)
+    policy.set_training_mode(was_training)
+    return loss
+
+
+def _accuracy(policy: SB3Policy, transitions: Any) -> float:
+    actions, _ = policy.predict(transitions.obs, deterministic=True)
+    return float(np.mean(np.asarray(actions).reshape(-1) == np.asarray(transitions.acts).reshape(-1)))
+
+
+# -- command line ------------------------------------------------------------------------
+CLI_FIELDS = (
+    "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
+    "num_expert_episodes", "demo_top_percentile", "seed", "eval_episodes", "output_dir",
+)
+
+
+def build_parser(prog: str = "python -m il_toolkit.train.il.behavioral_cloning"):
+    return common.build_parser(
+        prog,
+        "Behavioural cloning (seed 004): learn a policy from expert demonstrations, either collected "
+        "live from the env's registered expert (--env) or read from a Minari dataset (--dataset).",
+        ILConfig.behavioral_cloning(use_wandb=True),
+        CLI_FIELDS,
+    )
+
+
+def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
+          use_wandb: bool, progress: bool) -> dict[str, Any]:
+    """The undecorated function under the CLI: everything a run does, from parsed arguments."""
+    from il_toolkit.envs import make_env
+
+    if env_id is None:
+        if dataset is None:
+            raise SystemExit("give --env ENV_ID (train from its expert) or --dataset DATASET_ID")
+        from il_toolkit.train.datasets.minari_io import dataset_metadata, open_dataset
+
+        env_id = dataset_metadata(open_dataset(dataset)).get("il_toolkit_env_id")
+        if env_id is None:
+            raise SystemExit(f"dataset {dataset!r} does not record its env id; pass --env")
+    env = make_env(env_id)
+    policy = None
+    if model_path is not None:
+        from il_toolkit.policies import load
+
+        policy = load(model_path)
+    trainer = BehavioralCloning(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    expert_policy = None
+    if dataset is None and expert != "default":
+        from il_toolkit.experts import make_expert
+
+        expert_policy = make_expert(env_id, env=env, name=expert)
+    return trainer.train(expert_policy, dataset=dataset)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    import json
+
+    parser = build_parser(prog or "python -m il_toolkit.train.il.behavioral_cloning")
+    args = parser.parse_args(argv)
+    config = common.config_from_args(args, ILConfig.behavioral_cloning())
+    results = train(config, env_id=args.env, dataset=args.dataset, expert=args.expert,
+                    model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

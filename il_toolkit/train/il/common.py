@@ -1,0 +1,138 @@
+"""What BC, DAgger and GAIL share: seeding, demonstrations, train/validation splits, the
+seed-004 command-line flags and the run directory layout."""
+
+from __future__ import annotations
+
+import argparse
+import random
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from il_toolkit.config.training_config import BETA_SCHEDULES, ILConfig
+from il_toolkit.envs import make_env
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed python, numpy and torch (single-threaded: fastest for small models on 2 cores)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    return np.random.default_rng(seed)
+
+
+def resolve_env(env: str | gym.Env) -> gym.Env:
+    return make_env(env) if isinstance(env, str) else env
+
+
+def env_id_of(env: gym.Env) -> str:
+    if env.spec is None:
+        raise ValueError("the env has no spec (id); make it with gymnasium.make or il_toolkit.envs.make_env")
+    return env.spec.id
+
+
+def demonstration_seeds(config: ILConfig, n_episodes: int) -> list[int]:
+    """Reset seeds for expert demonstrations: disjoint per training seed, and far from the
+    evaluation seeds (1,000,000 and up)."""
+    base = config.seed * 10_000
+    return list(range(base, base + n_episodes))
+
+
+def split_episodes(trajectories: Sequence[Any], validation_split: float, rng: np.random.Generator) -> tuple[list, list]:
+    """Split whole episodes (not steps, so no episode leaks into both) into train / validation."""
+    n = len(trajectories)
+    n_val = int(round(n * validation_split)) if validation_split > 0 and n >= 2 else 0
+    if validation_split > 0 and n >= 2:
+        n_val = max(1, min(n - 1, n_val))
+    order = rng.permutation(n)
+    val = [trajectories[i] for i in sorted(order[:n_val])]
+    train = [trajectories[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def filter_demonstrations(trajectories: Sequence[Any], config: ILConfig) -> list[Any]:
+    """Seed 004's data-quality filter: keep episodes in the top return percentile."""
+    from il_toolkit.train.datasets.minari_io import filter_top_percentile
+
+    kept = list(trajectories)
+    if config.demo_top_percentile is not None:
+        kept = filter_top_percentile(kept, config.demo_top_percentile)
+    return kept
+
+
+# -- command line ----------------------------------------------------------------------
+_HELP = {
+    "bc_epochs": "training epochs (per DAgger iteration for DAgger)",
+    "bc_validation_split": "fraction of demonstration episodes held out for val/loss",
+    "learning_rate": "optimizer learning rate",
+    "batch_size": "minibatch size",
+    "weight_decay": "AdamW weight decay",
+    "seed": "training seed (also picks the demonstration starts)",
+    "num_expert_episodes": "expert episodes to collect when no --dataset is given",
+    "demo_top_percentile": "keep only demonstrations at or above this return percentile (e.g. 70)",
+    "dagger_iterations": "number of DAgger iterations",
+    "dagger_episodes_per_iter": "episodes collected per DAgger iteration",
+    "dagger_beta_schedule": f"beta decay: {', '.join(BETA_SCHEDULES)}",
+    "dagger_initial_beta": "starting probability of acting with the expert",
+    "gail_disc_hidden_dim": "discriminator hidden layer size",
+    "gail_disc_updates": "discriminator updates per policy update",
+    "gail_disc_lr": "discriminator learning rate",
+    "gail_reward_scale": "multiplier for the GAIL reward",
+    "gail_disc_noise": "std of Gaussian noise added to discriminator inputs",
+    "total_timesteps": "environment steps for GAIL/PPO",
+    "eval_episodes": "evaluation episodes after training",
+    "output_dir": "where the checkpoint, config, metrics and evaluation are written",
+}
+
+
+def build_parser(prog: str, description: str, preset: ILConfig, field_names: Sequence[str]) -> argparse.ArgumentParser:
+    """A parser with seed 004's flags (``--bc_epochs`` ...) for ``field_names``, defaults from ``preset``."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    source = parser.add_argument_group("data and environment")
+    source.add_argument("--env", help="gymnasium env id, e.g. CartPole-v1 (see `il-toolkit envs`)")
+    source.add_argument("--dataset", help="Minari dataset id to train from instead of a live expert")
+    source.add_argument("--expert", default="default", help="expert name for live demonstrations (see `il-toolkit experts`)")
+    source.add_argument("--model_path", help="start from this saved policy directory")
+    types = {f.name: f.type for f in fields(ILConfig)}
+    hyper = parser.add_argument_group("configuration (ILConfig fields)")
+    for name in field_names:
+        default = getattr(preset, name)
+        kind = {"int": int, "float": float, "str": str, "float | None": float}.get(str(types[name]), str)
+        kwargs: dict[str, Any] = {"type": kind, "default": default, "help": _HELP.get(name, name)}
+        if name == "dagger_beta_schedule":
+            kwargs["choices"] = BETA_SCHEDULES
+        hyper.add_argument(f"--{name}", **kwargs)
+    logging = parser.add_argument_group("logging")
+    logging.add_argument(
+        "--use_wandb", action=argparse.BooleanOptionalAction, default=preset.use_wandb,
+        help="log to wandb (offline unless WANDB_MODE is set)",
+    )
+    logging.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, preset: ILConfig) -> ILConfig:
+    """``preset`` with every ILConfig field given on the command line replaced."""
+    names = {f.name for f in fields(ILConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    return preset.replace(**overrides)
+
+
+def write_run_files(output_dir: str | Path, config: ILConfig, extra: dict[str, Any] | None = None) -> Path:
+    """``output_dir/config.json`` (the ILConfig) and ``run.json`` (what was run)."""
+    import json
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.json")
+    if extra is not None:
+        (out / "run.json").write_text(json.dumps(extra, indent=2, default=str))
+    return out

@@ -1,0 +1,213 @@
+"""The shared training step of every flow-matching trainer; families override only what differs.
+
+Trainer contract (seed 000)::
+
+    trainer = Trainer(models, optimizers, loss, device)      # nn.ModuleDict, dict[str, Optimizer], nn.Module | None
+    metrics = trainer.train_step(data, epoch, total_epochs, iterations)   # dict[str, float], logged to wandb
+
+``data`` is a plain dict of tensors (see :mod:`il_toolkit.model.spec` for the keys and
+shapes); raw (un-normalised) state and actions, uint8 or [0, 1] float images.
+
+The step: (1) features per camera, (2) conditioning by the info embedder, (3) flow matching
+(noise x0, time t, x_t, target velocity x1 - x0), (4) velocity from the action decoder,
+(5) loss, (6) zero-grad, backward, gradient clipping per component, optimizer step.
+Hooks a family overrides: :meth:`build_models` (extra components), :meth:`drop_sources`,
+:meth:`training_context` / :meth:`inference_context` (extra conditioning such as a code),
+:meth:`velocity` (e.g. a mixture of decoders) and :meth:`extra_losses`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from il_toolkit.model.components import FlowModels, build_flow_models, check_batch, n_sources, observation_sources
+from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate
+from il_toolkit.model.spec import ACTION_KEY, FlowModelSpec
+
+Context = dict[str, Any]
+
+
+class FlowMatchingTrainer:
+    """Base flow-matching trainer: uniform time, no camera dropout, L2 velocity loss."""
+
+    key: ClassVar[str] = ""
+    time_distribution: ClassVar[TimeDistribution] = TimeDistribution("uniform")
+    camera_dropout: ClassVar[float] = 0.0
+    velocity_loss_kind: ClassVar[str] = "l2"
+    requires_depth: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        models: nn.ModuleDict,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        loss: nn.Module | None = None,
+        device: torch.device | str = "cpu",
+        *,
+        grad_clip_norm: float | None = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        spec = getattr(models, "spec", None)
+        if not isinstance(spec, FlowModelSpec):
+            raise TypeError(
+                f"{type(self).__name__} needs the models built by {type(self).__name__}.build_models(spec) "
+                "(an nn.ModuleDict that carries its FlowModelSpec)"
+            )
+        self.check_models(models)
+        self.spec: FlowModelSpec = spec
+        self.device = torch.device(device)
+        self.models: FlowModels = models.to(self.device)  # type: ignore[assignment]
+        self.optimizers = dict(optimizers)
+        self.loss = loss
+        self.grad_clip_norm = grad_clip_norm
+        self.generator = generator
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def build_models(cls, spec: FlowModelSpec) -> FlowModels:
+        """The components this trainer trains (subclasses add theirs)."""
+        if cls.requires_depth and not spec.depth_cameras:
+            raise ValueError(
+                f"{cls.key or cls.__name__} trains on depth as an extra visual input: "
+                "build the spec with depth_cameras=(...,) (read from 'observation.depth.<camera>')"
+            )
+        return build_flow_models(spec)
+
+    @classmethod
+    def build_optimizers(
+        cls, models: nn.ModuleDict, lr: float = 3e-4, weight_decay: float = 1e-6
+    ) -> dict[str, torch.optim.Optimizer]:
+        """One AdamW per component that has trainable parameters."""
+        optimizers = {}
+        for name, module in models.items():
+            params = [p for p in module.parameters() if p.requires_grad]
+            if params:
+                optimizers[name] = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return optimizers
+
+    def check_models(self, models: nn.ModuleDict) -> None:
+        """Refuse models built for a different trainer (missing or extra components)."""
+        expected = set(type(self).build_models(models.spec).keys())
+        got = set(models.keys())
+        if expected != got:
+            raise ValueError(
+                f"models do not fit {self.key or type(self).__name__}: missing components {sorted(expected - got)}, "
+                f"unexpected components {sorted(got - expected)}; build them with {type(self).__name__}.build_models(spec)"
+            )
+
+    # -- pieces of the step -------------------------------------------------------------
+    def to_device(self, data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Tensors (or arrays) of ``data`` on the trainer's device; other entries are ignored."""
+        return {
+            k: torch.as_tensor(v).to(self.device)
+            for k, v in data.items()
+            if isinstance(v, torch.Tensor) or hasattr(v, "__array__")
+        }
+
+    def drop_sources(self, batch_size: int) -> torch.Tensor | None:
+        """``(B, n_sources)`` booleans: whole visual inputs dropped with ``camera_dropout``."""
+        n_visual = len(self.spec.visual_inputs)
+        if self.camera_dropout <= 0 or n_visual == 0:
+            return None
+        dropped = torch.zeros(batch_size, n_sources(self.spec), dtype=torch.bool, device=self.device)
+        draw = torch.rand(batch_size, n_visual, device=self.device, generator=self.generator) < self.camera_dropout
+        dropped[:, :n_visual] = draw
+        return dropped
+
+    def encode(self, batch: Mapping[str, torch.Tensor], *, training: bool) -> torch.Tensor:
+        """Steps 1-2: per-camera features, then the info embedder: ``(B, N, d_model)``."""
+        sources = observation_sources(self.models, batch)
+        dropped = self.drop_sources(sources[0].shape[0]) if training else None
+        return self.models["info_embedder"](sources, dropped)
+
+    def training_context(self, cond: torch.Tensor, actions: torch.Tensor) -> Context:
+        """Extra conditioning built with access to the demonstrated chunk (e.g. a posterior code)."""
+        return {"cond": cond}
+
+    def inference_context(self, cond: torch.Tensor, *, deterministic: bool, **options: Any) -> Context:
+        return {"cond": cond}
+
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
+        """Step 4: predicted velocity ``(B, horizon, Da)``."""
+        return self.models["action_decoder"](x_t, t, context["cond"])
+
+    def velocity_loss(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.loss is not None:
+            return self.loss(predicted, target)
+        if self.velocity_loss_kind == "l1":
+            return F.l1_loss(predicted, target)
+        return F.mse_loss(predicted, target)
+
+    def extra_losses(
+        self, context: Context, x_t: torch.Tensor, t: torch.Tensor, predicted: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Family-specific terms added to the velocity loss, and their metrics."""
+        return torch.zeros((), device=self.device), {}
+
+    # -- the step -----------------------------------------------------------------------
+    def compute_loss(self, data: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Steps 1-5 on one batch: ``(total loss, metrics)``."""
+        batch = self.to_device(data)
+        check_batch(batch, self.spec, need_action=True)
+        actions = self.models["normalizer"].normalize_action(batch[ACTION_KEY].float())
+        cond = self.encode(batch, training=True)
+        x0 = torch.randn(actions.shape, device=self.device, generator=self.generator)
+        t = self.time_distribution.sample(actions.shape[0], device=self.device, generator=self.generator)
+        x_t, target = flow_matching_pair(x0, actions, t)
+        context = self.training_context(cond, actions)
+        predicted = self.velocity(x_t, t, context)
+        velocity_loss = self.velocity_loss(predicted, target)
+        extra, metrics = self.extra_losses(context, x_t, t, predicted, actions)
+        total = velocity_loss + extra
+        return total, {"loss": float(total.detach()), "velocity_loss": float(velocity_loss.detach()), **metrics}
+
+    def train_step(self, data: Mapping[str, Any], epoch: int, total_epochs: int, iterations: int) -> dict[str, float]:
+        """One gradient step; returns metrics (all finite floats unless training diverged)."""
+        if not self.optimizers:
+            raise RuntimeError(f"{type(self).__name__} was built without optimizers; pass build_optimizers(models)")
+        self.models.train()
+        loss, metrics = self.compute_loss(data)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for name, module in self.models.items():
+            params = [p for p in module.parameters() if p.grad is not None]
+            if not params:
+                continue
+            max_norm = self.grad_clip_norm if self.grad_clip_norm is not None else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            metrics[f"grad_norm/{name}"] = float(norm)
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+        metrics.update(epoch=float(epoch), progress=float(epoch) / max(total_epochs, 1), iterations=float(iterations))
+        return metrics
+
+    # -- inference ----------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_actions(
+        self,
+        data: Mapping[str, Any],
+        *,
+        n_steps: int = 10,
+        solver: str = "euler",
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> torch.Tensor:
+        """Integrate noise to an action chunk ``(B, horizon, Da)`` in the data's (raw) units.
+
+        ``deterministic`` only affects discrete choices a family makes (e.g. argmax code);
+        the noise comes from ``generator`` (seed it for reproducible chunks).
+        """
+        self.models.eval()
+        batch = self.to_device(data)
+        cond = self.encode(batch, training=False)
+        context = self.inference_context(cond, deterministic=deterministic, generator=generator, **options)
+        shape = (cond.shape[0], self.spec.horizon, self.spec.action_dim)
+        x0 = torch.randn(shape, device=self.device, generator=generator)
+        x1 = integrate(lambda x, t: self.velocity(x, t, context), x0, n_steps=n_steps, solver=solver)
+        return self.models["normalizer"].unnormalize_action(x1)

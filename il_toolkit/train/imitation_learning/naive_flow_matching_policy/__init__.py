@@ -1,0 +1,1 @@
+"""``naive_flow_matching_policy_trainer``: the plain flow-matching policy."""

@@ -1,0 +1,1 @@
+"""``vfp_single_expert_trainer`` and ``vfp_single_expert_trainer_depth``: single-expert VFP."""
