@@ -19,7 +19,7 @@ from il_toolkit.policies.base import BasePolicy
 
 # State cost on (x, x_dot, theta, theta_dot) and force cost: weights tuned for the ±10 N
 # bang-bang actuator so the cart also returns to the centre of the track.
-DEFAULT_Q = (1.0, 1.0, 10.0, 1.0)
+DEFAULT_Q = (1.0, 1.0, 100.0, 1.0)
 DEFAULT_R = 0.1
 
 

@@ -2,17 +2,23 @@
 
 - ``WANDB_MODE=offline``: logging never needs an account and never blocks on the network.
 - ``MUJOCO_GL=egl``: headless MuJoCo rendering (Mesa's llvmpipe on machines with no GPU).
-- ``PYGAME_HIDE_SUPPORT_PROMPT=1``: pygame (used by gym-pusht) prints no banner.
+- ``PYGAME_HIDE_SUPPORT_PROMPT=1``, ``SDL_AUDIODRIVER=dummy``: pygame (used by gym-pusht)
+  prints no banner and probes no sound server.
+
+pygame's own ``pkg_resources`` deprecation warning is silenced (the stack pins setuptools<81
+on purpose, see DESIGN.md).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 DEFAULT_ENVIRONMENT = {
     "WANDB_MODE": "offline",
     "MUJOCO_GL": "egl",
     "PYGAME_HIDE_SUPPORT_PROMPT": "1",
+    "SDL_AUDIODRIVER": "dummy",
 }
 
 
@@ -21,3 +27,4 @@ def apply_environment_defaults() -> None:
         os.environ.setdefault(key, value)
     if os.environ.get("MUJOCO_GL") == "egl":
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

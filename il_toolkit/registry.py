@@ -67,8 +67,8 @@ class Registry(Generic[T]):
         if key in self._entries:
             raise DuplicateKeyError(f"{self.name} registry already has {key!r}; pick another key")
         if indirect is not None:
-            _, sep, _ = indirect.partition(":")
-            if not sep:
+            module_name, sep, attr = indirect.partition(":")
+            if not (module_name and sep and attr):
                 raise ValueError(f"indirect entry must look like 'package.module:attr', got {indirect!r}")
             self._entries[key] = indirect
         else:

@@ -222,6 +222,20 @@ def _check_finite(name: str, episode_id: int, values: Any) -> None:
             )
 
 
+def _to_trajectory(episode: Any):
+    from imitation.data.types import TrajectoryWithRew
+
+    _check_finite("actions", episode.id, episode.actions)
+    _check_finite("observations", episode.id, episode.observations)
+    return TrajectoryWithRew(
+        obs=_episode_observations(episode.observations),
+        acts=np.asarray(episode.actions),
+        infos=None,
+        terminal=bool(episode.terminations[-1]),
+        rews=np.asarray(episode.rewards, dtype=np.float32),
+    )
+
+
 def load_demonstrations(
     dataset_id: str,
     env: gym.Env | None = None,
@@ -233,24 +247,18 @@ def load_demonstrations(
     With ``env``, the dataset's spaces must fit the env's (else :class:`DatasetError`).
     Non-finite observations or actions are refused, naming the episode and steps.
     """
-    from imitation.data.types import TrajectoryWithRew
-
     dataset = open_dataset(dataset_id)
     if env is not None:
         check_dataset_env(dataset, env, dataset_id)
-    trajectories = []
-    for episode in dataset.iterate_episodes(episode_indices):
-        _check_finite("actions", episode.id, episode.actions)
-        _check_finite("observations", episode.id, episode.observations)
-        trajectories.append(
-            TrajectoryWithRew(
-                obs=_episode_observations(episode.observations),
-                acts=np.asarray(episode.actions),
-                infos=None,
-                terminal=bool(episode.terminations[-1]),
-                rews=np.asarray(episode.rewards, dtype=np.float32),
-            )
-        )
+    try:
+        trajectories = [_to_trajectory(episode) for episode in dataset.iterate_episodes(episode_indices)]
+    except DatasetError:
+        raise
+    except Exception as exc:  # h5py/arrow raise OSError, KeyError, ValueError on damaged files
+        raise DatasetError(
+            f"dataset {dataset_id!r} at {dataset_path(dataset_id)} is corrupt or incomplete ({type(exc).__name__}: "
+            f"{exc}); collect it again with --overwrite"
+        ) from exc
     if not trajectories:
         raise DatasetError(f"dataset {dataset_id!r} has no episodes; collect some first")
     return trajectories

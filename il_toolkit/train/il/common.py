@@ -111,10 +111,10 @@ def build_parser(prog: str, description: str, preset: ILConfig, field_names: Seq
             kwargs["choices"] = BETA_SCHEDULES
         hyper.add_argument(f"--{name}", **kwargs)
     logging = parser.add_argument_group("logging")
-    logging.add_argument(
-        "--use_wandb", action=argparse.BooleanOptionalAction, default=preset.use_wandb,
-        help="log to wandb (offline unless WANDB_MODE is set)",
-    )
+    logging.set_defaults(use_wandb=preset.use_wandb)
+    logging.add_argument("--use_wandb", dest="use_wandb", action="store_true",
+                         help="log to wandb, offline unless WANDB_MODE is set (default: on)")
+    logging.add_argument("--no_wandb", dest="use_wandb", action="store_false", help="do not log to wandb")
     logging.add_argument("--no_progress", action="store_true", help="hide progress bars")
     return parser
 

@@ -1,0 +1,68 @@
+# The README's two commands:
+#   make quick   set up everything on a fresh machine, then run the main job
+#   make test    set up everything on a fresh machine, then run the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.il_toolkit-installed
+# pip prints a warning per package for index locations this machine does not have; hide only those.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+# Shared libraries MuJoCo needs for headless rendering (EGL via Mesa's llvmpipe).
+APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglvnd0
+
+export WANDB_MODE ?= offline
+export MUJOCO_GL ?= egl
+export PYGAME_HIDE_SUPPORT_PROMPT := 1
+
+.PHONY: setup system-deps quick test test-slow bench clean help
+
+help:
+	@echo "make quick      set up (venv, packages, system libraries) and run the main job"
+	@echo "make test       set up and run the test suite (what CI runs)"
+	@echo "make test-slow  also run the slow learning checks"
+	@echo "make bench      run the benchmarks of the foundation (figures in benchmarks/results/)"
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing system packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "warning: missing system packages:$$missing (MuJoCo rendering needs them): sudo apt-get install$$missing"; \
+		fi; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; il_toolkit needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, on its own line: an exact pin takes the local CPU wheel, a looser one pulls CUDA.
+	$(PIP) install -q torch==2.13.0 2>&1 | $(QUIET_PIP)
+	$(PIP) install -q -c constraints.txt -e ".[test]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import il_toolkit, imitation, minari, gym_pusht, mujoco, torch; print('il_toolkit', il_toolkit.__version__, 'installed; torch', torch.__version__)"
+	touch $(STAMP)
+
+quick: setup
+	$(PY) -m il_toolkit.train.il.behavioral_cloning --env CartPole-v1 --num_expert_episodes 10 \
+		--bc_epochs 100 --batch_size 64 --learning_rate 1e-4 --output_dir ./output/bc
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m "slow or not slow"
+
+bench: setup
+	$(PY) benchmarks/cartpole_bc.py
+	$(PY) benchmarks/checkpoint_roundtrip.py
+	$(PY) benchmarks/minari_roundtrip.py
+	$(PY) benchmarks/cartpole_expert.py
+
+clean:
+	rm -rf output $(VENV)

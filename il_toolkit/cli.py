@@ -1,0 +1,176 @@
+"""The ``il-toolkit`` command: envs, experts, collect, train, eval, datasets.
+
+Run ``il-toolkit COMMAND --help`` for each command's flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+TRAIN_MODULES = {
+    "bc": "il_toolkit.train.il.behavioral_cloning",
+}
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from il_toolkit.envs import ENVIRONMENTS, make_env
+    from il_toolkit.experts import DEFAULT_EXPERTS
+    from il_toolkit.policies.spaces import describe
+
+    for entry in ENVIRONMENTS:
+        print(f"{entry.id}  (max {entry.max_episode_steps} steps; expert: {DEFAULT_EXPERTS.get(entry.id, '-')})")
+        if entry.description:
+            print(f"    {entry.description}")
+        for obs_type in entry.obs_types:
+            kwargs = {"obs_type": obs_type} if len(entry.obs_types) > 1 else {}
+            try:
+                env = make_env(entry.id, **kwargs)
+                spaces = f"obs {describe(env.observation_space)}; action {describe(env.action_space)}"
+                env.close()
+            except Exception as exc:  # one broken simulator must not hide the others
+                spaces = f"unavailable: {type(exc).__name__}: {exc}"
+            label = f"obs_type={obs_type}: " if len(entry.obs_types) > 1 else ""
+            print(f"    {label}{spaces}")
+    return 0
+
+
+def _cmd_experts(args: argparse.Namespace) -> int:
+    from il_toolkit.experts import EXPERT_REGISTRY
+
+    for name in EXPERT_REGISTRY.keys():
+        meta = EXPERT_REGISTRY.metadata(name)
+        print(f"{name}: {', '.join(meta['env_ids'])}")
+        if meta.get("description"):
+            print(f"    {meta['description']}")
+    return 0
+
+
+def _env_kwargs(pairs: Sequence[str]) -> dict:
+    kwargs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--env-kwarg expects KEY=VALUE, got {pair!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from il_toolkit.train.datasets.minari_io import collect_dataset
+
+    report = collect_dataset(
+        args.env, args.dataset_id, args.episodes, expert=args.expert, seed=args.seed,
+        overwrite=args.overwrite, env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress,
+    )
+    print(
+        f"wrote {report.n_episodes} episodes ({report.n_steps} steps, mean return {report.mean_return:.2f}) "
+        f"of {report.env_id} by expert {report.expert} to {report.dataset_id} at {report.path} "
+        f"in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    import minari
+
+    from il_toolkit.train.datasets.minari_io import datasets_root
+
+    found = minari.list_local_datasets() if datasets_root().exists() else {}
+    if not found:
+        print(f"no datasets under {datasets_root()}")
+    for dataset_id, meta in sorted(found.items()):
+        print(f"{dataset_id}: {meta.get('total_episodes')} episodes, {meta.get('total_steps')} steps, "
+              f"env {meta.get('il_toolkit_env_id', '?')}, expert {meta.get('il_toolkit_expert', '?')}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from il_toolkit.evaluation import evaluate
+    from il_toolkit.policies import load
+
+    policy = load(args.policy)
+    result = evaluate(policy, args.env, n_episodes=args.episodes, seed=args.seed,
+                      env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress)
+    if args.output:
+        result.save(args.output)
+    print(result.summary())
+    print(json.dumps(result.aggregates, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="il-toolkit",
+        description="Interactive imitation learning on Gymnasium: collect demonstrations, train BC "
+        "(DAgger, GAIL and flow-matching policies as they land), evaluate.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("envs", help="list the toolkit's environments with their spaces")
+    p.set_defaults(func=_cmd_envs)
+
+    p = sub.add_parser("experts", help="list the scripted experts and the envs they serve")
+    p.set_defaults(func=_cmd_experts)
+
+    p = sub.add_parser("collect", help="roll out an expert and write a Minari dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--env", required=True, help="env id, e.g. CartPole-v1 or il_toolkit/PushT-v0")
+    p.add_argument("--expert", default="default", help="expert name (`il-toolkit experts`); default: the env's")
+    p.add_argument("--episodes", type=int, required=True, help="number of episodes")
+    p.add_argument("--dataset-id", required=True, help="Minari id NAMESPACE/NAME-vN, e.g. cartpole/lqr-v0")
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword for the env constructor, e.g. obs_type=pixels (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("datasets", help="list local Minari datasets")
+    p.set_defaults(func=_cmd_datasets)
+
+    p = sub.add_parser("train", help="train a policy: il-toolkit train METHOD [flags] (METHOD --help for flags)")
+    p.add_argument("method", choices=sorted(TRAIN_MODULES), help="training method")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="the method's own flags")
+    p.set_defaults(func=None)
+
+    p = sub.add_parser("eval", help="evaluate a saved policy",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--policy", required=True, help="policy checkpoint directory")
+    p.add_argument("--env", required=True, help="env id")
+    p.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
+    p.add_argument("--seed", type=int, default=1_000_000, help="episode i is reset with seed SEED+i")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="env constructor keyword")
+    p.add_argument("--output", help="write per-episode records and aggregates to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import importlib
+
+    from il_toolkit.envs import UnknownEnvError
+    from il_toolkit.policies import CheckpointError, SpaceMismatchError
+    from il_toolkit.registry import UnknownKeyError
+    from il_toolkit.train.datasets.minari_io import DatasetError
+    from il_toolkit.config.training_config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            module = importlib.import_module(TRAIN_MODULES[args.method])
+            return module.main(args.rest, prog=f"il-toolkit train {args.method}")
+        return args.func(args)
+    except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError) as exc:
+        print(f"il-toolkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
