@@ -45,10 +45,51 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         instruction="push the T block onto the target",
         description="gym-pusht; success = coverage > 0.95",
     ),
+    EnvEntry(
+        id="il_toolkit/AlohaTransferCube-v0",
+        entry_point="il_toolkit.envs.aloha:AlohaEnv",
+        max_episode_steps=400,
+        kwargs={"task": "transfer_cube", "obs_type": "state", "control": "joint"},
+        obs_types=("state", "pixels", "pixels_agent_pos"),
+        instruction="transfer the red cube to the other arm",
+        description="gym-aloha transfer_cube, joint-position control; strict end-state success, package reward in info['stage']",
+    ),
+    EnvEntry(
+        id="il_toolkit/AlohaInsertion-v0",
+        entry_point="il_toolkit.envs.aloha:AlohaEnv",
+        max_episode_steps=400,
+        kwargs={"task": "insertion", "obs_type": "state", "control": "joint"},
+        obs_types=("state", "pixels", "pixels_agent_pos"),
+        instruction="insert the peg into the socket",
+        description="gym-aloha insertion, joint-position control; strict end-state success, package reward in info['stage']",
+    ),
+    EnvEntry(
+        id="il_toolkit/AlohaTransferCubeEE-v0",
+        entry_point="il_toolkit.envs.aloha:AlohaEnv",
+        max_episode_steps=400,
+        kwargs={"task": "transfer_cube", "obs_type": "state", "control": "ee"},
+        obs_types=("state", "pixels", "pixels_agent_pos"),
+        instruction="transfer the red cube to the other arm",
+        description="gym-aloha transfer_cube, end-effector (mocap) control; strict end-state success, package reward in info['stage']",
+    ),
+    EnvEntry(
+        id="il_toolkit/AlohaInsertionEE-v0",
+        entry_point="il_toolkit.envs.aloha:AlohaEnv",
+        max_episode_steps=400,
+        kwargs={"task": "insertion", "obs_type": "state", "control": "ee"},
+        obs_types=("state", "pixels", "pixels_agent_pos"),
+        instruction="insert the peg into the socket",
+        description="gym-aloha insertion, end-effector (mocap) control; strict end-state success, package reward in info['stage']",
+    ),
 )
 
 # Plain gymnasium ids that mean the same task as one of ours.
-ALIASES = {"CartPole-v1": "il_toolkit/CartPole-v1", "gym_pusht/PushT-v0": "il_toolkit/PushT-v0"}
+ALIASES = {
+    "CartPole-v1": "il_toolkit/CartPole-v1",
+    "gym_pusht/PushT-v0": "il_toolkit/PushT-v0",
+    "gym_aloha/AlohaTransferCube-v0": "il_toolkit/AlohaTransferCube-v0",
+    "gym_aloha/AlohaInsertion-v0": "il_toolkit/AlohaInsertion-v0",
+}
 
 
 def register_envs() -> None:

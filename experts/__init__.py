@@ -22,11 +22,32 @@ EXPERT_REGISTRY.register(
     env_ids=("il_toolkit/CartPole-v1", "il_toolkit/CartPoleFixedHorizon-v1"),
     description="LQR on the linearised cart-pole dynamics, bang-bang on the sign of the force",
 )
+EXPERT_REGISTRY.register(
+    "pusht",
+    indirect="il_toolkit.experts.pusht:PushTExpert",
+    env_ids=("il_toolkit/PushT-v0",),
+    description="memoryless pusher: best contact by the closed-form frictionless push response, routed around the T",
+)
 
 DEFAULT_EXPERTS: dict[str, str] = {
     "il_toolkit/CartPole-v1": "cartpole_lqr",
     "il_toolkit/CartPoleFixedHorizon-v1": "cartpole_lqr",
 }
+DEFAULT_EXPERTS["il_toolkit/PushT-v0"] = "pusht"
+EXPERT_REGISTRY.register(
+    "aloha_transfer_cube",
+    indirect="il_toolkit.experts.aloha:AlohaTransferCubeExpert",
+    env_ids=("il_toolkit/AlohaTransferCube-v0",),
+    description="state feedback in joint space: phase from the state, IK to end-effector goals from the cube pose",
+)
+EXPERT_REGISTRY.register(
+    "aloha_insertion",
+    indirect="il_toolkit.experts.aloha:AlohaInsertionExpert",
+    env_ids=("il_toolkit/AlohaInsertion-v0",),
+    description="state feedback in joint space: picks peg and socket, aligns the peg on the socket's axis",
+)
+DEFAULT_EXPERTS["il_toolkit/AlohaTransferCube-v0"] = "aloha_transfer_cube"
+DEFAULT_EXPERTS["il_toolkit/AlohaInsertion-v0"] = "aloha_insertion"
 
 
 class ExpertEnvMismatchError(ValueError):

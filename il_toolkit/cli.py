@@ -12,6 +12,8 @@ from typing import Sequence
 
 TRAIN_MODULES = {
     "bc": "il_toolkit.train.il.behavioral_cloning",
+    "dagger": "il_toolkit.train.il.dagger",
+    "gail": "il_toolkit.train.il.gail",
 }
 
 
@@ -160,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from il_toolkit.registry import UnknownKeyError
     from il_toolkit.train.datasets.minari_io import DatasetError
     from il_toolkit.config.training_config import ConfigError
+    from il_toolkit.train.il.common import ResumeMismatchError
 
     args = build_parser().parse_args(argv)
     try:
@@ -167,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(TRAIN_MODULES[args.method])
             return module.main(args.rest, prog=f"il-toolkit train {args.method}")
         return args.func(args)
-    except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError) as exc:
+    except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
+            ResumeMismatchError) as exc:
         print(f"il-toolkit: error: {exc}", file=sys.stderr)
         return 2
 

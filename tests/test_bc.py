@@ -76,3 +76,28 @@ def test_wandb_logs_offline_without_an_account(tmp_path, cartpole_demos, monkeyp
     trainer.train(trajectories=cartpole_demos[:3], evaluate_policy=False)
     runs = list((tmp_path / "bc" / "wandb").glob("offline-run-*"))
     assert runs, "expected an offline wandb run directory"
+
+
+def test_mlp_policy_regresses_continuous_actions(tmp_path):
+    """Toolkit MLPPolicy through BC on PushT states: learn 'move to the block' (a = block x, y)."""
+    from imitation.data.types import TrajectoryWithRew
+
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    env = make_env("PushT-v0")
+    rng = np.random.default_rng(0)
+    low, high = [50, 50, 100, 100, 0], [450, 450, 400, 400, 6]
+
+    def episode():
+        obs = rng.uniform(low, high, size=(101, 5))
+        return TrajectoryWithRew(obs=obs, acts=obs[:-1, 2:4].astype(np.float32), infos=None, terminal=False,
+                                 rews=np.zeros(100, np.float32))
+
+    trainer = BehavioralCloning(env, _config(tmp_path, bc_epochs=30, batch_size=32, learning_rate=3e-3), progress=False)
+    assert isinstance(trainer.policy, MLPPolicy)
+    results = trainer.train(trajectories=[episode() for _ in range(10)], evaluate_policy=False)
+    obs = rng.uniform(low, high, size=(64, 5))
+    error = np.abs(trainer.policy.predict(obs)[0] - obs[:, 2:4]).mean()
+    assert error < 10.0, error  # pixels on a 512-pixel board
+    restored = load(results["policy_path"])
+    np.testing.assert_allclose(restored.predict(obs)[0], trainer.policy.predict(obs)[0])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
+POLICY_TYPES = ("auto", "sb3", "mlp")
 
 
 class ConfigError(ValueError):
@@ -100,7 +101,11 @@ class ILConfig(_ConfigMixin):
     # Demonstrations
     num_expert_episodes: int = 50
     demo_top_percentile: float | None = None  # keep episodes at or above this return percentile (seed: 70)
-    demo_only_successful: bool = False
+
+    # Policy trained by BC / DAgger: "sb3" (an SB3 actor-critic trained by imitation's BC),
+    # "mlp" (the toolkit's MLPPolicy with normalisation), or "auto" (sb3 for discrete actions, else mlp)
+    policy_type: str = "auto"
+    policy_hidden_sizes: list[int] | None = None  # None: (64, 64) for sb3, (256, 256) for mlp
 
     # DAgger
     dagger_iterations: int = 10
@@ -114,6 +119,9 @@ class ILConfig(_ConfigMixin):
     gail_disc_lr: float = 3e-4
     gail_reward_scale: float = 1.0
     gail_disc_noise: float = 0.0  # std of Gaussian noise on discriminator inputs (seed's regularisation)
+    gail_bc_warm_start_epochs: int = 0  # BC epochs on the demonstrations before GAIL (seed's best practice)
+    gail_demo_batch_size: int = 1024  # expert (and generator) samples per discriminator update
+    gail_n_envs: int = 8  # parallel envs for the PPO generator; ppo_n_steps is split across them
     total_timesteps: int = 100000
 
     # PPO (GAIL's generator)
@@ -146,6 +154,12 @@ class ILConfig(_ConfigMixin):
                 isinstance(self.demo_top_percentile, (int, float)) and 0 <= self.demo_top_percentile < 100,
                 f"demo_top_percentile must be in [0, 100) or None, got {self.demo_top_percentile!r}",
             )
+        _require(self.policy_type in POLICY_TYPES, f"policy_type must be one of {', '.join(POLICY_TYPES)}; got {self.policy_type!r}")
+        if self.policy_hidden_sizes is not None:
+            _require(
+                all(isinstance(h, int) and h > 0 for h in self.policy_hidden_sizes),
+                f"policy_hidden_sizes must be positive integers, got {self.policy_hidden_sizes!r}",
+            )
         _positive_int("dagger_iterations", self.dagger_iterations)
         _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)
         _require(
@@ -158,6 +172,13 @@ class ILConfig(_ConfigMixin):
         _positive("gail_disc_lr", self.gail_disc_lr)
         _positive("gail_reward_scale", self.gail_reward_scale)
         _non_negative("gail_disc_noise", self.gail_disc_noise)
+        _require(
+            isinstance(self.gail_bc_warm_start_epochs, int) and not isinstance(self.gail_bc_warm_start_epochs, bool)
+            and self.gail_bc_warm_start_epochs >= 0,
+            f"gail_bc_warm_start_epochs must be an integer >= 0, got {self.gail_bc_warm_start_epochs!r}",
+        )
+        _positive_int("gail_demo_batch_size", self.gail_demo_batch_size)
+        _positive_int("gail_n_envs", self.gail_n_envs)
         _positive_int("total_timesteps", self.total_timesteps)
         _positive_int("ppo_epochs", self.ppo_epochs)
         _fraction("ppo_clip_range", self.ppo_clip_range)
@@ -198,6 +219,8 @@ class RLConfig(_ConfigMixin):
     gae_lambda: float = 0.95
     clip_range: float = 0.2
     ent_coef: float = 0.0
+    n_envs: int = 1  # parallel envs; n_steps is split across them
+    eval_episodes: int = 50
     seed: int = 0
     device: str = "cpu"
     output_dir: str = "./output/ppo"
@@ -214,6 +237,8 @@ class RLConfig(_ConfigMixin):
         _fraction("gae_lambda", self.gae_lambda)
         _fraction("clip_range", self.clip_range)
         _non_negative("ent_coef", self.ent_coef)
+        _positive_int("n_envs", self.n_envs)
+        _positive_int("eval_episodes", self.eval_episodes)
 
 
 def get_beta(iteration: int, schedule: str, initial_beta: float, num_iterations: int) -> float:

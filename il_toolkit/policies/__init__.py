@@ -23,7 +23,12 @@ from il_toolkit.registry import Registry
 
 POLICY_REGISTRY: Registry[type[BasePolicy]] = Registry("policy kind")
 POLICY_REGISTRY.register("sb3", indirect="il_toolkit.policies.adapters:SB3Policy")
+POLICY_REGISTRY.register("mlp", indirect="il_toolkit.policies.mlp:MLPPolicy")
 POLICY_REGISTRY.register("cartpole_lqr_expert", indirect="il_toolkit.experts.cartpole:CartPoleLQRExpert")
+POLICY_REGISTRY.register("pusht_expert", indirect="il_toolkit.experts.pusht:PushTExpert")
+POLICY_REGISTRY.register("aloha_transfer_cube_expert", indirect="il_toolkit.experts.aloha:AlohaTransferCubeExpert")
+POLICY_REGISTRY.register("aloha_insertion_expert", indirect="il_toolkit.experts.aloha:AlohaInsertionExpert")
+POLICY_REGISTRY.register("flow_matching", indirect="il_toolkit.policies.flow_policy:FlowMatchingPolicy")
 
 
 def load(path: str | os.PathLike) -> BasePolicy:

@@ -247,21 +247,61 @@ def load_demonstrations(
     With ``env``, the dataset's spaces must fit the env's (else :class:`DatasetError`).
     Non-finite observations or actions are refused, naming the episode and steps.
     """
-    dataset = open_dataset(dataset_id)
+    return trajectories_from(open_dataset(dataset_id), dataset_id, env, episode_indices=episode_indices)
+
+
+def trajectories_from(dataset, name: str, env: gym.Env | None = None, *, episode_indices: Sequence[int] | None = None):
+    """The episodes of an open ``MinariDataset`` as imitation ``TrajectoryWithRew``."""
     if env is not None:
-        check_dataset_env(dataset, env, dataset_id)
+        check_dataset_env(dataset, env, name)
     try:
         trajectories = [_to_trajectory(episode) for episode in dataset.iterate_episodes(episode_indices)]
     except DatasetError:
         raise
     except Exception as exc:  # h5py/arrow raise OSError, KeyError, ValueError on damaged files
         raise DatasetError(
-            f"dataset {dataset_id!r} at {dataset_path(dataset_id)} is corrupt or incomplete ({type(exc).__name__}: "
-            f"{exc}); collect it again with --overwrite"
+            f"dataset {name!r} is corrupt or incomplete ({type(exc).__name__}: {exc}); collect it again with --overwrite"
         ) from exc
     if not trajectories:
-        raise DatasetError(f"dataset {dataset_id!r} has no episodes; collect some first")
+        raise DatasetError(f"dataset {name!r} has no episodes; collect some first")
     return trajectories
+
+
+def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
+                   terminated: bool, seed: int | None):
+    """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards."""
+    from minari.data_collector import EpisodeBuffer
+
+    buffer = EpisodeBuffer(observations=observations[0], seed=seed)
+    last = len(actions) - 1
+    for t, (action, reward) in enumerate(zip(actions, rewards)):
+        buffer = buffer.add_step_data({
+            "observation": observations[t + 1], "action": action, "reward": float(reward),
+            "terminated": bool(terminated and t == last), "truncated": bool(not terminated and t == last), "info": {},
+        })
+    return buffer
+
+
+def append_episodes(data_path: str | os.PathLike, env: gym.Env, buffers: Sequence[Any], metadata: dict[str, Any]):
+    """Append episode buffers to the Minari storage at ``data_path`` (created on first use);
+    returns the ``MinariDataset`` there. Images are stored losslessly."""
+    from minari import MinariDataset
+    from minari.dataset.minari_storage import MinariStorage
+
+    from minari import __version__ as minari_version
+
+    path = Path(data_path)
+    if (path / "metadata.json").exists():
+        storage = MinariStorage.read(path)
+        metadata = {k: v for k, v in metadata.items() if k != "dataset_id"}  # fixed at creation
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        storage = MinariStorage.new(path, observation_space=env.observation_space, action_space=env.action_space,
+                                    env_spec=env.spec, jpeg_encoding=False)
+        metadata = {"minari_version": minari_version, **metadata}
+    storage.update_episodes(list(buffers))
+    storage.update_metadata(metadata)
+    return MinariDataset(path)
 
 
 def to_transitions(trajectories: Sequence[Any]):

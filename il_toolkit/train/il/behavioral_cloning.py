@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,15 +37,39 @@ from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
 from il_toolkit.train.logging import MetricLogger
 
-DEFAULT_NET_ARCH = [64, 64]
+SB3_NET_ARCH = [64, 64]
+MLP_HIDDEN_SIZES = [256, 256]
 
 
-def default_policy(env: gym.Env, learning_rate: float) -> Any:
-    """An SB3 actor-critic MLP (64, 64), what imitation's BC trains by default (wider)."""
+def make_policy(env: gym.Env, config: ILConfig) -> Any:
+    """The policy BC trains when none is given (``config.policy_type``): an SB3 actor-critic
+    trained by imitation's BC ("sb3", the default for discrete actions) or the toolkit's
+    normalising :class:`MLPPolicy` ("mlp", the default for continuous actions)."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    return ActorCriticPolicy(
-        env.observation_space, env.action_space, lr_schedule=lambda _: learning_rate, net_arch=DEFAULT_NET_ARCH
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    kind = config.policy_type
+    if kind == "auto":
+        kind = "sb3" if isinstance(env.action_space, gym.spaces.Discrete) else "mlp"
+    if kind == "sb3":
+        return SB3Policy(ActorCriticPolicy(
+            env.observation_space, env.action_space, lr_schedule=lambda _: config.learning_rate,
+            net_arch=list(config.policy_hidden_sizes or SB3_NET_ARCH),
+        ))
+    return MLPPolicy(env.observation_space, env.action_space, hidden_sizes=config.policy_hidden_sizes or MLP_HIDDEN_SIZES)
+
+
+def _as_trainable(policy: Any) -> Any:
+    if isinstance(policy, SB3Policy) or hasattr(policy, "compute_loss"):
+        return policy
+    from stable_baselines3.common.policies import BasePolicy as SB3BasePolicy
+
+    if isinstance(policy, SB3BasePolicy):
+        return SB3Policy(policy)
+    raise TypeError(
+        f"{type(policy).__name__} cannot be trained by BC: pass an SB3 actor-critic policy or a toolkit policy "
+        "with compute_loss (MLPPolicy, the flow-matching policies)"
     )
 
 
@@ -56,8 +81,9 @@ class BehavioralCloning:
         config: an :class:`ILConfig`; ``ILConfig.behavioral_cloning()`` by default.
         use_wandb: log to wandb (offline unless ``WANDB_MODE`` says otherwise); defaults to
             ``config.use_wandb``.
-        policy: a policy to start from: an :class:`SB3Policy`, an SB3/imitation policy, or
-            ``None`` for a fresh (64, 64) MLP.
+        policy: a policy to start from: an :class:`SB3Policy` or SB3/imitation policy
+            (trained with imitation's BC), a toolkit policy with ``compute_loss`` (trained
+            with the toolkit's loop), or ``None`` for :func:`make_policy`.
         progress: show progress bars.
     """
 
@@ -76,15 +102,21 @@ class BehavioralCloning:
         self.progress = progress
         self.rng = common.seed_everything(self.config.seed)
         if policy is None:
-            sb3_policy = default_policy(self.env, self.config.learning_rate)
+            self.policy = make_policy(self.env, self.config)
+            self._normalizer_fitted = False
         else:
-            sb3_policy = policy.policy if isinstance(policy, SB3Policy) else policy
+            self.policy = _as_trainable(policy)
+            self._normalizer_fitted = True
             check_spaces(
-                "starting policy", sb3_policy.observation_space, sb3_policy.action_space,
+                "starting policy", self.policy.observation_space, self.policy.action_space,
                 self.env.observation_space, self.env.action_space,
                 fix=f"--model_path must point at a policy trained on {common.env_id_of(self.env)}",
             )
-        self.policy = SB3Policy(sb3_policy)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The torch module holding the policy's trainable state."""
+        return self.policy.policy if isinstance(self.policy, SB3Policy) else self.policy.model
 
     # -- demonstrations ----------------------------------------------------------------
     def demonstrations(
@@ -143,6 +175,7 @@ class BehavioralCloning:
         common.write_run_files(output_dir, self.config, {
             "algorithm": "bc",
             "env_id": common.env_id_of(self.env),
+            "policy": type(self.policy).__name__,
             "dataset": dataset,
             "n_demo_episodes": len(demos),
             "n_train_episodes": len(train_demos),
@@ -153,17 +186,12 @@ class BehavioralCloning:
             run_name=f"bc-{common.env_id_of(self.env)}-s{self.config.seed}", config=self.config.to_dict(),
         )
         try:
-            history = self._fit(train_demos, val_demos, logger)
+            history = self.fit(train_demos, val_demos, logger)
         finally:
             logger.close()
         train_seconds = time.perf_counter() - start
-        self.policy.save(output_dir / "last")
-        self.policy.policy.load_state_dict(history["best_state"])
-        self.policy.policy.set_training_mode(False)
-        best_path = self.policy.save(output_dir / "best")
         results: dict[str, Any] = {
-            "policy_path": str(best_path),
-            "last_policy_path": str(output_dir / "last"),
+            **self.save(output_dir, history["last_state"]),
             "n_demo_episodes": len(demos),
             "n_train_transitions": history["n_train"],
             "n_val_transitions": history["n_val"],
@@ -173,20 +201,79 @@ class BehavioralCloning:
             "train_seconds": train_seconds,
         }
         if evaluate_policy:
-            result = evaluate(self.policy, self.env, n_episodes=self.config.eval_episodes, progress=self.progress)
-            result.save(output_dir / "eval.json")
-            results["eval"] = result.aggregates
-            print(result.summary(), file=sys.stderr)
+            results["eval"] = self.evaluate(output_dir / "eval.json")
         return results
 
-    def _fit(self, train_demos: Sequence[Any], val_demos: Sequence[Any], logger: MetricLogger) -> dict[str, Any]:
+    def save(self, output_dir: Path, last_state: dict[str, torch.Tensor]) -> dict[str, str]:
+        """Save ``last/`` from ``last_state`` and ``best/`` from the current (best) weights."""
+        best_state = {k: v.clone() for k, v in self.module.state_dict().items()}
+        self.module.load_state_dict(last_state)
+        self.policy.save(output_dir / "last")
+        self.module.load_state_dict(best_state)
+        return {"policy_path": str(self.policy.save(output_dir / "best")), "last_policy_path": str(output_dir / "last")}
+
+    def evaluate(self, path: Path | None = None) -> dict[str, float]:
+        """Evaluate the current policy on ``eval_episodes`` seeds; optionally write ``path``."""
+        result = evaluate(self.policy, self.env, n_episodes=self.config.eval_episodes, progress=self.progress)
+        if path is not None:
+            result.save(path)
+        print(result.summary(), file=sys.stderr)
+        return result.aggregates
+
+    def fit(
+        self,
+        train_demos: Sequence[Any],
+        val_demos: Sequence[Any],
+        logger: MetricLogger,
+        *,
+        epochs: int | None = None,
+        step_offset: int = 0,
+    ) -> dict[str, Any]:
+        """Train the policy on ``train_demos`` for ``epochs`` (default ``bc_epochs``), logging
+        ``train/loss`` and ``val/loss`` per epoch at step ``step_offset + epoch``; leaves the
+        policy at its lowest-validation-loss weights and returns the history."""
+        from il_toolkit.train.datasets.minari_io import to_transitions
+
+        epochs = epochs or self.config.bc_epochs
+        train = to_transitions(train_demos)
+        val = to_transitions(val_demos) if val_demos else None
+        if isinstance(self.policy, SB3Policy):
+            history = self._fit_imitation(train, val, logger, epochs, step_offset)
+        else:
+            history = self._fit_toolkit(train, val, logger, epochs, step_offset)
+        history["last_state"] = {k: v.clone() for k, v in self.module.state_dict().items()}
+        self.module.load_state_dict(history["best_state"])
+        return {**history, "n_train": len(train), "n_val": 0 if val is None else len(val)}
+
+    def _fit_toolkit(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int) -> dict[str, Any]:
+        from imitation.data.types import maybe_unwrap_dictobs
+
+        from il_toolkit.train.supervised import fit
+
+        def arrays(transitions: Any) -> tuple[Any, np.ndarray]:
+            return maybe_unwrap_dictobs(transitions.obs), np.asarray(transitions.acts)
+
+        train_arrays = arrays(train)
+        if not self._normalizer_fitted and hasattr(self.policy, "fit_normalizer"):
+            self.policy.fit_normalizer(*train_arrays)
+            self._normalizer_fitted = True
+
+        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            logger.log({**metrics, "epoch": step_offset + epoch}, step=step_offset + epoch)
+
+        history = fit(
+            self.policy, train_arrays, arrays(val) if val is not None else None,
+            epochs=epochs, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
+            weight_decay=self.config.weight_decay, rng=self.rng, on_epoch_end=on_epoch_end,
+            progress=self.progress, desc="bc",
+        )
+        return {"best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
+                "final_train_loss": history.final_train_loss, "best_state": history.best_state}
+
+    def _fit_imitation(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int) -> dict[str, Any]:
         from imitation.algorithms import bc
         from imitation.util import logger as imitation_logger
 
-        from il_toolkit.train.datasets.minari_io import to_transitions
-
-        train = to_transitions(train_demos)
-        val = to_transitions(val_demos) if val_demos else None
         if len(train) < self.config.batch_size:
             raise ValueError(
                 f"{len(train)} training transitions is fewer than batch_size {self.config.batch_size}: "
@@ -206,7 +293,7 @@ class BehavioralCloning:
         )
         state: dict[str, Any] = {
             "epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0,
-            "best_state": copy.deepcopy(self.policy.policy.state_dict()), "final_train_loss": float("nan"),
+            "best_state": copy.deepcopy(self.module.state_dict()), "final_train_loss": float("nan"),
         }
 
         def on_epoch_end() -> None:
@@ -220,14 +307,16 @@ class BehavioralCloning:
             monitored = metrics.get("val/loss", metrics["train/loss"])
             if monitored < state["best_val_loss"]:
                 state.update(best_val_loss=monitored, best_epoch=state["epoch"],
-                             best_state=copy.deepcopy(self.policy.policy.state_dict()))
-            metrics["epoch"] = state["epoch"]
-            logger.log(metrics, step=state["epoch"])
+                             best_state=copy.deepcopy(self.module.state_dict()))
+            step = step_offset + state["epoch"]
+            logger.log({**metrics, "epoch": step}, step=step)
 
-        trainer.train(n_epochs=self.config.bc_epochs, on_epoch_end=on_epoch_end,
-                      progress_bar=self.progress, log_interval=10**9)
+        with warnings.catch_warnings():
+            # imitation's BC logs float(loss) on tensors that require grad; harmless, and noisy
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+            trainer.train(n_epochs=epochs, on_epoch_end=on_epoch_end, progress_bar=self.progress, log_interval=10**9)
         self.policy.policy.set_training_mode(False)
-        return {**state, "n_train": len(train), "n_val": 0 if val is None else len(val)}
+        return state
 
 
 def _adamw_with_weight_decay(weight_decay: float) -> type[torch.optim.AdamW]:
@@ -268,7 +357,7 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
 # -- command line ------------------------------------------------------------------------
 CLI_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
-    "num_expert_episodes", "demo_top_percentile", "seed", "eval_episodes", "output_dir",
+    "num_expert_episodes", "demo_top_percentile", "policy_type", "seed", "eval_episodes", "output_dir",
 )
 
 

@@ -12,8 +12,12 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from il_toolkit.config.training_config import BETA_SCHEDULES, ILConfig
+from il_toolkit.config.training_config import BETA_SCHEDULES, POLICY_TYPES, ILConfig
 from il_toolkit.envs import make_env
+
+
+class ResumeMismatchError(ValueError):
+    """``output_dir`` holds a run made with a different configuration."""
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -87,6 +91,7 @@ _HELP = {
     "gail_disc_noise": "std of Gaussian noise added to discriminator inputs",
     "total_timesteps": "environment steps for GAIL/PPO",
     "eval_episodes": "evaluation episodes after training",
+    "policy_type": "sb3: SB3 actor-critic via imitation's BC; mlp: toolkit MLPPolicy; auto: sb3 for discrete actions",
     "output_dir": "where the checkpoint, config, metrics and evaluation are written",
 }
 
@@ -109,6 +114,8 @@ def build_parser(prog: str, description: str, preset: ILConfig, field_names: Seq
         kwargs: dict[str, Any] = {"type": kind, "default": default, "help": _HELP.get(name, name)}
         if name == "dagger_beta_schedule":
             kwargs["choices"] = BETA_SCHEDULES
+        if name == "policy_type":
+            kwargs["choices"] = POLICY_TYPES
         hyper.add_argument(f"--{name}", **kwargs)
     logging = parser.add_argument_group("logging")
     logging.set_defaults(use_wandb=preset.use_wandb)

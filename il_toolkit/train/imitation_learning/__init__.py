@@ -34,5 +34,20 @@ TRAINER_REGISTRY.register(
     indirect=f"{_PACKAGE}.vfp_single_expert.trainer_depth:VFPSingleExpertDepthTrainer",
     description="Single-expert VFP with depth as a 4th visual input, L1 velocity loss",
 )
+TRAINER_REGISTRY.register(
+    "mutual_information_estimator_trainer",
+    indirect=f"{_PACKAGE}.mutual_information_estimator.trainer:MutualInformationEstimatorTrainer",
+    description="Flow policy plus an InfoNCE estimate of state/action mutual information",
+)
+TRAINER_REGISTRY.register(
+    "cfg_vqvae_flow_matching_trainer_kot",
+    indirect=f"{_PACKAGE}.cfg_vqvae_flow_matching.trainer:CFGVQVAEFlowMatchingTrainer",
+    description="Classifier-free guidance on a VQ-VAE code, prior over codes, K-OT (Sinkhorn) regularisation",
+)
+TRAINER_REGISTRY.register(
+    "variational_flow_matching_policy_trainer",
+    indirect=f"{_PACKAGE}.variational_flow_matching_policy.trainer:VariationalFlowMatchingPolicyTrainer",
+    description="Posterior/prior VQ codes, gated mixture of expert velocity decoders, K-OT",
+)
 
 __all__ = ["TRAINER_REGISTRY"]

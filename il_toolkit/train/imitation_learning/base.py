@@ -18,7 +18,9 @@ Hooks a family overrides: :meth:`build_models` (extra components), :meth:`drop_s
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -89,6 +91,23 @@ class FlowMatchingTrainer:
                 optimizers[name] = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         return optimizers
 
+    @classmethod
+    def load_models(cls, path: Any) -> FlowModels:
+        """Models from a saved flow policy directory, refusing one written by another trainer."""
+        from il_toolkit.policies.checkpoint import CheckpointError, read_checkpoint
+
+        config, tensors = read_checkpoint(path)
+        saved = config.get("config", {}).get("trainer") if config.get("kind") == "flow_matching" else None
+        if saved != cls.key:
+            what = f"a policy trained by {saved!r}" if saved else f"a {config.get('kind')!r} policy"
+            raise CheckpointError(
+                f"{str(path)!r} holds {what}, not one trained by {cls.key!r}; resume it with "
+                f"TRAINER_REGISTRY.get({saved!r}) or start {cls.key!r} from scratch"
+            )
+        models = cls.build_models(FlowModelSpec.from_json(config["config"]["spec"]))
+        models.load_state_dict(dict(tensors), strict=True)
+        return models
+
     def check_models(self, models: nn.ModuleDict) -> None:
         """Refuse models built for a different trainer (missing or extra components)."""
         expected = set(type(self).build_models(models.spec).keys())
@@ -128,7 +147,12 @@ class FlowMatchingTrainer:
         """Extra conditioning built with access to the demonstrated chunk (e.g. a posterior code)."""
         return {"cond": cond}
 
-    def inference_context(self, cond: torch.Tensor, *, deterministic: bool, **options: Any) -> Context:
+    def inference_context(
+        self, cond: torch.Tensor, *, deterministic: bool, generator: torch.Generator | None = None, **options: Any
+    ) -> Context:
+        """Conditioning for sampling; ``options`` are family-specific (e.g. ``guidance_scale``)."""
+        if options:
+            raise ValueError(f"unknown inference options {sorted(options)}; {self.key or type(self).__name__} takes none")
         return {"cond": cond}
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
@@ -185,6 +209,68 @@ class FlowMatchingTrainer:
             optimizer.step()
         metrics.update(epoch=float(epoch), progress=float(epoch) / max(total_epochs, 1), iterations=float(iterations))
         return metrics
+
+    # -- resumable training state ---------------------------------------------------------
+    def save_training_state(self, path: Any, *, epoch: int, iterations: int) -> Path:
+        """Write models + optimizer state to ``path/trainer_state.{json,safetensors}`` (no pickles)."""
+        from safetensors.torch import save_file
+
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"models.{k}": v.detach().cpu().contiguous() for k, v in self.models.state_dict().items()}
+        optim_meta: dict[str, Any] = {}
+        for name, optimizer in self.optimizers.items():
+            state = optimizer.state_dict()
+            scalars: dict[str, dict[str, Any]] = {}
+            for index, entries in state["state"].items():
+                for field, value in entries.items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[f"optim.{name}.{index}.{field}"] = value.detach().cpu().contiguous()
+                    else:
+                        scalars.setdefault(str(index), {})[field] = value
+            optim_meta[name] = {"param_groups": state["param_groups"], "scalars": scalars, "n_state": len(state["state"])}
+        save_file(tensors, str(directory / "trainer_state.safetensors"))
+        meta = {"trainer": self.key, "spec": self.spec.to_json(), "epoch": int(epoch), "iterations": int(iterations),
+                "optimizers": optim_meta}
+        (directory / "trainer_state.json").write_text(json.dumps(meta, indent=2))
+        return directory
+
+    def load_training_state(self, path: Any) -> dict[str, int]:
+        """Restore what :meth:`save_training_state` wrote; returns ``{"epoch", "iterations"}``."""
+        from safetensors.torch import load_file
+
+        from il_toolkit.policies.checkpoint import CheckpointError
+
+        directory = Path(path)
+        meta_path = directory / "trainer_state.json"
+        if not meta_path.is_file():
+            raise CheckpointError(f"{str(directory)!r} has no trainer_state.json; save one with save_training_state()")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("trainer") != self.key:
+            raise CheckpointError(
+                f"{str(directory)!r} holds the training state of {meta.get('trainer')!r}, not {self.key!r}; "
+                f"resume it with TRAINER_REGISTRY.get({meta.get('trainer')!r})"
+            )
+        if meta["spec"] != self.spec.to_json():
+            raise CheckpointError(f"{str(directory)!r} was trained with a different model spec: {meta['spec']}")
+        tensors = load_file(str(directory / "trainer_state.safetensors"))
+        self.models.load_state_dict({k[len("models."):]: v for k, v in tensors.items() if k.startswith("models.")})
+        if set(meta["optimizers"]) != set(self.optimizers):
+            raise CheckpointError(
+                f"saved optimizers {sorted(meta['optimizers'])} do not match this trainer's {sorted(self.optimizers)}"
+            )
+        for name, optimizer in self.optimizers.items():
+            info = meta["optimizers"][name]
+            state: dict[int, dict[str, Any]] = {}
+            prefix = f"optim.{name}."
+            for key, value in tensors.items():
+                if key.startswith(prefix):
+                    index, field = key[len(prefix):].split(".", 1)
+                    state.setdefault(int(index), {})[field] = value.to(self.device)
+            for index, fields in info["scalars"].items():
+                state.setdefault(int(index), {}).update(fields)
+            optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+        return {"epoch": int(meta["epoch"]), "iterations": int(meta["iterations"])}
 
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,114 @@
+"""The architecture of a flow-matching policy as plain, JSON-serialisable data.
+
+Batch keys (every trainer and the policy speak this vocabulary)::
+
+    "observation.state"              (B, To, Ds) float    proprioception / low-dim state
+    "observation.images.<camera>"    (B, To, C, H, W)     uint8 in [0, 255] or float in [0, 1]
+    "observation.depth.<camera>"     (B, To, 1, H, W)     float depth (metres or normalised)
+    "action"                         (B, horizon, Da)     the demonstrated action chunk
+
+``To = n_obs_steps``. A spec with ``state_dim = 0`` and no cameras has nothing to condition on
+and is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+IMAGE_PREFIX = "observation.images."
+DEPTH_PREFIX = "observation.depth."
+NORMALIZATION_MODES = ("mean_std", "min_max", "identity")
+
+
+def image_key(camera: str) -> str:
+    return IMAGE_PREFIX + camera
+
+
+def depth_key(camera: str) -> str:
+    return DEPTH_PREFIX + camera
+
+
+@dataclass(frozen=True)
+class FlowModelSpec:
+    """Shapes and sizes of every component; stored in the checkpoint's ``config.json``.
+
+    ``cameras``/``depth_cameras`` name the RGB and depth inputs (``depth_cameras`` entries
+    are read from ``observation.depth.<name>``). ``image_size`` is ``(H, W)`` in pixels for
+    every visual input. ``normalization`` is how state and actions are scaled
+    (``"mean_std"``, ``"min_max"`` to [-1, 1], or ``"identity"``).
+    """
+
+    action_dim: int
+    horizon: int = 16
+    n_obs_steps: int = 2
+    state_dim: int = 0
+    cameras: tuple[str, ...] = ()
+    depth_cameras: tuple[str, ...] = ()
+    image_size: tuple[int, int] = (96, 96)
+    image_channels: int = 3
+    image_token_grid: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    embedder_layers: int = 2
+    decoder_layers: int = 2
+    ff_mult: int = 4
+    dropout: float = 0.0
+    normalization: str = "mean_std"
+    codebook_size: int = 16
+    n_experts: int = 4
+    mi_dim: int = 64
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        object.__setattr__(self, "depth_cameras", tuple(self.depth_cameras))
+        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+        for name, value in (("action_dim", self.action_dim), ("horizon", self.horizon), ("n_obs_steps", self.n_obs_steps)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.state_dim < 0:
+            raise ValueError(f"state_dim must be >= 0 (0 = no proprioception), got {self.state_dim}")
+        if self.state_dim == 0 and not self.cameras and not self.depth_cameras:
+            raise ValueError(
+                "the policy has nothing to condition on: set state_dim > 0 (proprioception) or name at least one camera"
+            )
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if len(set(self.cameras)) != len(self.cameras) or len(set(self.depth_cameras)) != len(self.depth_cameras):
+            raise ValueError(f"camera names must be unique, got cameras={self.cameras}, depth_cameras={self.depth_cameras}")
+        for name in self.cameras + self.depth_cameras:
+            if not name or not name.replace("_", "").isalnum():
+                raise ValueError(f"camera names must be alphanumeric (underscores allowed), got {name!r}")
+        if self.normalization not in NORMALIZATION_MODES:
+            raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
+        if len(self.image_size) != 2 or min(self.image_size) < 8:
+            raise ValueError(f"image_size must be (H, W) with both >= 8 pixels, got {self.image_size}")
+
+    @property
+    def visual_inputs(self) -> list[tuple[str, str, int]]:
+        """``(module_name, batch_key, channels)`` for every camera and depth input, in order."""
+        rgb = [(f"backbone_{c}", image_key(c), self.image_channels) for c in self.cameras]
+        depth = [(f"depth_backbone_{c}", depth_key(c), 1) for c in self.depth_cameras]
+        return rgb + depth
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["cameras"] = list(self.cameras)
+        data["depth_cameras"] = list(self.depth_cameras)
+        data["image_size"] = list(self.image_size)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FlowModelSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown FlowModelSpec fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "FlowModelSpec":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,423 @@
+"""A chunked flow-matching policy: any ``TRAINER_REGISTRY`` family's models behind :class:`Policy`.
+
+Shape vocabulary (diffusion_policy's): the policy keeps the last ``n_obs_steps`` observations,
+samples a chunk of ``horizon`` actions by integrating the learned velocity field from noise
+(``n_steps`` of ``solver``, both chosen at inference time, not stored in the weights), and
+executes ``n_action_steps`` of them, starting at ``action_offset`` (default
+``n_obs_steps - 1``: the chunk is aligned with the first observation of the window), before
+planning again. ``reset()`` clears the observation history and the action queue. With
+``temporal_ensemble_coeff`` set, it plans at every step instead and averages the overlapping
+chunks' predictions for the current step (ACT's temporal ensembling).
+
+Environment observations are mapped to batch keys (:mod:`il_toolkit.model.spec`) by
+``observation_keys``, ``{batch_key: path}`` where ``path`` is ``""`` (the whole observation) or
+``"pixels/top"``-style keys into a Dict observation; images given as ``(H, W, C)`` are moved
+to channels-first. Normalisation statistics live in the models (``normalizer``), so they are
+saved in ``model.safetensors`` with the weights.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from il_toolkit.model.components import BatchError
+from il_toolkit.model.spec import DEPTH_PREFIX, IMAGE_PREFIX, STATE_KEY, FlowModelSpec
+from il_toolkit.policies.base import BasePolicy
+from il_toolkit.policies.checkpoint import CheckpointError
+from il_toolkit.model.flow import SOLVERS
+
+_STATE_NAMES = ("observation.state", "agent_pos", "state", "qpos", "proprio")
+
+
+def _subspace(space: spaces.Space, path: str) -> spaces.Space:
+    for part in filter(None, path.split("/")):
+        if not isinstance(space, spaces.Dict) or part not in space.spaces:
+            raise KeyError(part)
+        space = space.spaces[part]
+    return space
+
+
+def _lookup(observation: Any, path: str) -> Any:
+    for part in filter(None, path.split("/")):
+        observation = observation[part]
+    return observation
+
+
+def _add_batch_axis(observation: Any) -> Any:
+    if isinstance(observation, Mapping):
+        return {k: _add_batch_axis(v) for k, v in observation.items()}
+    return np.asarray(observation)[None]
+
+
+def default_observation_keys(spec: FlowModelSpec, observation_space: spaces.Space) -> dict[str, str]:
+    """Guess ``{batch_key: path}`` for common layouts (Box state, PushT, ALOHA-style pixels dicts)."""
+    keys: dict[str, str] = {}
+    wanted_images = {IMAGE_PREFIX + c: c for c in spec.cameras}
+    wanted_depth = {DEPTH_PREFIX + c: c for c in spec.depth_cameras}
+    if not isinstance(observation_space, spaces.Dict):
+        if spec.state_dim and len(observation_space.shape or ()) == 1:
+            keys[STATE_KEY] = ""
+        elif len(wanted_images) == 1 and len(observation_space.shape or ()) == 3:
+            keys[next(iter(wanted_images))] = ""
+        return keys
+    names = set(observation_space.spaces)
+    for name in names:  # flattened batch keys used as-is
+        if name.startswith(IMAGE_PREFIX) or name.startswith(DEPTH_PREFIX) or name == STATE_KEY:
+            keys[name] = name
+    if spec.state_dim and STATE_KEY not in keys:
+        for name in _STATE_NAMES:
+            if name in names:
+                keys[STATE_KEY] = name
+                break
+    for group, wanted in (("pixels", wanted_images), ("depth", wanted_depth)):
+        for key, camera in wanted.items():
+            if key in keys or group not in names:
+                continue
+            sub = observation_space.spaces[group]
+            if isinstance(sub, spaces.Dict) and camera in sub.spaces:
+                keys[key] = f"{group}/{camera}"
+            elif not isinstance(sub, spaces.Dict) and len(wanted) == 1:
+                keys[key] = group
+    return keys
+
+
+def _image_shape(space: spaces.Space) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` of an image Box given channels-first or channels-last, else None."""
+    shape = getattr(space, "shape", None) or ()
+    if len(shape) != 3:
+        return None
+    if shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4):
+        return shape[2], shape[0], shape[1]
+    return shape[0], shape[1], shape[2]
+
+
+def spec_from_spaces(observation_space: spaces.Space, action_space: spaces.Space, **fields: Any) -> FlowModelSpec:
+    """A :class:`FlowModelSpec` whose inputs match the env's spaces; ``fields`` set the rest.
+
+    Box vector -> state; Box image -> one camera ``"pixels"``; Dict: ``agent_pos``/``state``/...
+    -> state, ``pixels`` (a Box, or a Dict of cameras) -> cameras, ``depth`` -> depth inputs.
+    """
+    inferred: dict[str, Any] = {"action_dim": int(np.prod(action_space.shape))}
+    cameras: list[str] = []
+    depth: list[str] = []
+    sizes: set[tuple[int, int]] = set()
+    if isinstance(observation_space, spaces.Dict):
+        for name in _STATE_NAMES:
+            if name in observation_space.spaces:
+                inferred["state_dim"] = int(np.prod(observation_space.spaces[name].shape))
+                break
+        for group, names in (("pixels", cameras), ("depth", depth)):
+            sub = observation_space.spaces.get(group)
+            subspaces = sub.spaces if isinstance(sub, spaces.Dict) else ({group: sub} if sub is not None else {})
+            for camera, cam_space in subspaces.items():
+                shape = _image_shape(cam_space)
+                if shape is not None:
+                    names.append(camera)
+                    sizes.add(shape[1:])
+    elif len(observation_space.shape or ()) == 1:
+        inferred["state_dim"] = int(observation_space.shape[0])
+    elif _image_shape(observation_space) is not None:
+        cameras.append("pixels")
+        sizes.add(_image_shape(observation_space)[1:])  # type: ignore[index]
+    if len(sizes) > 1:
+        raise ValueError(f"all cameras must share one image size, got {sorted(sizes)}; resize them in the env wrapper")
+    if sizes:
+        inferred["image_size"] = next(iter(sizes))
+    inferred.update(cameras=tuple(cameras), depth_cameras=tuple(depth))
+    inferred.update(fields)
+    return FlowModelSpec(**inferred)
+
+
+class FlowMatchingPolicy(BasePolicy):
+    """Act with models trained by any ``TRAINER_REGISTRY`` trainer (see module docstring)."""
+
+    checkpoint_kind = "flow_matching"
+
+    def __init__(
+        self,
+        trainer_key: str,
+        models: torch.nn.ModuleDict,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        n_action_steps: int | None = None,
+        action_offset: int | None = None,
+        n_steps: int = 10,
+        solver: str = "euler",
+        observation_keys: Mapping[str, str] | None = None,
+        inference_options: Mapping[str, Any] | None = None,
+        temporal_ensemble_coeff: float | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+
+        super().__init__(observation_space, action_space)
+        if not isinstance(action_space, spaces.Box):
+            raise TypeError(f"flow-matching policies produce continuous actions; the action space is {action_space}, not a Box")
+        trainer_class = TRAINER_REGISTRY.get(trainer_key)  # unknown keys: the error lists the registered ones
+        self.trainer_key = trainer_key
+        self.sampler = trainer_class(models, {}, None, device)
+        self.spec: FlowModelSpec = self.sampler.spec
+        if action_space.shape != (self.spec.action_dim,):
+            raise ValueError(f"action space {action_space.shape} does not match the model's action_dim={self.spec.action_dim}")
+        self.action_offset = self.spec.n_obs_steps - 1 if action_offset is None else int(action_offset)
+        max_steps = self.spec.horizon - self.action_offset
+        self.n_action_steps = max_steps if n_action_steps is None else int(n_action_steps)
+        if not 1 <= self.n_action_steps <= max_steps:
+            raise ValueError(
+                f"n_action_steps must be in [1, horizon - action_offset] = [1, {max_steps}], got {self.n_action_steps}"
+            )
+        self.n_steps = n_steps
+        self.solver = solver
+        self._check_inference(n_steps, solver)
+        self.inference_options = dict(inference_options or {})
+        self.observation_keys = dict(observation_keys or default_observation_keys(self.spec, observation_space))
+        self._check_observation_keys()
+        self.temporal_ensemble_coeff = None if temporal_ensemble_coeff is None else float(temporal_ensemble_coeff)
+        self.seed = int(seed)
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        self._history: list[dict[str, torch.Tensor]] = []
+        self._queue: np.ndarray | None = None
+        self._ensemble: list[np.ndarray] = []
+
+    @classmethod
+    def create(
+        cls,
+        trainer_key: str,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        policy_options: Mapping[str, Any] | None = None,
+        **spec_fields: Any,
+    ) -> "FlowMatchingPolicy":
+        """A fresh (untrained) policy whose spec is inferred from the spaces (see :func:`spec_from_spaces`)."""
+        from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+
+        trainer_class = TRAINER_REGISTRY.get(trainer_key)
+        models = trainer_class.build_models(spec_from_spaces(observation_space, action_space, **spec_fields))
+        return cls(trainer_key, models, observation_space, action_space, **dict(policy_options or {}))
+
+    @staticmethod
+    def _check_inference(n_steps: int, solver: str) -> None:
+        if int(n_steps) < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown ODE solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+
+    def _check_observation_keys(self) -> None:
+        needed = [key for _, key, _ in self.spec.visual_inputs] + ([STATE_KEY] if self.spec.state_dim else [])
+        missing = [key for key in needed if key not in self.observation_keys]
+        if missing:
+            raise ValueError(
+                f"cannot tell where {missing} come from in observations of space {self.observation_space}; pass "
+                "observation_keys={batch_key: 'path/in/observation'} (e.g. {'observation.images.top': 'pixels/top'})"
+            )
+        self._channels_last: dict[str, bool] = {}
+        for _, key, channels in self.spec.visual_inputs:
+            path = self.observation_keys[key]
+            try:
+                shape = _subspace(self.observation_space, path).shape
+            except KeyError as exc:
+                raise ValueError(f"observation_keys[{key!r}] = {path!r}, but the observation has no {exc.args[0]!r}") from exc
+            self._channels_last[key] = bool(shape) and len(shape) == 3 and shape[-1] == channels and shape[0] != channels
+
+    # -- acting -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the observation history and the queued actions (call at episode start)."""
+        self._history = []
+        self._queue = None
+        self._ensemble = []
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.generator.manual_seed(self.seed)
+
+    def observation_batch(self, observations: Any) -> dict[str, torch.Tensor]:
+        """One step of batched env observations -> ``{batch_key: (B, ...)}`` channels-first tensors."""
+        batch = {}
+        for key, path in self.observation_keys.items():
+            try:
+                value = torch.as_tensor(np.asarray(_lookup(observations, path)))
+            except (KeyError, IndexError, TypeError) as exc:
+                raise BatchError(
+                    f"the observation has no {path!r}, which this policy reads as {key!r}; "
+                    f"it expects observation_keys {self.observation_keys}"
+                ) from exc
+            if self._channels_last.get(key):
+                value = value.permute(0, 3, 1, 2)
+            if key == STATE_KEY:
+                value = value.float()
+            batch[key] = value
+        return batch
+
+    def _window(self, step: dict[str, torch.Tensor], episode_start: np.ndarray | None) -> dict[str, torch.Tensor]:
+        batch_size = next(iter(step.values())).shape[0]
+        if self._history and next(iter(self._history[0].values())).shape[0] != batch_size:
+            self.reset()
+        if episode_start is not None and np.any(episode_start) and self._history:
+            rows = torch.as_tensor(np.asarray(episode_start, dtype=bool))
+            for past in self._history:
+                for key in past:
+                    past[key][rows] = step[key][rows]
+            self._queue = None
+        self._history.append(step)
+        self._history = self._history[-self.spec.n_obs_steps :]
+        padded = [self._history[0]] * (self.spec.n_obs_steps - len(self._history)) + self._history
+        return {key: torch.stack([s[key] for s in padded], dim=1) for key in step}
+
+    def predict_chunk(
+        self, window: Mapping[str, Any], *, n_steps: int | None = None, solver: str | None = None, deterministic: bool = True
+    ) -> np.ndarray:
+        """A whole action chunk ``(B, horizon, Da)`` for a batch of observation windows ``(B, To, ...)``."""
+        n_steps = self.n_steps if n_steps is None else n_steps
+        solver = self.solver if solver is None else solver
+        self._check_inference(n_steps, solver)
+        with torch.inference_mode():
+            chunk = self.sampler.sample_actions(
+                window, n_steps=n_steps, solver=solver, deterministic=deterministic, generator=self.generator,
+                **self.inference_options,
+            )
+        return chunk.cpu().numpy()
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, Any]:
+        """One observation or a batch (nested Dict observations included); returns ``(action, state)``."""
+        key, path = next(iter(self.observation_keys.items()))
+        leaf_space = _subspace(self.observation_space, path)
+        leaf = np.asarray(_lookup(observation, path))
+        batched = leaf.ndim == len(leaf_space.shape) + 1
+        obs_batch = observation if batched else _add_batch_axis(observation)
+        window = self._window(self.observation_batch(obs_batch), episode_start)
+        actions = self._act(window, deterministic)
+        return (actions if batched else actions[0]), state
+
+    def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        return self._act(self._window(self.observation_batch(observations), None), deterministic)
+
+    def _act(self, window: dict[str, torch.Tensor], deterministic: bool) -> np.ndarray:
+        if self.temporal_ensemble_coeff is not None:
+            return self._act_ensembled(window, deterministic)
+        if self._queue is None or self._queue.shape[1] == 0:
+            chunk = self.predict_chunk(window, deterministic=deterministic)
+            self._queue = chunk[:, self.action_offset : self.action_offset + self.n_action_steps]
+        action, self._queue = self._queue[:, 0], self._queue[:, 1:]
+        low, high = self.action_space.low, self.action_space.high
+        return np.clip(action, low, high).astype(self.action_space.dtype)
+
+    def _act_ensembled(self, window: dict[str, torch.Tensor], deterministic: bool) -> np.ndarray:
+        """ACT-style temporal ensembling: plan every step and average every stored chunk's
+        prediction for this step with weights ``exp(-coeff * i)``, ``i = 0`` the oldest."""
+        chunk = self.predict_chunk(window, deterministic=deterministic)[:, self.action_offset :]
+        if self._ensemble and self._ensemble[0].shape[0] != chunk.shape[0]:
+            self._ensemble = []
+        self._ensemble = (self._ensemble + [chunk])[-chunk.shape[1] :]
+        n = len(self._ensemble)
+        predictions = np.stack([c[:, n - 1 - j] for j, c in enumerate(self._ensemble)])  # (n, B, Da), oldest first
+        weights = np.exp(-self.temporal_ensemble_coeff * np.arange(n))  # type: ignore[operator]
+        action = np.tensordot(weights / weights.sum(), predictions, axes=1)
+        return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+
+    # -- training through the toolkit's supervised loop (BC, DAgger) -----------------------
+    @property
+    def model(self) -> torch.nn.Module:
+        """The trainable state (all components, normaliser included)."""
+        return self.sampler.models
+
+    def parameters(self):
+        return self.sampler.models.parameters()
+
+    def compute_loss(self, observations: Any, actions: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Flow-matching loss on env observations ``(B, ...)`` and actions ``(B, Da)`` or chunks
+        ``(B, horizon, Da)``, so BC and DAgger can train this policy like any other.
+
+        Single observations only fit ``n_obs_steps = 1``; single actions only fit ``horizon = 1``
+        (train longer windows with the ``TRAINER_REGISTRY`` trainer on windowed batches).
+        """
+        if self.spec.n_obs_steps != 1:
+            raise ValueError(
+                f"compute_loss takes single observations, but this policy stacks n_obs_steps={self.spec.n_obs_steps}; "
+                "train it with its TRAINER_REGISTRY trainer on (B, To, ...) windows"
+            )
+        batch: dict[str, Any] = {k: v[:, None] for k, v in self.observation_batch(observations).items()}
+        acts = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+        if acts.dim() == 2 and self.spec.horizon == 1:
+            acts = acts[:, None]
+        if acts.dim() != 3:
+            raise ValueError(
+                f"actions of shape {tuple(acts.shape)} do not fit horizon={self.spec.horizon}: pass (B, {self.spec.horizon}, "
+                f"{self.spec.action_dim}) chunks, or build the policy with horizon=1 for single actions"
+            )
+        batch["action"] = acts
+        return self.sampler.compute_loss(batch)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint_config(self) -> dict[str, Any]:
+        return {
+            "trainer": self.trainer_key,
+            "spec": self.spec.to_json(),
+            "n_action_steps": self.n_action_steps,
+            "action_offset": self.action_offset,
+            "n_steps": self.n_steps,
+            "solver": self.solver,
+            "observation_keys": self.observation_keys,
+            "inference_options": self.inference_options,
+            "temporal_ensemble_coeff": self.temporal_ensemble_coeff,
+            "seed": self.seed,
+        }
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.sampler.models.state_dict().items()}
+
+    @classmethod
+    def from_checkpoint(cls, config, tensors, observation_space, action_space) -> "FlowMatchingPolicy":
+        from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+
+        trainer_key = config.get("trainer")
+        trainer_class = TRAINER_REGISTRY.get(trainer_key)
+        models = trainer_class.build_models(FlowModelSpec.from_json(config["spec"]))
+        result = models.load_state_dict(dict(tensors), strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise CheckpointError(
+                f"the weights do not fit a {trainer_key} model: missing {result.missing_keys[:5]}, unexpected "
+                f"{result.unexpected_keys[:5]}; the checkpoint was written by a different trainer or edited"
+            )
+        return cls(
+            trainer_key,
+            models,
+            observation_space,
+            action_space,
+            n_action_steps=config["n_action_steps"],
+            action_offset=config["action_offset"],
+            n_steps=config["n_steps"],
+            solver=config["solver"],
+            observation_keys=config["observation_keys"],
+            inference_options=config.get("inference_options"),
+            temporal_ensemble_coeff=config.get("temporal_ensemble_coeff"),
+            seed=config.get("seed", 0),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, trainer: str | None = None) -> "FlowMatchingPolicy":
+        """Restore a saved flow policy; with ``trainer=KEY``, refuse one trained by another trainer."""
+        policy = super().load(path)
+        assert isinstance(policy, FlowMatchingPolicy)
+        if trainer is not None and policy.trainer_key != trainer:
+            raise CheckpointError(
+                f"{str(path)!r} holds a policy trained by {policy.trainer_key!r}, not {trainer!r}; load it with "
+                f"trainer={policy.trainer_key!r} (or none) or train one with {trainer!r}"
+            )
+        return policy
+
+    def __repr__(self) -> str:
+        return (
+            f"FlowMatchingPolicy(trainer={self.trainer_key!r}, horizon={self.spec.horizon}, "
+            f"n_obs_steps={self.spec.n_obs_steps}, n_action_steps={self.n_action_steps}, n_steps={self.n_steps}, "
+            f"solver={self.solver!r})"
+        )

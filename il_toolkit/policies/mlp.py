@@ -1,0 +1,163 @@
+"""A trainable MLP policy for vector observations, discrete or continuous actions.
+
+Observations are flattened (dict observations: the vector entries concatenated in key
+order) and standardised with statistics taken from the training data; continuous actions
+are regressed in [-1, 1] (scaled by the action space's bounds, or by data statistics where
+the bounds are infinite). Both normalisers are part of the saved state.
+
+Loss (``compute_loss``): cross-entropy for ``Discrete`` actions, mean squared error on
+normalised actions for ``Box`` actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from il_toolkit.policies.base import BasePolicy
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def _vector_keys(space: spaces.Space) -> list[str] | None:
+    if not isinstance(space, spaces.Dict):
+        return None
+    keys = sorted(space.spaces)
+    for key in keys:
+        sub = space.spaces[key]
+        if not isinstance(sub, spaces.Box) or len(sub.shape) > 1:
+            raise TypeError(
+                f"MLPPolicy takes vector observations, but observation {key!r} is {sub}; use a policy with a "
+                "camera backbone (the flow-matching family) for images"
+            )
+    return keys
+
+
+def obs_dim(space: spaces.Space) -> int:
+    keys = _vector_keys(space)
+    if keys is not None:
+        return int(sum(np.prod(space.spaces[k].shape) for k in keys))
+    if not isinstance(space, spaces.Box) or len(space.shape) > 1:
+        raise TypeError(
+            f"MLPPolicy takes vector observations, got {space}; use a policy with a camera backbone for images"
+        )
+    return int(np.prod(space.shape))
+
+
+class MLPPolicy(BasePolicy):
+    """``obs -> MLP -> action``; see the module docstring for normalisation and loss."""
+
+    checkpoint_kind = "mlp"
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str = "relu",
+    ) -> None:
+        super().__init__(observation_space, action_space)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if isinstance(action_space, spaces.Discrete):
+            out_dim = int(action_space.n)
+        elif isinstance(action_space, spaces.Box):
+            out_dim = int(np.prod(action_space.shape))
+        else:
+            raise TypeError(f"MLPPolicy supports Discrete and Box actions, got {action_space}")
+        self.hidden_sizes = [int(h) for h in hidden_sizes]
+        self.activation = activation
+        self._keys = _vector_keys(observation_space)
+        in_dim = obs_dim(observation_space)
+        layers: list[nn.Module] = []
+        for width in self.hidden_sizes:
+            layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
+            in_dim = width
+        layers.append(nn.Linear(in_dim, out_dim))
+        self.model = nn.Sequential(*layers)
+        self.model.register_buffer("obs_mean", torch.zeros(obs_dim(observation_space)))
+        self.model.register_buffer("obs_std", torch.ones(obs_dim(observation_space)))
+        act_dim = out_dim if isinstance(action_space, spaces.Box) else 1
+        self.model.register_buffer("act_center", torch.zeros(act_dim))
+        self.model.register_buffer("act_scale", torch.ones(act_dim))
+        if isinstance(action_space, spaces.Box) and np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high)):
+            low = torch.as_tensor(action_space.low.reshape(-1), dtype=torch.float32)
+            high = torch.as_tensor(action_space.high.reshape(-1), dtype=torch.float32)
+            self.model.act_center.copy_((high + low) / 2)
+            self.model.act_scale.copy_(torch.clamp((high - low) / 2, min=1e-6))
+        self.model.eval()
+
+    @property
+    def discrete(self) -> bool:
+        return isinstance(self.action_space, spaces.Discrete)
+
+    # -- data ---------------------------------------------------------------------------
+    def flatten_obs(self, observations: Any) -> np.ndarray:
+        """A batch of observations as a (B, obs_dim) float32 array."""
+        if self._keys is not None:
+            parts = [np.asarray(observations[k], dtype=np.float32).reshape(len(observations[k]), -1) for k in self._keys]
+            return np.concatenate(parts, axis=1)
+        obs = np.asarray(observations, dtype=np.float32)
+        return obs.reshape(obs.shape[0], -1)
+
+    def fit_normalizer(self, observations: Any, actions: np.ndarray | None = None) -> None:
+        """Set observation (and unbounded action) statistics from training data."""
+        flat = torch.as_tensor(self.flatten_obs(observations))
+        self.model.obs_mean.copy_(flat.mean(0))
+        self.model.obs_std.copy_(flat.std(0).clamp(min=1e-6) if len(flat) > 1 else torch.ones_like(flat[0]))
+        if actions is not None and not self.discrete and not np.all(np.isfinite(self.action_space.low)):
+            acts = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(actions), -1))
+            self.model.act_center.copy_(acts.mean(0))
+            self.model.act_scale.copy_(acts.std(0).clamp(min=1e-6))
+
+    def _forward(self, observations: Any) -> torch.Tensor:
+        x = torch.as_tensor(self.flatten_obs(observations))
+        return self.model((x - self.model.obs_mean) / self.model.obs_std)
+
+    def compute_loss(self, observations: Any, actions: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss on a batch of (observation, expert action) pairs, and metrics for logging."""
+        out = self._forward(observations)
+        if self.discrete:
+            target = torch.as_tensor(np.asarray(actions).reshape(-1), dtype=torch.long) - int(self.action_space.start)
+            loss = nn.functional.cross_entropy(out, target)
+            accuracy = (out.argmax(-1) == target).float().mean()
+            return loss, {"loss": float(loss), "accuracy": float(accuracy)}
+        target = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(out), -1))
+        target = (target - self.model.act_center) / self.model.act_scale
+        loss = nn.functional.mse_loss(out, target)
+        return loss, {"loss": float(loss)}
+
+    def parameters(self):
+        return self.model.parameters()
+
+    # -- acting -------------------------------------------------------------------------
+    def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        with torch.no_grad():
+            out = self._forward(observations)
+        if self.discrete:
+            return (out.argmax(-1) + int(self.action_space.start)).numpy().astype(np.int64)
+        actions = (out * self.model.act_scale + self.model.act_center).numpy()
+        actions = actions.reshape((len(actions),) + self.action_space.shape)
+        return np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def checkpoint_config(self) -> dict[str, Any]:
+        return {"hidden_sizes": self.hidden_sizes, "activation": self.activation}
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.model.state_dict())
+
+    @classmethod
+    def from_checkpoint(cls, config, tensors: Mapping[str, torch.Tensor], observation_space, action_space) -> "MLPPolicy":
+        from il_toolkit.policies.checkpoint import CheckpointError
+
+        policy = cls(observation_space, action_space, config["hidden_sizes"], config["activation"])
+        try:
+            policy.model.load_state_dict(dict(tensors))
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint tensors do not fit an MLPPolicy {config}: {exc}") from exc
+        return policy

@@ -1,0 +1,323 @@
+"""DAgger (dataset aggregation) as seed 004 describes it; it owns a BC trainer.
+
+Each round ``i`` of ``dagger_iterations``: act in the env for ``dagger_episodes_per_iter``
+episodes with the expert at each step with probability ``beta_i`` (else the learner), label
+*every* visited state with the expert's action, aggregate, and retrain the learner with BC
+for ``bc_epochs`` (warm-started). Beta schedules (seed 004): constant ``beta0``, linear
+``max(0, beta0 * (1 - i/N))``, exponential ``beta0 * 0.9**i``.
+
+Python::
+
+    trainer = DAgger(env=gym.make("CartPole-v1"), expert_policy=expert_policy, config=ILConfig.dagger())
+    results = trainer.train()
+
+Command line::
+
+    python -m il_toolkit.train.il.dagger --env CartPole-v1 --dagger_iterations 10 \
+        --dagger_episodes_per_iter 20 --dagger_beta_schedule linear --dagger_initial_beta 1.0 \
+        --bc_epochs 20 --output_dir ./output/dagger
+
+Everything a run learns lands in ``output_dir`` as it goes: each round's labelled episodes
+are appended to a Minari dataset at ``output_dir/dataset/data`` (open it with
+``minari.MinariDataset(path)``), each round's policy is saved under ``rounds/NNN``, and
+``state.json`` records the finished rounds last. Rerunning the same command after a crash
+or Ctrl-C resumes after the last finished round; a round that was cut short is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from il_toolkit.config.training_config import ILConfig, get_beta
+from il_toolkit.policies import as_policy, check_spaces, load
+from il_toolkit.policies.base import BasePolicy, Policy
+from il_toolkit.rollout import rollout_episode
+from il_toolkit.train.il import common
+from il_toolkit.train.il.common import ResumeMismatchError
+from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+from il_toolkit.train.logging import MetricLogger
+
+STATE_FILE = "state.json"
+DATASET_DIR = Path("dataset") / "data"
+
+
+class BetaMixture(BasePolicy):
+    """Acts with the expert with probability ``beta`` at each step, else with the learner,
+    and records the expert's label for every observation it is shown."""
+
+    def __init__(self, expert: Policy, learner: Policy, beta: float, rng: np.random.Generator) -> None:
+        super().__init__(expert.observation_space, expert.action_space)
+        self.expert, self.learner, self.beta, self.rng = expert, learner, beta, rng
+        self.labels: list[np.ndarray] = []
+        self.learner_steps = 0
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True):
+        label, _ = self.expert.predict(observation, deterministic=True)
+        self.labels.append(np.asarray(label))
+        if self.rng.random() < self.beta:
+            return label, state
+        self.learner_steps += 1
+        action, _ = self.learner.predict(observation, deterministic=deterministic)
+        return action, state
+
+    def reset(self) -> None:
+        self.expert.reset()
+        self.learner.reset()
+        self.labels = []
+
+
+class DAgger:
+    """Interactive imitation learning with an expert that can be queried in any state.
+
+    Args:
+        env: the environment (instance or id).
+        expert_policy: any policy: a function ``obs -> action``, a toolkit Policy (scripted
+            expert, saved policy, a person at the controls), or an SB3 model. ``None``: the
+            env's registered expert.
+        config: an :class:`ILConfig` (``ILConfig.dagger()`` by default).
+        use_wandb: log to wandb (offline by default).
+        policy: the learner to start from (``--model_path``); a fresh one by default.
+    """
+
+    def __init__(
+        self,
+        env: str | gym.Env,
+        expert_policy: Any = None,
+        config: ILConfig | None = None,
+        use_wandb: bool | None = None,
+        *,
+        policy: Any = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config if config is not None else ILConfig.dagger()
+        self.env = common.resolve_env(env)
+        self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
+        self.progress = progress
+        self.bc = BehavioralCloning(self.env, self.config, use_wandb=False, policy=policy, progress=progress)
+        self.expert = self._expert(expert_policy)
+        self.rng = np.random.default_rng(self.config.seed + 1)
+        self.output_dir = Path(self.config.output_dir)
+
+    def _expert(self, expert_policy: Any) -> Policy:
+        if expert_policy is None:
+            from il_toolkit.experts import make_expert
+
+            expert = make_expert(common.env_id_of(self.env), env=self.env)
+        else:
+            expert = as_policy(expert_policy, self.env.observation_space, self.env.action_space)
+        check_spaces("expert", expert.observation_space, expert.action_space,
+                     self.env.observation_space, self.env.action_space,
+                     fix="DAgger needs an expert for the env it trains in")
+        return expert
+
+    @property
+    def policy(self) -> Policy:
+        """The learner."""
+        return self.bc.policy
+
+    def beta(self, iteration: int) -> float:
+        c = self.config
+        return get_beta(iteration, c.dagger_beta_schedule, c.dagger_initial_beta, c.dagger_iterations)
+
+    # -- one round ------------------------------------------------------------------------
+    def collect_round(self, iteration: int) -> tuple[list[Any], dict[str, float]]:
+        """Roll out the beta-mixture for one round; returns expert-labelled trajectories and stats."""
+        from imitation.data.types import TrajectoryWithRew
+
+        from il_toolkit.rollout import Episode
+
+        beta = self.beta(iteration)
+        mixture = BetaMixture(self.expert, self.bc.policy, beta, self.rng)
+        n = self.config.dagger_episodes_per_iter
+        base = self.config.seed * 10_000 + iteration * n
+        trajectories, returns, successes, steps = [], [], [], 0
+        for seed in range(base, base + n):
+            episode: Episode = rollout_episode(mixture, self.env, seed)
+            labelled = episode.to_trajectory()
+            trajectories.append(TrajectoryWithRew(obs=labelled.obs, acts=np.stack(mixture.labels), infos=None,
+                                                  terminal=labelled.terminal, rews=labelled.rews))
+            returns.append(episode.sum_reward)
+            successes.append(episode.success)
+            steps += episode.length
+        stats = {"beta": beta, "round/mean_return": float(np.mean(returns)), "round/pc_success": 100 * float(np.mean(successes)),
+                 "round/expert_labels": steps, "round/learner_action_share": mixture.learner_steps / max(steps, 1)}
+        return trajectories, stats
+
+    # -- the run ------------------------------------------------------------------------
+    def train(self, initial_dataset: str | None = None) -> dict[str, Any]:
+        """Run (or resume) all rounds; returns paths, per-round stats and the final evaluation."""
+        start = time.perf_counter()
+        state = self._resume_state(initial_dataset)
+        trajectories = self._load_aggregate(state)
+        logger = MetricLogger(self.output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
+                              run_name=f"dagger-{common.env_id_of(self.env)}-s{self.config.seed}",
+                              config=self.config.to_dict())
+        if state["completed_rounds"] > 0:
+            print(f"resuming DAgger after round {state['completed_rounds']} of {self.config.dagger_iterations} "
+                  f"({len(trajectories)} episodes aggregated)", file=sys.stderr)
+        try:
+            for iteration in range(state["completed_rounds"], self.config.dagger_iterations):
+                new, stats = self.collect_round(iteration)
+                trajectories += new
+                self._append(new, iteration)
+                train_demos, val_demos = common.split_episodes(trajectories, self.config.bc_validation_split, self.bc.rng)
+                history = self.bc.fit(train_demos, val_demos, logger, step_offset=iteration * self.config.bc_epochs)
+                round_eval = self._round_eval(iteration)
+                stats.update({"round": iteration + 1, "n_samples": history["n_train"] + history["n_val"],
+                              "train/loss": history["final_train_loss"], "best_val_loss": history["best_val_loss"],
+                              "mean_reward": round_eval["mean_return"], "pc_success": round_eval["pc_success"]})
+                logger.log(stats, step=(iteration + 1) * self.config.bc_epochs)
+                self._finish_round(state, iteration, len(new), stats)
+        finally:
+            logger.close()
+        train_seconds = time.perf_counter() - start
+        best = self.bc.policy.save(self.output_dir / "best")
+        results: dict[str, Any] = {
+            "policy_path": str(best),
+            "dataset_path": str(self.output_dir / DATASET_DIR),
+            "rounds": state["rounds"],
+            "n_episodes": len(trajectories),
+            "expert_labels": int(sum(len(t.acts) for t in trajectories)),
+            "train_seconds": train_seconds,
+        }
+        results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
+        return results
+
+    def _round_eval(self, iteration: int) -> dict[str, float]:
+        from il_toolkit.evaluation import evaluate
+
+        n = min(self.config.eval_episodes, 10)
+        return evaluate(self.bc.policy, self.env, n_episodes=n, seed=2_000_000 + 100 * iteration).aggregates
+
+    # -- persistence --------------------------------------------------------------------
+    def _run_signature(self, initial_dataset: str | None) -> dict[str, Any]:
+        keys = ("dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
+                "bc_epochs", "batch_size", "learning_rate", "seed", "policy_type")
+        return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
+                **{k: getattr(self.config, k) for k in keys}}
+
+    def _resume_state(self, initial_dataset: str | None) -> dict[str, Any]:
+        signature = self._run_signature(initial_dataset)
+        path = self.output_dir / STATE_FILE
+        if path.exists():
+            state = json.loads(path.read_text())
+            if state["signature"] != signature:
+                changed = sorted(k for k in signature if state["signature"].get(k) != signature[k])
+                raise ResumeMismatchError(
+                    f"{self.output_dir} holds a DAgger run with different settings ({', '.join(changed)}); pass a "
+                    "new --output_dir, or rerun with the original settings to resume it"
+                )
+            if state["completed_rounds"] > 0:
+                self.bc.policy = load(self.output_dir / "rounds" / f"{state['completed_rounds']:03d}")
+                self.bc._normalizer_fitted = True
+            return state
+        common.write_run_files(self.output_dir, self.config, {"algorithm": "dagger", **signature})
+        return {"signature": signature, "completed_rounds": 0, "episodes": 0, "rounds": []}
+
+    def _load_aggregate(self, state: dict[str, Any]) -> list[Any]:
+        """The aggregated data of every finished round (episodes past the recorded count, from a
+        round cut short, are ignored) plus the initial dataset."""
+        from minari import MinariDataset
+
+        from il_toolkit.train.datasets.minari_io import load_demonstrations, trajectories_from
+
+        initial = state["signature"]["initial_dataset"]
+        trajectories = list(load_demonstrations(initial, env=self.env)) if initial else []
+        if state["episodes"] > 0:
+            dataset = MinariDataset(self.output_dir / DATASET_DIR)
+            trajectories += trajectories_from(dataset, "DAgger aggregate", self.env, episode_indices=range(state["episodes"]))
+        return trajectories
+
+    def _append(self, trajectories: Sequence[Any], iteration: int) -> None:
+        from il_toolkit import __version__
+        from il_toolkit.train.datasets.minari_io import append_episodes, episode_buffer
+
+        buffers = []
+        for t in trajectories:
+            obs = t.obs
+            observations = ([{k: v[i] for k, v in obs.items()} for i in range(len(t.acts) + 1)]
+                            if hasattr(obs, "items") else list(obs))
+            buffers.append(episode_buffer(observations, list(t.acts), list(t.rews), t.terminal, None))
+        append_episodes(self.output_dir / DATASET_DIR, self.env, buffers, {
+            "dataset_id": "dagger/aggregate-v0",
+            "il_toolkit_env_id": common.env_id_of(self.env),
+            "il_toolkit_expert": type(self.expert).__name__,
+            "il_toolkit_version": __version__,
+            "description": "DAgger aggregate: observations visited by the beta-mixture, actions labelled by the expert",
+        })
+
+    def _finish_round(self, state: dict[str, Any], iteration: int, n_new_episodes: int, stats: dict[str, Any]) -> None:
+        """Save the round's policy, then record the round as finished (atomically, last)."""
+        self.bc.policy.save(self.output_dir / "rounds" / f"{iteration + 1:03d}")
+        state["completed_rounds"] = iteration + 1
+        state["episodes"] += n_new_episodes
+        state["rounds"].append(dict(stats))
+        tmp = self.output_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.output_dir / STATE_FILE)
+
+
+# -- command line ------------------------------------------------------------------------
+CLI_FIELDS = (
+    "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
+    "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
+    "seed", "eval_episodes", "output_dir",
+)
+
+
+def build_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
+    return common.build_parser(
+        prog,
+        "DAgger (seed 004): roll out a mix of expert and learner, label every visited state with the expert, "
+        "aggregate and retrain. --dataset gives an initial dataset D0. Rerun the same command to resume.",
+        ILConfig.dagger(use_wandb=True),
+        CLI_FIELDS,
+    )
+
+
+def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
+          use_wandb: bool, progress: bool) -> dict[str, Any]:
+    """The undecorated function under the CLI."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.experts import make_expert
+
+    if env_id is None:
+        if model_path is None:
+            raise SystemExit("give --env ENV_ID (or --model_path of a policy whose run records its env)")
+        env_id = _env_of_model(model_path)
+    env = make_env(env_id)
+    policy = load(model_path) if model_path is not None else None
+    expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
+    trainer = DAgger(env, expert_policy, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    return trainer.train(initial_dataset=dataset)
+
+
+def _env_of_model(model_path: str) -> str:
+    for candidate in (Path(model_path).parent / "run.json", Path(model_path) / "run.json"):
+        if candidate.exists():
+            env_id = json.loads(candidate.read_text()).get("env_id")
+            if env_id:
+                return env_id
+    raise SystemExit(f"cannot tell which env {model_path} was trained on; pass --env")
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = build_parser(prog or "python -m il_toolkit.train.il.dagger")
+    args = parser.parse_args(argv)
+    config = common.config_from_args(args, ILConfig.dagger())
+    results = train(config, env_id=args.env, dataset=args.dataset, expert=args.expert,
+                    model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress)
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

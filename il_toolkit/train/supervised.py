@@ -1,0 +1,94 @@
+"""The one supervised training loop for toolkit policies (BC, and DAgger through BC).
+
+A trainable policy offers ``compute_loss(observations, actions) -> (loss, metrics)``,
+``parameters()`` and a ``model`` (``nn.Module``) whose ``state_dict`` is the policy's state.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+@dataclass
+class FitHistory:
+    epochs: int = 0
+    best_epoch: int = 0
+    best_val_loss: float = float("inf")
+    final_train_loss: float = float("nan")
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _take(observations: Any, index: np.ndarray) -> Any:
+    if isinstance(observations, dict):
+        return {k: v[index] for k, v in observations.items()}
+    return observations[index]
+
+
+def _num(observations: Any) -> int:
+    return len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
+
+
+def evaluate_loss(policy: Any, observations: Any, actions: np.ndarray, batch_size: int = 4096) -> dict[str, float]:
+    """Mean loss and metrics over a whole split, in eval mode, without gradients."""
+    policy.model.eval()
+    totals: dict[str, float] = {}
+    n = _num(observations)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            index = np.arange(start, min(n, start + batch_size))
+            _, metrics = policy.compute_loss(_take(observations, index), actions[index])
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value * len(index)
+    return {key: value / n for key, value in totals.items()}
+
+
+def fit(
+    policy: Any,
+    train: tuple[Any, np.ndarray],
+    val: tuple[Any, np.ndarray] | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    rng: np.random.Generator,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> FitHistory:
+    """Minibatch AdamW on ``train`` = (observations, actions) for ``epochs`` epochs; keeps the
+    state with the lowest validation loss (training loss when there is no validation split)."""
+    from tqdm.auto import tqdm
+
+    observations, actions = train
+    n = _num(observations)
+    if n < batch_size:
+        batch_size = n
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    history = FitHistory(best_state=copy.deepcopy(policy.model.state_dict()))
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False):
+        policy.model.train()
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            loss, _ = policy.compute_loss(_take(observations, index), actions[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        metrics = {f"train/{k}": v for k, v in evaluate_loss(policy, observations, actions).items()}
+        if val is not None:
+            metrics.update({f"val/{k}": v for k, v in evaluate_loss(policy, *val).items()})
+        monitored = metrics.get("val/loss", metrics["train/loss"])
+        history.epochs, history.final_train_loss = epoch, metrics["train/loss"]
+        if monitored < history.best_val_loss:
+            history.best_val_loss, history.best_epoch = monitored, epoch
+            history.best_state = copy.deepcopy(policy.model.state_dict())
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+    policy.model.eval()
+    return history

@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+
+from il_toolkit import ILConfig
+from il_toolkit.envs import make_env
+from il_toolkit.policies import FunctionPolicy, SpaceMismatchError
+from il_toolkit.train.il.common import ResumeMismatchError
+from il_toolkit.train.il.dagger import BetaMixture, DAgger
+
+
+def _config(tmp_path, **overrides):
+    base = dict(dagger_iterations=3, dagger_episodes_per_iter=2, bc_epochs=4, learning_rate=1e-3,
+                eval_episodes=5, output_dir=str(tmp_path / "dagger"), use_wandb=False)
+    return ILConfig.dagger(**{**base, **overrides})
+
+
+def test_seed_api_learns_cartpole_and_records_every_round(tmp_path):
+    env = make_env("CartPole-v1")
+
+    def expert_policy(state):
+        return 1 if state[2] + 0.1 * state[3] > 0 else 0
+
+    trainer = DAgger(env=env, expert_policy=expert_policy, config=_config(tmp_path), progress=False)
+    results = trainer.train()
+    betas = [r["beta"] for r in results["rounds"]]
+    assert betas == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert results["rounds"][0]["round/learner_action_share"] == 0.0
+    assert results["rounds"][-1]["round/learner_action_share"] > 0.3
+    assert results["eval"]["mean_return"] >= 400
+    import minari
+
+    aggregate = minari.MinariDataset(results["dataset_path"])
+    assert aggregate.total_episodes == 6 == results["n_episodes"]
+    assert aggregate.total_steps == results["expert_labels"]
+
+
+def test_labels_are_the_experts_even_when_the_learner_acts():
+    env = make_env("CartPole-v1")
+    expert = FunctionPolicy(lambda s: 1, env.observation_space, env.action_space)
+    learner = FunctionPolicy(lambda s: 0, env.observation_space, env.action_space)
+    mixture = BetaMixture(expert, learner, beta=0.0, rng=np.random.default_rng(0))
+    actions = [int(mixture.predict(env.observation_space.sample())[0]) for _ in range(20)]
+    assert actions == [0] * 20 and [int(a) for a in mixture.labels] == [1] * 20
+
+
+def test_a_crashed_run_resumes_after_its_last_finished_round(tmp_path, monkeypatch):
+    config = _config(tmp_path)
+    trainer = DAgger("CartPole-v1", None, config, progress=False)
+    original = DAgger.collect_round
+
+    def crash_in_round_three(self, iteration):
+        if iteration == 2:
+            raise KeyboardInterrupt
+        return original(self, iteration)
+
+    monkeypatch.setattr(DAgger, "collect_round", crash_in_round_three)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    state = json.loads((tmp_path / "dagger" / "state.json").read_text())
+    assert state["completed_rounds"] == 2 and state["episodes"] == 4
+    monkeypatch.setattr(DAgger, "collect_round", original)
+    seen = []
+    monkeypatch.setattr(DAgger, "collect_round", lambda self, i: seen.append(i) or original(self, i))
+    results = DAgger("CartPole-v1", None, config, progress=False).train()
+    assert seen == [2]
+    assert results["n_episodes"] == 6 and len(results["rounds"]) == 3
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1), progress=False).train()
+    with pytest.raises(ResumeMismatchError, match="different settings \\(dagger_iterations\\)"):
+        DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=2), progress=False).train()
+
+
+def test_expert_with_another_action_space_is_refused(tmp_path):
+    env = make_env("CartPole-v1")
+    pusht = make_env("PushT-v0")
+    wrong = FunctionPolicy(lambda s: np.zeros(2, np.float32), env.observation_space, pusht.action_space)
+    with pytest.raises(SpaceMismatchError, match=r"expert action space Box\(2,\) float32 does not match env action space Discrete\(2\)"):
+        DAgger(env, wrong, _config(tmp_path), progress=False)
+
+
+def test_cli_runs_with_the_seed_flags(tmp_path):
+    from il_toolkit.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["train", "dagger", "--env", "CartPole-v1", "--dagger_iterations", "2", "--dagger_episodes_per_iter", "1",
+                 "--dagger_beta_schedule", "exponential", "--dagger_initial_beta", "1.0", "--bc_epochs", "2",
+                 "--eval_episodes", "2", "--output_dir", str(out), "--no_wandb", "--no_progress"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert [r["beta"] for r in state["rounds"]] == pytest.approx([1.0, 0.9])

@@ -1,0 +1,516 @@
+"""Flow-matching primitives, components, every registered trainer, and the chunked policy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from il_toolkit.model import flow
+from il_toolkit.model.components import BatchError
+from il_toolkit.model.ot import sinkhorn_divergence
+from il_toolkit.model.spec import FlowModelSpec
+from il_toolkit.model.vq import VectorQuantizer
+from il_toolkit.policies import load as load_policy
+from il_toolkit.policies.checkpoint import CheckpointError
+from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+from il_toolkit.registry import UnknownKeyError
+from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+from il_toolkit.train.imitation_learning.mutual_information_estimator.infonce import infonce
+
+torch.set_num_threads(1)
+
+SEED_KEYS = {
+    "vfp_single_expert_trainer",
+    "vfp_single_expert_trainer_depth",
+    "cfg_vqvae_flow_matching_trainer_kot",
+    "naive_flow_matching_policy_trainer",
+    "variational_flow_matching_policy_trainer",
+    "mutual_information_estimator_trainer",
+}
+KEYS = TRAINER_REGISTRY.keys()
+TINY = dict(d_model=32, n_heads=2, embedder_layers=1, decoder_layers=1, codebook_size=4, n_experts=2, mi_dim=16)
+
+
+# -- primitives ----------------------------------------------------------------------------
+def test_path_endpoints_and_velocity() -> None:
+    x0, x1 = torch.randn(4, 3, 2), torch.randn(4, 3, 2)
+    assert torch.allclose(flow.interpolate(x0, x1, torch.zeros(4)), x0)
+    assert torch.allclose(flow.interpolate(x0, x1, torch.ones(4)), x1)
+    x_t, v = flow.flow_matching_pair(x0, x1, torch.full((4,), 0.25))
+    assert torch.allclose(x_t, 0.25 * x1 + 0.75 * x0)
+    assert torch.allclose(v, x1 - x0)
+    assert torch.allclose(flow.predicted_endpoint(x_t, torch.full((4,), 0.25), v), x1, atol=1e-6)
+
+
+def test_solvers_orders_of_accuracy() -> None:
+    x0 = torch.ones(2, 1)
+    # dx/dt = t: exact x(1) = x0 + 0.5; midpoint and rk4 are exact, euler with n steps is off by 1/(2n).
+    for solver in ("midpoint", "rk4"):
+        out = flow.integrate(lambda x, t: t[:, None].expand_as(x), x0, n_steps=3, solver=solver)
+        assert torch.allclose(out, x0 + 0.5, atol=1e-6)
+    euler = flow.integrate(lambda x, t: t[:, None].expand_as(x), x0, n_steps=4, solver="euler")
+    assert torch.allclose(euler, x0 + 0.5 - 1 / 8, atol=1e-6)
+    # dx/dt = x: exact e; errors shrink with the solver's order.
+    errors = {
+        s: abs(float(flow.integrate(lambda x, t: x, x0, n_steps=5, solver=s)[0, 0]) - math.e) for s in flow.SOLVERS
+    }
+    assert errors["rk4"] < 1e-4 < errors["midpoint"] < errors["euler"]
+    assert flow.velocity_calls(5, "rk4") == 20
+    with pytest.raises(ValueError, match="euler, midpoint, rk4"):
+        flow.integrate(lambda x, t: x, x0, n_steps=2, solver="heun")
+    with pytest.raises(ValueError, match="n_steps"):
+        flow.integrate(lambda x, t: x, x0, n_steps=0)
+
+
+def test_time_sampling() -> None:
+    g = torch.Generator().manual_seed(0)
+    beta = flow.TimeDistribution("beta", 1.0, 1.5)
+    t = beta.sample(20000, generator=g)
+    assert 0 <= float(t.min()) and float(t.max()) <= 1
+    assert abs(float(t.mean()) - 0.4) < 0.01  # mean of Beta(1, 1.5) = 1 / 2.5
+    assert abs(float((t < 0.5).float().mean()) - (1 - 0.5**1.5)) < 0.015  # CDF 1 - (1 - x)^1.5
+    again = beta.sample(5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again, beta.sample(5, generator=torch.Generator().manual_seed(3)))
+    torch.manual_seed(0)
+    general = flow.sample_time_beta(20000, 2.0, 3.0)
+    assert abs(float(general.mean()) - 0.4) < 0.01
+    uniform = flow.TimeDistribution().sample(20000, generator=g)
+    assert abs(float(uniform.mean()) - 0.5) < 0.01
+    with pytest.raises(ValueError):
+        flow.TimeDistribution("gamma")
+
+
+def test_flow_matching_learns_two_point_distribution() -> None:
+    """The exact marginal velocity of a two-point target carries noise to both points."""
+    modes = torch.tensor([[-1.0], [1.0]])
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tb = t[:, None]
+        # posterior weight of each mode given x_t, for x_t = t*m + (1-t)*z, z ~ N(0, 1)
+        logits = -((x[:, None, :] - tb[:, None, :] * modes[None]) ** 2).sum(-1) / (2 * (1 - tb).clamp_min(1e-3) ** 2)
+        w = torch.softmax(logits, dim=1)
+        mean_x1 = w @ modes
+        return (mean_x1 - x) / (1 - tb).clamp_min(1e-3)
+
+    x0 = torch.randn(2000, 1, generator=torch.Generator().manual_seed(0))
+    x1 = flow.integrate(velocity, x0, n_steps=50, solver="midpoint")
+    assert float((x1 - x1.sign()).abs().max()) < 0.05
+    assert 0.4 < float((x1 > 0).float().mean()) < 0.6
+
+
+def test_sinkhorn_divergence() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    assert abs(float(sinkhorn_divergence(x, x))) < 1e-4
+    near = float(sinkhorn_divergence(x, x + 0.2))
+    far = float(sinkhorn_divergence(x, x + 1.0))
+    assert 0 < near < far
+    y = (x + 1.0).requires_grad_(True)
+    sinkhorn_divergence(x, y).backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()
+
+
+def test_vq_replaces_dead_codes() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 4, dead_threshold=0.5, usage_decay=0.1)
+    with torch.no_grad():
+        vq.embedding.data[1:] += 100.0  # all but code 0 are far from every input
+    z = torch.randn(32, 4)
+    out = vq(z)
+    assert out.replaced > 0 and out.indices.unique().numel() == 1
+    after = vq(z)
+    assert after.indices.unique().numel() > 1  # replaced codes now sit on encoder outputs
+    vq.eval()
+    assert vq(z).replaced == 0  # no replacement outside training
+
+
+def test_infonce_bounds_mutual_information() -> None:
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(64, 8, generator=g)
+    _, dependent = infonce(u, u + 0.05 * torch.randn(64, 8, generator=g))
+    _, independent = infonce(u, torch.randn(64, 8, generator=g))
+    assert float(dependent) > 2.0 > 0.5 > float(independent)
+    assert float(dependent) <= math.log(64) + 1e-6
+
+
+# -- trainers ------------------------------------------------------------------------------
+def test_registry_holds_only_seed_keys() -> None:
+    assert set(KEYS) <= SEED_KEYS
+    assert {"naive_flow_matching_policy_trainer", "vfp_single_expert_trainer", "vfp_single_expert_trainer_depth"} <= set(KEYS)
+    with pytest.raises(UnknownKeyError, match="naive_flow_matching_policy_trainer"):
+        TRAINER_REGISTRY.get("flow_policy_trainer")
+
+
+def _spec(key: str, *, cameras: tuple[str, ...] = (), state_dim: int = 3, **extra) -> FlowModelSpec:
+    depth = ("head",) if TRAINER_REGISTRY.get(key).requires_depth else ()
+    if depth and "head" not in cameras:
+        cameras = cameras + ("head",)
+    fields = dict(TINY, action_dim=2, horizon=4, n_obs_steps=2, state_dim=state_dim, cameras=cameras,
+                  depth_cameras=depth, image_size=(16, 16))
+    fields.update(extra)
+    return FlowModelSpec(**fields)
+
+
+def _batch(spec: FlowModelSpec, batch_size: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    to, (h, w) = spec.n_obs_steps, spec.image_size
+    batch = {"action": torch.randn(batch_size, spec.horizon, spec.action_dim, generator=g)}
+    if spec.state_dim:
+        batch["observation.state"] = torch.randn(batch_size, to, spec.state_dim, generator=g)
+    for camera in spec.cameras:
+        batch[f"observation.images.{camera}"] = torch.randint(0, 256, (batch_size, to, 3, h, w), generator=g, dtype=torch.uint8)
+    for camera in spec.depth_cameras:
+        batch[f"observation.depth.{camera}"] = torch.rand(batch_size, to, 1, h, w, generator=g)
+    return batch
+
+
+def _trainer(key: str, spec: FlowModelSpec, lr: float = 3e-4, seed: int = 0):
+    torch.manual_seed(seed)
+    cls = TRAINER_REGISTRY.get(key)
+    models = cls.build_models(spec)
+    return cls(models, cls.build_optimizers(models, lr=lr), None, "cpu")
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("cameras", [(), ("head", "left", "right")], ids=["state", "3cams"])
+def test_one_train_step_returns_finite_metrics(key: str, cameras: tuple[str, ...]) -> None:
+    spec = _spec(key, cameras=cameras)
+    trainer = _trainer(key, spec)
+    before = {k: v.clone() for k, v in trainer.models.state_dict().items()}
+    metrics = trainer.train_step(_batch(spec), epoch=0, total_epochs=10, iterations=0)
+    assert metrics and all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    assert {"loss", "velocity_loss", "grad_norm/action_decoder", "grad_norm/info_embedder"} <= set(metrics)
+    changed = [k for k, v in trainer.models.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("action_decoder.") for k in changed)
+    chunk = trainer.sample_actions(_batch(spec), n_steps=2, solver="midpoint")
+    assert chunk.shape == (8, spec.horizon, spec.action_dim) and torch.isfinite(chunk).all()
+
+
+def test_camera_dropout_only_where_the_seed_says() -> None:
+    spec = _spec("vfp_single_expert_trainer", cameras=("head", "left", "right"))
+    vfp = _trainer("vfp_single_expert_trainer", spec)
+    vfp.generator = torch.Generator().manual_seed(0)
+    dropped = vfp.drop_sources(4000)
+    assert dropped.shape == (4000, 4) and not dropped[:, 3].any()  # state is never dropped
+    assert abs(float(dropped[:, :3].float().mean()) - 0.15) < 0.02
+    assert _trainer("naive_flow_matching_policy_trainer", spec).drop_sources(10) is None
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_loss_decreases_on_tiny_fixed_problem(key: str) -> None:
+    spec = _spec(key, state_dim=3)
+    trainer = _trainer(key, spec, lr=2e-3)
+    batch = _batch(spec, 32, seed=1)
+    states = batch["observation.state"]
+    batch["action"] = states[:, -1:, :2].expand(32, 4, 2) * 2.0 + 0.5  # a deterministic function of the state
+
+    def eval_loss() -> float:
+        trainer.generator = torch.Generator().manual_seed(123)
+        with torch.no_grad():
+            return float(trainer.compute_loss(batch)[1]["velocity_loss"])
+
+    start = eval_loss()
+    trainer.generator = None
+    for i in range(60):
+        trainer.train_step(batch, epoch=0, total_epochs=1, iterations=i)
+    end = eval_loss()
+    assert end < 0.6 * start, (start, end)
+
+
+# -- bad input -----------------------------------------------------------------------------
+def test_missing_camera_is_named() -> None:
+    spec = _spec("vfp_single_expert_trainer", cameras=("head", "left", "right"))
+    trainer = _trainer("vfp_single_expert_trainer", spec)
+    batch = _batch(spec)
+    del batch["observation.images.left"]
+    with pytest.raises(BatchError, match="observation.images.left"):
+        trainer.train_step(batch, 0, 1, 0)
+
+
+def test_wrong_image_size_is_refused() -> None:
+    spec = _spec("naive_flow_matching_policy_trainer", cameras=("head",))
+    trainer = _trainer("naive_flow_matching_policy_trainer", spec)
+    batch = _batch(spec)
+    batch["observation.images.head"] = torch.zeros(8, 2, 3, 24, 24, dtype=torch.uint8)
+    with pytest.raises(BatchError, match="24x24 pixels.*16x16"):
+        trainer.train_step(batch, 0, 1, 0)
+    batch["observation.images.head"] = torch.zeros(8, 2, 16, 16, 3, dtype=torch.uint8)
+    with pytest.raises(BatchError, match="channels-first"):
+        trainer.train_step(batch, 0, 1, 0)
+
+
+def test_depth_trainer_needs_depth_and_models_must_fit_their_trainer() -> None:
+    with pytest.raises(ValueError, match="depth_cameras"):
+        TRAINER_REGISTRY.get("vfp_single_expert_trainer_depth").build_models(_spec("naive_flow_matching_policy_trainer"))
+    depth_spec = _spec("vfp_single_expert_trainer_depth")
+    models = TRAINER_REGISTRY.get("vfp_single_expert_trainer_depth").build_models(depth_spec)
+    other = next((k for k in KEYS if k not in ("naive_flow_matching_policy_trainer", "vfp_single_expert_trainer",
+                                                 "vfp_single_expert_trainer_depth")), None)
+    if other is not None:
+        with pytest.raises(ValueError, match="missing components"):
+            TRAINER_REGISTRY.get(other)(models, {}, None, "cpu")
+
+
+# -- policy ----------------------------------------------------------------------------------
+def _state_policy(key: str, **kwargs) -> FlowMatchingPolicy:
+    spec = _spec(key, state_dim=3)
+    models = TRAINER_REGISTRY.get(key).build_models(spec)
+    models["normalizer"].fit(actions=np.random.default_rng(0).normal(1.0, 2.0, (100, 2)),
+                             states=np.random.default_rng(1).normal(size=(100, 3)))
+    obs_space = spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    act_space = spaces.Box(-10, 10, (2,), np.float32)
+    return FlowMatchingPolicy(key, models, obs_space, act_space, **kwargs)
+
+
+def _depth_policy(key: str, **kwargs) -> tuple[FlowMatchingPolicy, dict]:
+    spec = _spec(key, cameras=("head",), state_dim=2)
+    models = TRAINER_REGISTRY.get(key).build_models(spec)
+    obs_space = spaces.Dict({
+        "agent_pos": spaces.Box(-1, 1, (2,), np.float32),
+        "pixels": spaces.Box(0, 255, (16, 16, 3), np.uint8),
+        "depth": spaces.Box(0, 10, (1, 16, 16), np.float32),
+    })
+    obs_space.seed(0)
+    obs = {k: np.stack([obs_space.sample()[k] for _ in range(5)]) for k in obs_space.spaces}
+    return FlowMatchingPolicy(key, models, obs_space, spaces.Box(-1, 1, (2,), np.float32), **kwargs), obs
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_policy_save_load_gives_identical_actions(key: str, tmp_path) -> None:
+    if TRAINER_REGISTRY.get(key).requires_depth:
+        policy, obs = _depth_policy(key, n_action_steps=2, n_steps=3, solver="midpoint", seed=7)
+    else:
+        policy = _state_policy(key, n_action_steps=2, n_steps=3, solver="midpoint", seed=7)
+        obs = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    policy.save(tmp_path / "p")
+    loaded = load_policy(tmp_path / "p")
+    assert isinstance(loaded, FlowMatchingPolicy) and loaded.trainer_key == key
+    cls = TRAINER_REGISTRY.get(key)
+    assert set(cls.load_models(tmp_path / "p").keys()) == set(policy.sampler.models.keys())
+    for name in ("action_shift", "action_scale", "state_shift", "state_scale"):
+        assert torch.equal(getattr(loaded.sampler.models["normalizer"], name), getattr(policy.sampler.models["normalizer"], name))
+    for _ in range(3):
+        a, _ = policy.predict(obs)
+        b, _ = loaded.predict(obs)
+        assert a.shape == (5, 2)
+        np.testing.assert_array_equal(a, b)
+    other = next(k for k in KEYS if k != key)
+    with pytest.raises(CheckpointError, match=f"trained by '{key}', not one trained by '{other}'"):
+        TRAINER_REGISTRY.get(other).load_models(tmp_path / "p")
+
+
+def test_policy_chunking_queue_and_reset() -> None:
+    policy = _state_policy("naive_flow_matching_policy_trainer", n_action_steps=3, n_steps=2)
+    calls = []
+    original = policy.predict_chunk
+    policy.predict_chunk = lambda window, **kw: calls.append(window) or original(window, **kw)  # type: ignore[method-assign]
+    obs = np.zeros(3, np.float32)
+    for _ in range(7):
+        action, _ = policy.predict(obs)
+        assert action.shape == (2,)
+    assert len(calls) == 3  # 7 actions at 3 per chunk
+    assert calls[0]["observation.state"].shape == (1, 2, 3)  # history padded to n_obs_steps
+    policy.reset()
+    policy.predict(obs)
+    assert len(calls) == 4
+    chunk = policy.predict_chunk({"observation.state": torch.zeros(1, 2, 3)}, n_steps=1, solver="rk4")
+    assert chunk.shape == (1, 4, 2)
+    with pytest.raises(ValueError, match="euler, midpoint, rk4"):
+        policy.predict_chunk({"observation.state": torch.zeros(1, 2, 3)}, solver="dopri")
+
+
+def test_camera_policy_with_dict_observations(tmp_path) -> None:
+    key = "vfp_single_expert_trainer_depth" if "vfp_single_expert_trainer_depth" in KEYS else KEYS[0]
+    spec = _spec(key, cameras=("head", "left"), state_dim=2)
+    models = TRAINER_REGISTRY.get(key).build_models(spec)
+    obs_space = spaces.Dict({
+        "agent_pos": spaces.Box(-1, 1, (2,), np.float32),
+        "pixels": spaces.Dict({c: spaces.Box(0, 255, (16, 16, 3), np.uint8) for c in ("head", "left")}),
+        "depth": spaces.Dict({"head": spaces.Box(0, 10, (1, 16, 16), np.float32)}),
+    })
+    policy = FlowMatchingPolicy(key, models, obs_space, spaces.Box(-1, 1, (2,), np.float32), n_steps=2)
+    obs = obs_space.sample()
+    action, _ = policy.predict(obs)
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+    policy.save(tmp_path / "cam")
+    again = load_policy(tmp_path / "cam")
+    assert again.observation_keys == policy.observation_keys
+    bad = dict(obs, pixels={"head": obs["pixels"]["head"][:8]})
+    policy.reset()
+    with pytest.raises(BatchError, match="pixels/left"):
+        policy.predict(bad)
+
+
+def test_policy_errors(tmp_path) -> None:
+    with pytest.raises(UnknownKeyError, match="known trainer keys: .*naive_flow_matching_policy_trainer"):
+        _state_policy("naive_flow_matching_policy_trainer").__class__(
+            "nope", TRAINER_REGISTRY.get("naive_flow_matching_policy_trainer").build_models(_spec("naive_flow_matching_policy_trainer")),
+            spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)),
+        )
+    policy = _state_policy("naive_flow_matching_policy_trainer")
+    policy.save(tmp_path / "naive")
+    with pytest.raises(CheckpointError, match="trained by 'naive_flow_matching_policy_trainer', not 'vfp_single_expert_trainer'"):
+        FlowMatchingPolicy.load(tmp_path / "naive", trainer="vfp_single_expert_trainer")
+    assert FlowMatchingPolicy.load(tmp_path / "naive", trainer="naive_flow_matching_policy_trainer").trainer_key == policy.trainer_key
+    richer = [k for k in KEYS if k in ("mutual_information_estimator_trainer", "cfg_vqvae_flow_matching_trainer_kot")]
+    if richer:  # weights of one family refused by another family's architecture
+        import json
+
+        config_path = tmp_path / "naive" / "config.json"
+        config = json.loads(config_path.read_text())
+        config["config"]["trainer"] = richer[0]
+        config_path.write_text(json.dumps(config))
+        with pytest.raises(CheckpointError, match="do not fit"):
+            load_policy(tmp_path / "naive")
+
+
+# -- family specifics ----------------------------------------------------------------------
+def _trained(key: str, steps: int, spec: FlowModelSpec, batch: dict) -> tuple:
+    trainer = _trainer(key, spec, lr=2e-3)
+    history = [trainer.train_step(batch, 0, 1, i) for i in range(steps)]
+    return trainer, history
+
+
+@pytest.mark.skipif("mutual_information_estimator_trainer" not in KEYS, reason="not registered")
+def test_mutual_information_estimate_rises_on_dependent_data() -> None:
+    spec = _spec("mutual_information_estimator_trainer")
+    batch = _batch(spec, 32, seed=3)
+    batch["action"] = batch["observation.state"][:, -1:, :2].expand(32, 4, 2).clone()
+    _, history = _trained("mutual_information_estimator_trainer", 40, spec, batch)
+    first, last = history[0]["mi_estimate"], np.mean([h["mi_estimate"] for h in history[-5:]])
+    assert last > first + 0.5 and last <= math.log(32) + 1e-6, (first, last)
+
+
+@pytest.mark.skipif("cfg_vqvae_flow_matching_trainer_kot" not in KEYS, reason="not registered")
+def test_cfg_vqvae_logs_codes_and_guides() -> None:
+    key = "cfg_vqvae_flow_matching_trainer_kot"
+    spec = _spec(key)
+    trainer, history = _trained(key, 5, spec, _batch(spec, 16))
+    assert {"vq_loss", "prior_loss", "kot", "code_perplexity", "codes_replaced", "cfg_dropped_fraction"} <= set(history[-1])
+    obs = _batch(spec, 4, seed=5)
+    plain = trainer.sample_actions(obs, n_steps=2, generator=torch.Generator().manual_seed(0))
+    guided = trainer.sample_actions(obs, n_steps=2, generator=torch.Generator().manual_seed(0), guidance_scale=3.0)
+    assert torch.isfinite(guided).all() and not torch.allclose(plain, guided)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        trainer.sample_actions(obs, n_steps=1, guidance=2.0)
+
+
+@pytest.mark.skipif("variational_flow_matching_policy_trainer" not in KEYS, reason="not registered")
+def test_variational_logs_expert_usage() -> None:
+    key = "variational_flow_matching_policy_trainer"
+    spec = _spec(key, n_experts=3)
+    trainer, history = _trained(key, 3, spec, _batch(spec, 16))
+    metrics = history[-1]
+    usage = [metrics[f"expert_usage/{e}"] for e in range(3)]
+    assert abs(sum(usage) - 1) < 1e-5 and 0 <= metrics["expert_evenness"] <= 1
+    assert abs(sum(metrics[f"expert_top1/{e}"] for e in range(3)) - 1) < 1e-5
+    top1 = trainer.sample_actions(_batch(spec, 4), n_steps=2, expert_choice="top1")
+    assert top1.shape == (4, 4, 2) and torch.isfinite(top1).all()
+
+
+@pytest.mark.parametrize("key", ["naive_flow_matching_policy_trainer", "variational_flow_matching_policy_trainer"])
+def test_training_resumes_exactly(key: str, tmp_path) -> None:
+    if key not in KEYS:
+        pytest.skip("not registered")
+    spec = _spec(key)
+    batch = _batch(spec, 8)
+    a = _trainer(key, spec, lr=1e-3, seed=0)
+    for i in range(3):
+        a.train_step(batch, 0, 1, i)
+    a.save_training_state(tmp_path / "state", epoch=0, iterations=3)
+    b = _trainer(key, spec, lr=1e-3, seed=1)  # different initial weights, fresh optimizers
+    assert b.load_training_state(tmp_path / "state") == {"epoch": 0, "iterations": 3}
+    for trainer in (a, b):
+        trainer.generator = torch.Generator().manual_seed(9)
+        trainer.train_step(batch, 0, 1, 3)
+    for (name, x), (_, y) in zip(a.models.state_dict().items(), b.models.state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-6), name
+    other = next(k for k in KEYS if k != key)
+    with pytest.raises(CheckpointError, match=f"training state of '{key}'"):
+        _trainer(other, _spec(other)).load_training_state(tmp_path / "state")
+
+
+def test_temporal_ensembling_averages_overlapping_chunks(tmp_path) -> None:
+    policy = _state_policy("naive_flow_matching_policy_trainer", temporal_ensemble_coeff=0.5, n_steps=1)
+    chunks = iter([np.full((1, 4, 2), v, np.float32) * np.arange(1, 5)[None, :, None] for v in (1.0, 2.0, 3.0)])
+    policy.predict_chunk = lambda window, **kw: next(chunks)  # type: ignore[method-assign]
+    obs = np.zeros(3, np.float32)
+    # action_offset = n_obs_steps - 1 = 1, so chunks are used from index 1: chunk k gives v * (2, 3, 4)
+    first = policy.predict(obs)[0]
+    np.testing.assert_allclose(first, [2.0, 2.0])
+    second = policy.predict(obs)[0]  # oldest chunk's 2nd entry (1*3) weight 1, newest's 1st (2*2) weight e^-0.5
+    w = np.exp(-0.5)
+    np.testing.assert_allclose(second, [(3.0 + w * 4.0) / (1 + w)] * 2, rtol=1e-6)
+    policy.save(tmp_path / "te")
+    assert load_policy(tmp_path / "te").temporal_ensemble_coeff == 0.5
+
+
+def test_loss_module_overrides_the_family_default() -> None:
+    key = "naive_flow_matching_policy_trainer"
+    spec = _spec(key)
+    cls = TRAINER_REGISTRY.get(key)
+    models = cls.build_models(spec)
+
+    class Huberish(torch.nn.Module):
+        def forward(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            assert predicted.shape == target.shape == (8, spec.horizon, spec.action_dim)
+            return 7.0 + 0.0 * (predicted - target).abs().mean()
+
+    trainer = cls(models, cls.build_optimizers(models), Huberish(), "cpu")
+    assert trainer.train_step(_batch(spec), 0, 1, 0)["velocity_loss"] == 7.0
+    without = cls(models, {}, None, "cpu")
+    with pytest.raises(RuntimeError, match="without optimizers"):
+        without.train_step(_batch(spec), 0, 1, 0)
+
+
+def test_policy_trains_through_compute_loss_like_bc() -> None:
+    """The toolkit's supervised loop (BC, DAgger) only needs compute_loss + parameters()."""
+    key = "naive_flow_matching_policy_trainer"
+    spec = _spec(key, n_obs_steps=1, horizon=1)
+    torch.manual_seed(0)
+    models = TRAINER_REGISTRY.get(key).build_models(spec)
+    policy = FlowMatchingPolicy(key, models, spaces.Box(-5, 5, (3,), np.float32), spaces.Box(-5, 5, (2,), np.float32),
+                                n_steps=5)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(64, 3)).astype(np.float32)
+    actions = np.tanh(obs[:, :2]) * 2
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss, metrics = policy.compute_loss(obs, actions)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(metrics["loss"])
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    predicted, _ = policy.predict(obs)
+    assert np.mean(np.abs(predicted - actions)) < 0.5 * np.mean(np.abs(actions))
+    with pytest.raises(ValueError, match="n_obs_steps=2"):
+        _state_policy(key).compute_loss(obs, actions)
+    chunked = FlowMatchingPolicy(key, TRAINER_REGISTRY.get(key).build_models(_spec(key, n_obs_steps=1)),
+                                 spaces.Box(-5, 5, (3,), np.float32), spaces.Box(-5, 5, (2,), np.float32))
+    with pytest.raises(ValueError, match="horizon=4"):
+        chunked.compute_loss(obs, actions)
+    assert math.isfinite(chunked.compute_loss(obs, np.repeat(actions[:, None], 4, axis=1))[1]["loss"])
+
+
+def test_create_infers_the_spec_from_env_spaces() -> None:
+    pusht_pixels = spaces.Dict({"agent_pos": spaces.Box(0, 512, (2,), np.float64),
+                                "pixels": spaces.Box(0, 255, (24, 24, 3), np.uint8)})
+    policy = FlowMatchingPolicy.create("naive_flow_matching_policy_trainer", pusht_pixels, spaces.Box(0, 512, (2,), np.float32),
+                                       horizon=4, n_obs_steps=2, **{k: v for k, v in TINY.items()})
+    assert policy.spec.state_dim == 2 and policy.spec.cameras == ("pixels",) and policy.spec.image_size == (24, 24)
+    action, _ = policy.predict(pusht_pixels.sample())
+    assert action.shape == (2,)
+    aloha = spaces.Dict({"agent_pos": spaces.Box(-4, 4, (14,), np.float64), "pixels": spaces.Dict(
+        {c: spaces.Box(0, 255, (16, 16, 3), np.uint8) for c in ("top", "left_wrist", "right_wrist")})})
+    vfp = FlowMatchingPolicy.create("vfp_single_expert_trainer", aloha, spaces.Box(-1, 1, (14,), np.float32), horizon=4, **TINY)
+    assert set(vfp.spec.cameras) == {"top", "left_wrist", "right_wrist"} and vfp.spec.action_dim == 14
+    assert vfp.predict({k: np.stack([aloha.sample()[k]] * 3) if k == "agent_pos" else
+                        {c: np.stack([v] * 3) for c, v in aloha.sample()[k].items()} for k in aloha.spaces})[0].shape == (3, 14)
+    state_only = FlowMatchingPolicy.create("naive_flow_matching_policy_trainer", spaces.Box(-1, 1, (5,)), spaces.Box(-1, 1, (2,)))
+    assert state_only.spec.state_dim == 5 and state_only.spec.cameras == ()
