@@ -3,7 +3,8 @@
 - ``WANDB_MODE=offline``: logging never needs an account and never blocks on the network.
 - ``MUJOCO_GL=egl``: headless MuJoCo rendering (Mesa's llvmpipe on machines with no GPU).
 - ``PYGAME_HIDE_SUPPORT_PROMPT=1``, ``SDL_AUDIODRIVER=dummy``: pygame (used by gym-pusht)
-  prints no banner and probes no sound server.
+  prints no banner and probes no sound server; on a machine with no display
+  ``SDL_VIDEODRIVER=dummy`` too (a desktop keeps its real video driver for teleoperation).
 
 pygame's own ``pkg_resources`` deprecation warning is silenced (the stack pins setuptools<81
 on purpose, see DESIGN.md).
@@ -25,6 +26,8 @@ DEFAULT_ENVIRONMENT = {
 def apply_environment_defaults() -> None:
     for key, value in DEFAULT_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: pygame renders off-screen
     if os.environ.get("MUJOCO_GL") == "egl":
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

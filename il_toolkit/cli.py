@@ -93,12 +93,16 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from il_toolkit.evaluation import evaluate
-    from il_toolkit.policies import load
+    from il_toolkit.evaluation import evaluate_checkpoint
+    from il_toolkit.experts import DEFAULT_EXPERTS
+    from il_toolkit.envs import canonical_env_id
 
-    policy = load(args.policy)
-    result = evaluate(policy, args.env, n_episodes=args.episodes, seed=args.seed,
-                      env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress)
+    normalize = args.normalize if args.normalize is not None else canonical_env_id(args.env) in DEFAULT_EXPERTS
+    result = evaluate_checkpoint(
+        args.policy, args.env, n_episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
+        env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress, normalize=normalize,
+        video_dir=args.video_dir, video_episodes=[int(i) for i in args.video_episodes.split(",") if i],
+    )
     if args.output:
         result.save(args.output)
     print(result.summary())
@@ -147,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", required=True, help="env id")
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
     p.add_argument("--seed", type=int, default=1_000_000, help="episode i is reset with seed SEED+i")
+    p.add_argument("--num-envs", type=int, default=1, help="env processes sharing the episodes (same seeds, same records)")
     p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="env constructor keyword")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the normalised score (expert = 1, random = 0 on the same seeds); default: when the env has an expert")
+    p.add_argument("--video-dir", help="write MP4s of the episodes listed in --video-episodes here")
+    p.add_argument("--video-episodes", default="0", help="comma-separated episode indices to record")
     p.add_argument("--output", help="write per-episode records and aggregates to this JSON file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_eval)

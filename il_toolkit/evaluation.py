@@ -2,8 +2,9 @@
 
 Per episode (LeRobot's and imitation's vocabulary): ``sum_reward``, ``max_reward``,
 ``success``, ``seed``, ``length``. Aggregates: ``mean_return``, ``std_return``,
-``pc_success`` (percent), ``avg_max_reward``. Episode ``i`` is reset with seed
-``seed + i``, so every method is scored on the same starts.
+``pc_success`` (percent), ``avg_max_reward``, and with references a ``normalized_score``
+(expert = 1, random = 0, both measured on the very same seeds). Episode ``i`` is reset with
+seed ``seed + i``, so every method is scored on the same starts.
 
 ``success`` is ``info["is_success"]`` at any step where the env reports it (PushT, ALOHA);
 for envs that report nothing (CartPole) an episode succeeds when it reaches the time limit
@@ -13,10 +14,12 @@ without terminating (the pole stayed up for the whole horizon).
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -24,6 +27,8 @@ import numpy as np
 from il_toolkit.envs import make_env
 from il_toolkit.policies.base import Policy, check_spaces
 from il_toolkit.rollout import Episode, rollout_episode
+
+DEFAULT_EVAL_SEED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class EvalResult:
     env_id: str
     episodes: list[EpisodeRecord]
     seconds: float
+    references: dict[str, float] | None = None  # {"expert_return": ..., "random_return": ...} on the same seeds
     aggregates: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +58,10 @@ class EvalResult:
             "avg_max_reward": float(np.mean([e.max_reward for e in self.episodes])),
             "mean_length": float(np.mean([e.length for e in self.episodes])),
         }
+        if self.references is not None:
+            self.aggregates["normalized_score"] = normalized_score(
+                self.aggregates["mean_return"], self.references["random_return"], self.references["expert_return"]
+            )
 
     @property
     def mean_return(self) -> float:
@@ -66,6 +76,7 @@ class EvalResult:
             "env_id": self.env_id,
             "seconds": self.seconds,
             "aggregates": self.aggregates,
+            "references": self.references,
             "episodes": [asdict(e) for e in self.episodes],
         }
 
@@ -77,10 +88,19 @@ class EvalResult:
 
     def summary(self) -> str:
         a = self.aggregates
-        return (
+        text = (
             f"{self.env_id}: return {a['mean_return']:.1f} ± {a['std_return']:.1f}, success {a['pc_success']:.1f}%, "
             f"avg max reward {a['avg_max_reward']:.3f} over {a['n_episodes']} episodes ({self.seconds:.1f} s)"
         )
+        if "normalized_score" in a:
+            text += f", normalised score {a['normalized_score']:.3f}"
+        return text
+
+
+def normalized_score(mean_return: float, random_return: float, expert_return: float) -> float:
+    """``(R - R_random) / (R_expert - R_random)``: expert = 1, random = 0."""
+    span = expert_return - random_return
+    return float("nan") if abs(span) < 1e-12 else float((mean_return - random_return) / span)
 
 
 def episode_record(episode: Episode) -> EpisodeRecord:
@@ -93,36 +113,146 @@ def episode_record(episode: Episode) -> EpisodeRecord:
     )
 
 
+def _env_id(env: gym.Env) -> str:
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+
+def _run_seeds(
+    policy: Policy, env: gym.Env, seeds: Sequence[int], *, progress: bool, video_dir: Path | None,
+    video_seeds: set[int],
+) -> list[EpisodeRecord]:
+    from tqdm.auto import tqdm
+
+    records = []
+    for seed in tqdm(list(seeds), desc=f"eval {_env_id(env)}", disable=not progress, leave=False, unit="ep"):
+        record_video = video_dir is not None and seed in video_seeds
+        episode = rollout_episode(policy, env, seed, keep_observations=False, render=record_video)
+        if record_video:
+            write_video(episode.frames, video_dir / f"episode_seed{seed}.mp4", fps=env.metadata.get("render_fps", 30))
+        records.append(episode_record(episode))
+    return records
+
+
+def write_video(frames: Sequence[np.ndarray], path: Path, fps: int = 30) -> Path:
+    """Frames (H, W, 3) uint8 to an MP4 file."""
+    import imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(path, list(frames), fps=fps, macro_block_size=1)
+    return path
+
+
 def evaluate(
     policy: Policy,
     env: str | gym.Env,
     n_episodes: int = 50,
-    seed: int = 1_000_000,
+    seed: int = DEFAULT_EVAL_SEED,
     *,
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
+    references: dict[str, float] | None = None,
+    video_dir: str | os.PathLike | None = None,
+    video_episodes: Sequence[int] = (0,),
 ) -> EvalResult:
-    """Evaluate ``policy`` for ``n_episodes`` on seeds ``seed, seed+1, ...``.
+    """Evaluate ``policy`` for ``n_episodes`` on seeds ``seed, seed+1, ...`` in one process.
 
     The default seed is far from the collection seeds (0, 1, ...) so demonstrations and
-    evaluation starts never coincide.
+    evaluation starts never coincide. ``video_dir`` records the episodes whose index is in
+    ``video_episodes`` as MP4 files (the env must render ``rgb_array``).
     """
-    from tqdm.auto import tqdm
-
     owns_env = isinstance(env, str)
-    env_obj = make_env(env, **(env_kwargs or {})) if isinstance(env, str) else env
-    env_id = env_obj.spec.id if env_obj.spec is not None else type(env_obj.unwrapped).__name__
+    if isinstance(env, str):
+        kwargs = dict(env_kwargs or {})
+        if video_dir is not None:
+            kwargs.setdefault("render_mode", "rgb_array")
+        env_obj = make_env(env, **kwargs)
+    else:
+        env_obj = env
     check_spaces(
         "policy", policy.observation_space, policy.action_space, env_obj.observation_space, env_obj.action_space,
-        fix=f"evaluate the policy on the env it was trained on (this env is {env_id})",
+        fix=f"evaluate the policy on the env it was trained on (this env is {_env_id(env_obj)})",
     )
+    seeds = [seed + i for i in range(n_episodes)]
     start = time.perf_counter()
     try:
-        episodes = [
-            episode_record(rollout_episode(policy, env_obj, seed + i, keep_observations=False))
-            for i in tqdm(range(n_episodes), desc=f"eval {env_id}", disable=not progress, leave=False)
-        ]
+        records = _run_seeds(policy, env_obj, seeds, progress=progress,
+                             video_dir=Path(video_dir) if video_dir is not None else None,
+                             video_seeds={seed + i for i in video_episodes})
     finally:
         if owns_env:
             env_obj.close()
-    return EvalResult(env_id=env_id, episodes=episodes, seconds=time.perf_counter() - start)
+    return EvalResult(env_id=_env_id(env_obj), episodes=records, seconds=time.perf_counter() - start, references=references)
+
+
+def _worker(args: tuple[str, str, dict[str, Any], list[int]]) -> list[EpisodeRecord]:
+    import torch
+
+    from il_toolkit.policies import load
+
+    torch.set_num_threads(1)
+    policy_path, env_id, env_kwargs, seeds = args
+    env = make_env(env_id, **env_kwargs)
+    try:
+        return _run_seeds(load(policy_path), env, seeds, progress=False, video_dir=None, video_seeds=set())
+    finally:
+        env.close()
+
+
+def evaluate_checkpoint(
+    policy_path: str | os.PathLike,
+    env_id: str,
+    n_episodes: int = 50,
+    seed: int = DEFAULT_EVAL_SEED,
+    *,
+    num_envs: int = 1,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = False,
+    normalize: bool = False,
+    video_dir: str | os.PathLike | None = None,
+    video_episodes: Sequence[int] = (0,),
+) -> EvalResult:
+    """Evaluate a saved policy, with ``num_envs`` env processes each running a share of the
+    seeds (the records are identical to a single-process run on the same seeds)."""
+    from il_toolkit.policies import load
+
+    references = reference_returns(env_id, n_episodes, seed, env_kwargs=env_kwargs) if normalize else None
+    if num_envs <= 1 or video_dir is not None:
+        return evaluate(load(policy_path), env_id, n_episodes, seed, env_kwargs=env_kwargs, progress=progress,
+                        references=references, video_dir=video_dir, video_episodes=video_episodes)
+    seeds = [seed + i for i in range(n_episodes)]
+    shares = [seeds[i::num_envs] for i in range(num_envs)]
+    start = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(num_envs) as pool:
+        parts = pool.map(_worker, [(str(policy_path), env_id, dict(env_kwargs or {}), share) for share in shares if share])
+    records = sorted((r for part in parts for r in part), key=lambda r: r.seed)
+    env = make_env(env_id, **(env_kwargs or {}))
+    env_name = _env_id(env)
+    env.close()
+    return EvalResult(env_id=env_name, episodes=records, seconds=time.perf_counter() - start, references=references)
+
+
+_REFERENCE_CACHE: dict[tuple, dict[str, float]] = {}
+
+
+def reference_returns(env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL_SEED, *,
+                      env_kwargs: dict[str, Any] | None = None) -> dict[str, float]:
+    """Mean returns of the env's registered expert and of uniform random actions on the same
+    evaluation seeds: the 1 and 0 of the normalised score."""
+    from il_toolkit.experts import make_expert
+    from il_toolkit.policies import FunctionPolicy
+
+    key = (env_id, n_episodes, seed, json.dumps(env_kwargs or {}, sort_keys=True))
+    if key not in _REFERENCE_CACHE:
+        env = make_env(env_id, **(env_kwargs or {}))
+        env.action_space.seed(seed)
+        random_policy = FunctionPolicy(lambda _: env.action_space.sample(), env.observation_space, env.action_space)
+        expert = make_expert(env_id, env=env)
+        seeds = [seed + i for i in range(n_episodes)]
+        kwargs = dict(progress=False, video_dir=None, video_seeds=set())
+        _REFERENCE_CACHE[key] = {
+            "expert_return": float(np.mean([r.sum_reward for r in _run_seeds(expert, env, seeds, **kwargs)])),
+            "random_return": float(np.mean([r.sum_reward for r in _run_seeds(random_policy, env, seeds, **kwargs)])),
+        }
+        env.close()
+    return dict(_REFERENCE_CACHE[key])

@@ -24,6 +24,7 @@ class Episode:
     terminated: bool = False
     truncated: bool = False
     reported_success: bool | None = None  # None: the env never reported info["is_success"]
+    frames: list[np.ndarray] = field(default_factory=list)  # env.render() after reset and each step, if asked
 
     @property
     def length(self) -> int:
@@ -65,11 +66,15 @@ def rollout_episode(
     *,
     keep_observations: bool = True,
     deterministic: bool = True,
+    render: bool = False,
 ) -> Episode:
-    """Run ``policy`` in ``env`` from ``env.reset(seed=seed)`` until the episode ends."""
+    """Run ``policy`` in ``env`` from ``env.reset(seed=seed)`` until the episode ends;
+    ``render`` keeps ``env.render()`` frames (the env must have ``render_mode="rgb_array"``)."""
     obs, info = env.reset(seed=seed)
     policy.reset()
     episode = Episode(seed=seed)
+    if render:
+        episode.frames.append(env.render())
     if "is_success" in info:
         episode.reported_success = bool(info["is_success"])
     if keep_observations:
@@ -82,6 +87,8 @@ def rollout_episode(
         if keep_observations:
             episode.actions.append(np.asarray(action))
             episode.observations.append(obs)
+        if render:
+            episode.frames.append(env.render())
         if "is_success" in info:
             episode.reported_success = bool(episode.reported_success) or bool(info["is_success"])
         done = terminated or truncated

@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import pytest
+
+from il_toolkit.envs import make_env
+from il_toolkit.evaluation import evaluate, evaluate_checkpoint, normalized_score, reference_returns
+from il_toolkit.experts import make_expert
+from il_toolkit.policies import FunctionPolicy, SpaceMismatchError
+
+
+def test_records_and_aggregates_for_a_known_policy():
+    env = make_env("CartPole-v1")
+    always_left = FunctionPolicy(lambda s: 0, env.observation_space, env.action_space)
+    result = evaluate(always_left, env, n_episodes=4, seed=10)
+    assert [r.seed for r in result.episodes] == [10, 11, 12, 13]
+    assert all(not r.success and r.length < 20 and r.max_reward == 1.0 for r in result.episodes)
+    assert result.aggregates["pc_success"] == 0.0
+    assert result.aggregates["mean_return"] == pytest.approx(np.mean([r.sum_reward for r in result.episodes]))
+
+
+def test_normalised_score_is_one_for_the_expert_and_zero_for_random():
+    assert normalized_score(50.0, 0.0, 100.0) == 0.5
+    refs = reference_returns("CartPole-v1", 5, seed=123)
+    assert refs["expert_return"] == 500.0 and refs["random_return"] < 50
+    result = evaluate(make_expert("CartPole-v1"), "CartPole-v1", n_episodes=5, seed=123, references=refs)
+    assert result.aggregates["normalized_score"] == pytest.approx(1.0)
+
+
+def test_parallel_evaluation_gives_the_same_records(tmp_path):
+    path = make_expert("CartPole-v1").save(tmp_path / "lqr")
+    single = evaluate_checkpoint(path, "CartPole-v1", n_episodes=4, seed=5)
+    double = evaluate_checkpoint(path, "CartPole-v1", n_episodes=4, seed=5, num_envs=2)
+    assert single.episodes == double.episodes
+
+
+def test_video_of_chosen_episodes(tmp_path):
+    path = make_expert("CartPole-v1").save(tmp_path / "lqr")
+    evaluate_checkpoint(path, "CartPole-v1", n_episodes=2, seed=0, video_dir=tmp_path / "video", video_episodes=[1])
+    videos = list((tmp_path / "video").glob("*.mp4"))
+    assert [v.name for v in videos] == ["episode_seed1.mp4"] and videos[0].stat().st_size > 1000
+
+
+def test_policy_for_another_env_is_refused():
+    env = make_env("PushT-v0")
+    cartpole_expert = make_expert("CartPole-v1")
+    with pytest.raises(SpaceMismatchError, match="evaluate the policy on the env it was trained on"):
+        evaluate(cartpole_expert, env, n_episodes=1)
+
+
+def test_eval_cli_writes_json(tmp_path, capsys):
+    from il_toolkit.cli import main
+
+    path = make_expert("CartPole-v1").save(tmp_path / "lqr")
+    assert main(["eval", "--policy", str(path), "--env", "CartPole-v1", "--episodes", "3", "--no-progress",
+                 "--output", str(tmp_path / "e.json")]) == 0
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert data["aggregates"]["normalized_score"] == pytest.approx(1.0)
+    assert {"sum_reward", "max_reward", "success", "seed"} <= set(data["episodes"][0])
