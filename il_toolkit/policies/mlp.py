@@ -1,7 +1,7 @@
 """A trainable MLP policy for vector observations, discrete or continuous actions.
 
 Observations are flattened (dict observations: the vector entries concatenated in key
-order) and standardised with statistics taken from the training data; continuous actions
+order), angles (dimensions bounded by [0, 2π] or [-π, π]) encoded as sine and cosine, and standardised with statistics taken from the training data; continuous actions
 are regressed in [-1, 1] (scaled by the action space's bounds, or by data statistics where
 the bounds are infinite). Both normalisers are part of the saved state.
 
@@ -37,7 +37,7 @@ def _vector_keys(space: spaces.Space) -> list[str] | None:
     return keys
 
 
-def obs_dim(space: spaces.Space) -> int:
+def raw_obs_dim(space: spaces.Space) -> int:
     keys = _vector_keys(space)
     if keys is not None:
         return int(sum(np.prod(space.spaces[k].shape) for k in keys))
@@ -46,6 +46,16 @@ def obs_dim(space: spaces.Space) -> int:
             f"MLPPolicy takes vector observations, got {space}; use a policy with a camera backbone for images"
         )
     return int(np.prod(space.shape))
+
+
+def periodic_dims(space: spaces.Space) -> list[int]:
+    """Indices of a flat Box observation bounded by exactly [0, 2π] or [-π, π]: angles, which
+    the policy sees as (sin, cos) so that 0 and 2π look alike (PushT's block angle)."""
+    if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+        return []
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    is_angle = (np.isclose(low, 0) & np.isclose(high, 2 * np.pi)) | (np.isclose(low, -np.pi) & np.isclose(high, np.pi))
+    return [int(i) for i in np.flatnonzero(is_angle)]
 
 
 class MLPPolicy(BasePolicy):
@@ -72,15 +82,17 @@ class MLPPolicy(BasePolicy):
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.activation = activation
         self._keys = _vector_keys(observation_space)
-        in_dim = obs_dim(observation_space)
+        self.periodic_dims = periodic_dims(observation_space)
+        in_dim = raw_obs_dim(observation_space) + len(self.periodic_dims)
         layers: list[nn.Module] = []
         for width in self.hidden_sizes:
             layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
             in_dim = width
         layers.append(nn.Linear(in_dim, out_dim))
         self.model = nn.Sequential(*layers)
-        self.model.register_buffer("obs_mean", torch.zeros(obs_dim(observation_space)))
-        self.model.register_buffer("obs_std", torch.ones(obs_dim(observation_space)))
+        feature_dim = raw_obs_dim(observation_space) + len(self.periodic_dims)
+        self.model.register_buffer("obs_mean", torch.zeros(feature_dim))
+        self.model.register_buffer("obs_std", torch.ones(feature_dim))
         act_dim = out_dim if isinstance(action_space, spaces.Box) else 1
         self.model.register_buffer("act_center", torch.zeros(act_dim))
         self.model.register_buffer("act_scale", torch.ones(act_dim))
@@ -97,12 +109,18 @@ class MLPPolicy(BasePolicy):
 
     # -- data ---------------------------------------------------------------------------
     def flatten_obs(self, observations: Any) -> np.ndarray:
-        """A batch of observations as a (B, obs_dim) float32 array."""
+        """A batch of observations as (B, features) float32: flattened, with each periodic
+        dimension replaced by its sine and followed by its cosine at the end."""
         if self._keys is not None:
             parts = [np.asarray(observations[k], dtype=np.float32).reshape(len(observations[k]), -1) for k in self._keys]
             return np.concatenate(parts, axis=1)
-        obs = np.asarray(observations, dtype=np.float32)
-        return obs.reshape(obs.shape[0], -1)
+        obs = np.asarray(observations, dtype=np.float64)
+        obs = obs.reshape(obs.shape[0], -1)
+        if self.periodic_dims:
+            angles = obs[:, self.periodic_dims]
+            obs = np.concatenate([obs, np.cos(angles)], axis=1)
+            obs[:, self.periodic_dims] = np.sin(angles)
+        return obs.astype(np.float32)
 
     def fit_normalizer(self, observations: Any, actions: np.ndarray | None = None) -> None:
         """Set observation (and unbounded action) statistics from training data."""
@@ -125,11 +143,11 @@ class MLPPolicy(BasePolicy):
             target = torch.as_tensor(np.asarray(actions).reshape(-1), dtype=torch.long) - int(self.action_space.start)
             loss = nn.functional.cross_entropy(out, target)
             accuracy = (out.argmax(-1) == target).float().mean()
-            return loss, {"loss": float(loss), "accuracy": float(accuracy)}
+            return loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)}
         target = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(out), -1))
         target = (target - self.model.act_center) / self.model.act_scale
         loss = nn.functional.mse_loss(out, target)
-        return loss, {"loss": float(loss)}
+        return loss, {"loss": float(loss.detach())}
 
     def parameters(self):
         return self.model.parameters()
