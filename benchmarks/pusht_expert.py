@@ -21,13 +21,30 @@ from _results import write_results
 MAX_STEPS = 300
 
 
+WALLS = (5.0, 506.0)  # gym_pusht's wall segments
+
+
+def block_through_wall(state: np.ndarray) -> bool:
+    """Whether any corner of the T lies beyond a wall (random pushes can tunnel it through)."""
+    from il_toolkit.experts.pusht import BAR, STEM
+
+    corners = np.array([(x, y) for x0, x1, y0, y1 in (BAR, STEM) for x in (x0, x1) for y in (y0, y1)])
+    c, s = np.cos(state[4]), np.sin(state[4])
+    world = state[2:4] + corners @ np.array([[c, s], [-s, c]])
+    return bool(np.any((world < WALLS[0]) | (world > WALLS[1])))
+
+
 def rollout(env, expert, seed: int, random_steps: int, query_times: list[float]) -> dict:
-    """One episode; returns success, steps to success (counted from the start) and max coverage."""
+    """One episode; returns success, steps to success (counted from the start), max coverage
+    and whether the T was through a wall when the expert took over."""
     obs, _ = env.reset(seed=seed)
     expert.reset()
     rng = np.random.default_rng(seed)
     info: dict = {"max_coverage": 0.0}
+    through_wall = False
     for t in range(MAX_STEPS):
+        if t == random_steps:
+            through_wall = block_through_wall(obs)
         if t < random_steps:
             action = rng.uniform(0, 512, 2)
         else:
@@ -36,10 +53,12 @@ def rollout(env, expert, seed: int, random_steps: int, query_times: list[float])
             query_times.append(time.perf_counter() - start)
         obs, _, terminated, truncated, info = env.step(action)
         if info["max_coverage"] > 0.95:
-            return {"seed": seed, "success": True, "steps": t + 1, "max_coverage": float(info["max_coverage"])}
+            return {"seed": seed, "success": True, "steps": t + 1, "max_coverage": float(info["max_coverage"]),
+                    "through_wall_at_takeover": through_wall}
         if truncated:
             break
-    return {"seed": seed, "success": False, "steps": MAX_STEPS, "max_coverage": float(info["max_coverage"])}
+    return {"seed": seed, "success": False, "steps": MAX_STEPS, "max_coverage": float(info["max_coverage"]),
+            "through_wall_at_takeover": through_wall}
 
 
 def summarise(name: str, episodes: list[dict], random_steps: int) -> dict:
@@ -53,11 +72,16 @@ def summarise(name: str, episodes: list[dict], random_steps: int) -> dict:
         "median_expert_steps_to_success": float(np.median(steps - random_steps)) if len(steps) else None,
         "avg_max_coverage": float(np.mean([e["max_coverage"] for e in episodes])),
         "failed_seeds": [e["seed"] for e in episodes if not e["success"]],
+        "through_wall_at_takeover": {
+            "episodes": sum(e["through_wall_at_takeover"] for e in episodes),
+            "failed": sum(e["through_wall_at_takeover"] for e in episodes if not e["success"]),
+        },
     }
     print(
         f"{name:<34} {figures['pc_success']:6.1f}% success over {len(episodes)} seeds, "
         f"median {figures['median_steps_to_success']} steps ({figures['median_expert_steps_to_success']} by the expert), avg max coverage {figures['avg_max_coverage']:.3f}, "
-        f"failed seeds {figures['failed_seeds']}"
+        f"failed seeds {figures['failed_seeds']} ({figures['through_wall_at_takeover']['failed']} of them with the T "
+        f"through a wall at take-over; {figures['through_wall_at_takeover']['episodes']} such episodes in all)"
     )
     return figures
 

@@ -9,13 +9,15 @@ contact point travels along ``n``, by the twist::
     j = 1 / (1/m + (r x n)^2 / I)        v = j n / m        omega = j (r x n) / I
 
 Every query the expert (1) expresses the pose error (centre of gravity and wrapped angle)
-in the block's frame, (2) scores a fixed set of candidate contacts along the T's edges by how
-well their twist points along the error (metric ``diag(1, 1, L^2)``) minus the length of the
-collision-free route the pusher needs to reach them, and (3) either pushes through the chosen
-contact by the distance that minimises the predicted error, or moves to its pre-contact point
-along the shortest path around the T (a visibility graph of the T inflated by the pusher's
-radius, precomputed in the block's frame). The action depends only on the current state
-(agent x, y, block x, y, angle: the ``state`` observation), so DAgger can query it anywhere.
+in the block's frame, (2) scores a fixed set of candidate contacts along the T's edges by the
+fraction of the error their push can remove (squared cosine between twist and error in the
+metric ``diag(1, 1, L^2)``), divided by ``1 + route / travel_scale`` where route is the length
+of the collision-free path the pusher needs to reach the contact, and (3) either pushes through
+the chosen contact by the distance that minimises the predicted error, or moves towards its
+pre-contact point along the shortest path around the T (a visibility graph of the T inflated
+by the pusher's radius, precomputed in the block's frame; only board-reachable corners are
+used). The action depends only on the current state (agent x, y, block x, y, angle: the
+``state`` observation), so DAgger can query it anywhere.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ class PushTControlParams:
     """Tuning of the controller (pixels, radians).
 
     ``length_scale``: L in the error metric diag(1, 1, L^2); ``travel_scale``: a contact's
-    score (the fraction of the error its push can remove) is divided by 1 + route / scale; ``gap``: pre-contact clearance between pusher and edge;
-    ``margin``: clearance kept from the T while routing; ``max_push``/``max_move``: the
+    score (the fraction of the error its push can remove) is divided by 1 + route / scale;
+    ``gap``: pre-contact clearance between pusher and edge; ``margin``: clearance kept from the T while routing; ``max_push``/``max_move``: the
     farthest target ahead of the pusher while pushing / moving; ``lead``: how far past a
     routing corner the target is put (capped by the corner's distance to the pre-contact
     point), so the pusher passes corners instead of stopping at them; ``engage_slack``: how far
@@ -66,7 +68,7 @@ class PushTControlParams:
     gap: float = 6.0
     margin: float = 4.0
     max_push: float = 30.0
-    max_move: float = 60.0
+    max_move: float = 100.0
     lead: float = 30.0
     final_lead: float = 20.0
     final_lead_width: float = 10.0
@@ -332,7 +334,9 @@ class PushTExpert(BasePolicy):
     so a batch of states can be labelled (DAgger). For pixel observation types it reads the
     state of ``env.unwrapped.sim`` (one env, so one observation at a time).
 
-    ``action_noise``: std (pixels) of Gaussian noise added to every action.
+    ``action_noise``: std (pixels) of Gaussian noise added to every action (whatever
+    ``deterministic`` says: collectors call ``predict(obs, deterministic=True)``, and the noise
+    is this expert's configuration, not exploration).
     ``randomize_approach``: every :meth:`reset` draws new controller tunings and a fixed
     preference over contacts for the episode (the policy stays a function of the state
     within an episode). ``seed`` seeds both.
@@ -376,7 +380,7 @@ class PushTExpert(BasePolicy):
             travel_scale=base.travel_scale * float(self.rng.uniform(0.5, 2.0)),
             length_scale=base.length_scale * float(self.rng.uniform(0.8, 1.25)),
             max_push=float(self.rng.uniform(20.0, 40.0)),
-            max_move=float(self.rng.uniform(40.0, 80.0)),
+            max_move=float(self.rng.uniform(60.0, 120.0)),
         )
         self.contact_bias = self.rng.normal(0.0, 0.05, size=len(_tables(self.params).points))
 

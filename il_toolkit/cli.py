@@ -66,15 +66,22 @@ def _env_kwargs(pairs: Sequence[str]) -> dict:
 def _cmd_collect(args: argparse.Namespace) -> int:
     from il_toolkit.train.datasets.minari_io import collect_dataset
 
+    if args.overwrite and args.append:
+        raise SystemExit("il-toolkit collect: choose one of --overwrite and --append")
     report = collect_dataset(
         args.env, args.dataset_id, args.episodes, expert=args.expert, seed=args.seed,
-        overwrite=args.overwrite, env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress,
+        overwrite=args.overwrite, append=args.append, num_envs=args.num_envs,
+        only_successful=args.only_successful, top_percentile=args.top_percentile,
+        env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress,
     )
+    resumed = f" (resumed after {report.resumed_from} episodes)" if report.resumed_from else ""
     print(
-        f"wrote {report.n_episodes} episodes ({report.n_steps} steps, mean return {report.mean_return:.2f}) "
+        f"wrote {report.n_episodes} episodes ({report.n_steps} new steps, mean return {report.mean_return:.2f}) "
         f"of {report.env_id} by expert {report.expert} to {report.dataset_id} at {report.path} "
-        f"in {report.seconds:.1f} s"
+        f"in {report.seconds:.1f} s, {report.steps_per_second:.0f} steps/s{resumed}"
     )
+    if report.dropped:
+        print(f"dropped {len(report.dropped)} episodes: {report.dropped}")
     return 0
 
 
@@ -125,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_experts)
 
     p = sub.add_parser("collect", help="roll out an expert and write a Minari dataset",
+                       description="Roll out an expert and write a Minari dataset. Each finished episode is written at "
+                       "once; after a crash or Ctrl-C, rerun the same command to continue where it stopped.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--env", required=True, help="env id, e.g. CartPole-v1 or il_toolkit/PushT-v0")
     p.add_argument("--expert", default="default", help="expert name (`il-toolkit experts`); default: the env's")
@@ -132,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-id", required=True, help="Minari id NAMESPACE/NAME-vN, e.g. cartpole/lqr-v0")
     p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
+    p.add_argument("--append", action="store_true", help="add EPISODES more episodes to an existing dataset")
+    p.add_argument("--num-envs", type=int, default=1, help="worker processes rolling out episodes in parallel")
+    p.add_argument("--only-successful", action="store_true",
+                   help="keep successful episodes only (more seeds are tried until EPISODES succeed)")
+    p.add_argument("--top-percentile", type=float, metavar="P",
+                   help="keep only episodes at or above the P-th return percentile (e.g. 70)")
     p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword for the env constructor, e.g. obs_type=pixels (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

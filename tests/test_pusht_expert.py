@@ -162,3 +162,17 @@ def test_bad_options_are_refused():
         P.PushTExpert(None, action_noise=-1.0)
     with pytest.raises(ValueError, match="gap"):
         P.PushTControlParams(gap=2.0, margin=4.0)
+
+
+def test_sb3_evaluate_policy_on_a_vec_env():
+    """A batch of state observations from a VecEnv, as SB3's evaluate_policy passes them."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    venv = DummyVecEnv([lambda: make_env("il_toolkit/PushT-v0") for _ in range(2)])
+    venv.seed(0)
+    _, lengths = evaluate_policy(
+        make_expert("il_toolkit/PushT-v0"), venv, n_eval_episodes=4, return_episode_rewards=True, warn=False
+    )
+    assert max(lengths) < 300  # every episode ended on success before the time limit
+    venv.close()

@@ -1,4 +1,5 @@
-"""Demonstrations in Minari: collect them with a policy, load them as imitation data.
+"""Demonstrations in Minari: read and write them, load them as imitation data
+(collection itself lives in :mod:`il_toolkit.train.datasets.collect`).
 
 This is the one module that converts Minari episodes into the toolkit's data types:
 imitation ``TrajectoryWithRew`` / ``Transitions`` and plain, torch-ready numpy arrays.
@@ -12,19 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 
-from il_toolkit.envs import canonical_env_id, make_env
-from il_toolkit.policies.base import Policy
 from il_toolkit.policies.spaces import describe, spaces_match
-from il_toolkit.rollout import rollout_episode
 
 
 class DatasetError(ValueError):
@@ -33,18 +28,6 @@ class DatasetError(ValueError):
 
 class DatasetExistsError(DatasetError):
     """A dataset id that is already taken."""
-
-
-@dataclass(frozen=True)
-class CollectionReport:
-    dataset_id: str
-    env_id: str
-    expert: str
-    n_episodes: int
-    n_steps: int
-    mean_return: float
-    seconds: float
-    path: str
 
 
 def datasets_root() -> Path:
@@ -77,89 +60,6 @@ def _check_dataset_id(dataset_id: str) -> None:
         raise DatasetError(
             f"invalid dataset id {dataset_id!r} ({exc}); use NAMESPACE/NAME-vN, e.g. cartpole/lqr-v0"
         ) from exc
-
-
-def collect_dataset(
-    env_id: str,
-    dataset_id: str,
-    n_episodes: int,
-    *,
-    expert: str | Policy | None = None,
-    seed: int = 0,
-    overwrite: bool = False,
-    env_kwargs: dict[str, Any] | None = None,
-    progress: bool = True,
-    description: str | None = None,
-) -> CollectionReport:
-    """Roll out ``expert`` (a registered expert name, a Policy, or the env's default expert)
-    for ``n_episodes`` episodes seeded ``seed, seed+1, ...`` and write a Minari dataset.
-
-    Episodes are buffered and the dataset is written only at the end, so an interrupted
-    collection leaves no half-written dataset behind.
-    """
-    import minari
-    from tqdm.auto import tqdm
-
-    from il_toolkit import __version__
-    from il_toolkit.experts import DEFAULT_EXPERTS, make_expert
-
-    _check_dataset_id(dataset_id)
-    if n_episodes <= 0:
-        raise DatasetError(f"n_episodes must be positive, got {n_episodes}")
-    canonical = canonical_env_id(env_id)
-    if dataset_exists(dataset_id):
-        if not overwrite:
-            raise DatasetExistsError(
-                f"dataset {dataset_id!r} already exists at {dataset_path(dataset_id)}; pass overwrite=True "
-                "(--overwrite) to replace it, or choose another id"
-            )
-    env = make_env(canonical, **(env_kwargs or {}))
-    collector = minari.DataCollector(env, record_infos=False, jpeg_encoding=False)
-    if isinstance(expert, str) or expert is None:
-        policy = make_expert(canonical, env=collector, name=expert)
-        expert_name = DEFAULT_EXPERTS.get(canonical, "default") if expert in (None, "default") else expert
-    else:
-        expert_name = type(expert).__name__
-        policy = expert
-    seeds = [seed + i for i in range(n_episodes)]
-    returns: list[float] = []
-    n_steps = 0
-    start = time.perf_counter()
-    for episode_seed in tqdm(seeds, desc=f"collect {canonical}", unit="ep", disable=not progress):
-        episode = rollout_episode(policy, collector, episode_seed, keep_observations=False)
-        returns.append(episode.sum_reward)
-        n_steps += episode.length
-    if overwrite:
-        delete_dataset(dataset_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # minari warns about every optional field left out
-        dataset = collector.create_dataset(
-            dataset_id=dataset_id,
-            algorithm_name=f"il_toolkit expert: {expert_name}",
-            author="il_toolkit",
-            code_permalink="il_toolkit",
-            description=description or f"{n_episodes} episodes of {canonical} by expert {expert_name}",
-        )
-    dataset.storage.update_metadata(
-        {
-            "il_toolkit_env_id": canonical,
-            "il_toolkit_env_kwargs": dict(env_kwargs or {}),
-            "il_toolkit_expert": expert_name,
-            "il_toolkit_seeds": seeds,
-            "il_toolkit_version": __version__,
-        }
-    )
-    collector.close()
-    return CollectionReport(
-        dataset_id=dataset_id,
-        env_id=canonical,
-        expert=expert_name,
-        n_episodes=n_episodes,
-        n_steps=n_steps,
-        mean_return=float(np.mean(returns)),
-        seconds=time.perf_counter() - start,
-        path=str(dataset_path(dataset_id)),
-    )
 
 
 def open_dataset(dataset_id: str):
@@ -282,13 +182,12 @@ def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards:
     return buffer
 
 
-def append_episodes(data_path: str | os.PathLike, env: gym.Env, buffers: Sequence[Any], metadata: dict[str, Any]):
-    """Append episode buffers to the Minari storage at ``data_path`` (created on first use);
-    returns the ``MinariDataset`` there. Images are stored losslessly."""
+def write_progress(data_path: str | os.PathLike, env: gym.Env, buffers: Sequence[Any], metadata: dict[str, Any]):
+    """Append episode buffers to the Minari storage at ``data_path`` (created on first use,
+    images stored losslessly) and update its metadata; returns the ``MinariDataset``."""
     from minari import MinariDataset
-    from minari.dataset.minari_storage import MinariStorage
-
     from minari import __version__ as minari_version
+    from minari.dataset.minari_storage import MinariStorage
 
     path = Path(data_path)
     if (path / "metadata.json").exists():
@@ -299,9 +198,18 @@ def append_episodes(data_path: str | os.PathLike, env: gym.Env, buffers: Sequenc
         storage = MinariStorage.new(path, observation_space=env.observation_space, action_space=env.action_space,
                                     env_spec=env.spec, jpeg_encoding=False)
         metadata = {"minari_version": minari_version, **metadata}
-    storage.update_episodes(list(buffers))
+    if buffers:
+        storage.update_episodes(list(buffers))
     storage.update_metadata(metadata)
     return MinariDataset(path)
+
+
+
+def finalize(data_path: str | os.PathLike, metadata: dict[str, Any]) -> None:
+    """Update the metadata of a finished dataset (marks it complete)."""
+    from minari.dataset.minari_storage import MinariStorage
+
+    MinariStorage.read(Path(data_path)).update_metadata(metadata)
 
 
 def to_transitions(trajectories: Sequence[Any]):
@@ -335,3 +243,6 @@ def filter_top_percentile(trajectories: Sequence[Any], percentile: float) -> lis
     returns = np.array([float(np.sum(t.rews)) for t in trajectories])
     threshold = np.percentile(returns, percentile)
     return [t for t, r in zip(trajectories, returns) if r >= threshold]
+
+
+from il_toolkit.train.datasets.collect import CollectionReport, collect_dataset  # noqa: E402  (public re-export)

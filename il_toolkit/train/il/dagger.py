@@ -238,7 +238,7 @@ class DAgger:
 
     def _append(self, trajectories: Sequence[Any], iteration: int) -> None:
         from il_toolkit import __version__
-        from il_toolkit.train.datasets.minari_io import append_episodes, episode_buffer
+        from il_toolkit.train.datasets.minari_io import episode_buffer, write_progress
 
         buffers = []
         for t in trajectories:
@@ -246,7 +246,7 @@ class DAgger:
             observations = ([{k: v[i] for k, v in obs.items()} for i in range(len(t.acts) + 1)]
                             if hasattr(obs, "items") else list(obs))
             buffers.append(episode_buffer(observations, list(t.acts), list(t.rews), t.terminal, None))
-        append_episodes(self.output_dir / DATASET_DIR, self.env, buffers, {
+        write_progress(self.output_dir / DATASET_DIR, self.env, buffers, {
             "dataset_id": "dagger/aggregate-v0",
             "il_toolkit_env_id": common.env_id_of(self.env),
             "il_toolkit_expert": type(self.expert).__name__,

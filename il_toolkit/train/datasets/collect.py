@@ -1,0 +1,279 @@
+"""Collecting demonstrations into Minari, at scale and safely.
+
+- Every finished episode is written to the dataset at once, so a crash or Ctrl-C leaves
+  each finished episode readable; the dataset is marked complete
+  (``il_toolkit_complete``) only at the end, and rerunning the same command continues
+  with the seeds not yet attempted.
+- ``num_envs`` worker processes roll out episodes in parallel (both cores busy).
+- ``only_successful`` keeps successful episodes only (more seeds are tried until
+  ``n_episodes`` succeed); ``top_percentile`` keeps the episodes at or above that return
+  percentile (seed 004's filter), applied when the collection completes.
+- An episode that raises (a MuJoCo physics error, say) is dropped, reported, and
+  collection goes on.
+- Images are stored losslessly (``jpeg_encoding=False``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from il_toolkit.envs import canonical_env_id, make_env
+from il_toolkit.policies.base import Policy
+
+MAX_ATTEMPTS_FACTOR = 4  # give up after trying 4x the requested episodes (+10) seeds
+
+
+@dataclass(frozen=True)
+class CollectionReport:
+    dataset_id: str
+    env_id: str
+    expert: str
+    n_episodes: int
+    n_steps: int
+    mean_return: float
+    seconds: float
+    path: str
+    resumed_from: int = 0
+    dropped: dict[int, str] = field(default_factory=dict)  # seed -> why (error, unsuccessful, filtered)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.n_steps / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass
+class _Result:
+    seed: int
+    observations: list[Any] | None = None
+    actions: list[Any] | None = None
+    rewards: list[float] | None = None
+    terminated: bool = False
+    success: bool = False
+    error: str | None = None
+
+
+def _rollout(policy: Policy, env: Any, seed: int) -> _Result:
+    from il_toolkit.rollout import rollout_episode
+
+    try:
+        episode = rollout_episode(policy, env, seed)
+    except Exception as exc:  # a simulator blowing up must cost one episode, not the collection
+        return _Result(seed=seed, error=f"{type(exc).__name__}: {exc}")
+    return _Result(seed, episode.observations, episode.actions, episode.rewards, episode.terminated, episode.success)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(env_id: str, env_kwargs: dict[str, Any], expert: str | None, expert_options: dict[str, Any]) -> None:
+    import torch
+
+    from il_toolkit.experts import make_expert
+
+    torch.set_num_threads(1)
+    env = make_env(env_id, **env_kwargs)
+    _WORKER["env"], _WORKER["policy"] = env, make_expert(env_id, env=env, name=expert, **expert_options)
+
+
+def _worker_rollout(seed: int) -> _Result:
+    return _rollout(_WORKER["policy"], _WORKER["env"], seed)
+
+
+def _results(env_id: str, env_kwargs: dict[str, Any], expert: str | Policy | None, expert_options: dict[str, Any],
+             seeds: Iterator[int], num_envs: int) -> Iterator[_Result]:
+    from il_toolkit.experts import make_expert
+
+    if num_envs <= 1:
+        env = make_env(env_id, **env_kwargs)
+        policy = expert if not isinstance(expert, (str, type(None))) else make_expert(env_id, env=env, name=expert, **expert_options)
+        for seed in seeds:
+            yield _rollout(policy, env, seed)
+        env.close()
+        return
+    if not isinstance(expert, (str, type(None))):
+        raise ValueError("num_envs > 1 needs a registered expert name (each worker makes its own expert)")
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(num_envs, initializer=_init_worker, initargs=(env_id, env_kwargs, expert, expert_options)) as pool:
+        yield from pool.imap(_worker_rollout, seeds)
+
+
+def _expert_name(canonical: str, expert: str | Policy | None) -> str:
+    from il_toolkit.experts import DEFAULT_EXPERTS
+
+    if isinstance(expert, str) and expert != "default":
+        return expert
+    if expert is None or expert == "default":
+        return DEFAULT_EXPERTS.get(canonical, "default")
+    return type(expert).__name__
+
+
+def collect_dataset(
+    env_id: str,
+    dataset_id: str,
+    n_episodes: int,
+    *,
+    expert: str | Policy | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    append: bool = False,
+    num_envs: int = 1,
+    only_successful: bool = False,
+    top_percentile: float | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    expert_options: dict[str, Any] | None = None,
+    progress: bool = True,
+    description: str | None = None,
+) -> CollectionReport:
+    """Roll out ``expert`` (a registered expert name, a Policy, or the env's default expert)
+    on seeds ``seed, seed+1, ...`` until ``n_episodes`` episodes are kept; write them to the
+    Minari dataset ``dataset_id`` as they finish. See the module docstring for the options.
+    """
+    from tqdm.auto import tqdm
+
+    from il_toolkit import __version__
+    from il_toolkit.train.datasets import minari_io as io
+
+    io._check_dataset_id(dataset_id)
+    if n_episodes <= 0:
+        raise io.DatasetError(f"n_episodes must be positive, got {n_episodes}")
+    if top_percentile is not None and not 0 <= top_percentile < 100:
+        raise io.DatasetError(f"top_percentile must be in [0, 100), got {top_percentile}")
+    canonical = canonical_env_id(env_id)
+    env_kwargs = dict(env_kwargs or {})
+    expert_name = _expert_name(canonical, expert)
+    data_path = io.dataset_path(dataset_id) / "data"
+    recorded: list[int] = []
+    attempted: list[int] = []
+    if io.dataset_exists(dataset_id):
+        meta = io.dataset_metadata(io.open_dataset(dataset_id))
+        complete = bool(meta.get("il_toolkit_complete", True))
+        if overwrite:
+            io.delete_dataset(dataset_id)
+        elif complete and not append:
+            raise io.DatasetExistsError(
+                f"dataset {dataset_id!r} already exists at {io.dataset_path(dataset_id)}; pass --append to add "
+                "episodes, --overwrite to replace it, or choose another id"
+            )
+        else:
+            _check_same_source(dataset_id, meta, canonical, env_kwargs, expert_name)
+            recorded = [int(s) for s in meta.get("il_toolkit_seeds", [])]
+            attempted = [int(s) for s in meta.get("il_toolkit_attempted_seeds", recorded)]
+    target = len(recorded) + n_episodes if append else n_episodes
+    first_seed = max([seed - 1, *attempted]) + 1
+    max_attempts = MAX_ATTEMPTS_FACTOR * target + 10  # failed or unsuccessful episodes are replaced by new seeds
+    env = make_env(canonical, **env_kwargs)
+    metadata = {
+        "dataset_id": dataset_id,
+        "algorithm_name": f"il_toolkit expert: {expert_name}",
+        "author": {"il_toolkit"},
+        "code_permalink": "il_toolkit",
+        "description": description or f"episodes of {canonical} by expert {expert_name}",
+        "il_toolkit_env_id": canonical,
+        "il_toolkit_env_kwargs": env_kwargs,
+        "il_toolkit_expert": expert_name,
+        "il_toolkit_version": __version__,
+        "il_toolkit_only_successful": only_successful,
+        "il_toolkit_complete": False,
+    }
+    dropped: dict[int, str] = {}
+    returns: list[float] = []
+    n_steps, start = 0, time.perf_counter()
+    remaining_attempts = max(0, max_attempts - len(attempted))
+    seeds = iter(range(first_seed, first_seed + remaining_attempts))
+    bar = tqdm(total=target, initial=len(recorded), desc=f"collect {canonical}", unit="ep", disable=not progress)
+    resumed_from = len(recorded)
+    try:
+        for result in _results(canonical, env_kwargs, expert, dict(expert_options or {}), seeds, num_envs):
+            attempted.append(result.seed)
+            if result.error is not None or (only_successful and not result.success):
+                dropped[result.seed] = result.error or "unsuccessful"
+                if result.error is not None:
+                    bar.write(f"episode seed {result.seed} dropped: {result.error}")
+                io.write_progress(data_path, env, [], {**metadata, "il_toolkit_seeds": recorded,
+                                                       "il_toolkit_attempted_seeds": attempted})
+            else:
+                buffer = io.episode_buffer(result.observations, result.actions, result.rewards, result.terminated, result.seed)
+                recorded.append(result.seed)
+                io.write_progress(data_path, env, [buffer], {**metadata, "il_toolkit_seeds": recorded,
+                                                             "il_toolkit_attempted_seeds": attempted})
+                returns.append(float(np.sum(result.rewards)))
+                n_steps += len(result.actions)
+                bar.update(1)
+            if len(recorded) >= target:
+                break
+    finally:
+        bar.close()
+        env.close()
+    seconds = time.perf_counter() - start
+    if len(recorded) < target:
+        raise io.DatasetError(
+            f"only {len(recorded)} of {target} episodes could be kept after {len(attempted)} attempts "
+            f"({len(dropped)} dropped: {dict(list(dropped.items())[:5])}); the finished episodes are in {dataset_id!r}: "
+            "rerun to try more seeds, or drop --only-successful"
+        )
+    if top_percentile is not None:
+        kept = _filter_top_percentile(dataset_id, top_percentile)
+        dropped.update({s: f"below return percentile {top_percentile}" for s in recorded if s not in kept})
+        recorded = kept
+    io.finalize(data_path, {"il_toolkit_seeds": recorded, "il_toolkit_complete": True,
+                            "il_toolkit_dropped_seeds": {str(k): v for k, v in dropped.items()}})
+    return CollectionReport(
+        dataset_id=dataset_id, env_id=canonical, expert=expert_name, n_episodes=len(recorded), n_steps=n_steps,
+        mean_return=float(np.mean(returns)) if returns else float("nan"), seconds=seconds,
+        path=str(io.dataset_path(dataset_id)), resumed_from=resumed_from, dropped=dropped,
+    )
+
+
+def _check_same_source(dataset_id: str, meta: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], expert: str) -> None:
+    from il_toolkit.train.datasets.minari_io import DatasetError
+
+    recorded = (meta.get("il_toolkit_env_id"), dict(meta.get("il_toolkit_env_kwargs") or {}), meta.get("il_toolkit_expert"))
+    if recorded != (env_id, env_kwargs, expert):
+        raise DatasetError(
+            f"dataset {dataset_id!r} was collected from env {recorded[0]} {recorded[1]} by expert {recorded[2]}, not "
+            f"env {env_id} {env_kwargs} by expert {expert}; use another dataset id or --overwrite"
+        )
+
+
+def _filter_top_percentile(dataset_id: str, percentile: float) -> list[int]:
+    """Rewrite the dataset with only the episodes at or above the return percentile; returns
+    the kept seeds. The filtered copy is built beside the data and swapped in by renames."""
+    from minari import MinariDataset
+
+    from il_toolkit.train.datasets import minari_io as io
+
+    data_path = io.dataset_path(dataset_id) / "data"
+    dataset = MinariDataset(data_path)
+    episodes = list(dataset.iterate_episodes())
+    returns = np.array([float(np.sum(e.rewards)) for e in episodes])
+    threshold = np.percentile(returns, percentile)
+    keep = [e for e, r in zip(episodes, returns) if r >= threshold]
+    meta = io.dataset_metadata(dataset)
+    staging = data_path.with_name("data.filtered")
+    shutil.rmtree(staging, ignore_errors=True)
+    buffers = [io.episode_buffer(_unstack(e.observations, len(e.actions) + 1), list(e.actions), list(e.rewards),
+                                 bool(e.terminations[-1]), None) for e in keep]
+    kept_seeds = [int(meta["il_toolkit_seeds"][e.id]) for e in keep]
+    carried = {k: v for k, v in meta.items() if k.startswith("il_toolkit") or k in ("algorithm_name", "author",
+                                                                                       "code_permalink", "description")}
+    env = make_env(meta["il_toolkit_env_id"], **dict(meta.get("il_toolkit_env_kwargs") or {}))
+    io.write_progress(staging, env, buffers, {"dataset_id": dataset_id, **carried, "il_toolkit_seeds": kept_seeds,
+                                              "il_toolkit_top_percentile": percentile})
+    env.close()
+    old = data_path.with_name("data.unfiltered")
+    data_path.rename(old)
+    staging.rename(data_path)
+    shutil.rmtree(old)
+    return kept_seeds
+
+
+def _unstack(observations: Any, n: int) -> list[Any]:
+    if isinstance(observations, dict):
+        return [{k: v[i] for k, v in observations.items()} for i in range(n)]
+    return list(observations)

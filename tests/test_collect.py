@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+
+from il_toolkit.envs import make_env
+from il_toolkit.policies import FunctionPolicy
+from il_toolkit.train.datasets import collect as collect_module
+from il_toolkit.train.datasets.minari_io import (
+    DatasetError,
+    DatasetExistsError,
+    collect_dataset,
+    dataset_metadata,
+    load_demonstrations,
+    open_dataset,
+)
+
+
+def _seeds(dataset_id):
+    return [int(s) for s in dataset_metadata(open_dataset(dataset_id))["il_toolkit_seeds"]]
+
+
+def test_interrupted_collection_keeps_finished_episodes_and_resumes(monkeypatch):
+    original = collect_module._rollout
+    calls = []
+
+    def crash_on_fourth(policy, env, seed):
+        calls.append(seed)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(policy, env, seed)
+
+    monkeypatch.setattr(collect_module, "_rollout", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("CartPole-v1", "collect/resume-v0", 6, seed=100, progress=False)
+    assert len(load_demonstrations("collect/resume-v0")) == 3  # every finished episode is readable
+    assert dataset_metadata(open_dataset("collect/resume-v0"))["il_toolkit_complete"] is False
+    monkeypatch.setattr(collect_module, "_rollout", original)
+    report = collect_dataset("CartPole-v1", "collect/resume-v0", 6, seed=100, progress=False)
+    assert report.resumed_from == 3 and report.n_episodes == 6
+    assert _seeds("collect/resume-v0") == [100, 101, 102, 103, 104, 105]
+    with pytest.raises(DatasetExistsError, match="--append to add episodes, --overwrite to replace it"):
+        collect_dataset("CartPole-v1", "collect/resume-v0", 6, seed=100, progress=False)
+
+
+def test_append_adds_new_seeds():
+    collect_dataset("CartPole-v1", "collect/append-v0", 2, seed=0, progress=False)
+    collect_dataset("CartPole-v1", "collect/append-v0", 2, seed=0, append=True, progress=False)
+    assert _seeds("collect/append-v0") == [0, 1, 2, 3]
+
+
+def test_resuming_with_another_expert_or_env_is_refused(monkeypatch):
+    collect_dataset("CartPole-v1", "collect/source-v0", 1, progress=False)
+    with pytest.raises(DatasetError, match="was collected from env il_toolkit/CartPole-v1"):
+        collect_dataset("il_toolkit/CartPoleFixedHorizon-v1", "collect/source-v0", 1, append=True, progress=False)
+
+
+def test_failing_episodes_are_dropped_and_reported():
+    env = make_env("CartPole-v1")
+
+    def explode_on_seed_2(state):
+        if explode_on_seed_2.seed == 2:
+            raise FloatingPointError("simulated physics blow-up")
+        return 0
+
+    class SeedAware(FunctionPolicy):
+        def reset(self):
+            explode_on_seed_2.seed = self.next_seed
+            self.next_seed += 1
+
+    policy = SeedAware(explode_on_seed_2, env.observation_space, env.action_space)
+    policy.next_seed = 0
+    report = collect_dataset("CartPole-v1", "collect/errors-v0", 4, expert=policy, progress=False)
+    assert report.n_episodes == 4 and list(report.dropped) == [2]
+    assert "FloatingPointError: simulated physics blow-up" in report.dropped[2]
+    assert _seeds("collect/errors-v0") == [0, 1, 3, 4]
+
+
+def test_only_successful_and_giving_up():
+    env = make_env("CartPole-v1")
+    left = FunctionPolicy(lambda s: 0, env.observation_space, env.action_space)  # never succeeds
+    with pytest.raises(DatasetError, match="only 0 of 2 episodes could be kept after 18 attempts"):
+        collect_dataset("CartPole-v1", "collect/never-v0", 2, expert=left, only_successful=True, progress=False)
+    report = collect_dataset("CartPole-v1", "collect/always-v0", 3, only_successful=True, progress=False)
+    assert report.n_episodes == 3 and not report.dropped
+
+
+def test_top_percentile_keeps_the_best_returns():
+    env = make_env("CartPole-v1")
+    by_angle = FunctionPolicy(lambda s: int(s[2] > 0), env.observation_space, env.action_space)  # returns vary by seed
+    collect_dataset("CartPole-v1", "collect/all-v0", 10, expert=by_angle, progress=False)
+    report = collect_dataset("CartPole-v1", "collect/top-v0", 10, expert=by_angle, top_percentile=70, progress=False)
+    returns = {s: float(t.rews.sum()) for s, t in zip(_seeds("collect/all-v0"), load_demonstrations("collect/all-v0"))}
+    threshold = np.percentile(list(returns.values()), 70)
+    expected = [s for s, r in returns.items() if r >= threshold]
+    assert _seeds("collect/top-v0") == expected == sorted(set(returns) - set(report.dropped))
+    assert [float(t.rews.sum()) for t in load_demonstrations("collect/top-v0")] == [returns[s] for s in expected]
+
+
+def test_two_workers_write_the_same_episodes_as_one():
+    collect_dataset("CartPole-v1", "collect/one-v0", 4, seed=50, progress=False)
+    collect_dataset("CartPole-v1", "collect/two-v0", 4, seed=50, num_envs=2, progress=False)
+    one, two = load_demonstrations("collect/one-v0"), load_demonstrations("collect/two-v0")
+    assert _seeds("collect/two-v0") == [50, 51, 52, 53]
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a.obs, b.obs)
+        np.testing.assert_array_equal(a.acts, b.acts)
+
+
+def test_pixel_observations_are_stored_losslessly():
+    collect_dataset("PushT-v0", "collect/pixels-v0", 1, env_kwargs={"obs_type": "pixels"}, progress=False)
+    stored = load_demonstrations("collect/pixels-v0")[0].obs
+    env = make_env("PushT-v0", obs_type="pixels")
+    first, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(stored[0], first)
