@@ -85,6 +85,16 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_lerobot(args: argparse.Namespace) -> int:
+    from il_toolkit.train.datasets.lerobot_convert import convert_lerobot
+
+    report = convert_lerobot(args.root, args.dataset_id, env_id=args.env, env_kwargs=_env_kwargs(args.env_kwarg),
+                             overwrite=args.overwrite)
+    print(f"converted {report['episodes']} episodes ({report['steps']} steps) into {report['dataset_id']}; "
+          f"instructions: {report['instructions']}")
+    return 0
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     import minari
 
@@ -151,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keyword for the env constructor, e.g. obs_type=pixels (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("convert-lerobot", help="convert a LeRobot-format dataset on disk into a Minari dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("root", help="the LeRobot dataset directory (holds meta/info.json and data/)")
+    p.add_argument("--dataset-id", required=True, help="Minari id to write, e.g. pusht/lerobot-v0")
+    p.add_argument("--env", help="env id the data fits, e.g. il_toolkit/PushT-v0 (checked, and recorded for training)")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                   help="env constructor keyword, e.g. obs_type=pixels_agent_pos")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
+    p.set_defaults(func=_cmd_convert_lerobot)
 
     p = sub.add_parser("datasets", help="list local Minari datasets")
     p.set_defaults(func=_cmd_datasets)

@@ -177,6 +177,7 @@ def collect_dataset(
         "il_toolkit_env_id": canonical,
         "il_toolkit_env_kwargs": env_kwargs,
         "il_toolkit_expert": expert_name,
+        "il_toolkit_instruction": _instruction(canonical),
         "il_toolkit_version": __version__,
         "il_toolkit_only_successful": only_successful,
         "il_toolkit_complete": False,
@@ -228,6 +229,13 @@ def collect_dataset(
         mean_return=float(np.mean(returns)) if returns else float("nan"), seconds=seconds,
         path=str(io.dataset_path(dataset_id)), resumed_from=resumed_from, dropped=dropped,
     )
+
+
+def _instruction(env_id: str) -> str:
+    from il_toolkit.envs import env_entry
+
+    entry = env_entry(env_id)
+    return entry.instruction if entry is not None else ""
 
 
 def _check_same_source(dataset_id: str, meta: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], expert: str) -> None:

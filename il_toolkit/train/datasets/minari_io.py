@@ -103,6 +103,17 @@ def check_dataset_env(dataset, env: gym.Env | gym.spaces.Space, dataset_id: str 
             )
 
 
+def check_spaces_fit(observation_space: gym.spaces.Space, action_space: gym.spaces.Space, env: gym.Env, what: str) -> None:
+    """Refuse data whose spaces do not fit ``env``'s; the message names both."""
+    env_id = env.spec.id if env.spec is not None else "the env"
+    for name, ours, theirs in (("observation", observation_space, env.observation_space), ("action", action_space, env.action_space)):
+        if not spaces_match(ours, theirs):
+            raise DatasetError(
+                f"{what} {name} space {describe(ours)} does not match env {env_id} {name} space {describe(theirs)}; "
+                "pick the env (and obs_type) the data was recorded with"
+            )
+
+
 def _episode_observations(observations: Any) -> Any:
     from imitation.data.types import DictObs
 

@@ -1,0 +1,213 @@
+"""Datasets as seed 004 loads them: ``PushTDataset(split=..., chunk_size=...)``, the ALOHA
+equivalents and ``create_lerobot_dataloader``, reading our own Minari demonstrations.
+
+No dataset hub is reachable, so the LeRobot ids the seed names map to datasets collected
+locally by our scripted experts (see :data:`LEROBOT_ALIASES`); asking for one prints what
+it maps to and collects it on first use. A LeRobot-format dataset a user has on disk
+converts to Minari with :func:`il_toolkit.train.datasets.lerobot_convert.convert_lerobot`.
+
+A sample (LeRobot / diffusion-policy vocabulary, see :mod:`il_toolkit.model.spec`)::
+
+    "observation.state"            (To, Ds) float32      proprioception
+    "observation.images.<camera>"  (To, C, H, W) uint8   one entry per camera
+    "action"                       (chunk_size, Da)      actions t .. t+chunk_size-1
+    "action_is_pad"                (chunk_size,) bool     True past the episode's end
+    "task"                         str                   the episode's instruction
+    "episode_index", "frame_index" int
+
+with ``To = n_obs_steps`` (the window ends at frame t, padded by repeating frame 0).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, open_dataset
+
+STATE_KEYS = ("agent_pos", "state", "qpos")
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """Where a LeRobot hub id is served from here: a Minari dataset our expert collects."""
+
+    env_id: str
+    dataset_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    episodes: int = 200
+
+
+LEROBOT_ALIASES: dict[str, LocalSource] = {
+    "lerobot/pusht": LocalSource("il_toolkit/PushT-v0", "pusht/expert-pixels-v0", {"obs_type": "pixels_agent_pos"}, 200),
+    "lerobot/pusht_state": LocalSource("il_toolkit/PushT-v0", "pusht/expert-state-v0", {"obs_type": "state"}, 200),
+    "lerobot/aloha_sim_transfer_cube_scripted": LocalSource(
+        "il_toolkit/AlohaTransferCube-v0", "aloha/transfer-cube-pixels-v0",
+        {"obs_type": "pixels_agent_pos", "image_size": [96, 128]}, 50),
+    "lerobot/aloha_sim_insertion_scripted": LocalSource(
+        "il_toolkit/AlohaInsertion-v0", "aloha/insertion-pixels-v0",
+        {"obs_type": "pixels_agent_pos", "image_size": [96, 128]}, 50),
+}
+
+
+def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool = True) -> str:
+    """The local Minari id for ``name``: a LeRobot alias (collected on first use, with a
+    message saying so) or a Minari id, returned as is."""
+    from il_toolkit.train.datasets.minari_io import dataset_exists
+
+    source = LEROBOT_ALIASES.get(name)
+    if source is None:
+        return name
+    print(f"{name}: no dataset hub is reachable here; using the local Minari dataset {source.dataset_id} "
+          f"({source.env_id} {source.env_kwargs}, collected by our scripted expert)", file=sys.stderr)
+    if not dataset_exists(source.dataset_id):
+        if not collect_missing:
+            raise DatasetError(f"{source.dataset_id} is not collected yet; run il-toolkit collect --env {source.env_id} ...")
+        from il_toolkit.train.datasets.collect import collect_dataset
+
+        print(f"collecting {source.episodes} episodes into {source.dataset_id} (once)", file=sys.stderr)
+        collect_dataset(source.env_id, source.dataset_id, source.episodes, env_kwargs=source.env_kwargs,
+                        only_successful=True, progress=progress)
+    return source.dataset_id
+
+
+def flatten_observation(observation: Any) -> dict[str, np.ndarray]:
+    """Map one episode's observations (arrays with a leading time axis) to batch keys:
+    a vector -> ``observation.state``; an (T, H, W, C) image -> ``observation.images.top``;
+    a dict: ``agent_pos``/``state``/``qpos`` -> state, ``pixels`` (image or dict of
+    cameras) -> ``observation.images.<camera>``, ``depth`` -> ``observation.depth.<camera>``."""
+    if not isinstance(observation, dict):
+        array = np.asarray(observation)
+        if array.ndim == 4:
+            return {"observation.images.top": np.moveaxis(array, -1, 1)}
+        return {"observation.state": array.reshape(len(array), -1).astype(np.float32)}
+    out: dict[str, np.ndarray] = {}
+    for key, value in observation.items():
+        if key in STATE_KEYS:
+            out["observation.state"] = np.asarray(value, dtype=np.float32).reshape(len(value), -1)
+        elif key in ("pixels", "depth"):
+            prefix = "observation.images." if key == "pixels" else "observation.depth."
+            cameras = value if isinstance(value, dict) else {"top": value}
+            for camera, frames in cameras.items():
+                frames = np.asarray(frames)
+                out[prefix + camera] = np.moveaxis(frames if frames.ndim == 4 else frames[..., None], -1, 1)
+        else:
+            raise DatasetError(f"observation key {key!r} has no batch key; expected {STATE_KEYS}, 'pixels' or 'depth'")
+    return out
+
+
+class ChunkedEpisodeDataset:
+    """A torch map-style dataset of (observation window, action chunk) samples from a
+    Minari dataset, split by whole episodes into ``train`` / ``val``."""
+
+    def __init__(
+        self,
+        dataset_id: str,
+        split: str = "train",
+        chunk_size: int = 10,
+        n_obs_steps: int = 1,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        instruction: str | None = None,
+    ) -> None:
+        if split not in ("train", "val", "all"):
+            raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
+        if chunk_size < 1 or n_obs_steps < 1:
+            raise ValueError(f"chunk_size and n_obs_steps must be >= 1, got {chunk_size}, {n_obs_steps}")
+        from il_toolkit.envs import env_entry
+
+        dataset = open_dataset(dataset_id)
+        meta = dataset_metadata(dataset)
+        entry = env_entry(meta["il_toolkit_env_id"]) if meta.get("il_toolkit_env_id") else None
+        self.dataset_id, self.split = dataset_id, split
+        self.chunk_size, self.n_obs_steps = chunk_size, n_obs_steps
+        self.instruction = instruction or meta.get("il_toolkit_instruction") or (entry.instruction if entry else "")
+        self.observation_space, self.action_space = dataset.observation_space, dataset.action_space
+        order = np.random.default_rng(seed).permutation(dataset.total_episodes)
+        n_val = max(1, int(round(val_fraction * len(order)))) if len(order) > 1 and val_fraction > 0 else 0
+        chosen = {"train": order[n_val:], "val": order[:n_val], "all": order}[split]
+        self.episodes = []
+        for episode in dataset.iterate_episodes(sorted(int(i) for i in chosen)):
+            frames = flatten_observation(episode.observations)
+            self.episodes.append({"id": int(episode.id), "frames": {k: v[:-1] for k, v in frames.items()},
+                                  "actions": np.asarray(episode.actions, dtype=np.float32).reshape(len(episode.actions), -1)})
+        if not self.episodes:
+            raise DatasetError(f"split {split!r} of {dataset_id!r} has no episodes (the dataset has {len(order)})")
+        self.index = [(e, t) for e, episode in enumerate(self.episodes) for t in range(len(episode["actions"]))]
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self.episodes[0]["frames"])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        e, t = self.index[i]
+        episode = self.episodes[e]
+        window = np.clip(np.arange(t - self.n_obs_steps + 1, t + 1), 0, None)
+        steps = np.arange(t, t + self.chunk_size)
+        last = len(episode["actions"]) - 1
+        sample: dict[str, Any] = {key: torch.from_numpy(frames[window]) for key, frames in episode["frames"].items()}
+        sample["action"] = torch.from_numpy(episode["actions"][np.clip(steps, None, last)])
+        sample["action_is_pad"] = torch.from_numpy(steps > last)
+        sample.update(task=self.instruction, episode_index=episode["id"], frame_index=t)
+        return sample
+
+
+class PushTDataset(ChunkedEpisodeDataset):
+    """PushT demonstrations as the seed loads them (``lerobot/pusht`` -> our expert's data)."""
+
+    def __init__(self, split: str = "train", chunk_size: int = 10, n_obs_steps: int = 1,
+                 dataset: str = "lerobot/pusht", **kwargs: Any) -> None:
+        super().__init__(resolve_dataset(dataset), split, chunk_size, n_obs_steps, **kwargs)
+
+
+class AlohaTransferCubeDataset(ChunkedEpisodeDataset):
+    """ALOHA transfer-cube demonstrations (three cameras + joint positions)."""
+
+    def __init__(self, split: str = "train", chunk_size: int = 100, n_obs_steps: int = 1,
+                 dataset: str = "lerobot/aloha_sim_transfer_cube_scripted", **kwargs: Any) -> None:
+        super().__init__(resolve_dataset(dataset), split, chunk_size, n_obs_steps, **kwargs)
+
+
+class AlohaInsertionDataset(ChunkedEpisodeDataset):
+    """ALOHA insertion demonstrations (three cameras + joint positions)."""
+
+    def __init__(self, split: str = "train", chunk_size: int = 100, n_obs_steps: int = 1,
+                 dataset: str = "lerobot/aloha_sim_insertion_scripted", **kwargs: Any) -> None:
+        super().__init__(resolve_dataset(dataset), split, chunk_size, n_obs_steps, **kwargs)
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors, keep strings and ints as lists / tensors."""
+    import torch
+
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif isinstance(values[0], (int, np.integer)):
+            batch[key] = torch.tensor(values)
+        else:
+            batch[key] = values
+    return batch
+
+
+def create_lerobot_dataloader(dataset: ChunkedEpisodeDataset, batch_size: int = 32, shuffle: bool | None = None,
+                              num_workers: int = 0, drop_last: bool = False, seed: int = 0):
+    """A torch ``DataLoader`` over ``dataset`` (shuffled for the train split by default)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    if shuffle is None:
+        shuffle = dataset.split == "train"
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      drop_last=drop_last, collate_fn=collate, generator=generator)
