@@ -374,17 +374,16 @@ def build_parser(prog: str = "python -m il_toolkit.train.il.behavioral_cloning")
 def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
           use_wandb: bool, progress: bool) -> dict[str, Any]:
     """The undecorated function under the CLI: everything a run does, from parsed arguments."""
-    from il_toolkit.envs import make_env
+    if dataset is not None:
+        from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
 
-    if env_id is None:
-        if dataset is None:
-            raise SystemExit("give --env ENV_ID (train from its expert) or --dataset DATASET_ID")
-        from il_toolkit.train.datasets.minari_io import dataset_metadata, open_dataset
-
-        env_id = dataset_metadata(open_dataset(dataset)).get("il_toolkit_env_id")
-        if env_id is None:
-            raise SystemExit(f"dataset {dataset!r} does not record its env id; pass --env")
-    env = make_env(env_id)
+        dataset = resolve_dataset(dataset, progress=progress)
+        env = common.env_for_dataset(dataset, env_id)
+    elif env_id is not None:
+        env = common.resolve_env(env_id)
+    else:
+        raise SystemExit("give --env ENV_ID (train from its expert) or --dataset DATASET_ID")
+    env_id = common.env_id_of(env)
     policy = None
     if model_path is not None:
         from il_toolkit.policies import load

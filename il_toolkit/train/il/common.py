@@ -35,6 +35,24 @@ def resolve_env(env: str | gym.Env) -> gym.Env:
     return make_env(env) if isinstance(env, str) else env
 
 
+def env_for_dataset(dataset_id: str, env_id: str | None = None) -> gym.Env:
+    """The env a Minari dataset was recorded in (with its recorded constructor keywords,
+    e.g. ``obs_type``); ``env_id`` overrides the recorded id."""
+    from il_toolkit.train.datasets.minari_io import dataset_metadata, open_dataset
+
+    meta = dataset_metadata(open_dataset(dataset_id))
+    recorded = meta.get("il_toolkit_env_id") or None
+    if env_id is None and recorded is None:
+        raise SystemExit(f"dataset {dataset_id!r} does not record its env id; pass --env")
+    kwargs = dict(meta.get("il_toolkit_env_kwargs") or {})
+    if env_id is not None and recorded is not None:
+        from il_toolkit.envs import canonical_env_id
+
+        if canonical_env_id(env_id) != recorded:
+            kwargs = {}  # another env: its own defaults; the dataset's spaces are checked when loading
+    return make_env(env_id or recorded, **kwargs)
+
+
 def env_id_of(env: gym.Env) -> str:
     if env.spec is None:
         raise ValueError("the env has no spec (id); make it with gymnasium.make or il_toolkit.envs.make_env")
