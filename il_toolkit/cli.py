@@ -1,4 +1,4 @@
-"""The ``il-toolkit`` command: envs, experts, collect, train, eval, datasets.
+"""The ``il-toolkit`` command: envs, experts, collect, train, eval, datasets, teleop.
 
 Run ``il-toolkit COMMAND --help`` for each command's flags.
 """
@@ -127,6 +127,29 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teleop(args: argparse.Namespace) -> int:
+    from il_toolkit.teleop import TeleopError, run_teleop
+
+    if args.overwrite and args.append:
+        raise SystemExit("il-toolkit teleop: choose one of --overwrite and --append")
+    if args.intervene != (args.policy is not None):
+        raise SystemExit("il-toolkit teleop: --intervene and --policy PATH go together (the policy acts, you take over)")
+    try:
+        report = run_teleop(
+            args.env, args.dataset_id, args.episodes, intervene=args.intervene, policy=args.policy, fps=args.fps,
+            seed=args.seed, overwrite=args.overwrite, append=args.append, env_kwargs=_env_kwargs(args.env_kwarg),
+            window_size=args.window_size,
+        )
+    except TeleopError as exc:
+        raise SystemExit(f"il-toolkit teleop: error: {exc}") from exc
+    where = f"to {report.dataset_id} at {report.path}" if report.path else "(nothing recorded, no dataset written)"
+    print(f"recorded {report.n_episodes} episodes ({report.n_steps} steps, {report.human_steps} by you) of "
+          f"{report.env_id} {where}")
+    for episode in report.discarded:
+        print(f"discarded episode seed {episode['seed']} after {episode['steps']} steps: {episode['reason']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="il-toolkit",
@@ -195,6 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write per-episode records and aggregates to this JSON file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("teleop", help="drive an env yourself (mouse: PushT, arrow keys: CartPole) and record to Minari",
+                       description="Open a window and drive the env: PushT follows the mouse, CartPole the left/right "
+                       "arrows (no key: alternating pushes). Every finished episode is recorded; closing the window "
+                       "discards the episode in progress. --intervene: the policy acts and you take over while the "
+                       "mouse button (PushT) or an arrow key (CartPole) is held; who acted is stored per step in "
+                       "infos['human_acted'].", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--env", required=True, help="env id, e.g. il_toolkit/PushT-v0 or CartPole-v1")
+    p.add_argument("--dataset-id", required=True, help="Minari id NAMESPACE/NAME-vN, e.g. pusht/human-v0")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to record")
+    p.add_argument("--intervene", action="store_true", help="a learned policy acts; hold the control to take over")
+    p.add_argument("--policy", help="policy checkpoint directory (with --intervene)")
+    p.add_argument("--fps", type=float, default=10.0, help="env steps per second")
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i")
+    p.add_argument("--window-size", type=int, default=512, help="the window's longer side in pixels")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
+    p.add_argument("--append", action="store_true", help="add episodes to an existing teleop dataset")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="env constructor keyword")
+    p.set_defaults(func=_cmd_teleop)
     return parser
 
 

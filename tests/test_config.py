@@ -77,3 +77,8 @@ def test_beta_schedules_match_the_seed():
     assert get_beta(3, "exponential", 1.0, 10) == pytest.approx(0.9**3)
     with pytest.raises(ConfigError):
         get_beta(0, "cosine", 1.0, 10)
+
+
+def test_gail_preset_warm_starts_with_bc():
+    assert ILConfig.gail().gail_bc_warm_start_epochs == 20
+    assert ILConfig().gail_bc_warm_start_epochs == 0

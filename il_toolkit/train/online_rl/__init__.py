@@ -1,0 +1,1 @@
+"""Online RL on top of imitation-learned policies: PPO fine-tuning (seed 004)."""

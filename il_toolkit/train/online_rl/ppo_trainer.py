@@ -1,0 +1,186 @@
+"""PPO fine-tuning of an imitation-learned policy (seed 004, "Combining IL with RL").
+
+Python::
+
+    from il_toolkit.train.online_rl.ppo_trainer import PPOTrainer
+    from il_toolkit.config.training_config import RLConfig
+
+    rl_trainer = PPOTrainer(env, policy=bc_trainer.policy, config=RLConfig(total_timesteps=100000, learning_rate=1e-5))
+    results = rl_trainer.train()
+
+The starting policy (an :class:`SB3Policy`, an SB3 ``ActorCriticPolicy`` or an SB3 model) is
+copied, weights and architecture, into a stable-baselines3 PPO that then trains on the env's
+own reward. A run writes, under ``config.output_dir``: ``config.json`` (the RLConfig),
+``run.json``, ``metrics.jsonl`` (SB3's ``rollout/`` and ``train/`` records per PPO
+iteration), ``best/`` and ``last/`` (the same final policy: PPO keeps no validation signal)
+and ``eval.json``.
+
+:func:`build_ppo` (the starting-policy copy) is shared with GAIL's generator.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+
+from il_toolkit.config.training_config import RLConfig
+from il_toolkit.policies import SB3Policy, check_spaces
+from il_toolkit.train.logging import MetricLogger
+
+DEFAULT_NET_ARCH = [64, 64]
+
+
+def sb3_actor_critic(policy: Any) -> Any:
+    """The SB3 ``ActorCriticPolicy`` inside ``policy`` (an SB3Policy, SB3 model or policy)."""
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    inner = policy.policy if isinstance(policy, (SB3Policy, BaseAlgorithm)) else policy
+    if not isinstance(inner, ActorCriticPolicy):
+        raise TypeError(
+            f"PPO needs an SB3 actor-critic policy to start from, got {type(inner).__name__}: train the "
+            "policy with BehavioralCloning and policy_type='sb3' (an SB3 ActorCriticPolicy), or pass policy=None"
+        )
+    return inner
+
+
+def build_ppo(
+    venv: Any,
+    *,
+    policy: Any = None,
+    learning_rate: float,
+    n_steps: int,
+    batch_size: int,
+    n_epochs: int,
+    gamma: float,
+    gae_lambda: float,
+    clip_range: float,
+    ent_coef: float,
+    seed: int,
+    device: str,
+    what: str = "starting policy",
+    fix: str = "start from a policy trained on this env",
+) -> Any:
+    """An SB3 PPO on ``venv``; with ``policy``, same architecture and a copy of its weights.
+
+    ``n_steps`` is per environment (SB3's meaning). Raises ``SpaceMismatchError`` when the
+    policy's spaces do not fit the env's (message ends with ``fix``).
+    """
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    policy_class: type = ActorCriticPolicy
+    policy_kwargs: dict[str, Any] = {"net_arch": DEFAULT_NET_ARCH}
+    use_sde = False
+    start = None
+    if policy is not None:
+        start = sb3_actor_critic(policy)
+        check_spaces(what, start.observation_space, start.action_space, venv.observation_space, venv.action_space, fix=fix)
+        policy_class = type(start)
+        params = start._get_constructor_parameters()
+        # PPO passes the spaces, the schedule and use_sde itself
+        policy_kwargs = {k: v for k, v in params.items()
+                         if k not in ("observation_space", "action_space", "lr_schedule", "use_sde")}
+        use_sde = bool(params.get("use_sde", False))
+    model = PPO(
+        policy_class, venv, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs,
+        gamma=gamma, gae_lambda=gae_lambda, clip_range=clip_range, ent_coef=ent_coef, seed=seed, device=device,
+        policy_kwargs=policy_kwargs, use_sde=use_sde, verbose=0,
+    )
+    if start is not None:
+        model.policy.load_state_dict(start.state_dict())
+    return model
+
+
+def capture_writer(sink: Callable[[dict[str, Any], int], None]) -> Any:
+    """An SB3 ``KVWriter`` that hands every dumped record's scalars to ``sink(record, step)``."""
+    from stable_baselines3.common.logger import KVWriter
+
+    class CaptureWriter(KVWriter):
+        def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+            scalars = {k: v for k, v in key_values.items() if isinstance(v, (int, float)) or hasattr(v, "item")}
+            if scalars:
+                sink(scalars, step)
+
+        def close(self) -> None:
+            pass
+
+    return CaptureWriter()
+
+
+class PPOTrainer:
+    """Fine-tune a policy with PPO on the env's reward (seed 004's BC -> RL recipe).
+
+    Args:
+        env: the env (instance or id); training uses ``config.n_envs`` copies of its id.
+        policy: where to start: an :class:`SB3Policy` (e.g. ``BehavioralCloning(...).policy``),
+            an SB3 ``ActorCriticPolicy`` or model; ``None`` trains a fresh (64, 64) MLP.
+        config: an :class:`RLConfig`.
+        progress: show evaluation progress bars.
+    """
+
+    def __init__(self, env: str | gym.Env, policy: Any = None, config: RLConfig | None = None, *,
+                 use_wandb: bool | None = None, progress: bool = True) -> None:
+        from stable_baselines3.common.env_util import make_vec_env
+
+        from il_toolkit.train.il import common
+
+        self.config = config if config is not None else RLConfig()
+        self.env = common.resolve_env(env)
+        self.env_id = common.env_id_of(self.env)
+        self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
+        self.progress = progress
+        common.seed_everything(self.config.seed)
+        n_envs = self.config.n_envs
+        spec = self.env.spec  # keeps the keyword arguments the env was made with (obs_type=...)
+        self.venv = make_vec_env(lambda: gym.make(spec), n_envs=n_envs, seed=self.config.seed)
+        self.model = build_ppo(
+            self.venv, policy=policy, learning_rate=self.config.learning_rate,
+            n_steps=max(1, self.config.n_steps // n_envs), batch_size=self.config.batch_size,
+            n_epochs=self.config.n_epochs, gamma=self.config.gamma, gae_lambda=self.config.gae_lambda,
+            clip_range=self.config.clip_range, ent_coef=self.config.ent_coef, seed=self.config.seed,
+            device=self.config.device, fix=f"fine-tune a policy trained on {self.env_id}",
+        )
+        self.policy = SB3Policy(self.model.policy)
+
+    def train(self, total_timesteps: int | None = None, *, evaluate_policy: bool = True) -> dict[str, Any]:
+        """Run PPO for ``total_timesteps`` (default ``config.total_timesteps``), save, evaluate."""
+        from stable_baselines3.common.logger import Logger
+
+        from il_toolkit.evaluation import evaluate
+
+        steps = total_timesteps or self.config.total_timesteps
+        out = Path(self.config.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.config.save(out / "config.json")
+        (out / "run.json").write_text(json.dumps({
+            "algorithm": "ppo", "env_id": self.env_id, "total_timesteps": steps, "n_envs": self.config.n_envs,
+        }, indent=2))
+        logger = MetricLogger(out, use_wandb=self.use_wandb, project=self.config.wandb_project,
+                              run_name=f"ppo-{self.env_id}-s{self.config.seed}", config=self.config.to_dict())
+        self.model.set_logger(Logger(folder=None, output_formats=[capture_writer(
+            lambda record, step: logger.log(record, step=self.model.num_timesteps))]))
+        start = time.perf_counter()
+        try:
+            self.model.learn(total_timesteps=steps, reset_num_timesteps=False)
+        finally:
+            logger.close()
+        seconds = time.perf_counter() - start
+        self.model.policy.set_training_mode(False)
+        self.policy.save(out / "last")
+        best = self.policy.save(out / "best")
+        results: dict[str, Any] = {
+            "policy_path": str(best), "last_policy_path": str(out / "last"),
+            "total_timesteps": int(self.model.num_timesteps), "train_seconds": seconds,
+        }
+        if evaluate_policy:
+            result = evaluate(self.policy, self.env, n_episodes=self.config.eval_episodes, progress=self.progress)
+            result.save(out / "eval.json")
+            results["eval"] = result.aggregates
+            print(result.summary(), file=sys.stderr)
+        return results
