@@ -8,6 +8,9 @@ computed from the current object poses and the phase, a rate-limited step toward
 turned into joint angles by damped-least-squares IK, and the gripper is opened or closed.
 Nothing depends on a step counter or on having driven the episode, so DAgger can query
 the expert from any state the learner reaches, and a batch of states is answered row by row.
+Recovery is part of the phase logic: an arm far outside the workspace first returns to its
+start pose in joint space, a grasp that jams open is retried from above, an object held
+off-centre is carried by where the object is rather than where the hand is.
 
 With a pixel observation the expert reads the state from the env instance it was given
 (``env.unwrapped.state_vector()``), so it must be the instance being stepped.
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -31,11 +35,11 @@ from il_toolkit.experts.aloha_ik import MOCAP_TO_GRIPPER, ArmIK, quat_error, qua
 from il_toolkit.policies.base import BasePolicy
 
 OPEN, CLOSED = 1.0, 0.0
-IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 PICK_RIGHT = quat_from_axis_angle((0, 1, 0), -60)  # ACT's top-down grasp, right arm (mocap frame)
 PICK_LEFT = quat_from_axis_angle((0, 1, 0), 60)  # the same for the left arm (ACT's insertion)
 HANDOVER_LEFT = quat_from_axis_angle((1, 0, 0), 90)  # left gripper's jaws vertical for the handover
 TRANSFER_MEET = np.array([0.0, 0.5, 0.25])  # m, where the right arm presents the cube
+CUBE_OFFSET_AT_MEET = np.array([0.0, 0.0, 0.018])  # m, hand minus cube in a centred top grasp
 INSERTION_MEET = np.array([0.0, 0.5, 0.15])
 HOME_Q = np.array([0.0, -0.96, 1.16, 0.0, -0.3, 0.0])  # gym-aloha's start pose of either arm, rad
 # Where each object sits in the tool frame when gripped well (measured on ACT's demos), m.
@@ -43,11 +47,17 @@ CUBE_IN_RIGHT = np.array([0.013, 0.0, -0.008])
 CUBE_IN_LEFT = np.array([-0.011, 0.0, 0.002])
 PEG_IN_RIGHT = np.array([0.009, 0.0, -0.005])
 SOCKET_IN_LEFT = np.array([-0.002, 0.0, 0.001])
-CARRY_SPEED = 0.006  # m per step while carrying the peg or socket (faster and the peg slips)
+DESCEND_SPEED = 0.005  # m per step, lowering the open gripper around an object
+CARRY_SPEED = 0.006  # m per step while carrying the peg (faster and it slips in the fingers)
+CUBE_CARRY_SPEED = 0.012  # m per step, the cube in the right gripper once off the table
+SOCKET_CARRY_SPEED = 0.008  # the socket sits firmly in the left gripper
 INSERT_SPEED = 0.006  # m per step while pushing the peg in
 ALIGN_GAIN = 3.0
+ALIGN_PUSH = 0.01  # m, the most an alignment goal overshoots
 APPROACH_STANDOFF = 0.16  # m from the socket's centre to the peg's, peg 4 cm clear of the socket
-INSERTED_STANDOFF = 0.10  # the peg's end against the pin, 2 cm inside the socket
+INSERTED_STANDOFF = 0.099  # the peg 2 cm inside the socket, its end pressed lightly on the pin
+GRIPPER_OPEN = 0.85  # normalised opening above which the gripper counts as open
+GRIPPER_AT_REST = 0.05  # |normalised opening velocity| (1/s) below which the fingers are still
 CLOSE_TOLERANCE = 0.006  # m between the object and its grip point before the gripper closes
 
 
@@ -64,7 +74,6 @@ class ArmState:
     q: np.ndarray  # (6,) rad
     gripper: float  # normalised opening, 0 closed .. ~0.97 fully open
     gripper_vel: float  # normalised opening per second
-    qvel: np.ndarray  # (6,) rad/s
     tool_pos: np.ndarray  # (3,) m, world
     tool_rot: np.ndarray  # (3, 3) gripper orientation, world
 
@@ -81,6 +90,7 @@ class Goal:
     quat: np.ndarray
     gripper: float
     max_speed: float | None = None  # m per step; None for the expert's default
+    free: bool = False  # a move through free space: straight in joint space, at the joints' pace
 
 
 class AlohaStateExpert(BasePolicy):
@@ -92,17 +102,19 @@ class AlohaStateExpert(BasePolicy):
         env: the env the expert acts in (its spaces; read for the state with pixel obs).
         max_speed: Cartesian step limit of a goal-directed motion, m per 20 ms step.
         max_turn: orientation step limit, rad per step.
-        joint_gain: the joint command overshoots the IK solution by this factor of the
-            remaining error, which beats the servos' friction dead band.
+        joint_gain: (per joint, or one for all) the joint command overshoots the IK solution
+            by this factor of the remaining error, which beats the servos' joint friction.
         max_joint_step: joint command limit relative to the current angles, rad.
-        damping_time: the joint command is pulled back by this many seconds of the current
-            joint velocity, damping the servos (which have no derivative gain).
         noise: std of Gaussian noise (rad) added to arm joint targets when
             ``deterministic=False``, for varied demonstrations.
         seed: seeds that noise.
     """
 
     task: str = ""
+    # Tuned per task (the picks differ: a cube alone on the table vs. two objects side by side).
+    FREE_MOVE_MIN = 0.03  # m; closer than this even a free move finishes in Cartesian steps
+    RISE_BELOW = 0.05  # m above the grasp point below which an arm rises before crossing over
+    RISE_TO_APPROACH_HEIGHT = False  # rise straight to the approach height, else by 5 cm a step
 
     def __init__(
         self,
@@ -110,9 +122,8 @@ class AlohaStateExpert(BasePolicy):
         *,
         max_speed: float = 0.008,
         max_turn: float = 0.06,
-        joint_gain: float = 1.5,
+        joint_gain: float | tuple[float, ...] = 1.5,
         max_joint_step: float = 0.08,
-        damping_time: float = 0.0,
         noise: float = 0.0,
         seed: int | None = None,
     ) -> None:
@@ -138,8 +149,8 @@ class AlohaStateExpert(BasePolicy):
         model = load_model(self.task)
         self.ik = {arm: ArmIK(model, arm) for arm in ("left", "right")}
         self.max_speed, self.max_turn = max_speed, max_turn
-        self.joint_gain, self.max_joint_step = joint_gain, max_joint_step
-        self.damping_time = damping_time
+        self.joint_gain = np.broadcast_to(np.asarray(joint_gain, dtype=np.float64), (6,)).copy()
+        self.max_joint_step = max_joint_step
         self.noise = noise
         self.rng = np.random.default_rng(seed)
 
@@ -159,14 +170,9 @@ class AlohaStateExpert(BasePolicy):
         q = state[base : base + 6]
         ik = self.ik[arm]
         ik.data.qpos[ik.qpos_adr] = q
-        import mujoco
-
         mujoco.mj_kinematics(ik.model, ik.data)
         pos, quat = ik.tool_pose(ik.data)
-        return ArmState(
-            arm, q.copy(), float(state[base + 6]), float(state[14 + base + 6]), state[14 + base : 20 + base].copy(),
-            pos, quat_to_mat(quat),
-        )
+        return ArmState(arm, q.copy(), float(state[base + 6]), float(state[14 + base + 6]), pos, quat_to_mat(quat))
 
     # -- acting --------------------------------------------------------------------------
     def predict(
@@ -205,6 +211,43 @@ class AlohaStateExpert(BasePolicy):
             action[7 * i + 6] = goals[arm].gripper
         return np.clip(action, self.action_space.low, self.action_space.high)
 
+    def pick(
+        self,
+        arm: ArmState,
+        obj: np.ndarray,
+        quat: np.ndarray,
+        jaw: tuple[float, float, float],
+        local: np.ndarray,
+        symmetry: float,
+        hold_max: float,
+    ) -> Goal:
+        """Grasp the object at pose ``obj`` (7,) from above: approach, descend open, close.
+
+        ``quat`` is the grasp orientation for an object at zero yaw; it is turned with the
+        object's yaw, modulo ``symmetry`` (rad). ``local`` is where the object should sit in the
+        tool frame; ``jaw`` bounds "between the fingers"; a gripper that stops closing above
+        ``hold_max`` missed or jammed, so it opens and tries again from above.
+        """
+        quat = yaw_aligned(quat, obj[3:7], symmetry)
+        grasp = grasp_position(obj[:3], quat, arm.name, local)
+        above = grasp + (0, 0, 0.08)
+        over = _near(arm.tool_pos[:2], grasp[:2], 0.012) and arm.tool_pos[2] < above[2] + 0.02
+        if over and arm.gripper > GRIPPER_OPEN:
+            if _near(arm.local(obj[:3]), local, CLOSE_TOLERANCE):
+                return Goal(grasp, quat, CLOSED)
+            return Goal(grasp, quat, OPEN, max_speed=DESCEND_SPEED)
+        low = arm.tool_pos[2] < grasp[2] + 0.02
+        if _in_jaw(arm.local(obj[:3]), jaw) and arm.gripper <= GRIPPER_OPEN and low:
+            if arm.gripper_vel < -GRIPPER_AT_REST or arm.gripper <= hold_max:
+                return Goal(arm.tool_pos, quat, CLOSED)  # closing on the object: hold still
+            return Goal(above, quat, OPEN)  # stalled open or opening: retry from above
+        if arm.tool_pos[2] < grasp[2] + self.RISE_BELOW and not _near(arm.tool_pos[:2], grasp[:2], 0.012):
+            # rise before crossing over
+            if self.RISE_TO_APPROACH_HEIGHT:
+                return Goal(np.array([*arm.tool_pos[:2], above[2]]), quat, OPEN)
+            return Goal(arm.tool_pos + (0, 0, 0.05), quat, OPEN)
+        return Goal(above, quat, OPEN, free=True)
+
     @staticmethod
     def lost(arm: ArmState) -> bool:
         """Whether the arm is too far out of the task's workspace for Cartesian control to bring it back.
@@ -219,13 +262,15 @@ class AlohaStateExpert(BasePolicy):
         return not in_box or twisted
 
     def _joint_step(self, current: ArmState, q_goal: np.ndarray) -> np.ndarray:
-        correction = self.joint_gain * (q_goal - current.q) - self.damping_time * current.qvel
+        correction = self.joint_gain * (q_goal - current.q)
         return current.q + np.clip(correction, -self.max_joint_step, self.max_joint_step)
 
     def _joint_command(self, arm: str, current: ArmState, goal: Goal) -> np.ndarray:
         target_quat = quat_mul(goal.quat, MOCAP_TO_GRIPPER[arm])
-        # a rate-limited step from where the tool is towards the goal
         delta = goal.pos - current.tool_pos
+        if goal.free and np.linalg.norm(delta) > self.FREE_MOVE_MIN:
+            return self._joint_step(current, self.ik[arm].solve(current.q, goal.pos, target_quat))
+        # a rate-limited step from where the tool is towards the goal
         speed = goal.max_speed or self.max_speed
         distance = np.linalg.norm(delta)
         step_pos = current.tool_pos + (delta if distance <= speed else delta * speed / distance)
@@ -240,9 +285,8 @@ class AlohaStateExpert(BasePolicy):
         return {
             "max_speed": self.max_speed,
             "max_turn": self.max_turn,
-            "joint_gain": self.joint_gain,
+            "joint_gain": self.joint_gain.tolist(),
             "max_joint_step": self.max_joint_step,
-            "damping_time": self.damping_time,
             "noise": self.noise,
         }
 
@@ -256,9 +300,15 @@ class AlohaStateExpert(BasePolicy):
         return expert
 
 
-def _mat_to_quat(rot: np.ndarray) -> np.ndarray:
-    import mujoco
+def yaw_aligned(quat: np.ndarray, obj_quat: np.ndarray, symmetry: float) -> np.ndarray:
+    """``quat`` turned about world z by the yaw of ``obj_quat`` (wxyz), folded into ±symmetry/2."""
+    w, x, y, z = obj_quat
+    yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    yaw = (yaw + symmetry / 2) % symmetry - symmetry / 2
+    return quat_mul(quat_from_axis_angle((0, 0, 1), np.rad2deg(yaw)), quat)
 
+
+def _mat_to_quat(rot: np.ndarray) -> np.ndarray:
     out = np.empty(4)
     mujoco.mju_mat2Quat(out, np.ascontiguousarray(rot).reshape(9))
     return out
@@ -291,6 +341,9 @@ class AlohaTransferCubeExpert(AlohaStateExpert):
 
     checkpoint_kind = "aloha_transfer_cube_expert"
     task = "transfer_cube"
+    FREE_MOVE_MIN = 0.1
+    RISE_BELOW = 0.03
+    RISE_TO_APPROACH_HEIGHT = True
 
     # cube (40 mm) in the tool frame when gripped: right ~(0.014, 0, -0.009), left ~(-0.011, -0.003, 0.002)
     JAW = (0.035, 0.02, 0.035)
@@ -309,52 +362,52 @@ class AlohaTransferCubeExpert(AlohaStateExpert):
         left_holds, right_holds = self.holds(left, cube), self.holds(right, cube)
         right_near_cube = _in_jaw(right.local(cube), self.JAW)
         return {"left": self._left(cube, left, left_holds, right_holds, right_near_cube),
-                "right": self._right(cube, right, left_holds, right_holds)}
+                "right": self._right(state[28:35], right, left_holds, right_holds)}
 
-    def _right(self, cube: np.ndarray, right: ArmState, left_holds: bool, right_holds: bool) -> Goal:
-        lifted = cube[2] > 0.1
+    def _right(self, cube_pose: np.ndarray, right: ArmState, left_holds: bool, right_holds: bool) -> Goal:
+        lifted = cube_pose[2] > 0.1
         if left_holds and lifted:
             if right.gripper < 0.9:  # let go first, in place
                 return Goal(right.tool_pos, PICK_RIGHT, OPEN)
             return Goal(TRANSFER_MEET + (0.12, 0, 0.02), PICK_RIGHT, OPEN)
         if right_holds:
-            return Goal(TRANSFER_MEET, PICK_RIGHT, CLOSED)
-        grasp = grasp_position(cube, PICK_RIGHT, "right", CUBE_IN_RIGHT)
-        above = grasp + (0, 0, 0.08)
-        over_cube = _near(right.tool_pos[:2], grasp[:2], 0.012) and right.tool_pos[2] < above[2] + 0.02
-        if over_cube and right.gripper > 0.85:
-            if _near(right.local(cube), CUBE_IN_RIGHT, CLOSE_TOLERANCE):
-                return Goal(grasp, PICK_RIGHT, CLOSED)
-            return Goal(grasp, PICK_RIGHT, OPEN, max_speed=0.005)
-        if _in_jaw(right.local(cube), self.JAW) and right.gripper <= 0.85:
-            return Goal(right.tool_pos, PICK_RIGHT, CLOSED)  # closing on the cube: hold still
-        # rise first when low, so the approach never drags across the cube
-        if right.tool_pos[2] < grasp[2] + 0.05 and not _near(right.tool_pos[:2], grasp[:2], 0.012):
-            return Goal(right.tool_pos + (0, 0, 0.05), PICK_RIGHT, OPEN)
-        return Goal(above, PICK_RIGHT, OPEN)
+            # bring the cube (not the hand: the cube may sit off-centre in the fingers) to the meeting point
+            speed = CUBE_CARRY_SPEED if cube_pose[2] > 0.06 else None  # gently until clear of the table
+            goal = TRANSFER_MEET + (right.tool_pos - cube_pose[:3]) - CUBE_OFFSET_AT_MEET
+            return Goal(goal, PICK_RIGHT, CLOSED, max_speed=speed)
+        return self.pick(right, cube_pose, PICK_RIGHT, self.JAW, CUBE_IN_RIGHT, np.pi / 2, self.HOLD_OPENING)
 
     def _left(
         self, cube: np.ndarray, left: ArmState, left_holds: bool, right_holds: bool, right_near_cube: bool
     ) -> Goal:
-        wait = TRANSFER_MEET + (-0.12, 0, -0.02)
+        wait = TRANSFER_MEET + (-0.08, 0, -0.02)
         if left_holds and cube[2] > 0.1:
             if right_near_cube:
                 return Goal(left.tool_pos, HANDOVER_LEFT, CLOSED)  # hold still while the right lets go
             return Goal(TRANSFER_MEET + (-0.1, 0, -0.0), HANDOVER_LEFT, CLOSED)
-        presented = right_holds and cube[2] > 0.15 and _near(cube[:2], TRANSFER_MEET[:2], 0.04)
+        presented = right_holds and cube[2] > 0.15 and _near(cube[:2], TRANSFER_MEET[:2], 0.015)
         if not presented and not _in_jaw(left.local(cube), self.JAW):
-            return Goal(wait, HANDOVER_LEFT, OPEN)
+            return Goal(wait, HANDOVER_LEFT, OPEN, free=True)
         grasp = grasp_position(cube, HANDOVER_LEFT, "left", CUBE_IN_LEFT)
-        pre = grasp + (-0.1, 0, 0)
+        pre = grasp + (-0.06, 0, 0)
         local = left.local(cube)
-        on_axis = abs(local[1]) < 0.02 and abs(local[2]) < 0.02 and local[0] > -0.02
-        if _in_jaw(local, self.JAW) and left.gripper <= 0.85:
-            return Goal(left.tool_pos, HANDOVER_LEFT, CLOSED)  # closing on the cube: hold still
-        if _near(local, CUBE_IN_LEFT, CLOSE_TOLERANCE):
+        if _in_jaw(local, self.JAW) and left.gripper <= GRIPPER_OPEN:
+            if left.gripper_vel < -GRIPPER_AT_REST or left.gripper <= self.HOLD_OPENING:
+                return Goal(left.tool_pos, HANDOVER_LEFT, CLOSED)  # closing on the cube: hold still
+            return Goal(pre, HANDOVER_LEFT, OPEN)  # stalled open: back off and retry
+        if _in_jaw(local, self.JAW) and local[0] <= CUBE_IN_LEFT[0] + CLOSE_TOLERANCE:  # deep enough
             return Goal(grasp, HANDOVER_LEFT, CLOSED)
-        if on_axis and left.gripper > 0.85:
+        # A funnel along the tool's x axis: advance only while the cube is centred between the
+        # jaws, otherwise slide sideways onto the axis at the current depth.
+        lateral = local[1:] - CUBE_IN_LEFT[1:]
+        ahead = local[0] > CUBE_IN_LEFT[0] - 0.02
+        if ahead and np.abs(lateral).max() < 0.006 and left.gripper > GRIPPER_OPEN:
             return Goal(grasp, HANDOVER_LEFT, OPEN, max_speed=0.006)
-        return Goal(pre, HANDOVER_LEFT, OPEN)
+        if ahead and np.abs(lateral).max() < 0.02 and left.gripper > GRIPPER_OPEN:
+            sideways = left.tool_rot @ np.array([0.0, *lateral])
+            push = np.clip((ALIGN_GAIN - 1.0) * sideways, -ALIGN_PUSH, ALIGN_PUSH)
+            return Goal(left.tool_pos + sideways + push, HANDOVER_LEFT, OPEN, max_speed=0.006)
+        return Goal(pre, HANDOVER_LEFT, OPEN, max_speed=0.004)
 
 
 class AlohaInsertionExpert(AlohaStateExpert):
@@ -385,29 +438,16 @@ class AlohaInsertionExpert(AlohaStateExpert):
         right_holds = self.holds(right, peg[:3], self.HELD_JAW, self.PEG_HOLD_OPENING)
         left_holds = self.holds(left, socket[:3], self.HELD_JAW, self.SOCKET_HOLD_OPENING)
         if left_holds:
-            left_goal = Goal(INSERTION_MEET + (-0.1, 0, 0), PICK_LEFT, CLOSED, max_speed=CARRY_SPEED)
+            left_goal = Goal(INSERTION_MEET + (-0.1, 0, 0), PICK_LEFT, CLOSED, max_speed=SOCKET_CARRY_SPEED)
         else:
-            left_goal = self._pick(left, socket[:3], PICK_LEFT, self.SOCKET_JAW, SOCKET_IN_LEFT)
+            left_goal = self.pick(
+                left, socket, PICK_LEFT, self.SOCKET_JAW, SOCKET_IN_LEFT, np.pi, self.SOCKET_HOLD_OPENING[1]
+            )
         if right_holds:
             right_goal = self._insert(peg, socket, right, left_holds)
         else:
-            right_goal = self._pick(right, peg[:3], PICK_RIGHT, self.PEG_JAW, PEG_IN_RIGHT)
+            right_goal = self.pick(right, peg, PICK_RIGHT, self.PEG_JAW, PEG_IN_RIGHT, np.pi, self.PEG_HOLD_OPENING[1])
         return {"left": left_goal, "right": right_goal}
-
-    def _pick(self, arm: ArmState, obj: np.ndarray, quat: np.ndarray, jaw: tuple, local: np.ndarray) -> Goal:
-        """Approach above ``obj``, descend with the gripper open, close on it."""
-        grasp = grasp_position(obj, quat, arm.name, local)
-        above = grasp + (0, 0, 0.08)
-        over = _near(arm.tool_pos[:2], grasp[:2], 0.012) and arm.tool_pos[2] < above[2] + 0.02
-        if over and arm.gripper > 0.85:
-            if _near(arm.local(obj), local, CLOSE_TOLERANCE):
-                return Goal(grasp, quat, CLOSED)
-            return Goal(grasp, quat, OPEN, max_speed=0.005)
-        if _in_jaw(arm.local(obj), jaw) and arm.gripper <= 0.85 and arm.tool_pos[2] < grasp[2] + 0.02:
-            return Goal(arm.tool_pos, quat, CLOSED)  # closing on the object: hold still
-        if arm.tool_pos[2] < grasp[2] + 0.05 and not _near(arm.tool_pos[:2], grasp[:2], 0.012):
-            return Goal(arm.tool_pos + (0, 0, 0.05), quat, OPEN)
-        return Goal(above, quat, OPEN)
 
     def _insert(self, peg: np.ndarray, socket: np.ndarray, right: ArmState, left_holds: bool) -> Goal:
         presented = INSERTION_MEET + (0.1, 0, 0)
@@ -423,20 +463,11 @@ class AlohaInsertionExpert(AlohaStateExpert):
         peg_goal = socket[:3] + socket_rot @ np.array([standoff, 0.0, 0.0])
         # translate the hand by the peg's error; the grip orientation stays world-fixed, so a
         # peg pivoting in the fingers cannot feed back into the wrist
-        # (scaled by ALIGN_GAIN: the servos leave a few millimetres of error without it)
-        tool_goal = right.tool_pos + ALIGN_GAIN * (peg_goal - peg[:3])
+        # (overshooting small errors by ALIGN_GAIN, up to ALIGN_PUSH: the servos leave a few
+        # millimetres of error without it)
+        error = peg_goal - peg[:3]
+        lateral_error = socket_rot.T @ error * (0.0, 1.0, 1.0)  # never overshoot along the bore: the pin is there
+        push = socket_rot @ np.clip((ALIGN_GAIN - 1.0) * lateral_error, -ALIGN_PUSH, ALIGN_PUSH)
+        tool_goal = right.tool_pos + error + push
         near = lateral < 0.006 and offset[0] < APPROACH_STANDOFF + 0.01
         return Goal(tool_goal, PICK_RIGHT, CLOSED, max_speed=INSERT_SPEED if near else CARRY_SPEED)
-
-
-def _axis_alignment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation (3, 3) turning axis ``a`` onto ``±b`` (whichever is nearer)."""
-    b = b if a @ b >= 0 else -b
-    axis = np.cross(a, b)
-    sin, cos = np.linalg.norm(axis), float(np.clip(a @ b, -1, 1))
-    if sin < 1e-9:
-        return np.eye(3)
-    k = axis / sin
-    skew = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    angle = np.arctan2(sin, cos)
-    return np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew

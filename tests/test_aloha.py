@@ -115,11 +115,24 @@ def test_pixels_have_requested_cameras_size_and_depth() -> None:
     env.close()
 
 
+def test_fast_render_quality_changes_lighting_only() -> None:
+    images = {}
+    for quality in ("fast", "package"):
+        env = gym.make("il_toolkit/AlohaTransferCube-v0", obs_type="pixels", cameras=("head",), render_quality=quality, **SMALL)
+        obs, _ = env.reset(seed=0)
+        images[quality] = obs["head"].astype(np.float64)
+        env.close()
+    assert not np.array_equal(images["fast"], images["package"])  # no shadows, no multisampling
+    assert np.abs(images["fast"] - images["package"]).mean() < 10  # but the same scene
+
+
 def test_unknown_camera_and_obs_type_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown camera 'nose'"):
         gym.make("il_toolkit/AlohaTransferCube-v0", obs_type="pixels", cameras=("nose",))
     with pytest.raises(ValueError, match="unknown obs_type"):
         gym.make("il_toolkit/AlohaTransferCube-v0", obs_type="rgb")
+    with pytest.raises(ValueError, match="render_quality"):
+        gym.make("il_toolkit/AlohaTransferCube-v0", render_quality="ultra")
 
 
 def test_ee_variant_has_stiff_weld_and_tracks_the_mocap() -> None:
@@ -216,12 +229,11 @@ def test_expert_reads_the_state_behind_pixel_observations(tmp_path) -> None:
     env.close()
 
 
-def test_insertion_expert_grasps_both_objects() -> None:
+def test_insertion_expert_inserts_strictly() -> None:
     from il_toolkit.experts import make_expert
 
     env = gym.make("il_toolkit/AlohaInsertion-v0")
     expert = make_expert("il_toolkit/AlohaInsertion-v0", env=env)
-    info = _rollout(env, expert, seed=0, steps=200)
-    peg_z, socket_z = env.unwrapped.state_vector()[[30, 37]]
-    assert peg_z > 0.03 and socket_z > 0.05, (peg_z, socket_z, info)
+    info = _rollout(env, expert, seed=0)
+    assert info["is_success"], (env.unwrapped.scene.insertion_depth(), info)
     env.close()
