@@ -24,7 +24,7 @@ help:
 	@echo "make quick      set up (venv, packages, system libraries) and run the main job"
 	@echo "make test       set up and run the test suite (what CI runs)"
 	@echo "make test-slow  also run the slow learning checks"
-	@echo "make bench      run the benchmarks of the foundation (figures in benchmarks/results/)"
+	@echo "make bench      run the foundation's benchmark scripts (figures in benchmarks/results/)"
 
 setup: system-deps $(STAMP)
 
@@ -48,9 +48,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -c "import il_toolkit, imitation, minari, gym_pusht, mujoco, torch; print('il_toolkit', il_toolkit.__version__, 'installed; torch', torch.__version__)"
 	touch $(STAMP)
 
+# The main job: the `quick` benchmark suite (every method on CartPole and PushT state, < 5 min on
+# 2 cores); results in output/bench/quick.jsonl, leaderboard (Markdown + HTML + plots) beside it.
 quick: setup
-	$(PY) -m il_toolkit.train.il.behavioral_cloning --env CartPole-v1 --num_expert_episodes 10 \
-		--bc_epochs 100 --batch_size 64 --learning_rate 1e-4 --output_dir ./output/bc
+	$(PY) -m il_toolkit.bench.cli run quick --results output/bench/quick.jsonl --leaderboard output/bench/quick_leaderboard
 
 test: setup
 	$(PY) -m pytest -q

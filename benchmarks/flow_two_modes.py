@@ -147,11 +147,13 @@ def train_flow(key: str, states: np.ndarray, chunks: np.ndarray, steps: int, see
     g = torch.Generator().manual_seed(seed + 1)
     s, a = torch.as_tensor(states), torch.as_tensor(chunks)
     start = time.perf_counter()
-    metrics: dict = {}
+    history: list[dict] = []
     for i in range(steps):
         idx = torch.randint(0, len(s), (256,), generator=g)
-        metrics = trainer.train_step({"observation.state": s[idx], "action": a[idx]}, epoch=i, total_epochs=steps, iterations=i)
+        history.append(trainer.train_step({"observation.state": s[idx], "action": a[idx]}, epoch=i, total_epochs=steps, iterations=i))
     seconds = time.perf_counter() - start
+    last = history[-50:]  # metrics averaged over the last 50 steps (whole-dataset minibatches)
+    metrics = {k: float(np.mean([m[k] for m in last])) for k in last[-1]}
     policy = FlowMatchingPolicy(
         key, trainer.models, spaces.Box(-2, 2, (2,), np.float32), spaces.Box(-MAX_STEP, MAX_STEP, (2,), np.float32),
         n_action_steps=HORIZON, n_steps=10, solver="euler", seed=seed,
@@ -202,6 +204,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer demos, training steps and rollouts (smoke run)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trainers", nargs="*", default=None,
+                        help="run only these trainer keys and merge them into the existing JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
     n_demos, steps, episodes, repeats = (50, 300, 50, 20) if args.quick else (200, 2000, 100, 100)
@@ -224,7 +228,7 @@ def main() -> None:
     print(f"{'mse_regression':42s} success {res['success']:.2f}  left {res['left_fraction']:.2f}  right {res['right_fraction']:.2f}")
 
     naive_policy = None
-    for key in TRAINER_REGISTRY.keys():
+    for key in args.trainers if args.trainers is not None else TRAINER_REGISTRY.keys():
         if TRAINER_REGISTRY.get(key).requires_depth:
             results["policies"][key] = {"skipped": "needs depth images; this task is state-only"}
             print(f"{key:42s} skipped (needs depth images)")
@@ -233,6 +237,10 @@ def main() -> None:
         res = rollout(chunk_fn(policy, n_steps=10, solver="euler"), episodes, args.seed + 100)
         res.update(train_seconds=round(seconds, 1), final_velocity_loss=round(metrics["velocity_loss"], 4))
         res.update(usage_summary(key, policy, 1000, args.seed))
+        logged = {k: round(v, 4) for k, v in metrics.items()
+                  if k.startswith(("expert_", "code_", "codes_", "mi_", "infonce", "prior_", "kot", "gate_"))}
+        if logged:
+            res["train_metrics_last50"] = logged
         res["targets_met"] = res["success"] >= 0.9 and min(res["left_fraction"], res["right_fraction"]) >= 0.4
         results["policies"][key] = res
         extra = {k: v for k, v in res.items() if k.endswith("_at_start")}
@@ -263,6 +271,12 @@ def main() -> None:
               f"{'met' if at5['ms_per_chunk'] <= 3.0 else 'missed'})")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if args.trainers is not None and RESULTS.exists():
+        previous = json.loads(RESULTS.read_text())
+        if previous.get("quick") == args.quick:
+            previous["policies"].update(results["policies"])
+            previous.update({k: v for k, v in results.items() if k not in ("policies", "task")})
+            results = previous
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"wrote {RESULTS}")
 

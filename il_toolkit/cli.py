@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the method's own flags")
     p.set_defaults(func=None)
 
+    p = sub.add_parser("bench", help="benchmark suites and leaderboards (same as il-bench; bench --help)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="il-bench arguments, e.g. run quick")
+    p.set_defaults(func=None)
+
     p = sub.add_parser("eval", help="evaluate a saved policy",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--policy", required=True, help="policy checkpoint directory")
@@ -252,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "bench":
+            from il_toolkit.bench.cli import main as bench_main
+
+            return bench_main(args.rest, prog="il-toolkit bench")
         if args.command == "train":
             module = importlib.import_module(TRAIN_MODULES[args.method])
             return module.main(args.rest, prog=f"il-toolkit train {args.method}")

@@ -91,3 +91,12 @@ def test_cli_runs_with_the_seed_flags(tmp_path):
                  "--eval_episodes", "2", "--output_dir", str(out), "--no_wandb", "--no_progress"]) == 0
     state = json.loads((out / "state.json").read_text())
     assert [r["beta"] for r in state["rounds"]] == pytest.approx([1.0, 0.9])
+
+
+def test_relative_output_dir_writes_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _config(tmp_path, dagger_iterations=1, output_dir="out/dagger")
+    DAgger("CartPole-v1", None, config, progress=False).train()
+    assert (tmp_path / "out" / "dagger" / "dataset" / "data" / "metadata.json").exists()
+    results = DAgger("CartPole-v1", None, config.replace(dagger_iterations=1), progress=False).train()
+    assert results["n_episodes"] == 2

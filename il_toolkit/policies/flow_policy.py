@@ -74,6 +74,9 @@ def default_observation_keys(spec: FlowModelSpec, observation_space: spaces.Spac
             if name in names:
                 keys[STATE_KEY] = name
                 break
+    for key, camera in wanted_images.items():
+        if key not in keys and camera in names and camera not in ("pixels", "depth"):
+            keys[key] = camera
     for group, wanted in (("pixels", wanted_images), ("depth", wanted_depth)):
         for key, camera in wanted.items():
             if key in keys or group not in names:
@@ -100,7 +103,8 @@ def spec_from_spaces(observation_space: spaces.Space, action_space: spaces.Space
     """A :class:`FlowModelSpec` whose inputs match the env's spaces; ``fields`` set the rest.
 
     Box vector -> state; Box image -> one camera ``"pixels"``; Dict: ``agent_pos``/``state``/...
-    -> state, ``pixels`` (a Box, or a Dict of cameras) -> cameras, ``depth`` -> depth inputs.
+    -> state, ``pixels`` (a Box, or a Dict of cameras) and top-level image Boxes -> cameras,
+    ``depth`` (a Box, or a Dict of cameras) -> depth inputs.
     """
     inferred: dict[str, Any] = {"action_dim": int(np.prod(action_space.shape))}
     cameras: list[str] = []
@@ -111,6 +115,10 @@ def spec_from_spaces(observation_space: spaces.Space, action_space: spaces.Space
             if name in observation_space.spaces:
                 inferred["state_dim"] = int(np.prod(observation_space.spaces[name].shape))
                 break
+        for name, sub in observation_space.spaces.items():  # cameras at the top level (ALOHA obs_type="pixels")
+            if name not in ("pixels", "depth") and _image_shape(sub) is not None:
+                cameras.append(name)
+                sizes.add(_image_shape(sub)[1:])  # type: ignore[index]
         for group, names in (("pixels", cameras), ("depth", depth)):
             sub = observation_space.spaces.get(group)
             subspaces = sub.spaces if isinstance(sub, spaces.Dict) else ({group: sub} if sub is not None else {})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -90,5 +90,76 @@ def fit(
             history.best_state = copy.deepcopy(policy.model.state_dict())
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
+    policy.model.eval()
+    return history
+
+
+def evaluate_loader_loss(policy: Any, batches: Iterable[Any]) -> dict[str, float]:
+    """Mean loss and metrics over an iterable of batches (e.g. a validation ``DataLoader``),
+    in eval mode, without gradients; ``policy.compute_loss(batch)`` reads its own actions."""
+    policy.model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    with torch.no_grad():
+        for batch in batches:
+            size = _batch_size(batch)
+            _, metrics = policy.compute_loss(batch)
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value * size
+            n += size
+    return {key: value / max(n, 1) for key, value in totals.items()}
+
+
+def _batch_size(batch: Any) -> int:
+    return len(batch["action"]) if isinstance(batch, dict) and "action" in batch else _num(batch)
+
+
+def fit_loader(
+    policy: Any,
+    train_batches: Iterable[Any],
+    val_batches: Iterable[Any] | None,
+    *,
+    epochs: int,
+    learning_rate: float,
+    weight_decay: float,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    max_steps: int | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> FitHistory:
+    """:func:`fit` for data that does not fit in arrays: minibatches come from
+    ``train_batches`` (re-iterated every epoch, e.g. a torch ``DataLoader`` of dict batches
+    that ``policy.compute_loss(batch)`` reads). ``train/loss`` is the mean minibatch loss of the
+    epoch; the state with the lowest ``val/loss`` (else ``train/loss``) is kept, as in :func:`fit`.
+    ``max_steps`` stops after that many optimizer steps in total (the last epoch may be partial)."""
+    from tqdm.auto import tqdm
+
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    history = FitHistory(best_state=copy.deepcopy(policy.model.state_dict()))
+    steps = 0
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False):
+        policy.model.train()
+        total, count = 0.0, 0
+        for batch in train_batches:
+            loss, _ = policy.compute_loss(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            size = _batch_size(batch)
+            total, count, steps = total + float(loss.detach()) * size, count + size, steps + 1
+            if max_steps is not None and steps >= max_steps:
+                break
+        metrics = {"train/loss": total / max(count, 1), "train/samples": float(count), "train/steps": float(steps)}
+        if val_batches is not None:
+            metrics.update({f"val/{k}": v for k, v in evaluate_loader_loss(policy, val_batches).items()})
+        monitored = metrics.get("val/loss", metrics["train/loss"])
+        history.epochs, history.final_train_loss = epoch, metrics["train/loss"]
+        if monitored < history.best_val_loss:
+            history.best_val_loss, history.best_epoch = monitored, epoch
+            history.best_state = copy.deepcopy(policy.model.state_dict())
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+        if max_steps is not None and steps >= max_steps:
+            break
     policy.model.eval()
     return history

@@ -200,7 +200,7 @@ def write_progress(data_path: str | os.PathLike, env: gym.Env, buffers: Sequence
     from minari import __version__ as minari_version
     from minari.dataset.minari_storage import MinariStorage
 
-    path = Path(data_path)
+    path = Path(data_path).resolve()  # minari joins relative storage paths onto themselves
     if (path / "metadata.json").exists():
         storage = MinariStorage.read(path)
         metadata = {k: v for k, v in metadata.items() if k != "dataset_id"}  # fixed at creation
@@ -220,7 +220,7 @@ def finalize(data_path: str | os.PathLike, metadata: dict[str, Any]) -> None:
     """Update the metadata of a finished dataset (marks it complete)."""
     from minari.dataset.minari_storage import MinariStorage
 
-    MinariStorage.read(Path(data_path)).update_metadata(metadata)
+    MinariStorage.read(Path(data_path).resolve()).update_metadata(metadata)
 
 
 def to_transitions(trajectories: Sequence[Any]):

@@ -104,7 +104,7 @@ class DAgger:
         self.bc = BehavioralCloning(self.env, self.config, use_wandb=False, policy=policy, progress=progress)
         self.expert = self._expert(expert_policy)
         self.rng = np.random.default_rng(self.config.seed + 1)
-        self.output_dir = Path(self.config.output_dir)
+        self.output_dir = Path(self.config.output_dir).resolve()  # minari mangles relative storage paths
 
     def _expert(self, expert_policy: Any) -> Policy:
         if expert_policy is None:

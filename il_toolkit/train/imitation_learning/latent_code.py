@@ -17,7 +17,7 @@ the default) or its most likely code (``"argmax"``).
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
@@ -105,11 +105,3 @@ def evenness(usage: torch.Tensor) -> float:
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
     return float(entropy / math.log(len(p))) if len(p) > 1 else 1.0
 
-
-def inference_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    """The options a latent-code trainer accepts at inference (others are refused by name)."""
-    allowed = {"code_choice", "guidance_scale", "generator"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(f"unknown inference options {unknown}; this trainer accepts {sorted(allowed)}")
-    return options

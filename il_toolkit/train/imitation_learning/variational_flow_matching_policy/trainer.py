@@ -3,7 +3,8 @@
 Components: the shared ones, with ``action_decoder`` a :class:`MixtureActionDecoder`, plus
 ``posterior``, ``codebook``, ``prior`` (see :mod:`..latent_code`) and ``gate`` (MLP over
 [pooled conditioning, code] -> expert logits). Training mixes the experts with the softmax
-gate weights; a load-balancing term (``balance_weight``) keeps every expert in use. Logged:
+gate weights; a load-balancing term (``balance_weight``) keeps every expert in use and a
+per-sample gate-entropy term (``gate_entropy_weight``) makes each sample lean on few experts. Logged:
 the mean gate weight per expert, the fraction of samples whose top expert is each one, and
 the evenness of expert usage (normalised entropy, 1 = even). At inference the code is drawn
 from the prior and the gate picks experts softly (``expert_choice="soft"``) or its top one
@@ -26,7 +27,8 @@ from il_toolkit.train.imitation_learning.variational_flow_matching_policy.moe im
 
 class VariationalFlowMatchingPolicyTrainer(LatentCodeTrainer):
     key = "variational_flow_matching_policy_trainer"
-    balance_weight: ClassVar[float] = 0.01
+    balance_weight: ClassVar[float] = 0.1
+    gate_entropy_weight: ClassVar[float] = 0.05
 
     @classmethod
     def build_models(cls, spec: FlowModelSpec) -> FlowModels:
@@ -76,9 +78,13 @@ class VariationalFlowMatchingPolicyTrainer(LatentCodeTrainer):
         n = mean_usage.shape[0]
         balance = n * (mean_usage**2).sum() - 1.0  # 0 when usage is even, n - 1 when one expert takes all
         top1 = torch.bincount(weights.argmax(-1), minlength=n).float() / weights.shape[0]
+        # low per-sample entropy: each sample leans on few experts (specialisation), while the
+        # balance term keeps the batch-average usage even
+        sample_entropy = -(weights * torch.log(weights.clamp_min(1e-9))).sum(-1).mean()
         metrics["expert_balance_loss"] = float(balance.detach())
+        metrics["gate_sample_entropy"] = float(sample_entropy.detach())
         metrics["expert_evenness"] = evenness(mean_usage.detach())
         for e in range(n):
             metrics[f"expert_usage/{e}"] = float(mean_usage[e].detach())
             metrics[f"expert_top1/{e}"] = float(top1[e])
-        return loss + self.balance_weight * balance, metrics
+        return loss + self.balance_weight * balance + self.gate_entropy_weight * sample_entropy, metrics

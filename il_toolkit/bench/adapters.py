@@ -1,0 +1,185 @@
+"""The adapters behind ``METHOD_REGISTRY``: train one policy from an expert dataset.
+
+Each adapter builds the method's seed-004 preset, applies the trial's budget, switches off
+everything the harness does itself (wandb, the trainer's own final evaluation) and returns
+where the policy was saved. Imported only when a trial runs (torch, imitation, SB3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from il_toolkit.bench.methods import TrainOutcome, TrainRequest
+
+_ILCONFIG_FIELDS: frozenset[str] | None = None
+
+
+def ilconfig_fields() -> frozenset[str]:
+    """Names of the ``ILConfig`` fields a budget may set."""
+    global _ILCONFIG_FIELDS
+    if _ILCONFIG_FIELDS is None:
+        from il_toolkit.config.training_config import ILConfig
+
+        _ILCONFIG_FIELDS = frozenset(f.name for f in fields(ILConfig))
+    return _ILCONFIG_FIELDS
+
+
+def _config(preset: str, request: TrainRequest, **fixed: Any):
+    """``ILConfig.<preset>()`` with the trial's seed and output dir, the budget's overrides and
+    ``fixed`` (the harness's own settings, which a budget may not change)."""
+    from il_toolkit.config.training_config import ILConfig
+
+    overrides = {k: v for k, v in request.budget.items() if k in ilconfig_fields()}
+    factory = getattr(ILConfig, preset)
+    return factory(**{**overrides, "seed": request.seed, "output_dir": request.output_dir, "use_wandb": False, **fixed})
+
+
+def _transitions(trajectories: Any) -> int:
+    return int(sum(len(t.acts) for t in trajectories))
+
+
+def train_bc(request: TrainRequest) -> TrainOutcome:
+    """Behavioural cloning on the whole dataset; the best-validation-loss policy is kept."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.train.datasets.minari_io import load_demonstrations
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    env = make_env(request.env_id, **request.env_kwargs)
+    try:
+        trainer = BehavioralCloning(env, _config("behavioral_cloning", request), use_wandb=False, progress=request.progress)
+        demos = load_demonstrations(request.dataset_id, env=env)
+        result = trainer.train(trajectories=demos, evaluate_policy=False)
+    finally:
+        env.close()
+    return TrainOutcome(result["policy_path"], _transitions(demos), {
+        "trainer_train_seconds": result["train_seconds"], "best_epoch": result["best_epoch"],
+        "best_val_loss": result["best_val_loss"],
+    })
+
+
+def train_dagger(request: TrainRequest) -> TrainOutcome:
+    """DAgger with the dataset as its initial D0 and the env's registered expert as labeller.
+    Its own end-of-run evaluation is cut to one episode (the harness evaluates properly)."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.train.il.dagger import DAgger
+
+    env = make_env(request.env_id, **request.env_kwargs)
+    try:
+        trainer = DAgger(env, None, _config("dagger", request, eval_episodes=1), use_wandb=False, progress=request.progress)
+        result = trainer.train(initial_dataset=request.dataset_id)
+    finally:
+        env.close()
+    return TrainOutcome(result["policy_path"], int(result["expert_labels"]), {
+        "trainer_train_seconds": result["train_seconds"], "n_episodes": result["n_episodes"],
+    })
+
+
+def train_gail(request: TrainRequest) -> TrainOutcome:
+    """GAIL for ``total_timesteps`` generator steps on the dataset's transitions. Unless the
+    budget sets ``gail_demo_batch_size``, it is capped at the number of demonstration transitions."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.train.datasets.minari_io import load_demonstrations
+    from il_toolkit.train.il.gail import GAIL
+
+    env = make_env(request.env_id, **request.env_kwargs)
+    try:
+        demos = load_demonstrations(request.dataset_id, env=env)
+        config = _config("gail", request)
+        if "gail_demo_batch_size" not in request.budget:  # small demonstration budgets: use them all per update
+            config = config.replace(gail_demo_batch_size=min(config.gail_demo_batch_size, _transitions(demos)))
+        trainer = GAIL(env, config, use_wandb=False, progress=request.progress)
+        result = trainer.train(trajectories=demos, total_timesteps=config.total_timesteps, evaluate_policy=False)
+    finally:
+        env.close()
+    extra = {k: result[k] for k in ("train_seconds", "total_timesteps", "last_disc_acc") if k in result}
+    extra["trainer_train_seconds"] = extra.pop("train_seconds", None)
+    return TrainOutcome(result["policy_path"], _transitions(demos), extra)
+
+
+def train_flow_bc(request: TrainRequest) -> TrainOutcome:
+    """A flow-matching policy (``flow_trainer``, default the naive family; horizon 1, one
+    observation) trained by BC's supervised loop on its flow-matching loss; ``flow_n_steps``
+    Euler steps at inference, ``flow_d_model`` the width."""
+    import numpy as np
+
+    from il_toolkit.envs import make_env
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+    from il_toolkit.train.datasets.minari_io import load_demonstrations, to_arrays
+    from il_toolkit.train.il import common
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    budget = request.budget
+    env = make_env(request.env_id, **request.env_kwargs)
+    try:
+        config = _config("behavioral_cloning", request, policy_type="mlp")
+        common.seed_everything(request.seed)  # the flow model's initial weights
+        policy = FlowMatchingPolicy.create(
+            budget.get("flow_trainer", "naive_flow_matching_policy_trainer"), env.observation_space, env.action_space,
+            horizon=1, n_obs_steps=1, d_model=int(budget.get("flow_d_model", 64)),
+            policy_options={"n_steps": int(budget.get("flow_n_steps", 10)), "seed": request.seed},
+        )
+        demos = load_demonstrations(request.dataset_id, env=env)
+        arrays = to_arrays(demos)
+        policy.model["normalizer"].fit(actions=np.asarray(arrays["acts"], dtype=np.float32),
+                                       states=_state_rows(arrays["obs"], policy))
+        trainer = BehavioralCloning(env, config, use_wandb=False, policy=policy, progress=request.progress)
+        result = trainer.train(trajectories=demos, evaluate_policy=False)
+    finally:
+        env.close()
+    return TrainOutcome(result["policy_path"], _transitions(demos), {
+        "trainer_train_seconds": result["train_seconds"], "best_epoch": result["best_epoch"],
+        "best_val_loss": result["best_val_loss"], "flow_trainer": policy.trainer_key,
+    })
+
+
+def _state_rows(observations: Any, policy: Any) -> Any:
+    """The proprioceptive rows ``(N, Ds)`` the flow policy reads (None when it reads none):
+    the observations themselves, or the Dict entry its ``observation_keys`` name."""
+    import numpy as np
+
+    from il_toolkit.model.spec import STATE_KEY
+
+    if not policy.spec.state_dim:
+        return None
+    value = observations
+    for part in filter(None, policy.observation_keys[STATE_KEY].split("/")):
+        value = value[part]
+    return np.asarray(value, dtype=np.float32)
+
+
+def train_flow_chunked(request: TrainRequest) -> TrainOutcome:
+    """A chunked flow-matching policy (diffusion-policy style) trained by the family's own
+    ``TRAINER_REGISTRY`` trainer through :func:`il_toolkit.train.imitation_learning.loop.train_flow_policy`.
+
+    Budget keys: ``flow_trainer`` (default the naive family), ``flow_steps`` (gradient steps,
+    default 1000), ``flow_horizon`` (8), ``flow_n_obs_steps`` (2), ``flow_n_action_steps``
+    (horizon - n_obs_steps + 1), ``flow_n_steps`` (ODE steps at inference, 10), ``flow_d_model``
+    (64); ``batch_size`` and ``learning_rate`` as in ``ILConfig``.
+    """
+    from il_toolkit.envs import make_env
+    from il_toolkit.train.datasets.minari_io import load_demonstrations
+    from il_toolkit.train.imitation_learning.loop import train_flow_policy
+
+    budget = request.budget
+    config = _config("behavioral_cloning", request)
+    horizon = int(budget.get("flow_horizon", 8))
+    n_obs_steps = int(budget.get("flow_n_obs_steps", 2))
+    policy_options: dict[str, Any] = {"n_steps": int(budget.get("flow_n_steps", 10))}
+    if "flow_n_action_steps" in budget:
+        policy_options["n_action_steps"] = int(budget["flow_n_action_steps"])
+    env = make_env(request.env_id, **request.env_kwargs)
+    try:
+        demos = load_demonstrations(request.dataset_id, env=env)
+        steps = int(budget.get("flow_steps", 1000))
+        policy = train_flow_policy(
+            budget.get("flow_trainer", "naive_flow_matching_policy_trainer"), demos, env.observation_space,
+            env.action_space, steps=steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
+            seed=request.seed, device=config.device, policy_options=policy_options,
+            spec_fields={"horizon": horizon, "n_obs_steps": n_obs_steps, "d_model": int(budget.get("flow_d_model", 64))},
+        )
+    finally:
+        env.close()
+    path = policy.save(f"{request.output_dir}/policy")
+    return TrainOutcome(str(path), _transitions(demos), {"flow_trainer": policy.trainer_key, "steps": steps,
+                                                        "horizon": horizon, "n_obs_steps": n_obs_steps})

@@ -1,0 +1,101 @@
+"""``METHOD_REGISTRY``: benchmark method names -> adapter functions (imported lazily).
+
+An adapter trains one policy from an expert Minari dataset under one training budget::
+
+    adapter(request: TrainRequest) -> TrainOutcome
+
+and must be deterministic given ``request.seed``. Metadata per method (read without importing
+anything heavy): ``action_spaces`` (the action-space kinds it can learn: ``"discrete"``,
+``"box"``), ``observations`` (``"state"``: flat vectors; ``"pixels"``: images or dicts of
+them), ``extra_budget_keys`` (budget keys besides ``ILConfig`` fields), ``interactive``
+(queries the expert during training) and ``description``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from il_toolkit.registry import Registry
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What a method is asked to do in one trial.
+
+    ``dataset_id`` names a local Minari dataset of exactly ``n_demos`` expert episodes of
+    ``env_id``; ``budget`` holds ``ILConfig`` overrides (``bc_epochs``, ``total_timesteps`` ...)
+    plus the method's ``extra_budget_keys``; ``output_dir`` is an empty directory the method owns.
+    """
+
+    env_id: str
+    dataset_id: str
+    n_demos: int
+    seed: int
+    budget: dict[str, Any]
+    output_dir: str
+    progress: bool = False
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"obs_type": "pixels"}
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """A trained policy: its checkpoint directory (``il_toolkit.policies.load`` restores it),
+    the number of expert action labels it consumed (demonstration transitions, plus every
+    state DAgger asked the expert about) and method-specific figures."""
+
+    policy_path: str
+    expert_labels: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+METHOD_REGISTRY: Registry = Registry("benchmark method")
+_ADAPTERS = "il_toolkit.bench.adapters"
+METHOD_REGISTRY.register(
+    "bc", indirect=f"{_ADAPTERS}:train_bc", action_spaces=("discrete", "box"), observations=("state",), extra_budget_keys=(),
+    interactive=False, description="behavioural cloning (imitation's BC for discrete actions, MLPPolicy for continuous)",
+)
+METHOD_REGISTRY.register(
+    "dagger", indirect=f"{_ADAPTERS}:train_dagger", action_spaces=("discrete", "box"), observations=("state",), extra_budget_keys=(),
+    interactive=True, description="DAgger: the demonstrations as D0, then rounds labelled by the env's scripted expert",
+)
+METHOD_REGISTRY.register(
+    "gail", indirect=f"{_ADAPTERS}:train_gail", action_spaces=("discrete", "box"), observations=("state",), extra_budget_keys=(),
+    interactive=False, description="GAIL (imitation) with a PPO generator, trained in the env's fixed-horizon version",
+)
+METHOD_REGISTRY.register(
+    "flow_bc", indirect=f"{_ADAPTERS}:train_flow_bc", action_spaces=("box",), observations=("state", "pixels"),
+    extra_budget_keys=("flow_trainer", "flow_n_steps", "flow_d_model"),
+    interactive=False,
+    description="a flow-matching policy (TRAINER_REGISTRY family, naive by default; one observation, one action) "
+    "trained by BC's supervised loop on its flow-matching loss",
+)
+METHOD_REGISTRY.register(
+    "flow_chunked", indirect=f"{_ADAPTERS}:train_flow_chunked", action_spaces=("box",), observations=("state", "pixels"),
+    extra_budget_keys=("flow_trainer", "flow_steps", "flow_horizon", "flow_n_obs_steps", "flow_n_action_steps",
+                       "flow_n_steps", "flow_d_model"),
+    interactive=False,
+    description="a chunked flow-matching policy (diffusion-policy style: n_obs_steps observations in, a horizon of "
+    "actions out) trained by its TRAINER_REGISTRY family's own trainer (naive by default)",
+)
+
+
+def observation_kind(space: Any) -> str:
+    """``"state"`` for a flat Box vector, ``"pixels"`` for anything else (images, dicts)."""
+    from gymnasium import spaces
+
+    return "state" if isinstance(space, spaces.Box) and len(space.shape) == 1 else "pixels"
+
+
+def action_space_kind(space: Any) -> str:
+    """``"discrete"`` or ``"box"`` (anything else is named by its class)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return "discrete"
+    if isinstance(space, spaces.Box):
+        return "box"
+    return type(space).__name__.lower()
+
+
+__all__ = ["METHOD_REGISTRY", "TrainOutcome", "TrainRequest", "action_space_kind", "observation_kind"]

@@ -1,0 +1,89 @@
+"""Train any ``TRAINER_REGISTRY`` trainer on demonstrations and get a :class:`FlowMatchingPolicy`.
+
+The glue a CLI command needs (``il-toolkit train flow --trainer KEY --dataset ID``)::
+
+    policy = train_flow_policy("naive_flow_matching_policy_trainer", trajectories,
+                               env.observation_space, env.action_space, steps=20_000,
+                               spec_fields={"horizon": 16, "n_obs_steps": 2},
+                               checkpoint_dir="runs/pusht", checkpoint_every=1000, resume=True,
+                               log=lambda metrics, step: wandb.log(metrics, step=step))
+
+With ``checkpoint_dir``, the training state (models + optimizers, ``trainer_state.*``) and the
+policy (``policy/``, loadable with ``il_toolkit.policies.load``) are written every
+``checkpoint_every`` steps and at the end; ``resume=True`` continues from the saved step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from gymnasium import spaces
+
+from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+from il_toolkit.train.imitation_learning.windows import WindowDataset
+
+
+def train_flow_policy(
+    trainer_key: str,
+    trajectories: Sequence[Any],
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    *,
+    steps: int,
+    batch_size: int = 256,
+    learning_rate: float = 3e-4,
+    seed: int = 0,
+    spec_fields: Mapping[str, Any] | None = None,
+    policy_options: Mapping[str, Any] | None = None,
+    log: Callable[[dict[str, float], int], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    device: str = "cpu",
+) -> FlowMatchingPolicy:
+    """Train for ``steps`` gradient steps (minibatches of windows drawn with replacement)."""
+    if steps < 0 or batch_size < 1:
+        raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
+    trainer_class = TRAINER_REGISTRY.get(trainer_key)
+    torch.manual_seed(seed)
+    policy = FlowMatchingPolicy.create(
+        trainer_key, observation_space, action_space, policy_options={**dict(policy_options or {}), "seed": seed},
+        **dict(spec_fields or {}),
+    )
+    data = WindowDataset.from_trajectories(trajectories, policy)
+    policy.model["normalizer"].fit(actions=data.actions.numpy(), states=_states(data, policy))
+    models = policy.model
+    trainer = trainer_class(
+        models, trainer_class.build_optimizers(models, lr=learning_rate), None, device,
+        generator=torch.Generator(device=device).manual_seed(seed),
+    )
+    start = 0
+    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and directory is not None and (directory / "trainer_state.json").is_file():
+        start = trainer.load_training_state(directory)["iterations"]
+    sampler = torch.Generator().manual_seed(seed + 1 + start)
+    steps_per_epoch = max(1, len(data) // batch_size)
+    total_epochs = max(1, -(-steps // steps_per_epoch))
+    for step in range(start, steps):
+        indices = torch.randint(0, len(data), (batch_size,), generator=sampler)
+        metrics = trainer.train_step(data.batch(indices), step // steps_per_epoch, total_epochs, step)
+        if log is not None:
+            log(metrics, step)
+        if directory is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            _checkpoint(trainer, policy, directory, step + 1, steps_per_epoch)
+    if directory is not None:
+        _checkpoint(trainer, policy, directory, max(steps, start), steps_per_epoch)
+    return policy
+
+
+def _states(data: WindowDataset, policy: FlowMatchingPolicy) -> Any:
+    states = data.state_rows()
+    return None if states is None or policy.spec.state_dim == 0 else states.float().numpy()
+
+
+def _checkpoint(trainer: Any, policy: FlowMatchingPolicy, directory: Path, iterations: int, steps_per_epoch: int) -> None:
+    trainer.save_training_state(directory, epoch=iterations // steps_per_epoch, iterations=iterations)
+    policy.save(directory / "policy")

@@ -1,0 +1,94 @@
+"""Demonstration episodes -> observation windows and action chunks (diffusion_policy's convention).
+
+For step ``t`` of an episode of ``T`` actions, the window holds observations
+``t - To + 1 .. t`` and the chunk actions ``t - To + 1 .. t - To + H`` (indices clipped to the
+episode, i.e. edges padded by repetition), so a policy with ``action_offset = To - 1``
+executes the chunk from the action at ``t`` on. Arrays are stored once per step and windows
+are gathered by index, so images are not duplicated ``To`` times in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class WindowDataset:
+    """``observations[key]`` ``(M, ...)`` per step, ``actions`` ``(M, Da)``; ``obs_index`` ``(N, To)``
+    and ``action_index`` ``(N, H)`` pick each window's rows."""
+
+    observations: Mapping[str, torch.Tensor]
+    actions: torch.Tensor
+    obs_index: torch.Tensor
+    action_index: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.obs_index.shape[0])
+
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{batch_key: (B, To, ...), "action": (B, H, Da)}`` for window ``indices`` ``(B,)``."""
+        out = {key: value[self.obs_index[indices]] for key, value in self.observations.items()}
+        out["action"] = self.actions[self.action_index[indices]]
+        return out
+
+    def state_rows(self, key: str = "observation.state") -> torch.Tensor | None:
+        return self.observations.get(key)
+
+    @classmethod
+    def from_episodes(
+        cls, episodes: Iterable[tuple[Mapping[str, Any], Any]], n_obs_steps: int, horizon: int
+    ) -> "WindowDataset":
+        """``episodes``: ``(observations {batch_key: (T or T+1, ...)}, actions (T, Da))`` pairs.
+
+        A trailing final observation (``T + 1`` rows, imitation's convention) is dropped.
+        """
+        obs_parts: dict[str, list[torch.Tensor]] = {}
+        act_parts, obs_index, act_index = [], [], []
+        offset = 0
+        for observations, actions in episodes:
+            acts = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+            steps = acts.shape[0]
+            if steps == 0:
+                continue
+            for key, value in observations.items():
+                value = torch.as_tensor(np.asarray(value))
+                if value.shape[0] not in (steps, steps + 1):
+                    raise ValueError(
+                        f"episode has {steps} actions but {value.shape[0]} {key!r} observations; expected {steps} or {steps + 1}"
+                    )
+                obs_parts.setdefault(key, []).append(value[:steps])
+            act_parts.append(acts)
+            t = np.arange(steps)
+            first = t - (n_obs_steps - 1)
+            obs_index.append(offset + np.clip(first[:, None] + np.arange(n_obs_steps), 0, steps - 1))
+            act_index.append(offset + np.clip(first[:, None] + np.arange(horizon), 0, steps - 1))
+            offset += steps
+        if not act_parts:
+            raise ValueError("no episode with at least one action: nothing to train on")
+        return cls(
+            observations={key: torch.cat(parts) for key, parts in obs_parts.items()},
+            actions=torch.cat(act_parts),
+            obs_index=torch.as_tensor(np.concatenate(obs_index)),
+            action_index=torch.as_tensor(np.concatenate(act_index)),
+        )
+
+    @classmethod
+    def from_trajectories(cls, trajectories: Sequence[Any], policy: Any) -> "WindowDataset":
+        """Windows from imitation trajectories (``.obs`` ``(T+1, ...)``, ``.acts`` ``(T, Da)``),
+        mapped to batch keys by ``policy.observation_batch`` so training sees exactly what
+        the policy will see when acting."""
+        spec = policy.spec
+
+        def plain(obs: Any) -> Any:
+            if hasattr(obs, "unwrap"):
+                obs = obs.unwrap()
+            if isinstance(obs, Mapping):
+                return {k: plain(v) for k, v in obs.items()}
+            return np.asarray(obs)
+
+        episodes = ((policy.observation_batch(plain(t.obs)), t.acts) for t in trajectories)
+        return cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon)
