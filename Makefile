@@ -10,7 +10,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.il_toolkit-installed
 # pip prints a warning per package for index locations this machine does not have; hide only those.
-QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+# (braces: `|| true` must cover grep finding nothing, never a failing pip, which pipefail reports)
+QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 # Shared libraries MuJoCo needs for headless rendering (EGL via Mesa's llvmpipe).
 APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglvnd0
 

@@ -14,6 +14,7 @@ TRAIN_MODULES = {
     "bc": "il_toolkit.train.il.behavioral_cloning",
     "dagger": "il_toolkit.train.il.dagger",
     "gail": "il_toolkit.train.il.gail",
+    "flow": "il_toolkit.train.imitation_learning.cli",
 }
 
 

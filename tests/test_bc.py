@@ -101,3 +101,18 @@ def test_mlp_policy_regresses_continuous_actions(tmp_path):
     assert error < 10.0, error  # pixels on a 512-pixel board
     restored = load(results["policy_path"])
     np.testing.assert_allclose(restored.predict(obs)[0], trainer.policy.predict(obs)[0])
+
+
+def test_action_chunking_trains_a_chunked_flow_policy(tmp_path):
+    """Seed 004's best practice: ILConfig(action_chunk_size=..., temporal_aggregation=True)."""
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+
+    config = _config(tmp_path, bc_epochs=1, batch_size=64, num_expert_episodes=2, eval_episodes=1,
+                     action_chunk_size=4, temporal_aggregation=True)
+    trainer = BehavioralCloning("PushT-v0", config, progress=False)
+    results = trainer.train()
+    policy = load(results["policy_path"])
+    assert isinstance(policy, FlowMatchingPolicy)
+    assert policy.spec.horizon == 4 and policy.n_action_steps == 1 and policy.temporal_ensemble_coeff == 0.01
+    with pytest.raises(ValueError, match="needs continuous actions"):
+        BehavioralCloning("CartPole-v1", _config(tmp_path, action_chunk_size=4), progress=False).train()

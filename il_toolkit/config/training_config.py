@@ -21,6 +21,7 @@ from typing import Any
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 POLICY_TYPES = ("auto", "sb3", "mlp")
+MAX_SEED = 100
 
 
 class ConfigError(ValueError):
@@ -147,7 +148,11 @@ class ILConfig(_ConfigMixin):
         _positive("learning_rate", self.learning_rate)
         _positive_int("batch_size", self.batch_size)
         _non_negative("weight_decay", self.weight_decay)
-        _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), f"seed must be an integer, got {self.seed!r}")
+        _require(
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < MAX_SEED,
+            f"seed must be an integer in [0, {MAX_SEED}), got {self.seed!r} (seed s demonstrates from reset seeds "
+            f"s*10000...; evaluation uses 1,000,000 and up, so larger seeds would collide with it)",
+        )
         _positive_int("num_expert_episodes", self.num_expert_episodes)
         if self.demo_top_percentile is not None:
             _require(

@@ -29,6 +29,7 @@ POLICY_REGISTRY.register("pusht_expert", indirect="il_toolkit.experts.pusht:Push
 POLICY_REGISTRY.register("aloha_transfer_cube_expert", indirect="il_toolkit.experts.aloha:AlohaTransferCubeExpert")
 POLICY_REGISTRY.register("aloha_insertion_expert", indirect="il_toolkit.experts.aloha:AlohaInsertionExpert")
 POLICY_REGISTRY.register("flow_matching", indirect="il_toolkit.policies.flow_policy:FlowMatchingPolicy")
+POLICY_REGISTRY.register("vla", indirect="il_toolkit.model.vla:VLAModel")
 
 
 def load(path: str | os.PathLike) -> BasePolicy:

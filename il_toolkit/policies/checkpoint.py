@@ -87,7 +87,10 @@ def write_checkpoint(
 def _refuse_non_directory(path: Path) -> None:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {str(path)!r}: the path does not exist")
-    head = path.read_bytes()[:4] if path.is_file() else b""
+    head = b""
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(4)
     if head.startswith(_ZIP_MAGIC):
         raise CheckpointError(
             f"{str(path)!r} is a zip archive (an SB3 .zip or torch.save file). il_toolkit never "
@@ -124,9 +127,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{str(config_path)!r} is not valid JSON ({exc}); save the policy again") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
+        hint = ""
+        if (directory / "best" / CONFIG_FILE).is_file():
+            hint = f" (this looks like a training run's output_dir: its policy is {str(directory / 'best')!r})"
         raise CheckpointError(
             f"{str(config_path)!r} does not describe an il_toolkit policy (expected "
-            f"\"format\": \"{FORMAT}\"); pass a directory written by Policy.save()"
+            f"\"format\": \"{FORMAT}\"); pass a directory written by Policy.save(){hint}"
         )
     if int(config.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(

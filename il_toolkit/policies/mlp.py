@@ -127,7 +127,10 @@ class MLPPolicy(BasePolicy):
         flat = torch.as_tensor(self.flatten_obs(observations))
         self.model.obs_mean.copy_(flat.mean(0))
         self.model.obs_std.copy_(flat.std(0).clamp(min=1e-6) if len(flat) > 1 else torch.ones_like(flat[0]))
-        if actions is not None and not self.discrete and not np.all(np.isfinite(self.action_space.low)):
+        unbounded = not self.discrete and not (
+            np.all(np.isfinite(self.action_space.low)) and np.all(np.isfinite(self.action_space.high))
+        )
+        if actions is not None and unbounded:
             acts = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(actions), -1))
             self.model.act_center.copy_(acts.mean(0))
             self.model.act_scale.copy_(acts.std(0).clamp(min=1e-6))

@@ -150,20 +150,21 @@ def collect_dataset(
     data_path = io.dataset_path(dataset_id) / "data"
     recorded: list[int] = []
     attempted: list[int] = []
+    if overwrite:
+        io.delete_dataset(dataset_id)  # before reading it: a corrupt dataset must still be replaceable
     if io.dataset_exists(dataset_id):
-        meta = io.dataset_metadata(io.open_dataset(dataset_id))
-        complete = bool(meta.get("il_toolkit_complete", True))
-        if overwrite:
-            io.delete_dataset(dataset_id)
-        elif complete and not append:
+        dataset = io.open_dataset(dataset_id)
+        meta = io.dataset_metadata(dataset)
+        if bool(meta.get("il_toolkit_complete", True)) and not append:
             raise io.DatasetExistsError(
                 f"dataset {dataset_id!r} already exists at {io.dataset_path(dataset_id)}; pass --append to add "
                 "episodes, --overwrite to replace it, or choose another id"
             )
-        else:
-            _check_same_source(dataset_id, meta, canonical, env_kwargs, expert_name)
-            recorded = [int(s) for s in meta.get("il_toolkit_seeds", [])]
-            attempted = [int(s) for s in meta.get("il_toolkit_attempted_seeds", recorded)]
+        _check_same_source(dataset_id, meta, canonical, env_kwargs, expert_name)
+        # Minari stores each episode's reset seed with the episode itself: that, not the metadata
+        # list (written after the episode), is the truth after a kill between the two writes.
+        recorded = [int(e["seed"]) for e in dataset.storage.get_episode_metadata(range(dataset.total_episodes))]
+        attempted = sorted(set(recorded) | {int(s) for s in meta.get("il_toolkit_attempted_seeds", [])})
     target = len(recorded) + n_episodes if append else n_episodes
     first_seed = max([seed - 1, *attempted]) + 1
     max_attempts = MAX_ATTEMPTS_FACTOR * target + 10  # failed or unsuccessful episodes are replaced by new seeds
@@ -189,6 +190,8 @@ def collect_dataset(
     seeds = iter(range(first_seed, first_seed + remaining_attempts))
     bar = tqdm(total=target, initial=len(recorded), desc=f"collect {canonical}", unit="ep", disable=not progress)
     resumed_from = len(recorded)
+    if len(recorded) >= target:
+        seeds = iter(())  # killed after the last episode but before the end: only finishing is left
     try:
         for result in _results(canonical, env_kwargs, expert, dict(expert_options or {}), seeds, num_envs):
             attempted.append(result.seed)
@@ -259,15 +262,15 @@ def _filter_top_percentile(dataset_id: str, percentile: float) -> list[int]:
     data_path = io.dataset_path(dataset_id) / "data"
     dataset = MinariDataset(data_path)
     episodes = list(dataset.iterate_episodes())
-    returns = np.array([float(np.sum(e.rewards)) for e in episodes])
-    threshold = np.percentile(returns, percentile)
-    keep = [e for e, r in zip(episodes, returns) if r >= threshold]
+    mask = io.top_percentile_mask([float(np.sum(e.rewards)) for e in episodes], percentile)
+    keep = [e for e, k in zip(episodes, mask) if k]
     meta = io.dataset_metadata(dataset)
     staging = data_path.with_name("data.filtered")
     shutil.rmtree(staging, ignore_errors=True)
-    buffers = [io.episode_buffer(_unstack(e.observations, len(e.actions) + 1), list(e.actions), list(e.rewards),
-                                 bool(e.terminations[-1]), None) for e in keep]
-    kept_seeds = [int(meta["il_toolkit_seeds"][e.id]) for e in keep]
+    seeds = [int(m["seed"]) for m in dataset.storage.get_episode_metadata([int(e.id) for e in keep])]
+    buffers = [io.episode_buffer(io.unstack_observations(e.observations, len(e.actions) + 1), list(e.actions),
+                                 list(e.rewards), bool(e.terminations[-1]), seed) for e, seed in zip(keep, seeds)]
+    kept_seeds = seeds
     carried = {k: v for k, v in meta.items() if k.startswith("il_toolkit") or k in ("algorithm_name", "author",
                                                                                        "code_permalink", "description")}
     env = make_env(meta["il_toolkit_env_id"], **dict(meta.get("il_toolkit_env_kwargs") or {}))
@@ -279,9 +282,3 @@ def _filter_top_percentile(dataset_id: str, percentile: float) -> list[int]:
     staging.rename(data_path)
     shutil.rmtree(old)
     return kept_seeds
-
-
-def _unstack(observations: Any, n: int) -> list[Any]:
-    if isinstance(observations, dict):
-        return [{k: v[i] for k, v in observations.items()} for i in range(n)]
-    return list(observations)

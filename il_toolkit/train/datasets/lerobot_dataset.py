@@ -43,7 +43,6 @@ class LocalSource:
 
 LEROBOT_ALIASES: dict[str, LocalSource] = {
     "lerobot/pusht": LocalSource("il_toolkit/PushT-v0", "pusht/expert-pixels-v0", {"obs_type": "pixels_agent_pos"}, 200),
-    "lerobot/pusht_state": LocalSource("il_toolkit/PushT-v0", "pusht/expert-state-v0", {"obs_type": "state"}, 200),
     "lerobot/aloha_sim_transfer_cube_scripted": LocalSource(
         "il_toolkit/AlohaTransferCube-v0", "aloha/transfer-cube-pixels-v0",
         {"obs_type": "pixels_agent_pos", "image_size": [96, 128]}, 50),
@@ -56,14 +55,15 @@ LEROBOT_ALIASES: dict[str, LocalSource] = {
 def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool = True) -> str:
     """The local Minari id for ``name``: a LeRobot alias (collected on first use, with a
     message saying so) or a Minari id, returned as is."""
-    from il_toolkit.train.datasets.minari_io import dataset_exists
+    from il_toolkit.train.datasets.minari_io import dataset_exists, dataset_metadata, open_dataset
 
     source = LEROBOT_ALIASES.get(name)
     if source is None:
         return name
     print(f"{name}: no dataset hub is reachable here; using the local Minari dataset {source.dataset_id} "
           f"({source.env_id} {source.env_kwargs}, collected by our scripted expert)", file=sys.stderr)
-    if not dataset_exists(source.dataset_id):
+    complete = dataset_exists(source.dataset_id) and dataset_metadata(open_dataset(source.dataset_id)).get("il_toolkit_complete", True)
+    if not complete:  # missing, or a first collection that was cut short (collect resumes it)
         if not collect_missing:
             raise DatasetError(f"{source.dataset_id} is not collected yet; run il-toolkit collect --env {source.env_id} ...")
         from il_toolkit.train.datasets.collect import collect_dataset

@@ -178,6 +178,14 @@ def trajectories_from(dataset, name: str, env: gym.Env | None = None, *, episode
     return trajectories
 
 
+def unstack_observations(observations: Any, n: int) -> list[Any]:
+    """``n`` per-step observations from stacked ones (arrays, dicts, or imitation ``DictObs``)."""
+    if hasattr(observations, "items"):
+        items = dict(observations.items())
+        return [{k: v[i] for k, v in items.items()} for i in range(n)]
+    return list(observations)[:n]
+
+
 def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
                    terminated: bool, seed: int | None):
     """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards."""
@@ -249,11 +257,16 @@ def to_arrays(trajectories: Sequence[Any]) -> dict[str, np.ndarray]:
     }
 
 
+def top_percentile_mask(returns: Sequence[float], percentile: float) -> np.ndarray:
+    """Which episodes have a return at or above the ``percentile``-th percentile (seed 004's filter)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    return returns >= np.percentile(returns, percentile)
+
+
 def filter_top_percentile(trajectories: Sequence[Any], percentile: float) -> list[Any]:
-    """Keep episodes whose return is at or above the ``percentile``-th percentile (seed 004)."""
-    returns = np.array([float(np.sum(t.rews)) for t in trajectories])
-    threshold = np.percentile(returns, percentile)
-    return [t for t, r in zip(trajectories, returns) if r >= threshold]
+    """Keep the trajectories in the top return percentile."""
+    keep = top_percentile_mask([float(np.sum(t.rews)) for t in trajectories], percentile)
+    return [t for t, k in zip(trajectories, keep) if k]
 
 
 from il_toolkit.train.datasets.collect import CollectionReport, collect_dataset  # noqa: E402  (public re-export)

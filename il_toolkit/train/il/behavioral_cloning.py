@@ -102,9 +102,12 @@ class BehavioralCloning:
         self.progress = progress
         self.rng = common.seed_everything(self.config.seed)
         if policy is None:
-            self.policy = make_policy(self.env, self.config)
+            self.policy = make_policy(self.env, self.config) if self.config.action_chunk_size == 1 else None
             self._normalizer_fitted = False
         else:
+            if self.config.action_chunk_size > 1:
+                raise ValueError("action_chunk_size > 1 trains a new chunked flow policy; it cannot continue from "
+                                 "--model_path / policy=: drop one of the two")
             self.policy = _as_trainable(policy)
             self._normalizer_fitted = True
             check_spaces(
@@ -186,7 +189,10 @@ class BehavioralCloning:
             run_name=f"bc-{common.env_id_of(self.env)}-s{self.config.seed}", config=self.config.to_dict(),
         )
         try:
-            history = self.fit(train_demos, val_demos, logger)
+            if self.config.action_chunk_size > 1:
+                history = self.fit_chunked(train_demos, logger)
+            else:
+                history = self.fit(train_demos, val_demos, logger)
         finally:
             logger.close()
         train_seconds = time.perf_counter() - start
@@ -197,6 +203,7 @@ class BehavioralCloning:
             "n_val_transitions": history["n_val"],
             "best_epoch": history["best_epoch"],
             "best_val_loss": history["best_val_loss"],
+            "best_selected_by": history["selected_by"],
             "final_train_loss": history["final_train_loss"],
             "train_seconds": train_seconds,
         }
@@ -243,7 +250,38 @@ class BehavioralCloning:
             history = self._fit_toolkit(train, val, logger, epochs, step_offset)
         history["last_state"] = {k: v.clone() for k, v in self.module.state_dict().items()}
         self.module.load_state_dict(history["best_state"])
+        if val is None:  # the best state was chosen on training loss; there is no validation loss to report
+            history["best_val_loss"] = None
+        history["selected_by"] = "train/loss" if val is None else "val/loss"
         return {**history, "n_train": len(train), "n_val": 0 if val is None else len(val)}
+
+    def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger) -> dict[str, Any]:
+        """ACT-style chunking (seed 004's best practice, ``action_chunk_size > 1``): train a
+        flow-matching policy that predicts ``action_chunk_size`` actions per observation, for
+        ``bc_epochs`` passes' worth of gradient steps. With ``temporal_aggregation`` it
+        re-plans every step and averages overlapping chunks (ACT's temporal ensembling, k=0.01);
+        without, it executes each chunk in full."""
+        from il_toolkit.train.imitation_learning.loop import train_flow_policy
+
+        if not isinstance(self.env.action_space, gym.spaces.Box):
+            raise ValueError(f"action_chunk_size > 1 needs continuous actions; {common.env_id_of(self.env)} has "
+                             f"{self.env.action_space}: set action_chunk_size=1")
+        chunk = self.config.action_chunk_size
+        n = sum(len(t.acts) for t in train_demos)
+        steps = self.config.bc_epochs * max(1, n // self.config.batch_size)
+        every = max(1, steps // 50)
+        self.policy = train_flow_policy(
+            "naive_flow_matching_policy_trainer", train_demos, self.env.observation_space, self.env.action_space,
+            steps=steps, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate, seed=self.config.seed,
+            spec_fields={"horizon": chunk, "n_obs_steps": 1},
+            policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
+            else {"n_action_steps": chunk},
+            log=lambda metrics, step: logger.log({"train/loss": metrics.get("loss", float("nan")), **metrics}, step)
+            if step % every == 0 else None,
+        )
+        state = {k: v.clone() for k, v in self.module.state_dict().items()}
+        return {"best_epoch": None, "best_val_loss": None, "selected_by": "last step", "final_train_loss": float("nan"),
+                "last_state": state, "best_state": state, "n_train": n, "n_val": 0}
 
     def _fit_toolkit(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int) -> dict[str, Any]:
         from imitation.data.types import maybe_unwrap_dictobs
@@ -374,6 +412,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.il.behavioral_cloning")
 def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
           use_wandb: bool, progress: bool) -> dict[str, Any]:
     """The undecorated function under the CLI: everything a run does, from parsed arguments."""
+    from il_toolkit.train.il.vla import is_vla_request, run_vla
+
+    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
+        return run_vla("bc", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
+                       progress=progress)
     if dataset is not None:
         from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
 
@@ -408,6 +451,16 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                     model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress)
     print(json.dumps(results, indent=2))
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    """Seed 004 imports ``VLABehavioralCloning`` from here; it lives in :mod:`il_toolkit.train.il.vla`
+    (imported lazily: that module builds on this one)."""
+    if name == "VLABehavioralCloning":
+        from il_toolkit.train.il import vla
+
+        return vla.VLABehavioralCloning
+    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,9 @@ class DAgger:
         progress: bool = True,
     ) -> None:
         self.config = config if config is not None else ILConfig.dagger()
+        if self.config.action_chunk_size > 1:
+            raise ValueError("DAgger retrains its learner with BC's single-step loop, so action_chunk_size must be 1; "
+                             "train chunked policies with BC (action_chunk_size) or il-toolkit train flow")
         self.env = common.resolve_env(env)
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
@@ -167,7 +171,7 @@ class DAgger:
             for iteration in range(state["completed_rounds"], self.config.dagger_iterations):
                 new, stats = self.collect_round(iteration)
                 trajectories += new
-                self._append(new, iteration)
+                self._append(new)
                 train_demos, val_demos = common.split_episodes(trajectories, self.config.bc_validation_split, self.bc.rng)
                 history = self.bc.fit(train_demos, val_demos, logger, step_offset=iteration * self.config.bc_epochs)
                 round_eval = self._round_eval(iteration)
@@ -200,9 +204,10 @@ class DAgger:
     # -- persistence --------------------------------------------------------------------
     def _run_signature(self, initial_dataset: str | None) -> dict[str, Any]:
         keys = ("dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
-                "bc_epochs", "batch_size", "learning_rate", "seed", "policy_type")
+                "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
+                "policy_type", "policy_hidden_sizes")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
-                **{k: getattr(self.config, k) for k in keys}}
+                "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
     def _resume_state(self, initial_dataset: str | None) -> dict[str, Any]:
         signature = self._run_signature(initial_dataset)
@@ -219,6 +224,8 @@ class DAgger:
                 self.bc.policy = load(self.output_dir / "rounds" / f"{state['completed_rounds']:03d}")
                 self.bc._normalizer_fitted = True
             return state
+        # A run cut short inside its first round leaves data and no state: start that round afresh.
+        shutil.rmtree(self.output_dir / DATASET_DIR.parent, ignore_errors=True)
         common.write_run_files(self.output_dir, self.config, {"algorithm": "dagger", **signature})
         return {"signature": signature, "completed_rounds": 0, "episodes": 0, "rounds": []}
 
@@ -233,19 +240,20 @@ class DAgger:
         trajectories = list(load_demonstrations(initial, env=self.env)) if initial else []
         if state["episodes"] > 0:
             dataset = MinariDataset(self.output_dir / DATASET_DIR)
-            trajectories += trajectories_from(dataset, "DAgger aggregate", self.env, episode_indices=range(state["episodes"]))
+            kept = trajectories_from(dataset, "DAgger aggregate", self.env, episode_indices=range(state["episodes"]))
+            if dataset.total_episodes > state["episodes"]:
+                # a round was cut short after its data was written: rebuild the aggregate without it
+                shutil.rmtree(self.output_dir / DATASET_DIR.parent)
+                self._append(kept)
+            trajectories += kept
         return trajectories
 
-    def _append(self, trajectories: Sequence[Any], iteration: int) -> None:
+    def _append(self, trajectories: Sequence[Any]) -> None:
         from il_toolkit import __version__
-        from il_toolkit.train.datasets.minari_io import episode_buffer, write_progress
+        from il_toolkit.train.datasets.minari_io import episode_buffer, unstack_observations, write_progress
 
-        buffers = []
-        for t in trajectories:
-            obs = t.obs
-            observations = ([{k: v[i] for k, v in obs.items()} for i in range(len(t.acts) + 1)]
-                            if hasattr(obs, "items") else list(obs))
-            buffers.append(episode_buffer(observations, list(t.acts), list(t.rews), t.terminal, None))
+        buffers = [episode_buffer(unstack_observations(t.obs, len(t.acts) + 1), list(t.acts), list(t.rews), t.terminal, None)
+                   for t in trajectories]
         write_progress(self.output_dir / DATASET_DIR, self.env, buffers, {
             "dataset_id": "dagger/aggregate-v0",
             "il_toolkit_env_id": common.env_id_of(self.env),
@@ -286,14 +294,25 @@ def build_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
 def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
           use_wandb: bool, progress: bool) -> dict[str, Any]:
     """The undecorated function under the CLI."""
-    from il_toolkit.envs import make_env
+    from il_toolkit.train.il.vla import is_vla_request, run_vla
+
+    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
+        return run_vla("dagger", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
+                       progress=progress)
     from il_toolkit.experts import make_expert
 
-    if env_id is None:
-        if model_path is None:
-            raise SystemExit("give --env ENV_ID (or --model_path of a policy whose run records its env)")
-        env_id = _env_of_model(model_path)
-    env = make_env(env_id)
+    if dataset is not None:
+        from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
+
+        dataset = resolve_dataset(dataset, progress=progress)
+        env = common.env_for_dataset(dataset, env_id)
+    else:
+        if env_id is None:
+            if model_path is None:
+                raise SystemExit("give --env ENV_ID (or --model_path of a policy whose run records its env)")
+            env_id = _env_of_model(model_path)
+        env = common.resolve_env(env_id)
+    env_id = common.env_id_of(env)
     policy = load(model_path) if model_path is not None else None
     expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
     trainer = DAgger(env, expert_policy, config, use_wandb=use_wandb, policy=policy, progress=progress)
@@ -317,6 +336,16 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                     model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress)
     print(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    """Seed 004 imports ``VLADAgger`` from here; it lives in :mod:`il_toolkit.train.il.vla`
+    (imported lazily: that module builds on this one)."""
+    if name == "VLADAgger":
+        from il_toolkit.train.il import vla
+
+        return vla.VLADAgger
+    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
 
 
 if __name__ == "__main__":

@@ -398,6 +398,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.il.gail"):
 def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
           use_wandb: bool, progress: bool, eval_every_rounds: int = 0) -> dict[str, Any]:
     """The undecorated function under the CLI: everything a run does, from parsed arguments."""
+    from il_toolkit.train.il.vla import is_vla_request, run_vla
+
+    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
+        return run_vla("gail", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
+                       progress=progress)
     from il_toolkit.envs import make_env
 
     if env_id is None:
@@ -429,6 +434,16 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                     use_wandb=args.use_wandb, progress=not args.no_progress, eval_every_rounds=args.eval_every_rounds)
     print(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    """Seed 004 imports ``VLAGAIL`` from here; it lives in :mod:`il_toolkit.train.il.vla`
+    (imported lazily: that module builds on this one)."""
+    if name == "VLAGAIL":
+        from il_toolkit.train.il import vla
+
+        return vla.VLAGAIL
+    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
 
 
 if __name__ == "__main__":

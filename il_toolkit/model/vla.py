@@ -1,0 +1,541 @@
+"""Vision-language-action policies: :class:`VLAModel` (seed 004's ``VLAModel(vision_model_name=...,
+llm_model_name=..., action_dim=...)``), a toolkit :class:`~il_toolkit.policies.Policy`.
+
+Architecture (pi0-style, small)::
+
+    instruction --tokenizer--> text embeddings (L, H) ---------------------------+
+    camera c image (C, H, W) --vision--> tokens (n, F) --Linear--> (n, H) + cam_c -+--> language model
+    state (Ds) --normalise--Linear--> (1, H) ------------------------------------+    (causal; text first)
+                                                                                          |
+          hidden states of the camera and state tokens (they have read the instruction) --+--> memory (M, d)
+    action head: "flow" (default): velocity v(x_t, t | memory) of a chunk (chunk_size, Da),
+                 sampled by integrating from noise (il_toolkit.model.flow); "regression": the chunk directly.
+
+Batches use the LeRobot keys of :mod:`il_toolkit.train.datasets.lerobot_dataset`:
+``"observation.images.<camera>"`` ``(B, 1, C, H, W)`` uint8, ``"observation.state"`` ``(B, 1, Ds)``,
+``"action"`` ``(B, chunk_size, Da)``, ``"action_is_pad"`` ``(B, chunk_size)``, ``"task"`` (B strings).
+Actions and states are normalised inside the model (statistics saved with the weights).
+
+As a policy it keeps an action queue: it plans a chunk, executes ``n_action_steps`` of it,
+then plans again; ``reset()`` empties the queue. It acts on the instruction set with
+:meth:`VLAModel.set_instruction` (default: the first one it was trained on); an instruction it
+never saw in training still produces actions and is logged once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from il_toolkit.model import flow
+from il_toolkit.model.components import BatchError
+from il_toolkit.model.normalizer import Normalizer
+from il_toolkit.model.pretrained import BUILTIN, OfflineModelError, build_language, build_vision
+from il_toolkit.model.spec import ACTION_KEY, IMAGE_PREFIX, STATE_KEY
+from il_toolkit.model.transformer import ActionDecoder
+from il_toolkit.policies.base import BasePolicy
+from il_toolkit.policies.checkpoint import CheckpointError
+from il_toolkit.policies.spaces import is_batched
+
+logger = logging.getLogger(__name__)
+
+ACTION_HEADS = ("flow", "regression")
+__all__ = ["VLAConfig", "VLAModel", "VLANetwork", "OfflineModelError", "BUILTIN"]
+
+
+@dataclass(frozen=True)
+class VLAConfig:
+    """Everything that shapes a :class:`VLAModel`; stored in the checkpoint's ``config.json``.
+
+    ``hidden_size``/``llm_layers``/``n_heads`` size the built-in language model (a pretrained
+    one brings its own); ``vision_grid``/``vision_width`` the built-in per-camera CNN
+    (``vision_grid**2`` tokens per camera). ``head_dim``/``head_layers`` size the action head.
+    ``image_shift`` is the random-shift augmentation in pixels applied in training.
+    ``shared_text_cache`` runs each distinct instruction through the language model once per
+    batch and shares its keys/values (exact, and much cheaper for byte-level text).
+    ``instructions`` lists the instructions seen in training.
+    """
+
+    action_dim: int
+    vision_model_name: str = BUILTIN
+    llm_model_name: str = BUILTIN
+    cameras: tuple[str, ...] = ("top",)
+    state_dim: int = 0
+    image_size: tuple[int, int] = (96, 96)
+    chunk_size: int = 10
+    n_action_steps: int | None = None
+    action_head: str = "flow"
+    hidden_size: int = 128
+    llm_layers: int = 2
+    n_heads: int = 4
+    vision_grid: int = 4
+    vision_width: int = 32
+    head_dim: int = 128
+    head_layers: int = 2
+    max_text_tokens: int = 64
+    normalization: str = "min_max"
+    freeze_vision: bool = False
+    freeze_llm: bool = False
+    image_shift: int = 4
+    flow_steps: int = 10
+    solver: str = "euler"
+    time_alpha: float = 1.0
+    time_beta: float = 1.5
+    shared_text_cache: bool = True
+    instructions: tuple[str, ...] = ()
+    pretrained: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+        object.__setattr__(self, "instructions", tuple(self.instructions))
+        if int(self.action_dim) < 1:
+            raise ValueError(f"action_dim must be >= 1, got {self.action_dim}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.n_action_steps is not None and not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(f"n_action_steps must be in [1, chunk_size={self.chunk_size}], got {self.n_action_steps}")
+        if self.action_head not in ACTION_HEADS:
+            raise ValueError(f"action_head must be one of {ACTION_HEADS}, got {self.action_head!r}")
+        if not self.cameras and self.state_dim <= 0:
+            raise ValueError("a VLA needs at least one camera (cameras=('top',)) or a state input (state_dim > 0)")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"camera names must be unique, got {self.cameras}")
+        if self.hidden_size % self.n_heads or self.head_dim % self.n_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) and head_dim ({self.head_dim}) must be divisible by n_heads ({self.n_heads})")
+        if self.solver not in flow.SOLVERS:
+            raise ValueError(f"unknown ODE solver {self.solver!r}; choose one of {', '.join(flow.SOLVERS)}")
+
+    @property
+    def actions_per_plan(self) -> int:
+        return self.n_action_steps or self.chunk_size
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.update(cameras=list(self.cameras), image_size=list(self.image_size), instructions=list(self.instructions))
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "VLAConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown VLAConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "VLAConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DrQ's augmentation: pad ``(B, C, H, W)`` by ``pad`` (edge pixels) and crop back at a
+    random integer offset per sample."""
+    if pad <= 0:
+        return images
+    b, _, h, w = images.shape
+    padded = nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
+    rows = (offsets[:, 0, None] + torch.arange(h)[None])  # (B, H)
+    cols = (offsets[:, 1, None] + torch.arange(w)[None])  # (B, W)
+    index = torch.arange(b)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+class VLANetwork(nn.Module):
+    """The trainable part of a :class:`VLAModel` (see the module docstring)."""
+
+    def __init__(self, config: VLAConfig, *, load_pretrained: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        stored = config.pretrained if not load_pretrained else {}
+        self.vision, vision_info = build_vision(
+            config.vision_model_name, config.cameras, out_dim=config.hidden_size, grid=config.vision_grid,
+            width=config.vision_width, freeze=config.freeze_vision, stored=stored.get("vision"),
+        )
+        self.llm, self.tokenizer, llm_info = build_language(
+            config.llm_model_name, hidden_size=config.hidden_size, n_layers=config.llm_layers, n_heads=config.n_heads,
+            freeze=config.freeze_llm, stored=stored.get("llm"),
+        )
+        self.pretrained_info = {k: v for k, v in (("vision", vision_info), ("llm", llm_info)) if v is not None}
+        width = int(self.llm.config.hidden_size)
+        self.vision_proj = nn.Linear(self.vision.out_dim, width)
+        self.camera_embed = nn.Parameter(torch.randn(max(len(config.cameras), 1), width) * 0.02)
+        self.state_proj = nn.Linear(config.state_dim, width) if config.state_dim > 0 else None
+        self.memory_proj = nn.Sequential(nn.Linear(width, config.head_dim), nn.LayerNorm(config.head_dim))
+        self.head = ActionDecoder(config.action_dim, config.chunk_size, config.head_dim, config.n_heads, config.head_layers)
+        self.normalizer = Normalizer(config.state_dim, config.action_dim, config.normalization)
+        self.time_distribution = flow.TimeDistribution("beta", config.time_alpha, config.time_beta)
+        self._token_cache: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
+
+    # -- inputs --------------------------------------------------------------------------
+    def check_batch(self, batch: Mapping[str, Any]) -> None:
+        """Raise :class:`BatchError` when the batch's cameras or state do not match the model's."""
+        cams = sorted(k[len(IMAGE_PREFIX):] for k in batch if k.startswith(IMAGE_PREFIX))
+        if sorted(self.config.cameras) != cams:
+            raise BatchError(
+                f"the batch has cameras {cams} but this VLA was built for cameras {sorted(self.config.cameras)}: build "
+                f"VLAModel(cameras={tuple(cams)}, ...) for this dataset, or rename the dataset's cameras to match"
+            )
+        if self.config.state_dim and STATE_KEY not in batch:
+            raise BatchError(f"the batch has no {STATE_KEY!r}, but this VLA reads a state of dimension {self.config.state_dim}")
+
+    def _tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        key = tuple(texts)
+        if key not in self._token_cache:
+            if len(self._token_cache) > 64:
+                self._token_cache.clear()
+            self._token_cache[key] = self.tokenizer(list(texts), max_length=self.config.max_text_tokens)
+        return self._token_cache[key]
+
+    @staticmethod
+    def _last_step(value: torch.Tensor, event_dims: int, key: str) -> torch.Tensor:
+        if value.dim() == event_dims + 2:
+            return value[:, -1]  # (B, To, ...) -> the newest observation
+        if value.dim() == event_dims + 1:
+            return value
+        raise BatchError(f"batch[{key!r}] has shape {tuple(value.shape)}; expected (B, To, ...) or (B, ...)")
+
+    def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Observation + instruction -> memory ``(B, M, head_dim)`` for the action head,
+        ``M = n_cameras * vision_grid**2 + (1 if state)``."""
+        self.check_batch(batch)
+        device = self.camera_embed.device
+        tokens: list[torch.Tensor] = []
+        for i, camera in enumerate(self.config.cameras):
+            key = IMAGE_PREFIX + camera
+            images = self._last_step(torch.as_tensor(batch[key]), 3, key).to(device)
+            if self.training and self.config.image_shift:
+                images = random_shift(images.float() if images.dtype != torch.uint8 else images, self.config.image_shift)
+            tokens.append(self.vision_proj(self.vision(camera, images)) + self.camera_embed[i])
+        if self.state_proj is not None:
+            state = self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float().to(device)
+            tokens.append(self.state_proj(self.normalizer.normalize_state(state))[:, None, :])
+        prefix = torch.cat(tokens, dim=1)
+        batch_size = prefix.shape[0]
+        texts = batch.get("task")
+        if texts is None or isinstance(texts, str):
+            texts = [texts or ""] * batch_size
+        if len(texts) != batch_size:
+            raise BatchError(f"batch['task'] has {len(texts)} instructions for {batch_size} samples")
+        return self.memory_proj(self._read(list(texts), prefix))
+
+    def _read(self, texts: list[str], prefix: torch.Tensor) -> torch.Tensor:
+        """Language-model hidden states of the observation tokens ``prefix (B, P, H)`` placed
+        after their instruction. The text comes first and attention is causal, so the text's
+        keys and values depend only on the instruction: they are computed once per distinct
+        instruction and shared through the KV cache (``shared_text_cache``), which gives the
+        same result as running every full sequence (see the tests) at a fraction of the cost."""
+        device = prefix.device
+        unique = sorted(set(texts))
+        if self.config.shared_text_cache and len(unique) < len(texts):
+            text = self._tokens(unique)
+            ids, text_mask = text["input_ids"].to(device), text["attention_mask"].to(device)
+            embeds = self.llm.get_input_embeddings()(ids).to(prefix.dtype)
+            cache = self.llm(inputs_embeds=embeds, attention_mask=text_mask, use_cache=True).past_key_values
+            rows = torch.tensor([unique.index(t) for t in texts], device=device)
+            cache.batch_select_indices(rows)
+            mask = torch.cat([text_mask[rows], torch.ones(prefix.shape[:2], dtype=text_mask.dtype, device=device)], dim=1)
+            return self.llm(inputs_embeds=prefix, attention_mask=mask, past_key_values=cache, use_cache=True).last_hidden_state
+        text = self._tokens(texts)
+        ids, text_mask = text["input_ids"].to(device), text["attention_mask"].to(device)
+        sequence = torch.cat([self.llm.get_input_embeddings()(ids).to(prefix.dtype), prefix], dim=1)
+        mask = torch.cat([text_mask, torch.ones(prefix.shape[:2], dtype=text_mask.dtype, device=device)], dim=1)
+        hidden = self.llm(inputs_embeds=sequence, attention_mask=mask, use_cache=False).last_hidden_state
+        return hidden[:, ids.shape[1]:]
+
+    # -- training ------------------------------------------------------------------------
+    def compute_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Masked MSE of the flow velocity (or of the chunk itself for ``"regression"``), in
+        normalised action units; padded steps (``action_is_pad``) do not count, and an optional
+        ``batch["weight"]`` ``(B,)`` scales each sample's terms."""
+        actions = torch.as_tensor(batch[ACTION_KEY]).float().to(self.camera_embed.device)
+        if actions.dim() != 3 or actions.shape[1:] != (self.config.chunk_size, self.config.action_dim):
+            raise BatchError(
+                f"batch['action'] has shape {tuple(actions.shape)}; this VLA predicts chunks of "
+                f"(B, chunk_size={self.config.chunk_size}, action_dim={self.config.action_dim}): build the dataset with "
+                f"chunk_size={self.config.chunk_size}"
+            )
+        memory = self.encode(batch)
+        x1 = self.normalizer.normalize_action(actions)
+        if self.config.action_head == "flow":
+            x0 = torch.randn_like(x1)
+            t = self.time_distribution.sample(x1.shape[0], device=x1.device)
+            x_t, target = flow.flow_matching_pair(x0, x1, t)
+            prediction = self.head(x_t, t, memory)
+        else:
+            target = x1
+            prediction = self._regress(memory)
+        error = (prediction - target).pow(2).mean(-1)  # (B, chunk)
+        pad = batch.get("action_is_pad")
+        keep = torch.ones_like(error) if pad is None else (~torch.as_tensor(pad, dtype=torch.bool, device=error.device)).float()
+        count = keep.sum().clamp_min(1.0)
+        if batch.get("weight") is not None:  # per-sample weights (advantage-weighted updates in VLA GAIL)
+            keep = keep * torch.as_tensor(batch["weight"], dtype=error.dtype, device=error.device).reshape(-1, 1)
+        loss = (error * keep).sum() / count
+        return loss, {"loss": float(loss.detach())}
+
+    def _regress(self, memory: torch.Tensor) -> torch.Tensor:
+        b = memory.shape[0]
+        zeros = torch.zeros(b, self.config.chunk_size, self.config.action_dim, device=memory.device)
+        return self.head(zeros, torch.zeros(b, device=memory.device), memory)
+
+    @torch.no_grad()
+    def sample(self, batch: Mapping[str, Any], *, n_steps: int | None = None, solver: str | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Action chunks ``(B, chunk_size, Da)`` in env units. The memory is computed once and
+        reused by every ODE step."""
+        memory = self.encode(batch)
+        if self.config.action_head == "regression":
+            return self.normalizer.unnormalize_action(self._regress(memory))
+        shape = (memory.shape[0], self.config.chunk_size, self.config.action_dim)
+        x0 = torch.randn(shape, generator=generator, device="cpu").to(memory.device)
+        x1 = flow.integrate(lambda x, t: self.head(x, t, memory), x0, n_steps=n_steps or self.config.flow_steps,
+                            solver=solver or self.config.solver)
+        return self.normalizer.unnormalize_action(x1)
+
+
+# -- the policy ----------------------------------------------------------------------------
+def flatten_env_observation(observation: Any) -> dict[str, np.ndarray]:
+    """A batch of env observations ``(B, ...)`` -> LeRobot batch keys (the dataset's mapping)."""
+    from il_toolkit.train.datasets.lerobot_dataset import flatten_observation
+
+    return flatten_observation(observation)
+
+
+def _add_batch_axis(observation: Any) -> Any:
+    if isinstance(observation, Mapping):
+        return {k: _add_batch_axis(v) for k, v in observation.items()}
+    return np.asarray(observation)[None]
+
+
+def default_spaces(config: VLAConfig) -> tuple[spaces.Space, spaces.Space]:
+    """PushT/ALOHA-style spaces for a model built without an env: ``pixels`` (one camera: a
+    Box; several: a Dict) and ``agent_pos``; actions unbounded."""
+    h, w = config.image_size
+    image = spaces.Box(0, 255, (h, w, 3), np.uint8)
+    obs: dict[str, spaces.Space] = {}
+    if config.state_dim:
+        obs["agent_pos"] = spaces.Box(-np.inf, np.inf, (config.state_dim,), np.float64)
+    if config.cameras == ("top",):
+        obs["pixels"] = image
+    elif config.cameras:
+        obs["pixels"] = spaces.Dict({c: image for c in config.cameras})
+    return spaces.Dict(obs), spaces.Box(-np.inf, np.inf, (config.action_dim,), np.float32)
+
+
+class VLAModel(BasePolicy):
+    """A vision-language-action policy (seed 004's ``VLAModel``).
+
+    Args:
+        vision_model_name: ``"builtin-small"`` (default), a local directory or a cached HF id
+            (e.g. ``google/siglip-base-patch16-224`` downloaded elsewhere); never fetched.
+        llm_model_name: likewise for the language model (its tokenizer comes from the same place).
+        action_dim: action dimension ``Da``.
+        cameras: camera names, matching the dataset's ``observation.images.<camera>`` keys.
+        state_dim: proprioception dimension (0: none).
+        chunk_size: actions per predicted chunk; ``n_action_steps`` of them are executed per plan.
+        action_head: ``"flow"`` (flow matching over chunks) or ``"regression"``.
+        observation_space / action_space: the env's; PushT-style defaults from the config otherwise.
+        instruction: what to act on (default: the first training instruction).
+        **fields: any other :class:`VLAConfig` field (sizes, ODE steps, ...).
+    """
+
+    checkpoint_kind = "vla"
+
+    def __init__(
+        self,
+        vision_model_name: str = BUILTIN,
+        llm_model_name: str = BUILTIN,
+        action_dim: int | None = None,
+        *,
+        observation_space: spaces.Space | None = None,
+        action_space: spaces.Space | None = None,
+        instruction: str | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        **fields: Any,
+    ) -> None:
+        if action_dim is None:
+            if action_space is None:
+                raise ValueError("give action_dim= (or action_space=)")
+            action_dim = int(np.prod(action_space.shape))
+        config = VLAConfig(action_dim=int(action_dim), vision_model_name=str(vision_model_name),
+                           llm_model_name=str(llm_model_name), **fields)
+        network = VLANetwork(config, load_pretrained=True)
+        network.config = config.replace(pretrained=network.pretrained_info)
+        self._setup(network, observation_space, action_space, instruction, seed, device)
+
+    @classmethod
+    def for_dataset(cls, dataset: Any, vision_model_name: str = BUILTIN, llm_model_name: str = BUILTIN,
+                    **fields: Any) -> "VLAModel":
+        """A model whose cameras, state and action sizes, chunk size and spaces match a chunked
+        dataset (:class:`~il_toolkit.train.datasets.lerobot_dataset.ChunkedEpisodeDataset`)."""
+        frames = dataset.episodes[0]["frames"]
+        cameras = tuple(sorted(k[len(IMAGE_PREFIX):] for k in frames if k.startswith(IMAGE_PREFIX)))
+        inferred: dict[str, Any] = {
+            "cameras": cameras, "chunk_size": dataset.chunk_size,
+            "state_dim": int(frames[STATE_KEY].shape[-1]) if STATE_KEY in frames else 0,
+        }
+        if cameras:
+            inferred["image_size"] = tuple(frames[IMAGE_PREFIX + cameras[0]].shape[-2:])
+        inferred.update(fields)
+        return cls(vision_model_name, llm_model_name, action_dim=int(dataset.episodes[0]["actions"].shape[-1]),
+                   observation_space=getattr(dataset, "observation_space", None),
+                   action_space=getattr(dataset, "action_space", None), **inferred)
+
+    def _setup(self, network: VLANetwork, observation_space: spaces.Space | None, action_space: spaces.Space | None,
+               instruction: str | None, seed: int, device: str) -> None:
+        defaults = default_spaces(network.config)
+        super().__init__(observation_space or defaults[0], action_space or defaults[1])
+        if self.action_space.shape != (network.config.action_dim,):
+            raise ValueError(f"action space {self.action_space.shape} does not match action_dim={network.config.action_dim}")
+        self.network = network.to(device)
+        self.network.eval()
+        self.device = device
+        self.seen_instructions: set[str] = set(network.config.instructions)
+        self._instruction_given = instruction is not None
+        self.instruction = instruction if instruction is not None else (network.config.instructions or ("",))[0]
+        self._warned: set[str] = set()
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.n_steps = network.config.flow_steps
+        self.solver = network.config.solver
+        self._queue: np.ndarray | None = None
+
+    @property
+    def config(self) -> VLAConfig:
+        return self.network.config.replace(instructions=tuple(sorted(self.seen_instructions)))
+
+    # -- what the shared supervised loop needs -----------------------------------------------
+    @property
+    def model(self) -> nn.Module:
+        return self.network
+
+    def parameters(self):
+        return (p for p in self.network.parameters() if p.requires_grad)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.network.parameters() if p.requires_grad or not trainable_only)
+
+    def to_batch(self, observations: Any, actions: Any = None) -> dict[str, Any]:
+        """LeRobot batches pass through; env observations ``(B, ...)`` map to batch keys."""
+        if isinstance(observations, Mapping) and any(str(k).startswith("observation.") for k in observations):
+            batch = dict(observations)
+        else:
+            batch = {k: torch.as_tensor(v) for k, v in flatten_env_observation(observations).items()}
+        if actions is not None:
+            batch[ACTION_KEY] = torch.as_tensor(np.asarray(actions, dtype=np.float32)) if not torch.is_tensor(actions) else actions
+        return batch
+
+    def compute_loss(self, observations: Any, actions: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss on a LeRobot batch (``actions`` from ``batch["action"]`` unless given) or on env
+        observations ``(B, ...)`` with action chunks ``(B, chunk_size, Da)``."""
+        batch = self.to_batch(observations, actions)
+        if "task" not in batch:
+            batch["task"] = [self.instruction] * len(batch[ACTION_KEY])
+        if torch.is_grad_enabled():
+            tasks = [batch["task"]] if isinstance(batch["task"], str) else list(batch["task"])
+            self.seen_instructions.update(tasks)
+            if not self._instruction_given and self.instruction not in self.seen_instructions:
+                self.instruction = tasks[0]  # act on the (first) training instruction by default
+        return self.network.compute_loss(batch)
+
+    def fit_normalizer(self, actions: Any, states: Any | None = None) -> None:
+        """Set action (and state) normalisation from dataset arrays ``(N, ..., Da)``, ``(N, ..., Ds)``."""
+        self.network.normalizer.fit(actions=actions, states=states if self.network.config.state_dim else None)
+
+    @property
+    def normalizer_fitted(self) -> bool:
+        return bool(self.network.normalizer.fitted)
+
+    # -- acting -------------------------------------------------------------------------------
+    def set_instruction(self, instruction: str) -> None:
+        """The instruction to act on from now on (empties the action queue)."""
+        self.instruction = instruction
+        self._instruction_given = True
+        self._queue = None
+        self._check_instruction()
+
+    def _check_instruction(self) -> None:
+        text = self.instruction
+        if self.seen_instructions and text not in self.seen_instructions and text not in self._warned:
+            self._warned.add(text)
+            logger.warning("VLA acting on an instruction it never saw in training: %r (trained on: %s)",
+                           text, sorted(self.seen_instructions))
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.generator.manual_seed(self.seed)
+
+    def reset(self) -> None:
+        """Empty the action queue (call at episode start)."""
+        self._queue = None
+
+    def predict_chunk(self, observations: Any, instruction: str | Sequence[str] | None = None) -> np.ndarray:
+        """Whole chunks ``(B, chunk_size, Da)`` for a batch of env observations or a LeRobot batch."""
+        batch = self.to_batch(observations)
+        if instruction is not None or "task" not in batch:
+            text = self.instruction if instruction is None else instruction
+            n = len(next(v for k, v in batch.items() if k.startswith("observation.")))
+            batch["task"] = [text] * n if isinstance(text, str) else list(text)
+        self.network.eval()
+        chunk = self.network.sample(batch, n_steps=self.n_steps, solver=self.solver, generator=self.generator)
+        return chunk.cpu().numpy()
+
+    def predict(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """One observation or a batch (nested Dict observations included); returns ``(action, state)``.
+        Rows flagged in ``episode_start`` re-plan (the whole batch's queue is emptied)."""
+        batched = is_batched(observation, self.observation_space)
+        if episode_start is not None and np.any(episode_start):
+            self._queue = None
+        actions = self._predict_batch(observation if batched else _add_batch_axis(observation), deterministic)
+        return (actions if batched else actions[0]), state
+
+    def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        self._check_instruction()
+        first = next(iter(flatten_env_observation(observations).values()))
+        if self._queue is not None and (self._queue.shape[1] == 0 or self._queue.shape[0] != len(first)):
+            self._queue = None
+        if self._queue is None:
+            self._queue = self.predict_chunk(observations)[:, : self.network.config.actions_per_plan]
+        action, self._queue = self._queue[:, 0], self._queue[:, 1:]
+        if self._queue.shape[1] == 0:
+            self._queue = None
+        if isinstance(self.action_space, spaces.Box):
+            action = np.clip(action, self.action_space.low, self.action_space.high)
+        return action.astype(self.action_space.dtype)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def checkpoint_config(self) -> dict[str, Any]:
+        return {"vla": self.config.to_json(), "instruction": self.instruction, "seed": self.seed}
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.network.state_dict())
+
+    @classmethod
+    def from_checkpoint(cls, config, tensors, observation_space, action_space) -> "VLAModel":
+        vla_config = VLAConfig.from_json(config["vla"])
+        network = VLANetwork(vla_config, load_pretrained=False)
+        result = network.load_state_dict(dict(tensors), strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise CheckpointError(
+                f"the weights do not fit this VLA configuration: missing {result.missing_keys[:5]}, unexpected "
+                f"{result.unexpected_keys[:5]}; the checkpoint was edited or written by another version"
+            )
+        policy = cls.__new__(cls)
+        policy._setup(network, observation_space, action_space, config.get("instruction"), config.get("seed", 0), "cpu")
+        return policy
+
+    def __repr__(self) -> str:
+        c = self.network.config
+        return (f"VLAModel(vision={c.vision_model_name!r}, llm={c.llm_model_name!r}, cameras={c.cameras}, "
+                f"action_dim={c.action_dim}, chunk_size={c.chunk_size}, head={c.action_head!r}, "
+                f"parameters={self.num_parameters():,})")
