@@ -111,3 +111,25 @@ def test_pixel_observations_are_stored_losslessly():
     env = make_env("PushT-v0", obs_type="pixels")
     first, _ = env.reset(seed=0)
     np.testing.assert_array_equal(stored[0], first)
+
+
+def test_overwrite_replaces_a_corrupt_dataset():
+    from il_toolkit.train.datasets.minari_io import dataset_path
+
+    collect_dataset("CartPole-v1", "collect/corrupt-v0", 1, progress=False)
+    (dataset_path("collect/corrupt-v0") / "data" / "metadata.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="corrupt or incomplete"):
+        collect_dataset("CartPole-v1", "collect/corrupt-v0", 1, progress=False)
+    report = collect_dataset("CartPole-v1", "collect/corrupt-v0", 2, overwrite=True, progress=False)
+    assert report.n_episodes == 2 and _seeds("collect/corrupt-v0") == [0, 1]
+
+
+def test_resuming_a_run_killed_after_its_last_episode_adds_nothing(monkeypatch):
+    from il_toolkit.train.datasets import minari_io
+
+    monkeypatch.setattr(minari_io, "finalize", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("CartPole-v1", "collect/last-v0", 2, progress=False)
+    monkeypatch.undo()
+    report = collect_dataset("CartPole-v1", "collect/last-v0", 2, progress=False)
+    assert report.n_episodes == 2 and _seeds("collect/last-v0") == [0, 1]

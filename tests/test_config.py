@@ -82,3 +82,9 @@ def test_beta_schedules_match_the_seed():
 def test_gail_preset_warm_starts_with_bc():
     assert ILConfig.gail().gail_bc_warm_start_epochs == 20
     assert ILConfig().gail_bc_warm_start_epochs == 0
+
+
+@pytest.mark.parametrize("seed", [-1, 100, 10**6])
+def test_seeds_that_would_reach_evaluation_starts_are_refused(seed):
+    with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 100\)"):
+        ILConfig(seed=seed)

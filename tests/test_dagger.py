@@ -100,3 +100,29 @@ def test_relative_output_dir_writes_and_resumes(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "dagger" / "dataset" / "data" / "metadata.json").exists()
     results = DAgger("CartPole-v1", None, config.replace(dagger_iterations=1), progress=False).train()
     assert results["n_episodes"] == 2
+
+
+def test_a_crash_after_a_rounds_data_is_written_leaves_a_consistent_aggregate(tmp_path, monkeypatch):
+    import minari
+
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    config = _config(tmp_path)
+    original = BehavioralCloning.fit
+    calls = []
+
+    def crash_in_second_fit(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # round 2's episodes are already in the aggregate
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BehavioralCloning, "fit", crash_in_second_fit)
+    with pytest.raises(KeyboardInterrupt):
+        DAgger("CartPole-v1", None, config, progress=False).train()
+    monkeypatch.setattr(BehavioralCloning, "fit", original)
+    results = DAgger("CartPole-v1", None, config, progress=False).train()
+    aggregate = minari.MinariDataset(results["dataset_path"])
+    assert aggregate.total_episodes == results["n_episodes"] == 6
+    state = json.loads((tmp_path / "dagger" / "state.json").read_text())
+    assert state["episodes"] == 6 and state["completed_rounds"] == 3
