@@ -33,6 +33,18 @@ def _num(observations: Any) -> int:
     return len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
 
 
+def _end_epoch(history: FitHistory, policy: Any, epoch: int, metrics: dict[str, float],
+               on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> None:
+    """Record an epoch: keep the state with the lowest val/loss (train/loss without validation)."""
+    monitored = metrics.get("val/loss", metrics["train/loss"])
+    history.epochs, history.final_train_loss = epoch, metrics["train/loss"]
+    if monitored < history.best_val_loss:
+        history.best_val_loss, history.best_epoch = monitored, epoch
+        history.best_state = copy.deepcopy(policy.model.state_dict())
+    if on_epoch_end is not None:
+        on_epoch_end(epoch, metrics)
+
+
 def evaluate_loss(policy: Any, observations: Any, actions: np.ndarray, batch_size: int = 4096) -> dict[str, float]:
     """Mean loss and metrics over a whole split, in eval mode, without gradients."""
     policy.model.eval()
@@ -83,13 +95,7 @@ def fit(
         metrics = {f"train/{k}": v for k, v in evaluate_loss(policy, observations, actions).items()}
         if val is not None:
             metrics.update({f"val/{k}": v for k, v in evaluate_loss(policy, *val).items()})
-        monitored = metrics.get("val/loss", metrics["train/loss"])
-        history.epochs, history.final_train_loss = epoch, metrics["train/loss"]
-        if monitored < history.best_val_loss:
-            history.best_val_loss, history.best_epoch = monitored, epoch
-            history.best_state = copy.deepcopy(policy.model.state_dict())
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, metrics)
+        _end_epoch(history, policy, epoch, metrics, on_epoch_end)
     policy.model.eval()
     return history
 
@@ -152,13 +158,7 @@ def fit_loader(
         metrics = {"train/loss": total / max(count, 1), "train/samples": float(count), "train/steps": float(steps)}
         if val_batches is not None:
             metrics.update({f"val/{k}": v for k, v in evaluate_loader_loss(policy, val_batches).items()})
-        monitored = metrics.get("val/loss", metrics["train/loss"])
-        history.epochs, history.final_train_loss = epoch, metrics["train/loss"]
-        if monitored < history.best_val_loss:
-            history.best_val_loss, history.best_epoch = monitored, epoch
-            history.best_state = copy.deepcopy(policy.model.state_dict())
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, metrics)
+        _end_epoch(history, policy, epoch, metrics, on_epoch_end)
         if max_steps is not None and steps >= max_steps:
             break
     policy.model.eval()

@@ -417,15 +417,7 @@ def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: 
     if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
         return run_vla("bc", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
                        progress=progress)
-    if dataset is not None:
-        from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
-
-        dataset = resolve_dataset(dataset, progress=progress)
-        env = common.env_for_dataset(dataset, env_id)
-    elif env_id is not None:
-        env = common.resolve_env(env_id)
-    else:
-        raise SystemExit("give --env ENV_ID (train from its expert) or --dataset DATASET_ID")
+    env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
     env_id = common.env_id_of(env)
     policy = None
     if model_path is not None:

@@ -53,6 +53,19 @@ def env_for_dataset(dataset_id: str, env_id: str | None = None) -> gym.Env:
     return make_env(env_id or recorded, **kwargs)
 
 
+def env_and_dataset(env_id: str | None, dataset: str | None, *, progress: bool = True) -> tuple[gym.Env, str | None]:
+    """What a training command line names: the env (the dataset's, with its recorded
+    keywords, when ``--dataset`` is given) and the local Minari id (``lerobot/*`` resolved)."""
+    if dataset is not None:
+        from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
+
+        dataset = resolve_dataset(dataset, progress=progress)
+        return env_for_dataset(dataset, env_id), dataset
+    if env_id is None:
+        raise SystemExit("give --env ENV_ID (train from its expert) or --dataset DATASET_ID")
+    return resolve_env(env_id), None
+
+
 def env_id_of(env: gym.Env) -> str:
     if env.spec is None:
         raise ValueError("the env has no spec (id); make it with gymnasium.make or il_toolkit.envs.make_env")

@@ -301,17 +301,9 @@ def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: 
                        progress=progress)
     from il_toolkit.experts import make_expert
 
-    if dataset is not None:
-        from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
-
-        dataset = resolve_dataset(dataset, progress=progress)
-        env = common.env_for_dataset(dataset, env_id)
-    else:
-        if env_id is None:
-            if model_path is None:
-                raise SystemExit("give --env ENV_ID (or --model_path of a policy whose run records its env)")
-            env_id = _env_of_model(model_path)
-        env = common.resolve_env(env_id)
+    if env_id is None and dataset is None and model_path is not None:
+        env_id = _env_of_model(model_path)
+    env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
     env_id = common.env_id_of(env)
     policy = load(model_path) if model_path is not None else None
     expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
