@@ -116,3 +116,14 @@ def test_action_chunking_trains_a_chunked_flow_policy(tmp_path):
     assert policy.spec.horizon == 4 and policy.n_action_steps == 1 and policy.temporal_ensemble_coeff == 0.01
     with pytest.raises(ValueError, match="needs continuous actions"):
         BehavioralCloning("CartPole-v1", _config(tmp_path, action_chunk_size=4), progress=False).train()
+
+
+def test_seed_warm_start_loop_with_train_epoch(tmp_path):
+    """Seed 004: ``for epoch in range(bc_epochs): bc_trainer.train_epoch()`` then GAIL(env, policy=bc_trainer.policy)."""
+    from il_toolkit import GAIL
+
+    trainer = BehavioralCloning("CartPole-v1", _config(tmp_path, num_expert_episodes=3, learning_rate=1e-3), progress=False)
+    losses = [trainer.train_epoch()["final_train_loss"] for _ in range(3)]
+    assert losses[-1] < losses[0]
+    gail = GAIL("CartPole-v1", ILConfig.gail(output_dir=str(tmp_path / "gail"), use_wandb=False), policy=trainer.policy)
+    assert gail is not None

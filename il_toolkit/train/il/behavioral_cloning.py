@@ -211,6 +211,25 @@ class BehavioralCloning:
             results["eval"] = self.evaluate(output_dir / "eval.json")
         return results
 
+    def train_epoch(self, expert_policy: Any = None, *, dataset: str | None = None) -> dict[str, Any]:
+        """One more epoch of BC (seed 004's warm-start loop: ``for _ in range(n): bc.train_epoch()``).
+
+        The first call gathers the demonstrations (``expert_policy``, ``dataset``, or the env's
+        expert) and keeps them; metrics go to ``output_dir/metrics.jsonl`` (not wandb: a run per
+        epoch would be noise). Returns the epoch's history (``train/loss``, ``val/loss`` ...).
+        """
+        if not hasattr(self, "_epoch_data"):
+            demos = self.demonstrations(expert_policy, dataset)
+            self._epoch_data = common.split_episodes(demos, self.config.bc_validation_split, self.rng)
+            self._epochs_done = 0
+        logger = MetricLogger(self.config.output_dir, use_wandb=False, console=self.progress)
+        try:
+            history = self.fit(*self._epoch_data, logger, epochs=1, step_offset=self._epochs_done)
+        finally:
+            logger.close()
+        self._epochs_done += 1
+        return history
+
     def save(self, output_dir: Path, last_state: dict[str, torch.Tensor]) -> dict[str, str]:
         """Save ``last/`` from ``last_state`` and ``best/`` from the current (best) weights."""
         best_state = {k: v.clone() for k, v in self.module.state_dict().items()}
