@@ -186,19 +186,31 @@ def unstack_observations(observations: Any, n: int) -> list[Any]:
     return list(observations)[:n]
 
 
+def _stack(values: Sequence[Any]) -> Any:
+    """Per-step values (arrays, or nested dicts of arrays) stacked along a new time axis."""
+    if isinstance(values[0], dict):
+        return {k: _stack([v[k] for v in values]) for k in values[0]}
+    return np.stack([np.asarray(v) for v in values])
+
+
 def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
                    terminated: bool, seed: int | None):
-    """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards."""
+    """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards (stacked at
+    once: building it step by step through ``add_step_data`` cost more than writing it)."""
     from minari.data_collector import EpisodeBuffer
 
-    buffer = EpisodeBuffer(observations=observations[0], seed=seed)
-    last = len(actions) - 1
-    for t, (action, reward) in enumerate(zip(actions, rewards)):
-        buffer = buffer.add_step_data({
-            "observation": observations[t + 1], "action": action, "reward": float(reward),
-            "terminated": bool(terminated and t == last), "truncated": bool(not terminated and t == last), "info": {},
-        })
-    return buffer
+    if not len(actions):
+        raise DatasetError("an episode needs at least one step")
+    last = [False] * (len(actions) - 1)
+    return EpisodeBuffer(
+        seed=seed,
+        observations=_stack(list(observations)),
+        actions=_stack(list(actions)),
+        rewards=[float(r) for r in rewards],
+        terminations=last + [bool(terminated)],
+        truncations=last + [not terminated],
+        infos={},
+    )
 
 
 def write_progress(data_path: str | os.PathLike, env: gym.Env, buffers: Sequence[Any], metadata: dict[str, Any]):
