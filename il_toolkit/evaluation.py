@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from il_toolkit.envs import make_env
+from il_toolkit.envs import canonical_env_id, make_env
 from il_toolkit.policies.base import Policy, check_spaces
 from il_toolkit.rollout import Episode, rollout_episode
 
@@ -184,6 +184,26 @@ def evaluate(
     return EvalResult(env_id=_env_id(env_obj), episodes=records, seconds=time.perf_counter() - start, references=references)
 
 
+def evaluate_and_report(
+    policy: Policy,
+    env: str | gym.Env,
+    n_episodes: int,
+    path: str | os.PathLike | None = None,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """What every trainer does after training: :func:`evaluate`, write the per-episode records
+    to ``path`` (``eval.json``) when given, print the one-line summary; returns the aggregates."""
+    import sys
+
+    result = evaluate(policy, env, n_episodes=n_episodes, env_kwargs=env_kwargs, progress=progress)
+    if path is not None:
+        result.save(path)
+    print(result.summary(), file=sys.stderr)
+    return result.aggregates
+
+
 def _worker(args: tuple[str, str, dict[str, Any], list[int]]) -> list[EpisodeRecord]:
     import torch
 
@@ -226,10 +246,7 @@ def evaluate_checkpoint(
     with context.Pool(num_envs) as pool:
         parts = pool.map(_worker, [(str(policy_path), env_id, dict(env_kwargs or {}), share) for share in shares if share])
     records = sorted((r for part in parts for r in part), key=lambda r: r.seed)
-    env = make_env(env_id, **(env_kwargs or {}))
-    env_name = _env_id(env)
-    env.close()
-    return EvalResult(env_id=env_name, episodes=records, seconds=time.perf_counter() - start, references=references)
+    return EvalResult(env_id=canonical_env_id(env_id), episodes=records, seconds=time.perf_counter() - start, references=references)
 
 
 _REFERENCE_CACHE: dict[tuple, dict[str, float]] = {}
@@ -240,13 +257,12 @@ def reference_returns(env_id: str, n_episodes: int, seed: int = DEFAULT_EVAL_SEE
     """Mean returns of the env's registered expert and of uniform random actions on the same
     evaluation seeds: the 1 and 0 of the normalised score."""
     from il_toolkit.experts import make_expert
-    from il_toolkit.policies import FunctionPolicy
+    from il_toolkit.policies import RandomPolicy
 
     key = (env_id, n_episodes, seed, json.dumps(env_kwargs or {}, sort_keys=True))
     if key not in _REFERENCE_CACHE:
         env = make_env(env_id, **(env_kwargs or {}))
-        env.action_space.seed(seed)
-        random_policy = FunctionPolicy(lambda _: env.action_space.sample(), env.observation_space, env.action_space)
+        random_policy = RandomPolicy(env.observation_space, env.action_space, seed=seed)
         expert = make_expert(env_id, env=env)
         seeds = [seed + i for i in range(n_episodes)]
         kwargs = dict(progress=False, video_dir=None, video_seeds=set())

@@ -57,3 +57,14 @@ def test_eval_cli_writes_json(tmp_path, capsys):
     data = json.loads((tmp_path / "e.json").read_text())
     assert data["aggregates"]["normalized_score"] == pytest.approx(1.0)
     assert {"sum_reward", "max_reward", "success", "seed"} <= set(data["episodes"][0])
+
+
+def test_random_reference_is_reproducible_and_leaves_the_env_alone():
+    from il_toolkit.policies import RandomPolicy
+
+    env = make_env("PushT-v0")
+    a = RandomPolicy(env.observation_space, env.action_space, seed=3)
+    b = RandomPolicy(env.observation_space, env.action_space, seed=3)
+    obs = np.zeros((4, 5))
+    np.testing.assert_array_equal(a.predict(obs)[0], b.predict(obs)[0])
+    assert env.action_space.np_random is not a._space.np_random

@@ -315,3 +315,11 @@ def test_model_path_chains_bc_dagger_gail(tmp_path):
                                          output_dir=str(tmp_path / "gail"), **common),
                    model_path=dagger["policy_path"], progress=False)
     assert len(gail["rounds"]) == 1 and load_config(gail["policy_path"])["kind"] == "vla"
+
+
+def test_seed_import_paths_and_unknown_names():
+    from il_toolkit.train.il import behavioral_cloning, dagger, gail
+
+    assert behavioral_cloning.VLABehavioralCloning and dagger.VLADAgger and gail.VLAGAIL
+    with pytest.raises(AttributeError, match="module 'il_toolkit.train.il.dagger' has no attribute 'Nope'"):
+        dagger.Nope

@@ -278,7 +278,7 @@ def markdown(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dict
         esc = [[c.replace("|", "\\|") for c in r] for r in rows]
         return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in esc]
 
-    out = [f"# Leaderboard", "", f"From `{source}`, written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+    out = ["# Leaderboard", "", f"From `{source}`, written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
            "Ranked by mean normalised score over seeds (expert = 1, uniform random = 0); IQM and the bootstrap 95% "
            "interval are over seeds. Success and latency are per evaluation episode / per action. Published figures "
            "are in their own tables, marked *(published)*, and are not ranked: they come from other code, "

@@ -11,26 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 
-from il_toolkit.policies.base import BasePolicy
+from il_toolkit.policies import RandomPolicy  # noqa: F401  (re-exported: the harness's references use it)
 
 AGGREGATE_FOR_SCORE = {"sum_reward": "mean_return", "max_reward": "avg_max_reward"}
-
-
-class RandomPolicy(BasePolicy):
-    """Uniform random actions from a seeded copy of the action space."""
-
-    def __init__(self, observation_space: Any, action_space: Any, seed: int = 0) -> None:
-        import copy
-
-        super().__init__(observation_space, action_space)
-        self._space = copy.deepcopy(action_space)
-        self._space.seed(seed)
-
-    def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
-        n = len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
-        return np.stack([np.asarray(self._space.sample()) for _ in range(n)])
 
 
 def reference_key(env_id: str, eval_seed: int, eval_episodes: int, obs_type: str | None = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from il_toolkit.policies.adapters import FunctionPolicy, SB3Policy, as_policy
+from il_toolkit.policies.adapters import FunctionPolicy, RandomPolicy, SB3Policy, as_policy
 from il_toolkit.policies.base import (
     BasePolicy,
     Policy,
@@ -63,6 +63,7 @@ __all__ = [
     "FunctionPolicy",
     "Policy",
     "PolicyNotSaveableError",
+    "RandomPolicy",
     "SB3Policy",
     "SpaceMismatchError",
     "as_policy",

@@ -37,6 +37,21 @@ class FunctionPolicy(BasePolicy):
         return np.stack(actions)
 
 
+class RandomPolicy(BasePolicy):
+    """Uniform random actions from a seeded copy of the action space (the 0 of normalised scores)."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, seed: int = 0) -> None:
+        import copy
+
+        super().__init__(observation_space, action_space)
+        self._space = copy.deepcopy(action_space)
+        self._space.seed(seed)
+
+    def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        n = len(next(iter(observations.values()))) if isinstance(observations, dict) else len(observations)
+        return np.stack([np.asarray(self._space.sample()) for _ in range(n)])
+
+
 def as_policy(obj: Any, observation_space: spaces.Space, action_space: spaces.Space) -> Policy:
     """Turn a toolkit policy, an SB3 model/policy or a plain function into a :class:`Policy`."""
     if isinstance(obj, BasePolicy):

@@ -19,7 +19,6 @@ the lowest validation loss, the one evaluated), ``last/`` and ``eval.json``.
 from __future__ import annotations
 
 import copy
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 from il_toolkit.config.training_config import ILConfig
-from il_toolkit.evaluation import evaluate
+from il_toolkit.evaluation import evaluate_and_report
 from il_toolkit.policies import SB3Policy, as_policy, check_spaces
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import generate_trajectories
@@ -240,11 +239,7 @@ class BehavioralCloning:
 
     def evaluate(self, path: Path | None = None) -> dict[str, float]:
         """Evaluate the current policy on ``eval_episodes`` seeds; optionally write ``path``."""
-        result = evaluate(self.policy, self.env, n_episodes=self.config.eval_episodes, progress=self.progress)
-        if path is not None:
-            result.save(path)
-        print(result.summary(), file=sys.stderr)
-        return result.aggregates
+        return evaluate_and_report(self.policy, self.env, self.config.eval_episodes, path, progress=self.progress)
 
     def fit(
         self,
@@ -471,7 +466,7 @@ def __getattr__(name: str) -> Any:
         from il_toolkit.train.il import vla
 
         return vla.VLABehavioralCloning
-    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

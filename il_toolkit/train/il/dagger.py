@@ -337,7 +337,7 @@ def __getattr__(name: str) -> Any:
         from il_toolkit.train.il import vla
 
         return vla.VLADAgger
-    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ import gymnasium as gym
 import numpy as np
 
 from il_toolkit.config.training_config import ILConfig
-from il_toolkit.evaluation import evaluate
+from il_toolkit.evaluation import evaluate, evaluate_and_report
 from il_toolkit.policies import SB3Policy, as_policy, check_spaces
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import generate_trajectories
@@ -284,10 +283,8 @@ class GAIL:
             "n_demo_episodes": len(demos), "train_seconds": train_seconds, **history,
         }
         if evaluate_policy:
-            result = evaluate(self.policy, self.env, n_episodes=self.config.eval_episodes, progress=self.progress)
-            result.save(output_dir / "eval.json")
-            results["eval"] = result.aggregates
-            print(result.summary(), file=sys.stderr)
+            results["eval"] = evaluate_and_report(self.policy, self.env, self.config.eval_episodes,
+                                                  output_dir / "eval.json", progress=self.progress)
         return results
 
     def _fit(self, transitions: Any, n_rounds: int, logger: MetricLogger, start: float, eval_every: int,
@@ -443,7 +440,7 @@ def __getattr__(name: str) -> Any:
         from il_toolkit.train.il import vla
 
         return vla.VLAGAIL
-    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

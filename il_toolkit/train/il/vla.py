@@ -24,7 +24,6 @@ are the expert's labels along the visited trajectory (the last steps padded, as 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -193,19 +192,15 @@ class VLABehavioralCloning:
         """Evaluate on ``eval_episodes`` seeds in ``env`` (default: the trainer's env), acting on
         that env's registered instruction."""
         from il_toolkit.envs import env_entry
-        from il_toolkit.evaluation import evaluate
+        from il_toolkit.evaluation import evaluate_and_report
 
         target = env if env is not None else self.env
         if target is None:
             raise ValueError("no env to evaluate in: pass env= (e.g. 'il_toolkit/PushT-v0')")
         env_id = target if isinstance(target, str) else common.env_id_of(target)
         self.policy.set_instruction(env_entry(env_id).instruction)
-        result = evaluate(self.policy, target, n_episodes=self.config.eval_episodes, env_kwargs=env_kwargs,
-                          progress=self.progress)
-        if path is not None:
-            result.save(path)
-        print(result.summary(), file=sys.stderr)
-        return result.aggregates
+        return evaluate_and_report(self.policy, target, self.config.eval_episodes, path, env_kwargs=env_kwargs,
+                                   progress=self.progress)
 
     # -- the contract DAgger relies on (BehavioralCloning.fit) ------------------------------
     def fit(self, train_demos: Sequence[Any], val_demos: Sequence[Any], logger: MetricLogger, *,

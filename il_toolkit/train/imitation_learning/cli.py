@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,7 +43,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """The undecorated function under the CLI."""
-    from il_toolkit.evaluation import evaluate
+    from il_toolkit.evaluation import evaluate_and_report
     from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
     from il_toolkit.train.datasets.minari_io import load_demonstrations
     from il_toolkit.train.il import common
@@ -78,10 +77,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         logger.close()
     path = policy.save(out / "best")
-    result = evaluate(policy, env, n_episodes=args.eval_episodes, progress=True)
-    result.save(out / "eval.json")
-    print(result.summary(), file=sys.stderr)
-    return {"policy_path": str(path), "eval": result.aggregates}
+    aggregates = evaluate_and_report(policy, env, args.eval_episodes, out / "eval.json", progress=True)
+    return {"policy_path": str(path), "eval": aggregates}
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:

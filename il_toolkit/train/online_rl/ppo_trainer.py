@@ -21,7 +21,6 @@ and ``eval.json``.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -152,7 +151,7 @@ class PPOTrainer:
         """Run PPO for ``total_timesteps`` (default ``config.total_timesteps``), save, evaluate."""
         from stable_baselines3.common.logger import Logger
 
-        from il_toolkit.evaluation import evaluate
+        from il_toolkit.evaluation import evaluate_and_report
 
         steps = total_timesteps or self.config.total_timesteps
         out = Path(self.config.output_dir)
@@ -179,8 +178,6 @@ class PPOTrainer:
             "total_timesteps": int(self.model.num_timesteps), "train_seconds": seconds,
         }
         if evaluate_policy:
-            result = evaluate(self.policy, self.env, n_episodes=self.config.eval_episodes, progress=self.progress)
-            result.save(out / "eval.json")
-            results["eval"] = result.aggregates
-            print(result.summary(), file=sys.stderr)
+            results["eval"] = evaluate_and_report(self.policy, self.env, self.config.eval_episodes, out / "eval.json",
+                                                  progress=self.progress)
         return results
