@@ -168,6 +168,7 @@ def evaluate(
         env_obj = make_env(env, **kwargs)
     else:
         env_obj = env
+    policy = policy_for_env(policy, env_obj)
     check_spaces(
         "policy", policy.observation_space, policy.action_space, env_obj.observation_space, env_obj.action_space,
         fix=f"evaluate the policy on the env it was trained on (this env is {_env_id(env_obj)})",
@@ -182,6 +183,21 @@ def evaluate(
         if owns_env:
             env_obj.close()
     return EvalResult(env_id=_env_id(env_obj), episodes=records, seconds=time.perf_counter() - start, references=references)
+
+
+def policy_for_env(policy: Policy, env: gym.Env) -> Policy:
+    """The policy to run in ``env``: a multi-task policy (one with ``tasks`` and ``for_task``,
+    such as a VLA trained on several tasks) acting in the env of one of its tasks gets that
+    task's view (its instruction, state and action slots); any other policy is returned as is."""
+    tasks = getattr(policy, "tasks", ())
+    if not tasks or getattr(policy, "task", None) is not None:
+        return policy
+    from il_toolkit.envs import env_entry
+
+    entry = env_entry(env.spec.id) if env.spec is not None else None
+    if entry is None or entry.instruction not in tasks:
+        return policy
+    return policy.for_task(entry.instruction, env.observation_space, env.action_space)
 
 
 def evaluate_and_report(
@@ -213,7 +229,8 @@ def _worker(args: tuple[str, str, dict[str, Any], list[int]]) -> list[EpisodeRec
     policy_path, env_id, env_kwargs, seeds = args
     env = make_env(env_id, **env_kwargs)
     try:
-        return _run_seeds(load(policy_path), env, seeds, progress=False, video_dir=None, video_seeds=set())
+        return _run_seeds(policy_for_env(load(policy_path), env), env, seeds, progress=False, video_dir=None,
+                          video_seeds=set())
     finally:
         env.close()
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from il_toolkit.config.dataclass_fields import from_known_fields
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 POLICY_TYPES = ("auto", "sb3", "mlp")
@@ -65,10 +67,7 @@ class _ConfigMixin:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
-        _require(not unknown, f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(names)}")
-        return cls(**data)
+        return from_known_fields(cls, data, ConfigError)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

@@ -29,13 +29,20 @@ class Normalizer(nn.Module):
 
     @staticmethod
     def _stats(values: Any, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1, np.asarray(values).shape[-1])
-        if mode == "mean_std":
-            return x.mean(0).float(), x.std(0, unbiased=False).clamp_min(_EPS).float()
-        if mode == "min_max":
-            lo, hi = x.min(0).values, x.max(0).values
-            return ((hi + lo) / 2).float(), ((hi - lo) / 2).clamp_min(_EPS).float()
-        return torch.zeros(x.shape[-1]), torch.ones(x.shape[-1])
+        """Per-dimension ``(shift, scale)``; NaN entries (dimensions a sample does not have, as in
+        multi-task datasets) are left out, and a dimension with no values keeps (0, 1)."""
+        x = np.asarray(values, dtype=np.float64)
+        x = x.reshape(-1, x.shape[-1])
+        present = ~np.all(np.isnan(x), axis=0)
+        shift, scale = np.zeros(x.shape[-1]), np.ones(x.shape[-1])
+        with np.errstate(invalid="ignore"):
+            if mode == "mean_std":
+                shift[present] = np.nanmean(x[:, present], axis=0)
+                scale[present] = np.maximum(np.nanstd(x[:, present], axis=0), _EPS)
+            elif mode == "min_max":
+                lo, hi = np.nanmin(x[:, present], axis=0), np.nanmax(x[:, present], axis=0)
+                shift[present], scale[present] = (hi + lo) / 2, np.maximum((hi - lo) / 2, _EPS)
+        return torch.as_tensor(shift).float(), torch.as_tensor(scale).float()
 
     @torch.no_grad()
     def fit(self, *, actions: Any, states: Any | None = None) -> "Normalizer":

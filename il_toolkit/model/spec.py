@@ -17,6 +17,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from il_toolkit.config.dataclass_fields import from_known_fields
+
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
@@ -104,11 +106,7 @@ class FlowModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FlowModelSpec":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown FlowModelSpec fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
+        return from_known_fields(cls, data)
 
     def replace(self, **changes: Any) -> "FlowModelSpec":
         return dataclasses.replace(self, **changes)

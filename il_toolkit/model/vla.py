@@ -34,6 +34,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from il_toolkit.config.dataclass_fields import from_known_fields
 from il_toolkit.model import flow
 from il_toolkit.model.components import BatchError
 from il_toolkit.model.normalizer import Normalizer
@@ -60,7 +61,10 @@ class VLAConfig:
     ``image_shift`` is the random-shift augmentation in pixels applied in training.
     ``shared_text_cache`` runs each distinct instruction through the language model once per
     batch and shares its keys/values (exact, and much cheaper for byte-level text).
-    ``instructions`` lists the instructions seen in training.
+    ``instructions`` lists the instructions seen in training. ``task_slots`` (multi-task
+    models, see :mod:`il_toolkit.train.datasets.multitask`) maps an instruction to the
+    ``{"state": [start, stop], "action": [start, stop]}`` slots its task owns; the state
+    dimensions of other tasks are zeroed after normalisation.
     """
 
     action_dim: int
@@ -90,6 +94,7 @@ class VLAConfig:
     time_beta: float = 1.5
     shared_text_cache: bool = True
     instructions: tuple[str, ...] = ()
+    task_slots: dict[str, Any] = field(default_factory=dict)
     pretrained: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -112,6 +117,11 @@ class VLAConfig:
             raise ValueError(f"hidden_size ({self.hidden_size}) and head_dim ({self.head_dim}) must be divisible by n_heads ({self.n_heads})")
         if self.solver not in flow.SOLVERS:
             raise ValueError(f"unknown ODE solver {self.solver!r}; choose one of {', '.join(flow.SOLVERS)}")
+        for task, slots in self.task_slots.items():
+            (s0, s1), (a0, a1) = slots["state"], slots["action"]
+            if not (0 <= s0 <= s1 <= self.state_dim and 0 <= a0 < a1 <= self.action_dim):
+                raise ValueError(f"task_slots[{task!r}] = {slots} does not fit state_dim={self.state_dim}, "
+                                 f"action_dim={self.action_dim}")
 
     @property
     def actions_per_plan(self) -> int:
@@ -124,11 +134,7 @@ class VLAConfig:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "VLAConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown VLAConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
+        return from_known_fields(cls, data)
 
     def replace(self, **changes: Any) -> "VLAConfig":
         return dataclasses.replace(self, **changes)
@@ -214,17 +220,33 @@ class VLANetwork(nn.Module):
             if self.training and self.config.image_shift:
                 images = random_shift(images.float() if images.dtype != torch.uint8 else images, self.config.image_shift)
             tokens.append(self.vision_proj(self.vision(camera, images)) + self.camera_embed[i])
+        texts = batch.get("task")
         if self.state_proj is not None:
             state = self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float().to(device)
-            tokens.append(self.state_proj(self.normalizer.normalize_state(state))[:, None, :])
+            state = self.normalizer.normalize_state(state)
+            if self.config.task_slots:
+                state = state * self._owned_state(texts, state.shape[0]).to(device)
+            tokens.append(self.state_proj(state)[:, None, :])
         prefix = torch.cat(tokens, dim=1)
         batch_size = prefix.shape[0]
-        texts = batch.get("task")
         if texts is None or isinstance(texts, str):
             texts = [texts or ""] * batch_size
         if len(texts) != batch_size:
             raise BatchError(f"batch['task'] has {len(texts)} instructions for {batch_size} samples")
         return self.memory_proj(self._read(list(texts), prefix))
+
+    def _owned_state(self, texts: Any, batch_size: int) -> torch.Tensor:
+        """``(B, Ds)`` 1 where the sample's task owns the state dimension; an instruction with no
+        slots (one the model never saw) keeps every dimension."""
+        texts = [texts or ""] * batch_size if texts is None or isinstance(texts, str) else list(texts)
+        mask = torch.ones(batch_size, self.config.state_dim)
+        for row, text in enumerate(texts):
+            slots = self.config.task_slots.get(text)
+            if slots is not None:
+                s0, s1 = slots["state"]
+                mask[row] = 0.0
+                mask[row, s0:s1] = 1.0
+        return mask
 
     def _read(self, texts: list[str], prefix: torch.Tensor) -> torch.Tensor:
         """Language-model hidden states of the observation tokens ``prefix (B, P, H)`` placed
@@ -253,7 +275,8 @@ class VLANetwork(nn.Module):
     # -- training ------------------------------------------------------------------------
     def compute_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked MSE of the flow velocity (or of the chunk itself for ``"regression"``), in
-        normalised action units; padded steps (``action_is_pad``) do not count, and an optional
+        normalised action units; padded steps (``action_is_pad``) and other tasks' action
+        dimensions (``action_dim_is_pad``, multi-task batches) do not count, and an optional
         ``batch["weight"]`` ``(B,)`` scales each sample's terms."""
         actions = torch.as_tensor(batch[ACTION_KEY]).float().to(self.camera_embed.device)
         if actions.dim() != 3 or actions.shape[1:] != (self.config.chunk_size, self.config.action_dim):
@@ -264,6 +287,11 @@ class VLANetwork(nn.Module):
             )
         memory = self.encode(batch)
         x1 = self.normalizer.normalize_action(actions)
+        dim_pad = batch.get("action_dim_is_pad")  # (B, Da): dimensions another task owns
+        owned = None
+        if dim_pad is not None:
+            owned = (~torch.as_tensor(dim_pad, dtype=torch.bool, device=x1.device)).float()[:, None, :]
+            x1 = x1 * owned  # what another task's slots hold must not reach the head's input
         if self.config.action_head == "flow":
             x0 = torch.randn_like(x1)
             t = self.time_distribution.sample(x1.shape[0], device=x1.device)
@@ -272,7 +300,11 @@ class VLANetwork(nn.Module):
         else:
             target = x1
             prediction = self._regress(memory)
-        error = (prediction - target).pow(2).mean(-1)  # (B, chunk)
+        squared = (prediction - target).pow(2)
+        if owned is None:
+            error = squared.mean(-1)  # (B, chunk)
+        else:
+            error = (squared * owned).sum(-1) / owned.sum(-1).clamp_min(1.0)
         pad = batch.get("action_is_pad")
         keep = torch.ones_like(error) if pad is None else (~torch.as_tensor(pad, dtype=torch.bool, device=error.device)).float()
         count = keep.sum().clamp_min(1.0)
@@ -385,17 +417,28 @@ class VLAModel(BasePolicy):
         }
         if cameras:
             inferred["image_size"] = tuple(frames[IMAGE_PREFIX + cameras[0]].shape[-2:])
+        if getattr(dataset, "task_slots", None):
+            inferred["task_slots"] = dict(dataset.task_slots)
         inferred.update(fields)
         return cls(vision_model_name, llm_model_name, action_dim=int(dataset.episodes[0]["actions"].shape[-1]),
                    observation_space=getattr(dataset, "observation_space", None),
                    action_space=getattr(dataset, "action_space", None), **inferred)
 
     def _setup(self, network: VLANetwork, observation_space: spaces.Space | None, action_space: spaces.Space | None,
-               instruction: str | None, seed: int, device: str) -> None:
+               instruction: str | None, seed: int, device: str, task: str | None = None) -> None:
+        self.task = task
+        self._slots = None
+        if task is not None:
+            if task not in network.config.task_slots:
+                raise ValueError(f"this VLA has no task {task!r}; its tasks: {sorted(network.config.task_slots)}")
+            self._slots = network.config.task_slots[task]
+            instruction = task
         defaults = default_spaces(network.config)
         super().__init__(observation_space or defaults[0], action_space or defaults[1])
-        if self.action_space.shape != (network.config.action_dim,):
-            raise ValueError(f"action space {self.action_space.shape} does not match action_dim={network.config.action_dim}")
+        a0, a1 = self._slots["action"] if self._slots else (0, network.config.action_dim)
+        if self.action_space.shape != (a1 - a0,):
+            expected = f"task {task!r}'s action slots [{a0}, {a1})" if task else "action_dim"
+            raise ValueError(f"action space {self.action_space.shape} does not match {expected} = {a1 - a0}")
         self.network = network.to(device)
         self.network.eval()
         self.device = device
@@ -412,6 +455,21 @@ class VLAModel(BasePolicy):
     @property
     def config(self) -> VLAConfig:
         return self.network.config.replace(instructions=tuple(sorted(self.seen_instructions)))
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The instructions of a multi-task model's tasks (empty for a model trained without slots)."""
+        return tuple(self.network.config.task_slots)
+
+    def for_task(self, instruction: str, observation_space: spaces.Space | None = None,
+                 action_space: spaces.Space | None = None) -> "VLAModel":
+        """A multi-task model acting in one task's env: the same network (shared, not copied),
+        reading that env's state into the task's slots, answering with the task's action
+        dimensions, on the task's instruction. Saving it saves the whole model and the task."""
+        view = type(self).__new__(type(self))
+        view._setup(self.network, observation_space, action_space, instruction, self.seed, self.device, task=instruction)
+        view.seen_instructions = self.seen_instructions
+        return view
 
     # -- what the shared supervised loop needs -----------------------------------------------
     @property
@@ -430,6 +488,11 @@ class VLAModel(BasePolicy):
             batch = dict(observations)
         else:
             batch = {k: torch.as_tensor(v) for k, v in flatten_env_observation(observations).items()}
+            if self._slots and STATE_KEY in batch:  # a task's env state -> its slots of the long state
+                s0, s1 = self._slots["state"]
+                state = torch.zeros(*batch[STATE_KEY].shape[:-1], self.network.config.state_dim)
+                state[..., s0:s1] = batch[STATE_KEY]
+                batch[STATE_KEY] = state
         if actions is not None:
             batch[ACTION_KEY] = torch.as_tensor(np.asarray(actions, dtype=np.float32)) if not torch.is_tensor(actions) else actions
         return batch
@@ -479,7 +542,8 @@ class VLAModel(BasePolicy):
         self._queue = None
 
     def predict_chunk(self, observations: Any, instruction: str | Sequence[str] | None = None) -> np.ndarray:
-        """Whole chunks ``(B, chunk_size, Da)`` for a batch of env observations or a LeRobot batch."""
+        """Whole chunks ``(B, chunk_size, Da)`` for a batch of env observations or a LeRobot batch
+        (a task view: ``Da`` of its task's action slots)."""
         batch = self.to_batch(observations)
         if instruction is not None or "task" not in batch:
             text = self.instruction if instruction is None else instruction
@@ -487,6 +551,8 @@ class VLAModel(BasePolicy):
             batch["task"] = [text] * n if isinstance(text, str) else list(text)
         self.network.eval()
         chunk = self.network.sample(batch, n_steps=self.n_steps, solver=self.solver, generator=self.generator)
+        if self._slots:
+            chunk = chunk[..., self._slots["action"][0]:self._slots["action"][1]]
         return chunk.cpu().numpy()
 
     def predict(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
@@ -515,7 +581,7 @@ class VLAModel(BasePolicy):
 
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
-        return {"vla": self.config.to_json(), "instruction": self.instruction, "seed": self.seed}
+        return {"vla": self.config.to_json(), "instruction": self.instruction, "seed": self.seed, "task": self.task}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.network.state_dict())
@@ -531,7 +597,8 @@ class VLAModel(BasePolicy):
                 f"{result.unexpected_keys[:5]}; the checkpoint was edited or written by another version"
             )
         policy = cls.__new__(cls)
-        policy._setup(network, observation_space, action_space, config.get("instruction"), config.get("seed", 0), "cpu")
+        policy._setup(network, observation_space, action_space, config.get("instruction"), config.get("seed", 0), "cpu",
+                      task=config.get("task"))
         return policy
 
     def __repr__(self) -> str:

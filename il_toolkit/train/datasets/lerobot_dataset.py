@@ -13,6 +13,9 @@ A sample (LeRobot / diffusion-policy vocabulary, see :mod:`il_toolkit.model.spec
     "action"                       (chunk_size, Da)      actions t .. t+chunk_size-1
     "action_is_pad"                (chunk_size,) bool     True past the episode's end
     "task"                         str                   the episode's instruction
+    "action_dim_is_pad"            (Da,) bool            only in multi-task datasets: action
+                                                         dimensions another task owns (see
+                                                         :mod:`il_toolkit.train.datasets.multitask`)
     "episode_index", "frame_index" int
 
 with ``To = n_obs_steps`` (the window ends at frame t, padded by repeating frame 0).
@@ -156,7 +159,9 @@ class ChunkedEpisodeDataset:
         sample: dict[str, Any] = {key: torch.from_numpy(frames[window]) for key, frames in episode["frames"].items()}
         sample["action"] = torch.from_numpy(episode["actions"][np.clip(steps, None, last)])
         sample["action_is_pad"] = torch.from_numpy(steps > last)
-        sample.update(task=self.instruction, episode_index=episode["id"], frame_index=t)
+        if "action_dim_is_pad" in episode:
+            sample["action_dim_is_pad"] = torch.from_numpy(episode["action_dim_is_pad"])
+        sample.update(task=episode.get("task", self.instruction), episode_index=episode["id"], frame_index=t)
         return sample
 
 

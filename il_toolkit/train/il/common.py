@@ -142,7 +142,10 @@ def build_parser(prog: str, description: str, preset: ILConfig, field_names: Seq
     )
     source = parser.add_argument_group("data and environment")
     source.add_argument("--env", help="gymnasium env id, e.g. CartPole-v1 (see `il-toolkit envs`)")
-    source.add_argument("--dataset", help="Minari dataset id to train from instead of a live expert")
+    source.add_argument("--dataset", help=(
+        "Minari dataset id to train from instead of a live expert; lerobot/* ids (lerobot/pusht, ...) train a VLA on "
+        "our local expert data, and comma-separated datasets (VLA BC) one multi-task VLA conditioned on each "
+        "dataset's instruction"))
     source.add_argument("--expert", default="default", help="expert name for live demonstrations (see `il-toolkit experts`)")
     source.add_argument("--model_path", help="start from this saved policy directory")
     types = {f.name: f.type for f in fields(ILConfig)}

@@ -34,6 +34,8 @@ import torch
 from il_toolkit.config.training_config import ILConfig
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader, flatten_observation
+from il_toolkit.train.datasets.multitask import MultiTaskDataset
+from il_toolkit.train.datasets.multitask import dataset_statistics as episode_statistics
 from il_toolkit.train.il import common
 from il_toolkit.train.il.dagger import DAgger
 from il_toolkit.train.logging import MetricLogger
@@ -45,6 +47,17 @@ def as_vla(model: VLAModel | str | os.PathLike) -> VLAModel:
     if isinstance(model, VLAModel):
         return model
     return VLAModel.load(model)
+
+
+def require_single_task(policy: VLAModel, algorithm: str) -> VLAModel:
+    """``policy``, unless it was trained on several tasks: DAgger and GAIL roll out in one env
+    and retrain on that env's actions, which do not fill a multi-task model's slots."""
+    if len(policy.tasks) > 1:
+        raise ValueError(
+            f"{algorithm} fine-tunes a single-task VLA, but this one has {len(policy.tasks)} tasks {list(policy.tasks)}: "
+            "fine-tune it with VLA BC on its datasets (--dataset A,B), or start from a single-task model"
+        )
+    return policy
 
 
 class TrajectoryChunkDataset(ChunkedEpisodeDataset):
@@ -67,12 +80,10 @@ class TrajectoryChunkDataset(ChunkedEpisodeDataset):
 
 def dataset_statistics(dataset: Any, max_batches: int = 50) -> tuple[np.ndarray, np.ndarray | None]:
     """``(actions (N, Da), states (N, Ds) or None)`` for normalisation: all frames of a
-    :class:`ChunkedEpisodeDataset`, else the first ``max_batches`` batches of an iterable."""
+    :class:`ChunkedEpisodeDataset` (NaN where a multi-task frame's task does not own the
+    dimension), else the first ``max_batches`` batches of an iterable."""
     if isinstance(dataset, ChunkedEpisodeDataset):
-        actions = np.concatenate([e["actions"] for e in dataset.episodes])
-        has_state = "observation.state" in dataset.episodes[0]["frames"]
-        states = np.concatenate([e["frames"]["observation.state"] for e in dataset.episodes]) if has_state else None
-        return actions, states
+        return episode_statistics(dataset)
     acts, states = [], []
     for i, batch in enumerate(dataset):
         if i >= max_batches:
@@ -238,7 +249,7 @@ class VLADAgger(DAgger):
 
         if isinstance(env, str):
             env = make_env(env, **(env_kwargs or {}))
-        policy = as_vla(model)
+        policy = require_single_task(as_vla(model), "VLA DAgger")
         super().__init__(env, expert_policy, config, use_wandb, policy=policy, progress=progress)
         self.bc = VLABehavioralCloning(policy, self.config, use_wandb=False, env=self.env, progress=progress)
         self.env_kwargs, self.dataset_name = dict(env_kwargs or {}), dataset_name
@@ -320,6 +331,7 @@ class VLAGAIL:
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
         self.bc = VLABehavioralCloning(model, self.config, use_wandb=False, env=self.env, progress=progress)
+        require_single_task(self.policy, "VLA GAIL")
         if not self.policy._instruction_given:
             self.policy.instruction = env_entry(common.env_id_of(self.env)).instruction
         network = self.policy.network
@@ -459,12 +471,14 @@ def _collate():
 # -- the entry point behind the seed's scripts ---------------------------------------------------
 def is_vla_request(dataset: str | None, model_path: str | None) -> bool:
     """Whether a BC/DAgger/GAIL command line asks for a VLA: ``--model_path`` holds a VLA
-    checkpoint, or ``--dataset`` is a LeRobot id (``lerobot/pusht``, ...)."""
+    checkpoint, or ``--dataset`` is a LeRobot id (``lerobot/pusht``, ...) or several
+    comma-separated datasets (a multi-task VLA)."""
     if model_path is not None:
         from il_toolkit.policies import load_config
 
         return load_config(model_path).get("kind") == "vla"
-    return dataset is not None and dataset.startswith("lerobot/")
+    names = [name.strip() for name in (dataset or "").split(",") if name.strip()]
+    return len(names) > 1 or any(name.startswith("lerobot/") for name in names)
 
 
 def _previous_run(model_path: str | None) -> dict[str, Any]:
@@ -478,12 +492,27 @@ def _previous_run(model_path: str | None) -> dict[str, Any]:
     return {}
 
 
+def chunked_splits(dataset_ids: Sequence[str], chunk_size: int, val_fraction: float,
+                   seed: int) -> tuple[ChunkedEpisodeDataset, ChunkedEpisodeDataset | None]:
+    """Train and validation sets (validation ``None`` when ``val_fraction`` is 0) of one Minari
+    dataset, or, for several (one per task), :class:`MultiTaskDataset` s over them."""
+    def split(dataset_id: str, part: str) -> ChunkedEpisodeDataset:
+        return ChunkedEpisodeDataset(dataset_id, part, chunk_size, val_fraction=val_fraction, seed=seed)
+
+    train = [split(d, "train" if val_fraction > 0 else "all") for d in dataset_ids]
+    val = [split(d, "val") for d in dataset_ids] if val_fraction > 0 else None
+    if len(dataset_ids) == 1:
+        return train[0], (val[0] if val else None)
+    return MultiTaskDataset(train), (MultiTaskDataset(val) if val else None)
+
+
 def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, dataset: str | None = None,
             model_path: str | None = None, use_wandb: bool = False, progress: bool = True,
             chunk_size: int = 10, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``behavioral_cloning`` / ``dagger`` / ``gail`` run for a VLA (``algorithm`` = "bc",
     "dagger", "gail"), with the seed's flags: ``--dataset lerobot/pusht`` (mapped to our local
-    data), ``--model_path DIR`` (chaining: the env, its kwargs and the dataset are read from the
+    data; for BC, comma-separated datasets train one multi-task model, conditioned on each
+    dataset's instruction), ``--model_path DIR`` (chaining: the env, its kwargs and the dataset are read from the
     ``run.json`` of the run that wrote DIR), ``--env`` (``env_kwargs`` for ``make_env``). A new
     model is sized from the dataset."""
     from il_toolkit.train.datasets.lerobot_dataset import LEROBOT_ALIASES, resolve_dataset
@@ -498,11 +527,9 @@ def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, data
     if algorithm == "bc":
         if dataset is None:
             raise SystemExit("VLA BC needs --dataset (e.g. lerobot/pusht)")
-        dataset_id = resolve_dataset(dataset, progress=progress)
+        dataset_ids = [resolve_dataset(name.strip(), progress=progress) for name in dataset.split(",") if name.strip()]
         chunk = model.network.config.chunk_size if model is not None else chunk_size
-        split = config.bc_validation_split
-        train_set = ChunkedEpisodeDataset(dataset_id, "train" if split > 0 else "all", chunk, val_fraction=split, seed=config.seed)
-        val_set = ChunkedEpisodeDataset(dataset_id, "val", chunk, val_fraction=split, seed=config.seed) if split > 0 else None
+        train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed)
         model = model if model is not None else VLAModel.for_dataset(train_set, seed=config.seed)
         trainer = VLABehavioralCloning(model, config, use_wandb=use_wandb, dataset_name=dataset, progress=progress)
         loader = create_lerobot_dataloader(train_set, batch_size=config.batch_size, seed=config.seed)
