@@ -206,6 +206,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trainers", nargs="*", default=None,
                         help="run only these trainer keys and merge them into the existing JSON")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="JSON to write (e.g. a per-seed file for --seed 1, so seed 0's figures stay)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     n_demos, steps, episodes, repeats = (50, 300, 50, 20) if args.quick else (200, 2000, 100, 100)
@@ -270,15 +272,17 @@ def main() -> None:
         print(f"\nms per chunk at 5 euler steps (median): {at5['ms_per_chunk']:.2f} (target <= 3 ms: "
               f"{'met' if at5['ms_per_chunk'] <= 3.0 else 'missed'})")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    if args.trainers is not None and RESULTS.exists():
-        previous = json.loads(RESULTS.read_text())
+    out = args.results
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results["seed"] = args.seed
+    if args.trainers is not None and out.exists():
+        previous = json.loads(out.read_text())
         if previous.get("quick") == args.quick:
             previous["policies"].update(results["policies"])
             previous.update({k: v for k, v in results.items() if k not in ("policies", "task")})
             results = previous
-    RESULTS.write_text(json.dumps(results, indent=2))
-    print(f"wrote {RESULTS}")
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.policies.base import BasePolicy, Policy
+from il_toolkit.policies.spaces import from_unit_actions, is_unit_twin, unit_action_space
 
 ObsToAction = Callable[[Any], Any]
 
@@ -105,12 +106,18 @@ def _to_json(value: Any) -> Any:
 
 
 class SB3Policy(BasePolicy):
-    """A stable-baselines3 (or imitation) actor-critic policy behind the toolkit interface."""
+    """A stable-baselines3 (or imitation) actor-critic policy behind the toolkit interface.
+
+    ``action_space``: the env's, when ``policy`` acts in [-1, 1] for an env whose Box bounds
+    are other (GAIL and PPO train them so; see :func:`unit_action_space`): its actions are
+    then mapped linearly onto the env's bounds, and ``self.action_space`` is the env's.
+    """
 
     checkpoint_kind = "sb3"
 
-    def __init__(self, policy: Any) -> None:
-        super().__init__(policy.observation_space, policy.action_space)
+    def __init__(self, policy: Any, action_space: spaces.Space | None = None) -> None:
+        self.rescales = action_space is not None and is_unit_twin(policy.action_space, action_space)
+        super().__init__(policy.observation_space, action_space if self.rescales else policy.action_space)
         self.policy = policy
 
     @classmethod
@@ -127,7 +134,10 @@ class SB3Policy(BasePolicy):
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
-        return self.policy.predict(observation, state, episode_start, deterministic)
+        actions, state = self.policy.predict(observation, state, episode_start, deterministic)
+        if self.rescales:
+            actions = from_unit_actions(actions, self.action_space)
+        return actions, state
 
     def checkpoint_config(self) -> dict[str, Any]:
         """The SB3 constructor arguments that define the network's shape."""
@@ -158,6 +168,7 @@ class SB3Policy(BasePolicy):
             "features_extractor_kwargs": _to_json(params.get("features_extractor_kwargs") or {}),
             "normalize_images": bool(params["normalize_images"]),
             "share_features_extractor": bool(getattr(self.policy, "share_features_extractor", True)),
+            "rescaled_actions": self.rescales,
         }
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
@@ -173,9 +184,10 @@ class SB3Policy(BasePolicy):
     ) -> "SB3Policy":
         policy_class = _policy_classes()[config["policy_class"]]
         net_arch = config["net_arch"]
+        rescaled = bool(config.get("rescaled_actions", False))
         policy = policy_class(
             observation_space,
-            action_space,
+            unit_action_space(action_space) if rescaled else action_space,
             lr_schedule=lambda _: 0.0,
             net_arch=net_arch,
             activation_fn=_ACTIVATIONS[config["activation_fn"]],
@@ -197,4 +209,4 @@ class SB3Policy(BasePolicy):
                 f"missing {missing}, unexpected {unexpected}; save the policy again"
             )
         policy.set_training_mode(False)
-        return cls(policy)
+        return cls(policy, action_space if rescaled else None)

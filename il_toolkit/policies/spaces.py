@@ -105,3 +105,35 @@ def is_batched(observation: Any, space: spaces.Space) -> bool:
     if isinstance(space, spaces.Discrete):
         return obs.ndim == 1
     return obs.ndim == len(space.shape) + 1
+
+
+# -- [-1, 1] action units for SB3's Gaussian policies -------------------------------------
+def unit_action_space(space: spaces.Space) -> spaces.Box | None:
+    """The [-1, 1] twin of a Box action space whose bounds are finite and not already [-1, 1]
+    (PushT's board pixels, ALOHA's joint ranges), else None. SB3's Gaussian policies start at
+    mean 0, std 1, so they explore and learn in these units, not in pixels."""
+    if not isinstance(space, spaces.Box) or not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        return None
+    if np.all(space.low == -1.0) and np.all(space.high == 1.0):
+        return None
+    return spaces.Box(-1.0, 1.0, space.shape, np.float32)
+
+
+def is_unit_twin(space: spaces.Space, env_space: spaces.Space) -> bool:
+    """Whether ``space`` is exactly the [-1, 1] twin of ``env_space`` (bounds compared)."""
+    unit = unit_action_space(env_space)
+    return (unit is not None and isinstance(space, spaces.Box) and space.shape == unit.shape
+            and bool(np.all(space.low == -1.0)) and bool(np.all(space.high == 1.0)))
+
+
+def to_unit_actions(actions: Any, space: spaces.Box) -> np.ndarray:
+    """Env-unit actions ``(..., Da)`` -> [-1, 1] units (linear; the bounds map to -1 and 1)."""
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    return (2.0 * (np.asarray(actions, np.float64) - low) / (high - low) - 1.0).astype(np.float32)
+
+
+def from_unit_actions(actions: Any, space: spaces.Box) -> np.ndarray:
+    """[-1, 1] actions ``(..., Da)`` (clipped first) -> env units, in the space's dtype."""
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    unit = np.clip(np.asarray(actions, np.float64), -1.0, 1.0)
+    return (low + (unit + 1.0) * 0.5 * (high - low)).astype(space.dtype)

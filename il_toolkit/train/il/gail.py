@@ -55,6 +55,7 @@ from il_toolkit.config.training_config import ILConfig
 from il_toolkit.evaluation import evaluate, evaluate_and_report
 from il_toolkit.policies import SB3Policy, as_policy, check_spaces
 from il_toolkit.policies.base import Policy
+from il_toolkit.policies.spaces import to_unit_actions
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
 from il_toolkit.train.logging import MetricLogger
@@ -156,7 +157,7 @@ class GAIL:
                  policy: Any = None, *, progress: bool = True) -> None:
         from stable_baselines3.common.env_util import make_vec_env
 
-        from il_toolkit.train.online_rl.ppo_trainer import build_ppo
+        from il_toolkit.train.online_rl.ppo_trainer import build_ppo, in_unit_actions
 
         self.env = common.resolve_env(env)
         self.env_id = common.env_id_of(self.env)
@@ -172,15 +173,16 @@ class GAIL:
                 "max_episode_steps to get absorbing-state handling)"
             )
         n_envs = self.config.gail_n_envs
-        self.venv = make_vec_env(self.training_env.make, n_envs=n_envs, seed=self.config.seed)
+        # the generator acts in [-1, 1] where the env's Box bounds are other (PushT's pixels)
+        self.venv = make_vec_env(lambda: in_unit_actions(self.training_env.make()), n_envs=n_envs, seed=self.config.seed)
         self.gen_algo = build_ppo(
             self.venv, policy=policy, learning_rate=self.config.learning_rate,
             n_steps=max(2, self.config.ppo_n_steps // n_envs), batch_size=self.config.batch_size,
             n_epochs=self.config.ppo_epochs, gamma=self.config.ppo_gamma, gae_lambda=self.config.ppo_gae_lambda,
             clip_range=self.config.ppo_clip_range, ent_coef=0.0, seed=self.config.seed, device=self.config.device,
-            fix=f"--model_path must point at a policy trained on {self.env_id}",
+            fix=f"--model_path must point at a policy trained on {self.env_id}", env_action_space=self.env.action_space,
         )
-        self.policy = SB3Policy(self.gen_algo.policy)
+        self.policy = SB3Policy(self.gen_algo.policy, action_space=self.env.action_space)
 
     @property
     def round_timesteps(self) -> int:
@@ -266,7 +268,7 @@ class GAIL:
         logger = MetricLogger(output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
                               run_name=f"gail-{self.env_id}-s{self.config.seed}", config=self.config.to_dict())
         try:
-            history = self._fit(to_transitions(demos), n_rounds, logger, start, eval_every_rounds,
+            history = self._fit(self._in_generator_units(to_transitions(demos)), n_rounds, logger, start, eval_every_rounds,
                                 eval_episodes_during_training, target_return, stop_at_target)
         finally:
             logger.close()
@@ -286,6 +288,13 @@ class GAIL:
             results["eval"] = evaluate_and_report(self.policy, self.env, self.config.eval_episodes,
                                                   output_dir / "eval.json", progress=self.progress)
         return results
+
+    def _in_generator_units(self, transitions: Any) -> Any:
+        """Demonstrations with their actions in the generator's units ([-1, 1] for Box actions
+        with other bounds), so that the discriminator and the BC warm start compare like with like."""
+        if not self.policy.rescales:
+            return transitions
+        return dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, self.env.action_space))
 
     def _fit(self, transitions: Any, n_rounds: int, logger: MetricLogger, start: float, eval_every: int,
              eval_episodes: int, target: float | None, stop_at_target: bool) -> dict[str, Any]:
@@ -366,7 +375,9 @@ class GAIL:
             wall = time.perf_counter() - start
             state["reached"] = {"round": r, "timesteps": metrics["timesteps"], "eval_mean_return": result.mean_return,
                                 "wall_s": wall, "wall_s_without_evaluation": wall - state["eval_seconds"]}
-        state["eval_history"].append({"round": r, "timesteps": metrics["timesteps"], "mean_return": result.mean_return})
+        state["eval_history"].append({"round": r, "timesteps": metrics["timesteps"], "mean_return": result.mean_return,
+                                      "pc_success": result.pc_success,
+                                      "avg_max_reward": result.aggregates["avg_max_reward"]})
 
 
 # -- command line ------------------------------------------------------------------------

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
+import torch
 
 from il_toolkit.config.training_config import RLConfig
 from il_toolkit.policies import SB3Policy, check_spaces
+from il_toolkit.policies.spaces import is_unit_twin, unit_action_space
 from il_toolkit.train.logging import MetricLogger
 
 DEFAULT_NET_ARCH = [64, 64]
@@ -48,6 +50,36 @@ def sb3_actor_critic(policy: Any) -> Any:
     return inner
 
 
+def unit_actor_critic(policy: Any, env_action_space: Any) -> Any:
+    """The SB3 actor-critic in ``policy`` ready to train in [-1, 1] action units for an env with
+    ``env_action_space`` (:func:`unit_action_space`): a rescaling :class:`SB3Policy` gives its
+    own; one that acts in env units (BC with ``policy_type='sb3'``, a user's model) is converted
+    exactly: the Gaussian's mean layer and log-std are mapped by the same linear change of units,
+    so the converted policy's action distribution, mapped back, is the original's."""
+    inner = sb3_actor_critic(policy)
+    unit = unit_action_space(env_action_space)
+    if unit is None or is_unit_twin(inner.action_space, env_action_space):
+        return inner
+    if getattr(inner, "use_sde", False) or not hasattr(inner, "log_std"):
+        raise TypeError(
+            f"cannot move {type(inner).__name__} (gSDE or non-Gaussian actions) from env units to [-1, 1]: start from "
+            "a policy trained by this toolkit's GAIL or PPO, or pass policy=None"
+        )
+    params = dict(inner._get_constructor_parameters())
+    params.update(action_space=unit, lr_schedule=lambda _: 0.0)
+    converted = type(inner)(**params)
+    converted.load_state_dict(inner.state_dict())
+    low = torch.as_tensor(env_action_space.low, dtype=torch.float32)
+    high = torch.as_tensor(env_action_space.high, dtype=torch.float32)
+    centre, half = (high + low) / 2, (high - low) / 2
+    with torch.no_grad():
+        converted.action_net.weight.div_(half[:, None])
+        converted.action_net.bias.sub_(centre).div_(half)
+        converted.log_std.sub_(torch.log(half))
+    converted.set_training_mode(False)
+    return converted
+
+
 def build_ppo(
     venv: Any,
     *,
@@ -64,11 +96,14 @@ def build_ppo(
     device: str,
     what: str = "starting policy",
     fix: str = "start from a policy trained on this env",
+    env_action_space: Any = None,
 ) -> Any:
     """An SB3 PPO on ``venv``; with ``policy``, same architecture and a copy of its weights.
 
-    ``n_steps`` is per environment (SB3's meaning). Raises ``SpaceMismatchError`` when the
-    policy's spaces do not fit the env's (message ends with ``fix``).
+    ``n_steps`` is per environment (SB3's meaning). ``env_action_space``: the env's, when
+    ``venv`` acts in its [-1, 1] twin (the policy is brought to those units, see
+    :func:`unit_actor_critic`). Raises ``SpaceMismatchError`` when the policy's spaces do not
+    fit the env's (message ends with ``fix``).
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.policies import ActorCriticPolicy
@@ -78,7 +113,7 @@ def build_ppo(
     use_sde = False
     start = None
     if policy is not None:
-        start = sb3_actor_critic(policy)
+        start = sb3_actor_critic(policy) if env_action_space is None else unit_actor_critic(policy, env_action_space)
         check_spaces(what, start.observation_space, start.action_space, venv.observation_space, venv.action_space, fix=fix)
         policy_class = type(start)
         params = start._get_constructor_parameters()
@@ -94,6 +129,14 @@ def build_ppo(
     if start is not None:
         model.policy.load_state_dict(start.state_dict())
     return model
+
+
+def in_unit_actions(env: gym.Env) -> gym.Env:
+    """``env`` taking [-1, 1] actions when its Box actions have other finite bounds (the units
+    SB3's PPO trains in, see :func:`unit_action_space`), else ``env`` itself."""
+    if unit_action_space(env.action_space) is None:
+        return env
+    return gym.wrappers.RescaleAction(env, -1.0, 1.0)
 
 
 def capture_writer(sink: Callable[[dict[str, Any], int], None]) -> Any:
@@ -137,15 +180,16 @@ class PPOTrainer:
         common.seed_everything(self.config.seed)
         n_envs = self.config.n_envs
         spec = self.env.spec  # keeps the keyword arguments the env was made with (obs_type=...)
-        self.venv = make_vec_env(lambda: gym.make(spec), n_envs=n_envs, seed=self.config.seed)
+        self.venv = make_vec_env(lambda: in_unit_actions(gym.make(spec)), n_envs=n_envs, seed=self.config.seed)
         self.model = build_ppo(
             self.venv, policy=policy, learning_rate=self.config.learning_rate,
             n_steps=max(1, self.config.n_steps // n_envs), batch_size=self.config.batch_size,
             n_epochs=self.config.n_epochs, gamma=self.config.gamma, gae_lambda=self.config.gae_lambda,
             clip_range=self.config.clip_range, ent_coef=self.config.ent_coef, seed=self.config.seed,
             device=self.config.device, fix=f"fine-tune a policy trained on {self.env_id}",
+            env_action_space=self.env.action_space,
         )
-        self.policy = SB3Policy(self.model.policy)
+        self.policy = SB3Policy(self.model.policy, action_space=self.env.action_space)
 
     def train(self, total_timesteps: int | None = None, *, evaluate_policy: bool = True) -> dict[str, Any]:
         """Run PPO for ``total_timesteps`` (default ``config.total_timesteps``), save, evaluate."""
