@@ -47,7 +47,11 @@ class Episode:
         from imitation.data.types import DictObs, TrajectoryWithRew
 
         if isinstance(self.observations[0], dict):
-            obs: Any = DictObs({k: np.stack([o[k] for o in self.observations]) for k in self.observations[0]})
+            from il_toolkit.train.datasets.minari_io import flatten_observations
+
+            # DictObs holds arrays only: nested cameras become "pixels/<camera>" keys, as when loading from Minari
+            steps = [flatten_observations(o) for o in self.observations]
+            obs: Any = DictObs({k: np.stack([step[k] for step in steps]) for k in steps[0]})
         else:
             obs = np.stack(self.observations)
         return TrajectoryWithRew(

@@ -43,6 +43,8 @@ def _subspace(space: spaces.Space, path: str) -> spaces.Space:
 
 
 def _lookup(observation: Any, path: str) -> Any:
+    if path and hasattr(observation, "keys") and path in observation.keys():
+        return observation[path]  # flattened nested observations ("pixels/head"), as loaded from Minari
     for part in filter(None, path.split("/")):
         observation = observation[part]
     return observation

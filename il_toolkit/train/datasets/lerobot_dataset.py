@@ -81,7 +81,8 @@ def flatten_observation(observation: Any) -> dict[str, np.ndarray]:
     """Map one episode's observations (arrays with a leading time axis) to batch keys:
     a vector -> ``observation.state``; an (T, H, W, C) image -> ``observation.images.top``;
     a dict: ``agent_pos``/``state``/``qpos`` -> state, ``pixels`` (image or dict of
-    cameras) -> ``observation.images.<camera>``, ``depth`` -> ``observation.depth.<camera>``."""
+    cameras) or ``pixels/<camera>`` -> ``observation.images.<camera>``, ``depth`` likewise ->
+    ``observation.depth.<camera>``."""
     if not isinstance(observation, dict):
         array = np.asarray(observation)
         if array.ndim == 4:
@@ -91,9 +92,10 @@ def flatten_observation(observation: Any) -> dict[str, np.ndarray]:
     for key, value in observation.items():
         if key in STATE_KEYS:
             out["observation.state"] = np.asarray(value, dtype=np.float32).reshape(len(value), -1)
-        elif key in ("pixels", "depth"):
-            prefix = "observation.images." if key == "pixels" else "observation.depth."
-            cameras = value if isinstance(value, dict) else {"top": value}
+        elif key.split("/")[0] in ("pixels", "depth"):  # "pixels/<camera>": nested cameras flattened by DictObs
+            kind, _, named = key.partition("/")
+            prefix = "observation.images." if kind == "pixels" else "observation.depth."
+            cameras = value if isinstance(value, dict) else {named or "top": value}
             for camera, frames in cameras.items():
                 frames = np.asarray(frames)
                 out[prefix + camera] = np.moveaxis(frames if frames.ndim == 4 else frames[..., None], -1, 1)

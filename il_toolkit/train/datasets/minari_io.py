@@ -114,11 +114,27 @@ def check_spaces_fit(observation_space: gym.spaces.Space, action_space: gym.spac
             )
 
 
+def flatten_observations(observations: Any, prefix: str = "") -> Any:
+    """Nested dicts of arrays -> one flat dict keyed by ``"outer/inner"`` paths (imitation's
+    ``DictObs`` holds arrays only, so ALOHA's ``{"pixels": {"head": ...}}`` becomes
+    ``{"pixels/head": ...}``: the same path a policy's ``observation_keys`` name). Arrays pass."""
+    if not isinstance(observations, dict):
+        return np.asarray(observations)
+    flat: dict[str, np.ndarray] = {}
+    for key, value in observations.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_observations(value, prefix=f"{name}/"))
+        else:
+            flat[name] = np.asarray(value)
+    return flat
+
+
 def _episode_observations(observations: Any) -> Any:
     from imitation.data.types import DictObs
 
     if isinstance(observations, dict):
-        return DictObs({k: np.asarray(v) for k, v in observations.items()})
+        return DictObs(flatten_observations(observations))
     return np.asarray(observations)
 
 
@@ -137,7 +153,7 @@ def _to_trajectory(episode: Any):
     from imitation.data.types import TrajectoryWithRew
 
     _check_finite("actions", episode.id, episode.actions)
-    _check_finite("observations", episode.id, episode.observations)
+    _check_finite("observations", episode.id, flatten_observations(episode.observations))
     return TrajectoryWithRew(
         obs=_episode_observations(episode.observations),
         acts=np.asarray(episode.actions),
