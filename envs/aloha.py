@@ -142,6 +142,13 @@ class AlohaEnv(gym.Env):
         return spaces.Box(low, high, dtype=np.float32)
 
     # -- gym API -------------------------------------------------------------------------
+    @property
+    def action_reference(self) -> tuple[int, ...] | None:
+        """The observation entries the action targets, for learners that regress actions as
+        offsets (:class:`~il_toolkit.policies.mlp.MLPPolicy`): joint targets <- the 14 joint
+        positions (``qpos``, the first 14 ``state`` entries). Joint control, ``state`` only."""
+        return tuple(range(14)) if self.obs_type == "state" and self.control != "ee" else None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         """New episode; ``seed`` gives the same object poses as gym-aloha with that seed.
 

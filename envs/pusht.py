@@ -60,6 +60,13 @@ class PushTEnv(gym.Env):
         self.action_space = self.sim.action_space
         self._max_coverage = 0.0
 
+    @property
+    def action_reference(self) -> tuple[int, ...] | None:
+        """The observation entries the action targets, for learners that regress actions as
+        offsets (:class:`~il_toolkit.policies.mlp.MLPPolicy`): the pusher's target x, y <- the
+        agent's x, y. ``state`` observations only."""
+        return (0, 1) if self.obs_type == "state" else None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)
         obs, info = self.sim.reset(seed=seed, options=options)

@@ -102,3 +102,36 @@ def test_gail_on_pusht_compares_demonstrations_in_generator_units(tmp_path):
     unit = gail._in_generator_units(raw)
     assert np.abs(unit.acts).max() <= 1.0 and np.abs(raw.acts).max() > 1.0
     np.testing.assert_allclose(from_unit_actions(unit.acts, gail.env.action_space), raw.acts, atol=1e-3)
+
+
+def test_mlp_regresses_offsets_from_the_referenced_observation_entries(tmp_path):
+    """PushT declares that its action targets the agent's position; an MLP told so learns
+    the (small) offset, standardised on data, and gives back absolute targets."""
+    import gymnasium as gym
+
+    import il_toolkit  # noqa: F401
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    env = gym.make("il_toolkit/PushT-v0", obs_type="state")
+    assert env.unwrapped.action_reference == (0, 1)
+    assert gym.make("il_toolkit/PushT-v0", obs_type="pixels").unwrapped.action_reference is None
+    assert gym.make("il_toolkit/AlohaTransferCube-v0").unwrapped.action_reference == tuple(range(14))
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(50, 450, (512, 5))
+    obs[:, 4] = rng.uniform(0, 2 * np.pi, 512)
+    actions = (obs[:, :2] + 10.0 * np.tanh(obs[:, 2:4] / 100 - 2.5)).astype(np.float32)  # within 10 px of the agent
+    policy = MLPPolicy(env.observation_space, env.action_space, hidden_sizes=[64], action_reference=(0, 1))
+    policy.fit_normalizer(obs, actions)
+    assert policy.model.act_scale.max() < 20  # offsets' spread, not the board's 256
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss, _ = policy.compute_loss(obs, actions)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    predicted, _ = policy.predict(obs)
+    assert np.abs(predicted - actions).mean() < 1.5  # pixels
+    restored = load(policy.save(tmp_path / "mlp"))
+    np.testing.assert_array_equal(restored.predict(obs)[0], predicted)
+    with pytest.raises(ValueError, match="one observation index per action dimension"):
+        MLPPolicy(env.observation_space, env.action_space, action_reference=(0,))

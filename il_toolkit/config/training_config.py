@@ -106,6 +106,9 @@ class ILConfig(_ConfigMixin):
     # "mlp" (the toolkit's MLPPolicy with normalisation), or "auto" (sb3 for discrete actions, else mlp)
     policy_type: str = "auto"
     policy_hidden_sizes: list[int] | None = None  # None: (64, 64) for sb3, (256, 256) for mlp
+    # mlp: regress actions as offsets from the observation entries the env says they target
+    # (PushT's agent position, ALOHA's joint positions: env.action_reference); False: absolute
+    relative_actions: bool = True
 
     # DAgger
     dagger_iterations: int = 10
@@ -164,6 +167,7 @@ class ILConfig(_ConfigMixin):
                 all(isinstance(h, int) and h > 0 for h in self.policy_hidden_sizes),
                 f"policy_hidden_sizes must be positive integers, got {self.policy_hidden_sizes!r}",
             )
+        _require(isinstance(self.relative_actions, bool), f"relative_actions must be true or false, got {self.relative_actions!r}")
         _positive_int("dagger_iterations", self.dagger_iterations)
         _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)
         _require(

@@ -5,6 +5,12 @@ order), angles (dimensions bounded by [0, 2π] or [-π, π]) encoded as sine and
 are regressed in [-1, 1] (scaled by the action space's bounds, or by data statistics where
 the bounds are infinite). Both normalisers are part of the saved state.
 
+With ``action_reference`` (one observation index per action dimension: where the action
+is a target for that entry, as PushT's target position for the agent's position or ALOHA's
+joint targets for its joint positions) the MLP regresses the offset ``action - obs[reference]``,
+standardised with training-data statistics; small corrections then stay precise instead of
+being a sliver of the whole board or joint range.
+
 Loss (``compute_loss``): cross-entropy for ``Discrete`` actions, mean squared error on
 normalised actions for ``Box`` actions.
 """
@@ -69,6 +75,7 @@ class MLPPolicy(BasePolicy):
         action_space: spaces.Space,
         hidden_sizes: Sequence[int] = (256, 256),
         activation: str = "relu",
+        action_reference: Sequence[int] | None = None,
     ) -> None:
         super().__init__(observation_space, action_space)
         if activation not in _ACTIVATIONS:
@@ -82,6 +89,7 @@ class MLPPolicy(BasePolicy):
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.activation = activation
         self._keys = _vector_keys(observation_space)
+        self.action_reference = self._check_reference(action_reference, out_dim)
         self.periodic_dims = periodic_dims(observation_space)
         in_dim = raw_obs_dim(observation_space) + len(self.periodic_dims)
         layers: list[nn.Module] = []
@@ -103,20 +111,43 @@ class MLPPolicy(BasePolicy):
             self.model.act_scale.copy_(torch.clamp((high - low) / 2, min=1e-6))
         self.model.eval()
 
+    def _check_reference(self, reference: Sequence[int] | None, action_dim: int) -> list[int] | None:
+        if reference is None:
+            return None
+        reference = [int(i) for i in reference]
+        n_obs = raw_obs_dim(self.observation_space)
+        if not isinstance(self.action_space, spaces.Box) or len(reference) != action_dim:
+            raise ValueError(f"action_reference needs one observation index per action dimension ({action_dim} for "
+                             f"{self.action_space}), got {reference}")
+        if any(not 0 <= i < n_obs for i in reference):
+            raise ValueError(f"action_reference {reference} indexes outside the {n_obs} observation entries")
+        return reference
+
     @property
     def discrete(self) -> bool:
         return isinstance(self.action_space, spaces.Discrete)
 
     # -- data ---------------------------------------------------------------------------
+    def raw_obs(self, observations: Any) -> np.ndarray:
+        """A batch of observations as (B, D) float64, flattened (dict entries in key order)."""
+        if self._keys is not None:
+            parts = [np.asarray(observations[k], dtype=np.float64).reshape(len(observations[k]), -1) for k in self._keys]
+            return np.concatenate(parts, axis=1)
+        obs = np.asarray(observations, dtype=np.float64)
+        return obs.reshape(obs.shape[0], -1)
+
+    def _action_offset(self, observations: Any) -> torch.Tensor:
+        """(B, Da): what the regressed actions are relative to (the referenced observation
+        entries), or zeros for absolute actions."""
+        if self.action_reference is None:
+            return torch.zeros(1)
+        return torch.as_tensor(self.raw_obs(observations)[:, self.action_reference], dtype=torch.float32)
+
     def flatten_obs(self, observations: Any) -> np.ndarray:
         """A batch of observations as (B, features) float32: flattened, with each periodic
         dimension replaced by its sine and followed by its cosine at the end."""
-        if self._keys is not None:
-            parts = [np.asarray(observations[k], dtype=np.float32).reshape(len(observations[k]), -1) for k in self._keys]
-            return np.concatenate(parts, axis=1)
-        obs = np.asarray(observations, dtype=np.float64)
-        obs = obs.reshape(obs.shape[0], -1)
-        if self.periodic_dims:
+        obs = self.raw_obs(observations)
+        if self._keys is None and self.periodic_dims:
             angles = obs[:, self.periodic_dims]
             obs = np.concatenate([obs, np.cos(angles)], axis=1)
             obs[:, self.periodic_dims] = np.sin(angles)
@@ -130,8 +161,9 @@ class MLPPolicy(BasePolicy):
         unbounded = not self.discrete and not (
             np.all(np.isfinite(self.action_space.low)) and np.all(np.isfinite(self.action_space.high))
         )
-        if actions is not None and unbounded:
+        if actions is not None and (unbounded or self.action_reference is not None):
             acts = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(actions), -1))
+            acts = acts - self._action_offset(observations)
             self.model.act_center.copy_(acts.mean(0))
             self.model.act_scale.copy_(acts.std(0).clamp(min=1e-6))
 
@@ -148,7 +180,7 @@ class MLPPolicy(BasePolicy):
             accuracy = (out.argmax(-1) == target).float().mean()
             return loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)}
         target = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(out), -1))
-        target = (target - self.model.act_center) / self.model.act_scale
+        target = (target - self._action_offset(observations) - self.model.act_center) / self.model.act_scale
         loss = nn.functional.mse_loss(out, target)
         return loss, {"loss": float(loss.detach())}
 
@@ -161,13 +193,14 @@ class MLPPolicy(BasePolicy):
             out = self._forward(observations)
         if self.discrete:
             return (out.argmax(-1) + int(self.action_space.start)).numpy().astype(np.int64)
-        actions = (out * self.model.act_scale + self.model.act_center).numpy()
+        actions = (out * self.model.act_scale + self.model.act_center + self._action_offset(observations)).numpy()
         actions = actions.reshape((len(actions),) + self.action_space.shape)
         return np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     # -- checkpoints --------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
-        return {"hidden_sizes": self.hidden_sizes, "activation": self.activation}
+        return {"hidden_sizes": self.hidden_sizes, "activation": self.activation,
+                "action_reference": self.action_reference}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.model.state_dict())
@@ -176,7 +209,8 @@ class MLPPolicy(BasePolicy):
     def from_checkpoint(cls, config, tensors: Mapping[str, torch.Tensor], observation_space, action_space) -> "MLPPolicy":
         from il_toolkit.policies.checkpoint import CheckpointError
 
-        policy = cls(observation_space, action_space, config["hidden_sizes"], config["activation"])
+        policy = cls(observation_space, action_space, config["hidden_sizes"], config["activation"],
+                     config.get("action_reference"))
         try:
             policy.model.load_state_dict(dict(tensors))
         except RuntimeError as exc:

@@ -43,7 +43,8 @@ MLP_HIDDEN_SIZES = [256, 256]
 def make_policy(env: gym.Env, config: ILConfig) -> Any:
     """The policy BC trains when none is given (``config.policy_type``): an SB3 actor-critic
     trained by imitation's BC ("sb3", the default for discrete actions) or the toolkit's
-    normalising :class:`MLPPolicy` ("mlp", the default for continuous actions)."""
+    normalising :class:`MLPPolicy` ("mlp", the default for continuous actions; with
+    ``relative_actions`` it regresses offsets from the env's ``action_reference`` entries)."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from il_toolkit.policies.mlp import MLPPolicy
@@ -56,7 +57,9 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
             env.observation_space, env.action_space, lr_schedule=lambda _: config.learning_rate,
             net_arch=list(config.policy_hidden_sizes or SB3_NET_ARCH),
         ))
-    return MLPPolicy(env.observation_space, env.action_space, hidden_sizes=config.policy_hidden_sizes or MLP_HIDDEN_SIZES)
+    reference = getattr(env.unwrapped, "action_reference", None) if config.relative_actions else None
+    return MLPPolicy(env.observation_space, env.action_space, hidden_sizes=config.policy_hidden_sizes or MLP_HIDDEN_SIZES,
+                     action_reference=reference)
 
 
 def _as_trainable(policy: Any) -> Any:
@@ -409,7 +412,8 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
 # -- command line ------------------------------------------------------------------------
 CLI_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
-    "num_expert_episodes", "demo_top_percentile", "policy_type", "seed", "eval_episodes", "output_dir",
+    "num_expert_episodes", "demo_top_percentile", "policy_type", "relative_actions", "seed", "eval_episodes",
+    "output_dir",
 )
 
 

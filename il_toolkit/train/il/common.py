@@ -131,6 +131,8 @@ _HELP = {
     "ppo_gamma": "discount factor",
     "eval_episodes": "evaluation episodes after training",
     "policy_type": "sb3: SB3 actor-critic via imitation's BC; mlp: toolkit MLPPolicy; auto: sb3 for discrete actions",
+    "relative_actions": "mlp: regress actions as offsets from the observation entries they target (PushT's agent "
+                        "position, ALOHA's joint positions)",
     "output_dir": "where the checkpoint, config, metrics and evaluation are written",
 }
 
@@ -158,6 +160,8 @@ def build_parser(prog: str, description: str, preset: ILConfig, field_names: Seq
             kwargs["choices"] = BETA_SCHEDULES
         if name == "policy_type":
             kwargs["choices"] = POLICY_TYPES
+        if str(types[name]) == "bool":
+            kwargs = {"action": argparse.BooleanOptionalAction, "default": default, "help": _HELP.get(name, name)}
         hyper.add_argument(f"--{name}", **kwargs)
     logging = parser.add_argument_group("logging")
     logging.set_defaults(use_wandb=preset.use_wandb)
