@@ -102,7 +102,7 @@ def main() -> None:
         met = met and summary["dagger"]["mean_pc_success"] > summary[f"bc-{large}"]["mean_pc_success"]
     print(f"target {setting['target']}: {'met' if met else 'MISSED'}; load average {os.getloadavg()[0]:.1f}")
     write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else ""), {
-        "settings": {**vars(args), **setting, **COMMON, "policy": "MLPPolicy 256x256"}, "rows": rows, "summary": summary,
+        "settings": {**vars(args), **setting, **COMMON, "policy": "MLPPolicy 256x256, actions as offsets from env.action_reference (ILConfig.relative_actions)"}, "rows": rows, "summary": summary,
         "target": setting["target"], "target_met": met, "load_average": os.getloadavg(),
     })
 

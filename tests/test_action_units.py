@@ -135,3 +135,27 @@ def test_mlp_regresses_offsets_from_the_referenced_observation_entries(tmp_path)
     np.testing.assert_array_equal(restored.predict(obs)[0], predicted)
     with pytest.raises(ValueError, match="one observation index per action dimension"):
         MLPPolicy(env.observation_space, env.action_space, action_reference=(0,))
+
+
+def test_bc_fine_tunes_a_unit_policy_on_demonstrations_in_its_units(tmp_path):
+    """GAIL -> BC chaining on PushT: an SB3 policy acting in [-1, 1] is trained on the
+    demonstrations mapped to [-1, 1] (trained on pixels it would sit clipped at a corner)."""
+    import gymnasium as gym
+
+    import il_toolkit  # noqa: F401
+    from il_toolkit.config.training_config import ILConfig
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    env = gym.make("il_toolkit/PushT-v0", obs_type="state")
+    start = SB3Policy(ActorCriticPolicy(env.observation_space, unit_action_space(env.action_space),
+                                        lr_schedule=lambda _: 0.0, net_arch=[32, 32]), action_space=env.action_space)
+    config = ILConfig.behavioral_cloning(bc_epochs=30, batch_size=64, learning_rate=3e-3, num_expert_episodes=3,
+                                         bc_validation_split=0.0, output_dir=str(tmp_path), use_wandb=False)
+    trainer = BehavioralCloning(env, config, policy=start, progress=False)
+    results = trainer.train(evaluate_policy=False)
+    demos = trainer.demonstrations(num_expert_episodes=3)
+    policy = load(results["policy_path"])
+    assert isinstance(policy, SB3Policy) and policy.rescales
+    obs = np.concatenate([d.obs[:-1] for d in demos])
+    acts = np.concatenate([d.acts for d in demos])
+    assert np.abs(policy.predict(obs)[0] - acts).mean() < 60  # pixels; clipped at a corner it is ~250

@@ -19,6 +19,7 @@ the lowest validation loss, the one evaluated), ``last/`` and ``eval.json``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +33,7 @@ from il_toolkit.config.training_config import ILConfig
 from il_toolkit.evaluation import evaluate_and_report
 from il_toolkit.policies import SB3Policy, as_policy, check_spaces
 from il_toolkit.policies.base import Policy
+from il_toolkit.policies.spaces import to_unit_actions
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
 from il_toolkit.train.logging import MetricLogger
@@ -334,9 +336,12 @@ class BehavioralCloning:
                 f"{len(train)} training transitions is fewer than batch_size {self.config.batch_size}: "
                 "collect more demonstrations or lower --batch_size"
             )
+        if self.policy.rescales:  # an SB3 policy that acts in [-1, 1] (from GAIL or PPO): demonstrations in its units
+            train, val = (None if t is None else dataclasses.replace(t, acts=to_unit_actions(t.acts, self.env.action_space))
+                          for t in (train, val))
         trainer = bc.BC(
             observation_space=self.env.observation_space,
-            action_space=self.env.action_space,
+            action_space=self.policy.policy.action_space,
             rng=self.rng,
             policy=self.policy.policy,
             demonstrations=train,

@@ -58,8 +58,8 @@ def unit_actor_critic(policy: Any, env_action_space: Any) -> Any:
     so the converted policy's action distribution, mapped back, is the original's."""
     inner = sb3_actor_critic(policy)
     unit = unit_action_space(env_action_space)
-    if unit is None or is_unit_twin(inner.action_space, env_action_space):
-        return inner
+    if unit is None or is_unit_twin(inner.action_space, env_action_space) or inner.action_space.shape != unit.shape:
+        return inner  # nothing to convert, or another env's policy (build_ppo's space check names it)
     if getattr(inner, "use_sde", False) or not hasattr(inner, "log_std"):
         raise TypeError(
             f"cannot move {type(inner).__name__} (gSDE or non-Gaussian actions) from env units to [-1, 1]: start from "
