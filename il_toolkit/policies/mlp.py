@@ -162,7 +162,7 @@ class MLPPolicy(BasePolicy):
             np.all(np.isfinite(self.action_space.low)) and np.all(np.isfinite(self.action_space.high))
         )
         if actions is not None and (unbounded or self.action_reference is not None):
-            acts = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(actions), -1))
+            acts = torch.tensor(np.asarray(actions, dtype=np.float32).reshape(len(actions), -1))
             acts = acts - self._action_offset(observations)
             self.model.act_center.copy_(acts.mean(0))
             self.model.act_scale.copy_(acts.std(0).clamp(min=1e-6))
