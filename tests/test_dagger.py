@@ -126,3 +126,22 @@ def test_a_crash_after_a_rounds_data_is_written_leaves_a_consistent_aggregate(tm
     assert aggregate.total_episodes == results["n_episodes"] == 6
     state = json.loads((tmp_path / "dagger" / "state.json").read_text())
     assert state["episodes"] == 6 and state["completed_rounds"] == 3
+
+
+def test_mlp_normaliser_is_refit_on_each_rounds_aggregate(tmp_path, monkeypatch):
+    """Later rounds add learner-visited states with the expert's recovery labels; the MLP's
+    statistics follow the whole aggregate instead of staying at round 1's expert-only data."""
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    sizes = []
+    original = MLPPolicy.fit_normalizer
+
+    def counting(self, observations, actions=None):
+        sizes.append(len(actions))
+        return original(self, observations, actions)
+
+    monkeypatch.setattr(MLPPolicy, "fit_normalizer", counting)
+    config = _config(tmp_path, dagger_iterations=2, bc_epochs=1, policy_type="mlp", bc_validation_split=0.0)
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
+    DAgger(env, None, config, progress=False).train()
+    assert len(sizes) == 2 and sizes[1] > sizes[0]

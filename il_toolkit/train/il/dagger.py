@@ -173,6 +173,7 @@ class DAgger:
                 trajectories += new
                 self._append(new)
                 train_demos, val_demos = common.split_episodes(trajectories, self.config.bc_validation_split, self.bc.rng)
+                self.bc._normalizer_fitted = False  # refit on the aggregate, learner-visited states included
                 history = self.bc.fit(train_demos, val_demos, logger, step_offset=iteration * self.config.bc_epochs)
                 round_eval = self._round_eval(iteration)
                 stats.update({"round": iteration + 1, "n_samples": history["n_train"] + history["n_val"],
