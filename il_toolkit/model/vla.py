@@ -220,26 +220,30 @@ class VLANetwork(nn.Module):
             if self.training and self.config.image_shift:
                 images = random_shift(images.float() if images.dtype != torch.uint8 else images, self.config.image_shift)
             tokens.append(self.vision_proj(self.vision(camera, images)) + self.camera_embed[i])
-        texts = batch.get("task")
+        state = None
         if self.state_proj is not None:
             state = self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float().to(device)
             state = self.normalizer.normalize_state(state)
+        texts = self._instructions(batch.get("task"), tokens[0].shape[0] if tokens else state.shape[0])
+        if state is not None:
             if self.config.task_slots:
-                state = state * self._owned_state(texts, state.shape[0]).to(device)
+                state = state * self._owned_state(texts).to(device)
             tokens.append(self.state_proj(state)[:, None, :])
-        prefix = torch.cat(tokens, dim=1)
-        batch_size = prefix.shape[0]
+        return self.memory_proj(self._read(texts, torch.cat(tokens, dim=1)))
+
+    @staticmethod
+    def _instructions(texts: Any, batch_size: int) -> list[str]:
+        """``batch["task"]`` as one instruction per sample (a single string or None: for all)."""
         if texts is None or isinstance(texts, str):
-            texts = [texts or ""] * batch_size
+            return [texts or ""] * batch_size
         if len(texts) != batch_size:
             raise BatchError(f"batch['task'] has {len(texts)} instructions for {batch_size} samples")
-        return self.memory_proj(self._read(list(texts), prefix))
+        return list(texts)
 
-    def _owned_state(self, texts: Any, batch_size: int) -> torch.Tensor:
+    def _owned_state(self, texts: list[str]) -> torch.Tensor:
         """``(B, Ds)`` 1 where the sample's task owns the state dimension; an instruction with no
         slots (one the model never saw) keeps every dimension."""
-        texts = [texts or ""] * batch_size if texts is None or isinstance(texts, str) else list(texts)
-        mask = torch.ones(batch_size, self.config.state_dim)
+        mask = torch.ones(len(texts), self.config.state_dim)
         for row, text in enumerate(texts):
             slots = self.config.task_slots.get(text)
             if slots is not None:

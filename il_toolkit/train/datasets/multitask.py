@@ -11,7 +11,7 @@ A task's samples hold zeros in the other tasks' slots and carry ``action_dim_is_
 so that the loss ignores those dimensions; :func:`dataset_statistics` reports them as NaN
 so that normalisation statistics come from the owning task only. ``task_slots`` records the
 layout, ``{instruction: {"state": [start, stop], "action": [start, stop]}}``; the VLA stores
-it and :class:`~il_toolkit.model.vla.VLATaskPolicy` uses it to act in one task's env.
+it and :meth:`~il_toolkit.model.vla.VLAModel.for_task` uses it to act in one task's env.
 Cameras are shared: every task must have the same camera names and image sizes.
 """
 
@@ -21,10 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from il_toolkit.model.spec import STATE_KEY
 from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset
 from il_toolkit.train.datasets.minari_io import DatasetError
-
-STATE_KEY = "observation.state"
 
 
 def _dim(episode: dict[str, Any], key: str) -> int:
@@ -32,6 +31,13 @@ def _dim(episode: dict[str, Any], key: str) -> int:
         return int(episode["actions"].shape[-1])
     frames = episode["frames"]
     return int(frames[key].shape[-1]) if key in frames else 0
+
+
+def _outside(size: int, start: int, stop: int) -> np.ndarray:
+    """``(size,)`` bool, True everywhere but ``[start, stop)``: the dimensions a task does not own."""
+    mask = np.ones(size, bool)
+    mask[start:stop] = False
+    return mask
 
 
 def _check_compatible(datasets: Sequence[ChunkedEpisodeDataset]) -> None:
@@ -77,13 +83,11 @@ class MultiTaskDataset(ChunkedEpisodeDataset):
             self.task_slots[d.instruction] = {"state": [state_at, state_at + ds], "action": [action_at, action_at + da]}
             state_at, action_at = state_at + ds, action_at + da
         self.state_dim, self.action_dim = state_at, action_at
-        self.episodes = [self._place(episode, d.instruction, i)
-                         for d in datasets for i, episode in enumerate(d.episodes)]
-        for number, episode in enumerate(self.episodes):
-            episode["id"] = number
+        placed = (self._place(episode, d.instruction) for d in datasets for episode in d.episodes)
+        self.episodes = [{"id": number, **episode} for number, episode in enumerate(placed)]
         self.index = [(e, t) for e, episode in enumerate(self.episodes) for t in range(len(episode["actions"]))]
 
-    def _place(self, episode: dict[str, Any], task: str, number: int) -> dict[str, Any]:
+    def _place(self, episode: dict[str, Any], task: str) -> dict[str, Any]:
         slots = self.task_slots[task]
         s0, s1 = slots["state"]
         a0, a1 = slots["action"]
@@ -96,15 +100,8 @@ class MultiTaskDataset(ChunkedEpisodeDataset):
             if STATE_KEY in frames:
                 state[:, s0:s1] = frames[STATE_KEY]
             frames[STATE_KEY] = state
-        dim_pad = np.ones(self.action_dim, bool)
-        dim_pad[a0:a1] = False
-        return {"id": number, "frames": frames, "actions": actions, "task": task, "action_dim_is_pad": dim_pad,
-                "state_dim_is_pad": self._state_pad(s0, s1)}
-
-    def _state_pad(self, s0: int, s1: int) -> np.ndarray:
-        pad = np.ones(self.state_dim, bool)
-        pad[s0:s1] = False
-        return pad
+        return {"frames": frames, "actions": actions, "task": task,
+                "action_dim_is_pad": _outside(self.action_dim, a0, a1), "state_dim_is_pad": _outside(self.state_dim, s0, s1)}
 
     def tasks(self) -> list[str]:
         return list(self.task_slots)
