@@ -21,7 +21,7 @@ import numpy as np
 
 from _results import RESULTS_DIR, write_results
 
-COMMON = dict(batch_size=256, learning_rate=1e-3, weight_decay=1e-4, policy_type="mlp", use_wandb=False)
+COMMON = dict(policy_type="mlp", use_wandb=False)
 SETTINGS = {
     # env id, demo budgets, eval episodes, DAgger rounds x episodes (about the larger budget's labels), target
     "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8,
@@ -31,23 +31,24 @@ SETTINGS = {
 }
 
 
-def run_bc(env_id: str, demos, n_demos: int, seed: int, epochs: int, eval_episodes: int, out: Path) -> dict:
+def run_bc(env_id: str, demos, n_demos: int, seed: int, epochs: int, eval_episodes: int, out: Path, learner: dict) -> dict:
     from il_toolkit import BehavioralCloning, ILConfig
 
     config = ILConfig.behavioral_cloning(seed=seed, bc_epochs=epochs, eval_episodes=eval_episodes,
-                                         output_dir=str(out / f"bc{n_demos}-s{seed}"), **COMMON)
+                                         output_dir=str(out / f"bc{n_demos}-s{seed}"), **COMMON, **learner)
     results = BehavioralCloning(env_id, config, progress=False).train(trajectories=demos[:n_demos])
     labels = int(sum(len(t.acts) for t in demos[:n_demos]))
     return {"method": f"bc-{n_demos}", "seed": seed, "expert_labels": labels, "train_seconds": results["train_seconds"],
             **{k: results["eval"][k] for k in ("pc_success", "avg_max_reward", "mean_return")}}
 
 
-def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, eval_episodes: int, out: Path) -> dict:
+def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, eval_episodes: int, out: Path,
+               learner: dict) -> dict:
     from il_toolkit import ILConfig
     from il_toolkit.train.il.dagger import DAgger
 
     config = ILConfig.dagger(seed=seed, dagger_iterations=rounds, dagger_episodes_per_iter=episodes, bc_epochs=epochs,
-                             eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"), **COMMON)
+                             eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"), **COMMON, **learner)
     results = DAgger(env_id, None, config, progress=False).train()
     return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
             "train_seconds": results["train_seconds"], "rounds": results["rounds"],
@@ -60,9 +61,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--bc-epochs", type=int, default=100)
     parser.add_argument("--dagger-epochs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, help="DAgger rounds (default: per env, see SETTINGS)")
+    parser.add_argument("--episodes", type=int, help="DAgger episodes per round (default: per env)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="MLP hidden layer widths")
+    parser.add_argument("--activation", default="relu", help="MLP activation")
+    parser.add_argument("--lr-schedule", default="constant", help="constant, cosine or onecycle (each fit / DAgger round)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
     args = parser.parse_args()
     setting = dict(SETTINGS[args.env])
+    setting.update({k: v for k, v in (("rounds", args.rounds), ("episodes", args.episodes)) if v is not None})
+    learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
+                   learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay)
     if args.quick:
         args.seeds, args.bc_epochs, args.dagger_epochs = [0], 20, 10
         setting.update(eval_episodes=20, rounds=3)
@@ -81,12 +93,12 @@ def main() -> None:
         for seed in args.seeds:
             for n_demos in (small, large):
                 start = time.perf_counter()
-                rows.append(run_bc(env_id, demos, n_demos, seed, args.bc_epochs, setting["eval_episodes"], out))
+                rows.append(run_bc(env_id, demos, n_demos, seed, args.bc_epochs, setting["eval_episodes"], out, learner))
                 print(f"seed {seed} bc-{n_demos}: success {rows[-1]['pc_success']:.0f}%, avg max reward "
                       f"{rows[-1]['avg_max_reward']:.3f}, {rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
             start = time.perf_counter()
             rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], args.dagger_epochs,
-                                   setting["eval_episodes"], out))
+                                   setting["eval_episodes"], out, learner))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
     summary = {}
@@ -102,7 +114,8 @@ def main() -> None:
         met = met and summary["dagger"]["mean_pc_success"] > summary[f"bc-{large}"]["mean_pc_success"]
     print(f"target {setting['target']}: {'met' if met else 'MISSED'}; load average {os.getloadavg()[0]:.1f}")
     write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else ""), {
-        "settings": {**vars(args), **setting, **COMMON, "policy": "MLPPolicy 256x256, actions as offsets from env.action_reference (ILConfig.relative_actions)"}, "rows": rows, "summary": summary,
+        "settings": {**vars(args), **setting, **COMMON, **learner,
+                     "policy": "MLPPolicy, actions as offsets from env.action_reference (ILConfig.relative_actions)"}, "rows": rows, "summary": summary,
         "target": setting["target"], "target_met": met, "load_average": os.getloadavg(),
     })
 

@@ -127,3 +127,40 @@ def test_seed_warm_start_loop_with_train_epoch(tmp_path):
     assert losses[-1] < losses[0]
     gail = GAIL("CartPole-v1", ILConfig.gail(output_dir=str(tmp_path / "gail"), use_wandb=False), policy=trainer.policy)
     assert gail is not None
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_lr_schedules_span_the_whole_fit(schedule):
+    from il_toolkit.train.supervised import lr_scheduler
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = lr_scheduler(optimizer, schedule, total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    if schedule == "constant":
+        assert rates == [1e-3] * 100
+    elif schedule == "cosine":
+        assert rates[0] == pytest.approx(1e-3) and rates[-1] < 1e-5 and all(a >= b for a, b in zip(rates, rates[1:]))
+    else:  # warm-up to the peak at 30%, then decay
+        peak = int(np.argmax(rates))
+        assert rates[0] < 1e-4 and 25 <= peak <= 35 and rates[peak] == pytest.approx(1e-3, rel=1e-2) and rates[-1] < 1e-5
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        lr_scheduler(optimizer, "step", 10)
+
+
+def test_mlp_shape_activation_and_schedule_reach_the_policy_and_checkpoint(tmp_path, cartpole_demos):
+    config = _config(tmp_path, policy_type="mlp", policy_hidden_sizes=[32, 32, 32], policy_activation="gelu",
+                     lr_schedule="onecycle", bc_epochs=3)
+    trainer = BehavioralCloning("CartPole-v1", config, progress=False)
+    results = trainer.train(trajectories=cartpole_demos, evaluate_policy=False)
+    restored = load(results["policy_path"])
+    assert restored.hidden_sizes == [32, 32, 32] and restored.activation == "gelu"
+    assert isinstance(restored.model[1], torch.nn.GELU)
+
+
+def test_sb3_policies_refuse_mlp_only_options(tmp_path):
+    with pytest.raises(ValueError, match="policy_type='mlp'"):
+        BehavioralCloning("CartPole-v1", _config(tmp_path, policy_type="sb3", lr_schedule="cosine"), progress=False)

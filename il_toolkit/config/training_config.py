@@ -23,6 +23,8 @@ from il_toolkit.config.dataclass_fields import from_known_fields
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 POLICY_TYPES = ("auto", "sb3", "mlp")
+LR_SCHEDULES = ("constant", "cosine", "onecycle")  # il_toolkit.train.supervised.lr_scheduler
+ACTIVATIONS = ("relu", "tanh", "gelu", "silu")  # MLPPolicy's
 MAX_SEED = 100
 
 
@@ -95,6 +97,9 @@ class ILConfig(_ConfigMixin):
     learning_rate: float = 1e-4
     batch_size: int = 64
     weight_decay: float = 0.01
+    # mlp policies: the learning rate over each fit (each DAgger round): constant, cosine
+    # (decay to 0) or onecycle (warm-up then cosine decay)
+    lr_schedule: str = "constant"
     seed: int = 0
     device: str = "cpu"
 
@@ -106,6 +111,7 @@ class ILConfig(_ConfigMixin):
     # "mlp" (the toolkit's MLPPolicy with normalisation), or "auto" (sb3 for discrete actions, else mlp)
     policy_type: str = "auto"
     policy_hidden_sizes: list[int] | None = None  # None: (64, 64) for sb3, (256, 256) for mlp
+    policy_activation: str = "relu"  # mlp: relu, tanh, gelu or silu
     # mlp: regress actions as offsets from the observation entries the env says they target
     # (PushT's agent position, ALOHA's joint positions: env.action_reference); False: absolute
     relative_actions: bool = True
@@ -150,6 +156,8 @@ class ILConfig(_ConfigMixin):
         _positive("learning_rate", self.learning_rate)
         _positive_int("batch_size", self.batch_size)
         _non_negative("weight_decay", self.weight_decay)
+        _require(self.lr_schedule in LR_SCHEDULES,
+                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
         _require(
             isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < MAX_SEED,
             f"seed must be an integer in [0, {MAX_SEED}), got {self.seed!r} (seed s demonstrates from reset seeds "
@@ -167,6 +175,8 @@ class ILConfig(_ConfigMixin):
                 all(isinstance(h, int) and h > 0 for h in self.policy_hidden_sizes),
                 f"policy_hidden_sizes must be positive integers, got {self.policy_hidden_sizes!r}",
             )
+        _require(self.policy_activation in ACTIVATIONS,
+                 f"policy_activation must be one of {', '.join(ACTIVATIONS)}; got {self.policy_activation!r}")
         _require(isinstance(self.relative_actions, bool), f"relative_actions must be true or false, got {self.relative_actions!r}")
         _positive_int("dagger_iterations", self.dagger_iterations)
         _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)

@@ -26,7 +26,9 @@ from torch import nn
 
 from il_toolkit.policies.base import BasePolicy
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+from il_toolkit.config.training_config import ACTIVATIONS
+
+_ACTIVATIONS = dict(zip(ACTIVATIONS, (nn.ReLU, nn.Tanh, nn.GELU, nn.SiLU)))
 
 
 def _vector_keys(space: spaces.Space) -> list[str] | None:

@@ -10,8 +10,27 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+import math
+
 import numpy as np
 import torch
+
+from il_toolkit.config.training_config import LR_SCHEDULES
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step learning-rate schedule over ``total_steps`` optimizer steps, relative to the
+    optimizer's learning rate: "constant"; "cosine" (decay to 0); "onecycle" (warm up over the
+    first 30% from 1/25 of it, then cosine to ~0, as ``torch.optim.lr_scheduler.OneCycleLR``)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {schedule!r}")
+    total = max(1, total_steps)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total + 1)
 
 
 @dataclass
@@ -72,9 +91,11 @@ def fit(
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
     desc: str = "train",
+    lr_schedule: str = "constant",
 ) -> FitHistory:
-    """Minibatch AdamW on ``train`` = (observations, actions) for ``epochs`` epochs; keeps the
-    state with the lowest validation loss (training loss when there is no validation split)."""
+    """Minibatch AdamW on ``train`` = (observations, actions) for ``epochs`` epochs, the learning
+    rate following ``lr_schedule`` (:func:`lr_scheduler`) over the whole fit; keeps the state
+    with the lowest validation loss (training loss when there is no validation split)."""
     from tqdm.auto import tqdm
 
     observations, actions = train
@@ -82,6 +103,7 @@ def fit(
     if n < batch_size:
         batch_size = n
     optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    scheduler = lr_scheduler(optimizer, lr_schedule, epochs * (n // batch_size))
     history = FitHistory(best_state=copy.deepcopy(policy.model.state_dict()))
     for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False):
         policy.model.train()
@@ -92,6 +114,7 @@ def fit(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            scheduler.step()
         metrics = {f"train/{k}": v for k, v in evaluate_loss(policy, observations, actions).items()}
         if val is not None:
             metrics.update({f"val/{k}": v for k, v in evaluate_loss(policy, *val).items()})

@@ -55,13 +55,16 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
     if kind == "auto":
         kind = "sb3" if isinstance(env.action_space, gym.spaces.Discrete) else "mlp"
     if kind == "sb3":
+        if config.lr_schedule != "constant" or config.policy_activation != "relu":
+            raise ValueError("lr_schedule and policy_activation apply to the toolkit's MLP policy; imitation's BC trains "
+                             "SB3 policies at a constant learning rate: set policy_type='mlp' or drop them")
         return SB3Policy(ActorCriticPolicy(
             env.observation_space, env.action_space, lr_schedule=lambda _: config.learning_rate,
             net_arch=list(config.policy_hidden_sizes or SB3_NET_ARCH),
         ))
     reference = getattr(env.unwrapped, "action_reference", None) if config.relative_actions else None
     return MLPPolicy(env.observation_space, env.action_space, hidden_sizes=config.policy_hidden_sizes or MLP_HIDDEN_SIZES,
-                     action_reference=reference)
+                     activation=config.policy_activation, action_reference=reference)
 
 
 def _as_trainable(policy: Any) -> Any:
@@ -322,7 +325,7 @@ class BehavioralCloning:
             self.policy, train_arrays, arrays(val) if val is not None else None,
             epochs=epochs, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
             weight_decay=self.config.weight_decay, rng=self.rng, on_epoch_end=on_epoch_end,
-            progress=self.progress, desc="bc",
+            progress=self.progress, desc="bc", lr_schedule=self.config.lr_schedule,
         )
         return {"best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
                 "final_train_loss": history.final_train_loss, "best_state": history.best_state}
@@ -417,8 +420,8 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
 # -- command line ------------------------------------------------------------------------
 CLI_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
-    "num_expert_episodes", "demo_top_percentile", "policy_type", "relative_actions", "seed", "eval_episodes",
-    "output_dir",
+    "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
+    "relative_actions", "lr_schedule", "seed", "eval_episodes", "output_dir",
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from il_toolkit.config.training_config import BETA_SCHEDULES, POLICY_TYPES, ILConfig
+from il_toolkit.config.training_config import ACTIVATIONS, BETA_SCHEDULES, LR_SCHEDULES, POLICY_TYPES, ILConfig
 from il_toolkit.envs import make_env
 
 
@@ -133,8 +133,16 @@ _HELP = {
     "policy_type": "sb3: SB3 actor-critic via imitation's BC; mlp: toolkit MLPPolicy; auto: sb3 for discrete actions",
     "relative_actions": "mlp: regress actions as offsets from the observation entries they target (PushT's agent "
                         "position, ALOHA's joint positions)",
+    "policy_hidden_sizes": "mlp/sb3: hidden layer widths, e.g. 512 512 512 (default 256 256 for mlp, 64 64 for sb3)",
+    "policy_activation": "mlp: hidden-layer activation",
+    "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "
+                   "then cosine decay)",
     "output_dir": "where the checkpoint, config, metrics and evaluation are written",
 }
+
+
+CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "policy_type": POLICY_TYPES, "lr_schedule": LR_SCHEDULES,
+           "policy_activation": ACTIVATIONS}
 
 
 def build_parser(prog: str, description: str, preset: ILConfig, field_names: Sequence[str]) -> argparse.ArgumentParser:
@@ -156,10 +164,10 @@ def build_parser(prog: str, description: str, preset: ILConfig, field_names: Seq
         default = getattr(preset, name)
         kind = {"int": int, "float": float, "str": str, "float | None": float}.get(str(types[name]), str)
         kwargs: dict[str, Any] = {"type": kind, "default": default, "help": _HELP.get(name, name)}
-        if name == "dagger_beta_schedule":
-            kwargs["choices"] = BETA_SCHEDULES
-        if name == "policy_type":
-            kwargs["choices"] = POLICY_TYPES
+        if name in CHOICES:
+            kwargs["choices"] = CHOICES[name]
+        if name == "policy_hidden_sizes":
+            kwargs.update(type=int, nargs="+")
         if str(types[name]) == "bool":
             kwargs = {"action": argparse.BooleanOptionalAction, "default": default, "help": _HELP.get(name, name)}
         hyper.add_argument(f"--{name}", **kwargs)
