@@ -43,13 +43,14 @@ def run_bc(env_id: str, demos, n_demos: int, seed: int, epochs: int, eval_episod
 
 
 def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, eval_episodes: int, out: Path,
-               learner: dict) -> dict:
+               learner: dict, initial_dataset: str | None = None, beta_schedule: str = "linear") -> dict:
     from il_toolkit import ILConfig
     from il_toolkit.train.il.dagger import DAgger
 
     config = ILConfig.dagger(seed=seed, dagger_iterations=rounds, dagger_episodes_per_iter=episodes, bc_epochs=epochs,
-                             eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"), **COMMON, **learner)
-    results = DAgger(env_id, None, config, progress=False).train()
+                             eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"),
+                             dagger_beta_schedule=beta_schedule, **COMMON, **learner)
+    results = DAgger(env_id, None, config, progress=False).train(initial_dataset=initial_dataset)
     return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
             "train_seconds": results["train_seconds"], "rounds": results["rounds"],
             **{k: results["eval"][k] for k in ("pc_success", "avg_max_reward", "mean_return")}}
@@ -69,6 +70,11 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--beta-schedule", default="linear", help="DAgger's beta schedule (constant, linear, exponential)")
+    parser.add_argument("--dagger-d0", action="store_true",
+                        help="DAgger starts from the larger demonstration set as its initial dataset D0 (its labels count)")
+    parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
+    parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
     args = parser.parse_args()
     setting = dict(SETTINGS[args.env])
@@ -91,29 +97,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         for seed in args.seeds:
-            for n_demos in (small, large):
+            for n_demos in (small, large) if "bc" in args.methods else ():
                 start = time.perf_counter()
                 rows.append(run_bc(env_id, demos, n_demos, seed, args.bc_epochs, setting["eval_episodes"], out, learner))
                 print(f"seed {seed} bc-{n_demos}: success {rows[-1]['pc_success']:.0f}%, avg max reward "
                       f"{rows[-1]['avg_max_reward']:.3f}, {rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
+            if "dagger" not in args.methods:
+                continue
             start = time.perf_counter()
             rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], args.dagger_epochs,
-                                   setting["eval_episodes"], out, learner))
+                                   setting["eval_episodes"], out, learner, dataset if args.dagger_d0 else None,
+                                   args.beta_schedule))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
     summary = {}
     for method in (f"bc-{small}", f"bc-{large}", "dagger"):
         chosen = [r for r in rows if r["method"] == method]
+        if not chosen:
+            continue
         summary[method] = {"mean_pc_success": float(np.mean([r["pc_success"] for r in chosen])),
                            "mean_avg_max_reward": float(np.mean([r["avg_max_reward"] for r in chosen])),
                            "mean_expert_labels": float(np.mean([r["expert_labels"] for r in chosen]))}
         print(f"{method}: success {summary[method]['mean_pc_success']:.1f}% (mean over seeds), "
               f"avg max reward {summary[method]['mean_avg_max_reward']:.3f}, labels {summary[method]['mean_expert_labels']:.0f}")
-    met = summary["dagger"]["mean_pc_success"] >= 80
-    if args.env == "pusht":
+    met = "dagger" in summary and summary["dagger"]["mean_pc_success"] >= 80
+    if args.env == "pusht" and met and f"bc-{large}" in summary:
         met = met and summary["dagger"]["mean_pc_success"] > summary[f"bc-{large}"]["mean_pc_success"]
     print(f"target {setting['target']}: {'met' if met else 'MISSED'}; load average {os.getloadavg()[0]:.1f}")
-    write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else ""), {
+    write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), {
         "settings": {**vars(args), **setting, **COMMON, **learner,
                      "policy": "MLPPolicy, actions as offsets from env.action_reference (ILConfig.relative_actions)"}, "rows": rows, "summary": summary,
         "target": setting["target"], "target_met": met, "load_average": os.getloadavg(),

@@ -14,6 +14,9 @@ Differences from ``gym_aloha/Aloha*-v0``:
 - ``info["is_success"]`` is a strict check of the current state (cube held by the left
   gripper alone and lifted; peg inside the socket), so the last step's value is the
   end-state verdict; ``info["stage"]`` is the package's 0-4 reward, which is also the reward;
+- an episode whose physics blows up (MuJoCo's "simulation is unstable": it then silently resets
+  the state, objects included) ends there, ``terminated`` with ``info["physics_diverged"]``
+  and no success, instead of going on from a state that is not the episode's;
 - ``render_quality="fast"`` (the default) renders without shadows, reflections and
   multisampling: ~15x cheaper in software GL (3 cameras at 96×128: ~20 ms instead of ~340 ms),
   with the same scene otherwise; ``"package"`` keeps gym-aloha's look;
@@ -180,6 +183,9 @@ class AlohaEnv(gym.Env):
         else:
             self.scene.apply_joint_action(action)
         self.scene.step()
+        if self.scene.diverged:
+            info = {"is_success": False, "stage": 0, "physics_diverged": True}
+            return self._observation(), 0.0, True, False, info
         info = self._info()
         terminated = bool(self.terminate_on_success and info["is_success"])
         return self._observation(), float(info["stage"]), terminated, False, info

@@ -91,6 +91,10 @@ class ArmIndex:
     gripper_body: int  # the ``gripper_link`` body (the end-effector frame)
 
 
+# MuJoCo resets mjData after any of these (a non-finite or huge position, velocity or acceleration)
+_BLOW_UP_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+
+
 class AlohaScene:
     """A task's model and data plus the queries every ALOHA component shares."""
 
@@ -185,6 +189,13 @@ class AlohaScene:
     def step(self) -> None:
         """Advance one control period (``CONTROL_DT`` seconds)."""
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the physics blew up since the last reset (a non-finite acceleration, which a
+        learner can provoke by squeezing an object between the grippers). MuJoCo then resets the
+        whole state to the model's defaults on its own (warnings BADQPOS, BADQVEL, BADQACC), so nothing after it belongs to the episode."""
+        return any(self.data.warning[w].number > 0 for w in _BLOW_UP_WARNINGS)
 
     # -- observations --------------------------------------------------------------------
     def agent_qpos(self) -> np.ndarray:

@@ -64,7 +64,11 @@ def test_state_shapes_and_horizon(env_id: str, state_dim: int, action_dim: int) 
     assert env.action_space.shape == (action_dim,)
     assert info == {"is_success": False, "stage": 0}
     steps, truncated = 0, False
-    hold = env.unwrapped.state_vector()[:14] if action_dim == 14 else env.action_space.sample()
+    if action_dim == 14:  # joint targets: where the joints are
+        hold = env.unwrapped.state_vector()[:14]
+    else:  # mocap poses: where the mocap bodies are (a random pose would blow up the physics at once)
+        data = env.unwrapped.scene.data
+        hold = np.concatenate([np.concatenate([data.mocap_pos[i], data.mocap_quat[i], [1.0]]) for i in range(2)])
     while not truncated:
         obs, reward, terminated, truncated, info = env.step(hold)
         assert not terminated
@@ -237,3 +241,17 @@ def test_insertion_expert_inserts_strictly() -> None:
     info = _rollout(env, expert, seed=0)
     assert info["is_success"], (env.unwrapped.scene.insertion_depth(), info)
     env.close()
+
+
+def test_blown_up_physics_ends_the_episode_without_success() -> None:
+    """MuJoCo resets the whole state when the physics diverges; the episode must end there."""
+    env = gym.make("il_toolkit/AlohaTransferCube-v0")
+    env.reset(seed=0)
+    scene = env.unwrapped.scene
+    _, _, terminated, _, info = env.step(env.action_space.sample())
+    assert not terminated and "physics_diverged" not in info
+    scene.data.qvel[:] = 1e160  # what a crushing grip amounts to: accelerations that are not finite
+    _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert terminated and not truncated and info["physics_diverged"] and not info["is_success"] and reward == 0.0
+    env.reset(seed=0)
+    assert not scene.diverged
