@@ -145,3 +145,26 @@ def test_mlp_normaliser_is_refit_on_each_rounds_aggregate(tmp_path, monkeypatch)
     env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
     DAgger(env, None, config, progress=False).train()
     assert len(sizes) == 2 and sizes[1] > sizes[0]
+
+
+def test_best_round_prefers_success_then_return_then_the_later_round():
+    rounds = [{"pc_success": 10.0, "mean_reward": 1.0}, {"pc_success": 70.0, "mean_reward": 2.0},
+              {"pc_success": 0.0, "mean_reward": 9.0}, {"pc_success": 70.0, "mean_reward": 1.0}]
+    assert DAgger.best_round(rounds) == 2
+    assert DAgger.best_round([{"pc_success": 0.0, "mean_reward": 5.0}, {"pc_success": 0.0, "mean_reward": 5.0}]) == 2
+
+
+def test_the_run_keeps_the_round_that_did_best_in_its_own_rollouts(tmp_path, monkeypatch):
+    """A learner can get worse in a later round; best/ is the best round's policy, last/ the last."""
+    from il_toolkit.policies import load
+
+    scripted = iter([{"mean_return": 100.0, "pc_success": 20.0}, {"mean_return": 500.0, "pc_success": 90.0},
+                     {"mean_return": 30.0, "pc_success": 0.0}])
+    monkeypatch.setattr(DAgger, "_round_eval", lambda self, iteration: next(scripted))
+    results = DAgger("CartPole-v1", None, _config(tmp_path, policy_type="mlp", eval_episodes=2), progress=False).train()
+    assert results["best_round"] == 2
+    obs = np.random.default_rng(0).normal(size=(64, 4)) * [1.0, 1.0, 0.1, 1.0]
+    best, second, last = (load(p) for p in (results["policy_path"], tmp_path / "dagger" / "rounds" / "002",
+                                            results["last_policy_path"]))
+    np.testing.assert_array_equal(best.predict(obs)[0], second.predict(obs)[0])
+    assert (best.model[0].weight != last.model[0].weight).any()

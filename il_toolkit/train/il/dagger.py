@@ -19,8 +19,10 @@ Command line::
 
 Everything a run learns lands in ``output_dir`` as it goes: each round's labelled episodes
 are appended to a Minari dataset at ``output_dir/dataset/data`` (open it with
-``minari.MinariDataset(path)``), each round's policy is saved under ``rounds/NNN``, and
-``state.json`` records the finished rounds last. Rerunning the same command after a crash
+``minari.MinariDataset(path)``), each round's policy is saved under ``rounds/NNN`` and judged
+by 20 rollouts of its own (``round_eval``), and ``state.json`` records the finished rounds
+last. At the end ``best/`` holds the round policy that did best in those rollouts (see
+:meth:`DAgger.best_round`) and ``last/`` the final round's; the final evaluation is of ``best/``. Rerunning the same command after a crash
 or Ctrl-C resumes after the last finished round; a round that was cut short is redone.
 """
 
@@ -47,6 +49,7 @@ from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
 from il_toolkit.train.logging import MetricLogger
 
 STATE_FILE = "state.json"
+ROUND_EVAL_EPISODES = 20  # rollouts judging each round's policy (at most eval_episodes)
 DATASET_DIR = Path("dataset") / "data"
 
 
@@ -184,9 +187,15 @@ class DAgger:
         finally:
             logger.close()
         train_seconds = time.perf_counter() - start
+        last = self.bc.policy.save(self.output_dir / "last")
+        best_round = self.best_round(state["rounds"])
+        if best_round != state["completed_rounds"]:
+            self.bc.policy = load(self.output_dir / "rounds" / f"{best_round:03d}")
         best = self.bc.policy.save(self.output_dir / "best")
         results: dict[str, Any] = {
             "policy_path": str(best),
+            "best_round": best_round,
+            "last_policy_path": str(last),
             "dataset_path": str(self.output_dir / DATASET_DIR),
             "rounds": state["rounds"],
             "n_episodes": len(trajectories),
@@ -196,10 +205,19 @@ class DAgger:
         results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
         return results
 
+    @staticmethod
+    def best_round(rounds: Sequence[dict[str, Any]]) -> int:
+        """The round (1-based) whose policy did best in its own evaluation rollouts (success, then
+        return; the later round on a tie). Learners can swing between rounds (a policy that
+        succeeds 70% of the time can be followed by one that succeeds 0%); these rollouts start
+        from seeds of their own, apart from the final evaluation's, like a validation split."""
+        keys = [(r.get("pc_success", 0.0), r.get("mean_reward", 0.0), i + 1) for i, r in enumerate(rounds)]
+        return max(keys)[2]
+
     def _round_eval(self, iteration: int) -> dict[str, float]:
         from il_toolkit.evaluation import evaluate
 
-        n = min(self.config.eval_episodes, 10)
+        n = min(self.config.eval_episodes, ROUND_EVAL_EPISODES)
         return evaluate(self.bc.policy, self.env, n_episodes=n, seed=2_000_000 + 100 * iteration).aggregates
 
     # -- persistence --------------------------------------------------------------------
