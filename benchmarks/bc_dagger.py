@@ -24,10 +24,10 @@ from _results import RESULTS_DIR, write_results
 COMMON = dict(policy_type="mlp", use_wandb=False)
 SETTINGS = {
     # env id, demo budgets, eval episodes, DAgger rounds x episodes (about the larger budget's labels), target
-    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8,
+    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8, dagger_epochs=30,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
-    "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=5, episodes=10,
-                           target="DAgger >= 80% success"),
+    "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=10,
+                           dagger_epochs=50, dagger_d0=True, target="DAgger >= 80% success"),
 }
 
 
@@ -61,29 +61,32 @@ def main() -> None:
     parser.add_argument("--env", choices=sorted(SETTINGS), default="pusht")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--bc-epochs", type=int, default=100)
-    parser.add_argument("--dagger-epochs", type=int, default=30)
+    parser.add_argument("--dagger-epochs", type=int, help="BC epochs per DAgger round (default: per env)")
     parser.add_argument("--rounds", type=int, help="DAgger rounds (default: per env, see SETTINGS)")
     parser.add_argument("--episodes", type=int, help="DAgger episodes per round (default: per env)")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="MLP hidden layer widths")
-    parser.add_argument("--activation", default="relu", help="MLP activation")
-    parser.add_argument("--lr-schedule", default="constant", help="constant, cosine or onecycle (each fit / DAgger round)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512, 512], help="MLP hidden layer widths")
+    parser.add_argument("--activation", default="gelu", help="MLP activation")
+    parser.add_argument("--lr-schedule", default="onecycle", help="constant, cosine or onecycle (each fit / DAgger round)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--beta-schedule", default="linear", help="DAgger's beta schedule (constant, linear, exponential)")
-    parser.add_argument("--dagger-d0", action="store_true",
-                        help="DAgger starts from the larger demonstration set as its initial dataset D0 (its labels count)")
+    parser.add_argument("--dagger-d0", action=argparse.BooleanOptionalAction, default=None,
+                        help="DAgger starts from the larger demonstration set as its initial dataset D0, its labels "
+                             "counted (default: on for aloha_transfer, off for pusht)")
     parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
     parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
     args = parser.parse_args()
     setting = dict(SETTINGS[args.env])
-    setting.update({k: v for k, v in (("rounds", args.rounds), ("episodes", args.episodes)) if v is not None})
+    chosen = (("rounds", args.rounds), ("episodes", args.episodes), ("dagger_d0", args.dagger_d0),
+              ("dagger_epochs", args.dagger_epochs))
+    setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay)
     if args.quick:
-        args.seeds, args.bc_epochs, args.dagger_epochs = [0], 20, 10
-        setting.update(eval_episodes=20, rounds=3)
+        args.seeds, args.bc_epochs = [0], 20
+        setting.update(eval_episodes=20, rounds=3, dagger_epochs=10)
     env_id, (small, large) = setting["env_id"], setting["demos"]
     dataset = f"bench/{args.env}-expert-{large}-v0"
 
@@ -105,8 +108,8 @@ def main() -> None:
             if "dagger" not in args.methods:
                 continue
             start = time.perf_counter()
-            rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], args.dagger_epochs,
-                                   setting["eval_episodes"], out, learner, dataset if args.dagger_d0 else None,
+            rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], setting["dagger_epochs"],
+                                   setting["eval_episodes"], out, learner, dataset if setting.get("dagger_d0") else None,
                                    args.beta_schedule))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
