@@ -192,9 +192,11 @@ class AlohaScene:
 
     @property
     def diverged(self) -> bool:
-        """Whether the physics blew up since the last reset (a non-finite acceleration, which a
-        learner can provoke by squeezing an object between the grippers). MuJoCo then resets the
-        whole state to the model's defaults on its own (warnings BADQPOS, BADQVEL, BADQACC), so nothing after it belongs to the episode."""
+        """Whether the physics blew up since the last reset (a non-finite or huge position,
+        velocity or acceleration, which a learner's joint targets can provoke; seen on transfer
+        cube while a grasped cube was carried). MuJoCo then resets the whole state to the model's
+        defaults on its own (warnings BADQPOS, BADQVEL, BADQACC), so nothing after it belongs to
+        the episode."""
         return any(self.data.warning[w].number > 0 for w in _BLOW_UP_WARNINGS)
 
     # -- observations --------------------------------------------------------------------

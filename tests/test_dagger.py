@@ -74,6 +74,20 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=2), progress=False).train()
 
 
+def test_a_run_written_before_a_setting_joined_the_signature_still_resumes(tmp_path):
+    DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1), progress=False).train()
+    path = tmp_path / "dagger" / "state.json"
+    state = json.loads(path.read_text())
+    for newer in ("policy_activation", "lr_schedule"):
+        del state["signature"][newer]
+    path.write_text(json.dumps(state))
+    results = DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1), progress=False).train()
+    assert results["n_episodes"] == 2  # nothing redone
+    with pytest.raises(ResumeMismatchError, match="different settings \\(lr_schedule, policy_type\\)"):
+        DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1, policy_type="mlp", lr_schedule="cosine"),
+               progress=False).train()
+
+
 def test_expert_with_another_action_space_is_refused(tmp_path):
     env = make_env("CartPole-v1")
     pusht = make_env("PushT-v0")

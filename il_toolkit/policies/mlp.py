@@ -24,9 +24,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from il_toolkit.policies.base import BasePolicy
-
 from il_toolkit.config.training_config import ACTIVATIONS
+from il_toolkit.policies.base import BasePolicy
 
 _ACTIVATIONS = dict(zip(ACTIVATIONS, (nn.ReLU, nn.Tanh, nn.GELU, nn.SiLU)))
 

@@ -7,10 +7,9 @@ A trainable policy offers ``compute_loss(observations, actions) -> (loss, metric
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
-
-import math
 
 import numpy as np
 import torch

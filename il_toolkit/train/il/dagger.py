@@ -20,10 +20,11 @@ Command line::
 Everything a run learns lands in ``output_dir`` as it goes: each round's labelled episodes
 are appended to a Minari dataset at ``output_dir/dataset/data`` (open it with
 ``minari.MinariDataset(path)``), each round's policy is saved under ``rounds/NNN`` and judged
-by 20 rollouts of its own (``round_eval``), and ``state.json`` records the finished rounds
-last. At the end ``best/`` holds the round policy that did best in those rollouts (see
-:meth:`DAgger.best_round`) and ``last/`` the final round's; the final evaluation is of ``best/``. Rerunning the same command after a crash
-or Ctrl-C resumes after the last finished round; a round that was cut short is redone.
+by 20 rollouts of its own, and ``state.json`` records the finished rounds last. At the end
+``best/`` holds the round policy that did best in those rollouts (:meth:`DAgger.best_round`)
+and ``last/`` the final round's; the final evaluation is of ``best/``. Rerunning the same
+command after a crash or Ctrl-C resumes after the last finished round; a round that was cut
+short is redone.
 """
 
 from __future__ import annotations
@@ -233,8 +234,10 @@ class DAgger:
         path = self.output_dir / STATE_FILE
         if path.exists():
             state = json.loads(path.read_text())
-            if state["signature"] != signature:
-                changed = sorted(k for k in signature if state["signature"].get(k) != signature[k])
+            # settings added to the signature after a run was written count as their defaults
+            stored = {**{k: v for k, v in ILConfig().to_dict().items() if k in signature}, **state["signature"]}
+            if stored != signature:
+                changed = sorted(k for k in signature if stored.get(k) != signature[k])
                 raise ResumeMismatchError(
                     f"{self.output_dir} holds a DAgger run with different settings ({', '.join(changed)}); pass a "
                     "new --output_dir, or rerun with the original settings to resume it"
