@@ -52,7 +52,7 @@ def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, 
                              dagger_beta_schedule=beta_schedule, **COMMON, **learner)
     results = DAgger(env_id, None, config, progress=False).train(initial_dataset=initial_dataset)
     return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
-            "train_seconds": results["train_seconds"], "rounds": results["rounds"],
+            "train_seconds": results["train_seconds"], "rounds": results["rounds"], "best_round": results["best_round"],
             **{k: results["eval"][k] for k in ("pc_success", "avg_max_reward", "mean_return")}}
 
 
