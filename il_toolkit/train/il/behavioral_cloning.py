@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from il_toolkit.config.training_config import ILConfig
+from il_toolkit.config.training_config import ConfigError, ILConfig
 from il_toolkit.evaluation import evaluate_and_report
 from il_toolkit.policies import SB3Policy, as_policy, check_spaces
 from il_toolkit.policies.base import Policy
@@ -56,8 +56,8 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
         kind = "sb3" if isinstance(env.action_space, gym.spaces.Discrete) else "mlp"
     if kind == "sb3":
         if config.lr_schedule != "constant" or config.policy_activation != "relu":
-            raise ValueError("lr_schedule and policy_activation apply to the toolkit's MLP policy; imitation's BC trains "
-                             "SB3 policies at a constant learning rate: set policy_type='mlp' or drop them")
+            raise ConfigError("lr_schedule and policy_activation apply to the toolkit's MLP policy; imitation's BC trains "
+                             "SB3 policies at a constant learning rate: set policy_type='mlp' (--policy_type mlp) or drop them")
         return SB3Policy(ActorCriticPolicy(
             env.observation_space, env.action_space, lr_schedule=lambda _: config.learning_rate,
             net_arch=list(config.policy_hidden_sizes or SB3_NET_ARCH),
