@@ -1,6 +1,8 @@
 """BC against DAgger from a scripted expert, state observations: BC with two demonstration
-budgets, and DAgger with about the expert labels of the larger one; success over the
-evaluation seeds, for each training seed.
+budgets, and DAgger (PushT: from scratch, with about the expert labels of the larger budget;
+ALOHA: starting from the larger demonstration set, ``--dagger-d0``, plus its rounds' labels);
+success over the evaluation seeds, for each training seed. DAgger's final policy is its best
+round (``DAgger.best_round``).
 
 Targets (issue 4): PushT: DAgger >= 80% success and ahead of BC at equal labels (100 seeds);
 ALOHA transfer cube: DAgger >= 80% (50 seeds).
@@ -23,7 +25,7 @@ from _results import RESULTS_DIR, write_results
 
 COMMON = dict(policy_type="mlp", use_wandb=False)
 SETTINGS = {
-    # env id, demo budgets, eval episodes, DAgger rounds x episodes (about the larger budget's labels), target
+    # env id, demo budgets, eval episodes, DAgger rounds x episodes and epochs a round, DAgger's D0, target
     "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8, dagger_epochs=30,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
     "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=10,
