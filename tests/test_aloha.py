@@ -250,7 +250,7 @@ def test_blown_up_physics_ends_the_episode_without_success() -> None:
     scene = env.unwrapped.scene
     _, _, terminated, _, info = env.step(env.action_space.sample())
     assert not terminated and "physics_diverged" not in info
-    scene.data.qvel[:] = 1e160  # what a crushing grip amounts to: accelerations that are not finite
+    scene.data.qvel[:] = 1e160  # far past what MuJoCo accepts (1e10): it warns and resets the state
     _, reward, terminated, truncated, info = env.step(env.action_space.sample())
     assert terminated and not truncated and info["physics_diverged"] and not info["is_success"] and reward == 0.0
     env.reset(seed=0)
