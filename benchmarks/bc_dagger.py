@@ -28,7 +28,7 @@ SETTINGS = {
     # env id, demo budgets, eval episodes, DAgger rounds x episodes and epochs a round, DAgger's D0, target
     "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8, dagger_epochs=30,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
-    "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=10,
+    "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=20,
                            dagger_epochs=50, dagger_d0=True, target="DAgger >= 80% success"),
 }
 
