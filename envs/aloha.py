@@ -183,14 +183,13 @@ class AlohaEnv(gym.Env):
         else:
             self.scene.apply_joint_action(action)
         self.scene.step()
-        if self.scene.diverged:
-            info = {"is_success": False, "stage": 0, "physics_diverged": True}
-            return self._observation(), 0.0, True, False, info
         info = self._info()
-        terminated = bool(self.terminate_on_success and info["is_success"])
+        terminated = "physics_diverged" in info or bool(self.terminate_on_success and info["is_success"])
         return self._observation(), float(info["stage"]), terminated, False, info
 
     def _info(self) -> dict[str, Any]:
+        if self.scene.diverged:  # the state is MuJoCo's reset, not the episode's
+            return {"is_success": False, "stage": 0, "physics_diverged": True}
         return {"is_success": self.scene.is_success(), "stage": self.scene.stage()}
 
     def state_vector(self) -> np.ndarray:
