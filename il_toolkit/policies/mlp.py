@@ -27,7 +27,9 @@ from torch import nn
 from il_toolkit.config.training_config import ACTIVATIONS
 from il_toolkit.policies.base import BasePolicy
 
-_ACTIVATIONS = dict(zip(ACTIVATIONS, (nn.ReLU, nn.Tanh, nn.GELU, nn.SiLU)))
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+if tuple(_ACTIVATIONS) != ACTIVATIONS:  # ILConfig validates names against ACTIVATIONS without importing torch
+    raise ImportError(f"MLPPolicy's activations {tuple(_ACTIVATIONS)} and ILConfig's ACTIVATIONS {ACTIVATIONS} differ")
 
 
 def _vector_keys(space: spaces.Space) -> list[str] | None:
