@@ -152,6 +152,17 @@ class AlohaEnv(gym.Env):
         positions (``qpos``, the first 14 ``state`` entries). Joint control, ``state`` only."""
         return tuple(range(14)) if self.obs_type == "state" and self.control != "ee" else None
 
+    @property
+    def velocity_obs(self) -> tuple[int, ...]:
+        """The arm joint velocities in the ``state`` observation (``qvel`` entries 14-27 without
+        the two grippers'), which learners leave out by default (``ILConfig.drop_velocity_obs``):
+        a servoed arm's next joint target is about its velocity carried on, so a learner that
+        sees them copies them and, once stood still, stays still. The gripper velocities stay:
+        whether the fingers are still closing is part of the task's state."""
+        if self.obs_type != "state":
+            return ()
+        return tuple(i for i in range(14, 28) if i not in (20, 27))
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         """New episode; ``seed`` gives the same object poses as gym-aloha with that seed.
 

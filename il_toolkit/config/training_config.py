@@ -115,6 +115,9 @@ class ILConfig(_ConfigMixin):
     # mlp: regress actions as offsets from the observation entries the env says they target
     # (PushT's agent position, ALOHA's joint positions: env.action_reference); False: absolute
     relative_actions: bool = True
+    # mlp: leave out the observation entries the env names in env.velocity_obs (ALOHA's arm joint
+    # velocities, which a learner copies instead of reading the task: the copycat problem)
+    drop_velocity_obs: bool = True
 
     # DAgger
     dagger_iterations: int = 10

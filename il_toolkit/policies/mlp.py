@@ -11,6 +11,11 @@ joint targets for its joint positions) the MLP regresses the offset ``action - o
 standardised with training-data statistics; small corrections then stay precise instead of
 being a sliver of the whole board or joint range.
 
+With ``ignored_obs`` (observation indices) the network does not see those entries. Envs name
+them in ``velocity_obs``: the arm joint velocities of a position-servoed robot (ALOHA), which
+a learner can copy instead of reading the task (its next joint target is about its velocity
+carried on), and then, once stood still, predicts standing still (the "copycat" problem).
+
 Loss (``compute_loss``): cross-entropy for ``Discrete`` actions, mean squared error on
 normalised actions for ``Box`` actions.
 """
@@ -79,6 +84,7 @@ class MLPPolicy(BasePolicy):
         hidden_sizes: Sequence[int] = (256, 256),
         activation: str = "relu",
         action_reference: Sequence[int] | None = None,
+        ignored_obs: Sequence[int] | None = None,
     ) -> None:
         super().__init__(observation_space, action_space)
         if activation not in _ACTIVATIONS:
@@ -94,16 +100,17 @@ class MLPPolicy(BasePolicy):
         self._keys = _vector_keys(observation_space)
         self.action_reference = self._check_reference(action_reference, out_dim)
         self.periodic_dims = periodic_dims(observation_space)
-        in_dim = raw_obs_dim(observation_space) + len(self.periodic_dims)
+        self.ignored_obs = self._check_ignored(ignored_obs)
+        self._feature_columns = self._kept_columns()
+        in_dim = len(self._feature_columns)
         layers: list[nn.Module] = []
         for width in self.hidden_sizes:
             layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
             in_dim = width
         layers.append(nn.Linear(in_dim, out_dim))
         self.model = nn.Sequential(*layers)
-        feature_dim = raw_obs_dim(observation_space) + len(self.periodic_dims)
-        self.model.register_buffer("obs_mean", torch.zeros(feature_dim))
-        self.model.register_buffer("obs_std", torch.ones(feature_dim))
+        self.model.register_buffer("obs_mean", torch.zeros(len(self._feature_columns)))
+        self.model.register_buffer("obs_std", torch.ones(len(self._feature_columns)))
         act_dim = out_dim if isinstance(action_space, spaces.Box) else 1
         self.model.register_buffer("act_center", torch.zeros(act_dim))
         self.model.register_buffer("act_scale", torch.ones(act_dim))
@@ -125,6 +132,23 @@ class MLPPolicy(BasePolicy):
         if any(not 0 <= i < n_obs for i in reference):
             raise ValueError(f"action_reference {reference} indexes outside the {n_obs} observation entries")
         return reference
+
+    def _check_ignored(self, ignored: Sequence[int] | None) -> list[int]:
+        ignored = sorted({int(i) for i in ignored or ()})
+        n_obs = raw_obs_dim(self.observation_space)
+        if any(not 0 <= i < n_obs for i in ignored):
+            raise ValueError(f"ignored_obs {ignored} indexes outside the {n_obs} observation entries")
+        if len(ignored) == n_obs:
+            raise ValueError("ignored_obs hides every observation entry: the policy would see nothing")
+        return ignored
+
+    def _kept_columns(self) -> list[int]:
+        """Columns of :meth:`flatten_obs`'s full feature layout that the network sees: the raw
+        entries not in ``ignored_obs``, then the cosines of the periodic entries not in it."""
+        n_obs, ignored = raw_obs_dim(self.observation_space), set(self.ignored_obs)
+        raw = [i for i in range(n_obs) if i not in ignored]
+        cosines = [n_obs + k for k, i in enumerate(self.periodic_dims if self._keys is None else []) if i not in ignored]
+        return raw + cosines
 
     @property
     def discrete(self) -> bool:
@@ -148,12 +172,15 @@ class MLPPolicy(BasePolicy):
 
     def flatten_obs(self, observations: Any) -> np.ndarray:
         """A batch of observations as (B, features) float32: flattened, with each periodic
-        dimension replaced by its sine and followed by its cosine at the end."""
+        dimension replaced by its sine and followed by its cosine at the end, without the
+        ``ignored_obs`` entries."""
         obs = self.raw_obs(observations)
         if self._keys is None and self.periodic_dims:
             angles = obs[:, self.periodic_dims]
             obs = np.concatenate([obs, np.cos(angles)], axis=1)
             obs[:, self.periodic_dims] = np.sin(angles)
+        if self.ignored_obs:
+            obs = obs[:, self._feature_columns]
         return obs.astype(np.float32)
 
     def fit_normalizer(self, observations: Any, actions: np.ndarray | None = None) -> None:
@@ -203,7 +230,7 @@ class MLPPolicy(BasePolicy):
     # -- checkpoints --------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
         return {"hidden_sizes": self.hidden_sizes, "activation": self.activation,
-                "action_reference": self.action_reference}
+                "action_reference": self.action_reference, "ignored_obs": self.ignored_obs}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.model.state_dict())
@@ -213,7 +240,7 @@ class MLPPolicy(BasePolicy):
         from il_toolkit.policies.checkpoint import CheckpointError
 
         policy = cls(observation_space, action_space, config["hidden_sizes"], config["activation"],
-                     config.get("action_reference"))
+                     config.get("action_reference"), config.get("ignored_obs"))
         try:
             policy.model.load_state_dict(dict(tensors))
         except RuntimeError as exc:

@@ -46,7 +46,8 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
     """The policy BC trains when none is given (``config.policy_type``): an SB3 actor-critic
     trained by imitation's BC ("sb3", the default for discrete actions) or the toolkit's
     normalising :class:`MLPPolicy` ("mlp", the default for continuous actions; with
-    ``relative_actions`` it regresses offsets from the env's ``action_reference`` entries)."""
+    ``relative_actions`` it regresses offsets from the env's ``action_reference`` entries; with
+    ``drop_velocity_obs`` it does not see the env's ``velocity_obs`` entries)."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from il_toolkit.policies.mlp import MLPPolicy
@@ -63,8 +64,9 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
             net_arch=list(config.policy_hidden_sizes or SB3_NET_ARCH),
         ))
     reference = getattr(env.unwrapped, "action_reference", None) if config.relative_actions else None
+    ignored = getattr(env.unwrapped, "velocity_obs", ()) if config.drop_velocity_obs else ()
     return MLPPolicy(env.observation_space, env.action_space, hidden_sizes=config.policy_hidden_sizes or MLP_HIDDEN_SIZES,
-                     activation=config.policy_activation, action_reference=reference)
+                     activation=config.policy_activation, action_reference=reference, ignored_obs=ignored)
 
 
 def _as_trainable(policy: Any) -> Any:
@@ -421,7 +423,7 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
 CLI_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
     "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
-    "relative_actions", "lr_schedule", "seed", "eval_episodes", "output_dir",
+    "relative_actions", "drop_velocity_obs", "lr_schedule", "seed", "eval_episodes", "output_dir",
 )
 
 

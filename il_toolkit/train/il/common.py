@@ -133,6 +133,8 @@ _HELP = {
     "policy_type": "sb3: SB3 actor-critic via imitation's BC; mlp: toolkit MLPPolicy; auto: sb3 for discrete actions",
     "relative_actions": "mlp: regress actions as offsets from the observation entries they target (PushT's agent "
                         "position, ALOHA's joint positions)",
+    "drop_velocity_obs": "mlp: leave out the observation entries the env names as copyable velocities (ALOHA's arm "
+                         "joint velocities), against the copycat problem",
     "policy_hidden_sizes": "mlp/sb3: hidden layer widths, e.g. 512 512 512 (default 256 256 for mlp, 64 64 for sb3)",
     "policy_activation": "mlp: hidden-layer activation",
     "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "
