@@ -2,7 +2,8 @@
 budgets, and DAgger (PushT: from scratch, with about the expert labels of the larger budget;
 ALOHA: starting from the larger demonstration set, ``--dagger-d0``, plus its rounds' labels);
 success over the evaluation seeds, for each training seed. DAgger's final policy is its best
-round (``DAgger.best_round``).
+round (``DAgger.best_round``). The learner leaves out ALOHA's arm joint velocities
+(``--no-drop-velocity-obs`` keeps them) and, with ``--task-frame``, works in PushT's block frame.
 
 Targets (issue 4): PushT: DAgger >= 80% success and ahead of BC at equal labels (100 seeds);
 ALOHA transfer cube: DAgger >= 80% (50 seeds).
@@ -28,7 +29,7 @@ SETTINGS = {
     # env id, demo budgets, eval episodes, DAgger rounds x episodes and epochs a round, DAgger's D0, target
     "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8, dagger_epochs=30,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
-    "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=8, episodes=20,
+    "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=20,
                            dagger_epochs=50, dagger_d0=True, target="DAgger >= 80% success"),
 }
 
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--drop-velocity-obs", action=argparse.BooleanOptionalAction, default=True,
                         help="the learner leaves out the env's velocity_obs (ALOHA's arm joint velocities)")
+    parser.add_argument("--task-frame", action=argparse.BooleanOptionalAction, default=False,
+                        help="the learner works in the env's policy_frame (PushT's block frame)")
     parser.add_argument("--beta-schedule", default="linear", help="DAgger's beta schedule (constant, linear, exponential)")
     parser.add_argument("--dagger-d0", action=argparse.BooleanOptionalAction, default=None,
                         help="DAgger starts from the larger demonstration set as its initial dataset D0, its labels "
@@ -88,7 +91,7 @@ def main() -> None:
     setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay,
-                   drop_velocity_obs=args.drop_velocity_obs)
+                   drop_velocity_obs=args.drop_velocity_obs, task_frame=args.task_frame)
     if args.quick:
         args.seeds, args.bc_epochs = [0], 20
         setting.update(eval_episodes=20, rounds=3, dagger_epochs=10)

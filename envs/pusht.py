@@ -67,6 +67,12 @@ class PushTEnv(gym.Env):
         agent's x, y. ``state`` observations only."""
         return (0, 1) if self.obs_type == "state" else None
 
+    @property
+    def policy_frame(self) -> str | None:
+        """The task frame MLP learners see the state in (``ILConfig.task_frame``): the block's,
+        :mod:`il_toolkit.policies.frames` ``pusht_block``. ``state`` observations only."""
+        return "pusht_block" if self.obs_type == "state" else None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)
         obs, info = self.sim.reset(seed=seed, options=options)

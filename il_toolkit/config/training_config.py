@@ -118,6 +118,10 @@ class ILConfig(_ConfigMixin):
     # mlp: leave out the observation entries the env names in env.velocity_obs (ALOHA's arm joint
     # velocities, which a learner copies instead of reading the task: the copycat problem)
     drop_velocity_obs: bool = True
+    # mlp: see the state and express the actions in the env's task frame (env.policy_frame: PushT's
+    # block frame, il_toolkit.policies.frames); it replaces relative_actions where the env has one.
+    # Off by default until measured on more than one seed.
+    task_frame: bool = False
 
     # DAgger
     dagger_iterations: int = 10

@@ -11,6 +11,10 @@ joint targets for its joint positions) the MLP regresses the offset ``action - o
 standardised with training-data statistics; small corrections then stay precise instead of
 being a sliver of the whole board or joint range.
 
+With ``frame`` (a key of :data:`il_toolkit.policies.frames.FRAMES`, named by the env's
+``policy_frame``) the MLP also sees the frame's features and regresses the actions as the
+frame encodes them (PushT: the pusher target in the block's frame), standardised on data.
+
 With ``ignored_obs`` (observation indices) the network does not see those entries. Envs name
 them in ``velocity_obs``: the arm joint velocities of a position-servoed robot (ALOHA), which
 a learner can copy instead of reading the task (its next joint target is about its velocity
@@ -85,6 +89,7 @@ class MLPPolicy(BasePolicy):
         activation: str = "relu",
         action_reference: Sequence[int] | None = None,
         ignored_obs: Sequence[int] | None = None,
+        frame: str | None = None,
     ) -> None:
         super().__init__(observation_space, action_space)
         if activation not in _ACTIVATIONS:
@@ -99,6 +104,15 @@ class MLPPolicy(BasePolicy):
         self.activation = activation
         self._keys = _vector_keys(observation_space)
         self.action_reference = self._check_reference(action_reference, out_dim)
+        self.frame_name = frame
+        self.frame = None
+        if frame is not None:
+            from il_toolkit.policies.frames import get_frame
+
+            if action_reference is not None:
+                raise ValueError("give an MLPPolicy an action_reference or a task frame, not both: the frame "
+                                 "expresses the actions itself")
+            self.frame = get_frame(frame, raw_obs_dim(observation_space), out_dim)
         self.periodic_dims = periodic_dims(observation_space)
         self.ignored_obs = self._check_ignored(ignored_obs)
         self._feature_columns = self._kept_columns()
@@ -147,8 +161,10 @@ class MLPPolicy(BasePolicy):
         entries not in ``ignored_obs``, then the cosines of the periodic entries not in it."""
         n_obs, ignored = raw_obs_dim(self.observation_space), set(self.ignored_obs)
         raw = [i for i in range(n_obs) if i not in ignored]
-        cosines = [n_obs + k for k, i in enumerate(self.periodic_dims if self._keys is None else []) if i not in ignored]
-        return raw + cosines
+        periodic = self.periodic_dims if self._keys is None else []
+        cosines = [n_obs + k for k, i in enumerate(periodic) if i not in ignored]
+        n_frame = self.frame.n_features if self.frame is not None else 0
+        return raw + cosines + list(range(n_obs + len(periodic), n_obs + len(periodic) + n_frame))
 
     @property
     def discrete(self) -> bool:
@@ -163,22 +179,35 @@ class MLPPolicy(BasePolicy):
         obs = np.asarray(observations, dtype=np.float64)
         return obs.reshape(obs.shape[0], -1)
 
-    def _action_offset(self, observations: Any) -> torch.Tensor:
-        """(B, Da): what the regressed actions are relative to (the referenced observation
-        entries), or zeros for absolute actions."""
-        if self.action_reference is None:
-            return torch.zeros(1)
-        return torch.as_tensor(self.raw_obs(observations)[:, self.action_reference], dtype=torch.float32)
+    def _encode_actions(self, observations: Any, actions: np.ndarray) -> torch.Tensor:
+        """(B, Da) float32: the actions as the network regresses them (before standardising):
+        in the task frame, as offsets from the referenced observation entries, or as given."""
+        actions = np.asarray(actions, dtype=np.float64).reshape(len(actions), -1)
+        if self.frame is not None:
+            actions = self.frame.encode(self.raw_obs(observations), actions)
+        elif self.action_reference is not None:
+            actions = actions - self.raw_obs(observations)[:, self.action_reference]
+        return torch.as_tensor(actions, dtype=torch.float32)
+
+    def _decode_actions(self, observations: Any, encoded: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`_encode_actions`: (B, Da) actions in the env's units."""
+        if self.frame is not None:
+            return self.frame.decode(self.raw_obs(observations), encoded.astype(np.float64))
+        if self.action_reference is not None:
+            return encoded + self.raw_obs(observations)[:, self.action_reference]
+        return encoded
 
     def flatten_obs(self, observations: Any) -> np.ndarray:
         """A batch of observations as (B, features) float32: flattened, with each periodic
-        dimension replaced by its sine and followed by its cosine at the end, without the
-        ``ignored_obs`` entries."""
-        obs = self.raw_obs(observations)
+        dimension replaced by its sine and followed by its cosine at the end, then the task frame's
+        features, without the ``ignored_obs`` entries."""
+        raw = obs = self.raw_obs(observations)
         if self._keys is None and self.periodic_dims:
             angles = obs[:, self.periodic_dims]
             obs = np.concatenate([obs, np.cos(angles)], axis=1)
             obs[:, self.periodic_dims] = np.sin(angles)
+        if self.frame is not None:
+            obs = np.concatenate([obs, self.frame.features(raw)], axis=1)
         if self.ignored_obs:
             obs = obs[:, self._feature_columns]
         return obs.astype(np.float32)
@@ -191,9 +220,8 @@ class MLPPolicy(BasePolicy):
         unbounded = not self.discrete and not (
             np.all(np.isfinite(self.action_space.low)) and np.all(np.isfinite(self.action_space.high))
         )
-        if actions is not None and (unbounded or self.action_reference is not None):
-            acts = torch.tensor(np.asarray(actions, dtype=np.float32).reshape(len(actions), -1))
-            acts = acts - self._action_offset(observations)
+        if actions is not None and (unbounded or self.action_reference is not None or self.frame is not None):
+            acts = self._encode_actions(observations, actions)
             self.model.act_center.copy_(acts.mean(0))
             self.model.act_scale.copy_(acts.std(0).clamp(min=1e-6))
 
@@ -209,8 +237,7 @@ class MLPPolicy(BasePolicy):
             loss = nn.functional.cross_entropy(out, target)
             accuracy = (out.argmax(-1) == target).float().mean()
             return loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)}
-        target = torch.as_tensor(np.asarray(actions, dtype=np.float32).reshape(len(out), -1))
-        target = (target - self._action_offset(observations) - self.model.act_center) / self.model.act_scale
+        target = (self._encode_actions(observations, actions) - self.model.act_center) / self.model.act_scale
         loss = nn.functional.mse_loss(out, target)
         return loss, {"loss": float(loss.detach())}
 
@@ -223,14 +250,15 @@ class MLPPolicy(BasePolicy):
             out = self._forward(observations)
         if self.discrete:
             return (out.argmax(-1) + int(self.action_space.start)).numpy().astype(np.int64)
-        actions = (out * self.model.act_scale + self.model.act_center + self._action_offset(observations)).numpy()
+        actions = self._decode_actions(observations, (out * self.model.act_scale + self.model.act_center).numpy())
         actions = actions.reshape((len(actions),) + self.action_space.shape)
         return np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     # -- checkpoints --------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
         return {"hidden_sizes": self.hidden_sizes, "activation": self.activation,
-                "action_reference": self.action_reference, "ignored_obs": self.ignored_obs}
+                "action_reference": self.action_reference, "ignored_obs": self.ignored_obs,
+                "frame": self.frame_name}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.model.state_dict())
@@ -240,7 +268,7 @@ class MLPPolicy(BasePolicy):
         from il_toolkit.policies.checkpoint import CheckpointError
 
         policy = cls(observation_space, action_space, config["hidden_sizes"], config["activation"],
-                     config.get("action_reference"), config.get("ignored_obs"))
+                     config.get("action_reference"), config.get("ignored_obs"), config.get("frame"))
         try:
             policy.model.load_state_dict(dict(tensors))
         except RuntimeError as exc:

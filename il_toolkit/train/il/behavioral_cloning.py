@@ -47,7 +47,8 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
     trained by imitation's BC ("sb3", the default for discrete actions) or the toolkit's
     normalising :class:`MLPPolicy` ("mlp", the default for continuous actions; with
     ``relative_actions`` it regresses offsets from the env's ``action_reference`` entries; with
-    ``drop_velocity_obs`` it does not see the env's ``velocity_obs`` entries)."""
+    ``drop_velocity_obs`` it does not see the env's ``velocity_obs`` entries; with ``task_frame``
+    it works in the env's ``policy_frame``)."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from il_toolkit.policies.mlp import MLPPolicy
@@ -63,10 +64,11 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
             env.observation_space, env.action_space, lr_schedule=lambda _: config.learning_rate,
             net_arch=list(config.policy_hidden_sizes or SB3_NET_ARCH),
         ))
-    reference = getattr(env.unwrapped, "action_reference", None) if config.relative_actions else None
+    frame = getattr(env.unwrapped, "policy_frame", None) if config.task_frame else None
+    reference = getattr(env.unwrapped, "action_reference", None) if config.relative_actions and frame is None else None
     ignored = getattr(env.unwrapped, "velocity_obs", ()) if config.drop_velocity_obs else ()
     return MLPPolicy(env.observation_space, env.action_space, hidden_sizes=config.policy_hidden_sizes or MLP_HIDDEN_SIZES,
-                     activation=config.policy_activation, action_reference=reference, ignored_obs=ignored)
+                     activation=config.policy_activation, action_reference=reference, ignored_obs=ignored, frame=frame)
 
 
 def _as_trainable(policy: Any) -> Any:
@@ -423,7 +425,7 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
 CLI_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
     "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
-    "relative_actions", "drop_velocity_obs", "lr_schedule", "seed", "eval_episodes", "output_dir",
+    "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule", "seed", "eval_episodes", "output_dir",
 )
 
 

@@ -135,6 +135,8 @@ _HELP = {
                         "position, ALOHA's joint positions)",
     "drop_velocity_obs": "mlp: leave out the observation entries the env names as copyable velocities (ALOHA's arm "
                          "joint velocities), against the copycat problem",
+    "task_frame": "mlp: see the state and express the actions in the env's task frame (PushT: the block's frame); "
+                  "replaces relative_actions where the env has a frame",
     "policy_hidden_sizes": "mlp/sb3: hidden layer widths, e.g. 512 512 512 (default 256 256 for mlp, 64 64 for sb3)",
     "policy_activation": "mlp: hidden-layer activation",
     "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "

@@ -226,7 +226,7 @@ class DAgger:
         keys = ("dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
                 "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
                 "policy_type", "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs",
-                "lr_schedule")
+                "task_frame", "lr_schedule")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -300,8 +300,8 @@ class DAgger:
 CLI_FIELDS = (
     "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
-    "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "lr_schedule", "seed",
-    "eval_episodes", "output_dir",
+    "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule",
+    "seed", "eval_episodes", "output_dir",
 )
 
 

@@ -1,0 +1,98 @@
+"""What MLP learners see: they can leave observation entries out (``ignored_obs``; ALOHA names
+its arm joint velocities in ``velocity_obs`` and BC/DAgger leave them out by default,
+``drop_velocity_obs``) and work in a task frame (``frame``; PushT's block frame, ``task_frame``)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import il_toolkit  # noqa: F401
+from il_toolkit.policies import load
+from il_toolkit.policies.mlp import MLPPolicy
+
+PUSHT_LIKE = spaces.Box(np.zeros(5), np.array([512.0, 512.0, 512.0, 512.0, 2 * np.pi]), dtype=np.float64)
+ACTIONS = spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+
+def test_ignored_entries_do_not_reach_the_network_and_survive_a_checkpoint(tmp_path):
+    policy = MLPPolicy(PUSHT_LIKE, ACTIONS, hidden_sizes=[16], ignored_obs=(1, 4))
+    assert policy.model[0].in_features == 3  # entries 0, 2, 3; the angle's sine and cosine both gone
+    obs = np.random.default_rng(0).uniform(0, 6, (8, 5))
+    changed = obs.copy()
+    changed[:, [1, 4]] += 3.0
+    np.testing.assert_array_equal(policy.predict(obs)[0], policy.predict(changed)[0])
+    other = obs.copy()
+    other[:, 0] += 3.0
+    assert not np.array_equal(policy.predict(obs)[0], policy.predict(other)[0])
+    restored = load(policy.save(tmp_path / "mlp"))
+    assert restored.ignored_obs == [1, 4]
+    np.testing.assert_array_equal(restored.predict(obs)[0], policy.predict(obs)[0])
+
+
+def test_ignoring_keeps_the_cosine_of_a_visible_angle():
+    policy = MLPPolicy(PUSHT_LIKE, ACTIONS, hidden_sizes=[16], ignored_obs=(0,))
+    features = policy.flatten_obs(np.array([[1.0, 2.0, 3.0, 4.0, np.pi / 3]]))
+    np.testing.assert_allclose(features[0], [2.0, 3.0, 4.0, np.sin(np.pi / 3), np.cos(np.pi / 3)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("ignored, message", [((5,), "indexes outside"), (range(5), "would see nothing")])
+def test_bad_ignored_entries_are_refused(ignored, message):
+    with pytest.raises(ValueError, match=message):
+        MLPPolicy(PUSHT_LIKE, ACTIONS, ignored_obs=ignored)
+
+
+def test_aloha_learners_leave_out_arm_joint_velocities_by_default():
+    from il_toolkit.config.training_config import ILConfig
+    from il_toolkit.train.il.behavioral_cloning import make_policy
+
+    env = gym.make("il_toolkit/AlohaTransferCube-v0")
+    velocities = env.unwrapped.velocity_obs
+    assert velocities == (*range(14, 20), *range(21, 27))  # qvel of both arms' six joints; grippers (20, 27) kept
+    assert make_policy(env, ILConfig(policy_type="mlp")).ignored_obs == list(velocities)
+    assert make_policy(env, ILConfig(policy_type="mlp", drop_velocity_obs=False)).ignored_obs == []
+    pusht = gym.make("il_toolkit/PushT-v0", obs_type="state")
+    assert make_policy(pusht, ILConfig(policy_type="mlp")).ignored_obs == []  # declares none
+
+
+def test_pusht_block_frame_round_trips_and_is_invariant_to_where_the_scene_is(tmp_path):
+    """The frame's features and encoded targets depend on the agent and target relative to the
+    block only (apart from the goal error), and decode inverts encode."""
+    from il_toolkit.policies.frames import pusht_block_decode, pusht_block_encode, pusht_block_features
+
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(100, 400, (64, 5))
+    obs[:, 4] = rng.uniform(0, 2 * np.pi, 64)
+    targets = rng.uniform(0, 512, (64, 2))
+    np.testing.assert_allclose(pusht_block_decode(obs, pusht_block_encode(obs, targets)), targets, atol=1e-9)
+    moved = obs.copy()
+    moved[:, [0, 2]] += 17.0  # agent, block and target moved together
+    np.testing.assert_allclose(pusht_block_encode(moved, targets + [17.0, 0.0]), pusht_block_encode(obs, targets),
+                               atol=1e-9)
+    np.testing.assert_allclose(pusht_block_features(moved)[:, :2], pusht_block_features(obs)[:, :2], atol=1e-9)
+    at_goal = np.array([[0.0, 0.0, 256.0, 256.0, np.pi / 4]])  # gym-pusht's goal pose
+    np.testing.assert_allclose(pusht_block_features(at_goal)[0, 2:], [0, 0, 0, 0, 1], atol=1e-9)
+
+
+def test_pusht_learners_work_in_the_block_frame_when_asked(tmp_path):
+    from il_toolkit.config.training_config import ILConfig
+    from il_toolkit.train.il.behavioral_cloning import make_policy
+
+    env = gym.make("il_toolkit/PushT-v0", obs_type="state")
+    policy = make_policy(env, ILConfig(policy_type="mlp", task_frame=True))
+    assert policy.frame_name == "pusht_block" and policy.action_reference is None
+    assert policy.model[0].in_features == 6 + 7  # 5 entries (angle as sine and cosine) + the frame's 7
+    plain = make_policy(env, ILConfig(policy_type="mlp"))
+    assert plain.frame is None and plain.action_reference == [0, 1]
+    obs = np.random.default_rng(1).uniform(50, 450, (32, 5))
+    actions = obs[:, :2] + 5.0
+    policy.fit_normalizer(obs, actions)
+    restored = load(policy.save(tmp_path / "mlp"))
+    assert restored.frame_name == "pusht_block"
+    np.testing.assert_array_equal(restored.predict(obs)[0], policy.predict(obs)[0])
+    with pytest.raises(ValueError, match="unknown task frame"):
+        MLPPolicy(PUSHT_LIKE, ACTIONS, frame="nope")
+    with pytest.raises(ValueError, match="for 5 observation and 2 action"):
+        MLPPolicy(spaces.Box(-1, 1, (3,)), ACTIONS, frame="pusht_block")
