@@ -158,7 +158,8 @@ class MLPPolicy(BasePolicy):
 
     def _kept_columns(self) -> list[int]:
         """Columns of :meth:`flatten_obs`'s full feature layout that the network sees: the raw
-        entries not in ``ignored_obs``, then the cosines of the periodic entries not in it."""
+        entries not in ``ignored_obs``, then the cosines of the periodic entries not in it, then
+        the task frame's features."""
         n_obs, ignored = raw_obs_dim(self.observation_space), set(self.ignored_obs)
         raw = [i for i in range(n_obs) if i not in ignored]
         periodic = self.periodic_dims if self._keys is None else []
