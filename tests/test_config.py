@@ -57,7 +57,7 @@ def test_unknown_beta_schedule_lists_allowed_values():
 @pytest.mark.parametrize("bad", [
     {"learning_rate": -1e-4}, {"learning_rate": 0.0}, {"batch_size": 0}, {"bc_validation_split": 1.0},
     {"dagger_initial_beta": 1.5}, {"bc_epochs": 2.5}, {"gail_disc_updates": -1}, {"learning_rate": float("nan")},
-    {"lr_schedule": "step"}, {"policy_activation": "elu"},
+    {"lr_schedule": "step"}, {"policy_activation": "elu"}, {"drop_velocity_obs": "yes"}, {"task_frame": 1},
 ])
 def test_invalid_values_are_refused_with_the_field_named(bad):
     (name,) = bad

@@ -184,7 +184,8 @@ class ILConfig(_ConfigMixin):
             )
         _require(self.policy_activation in ACTIVATIONS,
                  f"policy_activation must be one of {', '.join(ACTIVATIONS)}; got {self.policy_activation!r}")
-        _require(isinstance(self.relative_actions, bool), f"relative_actions must be true or false, got {self.relative_actions!r}")
+        for name in ("relative_actions", "drop_velocity_obs", "task_frame"):
+            _require(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         _positive_int("dagger_iterations", self.dagger_iterations)
         _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)
         _require(

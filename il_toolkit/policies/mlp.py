@@ -139,20 +139,21 @@ class MLPPolicy(BasePolicy):
         if reference is None:
             return None
         reference = [int(i) for i in reference]
-        n_obs = raw_obs_dim(self.observation_space)
         if not isinstance(self.action_space, spaces.Box) or len(reference) != action_dim:
             raise ValueError(f"action_reference needs one observation index per action dimension ({action_dim} for "
                              f"{self.action_space}), got {reference}")
-        if any(not 0 <= i < n_obs for i in reference):
-            raise ValueError(f"action_reference {reference} indexes outside the {n_obs} observation entries")
+        self._check_in_range("action_reference", reference)
         return reference
+
+    def _check_in_range(self, name: str, indices: list[int]) -> None:
+        n_obs = raw_obs_dim(self.observation_space)
+        if any(not 0 <= i < n_obs for i in indices):
+            raise ValueError(f"{name} {indices} indexes outside the {n_obs} observation entries")
 
     def _check_ignored(self, ignored: Sequence[int] | None) -> list[int]:
         ignored = sorted({int(i) for i in ignored or ()})
-        n_obs = raw_obs_dim(self.observation_space)
-        if any(not 0 <= i < n_obs for i in ignored):
-            raise ValueError(f"ignored_obs {ignored} indexes outside the {n_obs} observation entries")
-        if len(ignored) == n_obs:
+        self._check_in_range("ignored_obs", ignored)
+        if len(ignored) == raw_obs_dim(self.observation_space):
             raise ValueError("ignored_obs hides every observation entry: the policy would see nothing")
         return ignored
 
