@@ -46,13 +46,14 @@ def run_bc(env_id: str, demos, n_demos: int, seed: int, epochs: int, eval_episod
 
 
 def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, eval_episodes: int, out: Path,
-               learner: dict, initial_dataset: str | None = None, beta_schedule: str = "linear") -> dict:
+               learner: dict, initial_dataset: str | None = None, beta_schedule: str = "linear",
+               initial_beta: float = 1.0) -> dict:
     from il_toolkit import ILConfig
     from il_toolkit.train.il.dagger import DAgger
 
     config = ILConfig.dagger(seed=seed, dagger_iterations=rounds, dagger_episodes_per_iter=episodes, bc_epochs=epochs,
                              eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"),
-                             dagger_beta_schedule=beta_schedule, **COMMON, **learner)
+                             dagger_beta_schedule=beta_schedule, dagger_initial_beta=initial_beta, **COMMON, **learner)
     results = DAgger(env_id, None, config, progress=False).train(initial_dataset=initial_dataset)
     return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
             "train_seconds": results["train_seconds"], "rounds": results["rounds"], "best_round": results["best_round"],
@@ -78,12 +79,15 @@ def main() -> None:
     parser.add_argument("--task-frame", action=argparse.BooleanOptionalAction, default=False,
                         help="the learner works in the env's policy_frame (PushT's block frame)")
     parser.add_argument("--beta-schedule", default="linear", help="DAgger's beta schedule (constant, linear, exponential)")
+    parser.add_argument("--initial-beta", type=float, default=1.0, help="DAgger's initial beta")
     parser.add_argument("--dagger-d0", action=argparse.BooleanOptionalAction, default=None,
                         help="DAgger starts from the larger demonstration set as its initial dataset D0, its labels "
                              "counted (default: on for aloha_transfer, off for pusht)")
     parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
     parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
+    parser.add_argument("--keep-runs", type=Path, help="write the runs (checkpoints, DAgger rounds, metrics) under this "
+                        "folder instead of a temporary one")
     args = parser.parse_args()
     setting = dict(SETTINGS[args.env])
     chosen = (("rounds", args.rounds), ("episodes", args.episodes), ("dagger_d0", args.dagger_d0),
@@ -106,7 +110,7 @@ def main() -> None:
     demos = load_demonstrations(dataset)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        out = args.keep_runs or Path(tmp)
         for seed in args.seeds:
             for n_demos in (small, large) if "bc" in args.methods else ():
                 start = time.perf_counter()
@@ -118,7 +122,7 @@ def main() -> None:
             start = time.perf_counter()
             rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], setting["dagger_epochs"],
                                    setting["eval_episodes"], out, learner, dataset if setting.get("dagger_d0") else None,
-                                   args.beta_schedule))
+                                   args.beta_schedule, args.initial_beta))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
     summary = {}

@@ -182,3 +182,43 @@ def test_the_run_keeps_the_round_that_did_best_in_its_own_rollouts(tmp_path, mon
                                             results["last_policy_path"]))
     np.testing.assert_array_equal(best.predict(obs)[0], second.predict(obs)[0])
     assert (best.model[0].weight != last.model[0].weight).any()
+
+
+def test_with_an_initial_dataset_the_first_rounds_learner_is_trained_on_it(tmp_path):
+    """Ross et al.'s pi_1: given D0, the learner is fitted on it before round 1, so a round-1
+    rollout with beta = 0 already balances CartPole instead of acting with random weights."""
+    from il_toolkit.train.datasets.minari_io import collect_dataset
+
+    collect_dataset("CartPole-v1", "tests/dagger-d0-v0", 6, progress=False)
+    config = _config(tmp_path, dagger_iterations=1, dagger_beta_schedule="constant", dagger_initial_beta=0.0,
+                     bc_epochs=20, policy_type="mlp")
+    results = DAgger("CartPole-v1", None, config, progress=False).train(initial_dataset="tests/dagger-d0-v0")
+    first = results["rounds"][0]
+    assert first["round/learner_action_share"] == 1.0 and first["round/mean_return"] >= 300
+    metrics = [json.loads(line) for line in (tmp_path / "dagger" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "round" in m] == [20, 40]
+
+
+def test_the_learner_is_asked_every_step_so_a_chunked_queue_keeps_time():
+    env = make_env("CartPole-v1")
+    calls = []
+    expert = FunctionPolicy(lambda s: 1, env.observation_space, env.action_space)
+    learner = FunctionPolicy(lambda s: calls.append(1) or 0, env.observation_space, env.action_space)
+    mixture = BetaMixture(expert, learner, beta=0.5, rng=np.random.default_rng(0))
+    actions = [int(mixture.predict(env.observation_space.sample())[0]) for _ in range(40)]
+    assert len(calls) == 40 and 0 < mixture.learner_steps < 40 and actions.count(0) == mixture.learner_steps
+
+
+def test_a_chunked_learner_is_a_flow_policy_retrained_each_round(tmp_path):
+    """Issue 4: the learner may be a chunked policy; the expert labels every visited state."""
+    from il_toolkit.policies import load
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
+    config = _config(tmp_path, dagger_iterations=2, bc_epochs=1, batch_size=16, eval_episodes=1, action_chunk_size=4)
+    results = DAgger(env, None, config, progress=False).train()
+    assert [r["round/learner_action_share"] > 0 for r in results["rounds"]] == [False, True]
+    assert all(isinstance(load(tmp_path / "dagger" / "rounds" / f"{i:03d}"), FlowMatchingPolicy) for i in (1, 2))
+    assert results["n_episodes"] == 4 and results["expert_labels"] == 80
+    with pytest.raises(ValueError, match="dagger_initial_beta=1"):
+        DAgger(env, None, _config(tmp_path / "b", action_chunk_size=4, dagger_initial_beta=0.5), progress=False).train()

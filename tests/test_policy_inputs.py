@@ -1,12 +1,14 @@
 """What MLP learners see: they can leave observation entries out (``ignored_obs``; ALOHA names
 its arm joint velocities in ``velocity_obs`` and BC/DAgger leave them out by default,
-``drop_velocity_obs``) and work in a task frame (``frame``; PushT's block frame, ``task_frame``)."""
+``drop_velocity_obs``) and work in a task frame (``frame``; PushT's block frame, ``task_frame``); standardised entries
+are clipped (``obs_clip``)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 import il_toolkit  # noqa: F401
@@ -96,3 +98,36 @@ def test_pusht_learners_work_in_the_block_frame_when_asked(tmp_path):
         MLPPolicy(PUSHT_LIKE, ACTIONS, frame="nope")
     with pytest.raises(ValueError, match="for 5 observation and 2 action"):
         MLPPolicy(spaces.Box(-1, 1, (3,)), ACTIONS, frame="pusht_block")
+
+
+def _fitted_on_a_nearly_constant_entry(obs_clip):
+    """Entry 2 hardly moves in the training data (std 1e-5), as ALOHA's cube orientation."""
+    box = spaces.Box(-np.inf, np.inf, (3,), np.float64)
+    policy = MLPPolicy(box, ACTIONS, hidden_sizes=[16], obs_clip=obs_clip)
+    train = np.random.default_rng(0).normal(size=(256, 3)) * [1.0, 1.0, 1e-5] + [0.0, 0.0, 1.0]
+    policy.fit_normalizer(train)
+    return policy
+
+
+def test_standardised_entries_are_clipped_so_an_unseen_value_stays_bounded(tmp_path):
+    tipped, flipped = np.array([[0.1, -0.2, 0.9]]), np.array([[0.1, -0.2, -1.0]])
+    policy = _fitted_on_a_nearly_constant_entry(10.0)
+    np.testing.assert_array_equal(policy.predict(tipped)[0], policy.predict(flipped)[0])
+    unclipped = _fitted_on_a_nearly_constant_entry(None)
+    features = torch.as_tensor(unclipped.flatten_obs(flipped))
+    assert float(((features - unclipped.model.obs_mean) / unclipped.model.obs_std).abs().max()) > 1e5
+    restored = load(policy.save(tmp_path / "clipped"))
+    assert restored.obs_clip == 10.0
+    np.testing.assert_array_equal(restored.predict(flipped)[0], policy.predict(flipped)[0])
+
+
+def test_a_checkpoint_from_before_obs_clip_loads_unclipped_and_bad_clips_are_refused(tmp_path):
+    import json
+
+    path = _fitted_on_a_nearly_constant_entry(None).save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    del config["config"]["obs_clip"]
+    (path / "config.json").write_text(json.dumps(config))
+    assert load(path).obs_clip is None
+    with pytest.raises(ValueError, match="obs_clip"):
+        MLPPolicy(PUSHT_LIKE, ACTIONS, obs_clip=0.0)

@@ -1,8 +1,12 @@
 """A trainable MLP policy for vector observations, discrete or continuous actions.
 
 Observations are flattened (dict observations: the vector entries concatenated in key
-order), angles (dimensions bounded by [0, 2π] or [-π, π]) encoded as sine and cosine, and standardised with statistics taken from the training data; continuous actions
-are regressed in [-1, 1] (scaled by the action space's bounds, or by data statistics where
+order), angles (dimensions bounded by [0, 2π] or [-π, π]) encoded as sine and cosine, and
+standardised with statistics taken from the training data, then clipped to ``±obs_clip``
+standard deviations (10, as SB3's ``VecNormalize``): an entry that hardly moved in the
+demonstrations (ALOHA's cube orientation, std 2.5e-5 while the cube sits flat) would otherwise
+reach tens of thousands of standard deviations once a learner tips the cube over, and drive the
+network far outside anything it was fitted on. Continuous actions are regressed in [-1, 1] (scaled by the action space's bounds, or by data statistics where
 the bounds are infinite). Both normalisers are part of the saved state.
 
 With ``action_reference`` (one observation index per action dimension: where the action
@@ -36,6 +40,7 @@ from torch import nn
 from il_toolkit.config.training_config import ACTIVATIONS
 from il_toolkit.policies.base import BasePolicy
 
+DEFAULT_OBS_CLIP = 10.0  # standardised observations are clipped to this many standard deviations
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 if tuple(_ACTIVATIONS) != ACTIVATIONS:  # ILConfig validates names against ACTIVATIONS without importing torch
     raise ImportError(f"MLPPolicy's activations {tuple(_ACTIVATIONS)} and ILConfig's ACTIVATIONS {ACTIVATIONS} differ")
@@ -90,8 +95,12 @@ class MLPPolicy(BasePolicy):
         action_reference: Sequence[int] | None = None,
         ignored_obs: Sequence[int] | None = None,
         frame: str | None = None,
+        obs_clip: float | None = DEFAULT_OBS_CLIP,
     ) -> None:
         super().__init__(observation_space, action_space)
+        if obs_clip is not None and not obs_clip > 0:
+            raise ValueError(f"obs_clip must be a positive number of standard deviations or None, got {obs_clip!r}")
+        self.obs_clip = None if obs_clip is None else float(obs_clip)
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         if isinstance(action_space, spaces.Discrete):
@@ -228,8 +237,10 @@ class MLPPolicy(BasePolicy):
             self.model.act_scale.copy_(acts.std(0).clamp(min=1e-6))
 
     def _forward(self, observations: Any) -> torch.Tensor:
-        x = torch.as_tensor(self.flatten_obs(observations))
-        return self.model((x - self.model.obs_mean) / self.model.obs_std)
+        x = (torch.as_tensor(self.flatten_obs(observations)) - self.model.obs_mean) / self.model.obs_std
+        if self.obs_clip is not None:
+            x = x.clamp(-self.obs_clip, self.obs_clip)
+        return self.model(x)
 
     def compute_loss(self, observations: Any, actions: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss on a batch of (observation, expert action) pairs, and metrics for logging."""
@@ -260,7 +271,7 @@ class MLPPolicy(BasePolicy):
     def checkpoint_config(self) -> dict[str, Any]:
         return {"hidden_sizes": self.hidden_sizes, "activation": self.activation,
                 "action_reference": self.action_reference, "ignored_obs": self.ignored_obs,
-                "frame": self.frame_name}
+                "frame": self.frame_name, "obs_clip": self.obs_clip}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.model.state_dict())
@@ -270,7 +281,8 @@ class MLPPolicy(BasePolicy):
         from il_toolkit.policies.checkpoint import CheckpointError
 
         policy = cls(observation_space, action_space, config["hidden_sizes"], config["activation"],
-                     config.get("action_reference"), config.get("ignored_obs"), config.get("frame"))
+                     config.get("action_reference"), config.get("ignored_obs"), config.get("frame"),
+                     config.get("obs_clip"))  # checkpoints from before obs_clip: unclipped, as they were trained
         try:
             policy.model.load_state_dict(dict(tensors))
         except RuntimeError as exc:

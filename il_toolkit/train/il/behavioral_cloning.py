@@ -281,12 +281,13 @@ class BehavioralCloning:
         history["selected_by"] = "train/loss" if val is None else "val/loss"
         return {**history, "n_train": len(train), "n_val": 0 if val is None else len(val)}
 
-    def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger) -> dict[str, Any]:
+    def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger, *, step_offset: int = 0) -> dict[str, Any]:
         """ACT-style chunking (seed 004's best practice, ``action_chunk_size > 1``): train a
         flow-matching policy that predicts ``action_chunk_size`` actions per observation, for
         ``bc_epochs`` passes' worth of gradient steps. With ``temporal_aggregation`` it
         re-plans every step and averages overlapping chunks (ACT's temporal ensembling, k=0.01);
-        without, it executes each chunk in full."""
+        without, it executes each chunk in full. Metrics are logged at ``step_offset`` plus the
+        epoch each gradient step falls in."""
         from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
         if not isinstance(self.env.action_space, gym.spaces.Box):
@@ -302,7 +303,8 @@ class BehavioralCloning:
             spec_fields={"horizon": chunk, "n_obs_steps": 1},
             policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
             else {"n_action_steps": chunk},
-            log=lambda metrics, step: logger.log({"train/loss": metrics.get("loss", float("nan")), **metrics}, step)
+            log=lambda metrics, step: logger.log({"train/loss": metrics.get("loss", float("nan")), **metrics},
+                                                 step_offset + step * self.config.bc_epochs // max(steps, 1))
             if step % every == 0 else None,
         )
         state = {k: v.clone() for k, v in self.module.state_dict().items()}
@@ -425,7 +427,8 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
 CLI_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
     "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
-    "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule", "seed", "eval_episodes", "output_dir",
+    "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule", "action_chunk_size", "temporal_aggregation",
+    "seed", "eval_episodes", "output_dir",
 )
 
 

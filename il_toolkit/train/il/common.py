@@ -141,6 +141,10 @@ _HELP = {
     "policy_activation": "mlp: hidden-layer activation",
     "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "
                    "then cosine decay)",
+    "action_chunk_size": "> 1: train a flow-matching policy that predicts this many actions per observation (ACT-style "
+                         "chunking; continuous actions); DAgger retrains it afresh each round",
+    "temporal_aggregation": "chunked policies: re-plan every step and average the overlapping chunks (ACT's temporal "
+                            "ensembling) instead of executing each chunk in full",
     "output_dir": "where the checkpoint, config, metrics and evaluation are written",
 }
 

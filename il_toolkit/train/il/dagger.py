@@ -3,8 +3,12 @@
 Each round ``i`` of ``dagger_iterations``: act in the env for ``dagger_episodes_per_iter``
 episodes with the expert at each step with probability ``beta_i`` (else the learner), label
 *every* visited state with the expert's action, aggregate, and retrain the learner with BC
-for ``bc_epochs`` (warm-started). Beta schedules (seed 004): constant ``beta0``, linear
-``max(0, beta0 * (1 - i/N))``, exponential ``beta0 * 0.9**i``.
+for ``bc_epochs``. An MLP or SB3 learner is warm-started; a chunked learner
+(``action_chunk_size > 1``) is a flow policy trained afresh on the aggregate, its targets the
+expert's labels of the states that follow. Given an initial dataset D0 (``--dataset``), a
+fresh learner is fitted on it before round 1, so round 1's learner acts as BC on D0. Beta
+schedules (seed 004): constant ``beta0``, linear ``max(0, beta0 * (1 - i/N))``, exponential
+``beta0 * 0.9**i``.
 
 Python::
 
@@ -67,15 +71,17 @@ class BetaMixture(BasePolicy):
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True):
         label, _ = self.expert.predict(observation, deterministic=True)
         self.labels.append(np.asarray(label))
+        if self.beta < 1:  # asked every step, so a chunked learner's action queue keeps to the episode's clock
+            action, _ = self.learner.predict(observation, deterministic=deterministic)
         if self.rng.random() < self.beta:
             return label, state
         self.learner_steps += 1
-        action, _ = self.learner.predict(observation, deterministic=deterministic)
         return action, state
 
     def reset(self) -> None:
         self.expert.reset()
-        self.learner.reset()
+        if self.learner is not None:
+            self.learner.reset()
         self.labels = []
 
 
@@ -103,13 +109,11 @@ class DAgger:
         progress: bool = True,
     ) -> None:
         self.config = config if config is not None else ILConfig.dagger()
-        if self.config.action_chunk_size > 1:
-            raise ValueError("DAgger retrains its learner with BC's single-step loop, so action_chunk_size must be 1; "
-                             "train chunked policies with BC (action_chunk_size) or il-toolkit train flow")
         self.env = common.resolve_env(env)
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
         self.bc = BehavioralCloning(self.env, self.config, use_wandb=False, policy=policy, progress=progress)
+        self._learner_given = policy is not None
         self.expert = self._expert(expert_policy)
         self.rng = np.random.default_rng(self.config.seed + 1)
         self.output_dir = Path(self.config.output_dir).resolve()  # minari mangles relative storage paths
@@ -171,19 +175,22 @@ class DAgger:
         if state["completed_rounds"] > 0:
             print(f"resuming DAgger after round {state['completed_rounds']} of {self.config.dagger_iterations} "
                   f"({len(trajectories)} episodes aggregated)", file=sys.stderr)
+        offset = self.config.bc_epochs if state.setdefault("initial_fit", False) else 0
         try:
+            self._check_first_learner(state, trajectories)
+            if state["completed_rounds"] == 0 and trajectories and not self._learner_given:
+                self._fit_initial(trajectories, logger)
+                state["initial_fit"], offset = True, self.config.bc_epochs
             for iteration in range(state["completed_rounds"], self.config.dagger_iterations):
                 new, stats = self.collect_round(iteration)
                 trajectories += new
                 self._append(new)
-                train_demos, val_demos = common.split_episodes(trajectories, self.config.bc_validation_split, self.bc.rng)
-                self.bc._normalizer_fitted = False  # refit on the aggregate, learner-visited states included
-                history = self.bc.fit(train_demos, val_demos, logger, step_offset=iteration * self.config.bc_epochs)
+                history = self._fit(trajectories, logger, step_offset=offset + iteration * self.config.bc_epochs)
                 round_eval = self._round_eval(iteration)
                 stats.update({"round": iteration + 1, "n_samples": history["n_train"] + history["n_val"],
                               "train/loss": history["final_train_loss"], "best_val_loss": history["best_val_loss"],
                               "mean_reward": round_eval["mean_return"], "pc_success": round_eval["pc_success"]})
-                logger.log(stats, step=(iteration + 1) * self.config.bc_epochs)
+                logger.log(stats, step=offset + (iteration + 1) * self.config.bc_epochs)
                 self._finish_round(state, iteration, len(new), stats)
         finally:
             logger.close()
@@ -206,6 +213,35 @@ class DAgger:
         results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
         return results
 
+    def _fit(self, trajectories: list[Any], logger: MetricLogger, step_offset: int = 0) -> dict[str, Any]:
+        """Retrain the learner on ``trajectories``: an MLP or SB3 learner is warm-started and its
+        normaliser refit on them (learner-visited states included); a chunked learner
+        (``action_chunk_size > 1``) is a flow policy trained afresh on them."""
+        train_demos, val_demos = common.split_episodes(trajectories, self.config.bc_validation_split, self.bc.rng)
+        if self.config.action_chunk_size > 1:
+            return self.bc.fit_chunked(train_demos, logger, step_offset=step_offset)
+        self.bc._normalizer_fitted = False
+        return self.bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
+
+    def _check_first_learner(self, state: dict[str, Any], initial: list[Any]) -> None:
+        """A chunked learner exists only once it has been fitted; without an initial dataset the
+        first round must be the expert's alone."""
+        if self.bc.policy is None and state["completed_rounds"] == 0 and not initial and self.beta(0) < 1:
+            raise ValueError(
+                f"a chunked learner (action_chunk_size={self.config.action_chunk_size}) has no policy before its first "
+                f"fit, but round 1's beta is {self.beta(0):g}: set dagger_initial_beta=1 (the expert acts alone in "
+                "round 1) or give an initial dataset (--dataset)"
+            )
+
+    def _fit_initial(self, initial: list[Any], logger: MetricLogger) -> None:
+        """Fit a fresh learner on the initial dataset D0 before round 1, so that the first
+        round's learner actions come from a policy trained on D0 (Ross et al.'s pi_1) rather
+        than from random weights."""
+        history = self._fit(initial, logger)
+        logger.log({"round": 0, "n_samples": history["n_train"] + history["n_val"],
+                    "train/loss": history["final_train_loss"], "best_val_loss": history["best_val_loss"]},
+                   step=self.config.bc_epochs)
+
     @staticmethod
     def best_round(rounds: Sequence[dict[str, Any]]) -> int:
         """The round (1-based) whose policy did best in its own evaluation rollouts (success, then
@@ -226,7 +262,7 @@ class DAgger:
         keys = ("dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
                 "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
                 "policy_type", "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs",
-                "task_frame", "lr_schedule")
+                "task_frame", "lr_schedule", "action_chunk_size", "temporal_aggregation")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -301,7 +337,7 @@ CLI_FIELDS = (
     "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
     "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule",
-    "seed", "eval_episodes", "output_dir",
+    "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",
 )
 
 
