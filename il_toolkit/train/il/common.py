@@ -141,6 +141,8 @@ _HELP = {
     "policy_activation": "mlp: hidden-layer activation",
     "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "
                    "then cosine decay)",
+    "dagger_warm_start": "continue each round from the last round's weights (imitation's DAgger) instead of training "
+                         "a freshly initialised learner on the aggregate (Ross et al.), which generalises better",
     "action_chunk_size": "> 1: train a flow-matching policy that predicts this many actions per observation (ACT-style "
                          "chunking; continuous actions); DAgger retrains it afresh each round",
     "temporal_aggregation": "chunked policies: re-plan every step and average the overlapping chunks (ACT's temporal "

@@ -3,7 +3,9 @@
 Each round ``i`` of ``dagger_iterations``: act in the env for ``dagger_episodes_per_iter``
 episodes with the expert at each step with probability ``beta_i`` (else the learner), label
 *every* visited state with the expert's action, aggregate, and retrain the learner with BC
-for ``bc_epochs``. An MLP or SB3 learner is warm-started; a chunked learner
+for ``bc_epochs``: a freshly initialised learner of the same architecture, as Ross et al. do
+(``dagger_warm_start`` continues from the last round's weights instead, as imitation's
+``SimpleDAggerTrainer`` does; warm-started networks generalise worse). A chunked learner
 (``action_chunk_size > 1``) is a flow policy trained afresh on the aggregate, its targets the
 expert's labels of the states that follow. Given an initial dataset D0 (``--dataset``), a
 fresh learner is fitted on it before round 1, so round 1's learner acts as BC on D0. Beta
@@ -98,6 +100,8 @@ class DAgger:
         policy: the learner to start from (``--model_path``); a fresh one by default.
     """
 
+    retrains_fresh = True  # False: the learner is always fine-tuned from its weights (pretrained VLA models)
+
     def __init__(
         self,
         env: str | gym.Env,
@@ -185,7 +189,7 @@ class DAgger:
                 new, stats = self.collect_round(iteration)
                 trajectories += new
                 self._append(new)
-                history = self._fit(trajectories, logger, step_offset=offset + iteration * self.config.bc_epochs)
+                history = self._fit(trajectories, logger, offset + iteration * self.config.bc_epochs, iteration)
                 round_eval = self._round_eval(iteration)
                 stats.update({"round": iteration + 1, "n_samples": history["n_train"] + history["n_val"],
                               "train/loss": history["final_train_loss"], "best_val_loss": history["best_val_loss"],
@@ -213,13 +217,17 @@ class DAgger:
         results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
         return results
 
-    def _fit(self, trajectories: list[Any], logger: MetricLogger, step_offset: int = 0) -> dict[str, Any]:
-        """Retrain the learner on ``trajectories``: an MLP or SB3 learner is warm-started and its
-        normaliser refit on them (learner-visited states included); a chunked learner
-        (``action_chunk_size > 1``) is a flow policy trained afresh on them."""
+    def _fit(self, trajectories: list[Any], logger: MetricLogger, step_offset: int = 0,
+             iteration: int | None = None) -> dict[str, Any]:
+        """Retrain the learner on ``trajectories`` (round ``iteration``; None: the fit on D0): an
+        MLP or SB3 learner is reinitialised (unless ``dagger_warm_start``) and its normaliser refit
+        on them, learner-visited states included; a chunked learner (``action_chunk_size > 1``)
+        is a flow policy trained afresh on them."""
         train_demos, val_demos = common.split_episodes(trajectories, self.config.bc_validation_split, self.bc.rng)
         if self.config.action_chunk_size > 1:
             return self.bc.fit_chunked(train_demos, logger, step_offset=step_offset)
+        if iteration is not None and not self.config.dagger_warm_start and self.retrains_fresh:
+            self.bc.reinitialize(seed=self.config.seed * 1000 + iteration + 1)
         self.bc._normalizer_fitted = False
         return self.bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
 
@@ -262,7 +270,7 @@ class DAgger:
         keys = ("dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
                 "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
                 "policy_type", "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs",
-                "task_frame", "lr_schedule", "action_chunk_size", "temporal_aggregation")
+                "task_frame", "lr_schedule", "action_chunk_size", "temporal_aggregation", "dagger_warm_start")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -334,7 +342,7 @@ class DAgger:
 
 # -- command line ------------------------------------------------------------------------
 CLI_FIELDS = (
-    "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
+    "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta", "dagger_warm_start",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
     "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule",
     "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",

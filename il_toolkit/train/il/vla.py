@@ -240,7 +240,12 @@ class VLADAgger(DAgger):
             ``{"obs_type": "pixels_agent_pos"}`` for PushT pixels).
         model: the learner, a :class:`VLAModel` or the path of a saved one (``--model_path``).
         expert_policy, config, use_wandb: as for DAgger.
+
+    The model is fine-tuned from its own (pretrained) weights every round, whatever
+    ``dagger_warm_start`` says: reinitialising would throw its pretraining away.
     """
+
+    retrains_fresh = False
 
     def __init__(self, env: Any, model: VLAModel | str | os.PathLike, expert_policy: Any = None,
                  config: ILConfig | None = None, use_wandb: bool | None = None, *,
