@@ -228,7 +228,8 @@ def test_a_chunked_learner_is_a_flow_policy_retrained_each_round(tmp_path):
 @pytest.mark.parametrize("warm_start", [False, True])
 def test_each_round_trains_a_fresh_learner_unless_warm_started(tmp_path, monkeypatch, warm_start):
     """Ross et al. train a new policy on the aggregate each round (the default); imitation's
-    DAgger continues from the last round's weights (dagger_warm_start)."""
+    DAgger continues from the last round's weights (dagger_warm_start). Either way a round keeps
+    its last epoch's weights."""
     from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
 
     starts, ends = [], []
@@ -237,13 +238,16 @@ def test_each_round_trains_a_fresh_learner_unless_warm_started(tmp_path, monkeyp
     def recording(self, *args, **kwargs):
         starts.append(self.module[0].weight.detach().clone())
         history = original(self, *args, **kwargs)
-        ends.append(self.module[0].weight.detach().clone())
+        ends.append(history["last_state"]["0.weight"].clone())
         return history
 
     monkeypatch.setattr(BehavioralCloning, "fit", recording)
     config = _config(tmp_path, dagger_iterations=2, bc_epochs=2, policy_type="mlp", dagger_warm_start=warm_start)
     DAgger("CartPole-v1", None, config, progress=False).train()
     assert torch.equal(starts[1], ends[0]) == warm_start
+    from il_toolkit.policies import load  # each round keeps its last epoch's weights, not its lowest validation loss
+
+    assert torch.equal(load(tmp_path / "dagger" / "rounds" / "001").model[0].weight, ends[0])
     if not warm_start:  # a seeded fresh initialisation: reproducible, and other than round 1's
         assert not torch.equal(starts[1], starts[0])
         torch.manual_seed(config.seed * 1000 + 2)

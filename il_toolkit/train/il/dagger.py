@@ -23,6 +23,12 @@ Command line::
         --dagger_episodes_per_iter 20 --dagger_beta_schedule linear --dagger_initial_beta 1.0 \
         --bc_epochs 20 --output_dir ./output/dagger
 
+Each round's weights are those of its last epoch, not of its lowest validation loss: the
+validation episodes hold learner-visited states whose expert labels no network predicts from
+the other episodes, so validation loss bottoms out a few epochs in (ALOHA transfer: epoch 4 of
+50, at 13x the final training loss) and keeping that epoch throws the round's training away.
+Rounds are compared by rollouts instead (:meth:`DAgger.best_round`).
+
 Everything a run learns lands in ``output_dir`` as it goes: each round's labelled episodes
 are appended to a Minari dataset at ``output_dir/dataset/data`` (open it with
 ``minari.MinariDataset(path)``), each round's policy is saved under ``rounds/NNN`` and judged
@@ -229,7 +235,9 @@ class DAgger:
         if iteration is not None and not self.config.dagger_warm_start and self.retrains_fresh:
             self.bc.reinitialize(seed=self.config.seed * 1000 + iteration + 1)
         self.bc._normalizer_fitted = False
-        return self.bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
+        history = self.bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
+        self.bc.module.load_state_dict(history["last_state"])  # see "Each round's weights" in the module docstring
+        return {**history, "selected_by": "last epoch"}
 
     def _check_first_learner(self, state: dict[str, Any], initial: list[Any]) -> None:
         """A chunked learner exists only once it has been fitted; without an initial dataset the

@@ -190,6 +190,11 @@ class VLABehavioralCloning:
                 "final_train_loss": history.final_train_loss, "last_state": last_state, "losses": losses,
                 "samples": samples[0], "fit_seconds": fit_seconds}
 
+    @property
+    def module(self) -> torch.nn.Module:
+        """The torch module holding the model's trainable state."""
+        return self.policy.model
+
     def save(self, output_dir: Path, last_state: dict[str, torch.Tensor]) -> dict[str, str]:
         """``last/`` from ``last_state``, ``best/`` from the current (best) weights."""
         module = self.policy.model
