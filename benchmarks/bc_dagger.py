@@ -92,7 +92,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
     parser.add_argument("--keep-runs", type=Path, help="write the runs (checkpoints, DAgger rounds, metrics) under this "
                         "folder instead of a temporary one")
+    parser.add_argument("--combine", nargs="+", metavar="NAME",
+                        help="write one results file from these results (benchmarks/results/NAME.json, e.g. one per "
+                             "seed) instead of running anything")
     args = parser.parse_args()
+    if args.combine:
+        return combine(args.env, args.combine, args.tag)
     setting = dict(SETTINGS[args.env])
     chosen = (("rounds", args.rounds), ("episodes", args.episodes), ("dagger_d0", args.dagger_d0),
               ("dagger_epochs", args.dagger_epochs), ("beta_schedule", args.beta_schedule),
@@ -130,6 +135,18 @@ def main() -> None:
                                    setting["beta_schedule"], setting["initial_beta"]))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
+    summary, met = summarize(args.env, rows)
+    print(f"target {setting['target']}: {'met' if met else 'MISSED'}; load average {os.getloadavg()[0]:.1f}")
+    write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), {
+        "settings": {**{k: v for k, v in vars(args).items() if k != "combine"}, **setting, **COMMON, **learner,
+                     "policy": "MLPPolicy, actions as offsets from env.action_reference (ILConfig.relative_actions)"}, "rows": rows, "summary": summary,
+        "target": setting["target"], "target_met": met, "load_average": os.getloadavg(),
+    })
+
+
+def summarize(env: str, rows: list[dict]) -> tuple[dict, bool]:
+    """Mean success, max reward and labels per method over the seeds; whether the target is met."""
+    small, large = SETTINGS[env]["demos"]
     summary = {}
     for method in (f"bc-{small}", f"bc-{large}", "dagger"):
         chosen = [r for r in rows if r["method"] == method]
@@ -137,17 +154,30 @@ def main() -> None:
             continue
         summary[method] = {"mean_pc_success": float(np.mean([r["pc_success"] for r in chosen])),
                            "mean_avg_max_reward": float(np.mean([r["avg_max_reward"] for r in chosen])),
-                           "mean_expert_labels": float(np.mean([r["expert_labels"] for r in chosen]))}
-        print(f"{method}: success {summary[method]['mean_pc_success']:.1f}% (mean over seeds), "
-              f"avg max reward {summary[method]['mean_avg_max_reward']:.3f}, labels {summary[method]['mean_expert_labels']:.0f}")
+                           "mean_expert_labels": float(np.mean([r["expert_labels"] for r in chosen])),
+                           "seeds": [r["seed"] for r in chosen]}
+        print(f"{method}: success {summary[method]['mean_pc_success']:.1f}% (mean over seeds "
+              f"{summary[method]['seeds']}), avg max reward {summary[method]['mean_avg_max_reward']:.3f}, "
+              f"labels {summary[method]['mean_expert_labels']:.0f}")
     met = "dagger" in summary and summary["dagger"]["mean_pc_success"] >= 80
-    if args.env == "pusht" and met and f"bc-{large}" in summary:
+    if env == "pusht" and met and f"bc-{large}" in summary:
         met = met and summary["dagger"]["mean_pc_success"] > summary[f"bc-{large}"]["mean_pc_success"]
-    print(f"target {setting['target']}: {'met' if met else 'MISSED'}; load average {os.getloadavg()[0]:.1f}")
-    write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), {
-        "settings": {**vars(args), **setting, **COMMON, **learner,
-                     "policy": "MLPPolicy, actions as offsets from env.action_reference (ILConfig.relative_actions)"}, "rows": rows, "summary": summary,
-        "target": setting["target"], "target_met": met, "load_average": os.getloadavg(),
+    return summary, met
+
+
+def combine(env: str, names: list[str], tag: str) -> None:
+    """One results file from runs written separately (seeds or methods run side by side):
+    their rows together, the summary recomputed, each part's settings kept."""
+    import json
+
+    parts = {name: json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in names}
+    rows = [row for part in parts.values() for row in part["rows"]]
+    summary, met = summarize(env, rows)
+    print(f"target {SETTINGS[env]['target']}: {'met' if met else 'MISSED'}")
+    write_results(f"bc_dagger_{env}" + (f"_{tag}" if tag else ""), {
+        "combined_from": {name: {"settings": part["settings"], "environment": part.get("environment")}
+                          for name, part in parts.items()},
+        "rows": rows, "summary": summary, "target": SETTINGS[env]["target"], "target_met": met,
     })
 
 
