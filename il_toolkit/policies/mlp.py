@@ -6,8 +6,9 @@ standardised with statistics taken from the training data, then clipped to ``±o
 standard deviations (10, as SB3's ``VecNormalize``): an entry that hardly moved in the
 demonstrations (ALOHA's cube orientation, std 2.5e-5 while the cube sits flat) would otherwise
 reach tens of thousands of standard deviations once a learner tips the cube over, and drive the
-network far outside anything it was fitted on. Continuous actions are regressed in [-1, 1] (scaled by the action space's bounds, or by data statistics where
-the bounds are infinite). Both normalisers are part of the saved state.
+network far outside anything it was fitted on. Continuous actions are regressed in [-1, 1]
+(scaled by the action space's bounds, or by data statistics where the bounds are infinite).
+Both normalisers are part of the saved state.
 
 With ``action_reference`` (one observation index per action dimension: where the action
 is a target for that entry, as PushT's target position for the agent's position or ALOHA's
