@@ -82,6 +82,8 @@ def main() -> None:
                         help="the learner leaves out the env's velocity_obs (ALOHA's arm joint velocities)")
     parser.add_argument("--task-frame", action=argparse.BooleanOptionalAction, default=False,
                         help="the learner works in the env's policy_frame (PushT's block frame)")
+    parser.add_argument("--mixture-components", type=int, default=1,
+                        help="> 1: the MLP's head is a mixture of this many Gaussians, acting with the heaviest one")
     parser.add_argument("--beta-schedule", help="DAgger's beta schedule: constant, linear, exponential (default: per env)")
     parser.add_argument("--initial-beta", type=float, help="DAgger's initial beta (default: per env)")
     parser.add_argument("--dagger-d0", action=argparse.BooleanOptionalAction, default=None,
@@ -105,7 +107,8 @@ def main() -> None:
     setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay,
-                   drop_velocity_obs=args.drop_velocity_obs, task_frame=args.task_frame)
+                   drop_velocity_obs=args.drop_velocity_obs, task_frame=args.task_frame,
+                   policy_mixture_components=args.mixture_components)
     if args.quick:
         args.seeds, args.bc_epochs = [0], 20
         setting.update(eval_episodes=20, rounds=3, dagger_epochs=10)

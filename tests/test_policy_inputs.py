@@ -131,3 +131,56 @@ def test_a_checkpoint_from_before_obs_clip_loads_unclipped_and_bad_clips_are_ref
     assert load(path).obs_clip is None
     with pytest.raises(ValueError, match="obs_clip"):
         MLPPolicy(PUSHT_LIKE, ACTIONS, obs_clip=0.0)
+
+
+def _fit_two_choices(mixture_components: int) -> MLPPolicy:
+    """The expert goes to +0.6 or to -0.6 at random, whatever the observation (two equally good
+    routes): a regressor learns their average, 0; a mixture learns both and picks one."""
+    box = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    policy = MLPPolicy(box, spaces.Box(-1.0, 1.0, (1,), np.float32), hidden_sizes=[32],
+                       mixture_components=mixture_components)
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (512, 2))
+    acts = rng.choice([-0.6, 0.6], size=(512, 1))
+    policy.fit_normalizer(obs)
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    for _ in range(300):
+        loss, _ = policy.compute_loss(obs, acts)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return policy
+
+
+def test_a_mixture_head_picks_one_of_two_expert_choices_where_a_regressor_averages(tmp_path):
+    probe = np.random.default_rng(1).uniform(-1, 1, (64, 2))
+    averaged = _fit_two_choices(1).predict(probe)[0]
+    assert np.abs(averaged).mean() < 0.2  # far from either choice (0.6)
+    mixture = _fit_two_choices(3)
+    picked = mixture.predict(probe)[0]
+    np.testing.assert_allclose(np.abs(picked), 0.6, atol=0.1)
+    sampled = mixture.predict(np.repeat(probe[:1], 200, axis=0), deterministic=False)[0]
+    assert (sampled > 0.3).mean() > 0.2 and (sampled < -0.3).mean() > 0.2  # both choices, when sampling
+    restored = load(mixture.save(tmp_path / "mixture"))
+    assert restored.mixture_components == 3
+    np.testing.assert_array_equal(restored.predict(probe)[0], picked)
+
+
+def test_mixture_components_are_checked_and_reach_the_mlp_from_the_config():
+    from il_toolkit import ILConfig
+    from il_toolkit.config.training_config import ConfigError
+    from il_toolkit.envs import make_env
+    from il_toolkit.train.il.behavioral_cloning import make_policy
+
+    with pytest.raises(ValueError, match="needs continuous"):
+        MLPPolicy(PUSHT_LIKE, spaces.Discrete(3), mixture_components=2)
+    with pytest.raises(ValueError, match="positive integer"):
+        MLPPolicy(PUSHT_LIKE, ACTIONS, mixture_components=0)
+    with pytest.raises(ConfigError, match="policy_mixture_components"):
+        ILConfig(policy_mixture_components=0)
+    env = make_env("il_toolkit/PushT-v0", obs_type="state")
+    policy = make_policy(env, ILConfig(policy_type="mlp", policy_mixture_components=4))
+    assert policy.mixture_components == 4 and policy.model[-1].out_features == 4 * (1 + 2 * 2)
+    with pytest.raises(ConfigError, match="policy_type='mlp'"):
+        make_policy(make_env("CartPole-v1"), ILConfig(policy_mixture_components=4))

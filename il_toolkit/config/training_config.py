@@ -122,6 +122,9 @@ class ILConfig(_ConfigMixin):
     # block frame, il_toolkit.policies.frames); it replaces relative_actions where the env has one.
     # Off by default until measured on more than one seed.
     task_frame: bool = False
+    # mlp, continuous actions: > 1 gives the MLP a mixture-density head of this many Gaussian
+    # components, acting with the heaviest one's mean (il_toolkit.policies.mlp); 1 regresses (MSE).
+    policy_mixture_components: int = 1
 
     # DAgger
     dagger_iterations: int = 10
@@ -191,6 +194,7 @@ class ILConfig(_ConfigMixin):
                  f"policy_activation must be one of {', '.join(ACTIVATIONS)}; got {self.policy_activation!r}")
         for name in ("relative_actions", "drop_velocity_obs", "task_frame", "dagger_warm_start"):
             _require(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
+        _positive_int("policy_mixture_components", self.policy_mixture_components)
         _positive_int("dagger_iterations", self.dagger_iterations)
         _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)
         _require(

@@ -26,11 +26,18 @@ a learner can copy instead of reading the task (its next joint target is about i
 carried on), and then, once stood still, predicts standing still (the "copycat" problem).
 
 Loss (``compute_loss``): cross-entropy for ``Discrete`` actions, mean squared error on
-normalised actions for ``Box`` actions.
+normalised actions for ``Box`` actions. With ``mixture_components`` K > 1 (``Box`` actions) the
+head is a mixture density network instead: K diagonal Gaussians over the normalised action,
+trained by negative log-likelihood; it acts with the mean of the heaviest component (or a
+sample, with ``deterministic=False``). Where the expert's action jumps between two choices in
+nearby states (PushT: round the T to the left or to the right), a regressor predicts their
+average and can stall there; the mixture picks one (PushT, BC-200 in the block frame, seed 0:
+30% success against 3% for the regressor, 100 seeds).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -42,6 +49,7 @@ from il_toolkit.config.training_config import ACTIVATIONS
 from il_toolkit.policies.base import BasePolicy
 
 DEFAULT_OBS_CLIP = 10.0  # standardised observations are clipped to this many standard deviations
+LOG_STD_RANGE = (-5.0, 2.0)  # a mixture component's log standard deviation, in normalised action units
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 if tuple(_ACTIVATIONS) != ACTIVATIONS:  # ILConfig validates names against ACTIVATIONS without importing torch
     raise ImportError(f"MLPPolicy's activations {tuple(_ACTIVATIONS)} and ILConfig's ACTIVATIONS {ACTIVATIONS} differ")
@@ -97,8 +105,14 @@ class MLPPolicy(BasePolicy):
         ignored_obs: Sequence[int] | None = None,
         frame: str | None = None,
         obs_clip: float | None = DEFAULT_OBS_CLIP,
+        mixture_components: int = 1,
     ) -> None:
         super().__init__(observation_space, action_space)
+        if not isinstance(mixture_components, (int, np.integer)) or mixture_components < 1:
+            raise ValueError(f"mixture_components must be a positive integer, got {mixture_components!r}")
+        if mixture_components > 1 and not isinstance(action_space, spaces.Box):
+            raise ValueError(f"mixture_components > 1 needs continuous (Box) actions, got {action_space}: use 1")
+        self.mixture_components = int(mixture_components)
         if obs_clip is not None and not obs_clip > 0:
             raise ValueError(f"obs_clip must be a positive number of standard deviations or None, got {obs_clip!r}")
         self.obs_clip = None if obs_clip is None else float(obs_clip)
@@ -131,7 +145,9 @@ class MLPPolicy(BasePolicy):
         for width in self.hidden_sizes:
             layers += [nn.Linear(in_dim, width), _ACTIVATIONS[activation]()]
             in_dim = width
-        layers.append(nn.Linear(in_dim, out_dim))
+        self.action_dim = out_dim
+        k = self.mixture_components
+        layers.append(nn.Linear(in_dim, out_dim if k == 1 else k * (1 + 2 * out_dim)))
         self.model = nn.Sequential(*layers)
         self.model.register_buffer("obs_mean", torch.zeros(len(self._feature_columns)))
         self.model.register_buffer("obs_std", torch.ones(len(self._feature_columns)))
@@ -252,8 +268,36 @@ class MLPPolicy(BasePolicy):
             accuracy = (out.argmax(-1) == target).float().mean()
             return loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)}
         target = (self._encode_actions(observations, actions) - self.model.act_center) / self.model.act_scale
-        loss = nn.functional.mse_loss(out, target)
+        if self.mixture_components > 1:
+            loss = -self._mixture_log_prob(out, target).mean()
+        else:
+            loss = nn.functional.mse_loss(out, target)
         return loss, {"loss": float(loss.detach())}
+
+    def _mixture(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Split the head's output (B, K * (1 + 2D)) into component log-weights (B, K), means
+        (B, K, D) and log standard deviations (B, K, D), all in normalised action units."""
+        k, d = self.mixture_components, self.action_dim
+        log_weights = torch.log_softmax(out[:, :k], dim=-1)
+        means = out[:, k : k + k * d].reshape(-1, k, d)
+        log_stds = out[:, k + k * d :].reshape(-1, k, d).clamp(*LOG_STD_RANGE)
+        return log_weights, means, log_stds
+
+    def _mixture_log_prob(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B,) log-density of the normalised targets (B, D) under the mixture."""
+        log_weights, means, log_stds = self._mixture(out)
+        z = (target[:, None, :] - means) / log_stds.exp()
+        per_component = (-0.5 * z**2 - log_stds - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return torch.logsumexp(log_weights + per_component, dim=-1)
+
+    def _mixture_action(self, out: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """(B, D) normalised actions: the heaviest component's mean, or a sample of the mixture."""
+        log_weights, means, log_stds = self._mixture(out)
+        rows = torch.arange(len(out))
+        if deterministic:
+            return means[rows, log_weights.argmax(-1)]
+        chosen = torch.distributions.Categorical(logits=log_weights).sample()
+        return means[rows, chosen] + log_stds[rows, chosen].exp() * torch.randn_like(means[rows, chosen])
 
     def parameters(self):
         return self.model.parameters()
@@ -264,6 +308,8 @@ class MLPPolicy(BasePolicy):
             out = self._forward(observations)
         if self.discrete:
             return (out.argmax(-1) + int(self.action_space.start)).numpy().astype(np.int64)
+        if self.mixture_components > 1:
+            out = self._mixture_action(out, deterministic)
         actions = self._decode_actions(observations, (out * self.model.act_scale + self.model.act_center).numpy())
         actions = actions.reshape((len(actions),) + self.action_space.shape)
         return np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
@@ -272,7 +318,7 @@ class MLPPolicy(BasePolicy):
     def checkpoint_config(self) -> dict[str, Any]:
         return {"hidden_sizes": self.hidden_sizes, "activation": self.activation,
                 "action_reference": self.action_reference, "ignored_obs": self.ignored_obs,
-                "frame": self.frame_name, "obs_clip": self.obs_clip}
+                "frame": self.frame_name, "obs_clip": self.obs_clip, "mixture_components": self.mixture_components}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.model.state_dict())
@@ -283,7 +329,8 @@ class MLPPolicy(BasePolicy):
 
         policy = cls(observation_space, action_space, config["hidden_sizes"], config["activation"],
                      config.get("action_reference"), config.get("ignored_obs"), config.get("frame"),
-                     config.get("obs_clip"))  # checkpoints from before obs_clip: unclipped, as they were trained
+                     config.get("obs_clip"),  # checkpoints from before obs_clip: unclipped, as they were trained
+                     config.get("mixture_components", 1))
         try:
             policy.model.load_state_dict(dict(tensors))
         except RuntimeError as exc:

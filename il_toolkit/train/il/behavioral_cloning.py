@@ -57,9 +57,10 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
     if kind == "auto":
         kind = "sb3" if isinstance(env.action_space, gym.spaces.Discrete) else "mlp"
     if kind == "sb3":
-        if config.lr_schedule != "constant" or config.policy_activation != "relu":
-            raise ConfigError("lr_schedule and policy_activation apply to the toolkit's MLP policy; imitation's BC trains "
-                             "SB3 policies at a constant learning rate: set policy_type='mlp' (--policy_type mlp) or drop them")
+        if config.lr_schedule != "constant" or config.policy_activation != "relu" or config.policy_mixture_components != 1:
+            raise ConfigError("lr_schedule, policy_activation and policy_mixture_components apply to the toolkit's MLP "
+                              "policy; imitation's BC trains SB3 policies at a constant learning rate: set "
+                              "policy_type='mlp' (--policy_type mlp) or drop them")
         return SB3Policy(ActorCriticPolicy(
             env.observation_space, env.action_space, lr_schedule=lambda _: config.learning_rate,
             net_arch=list(config.policy_hidden_sizes or SB3_NET_ARCH),
@@ -68,7 +69,8 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
     reference = getattr(env.unwrapped, "action_reference", None) if config.relative_actions and frame is None else None
     ignored = getattr(env.unwrapped, "velocity_obs", ()) if config.drop_velocity_obs else ()
     return MLPPolicy(env.observation_space, env.action_space, hidden_sizes=config.policy_hidden_sizes or MLP_HIDDEN_SIZES,
-                     activation=config.policy_activation, action_reference=reference, ignored_obs=ignored, frame=frame)
+                     activation=config.policy_activation, action_reference=reference, ignored_obs=ignored, frame=frame,
+                     mixture_components=config.policy_mixture_components)
 
 
 def _as_trainable(policy: Any) -> Any:
@@ -441,8 +443,8 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
 CLI_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
     "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
-    "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule", "action_chunk_size", "temporal_aggregation",
-    "seed", "eval_episodes", "output_dir",
+    "relative_actions", "drop_velocity_obs", "task_frame", "policy_mixture_components", "lr_schedule",
+    "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",
 )
 
 

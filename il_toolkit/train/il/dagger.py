@@ -282,7 +282,8 @@ class DAgger:
         keys = ("dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
                 "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
                 "policy_type", "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs",
-                "task_frame", "lr_schedule", "action_chunk_size", "temporal_aggregation", "dagger_warm_start")
+                "task_frame", "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation",
+                "dagger_warm_start")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -356,8 +357,9 @@ class DAgger:
 CLI_FIELDS = (
     "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta", "dagger_warm_start",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
-    "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame", "lr_schedule",
-    "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",
+    "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",
+    "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes",
+    "output_dir",
 )
 
 
