@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--dagger-d0", action=argparse.BooleanOptionalAction, default=None,
                         help="DAgger starts from the larger demonstration set as its initial dataset D0, its labels "
                              "counted (default: on for aloha_transfer, off for pusht)")
+    parser.add_argument("--d0-demos", type=int, help="with --dagger-d0: D0 is the first N demonstrations (their own "
+                        "dataset, collected from the same seeds) instead of the larger set")
     parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
     parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
@@ -121,6 +123,11 @@ def main() -> None:
     if not dataset_exists(dataset):
         collect_dataset(env_id, dataset, large, seed=0, progress=True)
     demos = load_demonstrations(dataset)
+    d0 = dataset
+    if args.d0_demos:
+        d0 = f"bench/{args.env}-expert-{args.d0_demos}-v0"
+        if not dataset_exists(d0):
+            collect_dataset(env_id, d0, args.d0_demos, seed=0, progress=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep_runs or Path(tmp)
@@ -134,7 +141,7 @@ def main() -> None:
                 continue
             start = time.perf_counter()
             rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], setting["dagger_epochs"],
-                                   setting["eval_episodes"], out, learner, dataset if setting.get("dagger_d0") else None,
+                                   setting["eval_episodes"], out, learner, d0 if setting.get("dagger_d0") else None,
                                    setting["beta_schedule"], setting["initial_beta"]))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
