@@ -297,7 +297,8 @@ class MLPPolicy(BasePolicy):
         if deterministic:
             return means[rows, log_weights.argmax(-1)]
         chosen = torch.distributions.Categorical(logits=log_weights).sample()
-        return means[rows, chosen] + log_stds[rows, chosen].exp() * torch.randn_like(means[rows, chosen])
+        mean, log_std = means[rows, chosen], log_stds[rows, chosen]
+        return mean + log_std.exp() * torch.randn_like(mean)
 
     def parameters(self):
         return self.model.parameters()
