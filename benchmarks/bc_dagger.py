@@ -51,13 +51,14 @@ def run_bc(env_id: str, demos, n_demos: int, seed: int, epochs: int, eval_episod
 
 def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, eval_episodes: int, out: Path,
                learner: dict, initial_dataset: str | None = None, beta_schedule: str = "linear",
-               initial_beta: float = 1.0) -> dict:
+               initial_beta: float = 1.0, stuck_steps: int = 0, on_stuck: str = "end") -> dict:
     from il_toolkit import ILConfig
     from il_toolkit.train.il.dagger import DAgger
 
     config = ILConfig.dagger(seed=seed, dagger_iterations=rounds, dagger_episodes_per_iter=episodes, bc_epochs=epochs,
                              eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"),
-                             dagger_beta_schedule=beta_schedule, dagger_initial_beta=initial_beta, **COMMON, **learner)
+                             dagger_beta_schedule=beta_schedule, dagger_initial_beta=initial_beta,
+                             dagger_stuck_steps=stuck_steps, dagger_on_stuck=on_stuck, **COMMON, **learner)
     results = DAgger(env_id, None, config, progress=False).train(initial_dataset=initial_dataset)
     return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
             "train_seconds": results["train_seconds"], "rounds": results["rounds"], "best_round": results["best_round"],
@@ -91,6 +92,10 @@ def main() -> None:
                              "counted (default: on for aloha_transfer, off for pusht)")
     parser.add_argument("--d0-demos", type=int, help="with --dagger-d0: D0 is the first N demonstrations (their own "
                         "dataset, collected from the same seeds) instead of the larger set")
+    parser.add_argument("--stuck-steps", type=int, help="DAgger: a rollout whose state stood still this many steps is "
+                        "stuck (ILConfig.dagger_stuck_steps; 0: off; default: per env)")
+    parser.add_argument("--on-stuck", choices=["end", "expert"], help="DAgger: a stuck rollout ends there, or the expert "
+                        "acts for the rest of it (ILConfig.dagger_on_stuck; default: per env)")
     parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
     parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
@@ -105,7 +110,7 @@ def main() -> None:
     setting = dict(SETTINGS[args.env])
     chosen = (("rounds", args.rounds), ("episodes", args.episodes), ("dagger_d0", args.dagger_d0),
               ("dagger_epochs", args.dagger_epochs), ("beta_schedule", args.beta_schedule),
-              ("initial_beta", args.initial_beta))
+              ("initial_beta", args.initial_beta), ("stuck_steps", args.stuck_steps), ("on_stuck", args.on_stuck))
     setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay,
@@ -142,7 +147,8 @@ def main() -> None:
             start = time.perf_counter()
             rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], setting["dagger_epochs"],
                                    setting["eval_episodes"], out, learner, d0 if setting.get("dagger_d0") else None,
-                                   setting["beta_schedule"], setting["initial_beta"]))
+                                   setting["beta_schedule"], setting["initial_beta"], setting.get("stuck_steps", 0),
+                                   setting.get("on_stuck", "end")))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
     summary, met = summarize(args.env, rows)

@@ -70,8 +70,8 @@ class PushTEnv(gym.Env):
     @property
     def policy_frame(self) -> str | None:
         """The task frame MLP learners see the state in (``ILConfig.task_frame``): the block's,
-        :mod:`il_toolkit.policies.frames` ``pusht_block``. ``state`` observations only."""
-        return "pusht_block" if self.obs_type == "state" else None
+        :mod:`il_toolkit.policies.frames` ``pusht_push``. ``state`` observations only."""
+        return "pusht_push" if self.obs_type == "state" else None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)

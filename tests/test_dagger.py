@@ -252,3 +252,79 @@ def test_each_round_trains_a_fresh_learner_unless_warm_started(tmp_path, monkeyp
         assert not torch.equal(starts[1], starts[0])
         torch.manual_seed(config.seed * 1000 + 2)
         assert torch.equal(starts[1], torch.nn.Linear(4, 256).weight)
+
+
+def _standing_learner(env):
+    """A PushT learner at a fixed point of its own action map: its target is where the pusher is."""
+    return FunctionPolicy(lambda s: np.asarray(s[:2], dtype=np.float32), env.observation_space, env.action_space)
+
+
+def test_the_stuck_detector_counts_steps_without_motion():
+    from il_toolkit.train.il.dagger import StuckDetector
+
+    detector = StuckDetector(3)
+    seen = [detector.update(np.array([100.0, 2.0]) + shift) for shift in (0, 1e-5, 0, 0, 5.0, 5.0)]
+    assert seen == [False, False, False, True, False, False] and detector.still == 1
+    assert not any(StuckDetector(0).update(np.zeros(2)) for _ in range(5))
+
+
+def test_a_stuck_rollout_ends_there_when_asked(tmp_path):
+    """A learner standing still would label the same state for the rest of the episode."""
+    from il_toolkit.rollout import rollout_episode
+    from il_toolkit.train.il.dagger import EndWhenStuck
+
+    env = make_env("il_toolkit/PushT-v0", obs_type="state")
+    expert = make_expert_for(env)
+    mixture = BetaMixture(expert, _standing_learner(env), beta=0.0, rng=np.random.default_rng(0))
+    episode = rollout_episode(mixture, EndWhenStuck(env, 5), seed=3)
+    assert episode.truncated and not episode.terminated and episode.length == 5 == len(mixture.labels)
+    full = rollout_episode(mixture, env, seed=3)
+    assert full.length == 300
+
+
+def test_the_expert_takes_over_a_stuck_rollout_and_labels_the_way_out(tmp_path):
+    from il_toolkit.rollout import rollout_episode
+    from il_toolkit.train.il.dagger import StuckDetector
+
+    env = make_env("il_toolkit/PushT-v0", obs_type="state")
+    expert = make_expert_for(env)
+    mixture = BetaMixture(expert, _standing_learner(env), beta=0.0, rng=np.random.default_rng(0),
+                          takeover_when=StuckDetector(5))
+    episode = rollout_episode(mixture, env, seed=3)
+    assert mixture.taken_over and mixture.takeovers == 1 and mixture.learner_steps == 5
+    assert episode.success  # the scripted expert finishes from where the learner stood
+    np.testing.assert_array_equal(np.stack(episode.actions[5:]), np.stack(mixture.labels[5:]))
+    mixture.reset()
+    assert not mixture.taken_over
+
+
+def test_dagger_reports_stuck_rollouts_and_records_the_setting(tmp_path):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=40)
+    config = _config(tmp_path, dagger_iterations=1, dagger_episodes_per_iter=2, dagger_initial_beta=0.0,
+                     dagger_stuck_steps=5, bc_epochs=1, eval_episodes=1, policy_type="mlp")
+    trainer = DAgger(env, None, config, policy=_fitted_standing_mlp(env), progress=False)
+    results = trainer.train()
+    assert results["rounds"][0]["round/stuck_episodes"] == 2 and results["expert_labels"] == 10  # 5 steps each
+    state = json.loads((tmp_path / "dagger" / "state.json").read_text())
+    assert state["signature"]["dagger_stuck_steps"] == 5 and state["signature"]["dagger_on_stuck"] == "end"
+    with pytest.raises(Exception, match="dagger_on_stuck must be one of end, expert"):
+        ILConfig.dagger(dagger_on_stuck="pause")
+
+
+def make_expert_for(env):
+    from il_toolkit.experts import make_expert
+
+    return make_expert("il_toolkit/PushT-v0", env=env)
+
+
+def _fitted_standing_mlp(env):
+    """An MLP whose every target is its own pusher position (offset 0)."""
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    policy = MLPPolicy(env.observation_space, env.action_space, hidden_sizes=[8], action_reference=[0, 1])
+    obs = np.random.default_rng(0).uniform(100, 400, (64, 5))
+    policy.fit_normalizer(obs, obs[:, :2])
+    torch.nn.init.zeros_(policy.model[-1].weight)
+    torch.nn.init.zeros_(policy.model[-1].bias)
+    policy.model.act_center.zero_()
+    return policy

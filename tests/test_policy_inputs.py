@@ -78,21 +78,51 @@ def test_pusht_block_frame_round_trips_and_is_invariant_to_where_the_scene_is(tm
     np.testing.assert_allclose(pusht_block_features(at_goal)[0, 2:], [0, 0, 0, 0, 1], atol=1e-9)
 
 
+def test_pusht_push_frame_sees_the_error_direction_and_targets_relative_to_the_pusher():
+    """Near the goal the error's direction stays a unit vector however small the error, and the
+    encoded target is the push itself (target minus pusher, block frame)."""
+    from il_toolkit.policies.frames import ERROR_LENGTH_SCALE, pusht_push_decode, pusht_push_encode, pusht_push_features
+
+    goal = np.array([0.0, 0.0, 256.0, 256.0, np.pi / 4])
+    near = np.stack([goal + [0, 0, 0.5, 0, 0], goal + [0, 0, 0, 0, -0.01], goal + [0, 0, 40.0, 0, 0]])
+    features = pusht_push_features(near)
+    assert features.shape == (3, 11)
+    np.testing.assert_allclose(np.linalg.norm(features[:, 7:10], axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(features[0, 7:10], features[2, 7:10], atol=1e-9)  # same direction, 80x the size
+    assert features[1, 9] > 0.5  # turned 0.01 rad clockwise (about the origin; the COG moved 0.45 px): turn back
+    np.testing.assert_allclose(features[[0, 2], 10], np.log1p([0.5, 40.0]), atol=1e-9)
+    np.testing.assert_allclose(features[1, 10], np.log1p(np.hypot(0.01 * ERROR_LENGTH_SCALE, 0.45)), atol=1e-3)
+    obs = np.array([[100.0, 200.0, 300.0, 250.0, np.pi / 2]])
+    push = pusht_push_encode(obs, np.array([[100.0, 210.0]]))  # 10 px up the board = +x in a block turned 90°
+    np.testing.assert_allclose(push, [[10.0, 0.0]], atol=1e-9)
+    np.testing.assert_allclose(pusht_push_decode(obs, push), [[100.0, 210.0]], atol=1e-9)
+
+
+def test_checkpoints_in_the_older_pusht_block_frame_still_load(tmp_path):
+    policy = MLPPolicy(PUSHT_LIKE, ACTIONS, hidden_sizes=[16], frame="pusht_block")
+    obs = np.random.default_rng(2).uniform(50, 450, (16, 5))
+    policy.fit_normalizer(obs, obs[:, :2] + 3.0)
+    restored = load(policy.save(tmp_path / "old"))
+    assert restored.frame_name == "pusht_block" and restored.model[0].in_features == 6 + 7
+    np.testing.assert_array_equal(restored.predict(obs)[0], policy.predict(obs)[0])
+
+
 def test_pusht_learners_work_in_the_block_frame_when_asked(tmp_path):
     from il_toolkit.config.training_config import ILConfig
     from il_toolkit.train.il.behavioral_cloning import make_policy
 
     env = gym.make("il_toolkit/PushT-v0", obs_type="state")
     policy = make_policy(env, ILConfig(policy_type="mlp", task_frame=True))
-    assert policy.frame_name == "pusht_block" and policy.action_reference is None
-    assert policy.model[0].in_features == 6 + 7  # 5 entries (angle as sine and cosine) + the frame's 7
+    assert policy.frame_name == "pusht_push" and policy.action_reference is None
+    assert policy.model[0].in_features == 11  # the frame's features in place of the board coordinates
+    assert policy.flatten_obs(np.full((3, 5), 100.0)).shape == (3, 11)
     plain = make_policy(env, ILConfig(policy_type="mlp"))
     assert plain.frame is None and plain.action_reference == [0, 1]
     obs = np.random.default_rng(1).uniform(50, 450, (32, 5))
     actions = obs[:, :2] + 5.0
     policy.fit_normalizer(obs, actions)
     restored = load(policy.save(tmp_path / "mlp"))
-    assert restored.frame_name == "pusht_block"
+    assert restored.frame_name == "pusht_push"
     np.testing.assert_array_equal(restored.predict(obs)[0], policy.predict(obs)[0])
     with pytest.raises(ValueError, match="unknown task frame"):
         MLPPolicy(PUSHT_LIKE, ACTIONS, frame="nope")

@@ -25,6 +25,7 @@ BETA_SCHEDULES = ("constant", "linear", "exponential")
 POLICY_TYPES = ("auto", "sb3", "mlp")
 LR_SCHEDULES = ("constant", "cosine", "onecycle")  # il_toolkit.train.supervised.lr_scheduler
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")  # MLPPolicy's
+ON_STUCK = ("end", "expert")  # what a DAgger rollout does once stuck (dagger_stuck_steps)
 MAX_SEED = 100
 
 
@@ -136,6 +137,12 @@ class ILConfig(_ConfigMixin):
     # Warm-started networks generalise worse: on ALOHA, D0 + 20 learner episodes, each fit's last
     # epoch, fresh 62.5% vs warm-started 45% success over 40 rollouts.
     dagger_warm_start: bool = False
+    # > 0: a rollout whose observation has stood still for this many steps is stuck (a learner at
+    # a fixed point of its own action map labels the same state for the rest of the episode);
+    # dagger_on_stuck then says what happens: "end" the episode there, or let the "expert" act
+    # for the rest of it (its labels then show the way out). 0: rollouts run their full length.
+    dagger_stuck_steps: int = 0
+    dagger_on_stuck: str = "end"
 
     # GAIL
     gail_disc_hidden_dim: int = 256
@@ -202,6 +209,10 @@ class ILConfig(_ConfigMixin):
             f"dagger_beta_schedule must be one of {', '.join(BETA_SCHEDULES)}; got {self.dagger_beta_schedule!r}",
         )
         _fraction("dagger_initial_beta", self.dagger_initial_beta)
+        _require(isinstance(self.dagger_stuck_steps, int) and not isinstance(self.dagger_stuck_steps, bool)
+                 and self.dagger_stuck_steps >= 0, f"dagger_stuck_steps must be an integer >= 0, got {self.dagger_stuck_steps!r}")
+        _require(self.dagger_on_stuck in ON_STUCK,
+                 f"dagger_on_stuck must be one of {', '.join(ON_STUCK)}; got {self.dagger_on_stuck!r}")
         _positive_int("gail_disc_hidden_dim", self.gail_disc_hidden_dim)
         _positive_int("gail_disc_updates", self.gail_disc_updates)
         _positive("gail_disc_lr", self.gail_disc_lr)

@@ -186,13 +186,14 @@ class MLPPolicy(BasePolicy):
     def _kept_columns(self) -> list[int]:
         """Columns of :meth:`flatten_obs`'s full feature layout that the network sees: the raw
         entries not in ``ignored_obs``, then the cosines of the periodic entries not in it, then
-        the task frame's features."""
+        the task frame's features (those alone where the frame ``replaces_obs``)."""
         n_obs, ignored = raw_obs_dim(self.observation_space), set(self.ignored_obs)
         raw = [i for i in range(n_obs) if i not in ignored]
         periodic = self.periodic_dims if self._keys is None else []
         cosines = [n_obs + k for k, i in enumerate(periodic) if i not in ignored]
         n_frame = self.frame.n_features if self.frame is not None else 0
-        return raw + cosines + list(range(n_obs + len(periodic), n_obs + len(periodic) + n_frame))
+        frame = list(range(n_obs + len(periodic), n_obs + len(periodic) + n_frame))
+        return frame if self.frame is not None and self.frame.replaces_obs else raw + cosines + frame
 
     @property
     def discrete(self) -> bool:
@@ -228,7 +229,8 @@ class MLPPolicy(BasePolicy):
     def flatten_obs(self, observations: Any) -> np.ndarray:
         """A batch of observations as (B, features) float32: flattened, with each periodic
         dimension replaced by its sine and followed by its cosine at the end, then the task frame's
-        features, without the ``ignored_obs`` entries."""
+        features, without the ``ignored_obs`` entries (the frame's features alone where it
+        ``replaces_obs``)."""
         raw = obs = self.raw_obs(observations)
         if self._keys is None and self.periodic_dims:
             angles = obs[:, self.periodic_dims]
@@ -236,7 +238,7 @@ class MLPPolicy(BasePolicy):
             obs[:, self.periodic_dims] = np.sin(angles)
         if self.frame is not None:
             obs = np.concatenate([obs, self.frame.features(raw)], axis=1)
-        if self.ignored_obs:
+        if len(self._feature_columns) != obs.shape[1]:
             obs = obs[:, self._feature_columns]
         return obs.astype(np.float32)
 

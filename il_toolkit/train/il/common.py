@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from il_toolkit.config.training_config import ACTIVATIONS, BETA_SCHEDULES, LR_SCHEDULES, POLICY_TYPES, ILConfig
+from il_toolkit.config.training_config import ACTIVATIONS, BETA_SCHEDULES, LR_SCHEDULES, ON_STUCK, POLICY_TYPES, ILConfig
 from il_toolkit.envs import make_env
 
 
@@ -146,6 +146,10 @@ _HELP = {
                    "then cosine decay)",
     "dagger_warm_start": "continue each round from the last round's weights (imitation's DAgger) instead of training "
                          "a freshly initialised learner on the aggregate (Ross et al.), which generalises better",
+    "dagger_stuck_steps": "> 0: a rollout whose observation stood still this many steps is stuck (the learner sits at a "
+                          "fixed point and would label the same state to the end); 0: off",
+    "dagger_on_stuck": "what a stuck rollout does: end (the episode stops there) or expert (the expert acts for the "
+                       "rest of it, so its labels show the way out)",
     "action_chunk_size": "> 1: train a flow-matching policy that predicts this many actions per observation (ACT-style "
                          "chunking; continuous actions); DAgger retrains it afresh each round",
     "temporal_aggregation": "chunked policies: re-plan every step and average the overlapping chunks (ACT's temporal "
@@ -154,8 +158,8 @@ _HELP = {
 }
 
 
-CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "policy_type": POLICY_TYPES, "lr_schedule": LR_SCHEDULES,
-           "policy_activation": ACTIVATIONS}
+CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "dagger_on_stuck": ON_STUCK, "policy_type": POLICY_TYPES,
+           "lr_schedule": LR_SCHEDULES, "policy_activation": ACTIVATIONS}
 
 
 def build_parser(prog: str, description: str, preset: ILConfig, field_names: Sequence[str]) -> argparse.ArgumentParser:

@@ -68,22 +68,77 @@ ROUND_EVAL_EPISODES = 20  # rollouts judging each round's policy (at most eval_e
 DATASET_DIR = Path("dataset") / "data"
 
 
+class StuckDetector:
+    """Whether a rollout's observation has stood still for ``steps`` steps: every entry within
+    1e-3 (absolute, and relative to its size) of the previous step's. ``steps`` 0: never."""
+
+    TOLERANCE = 1e-3
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.reset()
+
+    def reset(self) -> None:
+        self.previous: np.ndarray | None = None
+        self.still = 0
+
+    def update(self, observation: Any) -> bool:
+        """Record the next observation; True once it has been still for ``steps`` steps."""
+        if self.steps <= 0:
+            return False
+        flat = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in
+                               (observation.values() if isinstance(observation, dict) else [observation])])
+        moved = self.previous is None or not np.allclose(flat, self.previous, rtol=self.TOLERANCE, atol=self.TOLERANCE)
+        self.still = 0 if moved else self.still + 1
+        self.previous = flat
+        return self.still >= self.steps
+
+
+class EndWhenStuck(gym.Wrapper):
+    """Truncates an episode once its observation has been still for ``steps`` steps."""
+
+    def __init__(self, env: gym.Env, steps: int) -> None:
+        super().__init__(env)
+        self.detector = StuckDetector(steps)
+
+    def reset(self, **kwargs: Any):
+        self.detector.reset()
+        obs, info = self.env.reset(**kwargs)
+        self.detector.update(obs)
+        return obs, info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.detector.update(obs) and not terminated:
+            truncated = True
+            info = {**info, "stuck": True}
+        return obs, reward, terminated, truncated, info
+
+
 class BetaMixture(BasePolicy):
     """Acts with the expert with probability ``beta`` at each step, else with the learner,
-    and records the expert's label for every observation it is shown."""
+    and records the expert's label for every observation it is shown. With ``takeover_when``
+    (a :class:`StuckDetector`) the expert acts alone for the rest of an episode once it is stuck."""
 
-    def __init__(self, expert: Policy, learner: Policy, beta: float, rng: np.random.Generator) -> None:
+    def __init__(self, expert: Policy, learner: Policy, beta: float, rng: np.random.Generator,
+                 takeover_when: StuckDetector | None = None) -> None:
         super().__init__(expert.observation_space, expert.action_space)
         self.expert, self.learner, self.beta, self.rng = expert, learner, beta, rng
+        self.takeover_when = takeover_when
         self.labels: list[np.ndarray] = []
         self.learner_steps = 0
+        self.taken_over = False
+        self.takeovers = 0
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True):
         label, _ = self.expert.predict(observation, deterministic=True)
         self.labels.append(np.asarray(label))
-        if self.beta < 1:  # asked every step, so a chunked learner's action queue keeps to the episode's clock
+        if self.takeover_when is not None and not self.taken_over and self.takeover_when.update(observation):
+            self.taken_over = True
+            self.takeovers += 1
+        if self.beta < 1 and not self.taken_over:  # asked every step, so a chunked learner's queue keeps to the clock
             action, _ = self.learner.predict(observation, deterministic=deterministic)
-        if self.rng.random() < self.beta:
+        if self.taken_over or self.rng.random() < self.beta:
             return label, state
         self.learner_steps += 1
         return action, state
@@ -92,7 +147,10 @@ class BetaMixture(BasePolicy):
         self.expert.reset()
         if self.learner is not None:
             self.learner.reset()
+        if self.takeover_when is not None:
+            self.takeover_when.reset()
         self.labels = []
+        self.taken_over = False
 
 
 class DAgger:
@@ -161,12 +219,16 @@ class DAgger:
         from il_toolkit.rollout import Episode
 
         beta = self.beta(iteration)
-        mixture = BetaMixture(self.expert, self.bc.policy, beta, self.rng)
+        stuck_steps, on_stuck = self.config.dagger_stuck_steps, self.config.dagger_on_stuck
+        takeover = StuckDetector(stuck_steps) if stuck_steps > 0 and on_stuck == "expert" else None
+        mixture = BetaMixture(self.expert, self.bc.policy, beta, self.rng, takeover_when=takeover)
+        env = EndWhenStuck(self.env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else self.env
         n = self.config.dagger_episodes_per_iter
         base = self.config.seed * 10_000 + iteration * n
-        trajectories, returns, successes, steps = [], [], [], 0
+        trajectories, returns, successes, steps, stuck = [], [], [], 0, 0
         for seed in range(base, base + n):
-            episode: Episode = rollout_episode(mixture, self.env, seed)
+            episode: Episode = rollout_episode(mixture, env, seed)
+            stuck += int(mixture.taken_over or (env is not self.env and env.detector.still >= stuck_steps))
             labelled = episode.to_trajectory()
             trajectories.append(TrajectoryWithRew(obs=labelled.obs, acts=np.stack(mixture.labels), infos=None,
                                                   terminal=labelled.terminal, rews=labelled.rews))
@@ -174,7 +236,8 @@ class DAgger:
             successes.append(episode.success)
             steps += episode.length
         stats = {"beta": beta, "round/mean_return": float(np.mean(returns)), "round/pc_success": 100 * float(np.mean(successes)),
-                 "round/expert_labels": steps, "round/learner_action_share": mixture.learner_steps / max(steps, 1)}
+                 "round/expert_labels": steps, "round/learner_action_share": mixture.learner_steps / max(steps, 1),
+                 "round/stuck_episodes": stuck}
         return trajectories, stats
 
     # -- the run ------------------------------------------------------------------------
@@ -283,7 +346,7 @@ class DAgger:
                 "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
                 "policy_type", "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs",
                 "task_frame", "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation",
-                "dagger_warm_start")
+                "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -356,6 +419,7 @@ class DAgger:
 # -- command line ------------------------------------------------------------------------
 CLI_FIELDS = (
     "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta", "dagger_warm_start",
+    "dagger_stuck_steps", "dagger_on_stuck",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
     "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",
     "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes",
