@@ -1,10 +1,12 @@
 """BC against DAgger from a scripted expert, state observations: BC with two demonstration
-budgets, and DAgger (PushT: from scratch, with about the expert labels of the larger budget;
-ALOHA: a learner fitted on the larger demonstration set, ``--dagger-d0``, then acting alone,
-beta 0, plus its rounds' labels); success over the evaluation seeds, for each training seed.
-Each round trains a fresh learner on the aggregate and keeps its last epoch; DAgger's final
-policy is its best round (``DAgger.best_round``). The learner leaves out ALOHA's arm joint velocities
-(``--no-drop-velocity-obs`` keeps them) and, with ``--task-frame``, works in PushT's block frame.
+budgets, and DAgger (``--dagger-d0``: a learner first fitted on demonstrations D0, then acting
+alone, beta 0; PushT: D0 = the first 100 demonstrations and rounds up to about the labels of the
+larger budget, rollouts ending once stuck; ALOHA: D0 = the larger set, plus its rounds' labels);
+success over the evaluation seeds, for each training seed. Each round trains a fresh learner on
+the aggregate and keeps its last epoch; DAgger's final policy is its best round
+(``DAgger.best_round``). The learner leaves out ALOHA's arm joint velocities
+(``--no-drop-velocity-obs`` keeps them); on PushT it works in the block frame with a mixture head
+(``--no-task-frame --mixture-components 1``: board coordinates and an MSE regressor).
 
 Targets (issue 4): PushT: DAgger >= 80% success and ahead of BC at equal labels (100 seeds);
 ALOHA transfer cube: DAgger >= 80% (50 seeds).
@@ -30,8 +32,13 @@ SETTINGS = {
     # env id, demo budgets, eval episodes, DAgger rounds x episodes and epochs a round, DAgger's D0 and beta, target.
     # ALOHA: the learner is first fitted on D0, then acts alone (beta 0); with the linear schedule from 1, two
     # rounds of mostly-expert rollouts added little (seed 1: 25% and 25% vs 85% and 75% at beta 0).
-    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8, dagger_epochs=30,
-                  beta_schedule="linear", initial_beta=1.0, target="DAgger >= 80% success and ahead of BC at equal labels"),
+    # PushT: the learner works in the block frame with a mixture head; DAgger starts from a learner fitted on the
+    # first 100 demonstrations (D0, their labels counted) and adds rounds to about BC-200's labels; a rollout that
+    # stands still for 10 steps ends there (a learner at a fixed point would label one state to the end).
+    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=4, episodes=16,
+                  dagger_epochs=100, dagger_d0=True, d0_demos=100, beta_schedule="constant", initial_beta=0.0,
+                  stuck_steps=10, on_stuck="end", task_frame=True, mixture_components=5,
+                  target="DAgger >= 80% success and ahead of BC at equal labels"),
     "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=20,
                            dagger_epochs=50, dagger_d0=True, beta_schedule="constant", initial_beta=0.0,
                            target="DAgger >= 80% success"),
@@ -51,14 +58,15 @@ def run_bc(env_id: str, demos, n_demos: int, seed: int, epochs: int, eval_episod
 
 def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, eval_episodes: int, out: Path,
                learner: dict, initial_dataset: str | None = None, beta_schedule: str = "linear",
-               initial_beta: float = 1.0, stuck_steps: int = 0, on_stuck: str = "end") -> dict:
+               initial_beta: float = 1.0, stuck_steps: int = 0, on_stuck: str = "end", warm_start: bool = False) -> dict:
     from il_toolkit import ILConfig
     from il_toolkit.train.il.dagger import DAgger
 
     config = ILConfig.dagger(seed=seed, dagger_iterations=rounds, dagger_episodes_per_iter=episodes, bc_epochs=epochs,
                              eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"),
                              dagger_beta_schedule=beta_schedule, dagger_initial_beta=initial_beta,
-                             dagger_stuck_steps=stuck_steps, dagger_on_stuck=on_stuck, **COMMON, **learner)
+                             dagger_stuck_steps=stuck_steps, dagger_on_stuck=on_stuck, dagger_warm_start=warm_start,
+                             **COMMON, **learner)
     results = DAgger(env_id, None, config, progress=False).train(initial_dataset=initial_dataset)
     return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
             "train_seconds": results["train_seconds"], "rounds": results["rounds"], "best_round": results["best_round"],
@@ -81,21 +89,25 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--drop-velocity-obs", action=argparse.BooleanOptionalAction, default=True,
                         help="the learner leaves out the env's velocity_obs (ALOHA's arm joint velocities)")
-    parser.add_argument("--task-frame", action=argparse.BooleanOptionalAction, default=False,
-                        help="the learner works in the env's policy_frame (PushT's block frame)")
-    parser.add_argument("--mixture-components", type=int, default=1,
-                        help="> 1: the MLP's head is a mixture of this many Gaussians, acting with the heaviest one")
+    parser.add_argument("--task-frame", action=argparse.BooleanOptionalAction, default=None,
+                        help="the learner works in the env's policy_frame (PushT's block frame; default: on for pusht)")
+    parser.add_argument("--mixture-components", type=int,
+                        help="> 1: the MLP's head is a mixture of this many Gaussians, acting with the heaviest one "
+                             "(default: 5 for pusht, 1 otherwise)")
     parser.add_argument("--beta-schedule", help="DAgger's beta schedule: constant, linear, exponential (default: per env)")
     parser.add_argument("--initial-beta", type=float, help="DAgger's initial beta (default: per env)")
     parser.add_argument("--dagger-d0", action=argparse.BooleanOptionalAction, default=None,
-                        help="DAgger starts from the larger demonstration set as its initial dataset D0, its labels "
-                             "counted (default: on for aloha_transfer, off for pusht)")
+                        help="DAgger starts from demonstrations as its initial dataset D0 (the larger set, or "
+                             "--d0-demos), its labels counted (default: on)")
     parser.add_argument("--d0-demos", type=int, help="with --dagger-d0: D0 is the first N demonstrations (their own "
-                        "dataset, collected from the same seeds) instead of the larger set")
+                        "dataset, collected from the same seeds) instead of the larger set (default: 100 for pusht)")
     parser.add_argument("--stuck-steps", type=int, help="DAgger: a rollout whose state stood still this many steps is "
                         "stuck (ILConfig.dagger_stuck_steps; 0: off; default: per env)")
     parser.add_argument("--on-stuck", choices=["end", "expert"], help="DAgger: a stuck rollout ends there, or the expert "
                         "acts for the rest of it (ILConfig.dagger_on_stuck; default: per env)")
+    parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
+                        help="DAgger: each round continues from the last round's weights (ILConfig.dagger_warm_start) "
+                             "instead of a fresh learner (default: per env)")
     parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
     parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
@@ -110,12 +122,14 @@ def main() -> None:
     setting = dict(SETTINGS[args.env])
     chosen = (("rounds", args.rounds), ("episodes", args.episodes), ("dagger_d0", args.dagger_d0),
               ("dagger_epochs", args.dagger_epochs), ("beta_schedule", args.beta_schedule),
-              ("initial_beta", args.initial_beta), ("stuck_steps", args.stuck_steps), ("on_stuck", args.on_stuck))
+              ("initial_beta", args.initial_beta), ("stuck_steps", args.stuck_steps), ("on_stuck", args.on_stuck),
+              ("warm_start", args.warm_start), ("task_frame", args.task_frame), ("d0_demos", args.d0_demos),
+              ("mixture_components", args.mixture_components))
     setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay,
-                   drop_velocity_obs=args.drop_velocity_obs, task_frame=args.task_frame,
-                   policy_mixture_components=args.mixture_components)
+                   drop_velocity_obs=args.drop_velocity_obs, task_frame=setting.get("task_frame", False),
+                   policy_mixture_components=setting.get("mixture_components", 1))
     if args.quick:
         args.seeds, args.bc_epochs = [0], 20
         setting.update(eval_episodes=20, rounds=3, dagger_epochs=10)
@@ -129,10 +143,10 @@ def main() -> None:
         collect_dataset(env_id, dataset, large, seed=0, progress=True)
     demos = load_demonstrations(dataset)
     d0 = dataset
-    if args.d0_demos:
-        d0 = f"bench/{args.env}-expert-{args.d0_demos}-v0"
+    if setting.get("d0_demos") and setting.get("dagger_d0") and "dagger" in args.methods:
+        d0 = f"bench/{args.env}-expert-{setting['d0_demos']}-v0"
         if not dataset_exists(d0):
-            collect_dataset(env_id, d0, args.d0_demos, seed=0, progress=True)
+            collect_dataset(env_id, d0, setting["d0_demos"], seed=0, progress=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep_runs or Path(tmp)
@@ -148,14 +162,16 @@ def main() -> None:
             rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], setting["dagger_epochs"],
                                    setting["eval_episodes"], out, learner, d0 if setting.get("dagger_d0") else None,
                                    setting["beta_schedule"], setting["initial_beta"], setting.get("stuck_steps", 0),
-                                   setting.get("on_stuck", "end")))
+                                   setting.get("on_stuck", "end"), setting.get("warm_start", False)))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
     summary, met = summarize(args.env, rows)
     print(f"target {setting['target']}: {'met' if met else 'MISSED'}; load average {os.getloadavg()[0]:.1f}")
     write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), {
         "settings": {**{k: v for k, v in vars(args).items() if k != "combine"}, **setting, **COMMON, **learner,
-                     "policy": "MLPPolicy, actions as offsets from env.action_reference (ILConfig.relative_actions)"}, "rows": rows, "summary": summary,
+                     "policy": "MLPPolicy: " + ("the env's policy_frame (ILConfig.task_frame)" if learner["task_frame"]
+                                                else "actions as offsets from env.action_reference (ILConfig.relative_actions)")},
+        "rows": rows, "summary": summary,
         "target": setting["target"], "target_met": met, "load_average": os.getloadavg(),
     })
 

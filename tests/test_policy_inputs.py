@@ -107,7 +107,7 @@ def test_checkpoints_in_the_older_pusht_block_frame_still_load(tmp_path):
     np.testing.assert_array_equal(restored.predict(obs)[0], policy.predict(obs)[0])
 
 
-def test_pusht_learners_work_in_the_block_frame_when_asked(tmp_path):
+def test_pusht_learners_work_in_the_block_frame_by_default(tmp_path):
     from il_toolkit.config.training_config import ILConfig
     from il_toolkit.train.il.behavioral_cloning import make_policy
 
@@ -116,7 +116,8 @@ def test_pusht_learners_work_in_the_block_frame_when_asked(tmp_path):
     assert policy.frame_name == "pusht_push" and policy.action_reference is None
     assert policy.model[0].in_features == 11  # the frame's features in place of the board coordinates
     assert policy.flatten_obs(np.full((3, 5), 100.0)).shape == (3, 11)
-    plain = make_policy(env, ILConfig(policy_type="mlp"))
+    assert make_policy(env, ILConfig(policy_type="mlp")).frame_name == "pusht_push"  # the default
+    plain = make_policy(env, ILConfig(policy_type="mlp", task_frame=False))
     assert plain.frame is None and plain.action_reference == [0, 1]
     obs = np.random.default_rng(1).uniform(50, 450, (32, 5))
     actions = obs[:, :2] + 5.0

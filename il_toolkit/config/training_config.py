@@ -121,8 +121,9 @@ class ILConfig(_ConfigMixin):
     drop_velocity_obs: bool = True
     # mlp: see the state and express the actions in the env's task frame (env.policy_frame: PushT's
     # block frame, il_toolkit.policies.frames); it replaces relative_actions where the env has one.
-    # Off by default until measured on more than one seed.
-    task_frame: bool = False
+    # PushT BC-200 (mixture head, 100 epochs, 3 training seeds): 51% success in the frame; in board
+    # coordinates 2% (MSE head) to 19% (mixture head, seed 0).
+    task_frame: bool = True
     # mlp, continuous actions: > 1 gives the MLP a mixture-density head of this many Gaussian
     # components, acting with the heaviest one's mean (il_toolkit.policies.mlp); 1 regresses (MSE).
     policy_mixture_components: int = 1

@@ -135,7 +135,8 @@ _HELP = {
                         "position, ALOHA's joint positions)",
     "drop_velocity_obs": "mlp: leave out the observation entries the env names as copyable velocities (ALOHA's arm "
                          "joint velocities), against the copycat problem",
-    "task_frame": "mlp: see the state and express the actions in the env's task frame (PushT: the block's frame); "
+    "task_frame": "mlp: see the state and express the actions in the env's task frame (PushT: the pusher and the pose "
+                  "error in the block's frame, targets relative to the pusher); "
                   "replaces relative_actions where the env has a frame",
     "policy_mixture_components": "mlp, continuous actions: > 1 makes the head a mixture of this many Gaussians that acts "
                                  "with its heaviest component, so it picks one of two expert choices instead of their "

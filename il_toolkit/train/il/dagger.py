@@ -31,6 +31,13 @@ succeeded in 0 of 20 rollouts, a fit on the same data kept at its last epoch in 
 keeping that epoch throws the round's training away.
 Rounds are compared by rollouts instead (:meth:`DAgger.best_round`).
 
+A learner can stop at a fixed point of its own action map (PushT: it aims where the pusher
+already is) and would then label that one state for the rest of the episode: 41% of the labels
+of a PushT run came from such states. With ``dagger_stuck_steps`` a rollout whose observation has
+stood still that long ends there (``dagger_on_stuck="end"``), or the expert acts for the rest of
+it (``"expert"``; the round's ``round/pc_success`` then counts the episodes it finished).
+``round/stuck_episodes`` counts them.
+
 Everything a run learns lands in ``output_dir`` as it goes: each round's labelled episodes
 are appended to a Minari dataset at ``output_dir/dataset/data`` (open it with
 ``minari.MinariDataset(path)``), each round's policy is saved under ``rounds/NNN`` and judged
