@@ -34,13 +34,15 @@ SETTINGS = {
     # rounds of mostly-expert rollouts added little (seed 1: 25% and 25% vs 85% and 75% at beta 0).
     # PushT: the learner works in the block frame with a mixture head; DAgger starts from a learner fitted on the
     # first 100 demonstrations (D0, their labels counted) and adds rounds to about BC-200's labels; a rollout that
-    # stands still for 10 steps ends there (a learner at a fixed point would label one state to the end).
-    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=4, episodes=16,
+    # stands still for 10 steps ends there (a learner at a fixed point would label one state to the end); each
+    # round continues from the last one's weights (seed 0, 4 rounds x 16 episodes: 45/60/75/75% a round warm,
+    # 55/50/25/50% fresh).
+    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8,
                   dagger_epochs=100, dagger_d0=True, d0_demos=100, beta_schedule="constant", initial_beta=0.0,
-                  stuck_steps=10, on_stuck="end", task_frame=True, mixture_components=5,
+                  stuck_steps=10, on_stuck="end", warm_start=True, task_frame=True, mixture_components=5, bc_epochs=400,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
     "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=20,
-                           dagger_epochs=50, dagger_d0=True, beta_schedule="constant", initial_beta=0.0,
+                           dagger_epochs=50, dagger_d0=True, beta_schedule="constant", initial_beta=0.0, bc_epochs=100,
                            target="DAgger >= 80% success"),
 }
 
@@ -77,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", choices=sorted(SETTINGS), default="pusht")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--bc-epochs", type=int, default=100)
+    parser.add_argument("--bc-epochs", type=int, help="BC epochs (default: per env; pusht 400, aloha_transfer 100)")
     parser.add_argument("--dagger-epochs", type=int, help="BC epochs per DAgger round (default: per env)")
     parser.add_argument("--rounds", type=int, help="DAgger rounds (default: per env, see SETTINGS)")
     parser.add_argument("--episodes", type=int, help="DAgger episodes per round (default: per env)")
@@ -124,15 +126,15 @@ def main() -> None:
               ("dagger_epochs", args.dagger_epochs), ("beta_schedule", args.beta_schedule),
               ("initial_beta", args.initial_beta), ("stuck_steps", args.stuck_steps), ("on_stuck", args.on_stuck),
               ("warm_start", args.warm_start), ("task_frame", args.task_frame), ("d0_demos", args.d0_demos),
-              ("mixture_components", args.mixture_components))
+              ("mixture_components", args.mixture_components), ("bc_epochs", args.bc_epochs))
     setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay,
                    drop_velocity_obs=args.drop_velocity_obs, task_frame=setting.get("task_frame", False),
                    policy_mixture_components=setting.get("mixture_components", 1))
     if args.quick:
-        args.seeds, args.bc_epochs = [0], 20
-        setting.update(eval_episodes=20, rounds=3, dagger_epochs=10)
+        args.seeds = [0]
+        setting.update(eval_episodes=20, rounds=3, dagger_epochs=10, bc_epochs=20)
     env_id, (small, large) = setting["env_id"], setting["demos"]
     dataset = f"bench/{args.env}-expert-{large}-v0"
 
@@ -153,7 +155,7 @@ def main() -> None:
         for seed in args.seeds:
             for n_demos in (small, large) if "bc" in args.methods else ():
                 start = time.perf_counter()
-                rows.append(run_bc(env_id, demos, n_demos, seed, args.bc_epochs, setting["eval_episodes"], out, learner))
+                rows.append(run_bc(env_id, demos, n_demos, seed, setting["bc_epochs"], setting["eval_episodes"], out, learner))
                 print(f"seed {seed} bc-{n_demos}: success {rows[-1]['pc_success']:.0f}%, avg max reward "
                       f"{rows[-1]['avg_max_reward']:.3f}, {rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
             if "dagger" not in args.methods:

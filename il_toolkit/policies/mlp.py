@@ -31,8 +31,8 @@ head is a mixture density network instead: K diagonal Gaussians over the normali
 trained by negative log-likelihood; it acts with the mean of the heaviest component (or a
 sample, with ``deterministic=False``). Where the expert's action jumps between two choices in
 nearby states (PushT: round the T to the left or to the right), a regressor predicts their
-average and can stall there; the mixture picks one (PushT, BC-200 in the block frame, seed 0:
-30% success against 3% for the regressor, 100 seeds).
+average and can stall there; the mixture picks one (PushT, BC-200, seed 0, 100 seeds: 30% success
+against 3% for the regressor in the ``pusht_block`` frame, 72% against 39% in ``pusht_push``).
 """
 
 from __future__ import annotations

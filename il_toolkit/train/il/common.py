@@ -140,7 +140,7 @@ _HELP = {
                   "replaces relative_actions where the env has a frame",
     "policy_mixture_components": "mlp, continuous actions: > 1 makes the head a mixture of this many Gaussians that acts "
                                  "with its heaviest component, so it picks one of two expert choices instead of their "
-                                 "average (PushT, BC-200 in the block frame: 30 vs 3 percent success)",
+                                 "average (PushT, BC-200 in the block frame, one seed: 72 vs 39 percent success)",
     "policy_hidden_sizes": "mlp/sb3: hidden layer widths, e.g. 512 512 512 (default 256 256 for mlp, 64 64 for sb3)",
     "policy_activation": "mlp: hidden-layer activation",
     "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "
