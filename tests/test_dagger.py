@@ -274,7 +274,7 @@ def test_a_stuck_rollout_ends_there_when_asked(tmp_path):
     from il_toolkit.train.il.dagger import EndWhenStuck
 
     env = make_env("il_toolkit/PushT-v0", obs_type="state")
-    expert = make_expert_for(env)
+    expert = _pusht_expert(env)
     mixture = BetaMixture(expert, _standing_learner(env), beta=0.0, rng=np.random.default_rng(0))
     episode = rollout_episode(mixture, EndWhenStuck(env, 5), seed=3)
     assert episode.truncated and not episode.terminated and episode.length == 5 == len(mixture.labels)
@@ -287,11 +287,11 @@ def test_the_expert_takes_over_a_stuck_rollout_and_labels_the_way_out(tmp_path):
     from il_toolkit.train.il.dagger import StuckDetector
 
     env = make_env("il_toolkit/PushT-v0", obs_type="state")
-    expert = make_expert_for(env)
+    expert = _pusht_expert(env)
     mixture = BetaMixture(expert, _standing_learner(env), beta=0.0, rng=np.random.default_rng(0),
                           takeover_when=StuckDetector(5))
     episode = rollout_episode(mixture, env, seed=3)
-    assert mixture.taken_over and mixture.takeovers == 1 and mixture.learner_steps == 5
+    assert mixture.taken_over and mixture.learner_steps == 5
     assert episode.success  # the scripted expert finishes from where the learner stood
     np.testing.assert_array_equal(np.stack(episode.actions[5:]), np.stack(mixture.labels[5:]))
     mixture.reset()
@@ -311,7 +311,7 @@ def test_dagger_reports_stuck_rollouts_and_records_the_setting(tmp_path):
         ILConfig.dagger(dagger_on_stuck="pause")
 
 
-def make_expert_for(env):
+def _pusht_expert(env):
     from il_toolkit.experts import make_expert
 
     return make_expert("il_toolkit/PushT-v0", env=env)

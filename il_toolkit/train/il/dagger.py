@@ -134,15 +134,13 @@ class BetaMixture(BasePolicy):
         self.takeover_when = takeover_when
         self.labels: list[np.ndarray] = []
         self.learner_steps = 0
-        self.taken_over = False
-        self.takeovers = 0
+        self.taken_over = False  # this episode
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True):
         label, _ = self.expert.predict(observation, deterministic=True)
         self.labels.append(np.asarray(label))
-        if self.takeover_when is not None and not self.taken_over and self.takeover_when.update(observation):
-            self.taken_over = True
-            self.takeovers += 1
+        if self.takeover_when is not None and not self.taken_over:
+            self.taken_over = self.takeover_when.update(observation)
         if self.beta < 1 and not self.taken_over:  # asked every step, so a chunked learner's queue keeps to the clock
             action, _ = self.learner.predict(observation, deterministic=deterministic)
         if self.taken_over or self.rng.random() < self.beta:
@@ -235,7 +233,8 @@ class DAgger:
         trajectories, returns, successes, steps, stuck = [], [], [], 0, 0
         for seed in range(base, base + n):
             episode: Episode = rollout_episode(mixture, env, seed)
-            stuck += int(mixture.taken_over or (env is not self.env and env.detector.still >= stuck_steps))
+            ended_stuck = isinstance(env, EndWhenStuck) and env.detector.still >= stuck_steps
+            stuck += int(mixture.taken_over or ended_stuck)
             labelled = episode.to_trajectory()
             trajectories.append(TrajectoryWithRew(obs=labelled.obs, acts=np.stack(mixture.labels), infos=None,
                                                   terminal=labelled.terminal, rews=labelled.rews))
