@@ -39,7 +39,9 @@ SETTINGS = {
     # round continues from the last one's weights (seed 0, 4 rounds x 16 episodes: 45/60/75/75% a round warm,
     # 55/50/25/50% fresh). BC gets 400 epochs (BC-200: 51% at 100 epochs, 68.7% at 400; 3 seeds). With these,
     # 3 seeds: DAgger 55.0% against BC-200's 68.7% at equal labels (results/bc_dagger_pusht.json).
-    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=8, episodes=8,
+    # Datasets: dataset_version names the expert revision that wrote them (PushT v1: the expert engaged within
+    # +-15 px sideways of a contact, PushTControlParams.engage_lateral; v0 demos came from the +-3 px expert).
+    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=6, episodes=8, dataset_version="v1",
                   dagger_epochs=100, dagger_d0=True, d0_demos=100, beta_schedule="constant", initial_beta=0.0,
                   stuck_steps=10, on_stuck="end", warm_start=True, task_frame=True, mixture_components=5, bc_epochs=400,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
@@ -138,7 +140,8 @@ def main() -> None:
         args.seeds = [0]
         setting.update(eval_episodes=20, rounds=3, dagger_epochs=10, bc_epochs=20)
     env_id, (small, large) = setting["env_id"], setting["demos"]
-    dataset = f"bench/{args.env}-expert-{large}-v0"
+    version = setting.get("dataset_version", "v0")
+    dataset = f"bench/{args.env}-expert-{large}-{version}"
 
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
     from il_toolkit.train.datasets.minari_io import collect_dataset, dataset_exists, load_demonstrations
@@ -148,7 +151,7 @@ def main() -> None:
     demos = load_demonstrations(dataset)
     d0 = dataset
     if setting.get("d0_demos") and setting.get("dagger_d0") and "dagger" in args.methods:
-        d0 = f"bench/{args.env}-expert-{setting['d0_demos']}-v0"
+        d0 = f"bench/{args.env}-expert-{setting['d0_demos']}-{version}"
         if not dataset_exists(d0):
             collect_dataset(env_id, d0, setting["d0_demos"], seed=0, progress=True)
     rows = []

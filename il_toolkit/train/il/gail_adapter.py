@@ -139,13 +139,14 @@ def make_gail(
 
 def bc_warm_start(policy: Any, transitions: Any, *, epochs: int, batch_size: int, learning_rate: float,
                   rng: np.random.Generator, device: str) -> None:
-    """Behavioural cloning of ``policy`` (an SB3 actor-critic) on ``transitions`` before GAIL."""
+    """Behavioural cloning of ``policy`` (an SB3 actor-critic) on ``transitions`` before GAIL; the
+    batch is at most the number of transitions (imitation's BC refuses fewer transitions than a batch)."""
     from imitation.algorithms import bc
 
     with tempfile.TemporaryDirectory(prefix="il_toolkit-bc-") as log_dir:
         trainer = bc.BC(
             observation_space=policy.observation_space, action_space=policy.action_space, rng=rng, policy=policy,
-            demonstrations=transitions, batch_size=batch_size, optimizer_kwargs={"lr": learning_rate}, device=device,
+            demonstrations=transitions, batch_size=min(batch_size, len(transitions)), optimizer_kwargs={"lr": learning_rate}, device=device,
             custom_logger=imitation_logger.configure(log_dir, format_strs=[]),
         )
         trainer.train(n_epochs=epochs, progress_bar=False, log_interval=10**9)
