@@ -38,7 +38,8 @@ SETTINGS = {
     # stands still for 10 steps ends there (a learner at a fixed point would label one state to the end); each
     # round continues from the last one's weights (seed 0, 4 rounds x 16 episodes: 45/60/75/75% a round warm,
     # 55/50/25/50% fresh). BC gets 400 epochs (BC-200: 51% at 100 epochs, 68.7% at 400; 3 seeds, v0 expert).
-    # With the v0 expert, 3 seeds: DAgger 55.0% against BC-200's 68.7% (results/bc_dagger_pusht_expert_v0.json).
+    # With the v0 expert, 3 seeds: DAgger 55.0% against BC-200's 68.7% (results/bc_dagger_pusht_expert_v0.json);
+    # with the v1 expert, DAgger 77.3% (11,527 labels) against BC-200's 87.7% (13,598) (results/bc_dagger_pusht.json).
     # Datasets: dataset_version names the expert revision that wrote them (PushT v1: the expert engaged within
     # +-15 px sideways of a contact, PushTControlParams.engage_lateral; v0 demos came from the +-3 px expert).
     "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=6, episodes=8, dataset_version="v1",
