@@ -63,17 +63,22 @@ def run_bc(env_id: str, demos, n_demos: int, seed: int, epochs: int, eval_episod
             **{k: results["eval"][k] for k in ("pc_success", "avg_max_reward", "mean_return")}}
 
 
-def run_dagger(env_id: str, seed: int, rounds: int, episodes: int, epochs: int, eval_episodes: int, out: Path,
-               learner: dict, initial_dataset: str | None = None, beta_schedule: str = "linear",
-               initial_beta: float = 1.0, stuck_steps: int = 0, on_stuck: str = "end", warm_start: bool = False) -> dict:
+def dagger_fields(setting: dict) -> dict:
+    """The ILConfig DAgger fields an env's (possibly overridden) SETTINGS entry names."""
+    return dict(dagger_iterations=setting["rounds"], dagger_episodes_per_iter=setting["episodes"],
+                bc_epochs=setting["dagger_epochs"], dagger_beta_schedule=setting["beta_schedule"],
+                dagger_initial_beta=setting["initial_beta"], dagger_stuck_steps=setting.get("stuck_steps", 0),
+                dagger_on_stuck=setting.get("on_stuck", "end"), dagger_warm_start=setting.get("warm_start", False))
+
+
+def run_dagger(env_id: str, seed: int, eval_episodes: int, out: Path, learner: dict, dagger: dict,
+               initial_dataset: str | None = None) -> dict:
+    """DAgger with the ILConfig fields in ``dagger`` (:func:`dagger_fields`) and the learner's in ``learner``."""
     from il_toolkit import ILConfig
     from il_toolkit.train.il.dagger import DAgger
 
-    config = ILConfig.dagger(seed=seed, dagger_iterations=rounds, dagger_episodes_per_iter=episodes, bc_epochs=epochs,
-                             eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"),
-                             dagger_beta_schedule=beta_schedule, dagger_initial_beta=initial_beta,
-                             dagger_stuck_steps=stuck_steps, dagger_on_stuck=on_stuck, dagger_warm_start=warm_start,
-                             **COMMON, **learner)
+    config = ILConfig.dagger(seed=seed, eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"),
+                             **dagger, **COMMON, **learner)
     results = DAgger(env_id, None, config, progress=False).train(initial_dataset=initial_dataset)
     return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
             "train_seconds": results["train_seconds"], "rounds": results["rounds"], "best_round": results["best_round"],
@@ -167,10 +172,8 @@ def main() -> None:
             if "dagger" not in args.methods:
                 continue
             start = time.perf_counter()
-            rows.append(run_dagger(env_id, seed, setting["rounds"], setting["episodes"], setting["dagger_epochs"],
-                                   setting["eval_episodes"], out, learner, d0 if setting.get("dagger_d0") else None,
-                                   setting["beta_schedule"], setting["initial_beta"], setting.get("stuck_steps", 0),
-                                   setting.get("on_stuck", "end"), setting.get("warm_start", False)))
+            rows.append(run_dagger(env_id, seed, setting["eval_episodes"], out, learner, dagger_fields(setting),
+                                   d0 if setting.get("dagger_d0") else None))
             print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
                   f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
     summary, met = summarize(args.env, rows)
