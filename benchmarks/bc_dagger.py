@@ -1,7 +1,7 @@
 """BC against DAgger from a scripted expert, state observations: BC with two demonstration
 budgets, and DAgger (``--dagger-d0``: a learner first fitted on demonstrations D0, then acting
-alone, beta 0; PushT: D0 = the first 100 demonstrations and rounds up to about the labels of the
-larger budget, rollouts ending once stuck; ALOHA: D0 = the larger set, plus its rounds' labels);
+alone, beta 0; PushT: D0 = the first 100 demonstrations and rounds until DAgger holds exactly the
+labels of the larger budget (``--label-budget``), rollouts ending once stuck; ALOHA: D0 = the larger set, plus its rounds' labels);
 success over the evaluation seeds, for each training seed. Each round trains a fresh learner on
 the aggregate (PushT: continues from the last round's weights) and keeps its last epoch; DAgger's
 final policy is its best round
@@ -42,7 +42,9 @@ SETTINGS = {
     # with the v1 expert, DAgger 77.3% (11,527 labels) against BC-200's 87.7% (13,598) (results/bc_dagger_pusht.json).
     # Datasets: dataset_version names the expert revision that wrote them (PushT v1: the expert engaged within
     # +-15 px sideways of a contact, PushTControlParams.engage_lateral; v0 demos came from the +-3 px expert).
-    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=6, episodes=8, dataset_version="v1",
+    # label_budget "bc": DAgger stops at the labels of the larger BC set (ILConfig.dagger_label_budget), rounds at most.
+    "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=12, episodes=8, dataset_version="v1",
+                  label_budget="bc",
                   dagger_epochs=100, dagger_d0=True, d0_demos=100, beta_schedule="constant", initial_beta=0.0,
                   stuck_steps=10, on_stuck="end", warm_start=True, task_frame=True, mixture_components=5, bc_epochs=400,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
@@ -68,7 +70,8 @@ def dagger_fields(setting: dict) -> dict:
     return dict(dagger_iterations=setting["rounds"], dagger_episodes_per_iter=setting["episodes"],
                 bc_epochs=setting["dagger_epochs"], dagger_beta_schedule=setting["beta_schedule"],
                 dagger_initial_beta=setting["initial_beta"], dagger_stuck_steps=setting.get("stuck_steps", 0),
-                dagger_on_stuck=setting.get("on_stuck", "end"), dagger_warm_start=setting.get("warm_start", False))
+                dagger_on_stuck=setting.get("on_stuck", "end"), dagger_warm_start=setting.get("warm_start", False),
+                dagger_label_budget=setting.get("label_budget", 0))
 
 
 def run_dagger(env_id: str, seed: int, eval_episodes: int, out: Path, learner: dict, dagger: dict,
@@ -120,6 +123,8 @@ def main() -> None:
     parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
                         help="DAgger: each round continues from the last round's weights (ILConfig.dagger_warm_start) "
                              "instead of a fresh learner (default: per env)")
+    parser.add_argument("--label-budget", type=int, help="DAgger stops at this many expert labels, D0's included "
+                        "(ILConfig.dagger_label_budget; 0: off; default: pusht the larger BC set's labels, else off)")
     parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
     parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
@@ -136,7 +141,8 @@ def main() -> None:
               ("dagger_epochs", args.dagger_epochs), ("beta_schedule", args.beta_schedule),
               ("initial_beta", args.initial_beta), ("stuck_steps", args.stuck_steps), ("on_stuck", args.on_stuck),
               ("warm_start", args.warm_start), ("task_frame", args.task_frame), ("d0_demos", args.d0_demos),
-              ("mixture_components", args.mixture_components), ("bc_epochs", args.bc_epochs))
+              ("mixture_components", args.mixture_components), ("bc_epochs", args.bc_epochs),
+              ("label_budget", args.label_budget))
     setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay,
@@ -155,6 +161,8 @@ def main() -> None:
     if not dataset_exists(dataset):
         collect_dataset(env_id, dataset, large, seed=0, progress=True)
     demos = load_demonstrations(dataset)
+    if setting.get("label_budget") == "bc":
+        setting["label_budget"] = int(sum(len(t.acts) for t in demos[:large]))
     d0 = dataset
     if setting.get("d0_demos") and setting.get("dagger_d0") and "dagger" in args.methods:
         d0 = f"bench/{args.env}-expert-{setting['d0_demos']}-{version}"

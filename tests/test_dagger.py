@@ -51,10 +51,10 @@ def test_a_crashed_run_resumes_after_its_last_finished_round(tmp_path, monkeypat
     trainer = DAgger("CartPole-v1", None, config, progress=False)
     original = DAgger.collect_round
 
-    def crash_in_round_three(self, iteration):
+    def crash_in_round_three(self, iteration, *args):
         if iteration == 2:
             raise KeyboardInterrupt
-        return original(self, iteration)
+        return original(self, iteration, *args)
 
     monkeypatch.setattr(DAgger, "collect_round", crash_in_round_three)
     with pytest.raises(KeyboardInterrupt):
@@ -63,7 +63,7 @@ def test_a_crashed_run_resumes_after_its_last_finished_round(tmp_path, monkeypat
     assert state["completed_rounds"] == 2 and state["episodes"] == 4
     monkeypatch.setattr(DAgger, "collect_round", original)
     seen = []
-    monkeypatch.setattr(DAgger, "collect_round", lambda self, i: seen.append(i) or original(self, i))
+    monkeypatch.setattr(DAgger, "collect_round", lambda self, i, *args: seen.append(i) or original(self, i, *args))
     results = DAgger("CartPole-v1", None, config, progress=False).train()
     assert seen == [2]
     assert results["n_episodes"] == 6 and len(results["rounds"]) == 3
@@ -268,6 +268,16 @@ def test_the_stuck_detector_counts_steps_without_motion():
     assert not any(StuckDetector(0).update(np.zeros(2)) for _ in range(5))
 
 
+def test_the_stuck_detector_sees_a_cycle_through_a_few_states():
+    from il_toolkit.train.il.dagger import StuckDetector
+
+    a, b = np.array([100.0, 2.0]), np.array([130.0, 2.0])
+    detector = StuckDetector(3)
+    assert [detector.update(obs) for obs in (a, b, a, b, a)] == [False, False, False, False, True]
+    short_memory = StuckDetector(3, window=1)  # a cycle longer than the window is not recognised
+    assert not any(short_memory.update(obs) for obs in (a, b) * 5)
+
+
 def test_a_stuck_rollout_ends_there_when_asked(tmp_path):
     """A learner standing still would label the same state for the rest of the episode."""
     from il_toolkit.rollout import rollout_episode
@@ -328,3 +338,33 @@ def _fitted_standing_mlp(env):
     torch.nn.init.zeros_(policy.model[-1].bias)
     policy.model.act_center.zero_()
     return policy
+
+
+def test_a_label_budget_cuts_the_rollout_that_reaches_it_and_ends_the_run(tmp_path):
+    env = make_env("CartPole-v1")
+
+    def expert_policy(state):
+        return 1 if state[2] + 0.1 * state[3] > 0 else 0
+
+    config = _config(tmp_path, dagger_iterations=5, dagger_episodes_per_iter=3, dagger_beta_schedule="constant",
+                     bc_epochs=1, eval_episodes=1, dagger_label_budget=1300)
+    results = DAgger(env, expert_policy, config, progress=False).train()
+    rounds = results["rounds"]
+    assert len(rounds) < 5 and results["expert_labels"] == 1300 == rounds[-1]["expert_labels"]
+    assert sum(r["round/expert_labels"] for r in rounds) == 1300
+    import minari
+
+    assert minari.MinariDataset(results["dataset_path"]).total_steps == 1300
+    again = DAgger(env, expert_policy, config, progress=False).train()  # resuming a spent run adds nothing
+    assert again["expert_labels"] == 1300 and len(again["rounds"]) == len(rounds)
+
+
+def test_a_label_budget_the_initial_dataset_already_spends_is_refused(tmp_path):
+    from il_toolkit.train.datasets.minari_io import collect_dataset
+
+    collect_dataset("CartPole-v1", "tests/dagger-budget-d0-v0", 6, progress=False)
+    config = _config(tmp_path, dagger_label_budget=100)
+    with pytest.raises(ValueError, match="spent by the initial dataset alone"):
+        DAgger("CartPole-v1", None, config, progress=False).train(initial_dataset="tests/dagger-budget-d0-v0")
+    with pytest.raises(Exception, match="dagger_label_budget must be an integer >= 0"):
+        ILConfig.dagger(dagger_label_budget=-1)

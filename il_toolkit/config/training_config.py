@@ -56,6 +56,10 @@ def _positive_int(name: str, value: int) -> None:
     _require(isinstance(value, int) and not isinstance(value, bool) and value > 0, f"{name} must be a positive integer, got {value!r}")
 
 
+def _non_negative_int(name: str, value: int) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+
+
 def _fraction(name: str, value: float, *, inclusive_high: bool = True) -> None:
     ok = isinstance(value, (int, float)) and 0.0 <= value and (value <= 1.0 if inclusive_high else value < 1.0)
     bound = "[0, 1]" if inclusive_high else "[0, 1)"
@@ -139,12 +143,17 @@ class ILConfig(_ConfigMixin):
     # fresh 62.5% vs warm-started 45% success over 40 rollouts; on PushT (seed 0, D0 = 100 demos,
     # 4 rounds x 16 episodes) the rounds' rollouts succeeded 45/60/75/75% warm, 55/50/25/50% fresh.
     dagger_warm_start: bool = False
-    # > 0: a rollout whose observation has stood still for this many steps is stuck (a learner at
-    # a fixed point of its own action map labels the same state for the rest of the episode);
+    # > 0: a rollout is stuck once, for this many steps in a row, each observation has repeated one
+    # of the 20 before it: standing still or cycling (a learner at a fixed point or in a cycle of its
+    # own action map labels the same states for the rest of the episode);
     # dagger_on_stuck then says what happens: "end" the episode there, or let the "expert" act
     # for the rest of it (its labels then show the way out). 0: rollouts run their full length.
     dagger_stuck_steps: int = 0
     dagger_on_stuck: str = "end"
+    # > 0: DAgger stops once its aggregate (the initial dataset D0 included) holds this many expert
+    # labels: the rollout in progress is cut there and no later round starts, so DAgger can be held
+    # to the labels a BC run got (dagger_iterations is then at most the rounds). 0: no limit.
+    dagger_label_budget: int = 0
 
     # GAIL
     gail_disc_hidden_dim: int = 256
@@ -211,8 +220,8 @@ class ILConfig(_ConfigMixin):
             f"dagger_beta_schedule must be one of {', '.join(BETA_SCHEDULES)}; got {self.dagger_beta_schedule!r}",
         )
         _fraction("dagger_initial_beta", self.dagger_initial_beta)
-        _require(isinstance(self.dagger_stuck_steps, int) and not isinstance(self.dagger_stuck_steps, bool)
-                 and self.dagger_stuck_steps >= 0, f"dagger_stuck_steps must be an integer >= 0, got {self.dagger_stuck_steps!r}")
+        _non_negative_int("dagger_stuck_steps", self.dagger_stuck_steps)
+        _non_negative_int("dagger_label_budget", self.dagger_label_budget)
         _require(self.dagger_on_stuck in ON_STUCK,
                  f"dagger_on_stuck must be one of {', '.join(ON_STUCK)}; got {self.dagger_on_stuck!r}")
         _positive_int("gail_disc_hidden_dim", self.gail_disc_hidden_dim)
@@ -220,11 +229,7 @@ class ILConfig(_ConfigMixin):
         _positive("gail_disc_lr", self.gail_disc_lr)
         _positive("gail_reward_scale", self.gail_reward_scale)
         _non_negative("gail_disc_noise", self.gail_disc_noise)
-        _require(
-            isinstance(self.gail_bc_warm_start_epochs, int) and not isinstance(self.gail_bc_warm_start_epochs, bool)
-            and self.gail_bc_warm_start_epochs >= 0,
-            f"gail_bc_warm_start_epochs must be an integer >= 0, got {self.gail_bc_warm_start_epochs!r}",
-        )
+        _non_negative_int("gail_bc_warm_start_epochs", self.gail_bc_warm_start_epochs)
         _positive_int("gail_demo_batch_size", self.gail_demo_batch_size)
         _positive_int("gail_n_envs", self.gail_n_envs)
         _positive_int("total_timesteps", self.total_timesteps)

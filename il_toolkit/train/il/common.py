@@ -147,10 +147,13 @@ _HELP = {
                    "then cosine decay)",
     "dagger_warm_start": "continue each round from the last round's weights (imitation's DAgger) instead of training "
                          "a freshly initialised learner on the aggregate (Ross et al.), which generalises better",
-    "dagger_stuck_steps": "> 0: a rollout whose observation stood still this many steps is stuck (the learner sits at a "
-                          "fixed point and would label the same state to the end); 0: off",
+    "dagger_stuck_steps": "> 0: a rollout is stuck once each observation for this many steps repeated one of the 20 "
+                          "before it (the learner stands still or cycles, and would label the same states to the end); "
+                          "0: off",
     "dagger_on_stuck": "what a stuck rollout does: end (the episode stops there) or expert (the expert acts for the "
                        "rest of it, so its labels show the way out)",
+    "dagger_label_budget": "> 0: stop once the aggregate (the initial dataset included) holds this many expert labels, "
+                           "cutting the rollout in progress (to compare with BC at equal labels); 0: no limit",
     "action_chunk_size": "> 1: train a flow-matching policy that predicts this many actions per observation (ACT-style "
                          "chunking; continuous actions); DAgger retrains it afresh each round",
     "temporal_aggregation": "chunked policies: re-plan every step and average the overlapping chunks (ACT's temporal "

@@ -32,11 +32,17 @@ keeping that epoch throws the round's training away.
 Rounds are compared by rollouts instead (:meth:`DAgger.best_round`).
 
 A learner can stop at a fixed point of its own action map (PushT: it aims where the pusher
-already is) and would then label that one state for the rest of the episode: 41% of the labels
-of a PushT run came from such states. With ``dagger_stuck_steps`` a rollout whose observation has
-stood still that long ends there (``dagger_on_stuck="end"``), or the expert acts for the rest of
-it (``"expert"``; the round's ``round/pc_success`` then counts the episodes it finished).
-``round/stuck_episodes`` counts them.
+already is), or cycle through a few states (PushT: approach a contact, back off, approach), and
+would then label those states for the rest of the episode: 41% of the labels of a PushT run came
+from states identical to the step before, and in another, failed rollouts repeated states of the
+last 20 steps for their final 100. With ``dagger_stuck_steps`` a rollout whose every observation
+for that many steps repeated one of the 20 before it (:class:`StuckDetector`) ends there
+(``dagger_on_stuck="end"``), or the expert acts for the rest of it (``"expert"``; the round's
+``round/pc_success`` then counts the episodes it finished). ``round/stuck_episodes`` counts them.
+
+``dagger_label_budget`` holds DAgger to a number of expert labels, the initial dataset's
+included (say, those of the BC run it is compared with): the rollout that reaches it is cut
+there and no later round starts.
 
 Everything a run learns lands in ``output_dir`` as it goes: each round's labelled episodes
 are appended to a Minari dataset at ``output_dir/dataset/data`` (open it with
@@ -55,6 +61,7 @@ import os
 import shutil
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -76,33 +83,37 @@ DATASET_DIR = Path("dataset") / "data"
 
 
 class StuckDetector:
-    """Whether a rollout's observation has stood still for ``steps`` steps: every entry within
-    1e-3 (absolute, and relative to its size) of the previous step's. ``steps`` 0: never."""
+    """Whether a rollout is stuck: for ``steps`` steps in a row, each observation has repeated
+    one of the ``window`` before it (every entry within 1e-3, absolute and relative to its
+    size). Standing still is the cycle of period 1; a deterministic learner in a deterministic
+    env that comes back to a state loops through the same states to the end of the episode.
+    ``steps`` 0: never."""
 
     TOLERANCE = 1e-3
+    WINDOW = 20  # longest cycle recognised, in steps
 
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
+    def __init__(self, steps: int, window: int = WINDOW) -> None:
+        self.steps, self.window = steps, window
         self.reset()
 
     def reset(self) -> None:
-        self.previous: np.ndarray | None = None
-        self.still = 0
+        self.recent: deque[np.ndarray] = deque(maxlen=self.window)
+        self.still = 0  # consecutive steps that repeated a recent observation
 
     def update(self, observation: Any) -> bool:
-        """Record the next observation; True once it has been still for ``steps`` steps."""
+        """Record the next observation; True once ``steps`` in a row have repeated recent ones."""
         if self.steps <= 0:
             return False
         flat = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in
                                (observation.values() if isinstance(observation, dict) else [observation])])
-        moved = self.previous is None or not np.allclose(flat, self.previous, rtol=self.TOLERANCE, atol=self.TOLERANCE)
-        self.still = 0 if moved else self.still + 1
-        self.previous = flat
+        repeated = any(np.allclose(flat, past, rtol=self.TOLERANCE, atol=self.TOLERANCE) for past in self.recent)
+        self.still = self.still + 1 if repeated else 0
+        self.recent.append(flat)
         return self.still >= self.steps
 
 
 class EndWhenStuck(gym.Wrapper):
-    """Truncates an episode once its observation has been still for ``steps`` steps."""
+    """Truncates an episode once it is stuck (:class:`StuckDetector`) for ``steps`` steps."""
 
     def __init__(self, env: gym.Env, steps: int) -> None:
         super().__init__(env)
@@ -119,6 +130,27 @@ class EndWhenStuck(gym.Wrapper):
         if self.detector.update(obs) and not terminated:
             truncated = True
             info = {**info, "stuck": True}
+        return obs, reward, terminated, truncated, info
+
+
+class LabelBudget(gym.Wrapper):
+    """Truncates the episode in progress once ``labels`` steps have been taken, counted across
+    episodes; ``exhausted`` then says no further episode should start."""
+
+    def __init__(self, env: gym.Env, labels: int) -> None:
+        super().__init__(env)
+        self.left = labels
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left <= 0
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.left -= 1
+        if self.exhausted and not (terminated or truncated):
+            truncated = True
+            info = {**info, "label_budget": True}
         return obs, reward, terminated, truncated, info
 
 
@@ -217,8 +249,10 @@ class DAgger:
         return get_beta(iteration, c.dagger_beta_schedule, c.dagger_initial_beta, c.dagger_iterations)
 
     # -- one round ------------------------------------------------------------------------
-    def collect_round(self, iteration: int) -> tuple[list[Any], dict[str, float]]:
-        """Roll out the beta-mixture for one round; returns expert-labelled trajectories and stats."""
+    def collect_round(self, iteration: int, label_limit: int | None = None) -> tuple[list[Any], dict[str, float]]:
+        """Roll out the beta-mixture for one round (at most ``label_limit`` steps in all: the
+        episode in progress is cut there and no further one starts); returns expert-labelled
+        trajectories and stats."""
         from imitation.data.types import TrajectoryWithRew
 
         from il_toolkit.rollout import Episode
@@ -227,11 +261,15 @@ class DAgger:
         stuck_steps, on_stuck = self.config.dagger_stuck_steps, self.config.dagger_on_stuck
         takeover = StuckDetector(stuck_steps) if stuck_steps > 0 and on_stuck == "expert" else None
         mixture = BetaMixture(self.expert, self.bc.policy, beta, self.rng, takeover_when=takeover)
-        env = EndWhenStuck(self.env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else self.env
+        budget = LabelBudget(self.env, label_limit) if label_limit is not None else None
+        env = budget or self.env
+        env = EndWhenStuck(env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else env
         n = self.config.dagger_episodes_per_iter
         base = self.config.seed * 10_000 + iteration * n
         trajectories, returns, successes, steps, stuck = [], [], [], 0, 0
         for seed in range(base, base + n):
+            if budget is not None and budget.exhausted:
+                break
             episode: Episode = rollout_episode(mixture, env, seed)
             ended_stuck = isinstance(env, EndWhenStuck) and env.detector.still >= stuck_steps
             stuck += int(mixture.taken_over or ended_stuck)
@@ -261,16 +299,21 @@ class DAgger:
         offset = self.config.bc_epochs if state.setdefault("initial_fit", False) else 0
         try:
             self._check_first_learner(state, trajectories)
+            self._check_budget(state, trajectories)
             if state["completed_rounds"] == 0 and trajectories and not self._learner_given:
                 self._fit_initial(trajectories, logger)
                 state["initial_fit"], offset = True, self.config.bc_epochs
             for iteration in range(state["completed_rounds"], self.config.dagger_iterations):
-                new, stats = self.collect_round(iteration)
+                labels_left = self._labels_left(trajectories)
+                if labels_left == 0:
+                    break
+                new, stats = self.collect_round(iteration, labels_left)
                 trajectories += new
                 self._append(new)
                 history = self._fit(trajectories, logger, offset + iteration * self.config.bc_epochs, iteration)
                 round_eval = self._round_eval(iteration)
                 stats.update({"round": iteration + 1, "n_samples": history["n_train"] + history["n_val"],
+                              "expert_labels": _labels(trajectories),
                               "train/loss": history["final_train_loss"], "best_val_loss": history["best_val_loss"],
                               "mean_reward": round_eval["mean_return"], "pc_success": round_eval["pc_success"]})
                 logger.log(stats, step=offset + (iteration + 1) * self.config.bc_epochs)
@@ -290,7 +333,8 @@ class DAgger:
             "dataset_path": str(self.output_dir / DATASET_DIR),
             "rounds": state["rounds"],
             "n_episodes": len(trajectories),
-            "expert_labels": int(sum(len(t.acts) for t in trajectories)),
+            "expert_labels": _labels(trajectories),
+            "label_budget": self.config.dagger_label_budget,
             "train_seconds": train_seconds,
         }
         results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
@@ -311,6 +355,20 @@ class DAgger:
         history = self.bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
         self.bc.module.load_state_dict(history["last_state"])  # see "Each round's weights" in the module docstring
         return {**history, "selected_by": "last epoch"}
+
+    def _labels_left(self, trajectories: list[Any]) -> int | None:
+        """Expert labels the budget (``dagger_label_budget``) still allows; None: no budget."""
+        budget = self.config.dagger_label_budget
+        return max(budget - _labels(trajectories), 0) if budget > 0 else None
+
+    def _check_budget(self, state: dict[str, Any], initial: list[Any]) -> None:
+        """A budget that the initial dataset already spends would leave no round to run."""
+        if state["completed_rounds"] == 0 and self._labels_left(initial) == 0:
+            raise ValueError(
+                f"dagger_label_budget={self.config.dagger_label_budget} is spent by the initial dataset alone "
+                f"({_labels(initial)} labels), so no DAgger round could run: raise --dagger_label_budget above "
+                "that, or start from a smaller initial dataset (--dataset)"
+            )
 
     def _check_first_learner(self, state: dict[str, Any], initial: list[Any]) -> None:
         """A chunked learner exists only once it has been fitted; without an initial dataset the
@@ -352,7 +410,7 @@ class DAgger:
                 "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
                 "policy_type", "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs",
                 "task_frame", "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation",
-                "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck")
+                "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -422,10 +480,15 @@ class DAgger:
         os.replace(tmp, self.output_dir / STATE_FILE)
 
 
+def _labels(trajectories: Sequence[Any]) -> int:
+    """Expert labels (steps) in ``trajectories``."""
+    return int(sum(len(t.acts) for t in trajectories))
+
+
 # -- command line ------------------------------------------------------------------------
 CLI_FIELDS = (
     "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta", "dagger_warm_start",
-    "dagger_stuck_steps", "dagger_on_stuck",
+    "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
     "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",
     "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes",
