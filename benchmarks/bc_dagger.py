@@ -1,13 +1,17 @@
 """BC against DAgger from a scripted expert, state observations: BC with two demonstration
 budgets, and DAgger (``--dagger-d0``: a learner first fitted on demonstrations D0, then acting
-alone, beta 0; PushT: D0 = the first 100 demonstrations and rounds until DAgger holds exactly the
-labels of the larger budget (``--label-budget``), rollouts ending once stuck; ALOHA: D0 = the larger set, plus its rounds' labels);
-success over the evaluation seeds, for each training seed. Each round trains a fresh learner on
-the aggregate (PushT: continues from the last round's weights) and keeps its last epoch; DAgger's
-final policy is its best round
-(``DAgger.best_round``). The learner leaves out ALOHA's arm joint velocities
-(``--no-drop-velocity-obs`` keeps them); on PushT it works in the block frame with a mixture head
-(``--no-task-frame --mixture-components 1``: board coordinates and an MSE regressor).
+alone, beta 0), success over the evaluation seeds, for each training seed.
+
+- PushT: DAgger starts from the first 100 demonstrations and runs rounds until it holds exactly
+  the larger budget's labels (``--label-budget``), its rollouts ending once stuck; ``--methods
+  dagger-small`` also runs it at the smaller budget's labels, from the first 25 demonstrations.
+  The learner works in the block frame with a mixture head (``--no-task-frame
+  --mixture-components 1``: board coordinates and an MSE regressor); each round continues from
+  the last round's weights.
+- ALOHA: D0 = the larger set, plus its rounds' labels; each round trains a fresh learner; the
+  learner leaves out the arm joint velocities (``--no-drop-velocity-obs`` keeps them).
+
+Each round keeps its last epoch; DAgger's final policy is its best round (``DAgger.best_round``).
 
 Targets (issue 4): PushT: DAgger >= 80% success and ahead of BC at equal labels (100 seeds);
 ALOHA transfer cube: DAgger >= 80% (50 seeds).
@@ -43,10 +47,11 @@ SETTINGS = {
     # Datasets: dataset_version names the expert revision that wrote them (PushT v1: the expert engaged within
     # +-15 px sideways of a contact, PushTControlParams.engage_lateral; v0 demos came from the +-3 px expert).
     # label_budget "bc": DAgger stops at the labels of the larger BC set (ILConfig.dagger_label_budget), rounds at most.
+    # small_d0_demos: --methods dagger-small runs DAgger at the smaller set's labels from the first 25 demonstrations.
     "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=12, episodes=8, dataset_version="v1",
                   label_budget="bc",
                   dagger_epochs=100, dagger_d0=True, d0_demos=100, beta_schedule="constant", initial_beta=0.0,
-                  stuck_steps=10, on_stuck="end", warm_start=True, task_frame=True, mixture_components=5, bc_epochs=400,
+                  small_d0_demos=25, stuck_steps=10, on_stuck="end", warm_start=True, task_frame=True, mixture_components=5, bc_epochs=400,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
     "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=20,
                            dagger_epochs=50, dagger_d0=True, beta_schedule="constant", initial_beta=0.0, bc_epochs=100,
@@ -75,17 +80,42 @@ def dagger_fields(setting: dict) -> dict:
 
 
 def run_dagger(env_id: str, seed: int, eval_episodes: int, out: Path, learner: dict, dagger: dict,
-               initial_dataset: str | None = None) -> dict:
+               initial_dataset: str | None = None, method: str = "dagger") -> dict:
     """DAgger with the ILConfig fields in ``dagger`` (:func:`dagger_fields`) and the learner's in ``learner``."""
     from il_toolkit import ILConfig
     from il_toolkit.train.il.dagger import DAgger
 
-    config = ILConfig.dagger(seed=seed, eval_episodes=eval_episodes, output_dir=str(out / f"dagger-s{seed}"),
+    name = method.replace("@", "-at-")
+    config = ILConfig.dagger(seed=seed, eval_episodes=eval_episodes, output_dir=str(out / f"{name}-s{seed}"),
                              **dagger, **COMMON, **learner)
     results = DAgger(env_id, None, config, progress=False).train(initial_dataset=initial_dataset)
-    return {"method": "dagger", "seed": seed, "expert_labels": results["expert_labels"],
+    return {"method": method, "seed": seed, "expert_labels": results["expert_labels"],
             "train_seconds": results["train_seconds"], "rounds": results["rounds"], "best_round": results["best_round"],
             **{k: results["eval"][k] for k in ("pc_success", "avg_max_reward", "mean_return")}}
+
+
+def dagger_jobs(methods: list[str], setting: dict, dataset_id: str, labels_of: dict[int, int]) -> list:
+    """(row name, D0 dataset id or None, DAgger's ILConfig fields) for each DAgger method asked for.
+    ``labels_of``: the expert labels of each BC demo budget; ``dataset_id`` has ``{n}`` for the
+    number of demonstrations (a D0 is collected when missing)."""
+    from il_toolkit.train.datasets.minari_io import collect_dataset, dataset_exists
+
+    def initial_dataset(n_demos: int) -> str | None:
+        if not setting.get("dagger_d0"):
+            return None
+        d0 = dataset_id.format(n=n_demos)
+        if not dataset_exists(d0):
+            collect_dataset(setting["env_id"], d0, n_demos, seed=0, progress=True)
+        return d0
+
+    small, large = min(labels_of), max(labels_of)
+    jobs = []
+    if "dagger" in methods:
+        jobs.append(("dagger", initial_dataset(setting.get("d0_demos") or large), dagger_fields(setting)))
+    if "dagger-small" in methods:
+        jobs.append((f"dagger@bc-{small}", initial_dataset(setting["small_d0_demos"]),
+                     {**dagger_fields(setting), "dagger_label_budget": labels_of[small]}))
+    return jobs
 
 
 def main() -> None:
@@ -125,7 +155,9 @@ def main() -> None:
                              "instead of a fresh learner (default: per env)")
     parser.add_argument("--label-budget", type=int, help="DAgger stops at this many expert labels, D0's included "
                         "(ILConfig.dagger_label_budget; 0: off; default: pusht the larger BC set's labels, else off)")
-    parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger"])
+    parser.add_argument("--methods", nargs="+", default=["bc", "dagger"], choices=["bc", "dagger", "dagger-small"],
+                        help="dagger: DAgger at the larger BC set's labels (pusht; aloha: D0 = that set plus its "
+                             "rounds); dagger-small: DAgger at the smaller set's labels, from small_d0_demos (pusht)")
     parser.add_argument("--tag", default="", help="suffix of the results file name (bc_dagger_<env>_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 20 eval episodes, short training")
     parser.add_argument("--keep-runs", type=Path, help="write the runs (checkpoints, DAgger rounds, metrics) under this "
@@ -161,13 +193,12 @@ def main() -> None:
     if not dataset_exists(dataset):
         collect_dataset(env_id, dataset, large, seed=0, progress=True)
     demos = load_demonstrations(dataset)
+    labels_of = {n: int(sum(len(t.acts) for t in demos[:n])) for n in (small, large)}
     if setting.get("label_budget") == "bc":
-        setting["label_budget"] = int(sum(len(t.acts) for t in demos[:large]))
-    d0 = dataset
-    if setting.get("d0_demos") and setting.get("dagger_d0") and "dagger" in args.methods:
-        d0 = f"bench/{args.env}-expert-{setting['d0_demos']}-{version}"
-        if not dataset_exists(d0):
-            collect_dataset(env_id, d0, setting["d0_demos"], seed=0, progress=True)
+        setting["label_budget"] = labels_of[large]
+    if "dagger-small" in args.methods and not setting.get("small_d0_demos"):
+        parser.error(f"--methods dagger-small: {args.env} has no small_d0_demos in SETTINGS")
+    jobs = dagger_jobs(args.methods, setting, f"bench/{args.env}-expert-{{n}}-{version}", labels_of)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep_runs or Path(tmp)
@@ -177,13 +208,11 @@ def main() -> None:
                 rows.append(run_bc(env_id, demos, n_demos, seed, setting["bc_epochs"], setting["eval_episodes"], out, learner))
                 print(f"seed {seed} bc-{n_demos}: success {rows[-1]['pc_success']:.0f}%, avg max reward "
                       f"{rows[-1]['avg_max_reward']:.3f}, {rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
-            if "dagger" not in args.methods:
-                continue
-            start = time.perf_counter()
-            rows.append(run_dagger(env_id, seed, setting["eval_episodes"], out, learner, dagger_fields(setting),
-                                   d0 if setting.get("dagger_d0") else None))
-            print(f"seed {seed} dagger: success {rows[-1]['pc_success']:.0f}%, avg max reward {rows[-1]['avg_max_reward']:.3f}, "
-                  f"{rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
+            for method, d0, fields in jobs:
+                start = time.perf_counter()
+                rows.append(run_dagger(env_id, seed, setting["eval_episodes"], out, learner, fields, d0, method))
+                print(f"seed {seed} {method}: success {rows[-1]['pc_success']:.0f}%, avg max reward "
+                      f"{rows[-1]['avg_max_reward']:.3f}, {rows[-1]['expert_labels']} labels, {time.perf_counter() - start:.0f} s")
     summary, met = summarize(args.env, rows)
     print(f"target {setting['target']}: {'met' if met else 'MISSED'}; load average {os.getloadavg()[0]:.1f}")
     write_results(f"bc_dagger_{args.env}" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), {
@@ -199,7 +228,7 @@ def summarize(env: str, rows: list[dict]) -> tuple[dict, bool]:
     """Mean success, max reward and labels per method over the seeds; whether the target is met."""
     small, large = SETTINGS[env]["demos"]
     summary = {}
-    for method in (f"bc-{small}", f"bc-{large}", "dagger"):
+    for method in (f"bc-{small}", f"dagger@bc-{small}", f"bc-{large}", "dagger"):
         chosen = [r for r in rows if r["method"] == method]
         if not chosen:
             continue
@@ -213,6 +242,10 @@ def summarize(env: str, rows: list[dict]) -> tuple[dict, bool]:
     met = "dagger" in summary and summary["dagger"]["mean_pc_success"] >= 80
     if env == "pusht" and met and f"bc-{large}" in summary:
         met = met and summary["dagger"]["mean_pc_success"] > summary[f"bc-{large}"]["mean_pc_success"]
+    for n in (small, large):  # DAgger against BC where both had the same labels
+        dagger, bc = summary.get(f"dagger@bc-{n}" if n == small else "dagger"), summary.get(f"bc-{n}")
+        if dagger and bc and dagger["mean_expert_labels"] == bc["mean_expert_labels"]:
+            print(f"at bc-{n}'s labels: DAgger {dagger['mean_pc_success']:.1f}% vs BC {summary[f'bc-{n}']['mean_pc_success']:.1f}%")
     return summary, met
 
 

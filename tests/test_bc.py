@@ -164,3 +164,15 @@ def test_mlp_shape_activation_and_schedule_reach_the_policy_and_checkpoint(tmp_p
 def test_sb3_policies_refuse_mlp_only_options(tmp_path):
     with pytest.raises(ValueError, match="policy_type='mlp'"):
         BehavioralCloning("CartPole-v1", _config(tmp_path, policy_type="sb3", lr_schedule="cosine"), progress=False)
+
+
+def test_imitations_bc_leaves_no_folder_in_the_temp_dir(tmp_path, cartpole_demos, monkeypatch):
+    """imitation's logger, configured without a folder, would leave /tmp/imitation-<time> behind each fit."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    config = _config(tmp_path, policy_type="sb3", bc_epochs=1, eval_episodes=1)
+    BehavioralCloning("CartPole-v1", config, progress=False).train(trajectories=cartpole_demos)
+    assert [p.name for p in scratch.iterdir() if "imitation" in p.name] == []

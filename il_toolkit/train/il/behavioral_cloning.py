@@ -354,7 +354,6 @@ class BehavioralCloning:
 
     def _fit_imitation(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int) -> dict[str, Any]:
         from imitation.algorithms import bc
-        from imitation.util import logger as imitation_logger
 
         if len(train) < self.config.batch_size:
             raise ValueError(
@@ -364,44 +363,45 @@ class BehavioralCloning:
         if self.policy.rescales:  # an SB3 policy that acts in [-1, 1] (from GAIL or PPO): demonstrations in its units
             train, val = (None if t is None else dataclasses.replace(t, acts=to_unit_actions(t.acts, self.env.action_space))
                           for t in (train, val))
-        trainer = bc.BC(
-            observation_space=self.env.observation_space,
-            action_space=self.policy.policy.action_space,
-            rng=self.rng,
-            policy=self.policy.policy,
-            demonstrations=train,
-            batch_size=self.config.batch_size,
-            optimizer_cls=_adamw_with_weight_decay(self.config.weight_decay),
-            optimizer_kwargs={"lr": self.config.learning_rate},
-            device=self.config.device,
-            custom_logger=imitation_logger.configure(format_strs=[]),
-        )
-        state: dict[str, Any] = {
-            "epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0,
-            "best_state": copy.deepcopy(self.module.state_dict()), "final_train_loss": float("nan"),
-        }
+        with common.silent_imitation_logger() as imitation_log:
+            trainer = bc.BC(
+                observation_space=self.env.observation_space,
+                action_space=self.policy.policy.action_space,
+                rng=self.rng,
+                policy=self.policy.policy,
+                demonstrations=train,
+                batch_size=self.config.batch_size,
+                optimizer_cls=_adamw_with_weight_decay(self.config.weight_decay),
+                optimizer_kwargs={"lr": self.config.learning_rate},
+                device=self.config.device,
+                custom_logger=imitation_log,
+            )
+            state: dict[str, Any] = {
+                "epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0,
+                "best_state": copy.deepcopy(self.module.state_dict()), "final_train_loss": float("nan"),
+            }
 
-        def on_epoch_end() -> None:
-            state["epoch"] += 1
-            metrics = {"train/loss": _bc_loss(trainer, train)}
-            state["final_train_loss"] = metrics["train/loss"]
-            if val is not None:
-                metrics["val/loss"] = _bc_loss(trainer, val)
-                if isinstance(self.env.action_space, gym.spaces.Discrete):
-                    metrics["val/accuracy"] = _accuracy(self.policy, val)
-            monitored = metrics.get("val/loss", metrics["train/loss"])
-            if monitored < state["best_val_loss"]:
-                state.update(best_val_loss=monitored, best_epoch=state["epoch"],
-                             best_state=copy.deepcopy(self.module.state_dict()))
-            step = step_offset + state["epoch"]
-            logger.log({**metrics, "epoch": step}, step=step)
+            def on_epoch_end() -> None:
+                state["epoch"] += 1
+                metrics = {"train/loss": _bc_loss(trainer, train)}
+                state["final_train_loss"] = metrics["train/loss"]
+                if val is not None:
+                    metrics["val/loss"] = _bc_loss(trainer, val)
+                    if isinstance(self.env.action_space, gym.spaces.Discrete):
+                        metrics["val/accuracy"] = _accuracy(self.policy, val)
+                monitored = metrics.get("val/loss", metrics["train/loss"])
+                if monitored < state["best_val_loss"]:
+                    state.update(best_val_loss=monitored, best_epoch=state["epoch"],
+                                 best_state=copy.deepcopy(self.module.state_dict()))
+                step = step_offset + state["epoch"]
+                logger.log({**metrics, "epoch": step}, step=step)
 
-        with warnings.catch_warnings():
-            # imitation's BC logs float(loss) on tensors that require grad; harmless, and noisy
-            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
-            trainer.train(n_epochs=epochs, on_epoch_end=on_epoch_end, progress_bar=self.progress, log_interval=10**9)
-        self.policy.policy.set_training_mode(False)
-        return state
+            with warnings.catch_warnings():
+                # imitation's BC logs float(loss) on tensors that require grad; harmless, and noisy
+                warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+                trainer.train(n_epochs=epochs, on_epoch_end=on_epoch_end, progress_bar=self.progress, log_interval=10**9)
+            self.policy.policy.set_training_mode(False)
+            return state
 
 
 def _adamw_with_weight_decay(weight_decay: float) -> type[torch.optim.AdamW]:

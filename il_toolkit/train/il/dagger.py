@@ -262,7 +262,7 @@ class DAgger:
         takeover = StuckDetector(stuck_steps) if stuck_steps > 0 and on_stuck == "expert" else None
         mixture = BetaMixture(self.expert, self.bc.policy, beta, self.rng, takeover_when=takeover)
         budget = LabelBudget(self.env, label_limit) if label_limit is not None else None
-        env = budget or self.env
+        env = budget if budget is not None else self.env
         env = EndWhenStuck(env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else env
         n = self.config.dagger_episodes_per_iter
         base = self.config.seed * 10_000 + iteration * n
