@@ -1,15 +1,17 @@
 """BC against DAgger from a scripted expert, state observations: BC with two demonstration
-budgets, and DAgger (``--dagger-d0``: a learner first fitted on demonstrations D0, then acting
-alone, beta 0), success over the evaluation seeds, for each training seed.
+budgets, and DAgger from a learner first fitted on demonstrations D0 (``--dagger-d0``), success
+over the evaluation seeds, for each training seed.
 
 - PushT: DAgger starts from the first 100 demonstrations and runs rounds until it holds exactly
   the larger budget's labels (``--label-budget``), its rollouts ending once stuck; ``--methods
   dagger-small`` also runs it at the smaller budget's labels, from the first 25 demonstrations.
+  Beta follows the seed's linear schedule from 1 (the expert acts in part of every round's steps).
   The learner works in the block frame with a mixture head (``--no-task-frame
   --mixture-components 1``: board coordinates and an MSE regressor); each round continues from
   the last round's weights.
-- ALOHA: D0 = the larger set, plus its rounds' labels; each round trains a fresh learner; the
-  learner leaves out the arm joint velocities (``--no-drop-velocity-obs`` keeps them).
+- ALOHA: D0 = the larger set, plus its rounds' labels; beta 0 (the learner acts alone from round
+  1); each round trains a fresh learner, which leaves out the arm joint velocities
+  (``--no-drop-velocity-obs`` keeps them).
 
 Each round keeps its last epoch; DAgger's final policy is its best round (``DAgger.best_round``).
 
@@ -37,21 +39,23 @@ SETTINGS = {
     # env id, demo budgets, eval episodes, DAgger rounds x episodes and epochs a round, DAgger's D0 and beta, target.
     # ALOHA: the learner is first fitted on D0, then acts alone (beta 0); with the linear schedule from 1, two
     # rounds of mostly-expert rollouts added little (seed 1: 25% and 25% vs 85% and 75% at beta 0).
-    # PushT: the learner works in the block frame with a mixture head; DAgger starts from a learner fitted on the
-    # first 100 demonstrations (D0, their labels counted) and adds rounds to about BC-200's labels; a rollout that
-    # stands still for 10 steps ends there (a learner at a fixed point would label one state to the end); each
-    # round continues from the last one's weights (seed 0, 4 rounds x 16 episodes: 45/60/75/75% a round warm,
-    # 55/50/25/50% fresh). BC gets 400 epochs (BC-200: 51% at 100 epochs, 68.7% at 400; 3 seeds, v0 expert).
-    # With the v0 expert, 3 seeds: DAgger 55.0% against BC-200's 68.7% (results/bc_dagger_pusht_expert_v0.json);
-    # with the v1 expert, DAgger 77.3% (11,527 labels) against BC-200's 87.7% (13,598) (results/bc_dagger_pusht.json).
+    # PushT: the learner works in the block frame with a mixture head; BC gets 400 epochs (BC-200: 51% at 100
+    # epochs, 68.7% at 400; 3 seeds, v0 expert). DAgger starts from a learner fitted on the first 100 demonstrations
+    # (D0, their labels counted) and runs rounds of 8 episodes until it holds BC-200's labels (label_budget "bc":
+    # ILConfig.dagger_label_budget; at most 12 rounds); each round continues from the last one's weights (seed 0, v0
+    # expert, 4 rounds x 16 episodes: 45/60/75/75% a round warm, 55/50/25/50% fresh); a rollout stuck for 10 steps
+    # (standing still or cycling) ends there. Beta follows the seed's linear schedule from 1: the expert's share of the
+    # actions keeps the rollouts near its own states, and those labels are what PushT's learner gains from (3 seeds:
+    # linear 86.3%, exponential from 1 78.3%, results/bc_dagger_pusht_beta_exp.json). With beta 0
+    # from round 1 (3 seeds, results/bc_dagger_pusht_beta0.json) DAgger scored 74.0%, and a fresh 400-epoch fit on
+    # such an aggregate 73-74% against BC-200's 84% (seed 0): labels of the learner's own states were worth less than
+    # demonstrations here. small_d0_demos: --methods dagger-small runs DAgger at BC-50's labels from 25 demonstrations.
     # Datasets: dataset_version names the expert revision that wrote them (PushT v1: the expert engaged within
     # +-15 px sideways of a contact, PushTControlParams.engage_lateral; v0 demos came from the +-3 px expert).
-    # label_budget "bc": DAgger stops at the labels of the larger BC set (ILConfig.dagger_label_budget), rounds at most.
-    # small_d0_demos: --methods dagger-small runs DAgger at the smaller set's labels from the first 25 demonstrations.
     "pusht": dict(env_id="il_toolkit/PushT-v0", demos=(50, 200), eval_episodes=100, rounds=12, episodes=8, dataset_version="v1",
-                  label_budget="bc",
-                  dagger_epochs=100, dagger_d0=True, d0_demos=100, beta_schedule="constant", initial_beta=0.0,
-                  small_d0_demos=25, stuck_steps=10, on_stuck="end", warm_start=True, task_frame=True, mixture_components=5, bc_epochs=400,
+                  label_budget="bc", dagger_epochs=100, dagger_d0=True, d0_demos=100, small_d0_demos=25,
+                  beta_schedule="linear", initial_beta=1.0, stuck_steps=10, on_stuck="end", warm_start=True,
+                  task_frame=True, mixture_components=5, bc_epochs=400,
                   target="DAgger >= 80% success and ahead of BC at equal labels"),
     "aloha_transfer": dict(env_id="il_toolkit/AlohaTransferCube-v0", demos=(10, 50), eval_episodes=50, rounds=6, episodes=20,
                            dagger_epochs=50, dagger_d0=True, beta_schedule="constant", initial_beta=0.0, bc_epochs=100,
