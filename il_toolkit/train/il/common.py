@@ -9,7 +9,7 @@ import random
 import tempfile
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -218,6 +218,30 @@ def config_from_args(args: argparse.Namespace, preset: ILConfig) -> ILConfig:
     names = {f.name for f in fields(ILConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
     return preset.replace(**overrides)
+
+
+def run_cli(parser: argparse.ArgumentParser, preset: ILConfig, train: Callable[..., dict[str, Any]],
+            argv: Sequence[str] | None, extra_flags: Sequence[str] = ()) -> int:
+    """Parse ``argv`` with a :func:`build_parser` parser, run ``train`` on ``preset`` with the flags given
+    (and the ``extra_flags`` a script adds) and print its results as JSON; the CLIs' ``main``."""
+    import json
+
+    args = parser.parse_args(argv)
+    results = train(config_from_args(args, preset), env_id=args.env, dataset=args.dataset, expert=args.expert,
+                    model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress,
+                    **{name: getattr(args, name) for name in extra_flags})
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def lazy_vla_class(module: str, name: str, vla_name: str) -> Any:
+    """A training module's ``__getattr__``: seed 004 imports ``vla_name`` (``VLADAgger`` ...) from
+    ``module``, but it lives in :mod:`il_toolkit.train.il.vla`, which builds on these modules."""
+    if name == vla_name:
+        from il_toolkit.train.il import vla
+
+        return getattr(vla, vla_name)
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
 
 def write_run_files(output_dir: str | Path, config: ILConfig, extra: dict[str, Any] | None = None) -> Path:

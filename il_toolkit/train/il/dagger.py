@@ -537,22 +537,11 @@ def _env_of_model(model_path: str) -> str:
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog or "python -m il_toolkit.train.il.dagger")
-    args = parser.parse_args(argv)
-    config = common.config_from_args(args, ILConfig.dagger())
-    results = train(config, env_id=args.env, dataset=args.dataset, expert=args.expert,
-                    model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress)
-    print(json.dumps(results, indent=2, default=str))
-    return 0
+    return common.run_cli(parser, ILConfig.dagger(), train, argv)
 
 
 def __getattr__(name: str) -> Any:
-    """Seed 004 imports ``VLADAgger`` from here; it lives in :mod:`il_toolkit.train.il.vla`
-    (imported lazily: that module builds on this one)."""
-    if name == "VLADAgger":
-        from il_toolkit.train.il import vla
-
-        return vla.VLADAgger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return common.lazy_vla_class(__name__, name, "VLADAgger")
 
 
 if __name__ == "__main__":

@@ -433,25 +433,12 @@ def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: 
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    import json
-
     parser = build_parser(prog or "python -m il_toolkit.train.il.gail")
-    args = parser.parse_args(argv)
-    config = common.config_from_args(args, ILConfig.gail())
-    results = train(config, env_id=args.env, dataset=args.dataset, expert=args.expert, model_path=args.model_path,
-                    use_wandb=args.use_wandb, progress=not args.no_progress, eval_every_rounds=args.eval_every_rounds)
-    print(json.dumps(results, indent=2, default=str))
-    return 0
+    return common.run_cli(parser, ILConfig.gail(), train, argv, extra_flags=("eval_every_rounds",))
 
 
 def __getattr__(name: str) -> Any:
-    """Seed 004 imports ``VLAGAIL`` from here; it lives in :mod:`il_toolkit.train.il.vla`
-    (imported lazily: that module builds on this one)."""
-    if name == "VLAGAIL":
-        from il_toolkit.train.il import vla
-
-        return vla.VLAGAIL
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return common.lazy_vla_class(__name__, name, "VLAGAIL")
 
 
 if __name__ == "__main__":
