@@ -98,19 +98,26 @@ def run_dagger(env_id: str, seed: int, eval_episodes: int, out: Path, learner: d
             **{k: results["eval"][k] for k in ("pc_success", "avg_max_reward", "mean_return")}}
 
 
+def ensure_collected(env_id: str, dataset_id: str, n_demos: int) -> str:
+    """``dataset_id`` with the expert's first ``n_demos`` episodes, collected unless it exists; benchmark
+    processes started side by side (one per seed) wait for the one collecting it."""
+    from il_toolkit.locks import exclusive
+    from il_toolkit.train.datasets.minari_io import collect_dataset, dataset_exists, datasets_root
+
+    with exclusive(datasets_root() / ".locks" / "bench-bc-dagger.lock"):
+        if not dataset_exists(dataset_id):
+            collect_dataset(env_id, dataset_id, n_demos, seed=0, progress=True)
+    return dataset_id
+
+
 def dagger_jobs(methods: list[str], setting: dict, dataset_id: str, labels_of: dict[int, int]) -> list:
     """(row name, D0 dataset id or None, DAgger's ILConfig fields) for each DAgger method asked for.
     ``labels_of``: the expert labels of each BC demo budget; ``dataset_id`` has ``{n}`` for the
     number of demonstrations (a D0 is collected when missing)."""
-    from il_toolkit.train.datasets.minari_io import collect_dataset, dataset_exists
-
     def initial_dataset(n_demos: int) -> str | None:
         if not setting.get("dagger_d0"):
             return None
-        d0 = dataset_id.format(n=n_demos)
-        if not dataset_exists(d0):
-            collect_dataset(setting["env_id"], d0, n_demos, seed=0, progress=True)
-        return d0
+        return ensure_collected(setting["env_id"], dataset_id.format(n=n_demos), n_demos)
 
     small, large = min(labels_of), max(labels_of)
     jobs = []
@@ -192,11 +199,9 @@ def main() -> None:
     dataset = f"bench/{args.env}-expert-{large}-{version}"
 
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
-    from il_toolkit.train.datasets.minari_io import collect_dataset, dataset_exists, load_demonstrations
+    from il_toolkit.train.datasets.minari_io import load_demonstrations
 
-    if not dataset_exists(dataset):
-        collect_dataset(env_id, dataset, large, seed=0, progress=True)
-    demos = load_demonstrations(dataset)
+    demos = load_demonstrations(ensure_collected(env_id, dataset, large))
     labels_of = {n: int(sum(len(t.acts) for t in demos[:n])) for n in (small, large)}
     if setting.get("label_budget") == "bc":
         setting["label_budget"] = labels_of[large]

@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from il_toolkit.registry import UnknownKeyError
     from il_toolkit.train.datasets.minari_io import DatasetError
     from il_toolkit.config.training_config import ConfigError
-    from il_toolkit.train.il.common import ResumeMismatchError
+    from il_toolkit.train.il.common import ResumeMismatchError, RunBusyError
 
     args = build_parser().parse_args(argv)
     try:
@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return module.main(args.rest, prog=f"il-toolkit train {args.method}")
         return args.func(args)
     except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
-            ResumeMismatchError) as exc:
+            ResumeMismatchError, RunBusyError) as exc:
         print(f"il-toolkit: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -5,6 +8,7 @@ from il_toolkit.envs import make_env
 from il_toolkit.policies import FunctionPolicy
 from il_toolkit.train.datasets import collect as collect_module
 from il_toolkit.train.datasets.minari_io import (
+    DatasetBusyError,
     DatasetError,
     DatasetExistsError,
     collect_dataset,
@@ -133,3 +137,25 @@ def test_resuming_a_run_killed_after_its_last_episode_adds_nothing(monkeypatch):
     monkeypatch.undo()
     report = collect_dataset("CartPole-v1", "collect/last-v0", 2, progress=False)
     assert report.n_episodes == 2 and _seeds("collect/last-v0") == [0, 1]
+
+
+def _hold_in_another_process(module: str, context: str) -> subprocess.Popen:
+    """A python process that enters ``with context:`` (``context`` imported from ``module``) and waits there."""
+    name = context.split("(")[0]
+    code = (f"import time\nfrom {module} import {name}\nwith {context}:\n"
+            "    print('held', flush=True)\n    time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_dataset_another_process_is_writing_is_refused_not_interleaved():
+    holder = _hold_in_another_process("il_toolkit.train.datasets.minari_io", "writer_lock('collect/busy-v0')")
+    try:
+        with pytest.raises(DatasetBusyError, match=f"another process \\(pid {holder.pid}\\)"):
+            collect_dataset("CartPole-v1", "collect/busy-v0", 2, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    report = collect_dataset("CartPole-v1", "collect/busy-v0", 2, progress=False)  # the lock died with its process
+    assert report.n_episodes == 2 and _seeds("collect/busy-v0") == [0, 1]

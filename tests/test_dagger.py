@@ -7,7 +7,7 @@ import torch
 from il_toolkit import ILConfig
 from il_toolkit.envs import make_env
 from il_toolkit.policies import FunctionPolicy, SpaceMismatchError
-from il_toolkit.train.il.common import ResumeMismatchError
+from il_toolkit.train.il.common import ResumeMismatchError, RunBusyError, run_dir_lock
 from il_toolkit.train.il.dagger import BetaMixture, DAgger
 
 
@@ -73,6 +73,15 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1), progress=False).train()
     with pytest.raises(ResumeMismatchError, match="different settings \\(dagger_iterations\\)"):
         DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=2), progress=False).train()
+
+
+def test_a_second_run_in_a_busy_output_dir_is_refused_before_it_writes(tmp_path):
+    config = _config(tmp_path, dagger_iterations=1)
+    with run_dir_lock(config.output_dir):  # flock: a second open of the file conflicts, as another process would
+        with pytest.raises(RunBusyError, match="in use by another run"):
+            DAgger("CartPole-v1", None, config, progress=False).train()
+        assert not (tmp_path / "dagger" / "state.json").exists()
+    assert DAgger("CartPole-v1", None, config, progress=False).train()["n_episodes"] == 2
 
 
 def test_a_run_written_before_a_setting_joined_the_signature_still_resumes(tmp_path):

@@ -44,18 +44,14 @@ def ensure_dataset(env_id: str, seed: int, n_demos: int, *, obs_type: str | None
     A lock file beside Minari's datasets makes concurrent trials (and harness processes) that
     need the same dataset collect it once; the others wait and reuse it.
     """
-    import fcntl
-
+    from il_toolkit.locks import exclusive
     from il_toolkit.train.datasets.minari_io import collect_dataset, datasets_root
 
     name = dataset_id(env_id, seed, n_demos, obs_type)
     if _complete_dataset(name, env_id, n_demos):
         return name, 0.0
-    root = datasets_root()
-    root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(root / ".il-bench.lock", "w") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    with exclusive(datasets_root() / ".il-bench.lock"):  # waits for a trial collecting it now
         if not _complete_dataset(name, env_id, n_demos):
             collect_dataset(env_id, name, n_demos, seed=seed * TRIAL_SEED_STRIDE, progress=progress,
                             env_kwargs=None if obs_type is None else {"obs_type": obs_type},

@@ -133,13 +133,28 @@ def collect_dataset(
     """Roll out ``expert`` (a registered expert name, a Policy, or the env's default expert)
     on seeds ``seed, seed+1, ...`` until ``n_episodes`` episodes are kept; write them to the
     Minari dataset ``dataset_id`` as they finish. See the module docstring for the options.
+    Another process collecting the same id at the same time gets a ``DatasetBusyError``.
     """
+    from il_toolkit.train.datasets import minari_io as io
+
+    io._check_dataset_id(dataset_id)
+    with io.writer_lock(dataset_id):
+        return _collect(env_id, dataset_id, n_episodes, expert=expert, seed=seed, overwrite=overwrite, append=append,
+                        num_envs=num_envs, only_successful=only_successful, top_percentile=top_percentile,
+                        env_kwargs=env_kwargs, expert_options=expert_options, progress=progress,
+                        description=description)
+
+
+def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Policy | None, seed: int, overwrite: bool,
+             append: bool, num_envs: int, only_successful: bool, top_percentile: float | None,
+             env_kwargs: dict[str, Any] | None, expert_options: dict[str, Any] | None, progress: bool,
+             description: str | None) -> CollectionReport:
+    """:func:`collect_dataset` once it holds the dataset's writer lock."""
     from tqdm.auto import tqdm
 
     from il_toolkit import __version__
     from il_toolkit.train.datasets import minari_io as io
 
-    io._check_dataset_id(dataset_id)
     if n_episodes <= 0:
         raise io.DatasetError(f"n_episodes must be positive, got {n_episodes}")
     if top_percentile is not None and not 0 <= top_percentile < 100:

@@ -11,10 +11,11 @@ Toolkit metadata is stored beside Minari's own keys: ``il_toolkit_env_id``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -49,6 +50,25 @@ def delete_dataset(dataset_id: str) -> None:
     path = dataset_path(dataset_id)
     if path.exists():
         shutil.rmtree(path)
+
+
+class DatasetBusyError(DatasetError):
+    """A dataset id that another process is writing."""
+
+
+@contextlib.contextmanager
+def writer_lock(dataset_id: str) -> Iterator[None]:
+    """Hold the right to write ``dataset_id`` (:func:`il_toolkit.locks.exclusive` on a file under
+    ``datasets_root()/.locks``, a folder Minari skips); :class:`DatasetBusyError` at once when
+    another process is writing it."""
+    from il_toolkit.locks import exclusive
+
+    def busy(pid: str) -> DatasetBusyError:
+        return DatasetBusyError(f"dataset {dataset_id!r} is being written by another process (pid {pid}); wait for "
+                                "it to finish, then use the dataset (or --append to it), or choose another id")
+
+    with exclusive(datasets_root() / ".locks" / (dataset_id.replace("/", "__") + ".lock"), busy):
+        yield
 
 
 def _check_dataset_id(dataset_id: str) -> None:

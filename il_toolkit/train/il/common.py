@@ -22,6 +22,24 @@ class ResumeMismatchError(ValueError):
     """``output_dir`` holds a run made with a different configuration."""
 
 
+class RunBusyError(RuntimeError):
+    """Another process is running in the same ``output_dir``."""
+
+
+@contextlib.contextmanager
+def run_dir_lock(output_dir: str | Path) -> Iterator[None]:
+    """Hold ``output_dir`` for one run (:func:`il_toolkit.locks.exclusive` on ``output_dir/.lock``):
+    two runs resuming from one folder would write one dataset and one state file at once."""
+    from il_toolkit.locks import exclusive
+
+    def busy(pid: str) -> RunBusyError:
+        return RunBusyError(f"{output_dir} is in use by another run (pid {pid}); wait for it to finish (rerun the "
+                            "same command then to resume), or pass another --output_dir")
+
+    with exclusive(Path(output_dir) / ".lock", busy):
+        yield
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed python, numpy and torch (single-threaded: fastest for small models on 2 cores)."""
     import torch

@@ -286,7 +286,12 @@ class DAgger:
 
     # -- the run ------------------------------------------------------------------------
     def train(self, initial_dataset: str | None = None) -> dict[str, Any]:
-        """Run (or resume) all rounds; returns paths, per-round stats and the final evaluation."""
+        """Run (or resume) all rounds; returns paths, per-round stats and the final evaluation.
+        Raises ``RunBusyError`` when another process is running in the same ``output_dir``."""
+        with common.run_dir_lock(self.output_dir):
+            return self._train(initial_dataset)
+
+    def _train(self, initial_dataset: str | None) -> dict[str, Any]:
         start = time.perf_counter()
         state = self._resume_state(initial_dataset)
         trajectories = self._load_aggregate(state)

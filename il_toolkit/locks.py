@@ -1,0 +1,36 @@
+"""One writer at a time: an exclusive lock on a file, for datasets and run folders that two
+processes must not write at once (their writes would interleave into a corrupt result)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, busy: Callable[[str], Exception] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if missing, holding the holder's pid).
+    When another process holds it: raise ``busy(pid of the holder)`` at once, or with ``busy``
+    None wait for it. The OS releases the lock when its process ends, killed or not; without
+    POSIX locks (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if busy is None else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            raise busy(handle.read().strip() or "unknown") from None  # type: ignore[misc]
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
