@@ -176,6 +176,37 @@ def test_ppo_trainer_and_gail_start_from_a_bc_policy(tmp_path, cartpole_demos):
     assert RLConfig.load(out / "config.json").learning_rate == 1e-5
 
 
+def _pendulum_teacher(env):
+    from il_toolkit.policies import FunctionPolicy
+
+    return FunctionPolicy(lambda s: np.clip(-4.0 * s[..., 1:2] - s[..., 2:3], -2, 2).astype(np.float32),
+                          env.observation_space, env.action_space)
+
+
+def test_ppo_and_gail_start_from_a_policy_that_is_not_sb3_by_distilling_it(tmp_path):
+    """The seed's ``GAIL(env, policy=bc_trainer.policy)`` / ``PPOTrainer`` with BC's MLP (continuous
+    actions): the generator starts as a copy learned from the policy's actions in its own states."""
+    from il_toolkit.rollout import generate_trajectories
+    from il_toolkit.train.il.gail import GAIL
+    from il_toolkit.train.online_rl.ppo_trainer import PPOTrainer
+
+    env = make_env("Pendulum-v1")
+    teacher = _pendulum_teacher(env)
+    config = RLConfig(total_timesteps=256, n_steps=128, batch_size=64, n_epochs=1, output_dir=str(tmp_path / "ppo"),
+                      use_wandb=False, eval_episodes=1)
+    distilled, fresh = (PPOTrainer(env, policy=p, config=config, progress=False) for p in (teacher, None))
+    assert distilled.distilled["distill/transitions"] == 20 * 200 and fresh.distilled is None
+    obs = np.concatenate([t.obs[:-1] for t in generate_trajectories(teacher, env, range(100, 103))])
+    target = teacher.predict(obs)[0]
+    error = {name: float(np.mean((trainer.policy.predict(obs)[0] - target) ** 2))
+             for name, trainer in (("distilled", distilled), ("fresh", fresh))}
+    assert error["distilled"] < 0.1 * error["fresh"], error  # on unseen rollouts, in the env's units
+    assert distilled.train()["distilled"] == distilled.distilled
+    assert "distill/action_mse" in _records(tmp_path / "ppo")[0]
+    gail = GAIL(env, _config(tmp_path), policy=teacher, progress=False)
+    assert gail.distilled["distill/action_mse"] == pytest.approx(distilled.distilled["distill/action_mse"])
+
+
 def test_cli_help_lists_the_seed_flags(capsys):
     from il_toolkit.train.il import gail
 

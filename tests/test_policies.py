@@ -86,6 +86,24 @@ def test_sb3_policy_round_trip_in_a_fresh_process(tmp_path):
     assert out == ",".join(map(str, expected.tolist()))
 
 
+@pytest.mark.parametrize("policy_class", ["ActorCriticCnnPolicy", "MultiInputActorCriticPolicy"])
+def test_sb3_policies_with_a_shared_image_extractor_save_and_load(tmp_path, policy_class):
+    """SB3 names a shared NatureCNN three times in its state dict; safetensors refuses shared tensors."""
+    from stable_baselines3.common import policies as sb3_policies
+
+    image = spaces.Box(0, 255, (3, 36, 36), np.uint8)
+    obs_space = image if policy_class == "ActorCriticCnnPolicy" else spaces.Dict(
+        {"pixels": image, "agent_pos": spaces.Box(-1.0, 1.0, (2,), np.float32)})
+    torch.manual_seed(0)
+    inner = getattr(sb3_policies, policy_class)(obs_space, spaces.Box(-1.0, 1.0, (2,), np.float32), lambda _: 1e-3)
+    policy = SB3Policy(inner)
+    obs = {k: np.stack([space.sample() for _ in range(4)]) for k, space in obs_space.items()} if isinstance(
+        obs_space, spaces.Dict) else np.stack([obs_space.sample() for _ in range(4)])
+    restored = load(policy.save(tmp_path / "cnn"))
+    assert type(restored.policy).__name__ == policy_class
+    np.testing.assert_allclose(restored.predict(obs)[0], policy.predict(obs)[0], atol=1e-6)
+
+
 def test_sb3_evaluate_policy_accepts_toolkit_policies(tmp_path):
     env = make_env("CartPole-v1")
     loaded = load(_sb3_policy(env).save(tmp_path / "p"))

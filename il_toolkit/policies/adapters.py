@@ -143,7 +143,8 @@ class SB3Policy(BasePolicy):
         """The SB3 constructor arguments that define the network's shape."""
         policy_class = type(self.policy)
         known = _policy_classes()
-        base = next((name for name, c in known.items() if isinstance(self.policy, c)), None)
+        exact = next((name for name, c in known.items() if policy_class is c), None)  # MultiInput... subclasses ActorCritic...
+        base = exact or next((name for name, c in known.items() if isinstance(self.policy, c)), None)
         if base is None:
             raise TypeError(
                 f"saving {policy_class.__name__} is not supported; supported SB3 policies: {sorted(known)}"
@@ -172,7 +173,15 @@ class SB3Policy(BasePolicy):
         }
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.policy.state_dict())
+        """The state dict. SB3 names a shared features extractor three times (``features_extractor``,
+        ``pi_``/``vf_features_extractor``: NatureCNN, CombinedExtractor); safetensors refuses tensors
+        that share memory, so the repeats are copies, and loading writes them into the one module."""
+        tensors: dict[str, torch.Tensor] = {}
+        seen: set[int] = set()
+        for name, tensor in self.policy.state_dict().items():
+            tensors[name] = tensor.clone() if tensor.data_ptr() in seen else tensor
+            seen.add(tensor.data_ptr())
+        return tensors
 
     @classmethod
     def from_checkpoint(

@@ -148,8 +148,10 @@ class GAIL:
             fixed-horizon version (:func:`training_env_for`).
         config: an :class:`ILConfig`; ``ILConfig.gail()`` by default.
         use_wandb: log to wandb (offline unless ``WANDB_MODE`` says otherwise); default ``config.use_wandb``.
-        policy: the generator's starting policy (an :class:`SB3Policy`, e.g. a BC result, or an
-            SB3 actor-critic policy/model); None: a fresh (64, 64) MLP.
+        policy: the generator's starting policy: an :class:`SB3Policy` or SB3 actor-critic
+            policy/model is copied; any other policy (BC's MLP on continuous actions, a flow
+            policy) is distilled into a fresh (64, 64) MLP (``self.distilled``: its figures, logged
+            at step 0 and returned); None: a fresh (64, 64) MLP.
         progress: show progress bars.
     """
 
@@ -157,7 +159,7 @@ class GAIL:
                  policy: Any = None, *, progress: bool = True) -> None:
         from stable_baselines3.common.env_util import make_vec_env
 
-        from il_toolkit.train.online_rl.ppo_trainer import build_ppo, in_unit_actions
+        from il_toolkit.train.online_rl.ppo_trainer import in_unit_actions, start_ppo
 
         self.env = common.resolve_env(env)
         self.env_id = common.env_id_of(self.env)
@@ -175,8 +177,8 @@ class GAIL:
         n_envs = self.config.gail_n_envs
         # the generator acts in [-1, 1] where the env's Box bounds are other (PushT's pixels)
         self.venv = make_vec_env(lambda: in_unit_actions(self.training_env.make()), n_envs=n_envs, seed=self.config.seed)
-        self.gen_algo = build_ppo(
-            self.venv, policy=policy, learning_rate=self.config.learning_rate,
+        self.gen_algo, self.distilled = start_ppo(
+            self.venv, self.env, policy, learning_rate=self.config.learning_rate,
             n_steps=max(2, self.config.ppo_n_steps // n_envs), batch_size=self.config.batch_size,
             n_epochs=self.config.ppo_epochs, gamma=self.config.ppo_gamma, gae_lambda=self.config.ppo_gae_lambda,
             clip_range=self.config.ppo_clip_range, ent_coef=0.0, seed=self.config.seed, device=self.config.device,
@@ -282,7 +284,7 @@ class GAIL:
         results: dict[str, Any] = {
             "policy_path": str(best_path), "last_policy_path": str(output_dir / "last"),
             "training_env_id": self.training_env.env_id, "horizon_handling": self.training_env.handling,
-            "n_demo_episodes": len(demos), "train_seconds": train_seconds, **history,
+            "n_demo_episodes": len(demos), "train_seconds": train_seconds, "distilled": self.distilled, **history,
         }
         if evaluate_policy:
             results["eval"] = evaluate_and_report(self.policy, self.env, self.config.eval_episodes,
@@ -303,6 +305,8 @@ class GAIL:
         from il_toolkit.train.il import gail_adapter
 
         config = self.config
+        if self.distilled is not None:
+            logger.log(self.distilled, step=0)
         if config.gail_bc_warm_start_epochs > 0:
             t0 = time.perf_counter()
             gail_adapter.bc_warm_start(self.gen_algo.policy, transitions, epochs=config.gail_bc_warm_start_epochs,

@@ -15,17 +15,19 @@ own reward. A run writes, under ``config.output_dir``: ``config.json`` (the RLCo
 iteration), ``best/`` and ``last/`` (the same final policy: PPO keeps no validation signal)
 and ``eval.json``.
 
-:func:`build_ppo` (the starting-policy copy) is shared with GAIL's generator.
+:func:`start_ppo` (the starting policy, copied or distilled) is shared with GAIL's generator.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from il_toolkit.config.training_config import RLConfig
@@ -106,9 +108,10 @@ def build_ppo(
     fit the env's (message ends with ``fix``).
     """
     from stable_baselines3 import PPO
-    from stable_baselines3.common.policies import ActorCriticPolicy
+    from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActorCriticPolicy
 
-    policy_class: type = ActorCriticPolicy
+    policy_class: type = (MultiInputActorCriticPolicy if isinstance(venv.observation_space, gym.spaces.Dict)
+                          else ActorCriticPolicy)
     policy_kwargs: dict[str, Any] = {"net_arch": DEFAULT_NET_ARCH}
     use_sde = False
     start = None
@@ -129,6 +132,80 @@ def build_ppo(
     if start is not None:
         model.policy.load_state_dict(start.state_dict())
     return model
+
+
+DISTILL_EPISODES = 20  # teacher rollouts whose states an SB3 copy of a non-SB3 policy learns from
+DISTILL_EPOCHS = 50
+
+
+def is_actor_critic(policy: Any) -> bool:
+    """Whether ``policy`` is (or wraps) an SB3 actor-critic that PPO can start from as it is."""
+    try:
+        sb3_actor_critic(policy)
+    except TypeError:
+        return False
+    return True
+
+
+def start_ppo(venv: Any, env: gym.Env, policy: Any = None, **ppo: Any) -> tuple[Any, dict[str, float] | None]:
+    """:func:`build_ppo` from ``policy``, whatever it is: an SB3 actor-critic is copied, weights and
+    architecture; any other policy (the toolkit's MLP, a flow policy, an expert, a function) is
+    distilled into a fresh (64, 64) actor-critic on the states it visits in ``env`` (:func:`distill`).
+    Returns ``(model, the distillation's figures or None)``."""
+    from il_toolkit.policies import as_policy
+
+    if policy is None or is_actor_critic(policy):
+        return build_ppo(venv, policy=policy, **ppo), None
+    teacher = as_policy(policy, env.observation_space, env.action_space)
+    check_spaces(ppo.get("what", "starting policy"), teacher.observation_space, teacher.action_space,
+                 env.observation_space, env.action_space, fix=ppo.get("fix", "start from a policy trained on this env"))
+    model = build_ppo(venv, **ppo)
+    return model, distill(teacher, model.policy, env, seed=ppo["seed"], device=ppo["device"])
+
+
+def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str = "cpu",
+            episodes: int = DISTILL_EPISODES, epochs: int = DISTILL_EPOCHS, batch_size: int = 256,
+            learning_rate: float = 1e-3) -> dict[str, float]:
+    """Behavioural cloning of the SB3 actor-critic ``student`` on the deterministic actions of
+    ``teacher`` (a toolkit Policy) in the states the teacher visits in ``env`` (``episodes``
+    rollouts, reset seeds from ``seed``), in the student's action units ([-1, 1] where the env's
+    Box bounds are other). Returns ``distill/transitions``, ``distill/seconds`` and how close the
+    student got on those states: ``distill/action_mse`` (Box; student units) or
+    ``distill/action_agreement`` (Discrete; fraction of equal actions)."""
+    from imitation.data.rollout import flatten_trajectories
+
+    from il_toolkit.policies.spaces import to_unit_actions
+    from il_toolkit.rollout import generate_trajectories
+    from il_toolkit.train.il.gail_adapter import bc_warm_start
+
+    start = time.perf_counter()
+    transitions = flatten_trajectories(generate_trajectories(teacher, env, range(seed, seed + episodes)))
+    if student.action_space != env.action_space and unit_action_space(env.action_space) is not None:
+        transitions = dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, env.action_space))
+    layout = {key: _channels_first(getattr(transitions, key), student.observation_space) for key in ("obs", "next_obs")}
+    bc_warm_start(student, dataclasses.replace(transitions, **layout), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, rng=np.random.default_rng(seed),
+                  device=device)
+    obs = transitions.obs.unwrap() if hasattr(transitions.obs, "unwrap") else transitions.obs
+    predicted, _ = student.predict(obs, deterministic=True)  # SB3 transposes images here itself
+    stats = {"distill/transitions": float(len(transitions)), "distill/seconds": time.perf_counter() - start}
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        stats["distill/action_agreement"] = float(np.mean(predicted == transitions.acts))
+    else:
+        stats["distill/action_mse"] = float(np.mean((predicted - transitions.acts) ** 2))
+    return stats
+
+
+def _channels_first(obs: Any, space: gym.Space) -> Any:
+    """Batched observations (array or imitation ``DictObs``) as PPO hands them to an SB3 policy:
+    channel-last images (B, H, W, C) transposed to the policy's (B, C, H, W) (``VecTransposeImage``)."""
+    from imitation.data.types import DictObs
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    if isinstance(obs, DictObs):
+        return DictObs({key: _channels_first(value, space[key]) for key, value in obs.items()})
+    if obs.shape[1:] != space.shape and obs.shape[1:] == space.shape[1:] + space.shape[:1]:
+        return VecTransposeImage.transpose_image(obs)
+    return obs
 
 
 def in_unit_actions(env: gym.Env) -> gym.Env:
@@ -161,7 +238,9 @@ class PPOTrainer:
     Args:
         env: the env (instance or id); training uses ``config.n_envs`` copies of its id.
         policy: where to start: an :class:`SB3Policy` (e.g. ``BehavioralCloning(...).policy``),
-            an SB3 ``ActorCriticPolicy`` or model; ``None`` trains a fresh (64, 64) MLP.
+            an SB3 ``ActorCriticPolicy`` or model (copied); any other policy, such as BC's MLP on
+            continuous actions, is distilled into a fresh (64, 64) MLP (:func:`start_ppo`; its
+            figures in ``self.distilled``, logged and returned); ``None`` trains a fresh (64, 64) MLP.
         config: an :class:`RLConfig`.
         progress: show evaluation progress bars.
     """
@@ -181,8 +260,8 @@ class PPOTrainer:
         n_envs = self.config.n_envs
         spec = self.env.spec  # keeps the keyword arguments the env was made with (obs_type=...)
         self.venv = make_vec_env(lambda: in_unit_actions(gym.make(spec)), n_envs=n_envs, seed=self.config.seed)
-        self.model = build_ppo(
-            self.venv, policy=policy, learning_rate=self.config.learning_rate,
+        self.model, self.distilled = start_ppo(
+            self.venv, self.env, policy, learning_rate=self.config.learning_rate,
             n_steps=max(1, self.config.n_steps // n_envs), batch_size=self.config.batch_size,
             n_epochs=self.config.n_epochs, gamma=self.config.gamma, gae_lambda=self.config.gae_lambda,
             clip_range=self.config.clip_range, ent_coef=self.config.ent_coef, seed=self.config.seed,
@@ -208,6 +287,8 @@ class PPOTrainer:
                               run_name=f"ppo-{self.env_id}-s{self.config.seed}", config=self.config.to_dict())
         self.model.set_logger(Logger(folder=None, output_formats=[capture_writer(
             lambda record, step: logger.log(record, step=self.model.num_timesteps))]))
+        if self.distilled is not None:
+            logger.log(self.distilled, step=0)
         start = time.perf_counter()
         try:
             self.model.learn(total_timesteps=steps, reset_num_timesteps=False)
@@ -219,7 +300,7 @@ class PPOTrainer:
         best = self.policy.save(out / "best")
         results: dict[str, Any] = {
             "policy_path": str(best), "last_policy_path": str(out / "last"),
-            "total_timesteps": int(self.model.num_timesteps), "train_seconds": seconds,
+            "total_timesteps": int(self.model.num_timesteps), "train_seconds": seconds, "distilled": self.distilled,
         }
         if evaluate_policy:
             results["eval"] = evaluate_and_report(self.policy, self.env, self.config.eval_episodes, out / "eval.json",
