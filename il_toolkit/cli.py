@@ -154,8 +154,8 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="il-toolkit",
-        description="Interactive imitation learning on Gymnasium: collect demonstrations, train BC "
-        "(DAgger, GAIL and flow-matching policies as they land), evaluate.",
+        description="Interactive imitation learning on Gymnasium: collect demonstrations (from experts or a person "
+        "at the controls), train BC, DAgger, GAIL and flow-matching policies, evaluate and benchmark them.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

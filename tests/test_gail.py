@@ -38,7 +38,8 @@ def test_gail_on_cartpole_trains_in_the_fixed_horizon_variant_and_writes_a_run(t
     records = _records(out)
     assert [r["round"] for r in records] == [1, 2, 3, 4] and results["total_timesteps"] == 2048
     for r in records:
-        assert {"disc_loss", "disc_acc", "mean_reward", "gen/train/value_loss"} <= set(r)
+        assert {"disc_loss", "disc_acc", "mean_reward", "gen/train/value_loss", "train/loss"} <= set(r)
+        assert r["train/loss"] == r["gen/train/loss"]
         assert 0.0 <= r["disc_acc"] <= 1.0 and r["disc_loss"] > 0 and r["mean_reward"] > 0
     eval_json = json.loads((out / "eval.json").read_text())
     assert eval_json["env_id"] == "il_toolkit/CartPole-v1" and len(eval_json["episodes"]) == 3
@@ -109,6 +110,18 @@ def test_absorbing_state_for_envs_that_end_early():
         _, _, terminated, truncated, _ = train_env.step(2)
         steps, done = steps + 1, terminated or truncated
     assert steps == 200 and not terminated
+
+
+def test_gymnasiums_own_cartpole_trains_in_the_fixed_horizon_variant_too():
+    """The seed's Python API passes gym.make("CartPole-v1"); the CLI passes the toolkit's id."""
+    from il_toolkit.train.il.gail import training_env_for
+
+    import gymnasium as gym
+
+    for env in (gym.make("CartPole-v1"), gym.make("CartPole-v1", render_mode="rgb_array")):
+        assert training_env_for(env).env_id == "il_toolkit/CartPoleFixedHorizon-v1"
+    changed = gym.make("MountainCar-v0", goal_velocity=0.1)  # kwargs of its own: no variant applies
+    assert training_env_for(changed).handling == "absorbing state"
 
 
 def test_collapse_detector_fires_once_after_a_streak_and_names_the_remedy():

@@ -161,7 +161,9 @@ class ILConfig(_ConfigMixin):
     gail_disc_lr: float = 3e-4
     gail_reward_scale: float = 1.0
     gail_disc_noise: float = 0.0  # std of Gaussian noise on discriminator inputs (seed's regularisation)
-    gail_bc_warm_start_epochs: int = 0  # BC epochs on the demonstrations before GAIL (seed's best practice)
+    # BC epochs on the demonstrations before GAIL (seed's best practice); the default also holds for a bare
+    # ILConfig(...), as in the seed's Python example: without it the seed's 100k-step CartPole run ends near 49
+    gail_bc_warm_start_epochs: int = 20
     gail_demo_batch_size: int = 1024  # expert (and generator) samples per discriminator update
     gail_n_envs: int = 8  # parallel envs for the PPO generator; ppo_n_steps is split across them
     total_timesteps: int = 100000
@@ -256,9 +258,9 @@ class ILConfig(_ConfigMixin):
     @classmethod
     def gail(cls, **overrides: Any) -> "ILConfig":
         """Seed 004's GAIL defaults (discriminator 256 hidden, 5 updates, lr 3e-4; PPO lr 3e-4),
-        plus the seed's best practice of warm-starting the generator with 20 BC epochs:
-        without it the seed's own 100k-step CartPole command ends near a return of 49."""
-        return cls(**{"learning_rate": 3e-4, "gail_bc_warm_start_epochs": 20, "output_dir": "./output/gail", **overrides})
+        with the seed's best practice of warm-starting the generator (``gail_bc_warm_start_epochs``,
+        20 by default)."""
+        return cls(**{"learning_rate": 3e-4, "output_dir": "./output/gail", **overrides})
 
 
 @dataclass

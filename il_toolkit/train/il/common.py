@@ -224,9 +224,11 @@ def build_parser(prog: str, description: str, preset: ILConfig, field_names: Seq
         hyper.add_argument(f"--{name}", **kwargs)
     logging = parser.add_argument_group("logging")
     logging.set_defaults(use_wandb=preset.use_wandb)
-    logging.add_argument("--use_wandb", dest="use_wandb", action="store_true",
-                         help="log to wandb, offline unless WANDB_MODE is set (default: on)")
-    logging.add_argument("--no_wandb", dest="use_wandb", action="store_false", help="do not log to wandb")
+    on = "on" if preset.use_wandb else "off"  # the two flags share one setting: its default is said once
+    logging.add_argument("--use_wandb", dest="use_wandb", action="store_true", default=argparse.SUPPRESS,
+                         help=f"log to wandb, offline unless WANDB_MODE is set (default: {on})")
+    logging.add_argument("--no_wandb", dest="use_wandb", action="store_false", default=argparse.SUPPRESS,
+                         help="do not log to wandb")
     logging.add_argument("--no_progress", action="store_true", help="hide progress bars")
     return parser
 

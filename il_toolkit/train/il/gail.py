@@ -33,7 +33,8 @@ dataset are used as transitions (their lengths do not matter to the discriminato
 
 A run writes, under ``output_dir``: ``config.json``, ``run.json``, ``metrics.jsonl`` (per
 round: ``disc_loss``, ``disc_acc``, ``mean_reward`` — the mean GAIL reward per step PPO saw —,
-imitation's ``disc/...`` and ``gen/...`` records, and ``eval/mean_return`` when evaluating
+``train/loss`` — the generator's PPO loss (policy + value + entropy terms), as in the seed's
+metrics table —, imitation's ``disc/...`` and ``gen/...`` records, and ``eval/mean_return`` when evaluating
 during training), ``best/`` and ``last/`` (SB3Policy checkpoints; best = highest return in the
 in-training evaluations, else the last policy) and ``eval.json``.
 """
@@ -85,12 +86,13 @@ class TrainingEnv:
 
 def training_env_for(env: gym.Env) -> TrainingEnv:
     """The fixed-horizon env GAIL trains in for ``env`` (see the module docstring)."""
-    from il_toolkit.envs import make_env
+    from il_toolkit.envs import canonical_env_id, make_env
 
-    spec = env.spec
     env_id = common.env_id_of(env)
-    if env_id in FIXED_HORIZON_VARIANTS:
-        variant = FIXED_HORIZON_VARIANTS[env_id]
+    spec = env.spec
+    default_kwargs = set(spec.kwargs) <= {"render_mode"}  # the variant is the registered task, nothing changed
+    if default_kwargs and canonical_env_id(env_id) in FIXED_HORIZON_VARIANTS:  # gym.make("CartPole-v1") as well
+        variant = FIXED_HORIZON_VARIANTS[canonical_env_id(env_id)]
         horizon = gym.spec(variant).max_episode_steps
         return TrainingEnv(variant, "fixed-horizon variant", horizon, lambda: make_env(variant))
     if spec is not None and spec.max_episode_steps:
@@ -346,6 +348,8 @@ class GAIL:
                 }
                 metrics.update({k: v for k, v in capture.pop().items()
                                 if k.startswith(("gen/rollout/", "gen/train/", "disc/")) and k != "disc/global_step"})
+                if "gen/train/loss" in metrics:  # seed 004's metrics table: GAIL's train/loss is the PPO loss
+                    metrics["train/loss"] = metrics["gen/train/loss"]
                 message = detector.update(metrics["disc_acc"], r)
                 if message is not None:
                     warnings.warn(message)
