@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -97,6 +98,20 @@ def test_bc_trains_and_loss_decreases(tmp_path):
     assert restored.instruction == TASK
 
 
+def test_bc_train_epoch_runs_the_seeds_warm_start_loop(tmp_path):
+    from il_toolkit.train.il.vla import VLABehavioralCloning
+
+    config = ILConfig.behavioral_cloning(learning_rate=3e-3, output_dir=str(tmp_path / "bc"), seed=0)
+    trainer = VLABehavioralCloning(tiny_model(action_head="regression"), config, use_wandb=False, progress=False)
+    with pytest.raises(ValueError, match="needs the data"):
+        trainer.train_epoch()
+    losses = [trainer.train_epoch(synthetic_batches(4))["train/loss"]]
+    losses += [trainer.train_epoch()["train/loss"] for _ in range(9)]
+    assert losses[-1] < 0.5 * losses[0], losses
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "bc" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 11))
+
+
 def test_flow_head_loss_decreases():
     model = tiny_model()
     batches = synthetic_batches(2)
@@ -138,6 +153,25 @@ def test_unknown_model_name_raises_offline_error(flag, name):
     with pytest.raises(OfflineModelError, match="builtin-small") as info:
         VLAModel(action_dim=2, **{flag: name}, **TINY)
     assert flag in str(info.value) and name in str(info.value)
+
+
+def test_hub_ids_download_only_when_asked_and_only_safetensors(monkeypatch):
+    from il_toolkit.model import pretrained
+
+    calls = []
+
+    class Loader:
+        @staticmethod
+        def from_pretrained(source, **kwargs):
+            calls.append(kwargs)
+            raise OSError("not cached")
+
+    with pytest.raises(OfflineModelError, match="set IL_TOOLKIT_DOWNLOAD_MODELS=1"):
+        pretrained._from_pretrained(Loader, "org/model", "vision model", "vision_model_name")
+    monkeypatch.setenv("IL_TOOLKIT_DOWNLOAD_MODELS", "1")
+    with pytest.raises(OfflineModelError, match="downloads are on"):
+        pretrained._from_pretrained(Loader, "org/model", "vision model", "vision_model_name")
+    assert calls == [{"local_files_only": True}, {"local_files_only": False, "use_safetensors": True}]
 
 
 def test_camera_mismatch_is_a_clear_error():

@@ -7,8 +7,10 @@ A model name is one of:
   plus the tokenizer files for a language model), loaded with ``local_files_only=True``;
 - a Hugging Face id already in the local cache (``~/.cache/huggingface``), also loaded offline.
 
-Nothing here ever reaches for the network: a name that is none of these raises
-:class:`OfflineModelError` naming what to pass instead. ``transformers`` is imported lazily.
+Nothing here reaches for the network unless ``IL_TOOLKIT_DOWNLOAD_MODELS=1`` is set (then a Hugging
+Face id missing from the cache is downloaded, safetensors weights only); otherwise a name that is
+none of these raises :class:`OfflineModelError` naming what to pass instead. ``transformers`` is
+imported lazily.
 
 Checkpoints rebuild a Hugging Face model from its stored config (``hf_config``) and fill in
 the weights from ``model.safetensors``, so the original directory is only needed again for a
@@ -18,6 +20,7 @@ language model's tokenizer.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,6 +31,11 @@ from il_toolkit.model.backbones import SmallCNN, to_float_image
 from il_toolkit.model.tokenizer import ByteTokenizer
 
 BUILTIN = "builtin-small"
+DOWNLOAD_ENV = "IL_TOOLKIT_DOWNLOAD_MODELS"  # "1": Hugging Face ids missing from the cache are downloaded
+
+
+def downloads_allowed() -> bool:
+    return os.environ.get(DOWNLOAD_ENV, "") == "1"
 
 
 class OfflineModelError(ValueError):
@@ -37,22 +45,27 @@ class OfflineModelError(ValueError):
 def _offline_error(what: str, flag: str, name: str, cause: Exception | None = None) -> OfflineModelError:
     detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
     return OfflineModelError(
-        f"{what} {name!r} is neither {BUILTIN!r} nor a local directory, and no model hub is reachable from here "
-        f"(it is not in the local Hugging Face cache either){detail}. Pass {flag}={BUILTIN!r} (a small model "
-        f"trained from scratch) or {flag}='/path/to/dir' holding a save_pretrained() copy (config.json + weights"
-        f"{' + tokenizer files' if flag == 'llm_model_name' else ''}) downloaded on a machine with network access"
+        f"{what} {name!r} is neither {BUILTIN!r} nor a local directory, nor in the local Hugging Face cache"
+        f"{detail}. Pass {flag}={BUILTIN!r} (a small model trained from scratch), or {flag}='/path/to/dir' holding "
+        f"a save_pretrained() copy (config.json + weights{' + tokenizer files' if flag == 'llm_model_name' else ''}), "
+        + ("or check the id and the network: downloads are on" if downloads_allowed() else
+           f"or set {DOWNLOAD_ENV}=1 to download it from the Hugging Face hub (where the network reaches it)")
     )
 
 
-def _from_pretrained(loader: Any, name: str, what: str, flag: str, **kwargs: Any) -> Any:
-    """``loader.from_pretrained(name, local_files_only=True)``, turning "not available offline"
-    into :class:`OfflineModelError`."""
+def _from_pretrained(loader: Any, name: str, what: str, flag: str, weights: bool = True, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(name, local_files_only=True)`` (a hub id may download, safetensors
+    only, with ``IL_TOOLKIT_DOWNLOAD_MODELS=1``), turning "not available" into :class:`OfflineModelError`."""
     path = Path(name).expanduser()
     if path.exists() and not path.is_dir():
         raise OfflineModelError(f"{what} {name!r} is a file; pass the directory that holds its config.json")
     source = str(path) if path.is_dir() else name
+    if not path.is_dir() and downloads_allowed():
+        kwargs = {**kwargs, "local_files_only": False}
+        if weights:
+            kwargs["use_safetensors"] = True  # never unpickle weights fetched from the network
     try:
-        return loader.from_pretrained(source, local_files_only=True, **kwargs)
+        return loader.from_pretrained(source, **{"local_files_only": True, **kwargs})
     except (OSError, ValueError) as exc:  # missing files: OSError; a path that is no repo id: HFValidationError
         if path.is_dir():
             raise OfflineModelError(
@@ -197,7 +210,7 @@ def build_language(name: str, *, hidden_size: int, n_layers: int, n_heads: int, 
         config = builtin_language_config(hidden_size, n_layers, n_heads, tokenizer.vocab_size)
         config._attn_implementation = "sdpa"
         return LlamaModel(config), tokenizer, None
-    tokenizer = HFTokenizer(_from_pretrained(AutoTokenizer, name, "language model tokenizer", "llm_model_name"))
+    tokenizer = HFTokenizer(_from_pretrained(AutoTokenizer, name, "language model tokenizer", "llm_model_name", weights=False))
     if stored is not None:
         model = _hf_model_from_config(stored["hf_config"])
     else:

@@ -166,6 +166,23 @@ class VLABehavioralCloning:
             results["eval"] = self.evaluate(output_dir / "eval.json", env=evaluate_env, env_kwargs=env_kwargs)
         return results
 
+    def train_epoch(self, dataloader: Iterable[Any] | None = None) -> dict[str, Any]:
+        """One more epoch (seed 004's warm-start loop: ``for _ in range(n): bc_trainer.train_epoch()``)
+        on ``dataloader``, which the first call must give and later calls may leave out. Metrics
+        go to ``output_dir/metrics.jsonl`` (not wandb); returns the epoch's ``train/loss``."""
+        if dataloader is not None:
+            self._epoch_loader = dataloader
+        if getattr(self, "_epoch_loader", None) is None:
+            raise ValueError("the first train_epoch call needs the data: bc_trainer.train_epoch(dataloader)")
+        done = getattr(self, "_epochs_done", 0)
+        logger = MetricLogger(self.config.output_dir, use_wandb=False, console=self.progress)
+        try:
+            history = self._fit_loader(self._epoch_loader, None, logger, epochs=1, step_offset=done)
+        finally:
+            logger.close()
+        self._epochs_done = done + 1
+        return {"train/loss": history["final_train_loss"], "epoch": self._epochs_done}
+
     def _fit_loader(self, dataloader: Iterable[Any], val_dataloader: Iterable[Any] | None, logger: MetricLogger, *,
                     epochs: int | None = None, max_steps: int | None = None, step_offset: int = 0) -> dict[str, Any]:
         self.prepare(dataloader)
