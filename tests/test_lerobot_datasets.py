@@ -104,6 +104,14 @@ def _write_lerobot(root, episodes=2, frames=5, video=False):
     return written
 
 
+@pytest.mark.parametrize("name", ["lerobot/aloha_sim_transfer_cube_human", "jxu124/OpenX-Embodiment"])
+def test_hub_datasets_we_cannot_fetch_name_the_offline_routes(name):
+    from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
+
+    with pytest.raises(DatasetError, match="hub datasets are not downloaded.*lerobot/pusht.*convert-lerobot.*teleop"):
+        resolve_dataset(name)
+
+
 def test_convert_lerobot_images_into_a_pusht_dataset(tmp_path):
     written = _write_lerobot(tmp_path / "lerobot_pusht")
     report = convert_lerobot(tmp_path / "lerobot_pusht", "lr/converted-v0", env_id="il_toolkit/PushT-v0",

@@ -23,6 +23,7 @@ with ``To = n_obs_steps`` (the window ends at frame t, padded by repeating frame
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,13 @@ def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool =
 
     source = LEROBOT_ALIASES.get(name)
     if source is None:
+        if "/" in name and not re.search(r"-v\d+$", name):  # a hub id (lerobot/..., jxu124/OpenX-Embodiment), no Minari id
+            raise DatasetError(
+                f"{name!r} looks like a Hugging Face dataset id; hub datasets are not downloaded. Offline stand-ins "
+                f"collected by our experts: {', '.join(LEROBOT_ALIASES)}; a LeRobot dataset already on disk converts "
+                "with `il-toolkit convert-lerobot`; your own demonstrations record with `il-toolkit collect` (an "
+                "expert) or `il-toolkit teleop` (a person). Minari ids end in -vN (e.g. pusht/expert-v0)."
+            )
         return name
     print(f"{name}: no dataset hub is reachable here; using the local Minari dataset {source.dataset_id} "
           f"({source.env_id} {source.env_kwargs}, collected by our scripted expert)", file=sys.stderr)
