@@ -10,7 +10,11 @@ Python::
 
 The starting policy (an :class:`SB3Policy`, an SB3 ``ActorCriticPolicy`` or an SB3 model) is
 copied, weights and architecture, into a stable-baselines3 PPO that then trains on the env's
-own reward. A run writes, under ``config.output_dir``: ``config.json`` (the RLConfig),
+own reward; any other policy (BC's MLP on continuous actions, a flow policy, a VLA) is first
+distilled into a fresh SB3 actor-critic on the states it visits (:func:`distill`: PPO cannot
+train the original's own architecture). A distilled copy is only as good as the SB3 network can
+imitate: on PushT state, a 64x64 MLP on board coordinates imitating an 86%-success task-frame MLP
+reached action MSE 0.023 ([-1, 1] units) and 0 successes in 20 episodes. A run writes, under ``config.output_dir``: ``config.json`` (the RLConfig),
 ``run.json``, ``metrics.jsonl`` (SB3's ``rollout/`` and ``train/`` records per PPO
 iteration), ``best/`` and ``last/`` (the same final policy: PPO keeps no validation signal)
 and ``eval.json``.
@@ -183,8 +187,8 @@ def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str 
     if student.action_space != env.action_space and unit_action_space(env.action_space) is not None:
         transitions = dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, env.action_space))
     layout = {key: _channels_first(getattr(transitions, key), student.observation_space) for key in ("obs", "next_obs")}
-    bc_warm_start(student, dataclasses.replace(transitions, **layout), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, rng=np.random.default_rng(seed),
-                  device=device)
+    bc_warm_start(student, dataclasses.replace(transitions, **layout), epochs=epochs, batch_size=batch_size,
+                  learning_rate=learning_rate, rng=np.random.default_rng(seed), device=device)
     obs = transitions.obs.unwrap() if hasattr(transitions.obs, "unwrap") else transitions.obs
     predicted, _ = student.predict(obs, deterministic=True)  # SB3 transposes images here itself
     stats = {"distill/transitions": float(len(transitions)), "distill/seconds": time.perf_counter() - start}
