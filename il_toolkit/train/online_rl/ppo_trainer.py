@@ -14,7 +14,9 @@ own reward; any other policy (BC's MLP on continuous actions, a flow policy, a V
 distilled into a fresh SB3 actor-critic on the states it visits (:func:`distill`: PPO cannot
 train the original's own architecture). A distilled copy is only as good as the SB3 network can
 imitate: on PushT state, a 64x64 MLP on board coordinates imitating an 86%-success task-frame MLP
-reached action MSE 0.023 ([-1, 1] units) and 0 successes in 20 episodes. A run writes, under ``config.output_dir``: ``config.json`` (the RLConfig),
+reached action MSE 0.023 ([-1, 1] units) and 0 successes in 20 episodes.
+
+A run writes, under ``config.output_dir``: ``config.json`` (the RLConfig),
 ``run.json``, ``metrics.jsonl`` (SB3's ``rollout/`` and ``train/`` records per PPO
 iteration), ``best/`` and ``last/`` (the same final policy: PPO keeps no validation signal)
 and ``eval.json``.
