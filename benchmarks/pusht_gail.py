@@ -29,7 +29,8 @@ ENV_ID = "il_toolkit/PushT-v0"
 KEYS = ("pc_success", "avg_max_reward", "mean_return")
 
 
-def run_one(seed: int, demos: int, timesteps: int, eval_episodes: int) -> list[dict[str, Any]]:
+def run_one(seed: int, demos: int, timesteps: int, eval_episodes: int, warm_start_epochs: int,
+            task_frame: bool) -> list[dict[str, Any]]:
     """One GAIL run; the policy is evaluated after the BC warm start (round 0) and after the
     last round, on the same ``eval_episodes`` seeds (from 2,000,000)."""
     from il_toolkit.config.training_config import ILConfig
@@ -37,7 +38,8 @@ def run_one(seed: int, demos: int, timesteps: int, eval_episodes: int) -> list[d
 
     with tempfile.TemporaryDirectory() as out:
         config = ILConfig.gail(seed=seed, num_expert_episodes=demos, total_timesteps=timesteps, use_wandb=False,
-                               eval_episodes=eval_episodes, output_dir=out)
+                               eval_episodes=eval_episodes, output_dir=out, gail_bc_warm_start_epochs=warm_start_epochs,
+                               task_frame=task_frame)
         start = time.perf_counter()
         results = GAIL(ENV_ID, config, progress=False).train(eval_every_rounds=10**9,
                                                              eval_episodes_during_training=eval_episodes)
@@ -55,6 +57,11 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=50)
     parser.add_argument("--timesteps", type=int, default=200_000)
     parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--warm-start-epochs", type=int, default=200,
+                        help="BC epochs on the demonstrations before GAIL (ILConfig.gail_bc_warm_start_epochs)")
+    parser.add_argument("--task-frame", action=argparse.BooleanOptionalAction, default=True,
+                        help="the generator and the discriminator work in PushT's task frame (ILConfig.task_frame)")
+    parser.add_argument("--tag", default="", help="suffix of the results file name (pusht_gail_<tag>.json)")
     parser.add_argument("--quick", action="store_true", help="one seed, 4096 steps, 10 evaluation episodes")
     args = parser.parse_args()
     if args.quick:
@@ -63,16 +70,17 @@ def main() -> None:
 
     rows = []
     for seed in args.seeds:
-        for row in run_one(seed, args.demos, args.timesteps, args.eval_episodes):
+        for row in run_one(seed, args.demos, args.timesteps, args.eval_episodes, args.warm_start_epochs, args.task_frame):
             rows.append(row)
             print(f"[{row['method']}] seed {seed}: success {row['pc_success']:.1f}%, avg max reward "
                   f"{row['avg_max_reward']:.3f}, return {row['mean_return']:.1f} after {row['timesteps']} GAIL steps "
                   f"(run: {row['wall_seconds']:.0f} s)", flush=True)
     figures = {"settings": {"env": ENV_ID, "demos": args.demos, "timesteps": args.timesteps,
                             "eval_episodes": args.eval_episodes, "seeds": args.seeds, "preset": "ILConfig.gail()",
+                            "warm_start_epochs": args.warm_start_epochs, "task_frame": args.task_frame,
                             "quick": args.quick},
                "rows": rows}
-    write_results("pusht_gail" + ("_quick" if args.quick else ""), figures)
+    write_results("pusht_gail" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), figures)
 
 
 if __name__ == "__main__":

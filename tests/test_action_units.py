@@ -94,7 +94,8 @@ def test_gail_on_pusht_compares_demonstrations_in_generator_units(tmp_path):
     from il_toolkit.train.datasets.minari_io import to_transitions
     from il_toolkit.train.il.gail import GAIL
 
-    config = ILConfig.gail(gail_n_envs=1, ppo_n_steps=64, num_expert_episodes=1, output_dir=str(tmp_path), seed=0)
+    config = ILConfig.gail(gail_n_envs=1, ppo_n_steps=64, num_expert_episodes=1, output_dir=str(tmp_path), seed=0,
+                           task_frame=False)  # board coordinates (the frame's units: tests/test_frame_policy.py)
     gail = GAIL("il_toolkit/PushT-v0", config, progress=False)
     assert gail.policy.rescales and is_unit_twin(gail.venv.action_space, gail.env.action_space)
     demos = gail.demonstrations(num_expert_episodes=1)

@@ -126,7 +126,8 @@ class ILConfig(_ConfigMixin):
     # mlp: see the state and express the actions in the env's task frame (env.policy_frame: PushT's
     # block frame, il_toolkit.policies.frames); it replaces relative_actions where the env has one.
     # PushT BC-200, 100 epochs, 3 training seeds (the +-3 px expert): 51% success in the frame with the
-    # mixture head; 2% in board coordinates with the MSE head (the old defaults).
+    # mixture head; 2% in board coordinates with the MSE head (the old defaults). GAIL: its SB3 generator
+    # and the discriminator work in the frame too (il_toolkit.policies.frame_policy).
     task_frame: bool = True
     # mlp, continuous actions: > 1 gives the MLP a mixture-density head of this many Gaussian
     # components, acting with the heaviest one's mean (il_toolkit.policies.mlp); 1 regresses (MSE).

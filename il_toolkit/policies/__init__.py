@@ -23,6 +23,7 @@ from il_toolkit.registry import Registry
 
 POLICY_REGISTRY: Registry[type[BasePolicy]] = Registry("policy kind")
 POLICY_REGISTRY.register("sb3", indirect="il_toolkit.policies.adapters:SB3Policy")
+POLICY_REGISTRY.register("sb3_frame", indirect="il_toolkit.policies.frame_policy:FrameSB3Policy")
 POLICY_REGISTRY.register("mlp", indirect="il_toolkit.policies.mlp:MLPPolicy")
 POLICY_REGISTRY.register("cartpole_lqr_expert", indirect="il_toolkit.experts.cartpole:CartPoleLQRExpert")
 POLICY_REGISTRY.register("pusht_expert", indirect="il_toolkit.experts.pusht:PushTExpert")

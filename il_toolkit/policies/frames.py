@@ -126,11 +126,19 @@ class TaskFrame:
     encode: Callable[[np.ndarray, np.ndarray], np.ndarray]
     decode: Callable[[np.ndarray, np.ndarray], np.ndarray]
     replaces_obs: bool = False
+    # Fixed units for learners that do not standardise on data (SB3 policies in GAIL, see
+    # il_toolkit.policies.frame_policy): each feature is divided by its scale, encoded actions by
+    # action_scale (then in [-1, 1]). None: the frame serves the toolkit's MLP only.
+    feature_scale: tuple[float, ...] | None = None
+    action_scale: float | None = None
 
 
 FRAMES: dict[str, TaskFrame] = {
     "pusht_block": TaskFrame(5, 2, 7, pusht_block_features, pusht_block_encode, pusht_block_decode),
-    "pusht_push": TaskFrame(5, 2, 11, pusht_push_features, pusht_push_encode, pusht_push_decode, replaces_obs=True),
+    # scales: board pixels in hundreds, angles and unit vectors as they are; a push target is at most 120 px from the
+    # pusher (the expert's largest move)
+    "pusht_push": TaskFrame(5, 2, 11, pusht_push_features, pusht_push_encode, pusht_push_decode, replaces_obs=True,
+                            feature_scale=(100.0,) * 4 + (1.0,) * 7, action_scale=120.0),
 }
 
 

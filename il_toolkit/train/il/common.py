@@ -167,7 +167,8 @@ _HELP = {
                          "joint velocities), against the copycat problem",
     "task_frame": "mlp: see the state and express the actions in the env's task frame (PushT: the pusher and the pose "
                   "error in the block's frame, targets relative to the pusher); "
-                  "replaces relative_actions where the env has a frame",
+                  "replaces relative_actions where the env has a frame; GAIL: the generator and the discriminator "
+                  "work in that frame too",
     "policy_mixture_components": "mlp, continuous actions: > 1 makes the head a mixture of this many Gaussians that acts "
                                  "with its heaviest component, so it picks one of two expert choices instead of their "
                                  "average (PushT, BC-200 in the block frame, one seed: 72 vs 39 percent success)",

@@ -161,6 +161,7 @@ class GAIL:
                  policy: Any = None, *, progress: bool = True) -> None:
         from stable_baselines3.common.env_util import make_vec_env
 
+        from il_toolkit.policies.frame_policy import FrameEnv, FrameSB3Policy, frame_units_for
         from il_toolkit.train.online_rl.ppo_trainer import in_unit_actions, start_ppo
 
         self.env = common.resolve_env(env)
@@ -177,16 +178,24 @@ class GAIL:
                 "max_episode_steps to get absorbing-state handling)"
             )
         n_envs = self.config.gail_n_envs
-        # the generator acts in [-1, 1] where the env's Box bounds are other (PushT's pixels)
-        self.venv = make_vec_env(lambda: in_unit_actions(self.training_env.make()), n_envs=n_envs, seed=self.config.seed)
+        # the generator sees the env's task frame (PushT) where it has one and task_frame is on, else the raw
+        # observations; it acts in [-1, 1]: frame actions, or the env's Box bounds mapped there (PushT's pixels)
+        self.units = frame_units_for(self.env) if self.config.task_frame else None
+        make, units = self.training_env.make, self.units
+        self.venv = make_vec_env(lambda: FrameEnv(make(), units) if units is not None else in_unit_actions(make()),
+                                 n_envs=n_envs, seed=self.config.seed)
         self.gen_algo, self.distilled = start_ppo(
-            self.venv, self.env, policy, learning_rate=self.config.learning_rate,
+            self.venv, self.env, policy, units=self.units, learning_rate=self.config.learning_rate,
             n_steps=max(2, self.config.ppo_n_steps // n_envs), batch_size=self.config.batch_size,
             n_epochs=self.config.ppo_epochs, gamma=self.config.ppo_gamma, gae_lambda=self.config.ppo_gae_lambda,
             clip_range=self.config.ppo_clip_range, ent_coef=0.0, seed=self.config.seed, device=self.config.device,
             fix=f"--model_path must point at a policy trained on {self.env_id}", env_action_space=self.env.action_space,
         )
-        self.policy = SB3Policy(self.gen_algo.policy, action_space=self.env.action_space)
+        if self.units is not None:
+            self.policy: Any = FrameSB3Policy(SB3Policy(self.gen_algo.policy), self.units.name,
+                                              self.env.observation_space, self.env.action_space)
+        else:
+            self.policy = SB3Policy(self.gen_algo.policy, action_space=self.env.action_space)
 
     @property
     def round_timesteps(self) -> int:
@@ -294,8 +303,13 @@ class GAIL:
         return results
 
     def _in_generator_units(self, transitions: Any) -> Any:
-        """Demonstrations with their actions in the generator's units ([-1, 1] for Box actions
-        with other bounds), so that the discriminator and the BC warm start compare like with like."""
+        """Demonstrations as the generator sees them (the task frame's features and actions, or
+        actions in [-1, 1] for Box actions with other bounds), so that the discriminator and the
+        BC warm start compare like with like."""
+        from il_toolkit.train.online_rl.ppo_trainer import in_frame_units
+
+        if self.units is not None:
+            return in_frame_units(transitions, self.units)
         if not self.policy.rescales:
             return transitions
         return dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, self.env.action_space))
@@ -392,7 +406,7 @@ class GAIL:
 CLI_FIELDS = (
     "num_expert_episodes", "total_timesteps", "gail_disc_hidden_dim", "gail_disc_updates", "gail_disc_lr",
     "gail_reward_scale", "gail_disc_noise", "gail_bc_warm_start_epochs", "gail_demo_batch_size", "gail_n_envs",
-    "learning_rate", "batch_size", "ppo_epochs", "ppo_clip_range", "ppo_gae_lambda", "ppo_n_steps", "ppo_gamma",
+    "task_frame", "learning_rate", "batch_size", "ppo_epochs", "ppo_clip_range", "ppo_gae_lambda", "ppo_n_steps", "ppo_gamma",
     "demo_top_percentile", "seed", "eval_episodes", "output_dir",
 )
 
