@@ -1,10 +1,12 @@
 """GAIL on PushT (state) from the scripted expert: what it reaches (issue 4 asks for a report,
 not a target).
 
-Setting: ``ILConfig.gail`` (the seed's preset: discriminator 256 hidden, 5 updates, lr 3e-4,
-BC warm start of the PPO policy for 20 epochs on the demonstrations) with
-``--demos`` expert episodes and ``--timesteps`` generator steps; PushT's variable horizon is
-handled by GAIL's absorbing-state wrapper (300 steps). Each run's policy is evaluated right
+Setting: ``ILConfig.gail`` (the seed's preset: discriminator 256 hidden, 5 updates, lr 3e-4)
+with a BC warm start of the PPO policy (``--warm-start-epochs``, 200 here: 20 left it at 0%) on
+``--demos`` expert episodes and ``--timesteps`` generator steps; the generator and the
+discriminator work in PushT's task frame (``ILConfig.task_frame``; ``--no-task-frame``: board
+coordinates, where the warm start and GAIL both stayed at 0%, ``results/pusht_gail_board_coords.json``).
+PushT's variable horizon is handled by GAIL's absorbing-state wrapper (300 steps). Each run's policy is evaluated right
 after the BC warm start (round 0) and after the last round, on the same seeds, so the figure
 shows what the adversarial phase adds. Evaluation: 100 reset seeds from 2,000,000 (GAIL's
 in-training evaluation seeds; demonstrations use 0, 1, ...), success = coverage > 0.95,
