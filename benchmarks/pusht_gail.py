@@ -2,7 +2,7 @@
 not a target).
 
 Setting: ``ILConfig.gail`` (the seed's preset: discriminator 256 hidden, 5 updates, lr 3e-4)
-with a BC warm start of the PPO policy (``--warm-start-epochs``, 200 here: 20 left it at 0%) on
+with a BC warm start of the PPO policy (``--warm-start-epochs``, 200 here; the preset gives 20) on
 ``--demos`` expert episodes and ``--timesteps`` generator steps; the generator and the
 discriminator work in PushT's task frame (``ILConfig.task_frame``; ``--no-task-frame``: board
 coordinates, where the warm start and GAIL both stayed at 0%, ``results/pusht_gail_board_coords.json``).
