@@ -85,3 +85,16 @@ def test_gail_on_pusht_works_in_the_frame_and_starts_from_either_kind_of_policy(
     units = frame_units_for(make_env(PUSHT))
     standing_still = np.mean([np.mean(units.to_unit(t.obs[:-1], t.acts) ** 2) for t in pusht_demos])  # unit 0
     assert distilled.distilled["distill/action_mse"] < 0.5 * standing_still  # the expert's moves, in frame units
+
+
+def test_ppo_fine_tunes_in_the_frame_too_and_leaves_it_when_asked(tmp_path):
+    from il_toolkit.config.training_config import RLConfig
+    from il_toolkit.train.online_rl.ppo_trainer import PPOTrainer
+
+    config = RLConfig(total_timesteps=128, n_steps=64, batch_size=32, n_epochs=1, eval_episodes=1,
+                      output_dir=str(tmp_path / "ppo"))
+    framed = PPOTrainer(PUSHT, config=config, progress=False)
+    assert framed.venv.observation_space.shape == (11,) and isinstance(framed.policy, FrameSB3Policy)
+    assert isinstance(load(framed.train()["policy_path"]), FrameSB3Policy)
+    raw = PPOTrainer(PUSHT, config=config.replace(task_frame=False), progress=False)
+    assert raw.venv.observation_space.shape == (5,) and isinstance(raw.policy, SB3Policy)

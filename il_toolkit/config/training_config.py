@@ -278,6 +278,9 @@ class RLConfig(_ConfigMixin):
     clip_range: float = 0.2
     ent_coef: float = 0.0
     n_envs: int = 1  # parallel envs; n_steps is split across them
+    # the SB3 policy sees the env's task frame (PushT) where it has one, as GAIL's generator does
+    # (il_toolkit.policies.frame_policy); a policy given in another form is distilled there
+    task_frame: bool = True
     eval_episodes: int = 50
     seed: int = 0
     device: str = "cpu"

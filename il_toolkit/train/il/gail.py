@@ -35,7 +35,7 @@ A run writes, under ``output_dir``: ``config.json``, ``run.json``, ``metrics.jso
 round: ``disc_loss``, ``disc_acc``, ``mean_reward`` — the mean GAIL reward per step PPO saw —,
 ``train/loss`` — the generator's PPO loss (policy + value + entropy terms), as in the seed's
 metrics table —, imitation's ``disc/...`` and ``gen/...`` records, and ``eval/mean_return`` when evaluating
-during training), ``best/`` and ``last/`` (SB3Policy checkpoints; best = highest return in the
+during training), ``best/`` and ``last/`` (SB3Policy or FrameSB3Policy checkpoints; best = highest return in the
 in-training evaluations, else the last policy) and ``eval.json``.
 """
 
@@ -54,7 +54,7 @@ import numpy as np
 
 from il_toolkit.config.training_config import ILConfig
 from il_toolkit.evaluation import evaluate, evaluate_and_report
-from il_toolkit.policies import SB3Policy, as_policy, check_spaces
+from il_toolkit.policies import as_policy, check_spaces
 from il_toolkit.policies.base import Policy
 from il_toolkit.policies.spaces import to_unit_actions
 from il_toolkit.rollout import generate_trajectories
@@ -151,9 +151,11 @@ class GAIL:
         config: an :class:`ILConfig`; ``ILConfig.gail()`` by default.
         use_wandb: log to wandb (offline unless ``WANDB_MODE`` says otherwise); default ``config.use_wandb``.
         policy: the generator's starting policy: an :class:`SB3Policy` or SB3 actor-critic
-            policy/model is copied; any other policy (BC's MLP on continuous actions, a flow
-            policy) is distilled into a fresh (64, 64) MLP (``self.distilled``: its figures, logged
-            at step 0 and returned); None: a fresh (64, 64) MLP.
+            policy/model is copied (the generator then keeps its units, no task frame); a
+            :class:`FrameSB3Policy` is copied in its frame; any other policy (BC's MLP on
+            continuous actions, a flow policy) is distilled into a fresh (64, 64) MLP, in the
+            env's task frame where ``task_frame`` is on (``self.distilled``: its figures, logged at
+            step 0 and returned); None: a fresh (64, 64) MLP.
         progress: show progress bars.
     """
 
@@ -161,8 +163,7 @@ class GAIL:
                  policy: Any = None, *, progress: bool = True) -> None:
         from stable_baselines3.common.env_util import make_vec_env
 
-        from il_toolkit.policies.frame_policy import FrameEnv, FrameSB3Policy, frame_units_for
-        from il_toolkit.train.online_rl.ppo_trainer import in_unit_actions, start_ppo
+        from il_toolkit.train.online_rl.ppo_trainer import learner_env, learner_units, start_ppo, toolkit_policy
 
         self.env = common.resolve_env(env)
         self.env_id = common.env_id_of(self.env)
@@ -178,12 +179,12 @@ class GAIL:
                 "max_episode_steps to get absorbing-state handling)"
             )
         n_envs = self.config.gail_n_envs
-        # the generator sees the env's task frame (PushT) where it has one and task_frame is on, else the raw
-        # observations; it acts in [-1, 1]: frame actions, or the env's Box bounds mapped there (PushT's pixels)
-        self.units = frame_units_for(self.env) if self.config.task_frame else None
+        # the generator sees the env's task frame (PushT) where it has one and task_frame is on (and it does not
+        # start from a raw SB3 policy), else the raw observations; it acts in [-1, 1]: frame actions, or the env's
+        # Box bounds mapped there (PushT's pixels)
+        self.units = learner_units(self.env, policy, self.config.task_frame)
         make, units = self.training_env.make, self.units
-        self.venv = make_vec_env(lambda: FrameEnv(make(), units) if units is not None else in_unit_actions(make()),
-                                 n_envs=n_envs, seed=self.config.seed)
+        self.venv = make_vec_env(lambda: learner_env(make(), units), n_envs=n_envs, seed=self.config.seed)
         self.gen_algo, self.distilled = start_ppo(
             self.venv, self.env, policy, units=self.units, learning_rate=self.config.learning_rate,
             n_steps=max(2, self.config.ppo_n_steps // n_envs), batch_size=self.config.batch_size,
@@ -191,11 +192,7 @@ class GAIL:
             clip_range=self.config.ppo_clip_range, ent_coef=0.0, seed=self.config.seed, device=self.config.device,
             fix=f"--model_path must point at a policy trained on {self.env_id}", env_action_space=self.env.action_space,
         )
-        if self.units is not None:
-            self.policy: Any = FrameSB3Policy(SB3Policy(self.gen_algo.policy), self.units.name,
-                                              self.env.observation_space, self.env.action_space)
-        else:
-            self.policy = SB3Policy(self.gen_algo.policy, action_space=self.env.action_space)
+        self.policy = toolkit_policy(self.gen_algo.policy, self.env, self.units)
 
     @property
     def round_timesteps(self) -> int:

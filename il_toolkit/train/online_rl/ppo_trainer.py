@@ -38,7 +38,7 @@ import torch
 
 from il_toolkit.config.training_config import RLConfig
 from il_toolkit.policies import SB3Policy, check_spaces
-from il_toolkit.policies.frame_policy import FrameSB3Policy, FrameUnits
+from il_toolkit.policies.frame_policy import FrameEnv, FrameSB3Policy, FrameUnits, frame_units_for
 from il_toolkit.policies.spaces import is_unit_twin, unit_action_space
 from il_toolkit.train.logging import MetricLogger
 
@@ -229,6 +229,26 @@ def _channels_first(obs: Any, space: gym.Space) -> Any:
     return obs
 
 
+def learner_units(env: gym.Env, policy: Any, task_frame: bool) -> FrameUnits | None:
+    """The task frame an SB3 learner for ``env`` works in: the env's (``policy_frame``) when
+    ``task_frame`` is on, unless the starting ``policy`` is an SB3 actor-critic on the raw env,
+    which is copied exactly and so keeps its own units."""
+    return frame_units_for(env) if task_frame and not is_actor_critic(policy) else None
+
+
+def learner_env(env: gym.Env, units: FrameUnits | None) -> gym.Env:
+    """``env`` as an SB3 learner acts in it: in the task frame's units (:class:`FrameEnv`), or with
+    [-1, 1] actions (:func:`in_unit_actions`)."""
+    return FrameEnv(env, units) if units is not None else in_unit_actions(env)
+
+
+def toolkit_policy(sb3_policy: Any, env: gym.Env, units: FrameUnits | None) -> SB3Policy | FrameSB3Policy:
+    """The toolkit policy acting on ``env`` with an SB3 actor-critic trained in :func:`learner_env`."""
+    if units is None:
+        return SB3Policy(sb3_policy, action_space=env.action_space)
+    return FrameSB3Policy(SB3Policy(sb3_policy), units.name, env.observation_space, env.action_space)
+
+
 def in_unit_actions(env: gym.Env) -> gym.Env:
     """``env`` taking [-1, 1] actions when its Box actions have other finite bounds (the units
     SB3's PPO trains in, see :func:`unit_action_space`), else ``env`` itself."""
@@ -259,9 +279,11 @@ class PPOTrainer:
     Args:
         env: the env (instance or id); training uses ``config.n_envs`` copies of its id.
         policy: where to start: an :class:`SB3Policy` (e.g. ``BehavioralCloning(...).policy``),
-            an SB3 ``ActorCriticPolicy`` or model (copied); any other policy, such as BC's MLP on
-            continuous actions, is distilled into a fresh (64, 64) MLP (:func:`start_ppo`; its
-            figures in ``self.distilled``, logged and returned); ``None`` trains a fresh (64, 64) MLP.
+            an SB3 ``ActorCriticPolicy`` or model (copied, in its own units); a
+            :class:`FrameSB3Policy` (copied in its frame); any other policy, such as BC's MLP on
+            continuous actions, is distilled into a fresh (64, 64) MLP, in the env's task frame
+            where ``config.task_frame`` is on (:func:`start_ppo`; its figures in ``self.distilled``,
+            logged and returned); ``None`` trains a fresh (64, 64) MLP (in the frame likewise).
         config: an :class:`RLConfig`.
         progress: show evaluation progress bars.
     """
@@ -280,16 +302,18 @@ class PPOTrainer:
         common.seed_everything(self.config.seed)
         n_envs = self.config.n_envs
         spec = self.env.spec  # keeps the keyword arguments the env was made with (obs_type=...)
-        self.venv = make_vec_env(lambda: in_unit_actions(gym.make(spec)), n_envs=n_envs, seed=self.config.seed)
+        self.units = learner_units(self.env, policy, self.config.task_frame)
+        units = self.units
+        self.venv = make_vec_env(lambda: learner_env(gym.make(spec), units), n_envs=n_envs, seed=self.config.seed)
         self.model, self.distilled = start_ppo(
-            self.venv, self.env, policy, learning_rate=self.config.learning_rate,
+            self.venv, self.env, policy, units=self.units, learning_rate=self.config.learning_rate,
             n_steps=max(1, self.config.n_steps // n_envs), batch_size=self.config.batch_size,
             n_epochs=self.config.n_epochs, gamma=self.config.gamma, gae_lambda=self.config.gae_lambda,
             clip_range=self.config.clip_range, ent_coef=self.config.ent_coef, seed=self.config.seed,
             device=self.config.device, fix=f"fine-tune a policy trained on {self.env_id}",
             env_action_space=self.env.action_space,
         )
-        self.policy = SB3Policy(self.model.policy, action_space=self.env.action_space)
+        self.policy = toolkit_policy(self.model.policy, self.env, self.units)
 
     def train(self, total_timesteps: int | None = None, *, evaluate_policy: bool = True) -> dict[str, Any]:
         """Run PPO for ``total_timesteps`` (default ``config.total_timesteps``), save, evaluate."""
