@@ -32,9 +32,13 @@ KEYS = ("pc_success", "avg_max_reward", "mean_return")
 
 
 def run_one(seed: int, demos: int, timesteps: int, eval_episodes: int, warm_start_epochs: int,
-            task_frame: bool) -> list[dict[str, Any]]:
+            task_frame: bool, select_every: int = 0, select_episodes: int = 20) -> list[dict[str, Any]]:
     """One GAIL run; the policy is evaluated after the BC warm start (round 0) and after the
-    last round, on the same ``eval_episodes`` seeds (from 2,000,000)."""
+    last round, on the same ``eval_episodes`` seeds (from 2,000,000). With ``select_every`` > 0
+    the in-training evaluations run every so many rounds on ``select_episodes`` of those seeds
+    instead (rows ``bc_warm_start_only`` and ``gail`` then use them), GAIL keeps the round with
+    the best return, and row ``gail_best_kept`` is that policy on ``eval_episodes`` other seeds
+    (the final evaluation's, from 1,000,000)."""
     from il_toolkit.config.training_config import ILConfig
     from il_toolkit.train.il.gail import GAIL
 
@@ -43,14 +47,22 @@ def run_one(seed: int, demos: int, timesteps: int, eval_episodes: int, warm_star
                                eval_episodes=eval_episodes, output_dir=out, gail_bc_warm_start_epochs=warm_start_epochs,
                                task_frame=task_frame)
         start = time.perf_counter()
-        results = GAIL(ENV_ID, config, progress=False).train(eval_every_rounds=10**9,
-                                                             eval_episodes_during_training=eval_episodes)
+        results = GAIL(ENV_ID, config, progress=False).train(
+            eval_every_rounds=select_every or 10**9, eval_episodes_during_training=select_episodes if select_every
+            else eval_episodes, evaluate_policy=bool(select_every))
         wall = time.perf_counter() - start
     first, last = results["eval_history"][0], results["eval_history"][-1]
     common = {"seed": seed, "wall_seconds": round(wall, 1), "last_disc_acc": results.get("last_disc_acc"),
               "disc_collapse_rounds": results.get("disc_collapse_rounds")}
-    return [{"method": "bc_warm_start_only", **common, **{k: first[k] for k in ("timesteps", *KEYS)}},
-            {"method": "gail", **common, **{k: last[k] for k in ("timesteps", *KEYS)}}]
+    seen = {"eval_episodes": select_episodes if select_every else eval_episodes, "eval_seeds_from": 2_000_000}
+    rows = [{"method": "bc_warm_start_only", **common, **seen, **{k: first[k] for k in ("timesteps", *KEYS)}},
+            {"method": "gail", **common, **seen, **{k: last[k] for k in ("timesteps", *KEYS)}}]
+    if select_every:
+        best = next(h for h in results["eval_history"] if h["round"] == results["best_round"])
+        rows.append({"method": "gail_best_kept", **common, "eval_episodes": eval_episodes, "eval_seeds_from": 1_000_000,
+                     "best_round": results["best_round"], "timesteps": best["timesteps"],
+                     **{k: results["eval"][k] for k in KEYS}})
+    return rows
 
 
 def main() -> None:
@@ -64,6 +76,10 @@ def main() -> None:
     parser.add_argument("--task-frame", action=argparse.BooleanOptionalAction, default=True,
                         help="the generator and the discriminator work in PushT's task frame (ILConfig.task_frame)")
     parser.add_argument("--tag", default="", help="suffix of the results file name (pusht_gail_<tag>.json)")
+    parser.add_argument("--select-every", type=int, default=0,
+                        help="> 0: evaluate every N rounds on --select-episodes seeds, keep the best round and "
+                             "evaluate it on --eval-episodes other seeds (row gail_best_kept)")
+    parser.add_argument("--select-episodes", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="one seed, 4096 steps, 10 evaluation episodes")
     args = parser.parse_args()
     if args.quick:
@@ -72,7 +88,8 @@ def main() -> None:
 
     rows = []
     for seed in args.seeds:
-        for row in run_one(seed, args.demos, args.timesteps, args.eval_episodes, args.warm_start_epochs, args.task_frame):
+        for row in run_one(seed, args.demos, args.timesteps, args.eval_episodes, args.warm_start_epochs, args.task_frame,
+                           args.select_every, args.select_episodes):
             rows.append(row)
             print(f"[{row['method']}] seed {seed}: success {row['pc_success']:.1f}%, avg max reward "
                   f"{row['avg_max_reward']:.3f}, return {row['mean_return']:.1f} after {row['timesteps']} GAIL steps "
@@ -80,6 +97,7 @@ def main() -> None:
     figures = {"settings": {"env": ENV_ID, "demos": args.demos, "timesteps": args.timesteps,
                             "eval_episodes": args.eval_episodes, "seeds": args.seeds, "preset": "ILConfig.gail()",
                             "warm_start_epochs": args.warm_start_epochs, "task_frame": args.task_frame,
+                            "select_every": args.select_every, "select_episodes": args.select_episodes,
                             "quick": args.quick},
                "rows": rows}
     write_results("pusht_gail" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), figures)
