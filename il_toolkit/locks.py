@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -25,8 +25,7 @@ def exclusive(lock_file: Path, busy: Callable[[str], Exception] | None = None) -
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if busy is None else fcntl.LOCK_NB))
         except BlockingIOError:
-            handle.seek(0)
-            raise busy(handle.read().strip() or "unknown") from None  # type: ignore[misc]
+            raise busy(_holder(handle)) from None  # type: ignore[misc]
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
@@ -34,3 +33,19 @@ def exclusive(lock_file: Path, busy: Callable[[str], Exception] | None = None) -
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder(handle: Any) -> str:
+    """The pid the lock file names, if that process is alive ("unknown" while the holder is still
+    writing it, or for a stale pid left by an earlier holder)."""
+    handle.seek(0)
+    text = handle.read().strip()
+    if not text.isdigit():
+        return "unknown"
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return "unknown"
+    except PermissionError:  # alive, another user's
+        pass
+    return text

@@ -1,5 +1,6 @@
 """SB3 policies in PushT's task frame (il_toolkit.policies.frame_policy) and GAIL working there."""
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -44,6 +45,8 @@ def test_a_frame_env_steps_the_raw_env_with_decoded_actions():
 
 
 def test_a_frame_policy_saves_and_acts_the_same_after_loading(tmp_path):
+    from il_toolkit.policies.checkpoint import CheckpointError
+
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     env = make_env(PUSHT)
@@ -56,6 +59,12 @@ def test_a_frame_policy_saves_and_acts_the_same_after_loading(tmp_path):
     assert isinstance(restored, FrameSB3Policy) and restored.units.name == "pusht_push"
     np.testing.assert_allclose(restored.predict(obs)[0], policy.predict(obs)[0], rtol=1e-6)
     assert env.action_space.contains(restored.predict(obs[0])[0])
+    config_path = tmp_path / "frame" / "config.json"
+    header = json.loads(config_path.read_text())
+    header["config"]["action_scale"] = 60.0  # saved under other units than this version's frame
+    config_path.write_text(json.dumps(header))
+    with pytest.raises(CheckpointError, match="action scale 60.0"):
+        load(tmp_path / "frame")
 
 
 def test_a_frame_without_fixed_units_is_refused():
@@ -78,6 +87,18 @@ def test_gail_on_pusht_works_in_the_frame_and_starts_from_either_kind_of_policy(
     assert again.distilled is None  # a frame policy is copied
     torch.testing.assert_close(torch.nn.utils.parameters_to_vector(again.gen_algo.policy.parameters()),
                                torch.nn.utils.parameters_to_vector(gail.gen_algo.policy.parameters()))
+    from il_toolkit import BehavioralCloning  # GAIL -> BC: BC refines the frame policy in its own units
+
+    bc_config = ILConfig.behavioral_cloning(bc_epochs=2, batch_size=64, output_dir=str(tmp_path / "bc"),
+                                            use_wandb=False, eval_episodes=1)
+    bc = BehavioralCloning(PUSHT, bc_config, policy=load(results["policy_path"]), progress=False)
+    before = torch.nn.utils.parameters_to_vector(bc.module.parameters()).clone()
+    refined = bc.train(trajectories=pusht_demos)
+    assert isinstance(load(refined["policy_path"]), FrameSB3Policy)
+    assert not torch.equal(before, torch.nn.utils.parameters_to_vector(bc.module.parameters()))
+    kept = GAIL(PUSHT, config.replace(task_frame=False, output_dir=str(tmp_path / "kept")), policy=gail.policy,
+                progress=False)
+    assert kept.units is not None and kept.distilled is None  # a frame policy keeps its frame whatever task_frame says
     raw = GAIL(PUSHT, config.replace(task_frame=False, output_dir=str(tmp_path / "raw")), progress=False)
     assert raw.venv.observation_space.shape == (5,) and isinstance(raw.policy, SB3Policy)
     expert = make_expert(PUSHT, make_env(PUSHT))

@@ -122,6 +122,8 @@ def test_gymnasiums_own_cartpole_trains_in_the_fixed_horizon_variant_too():
         assert training_env_for(env).env_id == "il_toolkit/CartPoleFixedHorizon-v1"
     changed = gym.make("MountainCar-v0", goal_velocity=0.1)  # kwargs of its own: no variant applies
     assert training_env_for(changed).handling == "absorbing state"
+    shorter = training_env_for(gym.make("CartPole-v1", max_episode_steps=100))  # not the 500-step task
+    assert shorter.handling == "absorbing state" and shorter.horizon == 100
 
 
 def test_collapse_detector_fires_once_after_a_streak_and_names_the_remedy():

@@ -171,7 +171,8 @@ def test_hub_ids_download_only_when_asked_and_only_safetensors(monkeypatch):
     monkeypatch.setenv("IL_TOOLKIT_DOWNLOAD_MODELS", "1")
     with pytest.raises(OfflineModelError, match="downloads are on"):
         pretrained._from_pretrained(Loader, "org/model", "vision model", "vision_model_name")
-    assert calls == [{"local_files_only": True}, {"local_files_only": False, "use_safetensors": True}]
+    assert calls == [{"local_files_only": True},  # offline
+                     {"local_files_only": True}, {"local_files_only": False, "use_safetensors": True}]  # cache, then hub
 
 
 def test_camera_mismatch_is_a_clear_error():

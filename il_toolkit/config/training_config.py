@@ -163,7 +163,8 @@ class ILConfig(_ConfigMixin):
     gail_reward_scale: float = 1.0
     gail_disc_noise: float = 0.0  # std of Gaussian noise on discriminator inputs (seed's regularisation)
     # BC epochs on the demonstrations before GAIL (seed's best practice); the default also holds for a bare
-    # ILConfig(...), as in the seed's Python example: without it the seed's 100k-step CartPole run ends near 49
+    # ILConfig(...), as in the seed's Python example: without it the seed's 100k-step CartPole run ends near 49.
+    # Skipped when GAIL starts from a given policy (GAIL(env, policy=bc.policy): that policy is the warm start).
     gail_bc_warm_start_epochs: int = 20
     gail_demo_batch_size: int = 1024  # expert (and generator) samples per discriminator update
     gail_n_envs: int = 8  # parallel envs for the PPO generator; ppo_n_steps is split across them

@@ -48,7 +48,8 @@ def _offline_error(what: str, flag: str, name: str, cause: Exception | None = No
         f"{what} {name!r} is neither {BUILTIN!r} nor a local directory, nor in the local Hugging Face cache"
         f"{detail}. Pass {flag}={BUILTIN!r} (a small model trained from scratch), or {flag}='/path/to/dir' holding "
         f"a save_pretrained() copy (config.json + weights{' + tokenizer files' if flag == 'llm_model_name' else ''}), "
-        + ("or check the id and the network: downloads are on" if downloads_allowed() else
+        + ("or check the id, the network, and that the hub has safetensors weights for it (downloads are on; "
+           "pickled .bin weights are refused)" if downloads_allowed() else
            f"or set {DOWNLOAD_ENV}=1 to download it from the Hugging Face hub (where the network reaches it)")
     )
 
@@ -60,13 +61,15 @@ def _from_pretrained(loader: Any, name: str, what: str, flag: str, weights: bool
     if path.exists() and not path.is_dir():
         raise OfflineModelError(f"{what} {name!r} is a file; pass the directory that holds its config.json")
     source = str(path) if path.is_dir() else name
-    if not path.is_dir() and downloads_allowed():
-        kwargs = {**kwargs, "local_files_only": False}
-        if weights:
-            kwargs["use_safetensors"] = True  # never unpickle weights fetched from the network
     try:
-        return loader.from_pretrained(source, **{"local_files_only": True, **kwargs})
+        return loader.from_pretrained(source, local_files_only=True, **kwargs)
     except (OSError, ValueError) as exc:  # missing files: OSError; a path that is no repo id: HFValidationError
+        if not path.is_dir() and downloads_allowed():  # not cached: fetch it, safetensors weights only
+            try:
+                return loader.from_pretrained(source, local_files_only=False,
+                                              **({"use_safetensors": True} if weights else {}), **kwargs)
+            except (OSError, ValueError) as download_exc:
+                raise _offline_error(what, flag, name, download_exc) from download_exc
         if path.is_dir():
             raise OfflineModelError(
                 f"{what} directory {name!r} cannot be loaded ({exc}); it must hold a save_pretrained() copy "

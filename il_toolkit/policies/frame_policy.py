@@ -15,6 +15,7 @@ success; in the ``pusht_push`` frame, 12% from 50 demonstrations (200 epochs) an
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -64,6 +65,12 @@ class FrameUnits:
         encoded = np.clip(unit, -1.0, 1.0) * self.frame.action_scale
         return np.clip(self.frame.decode(raw, encoded), self.action_space.low, self.action_space.high).astype(
             self.action_space.dtype)
+
+    def transitions(self, transitions: Any) -> Any:
+        """imitation ``Transitions`` of the raw env as a :class:`FrameEnv` learner sees them."""
+        return dataclasses.replace(transitions, obs=self.observe(transitions.obs),
+                                   next_obs=self.observe(transitions.next_obs),
+                                   acts=self.to_unit(transitions.obs, transitions.acts))
 
     def to_unit(self, raw: np.ndarray, actions: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, np.float64).reshape(-1, self.frame.obs_dim)
@@ -117,7 +124,9 @@ class FrameSB3Policy(BasePolicy):
         return self.units.to_env(observations, unit)
 
     def checkpoint_config(self) -> dict[str, Any]:
-        return {"frame": self.units.name, "inner": self.inner.checkpoint_config()}
+        frame = self.units.frame
+        return {"frame": self.units.name, "feature_scale": list(frame.feature_scale), "action_scale": frame.action_scale,
+                "inner": self.inner.checkpoint_config()}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return self.inner.checkpoint_tensors()
@@ -126,5 +135,14 @@ class FrameSB3Policy(BasePolicy):
     def from_checkpoint(cls, config: dict[str, Any], tensors: Mapping[str, torch.Tensor],
                         observation_space: spaces.Space, action_space: spaces.Space) -> "FrameSB3Policy":
         units = FrameUnits.for_env(config["frame"], observation_space, action_space)
+        saved = (tuple(config.get("feature_scale", ())), config.get("action_scale"))
+        if saved != (tuple(units.frame.feature_scale), units.frame.action_scale):
+            from il_toolkit.policies.checkpoint import CheckpointError
+
+            raise CheckpointError(
+                f"this {config['frame']!r} policy was trained with feature scales {list(saved[0])} and action scale "
+                f"{saved[1]}; this version of the frame uses {list(units.frame.feature_scale)} and "
+                f"{units.frame.action_scale}: load it with the il_toolkit version that saved it, or train it again"
+            )
         inner = SB3Policy.from_checkpoint(config["inner"], tensors, units.feature_space, units.unit_space)
         return cls(inner, config["frame"], observation_space, action_space)

@@ -17,12 +17,14 @@ dataset keeps every finished episode.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from il_toolkit.train.datasets.minari_io import writer_lock
 from il_toolkit.teleop.controls import ControlState, EventSource, PygameEventSource, TeleopError, scheme_for
 from il_toolkit.teleop.recorder import TeleopEpisode, TeleopRecorder
 from il_toolkit.teleop.window import TeleopWindow, window_size_for
@@ -101,7 +103,9 @@ def run_teleop(
     env_kwargs = dict(env_kwargs or {})
     env = make_env(canonical, **{"render_mode": "rgb_array", **env_kwargs})
     window: TeleopWindow | None = None
+    held = contextlib.ExitStack()
     try:
+        held.enter_context(writer_lock(dataset_id))  # one writer of the dataset at a time (collect, teleop, convert)
         scheme = scheme_for(env.action_space, canonical, engage_radius=engage_radius, idle=idle)
         learner = _load_policy(policy, env) if intervene else None
         mode = "intervene" if intervene else "teleop"
@@ -144,6 +148,7 @@ def run_teleop(
         if window is not None:
             window.close()
         env.close()
+        held.close()
     return TeleopReport(
         dataset_id=dataset_id, env_id=canonical, mode=mode, n_episodes=recorded, n_steps=n_steps,
         human_steps=int(human_steps), closed_early=recorded < n_episodes,

@@ -114,7 +114,18 @@ def convert_lerobot(root: str | Path, dataset_id: str, *, env_id: str | None = N
 
     With ``env_id`` the converted spaces must fit that env (``env_kwargs`` e.g.
     ``{"obs_type": "pixels_agent_pos"}``), and the dataset records it for training.
+    Another process writing ``dataset_id`` at the same time: ``DatasetBusyError``.
     """
+    from il_toolkit.train.datasets import minari_io
+
+    minari_io._check_dataset_id(dataset_id)
+    with minari_io.writer_lock(dataset_id):
+        return _convert(root, dataset_id, env_id=env_id, env_kwargs=env_kwargs, overwrite=overwrite)
+
+
+def _convert(root: str | Path, dataset_id: str, *, env_id: str | None, env_kwargs: dict[str, Any] | None,
+             overwrite: bool) -> dict[str, Any]:
+    """:func:`convert_lerobot` once it holds the dataset's writer lock."""
     import pyarrow.parquet as pq
 
     from il_toolkit import __version__

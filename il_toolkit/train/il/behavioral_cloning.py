@@ -32,6 +32,7 @@ import torch
 from il_toolkit.config.training_config import ConfigError, ILConfig
 from il_toolkit.evaluation import evaluate_and_report
 from il_toolkit.policies import SB3Policy, as_policy, check_spaces
+from il_toolkit.policies.frame_policy import FrameSB3Policy
 from il_toolkit.policies.base import Policy
 from il_toolkit.policies.spaces import to_unit_actions
 from il_toolkit.rollout import generate_trajectories
@@ -74,15 +75,15 @@ def make_policy(env: gym.Env, config: ILConfig) -> Any:
 
 
 def _as_trainable(policy: Any) -> Any:
-    if isinstance(policy, SB3Policy) or hasattr(policy, "compute_loss"):
+    if isinstance(policy, (SB3Policy, FrameSB3Policy)) or hasattr(policy, "compute_loss"):
         return policy
     from stable_baselines3.common.policies import BasePolicy as SB3BasePolicy
 
     if isinstance(policy, SB3BasePolicy):
         return SB3Policy(policy)
     raise TypeError(
-        f"{type(policy).__name__} cannot be trained by BC: pass an SB3 actor-critic policy or a toolkit policy "
-        "with compute_loss (MLPPolicy, the flow-matching policies)"
+        f"{type(policy).__name__} cannot be trained by BC: pass an SB3 actor-critic policy (or a GAIL/PPO result) "
+        "or a toolkit policy with compute_loss (MLPPolicy, the flow-matching policies)"
     )
 
 
@@ -133,7 +134,15 @@ class BehavioralCloning:
     @property
     def module(self) -> torch.nn.Module:
         """The torch module holding the policy's trainable state."""
-        return self.policy.policy if isinstance(self.policy, SB3Policy) else self.policy.model
+        sb3 = self._sb3_policy()
+        return sb3.policy if sb3 is not None else self.policy.model
+
+    def _sb3_policy(self) -> SB3Policy | None:
+        """The SB3 policy imitation's BC trains: the policy itself, or a task-frame policy's
+        inner one (GAIL or PPO in PushT's frame); None for toolkit policies."""
+        if isinstance(self.policy, FrameSB3Policy):
+            return self.policy.inner
+        return self.policy if isinstance(self.policy, SB3Policy) else None
 
     def reinitialize(self, seed: int) -> None:
         """Fresh weights for the policy (DAgger's per-round retraining): a policy BC built is built
@@ -243,7 +252,9 @@ class BehavioralCloning:
 
         The first call gathers the demonstrations (``expert_policy``, ``dataset``, or the env's
         expert) and keeps them; metrics go to ``output_dir/metrics.jsonl`` (not wandb: a run per
-        epoch would be noise). Returns the epoch's history (``train/loss``, ``val/loss`` ...).
+        epoch would be noise). Each call is a fit of one epoch with its own optimiser (its moment
+        estimates start afresh); ``train`` keeps one optimiser across its epochs. Returns the
+        epoch's history (``train/loss``, ``val/loss`` ...).
         """
         if not hasattr(self, "_epoch_data"):
             demos = self.demonstrations(expert_policy, dataset)
@@ -286,7 +297,7 @@ class BehavioralCloning:
         epochs = epochs or self.config.bc_epochs
         train = to_transitions(train_demos)
         val = to_transitions(val_demos) if val_demos else None
-        if isinstance(self.policy, SB3Policy):
+        if self._sb3_policy() is not None:
             history = self._fit_imitation(train, val, logger, epochs, step_offset)
         else:
             history = self._fit_toolkit(train, val, logger, epochs, step_offset)
@@ -360,15 +371,18 @@ class BehavioralCloning:
                 f"{len(train)} training transitions is fewer than batch_size {self.config.batch_size}: "
                 "collect more demonstrations or lower --batch_size"
             )
-        if self.policy.rescales:  # an SB3 policy that acts in [-1, 1] (from GAIL or PPO): demonstrations in its units
+        sb3 = self._sb3_policy()
+        if isinstance(self.policy, FrameSB3Policy):  # GAIL or PPO in the task frame: demonstrations in its units
+            train, val = (None if t is None else self.policy.units.transitions(t) for t in (train, val))
+        elif sb3.rescales:  # an SB3 policy that acts in [-1, 1] (from GAIL or PPO): demonstrations in its units
             train, val = (None if t is None else dataclasses.replace(t, acts=to_unit_actions(t.acts, self.env.action_space))
                           for t in (train, val))
         with common.silent_imitation_logger() as imitation_log:
             trainer = bc.BC(
-                observation_space=self.env.observation_space,
-                action_space=self.policy.policy.action_space,
+                observation_space=sb3.policy.observation_space,
+                action_space=sb3.policy.action_space,
                 rng=self.rng,
-                policy=self.policy.policy,
+                policy=sb3.policy,
                 demonstrations=train,
                 batch_size=self.config.batch_size,
                 optimizer_cls=_adamw_with_weight_decay(self.config.weight_decay),
@@ -400,7 +414,7 @@ class BehavioralCloning:
                 # imitation's BC logs float(loss) on tensors that require grad; harmless, and noisy
                 warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
                 trainer.train(n_epochs=epochs, on_epoch_end=on_epoch_end, progress_bar=self.progress, log_interval=10**9)
-            self.policy.policy.set_training_mode(False)
+            sb3.policy.set_training_mode(False)
             return state
 
 

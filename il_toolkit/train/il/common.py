@@ -28,15 +28,17 @@ class RunBusyError(RuntimeError):
 
 @contextlib.contextmanager
 def run_dir_lock(output_dir: str | Path) -> Iterator[None]:
-    """Hold ``output_dir`` for one run (:func:`il_toolkit.locks.exclusive` on ``output_dir/.lock``):
-    two runs resuming from one folder would write one dataset and one state file at once."""
+    """Hold ``output_dir`` for one run (:func:`il_toolkit.locks.exclusive` on ``.<name>.lock`` beside
+    it, so that removing the folder cannot remove the lock): two runs resuming from one folder
+    would write one dataset and one state file at once."""
     from il_toolkit.locks import exclusive
 
     def busy(pid: str) -> RunBusyError:
         return RunBusyError(f"{output_dir} is in use by another run (pid {pid}); wait for it to finish (rerun the "
                             "same command then to resume), or pass another --output_dir")
 
-    with exclusive(Path(output_dir) / ".lock", busy):
+    folder = Path(output_dir).resolve()
+    with exclusive(folder.parent / f".{folder.name}.lock", busy):
         yield
 
 
@@ -151,7 +153,8 @@ _HELP = {
     "gail_reward_scale": "multiplier for the GAIL reward",
     "gail_disc_noise": "std of Gaussian noise added to discriminator inputs",
     "total_timesteps": "environment steps for GAIL/PPO",
-    "gail_bc_warm_start_epochs": "BC epochs on the demonstrations before GAIL starts (seed's best practice)",
+    "gail_bc_warm_start_epochs": "BC epochs on the demonstrations before GAIL starts (seed's best practice); skipped "
+                                 "when GAIL starts from --model_path, which is the warm start then",
     "gail_demo_batch_size": "expert (and generator) samples per discriminator update",
     "gail_n_envs": "parallel envs for the PPO generator (ppo_n_steps is split across them)",
     "ppo_epochs": "PPO epochs per update",

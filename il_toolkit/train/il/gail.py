@@ -9,7 +9,7 @@ Python::
     # expert_policy: a function obs -> action, a Policy, an SB3 model, a Minari dataset id,
     # or None for the env's registered expert; or train(dataset="cartpole/lqr-v0")
 
-    GAIL(env, policy=bc_trainer.policy).train()    # seed's "warm-starting GAIL" (or gail_bc_warm_start_epochs)
+    GAIL(env, policy=bc_trainer.policy).train()    # seed's "warm-starting GAIL" (else gail_bc_warm_start_epochs)
 
 Command line::
 
@@ -90,12 +90,14 @@ def training_env_for(env: gym.Env) -> TrainingEnv:
 
     env_id = common.env_id_of(env)
     spec = env.spec
-    default_kwargs = set(spec.kwargs) <= {"render_mode"}  # the variant is the registered task, nothing changed
-    if default_kwargs and canonical_env_id(env_id) in FIXED_HORIZON_VARIANTS:  # gym.make("CartPole-v1") as well
-        variant = FIXED_HORIZON_VARIANTS[canonical_env_id(env_id)]
+    canonical = canonical_env_id(env_id)
+    registered = canonical in FIXED_HORIZON_VARIANTS and set(spec.kwargs) <= {"render_mode"} and (
+        spec.max_episode_steps == gym.spec(canonical).max_episode_steps)  # the registered task, nothing changed
+    if registered:  # gym.make("CartPole-v1") as well as the toolkit's id
+        variant = FIXED_HORIZON_VARIANTS[canonical]
         horizon = gym.spec(variant).max_episode_steps
         return TrainingEnv(variant, "fixed-horizon variant", horizon, lambda: make_env(variant))
-    if spec is not None and spec.max_episode_steps:
+    if spec.max_episode_steps:
         horizon = int(spec.max_episode_steps)
         inner_spec = dataclasses.replace(spec, max_episode_steps=None)
 
@@ -105,7 +107,7 @@ def training_env_for(env: gym.Env) -> TrainingEnv:
             return gym.wrappers.TimeLimit(AbsorbAfterDoneWrapper(gym.make(inner_spec)), max_episode_steps=horizon)
 
         return TrainingEnv(env_id, "absorbing state", horizon, make_absorbing)
-    return TrainingEnv(env_id, "variable horizon", None, lambda: gym.make(spec) if spec is not None else env)
+    return TrainingEnv(env_id, "variable horizon", None, lambda: gym.make(spec))
 
 
 # -- discriminator collapse ------------------------------------------------------------
@@ -183,6 +185,7 @@ class GAIL:
         # start from a raw SB3 policy), else the raw observations; it acts in [-1, 1]: frame actions, or the env's
         # Box bounds mapped there (PushT's pixels)
         self.units = learner_units(self.env, policy, self.config.task_frame)
+        self.started_from_policy = policy is not None  # the given policy is the warm start (the seed's recipe)
         make, units = self.training_env.make, self.units
         self.venv = make_vec_env(lambda: learner_env(make(), units), n_envs=n_envs, seed=self.config.seed)
         self.gen_algo, self.distilled = start_ppo(
@@ -303,10 +306,8 @@ class GAIL:
         """Demonstrations as the generator sees them (the task frame's features and actions, or
         actions in [-1, 1] for Box actions with other bounds), so that the discriminator and the
         BC warm start compare like with like."""
-        from il_toolkit.train.online_rl.ppo_trainer import in_frame_units
-
         if self.units is not None:
-            return in_frame_units(transitions, self.units)
+            return self.units.transitions(transitions)
         if not self.policy.rescales:
             return transitions
         return dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, self.env.action_space))
@@ -320,7 +321,9 @@ class GAIL:
         config = self.config
         if self.distilled is not None:
             logger.log(self.distilled, step=0)
-        if config.gail_bc_warm_start_epochs > 0:
+        if config.gail_bc_warm_start_epochs > 0 and self.started_from_policy:
+            logger.log({"bc_warm_start/epochs": 0, "bc_warm_start/skipped_for_the_given_policy": 1}, step=0)
+        elif config.gail_bc_warm_start_epochs > 0:
             t0 = time.perf_counter()
             gail_adapter.bc_warm_start(self.gen_algo.policy, transitions, epochs=config.gail_bc_warm_start_epochs,
                                        batch_size=config.batch_size, learning_rate=config.learning_rate,
@@ -338,7 +341,7 @@ class GAIL:
         state: dict[str, Any] = {"rounds": 0, "best_eval_return": None, "best_round": None, "best_state": None,
                                  "reached": None, "collapse_warnings": [], "eval_history": [], "eval_seconds": 0.0}
         try:
-            if eval_every > 0 and config.gail_bc_warm_start_epochs > 0:  # what BC alone gives, as round 0
+            if eval_every > 0 and (config.gail_bc_warm_start_epochs > 0 or self.started_from_policy):  # round 0: the start
                 metrics0: dict[str, Any] = {"round": 0, "timesteps": 0}
                 self._evaluate_round(metrics0, state, 0, eval_episodes, start, target)
                 logger.log(metrics0, step=0)

@@ -168,8 +168,10 @@ class VLABehavioralCloning:
 
     def train_epoch(self, dataloader: Iterable[Any] | None = None) -> dict[str, Any]:
         """One more epoch (seed 004's warm-start loop: ``for _ in range(n): bc_trainer.train_epoch()``)
-        on ``dataloader``, which the first call must give and later calls may leave out. Metrics
-        go to ``output_dir/metrics.jsonl`` (not wandb); returns the epoch's ``train/loss``."""
+        on ``dataloader``, which the first call must give and later calls may leave out. Each call is
+        a fit of one epoch with its own optimiser (AdamW's moment estimates start afresh), as in
+        :meth:`BehavioralCloning.train_epoch`; ``train(epochs=n)`` keeps one optimiser throughout.
+        Metrics go to ``output_dir/metrics.jsonl`` (not wandb); returns the epoch's ``train/loss``."""
         if dataloader is not None:
             self._epoch_loader = dataloader
         if getattr(self, "_epoch_loader", None) is None:

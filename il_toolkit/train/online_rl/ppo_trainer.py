@@ -195,7 +195,7 @@ def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str 
     start = time.perf_counter()
     transitions = flatten_trajectories(generate_trajectories(teacher, env, range(seed, seed + episodes)))
     if units is not None:
-        transitions = in_frame_units(transitions, units)
+        transitions = units.transitions(transitions)
     elif student.action_space != env.action_space and unit_action_space(env.action_space) is not None:
         transitions = dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, env.action_space))
     layout = {key: _channels_first(getattr(transitions, key), student.observation_space) for key in ("obs", "next_obs")}
@@ -209,12 +209,6 @@ def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str 
     else:
         stats["distill/action_mse"] = float(np.mean((predicted - transitions.acts) ** 2))
     return stats
-
-
-def in_frame_units(transitions: Any, units: FrameUnits) -> Any:
-    """imitation ``Transitions`` of the raw env as a :class:`FrameEnv` learner sees them."""
-    return dataclasses.replace(transitions, obs=units.observe(transitions.obs), next_obs=units.observe(transitions.next_obs),
-                               acts=units.to_unit(transitions.obs, transitions.acts))
 
 
 def _channels_first(obs: Any, space: gym.Space) -> Any:
@@ -231,9 +225,12 @@ def _channels_first(obs: Any, space: gym.Space) -> Any:
 
 
 def learner_units(env: gym.Env, policy: Any, task_frame: bool) -> FrameUnits | None:
-    """The task frame an SB3 learner for ``env`` works in: the env's (``policy_frame``) when
-    ``task_frame`` is on, unless the starting ``policy`` is an SB3 actor-critic on the raw env,
-    which is copied exactly and so keeps its own units."""
+    """The task frame an SB3 learner for ``env`` works in: a :class:`FrameSB3Policy`'s own frame
+    (it is copied); else the env's (``policy_frame``) when ``task_frame`` is on, unless the
+    starting ``policy`` is an SB3 actor-critic on the raw env, which is copied exactly and so
+    keeps its own units."""
+    if isinstance(policy, FrameSB3Policy):
+        return policy.units
     return frame_units_for(env) if task_frame and not is_actor_critic(policy) else None
 
 
