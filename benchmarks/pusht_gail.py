@@ -20,6 +20,7 @@ Writes ``benchmarks/results/pusht_gail.json``. The CPU has 2 cores shared with o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -32,7 +33,8 @@ KEYS = ("pc_success", "avg_max_reward", "mean_return")
 
 
 def run_one(seed: int, demos: int, timesteps: int, eval_episodes: int, warm_start_epochs: int,
-            task_frame: bool, select_every: int = 0, select_episodes: int = 20) -> list[dict[str, Any]]:
+            task_frame: bool, select_every: int = 0, select_episodes: int = 20,
+            overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One GAIL run; the policy is evaluated after the BC warm start (round 0) and after the
     last round, on the same ``eval_episodes`` seeds (from 2,000,000). With ``select_every`` > 0
     the in-training evaluations run every so many rounds on ``select_episodes`` of those seeds
@@ -45,7 +47,7 @@ def run_one(seed: int, demos: int, timesteps: int, eval_episodes: int, warm_star
     with tempfile.TemporaryDirectory() as out:
         config = ILConfig.gail(seed=seed, num_expert_episodes=demos, total_timesteps=timesteps, use_wandb=False,
                                eval_episodes=eval_episodes, output_dir=out, gail_bc_warm_start_epochs=warm_start_epochs,
-                               task_frame=task_frame)
+                               task_frame=task_frame, **(overrides or {}))
         start = time.perf_counter()
         results = GAIL(ENV_ID, config, progress=False).train(
             eval_every_rounds=select_every or 10**9, eval_episodes_during_training=select_episodes if select_every
@@ -80,16 +82,19 @@ def main() -> None:
                         help="> 0: evaluate every N rounds on --select-episodes seeds, keep the best round and "
                              "evaluate it on --eval-episodes other seeds (row gail_best_kept)")
     parser.add_argument("--select-episodes", type=int, default=20)
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="ILConfig overrides, e.g. gail_disc_noise=0.1 learning_rate=1e-4 (values parsed as JSON)")
     parser.add_argument("--quick", action="store_true", help="one seed, 4096 steps, 10 evaluation episodes")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.timesteps, args.eval_episodes, args.demos = args.seeds[:1], 4096, 10, 10
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
 
+    overrides = {field: json.loads(value) for field, value in (item.split("=", 1) for item in args.set)}
     rows = []
     for seed in args.seeds:
         for row in run_one(seed, args.demos, args.timesteps, args.eval_episodes, args.warm_start_epochs, args.task_frame,
-                           args.select_every, args.select_episodes):
+                           args.select_every, args.select_episodes, overrides):
             rows.append(row)
             print(f"[{row['method']}] seed {seed}: success {row['pc_success']:.1f}%, avg max reward "
                   f"{row['avg_max_reward']:.3f}, return {row['mean_return']:.1f} after {row['timesteps']} GAIL steps "
@@ -98,6 +103,7 @@ def main() -> None:
                             "eval_episodes": args.eval_episodes, "seeds": args.seeds, "preset": "ILConfig.gail()",
                             "warm_start_epochs": args.warm_start_epochs, "task_frame": args.task_frame,
                             "select_every": args.select_every, "select_episodes": args.select_episodes,
+                            "overrides": overrides,
                             "quick": args.quick},
                "rows": rows}
     write_results("pusht_gail" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""), figures)
