@@ -13,6 +13,11 @@ in-training evaluation seeds; demonstrations use 0, 1, ...), success = coverage 
 avg max reward = mean over episodes of the best coverage / 0.95 (clipped to 1).
 
     .venv/bin/python benchmarks/pusht_gail.py [--seeds 0 1 2] [--timesteps N] [--quick]
+        [--select-every N] [--set FIELD=VALUE ...] [--tag NAME]
+
+Measured (3 seeds, 50 demos, 200k steps, task frame): 8.3% success after the warm start, 0% after
+GAIL (``pusht_gail.json``); keeping the best in-training round (``--select-every 5``) kept the
+warm start in every seed, 11% on other seeds (``pusht_gail_select.json``).
 
 Writes ``benchmarks/results/pusht_gail.json``. The CPU has 2 cores shared with other jobs.
 """
