@@ -183,9 +183,9 @@ def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str 
     """Behavioural cloning of the SB3 actor-critic ``student`` on the deterministic actions of
     ``teacher`` (a toolkit Policy) in the states the teacher visits in ``env`` (``episodes``
     rollouts, reset seeds from ``seed``), in the student's units: [-1, 1] where the env's Box
-    bounds are other, or ``units``' features and frame actions. Returns ``distill/transitions``, ``distill/seconds`` and how close the
-    student got on those states: ``distill/action_mse`` (Box; student units) or
-    ``distill/action_agreement`` (Discrete; fraction of equal actions)."""
+    bounds are other, or ``units``' features and frame actions. Returns ``distill/transitions``,
+    ``distill/seconds`` and how close the student got on those states: ``distill/action_mse``
+    (Box; student units) or ``distill/action_agreement`` (Discrete; fraction of equal actions)."""
     from imitation.data.rollout import flatten_trajectories
 
     from il_toolkit.policies.spaces import to_unit_actions
