@@ -45,7 +45,7 @@ def test_lerobot_ids_map_to_local_data(capsys, monkeypatch):
     assert "lerobot/pusht" in LEROBOT_ALIASES
     with pytest.raises(DatasetError, match="not collected yet"):
         resolve_dataset("lerobot/aloha_sim_insertion_scripted", collect_missing=False)
-    assert "no dataset hub is reachable here" in capsys.readouterr().err
+    assert "hub datasets are not downloaded" in capsys.readouterr().err
     assert resolve_dataset("my/own-v0") == "my/own-v0"
 
 

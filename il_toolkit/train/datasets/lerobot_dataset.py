@@ -71,7 +71,7 @@ def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool =
                 "expert) or `il-toolkit teleop` (a person). Minari ids end in -vN (e.g. pusht/expert-v0)."
             )
         return name
-    print(f"{name}: no dataset hub is reachable here; using the local Minari dataset {source.dataset_id} "
+    print(f"{name}: hub datasets are not downloaded; using the local Minari dataset {source.dataset_id} "
           f"({source.env_id} {source.env_kwargs}, collected by our scripted expert)", file=sys.stderr)
     def complete() -> bool:
         return dataset_exists(source.dataset_id) and dataset_metadata(open_dataset(source.dataset_id)).get(
