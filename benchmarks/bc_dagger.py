@@ -277,7 +277,8 @@ def combine(env: str, names: list[str], tag: str) -> None:
     summary, met = summarize(env, rows)
     print(f"target {SETTINGS[env]['target']}: {verdict(met)}")
     write_results(f"bc_dagger_{env}" + (f"_{tag}" if tag else ""), {
-        "combined_from": {name: {"settings": part["settings"], "environment": part.get("environment")}
+        "combined_from": {name: ({"combined_from": part["combined_from"]} if "combined_from" in part  # a combined file
+                                 else {"settings": part["settings"], "environment": part.get("environment")})
                           for name, part in parts.items()},
         "rows": rows, "summary": summary, "target": SETTINGS[env]["target"], "target_met": met,
     })
