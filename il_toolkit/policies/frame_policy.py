@@ -27,6 +27,7 @@ from gymnasium import spaces
 from il_toolkit.policies.adapters import SB3Policy
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.frames import TaskFrame, get_frame
+from il_toolkit.policies.spaces import to_unit_actions
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,17 @@ class FrameUnits:
         raw = np.asarray(raw, np.float64).reshape(-1, self.frame.obs_dim)
         encoded = self.frame.encode(raw, np.asarray(actions, np.float64).reshape(-1, self.frame.action_dim))
         return np.clip(encoded / self.frame.action_scale, -1.0, 1.0).astype(np.float32)
+
+
+def in_learner_units(transitions: Any, policy: SB3Policy | FrameSB3Policy) -> Any:
+    """imitation ``Transitions`` of the raw env as the SB3 network inside ``policy`` sees them: the
+    task frame's features and actions (:class:`FrameSB3Policy`), actions in [-1, 1] (an
+    :class:`SB3Policy` that rescales to the env's Box bounds), else as they are."""
+    if isinstance(policy, FrameSB3Policy):
+        return policy.units.transitions(transitions)
+    if policy.rescales:
+        return dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, policy.action_space))
+    return transitions
 
 
 def frame_units_for(env: gym.Env) -> FrameUnits | None:

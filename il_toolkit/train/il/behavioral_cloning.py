@@ -19,7 +19,6 @@ the lowest validation loss, the one evaluated), ``last/`` and ``eval.json``.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -32,9 +31,8 @@ import torch
 from il_toolkit.config.training_config import ConfigError, ILConfig
 from il_toolkit.evaluation import evaluate_and_report
 from il_toolkit.policies import SB3Policy, as_policy, check_spaces
-from il_toolkit.policies.frame_policy import FrameSB3Policy
+from il_toolkit.policies.frame_policy import FrameSB3Policy, in_learner_units
 from il_toolkit.policies.base import Policy
-from il_toolkit.policies.spaces import to_unit_actions
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
 from il_toolkit.train.logging import MetricLogger
@@ -372,11 +370,8 @@ class BehavioralCloning:
                 "collect more demonstrations or lower --batch_size"
             )
         sb3 = self._sb3_policy()
-        if isinstance(self.policy, FrameSB3Policy):  # GAIL or PPO in the task frame: demonstrations in its units
-            train, val = (None if t is None else self.policy.units.transitions(t) for t in (train, val))
-        elif sb3.rescales:  # an SB3 policy that acts in [-1, 1] (from GAIL or PPO): demonstrations in its units
-            train, val = (None if t is None else dataclasses.replace(t, acts=to_unit_actions(t.acts, self.env.action_space))
-                          for t in (train, val))
+        # a GAIL or PPO result sees the task frame or acts in [-1, 1]: demonstrations in its units
+        train, val = (None if t is None else in_learner_units(t, self.policy) for t in (train, val))
         with common.silent_imitation_logger() as imitation_log:
             trainer = bc.BC(
                 observation_space=sb3.policy.observation_space,

@@ -56,7 +56,7 @@ from il_toolkit.config.training_config import ILConfig
 from il_toolkit.evaluation import evaluate, evaluate_and_report
 from il_toolkit.policies import as_policy, check_spaces
 from il_toolkit.policies.base import Policy
-from il_toolkit.policies.spaces import to_unit_actions
+from il_toolkit.policies.frame_policy import in_learner_units
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
 from il_toolkit.train.logging import MetricLogger
@@ -306,11 +306,7 @@ class GAIL:
         """Demonstrations as the generator sees them (the task frame's features and actions, or
         actions in [-1, 1] for Box actions with other bounds), so that the discriminator and the
         BC warm start compare like with like."""
-        if self.units is not None:
-            return self.units.transitions(transitions)
-        if not self.policy.rescales:
-            return transitions
-        return dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, self.env.action_space))
+        return in_learner_units(transitions, self.policy)
 
     def _fit(self, transitions: Any, n_rounds: int, logger: MetricLogger, start: float, eval_every: int,
              eval_episodes: int, target: float | None, stop_at_target: bool) -> dict[str, Any]:

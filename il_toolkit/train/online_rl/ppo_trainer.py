@@ -39,7 +39,7 @@ import torch
 
 from il_toolkit.config.training_config import RLConfig
 from il_toolkit.policies import SB3Policy, check_spaces
-from il_toolkit.policies.frame_policy import FrameEnv, FrameSB3Policy, FrameUnits, frame_units_for
+from il_toolkit.policies.frame_policy import FrameEnv, FrameSB3Policy, FrameUnits, frame_units_for, in_learner_units
 from il_toolkit.policies.spaces import is_unit_twin, unit_action_space
 from il_toolkit.train.logging import MetricLogger
 
@@ -188,16 +188,12 @@ def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str 
     (Box; student units) or ``distill/action_agreement`` (Discrete; fraction of equal actions)."""
     from imitation.data.rollout import flatten_trajectories
 
-    from il_toolkit.policies.spaces import to_unit_actions
     from il_toolkit.rollout import generate_trajectories
     from il_toolkit.train.il.gail_adapter import bc_warm_start
 
     start = time.perf_counter()
-    transitions = flatten_trajectories(generate_trajectories(teacher, env, range(seed, seed + episodes)))
-    if units is not None:
-        transitions = units.transitions(transitions)
-    elif student.action_space != env.action_space and unit_action_space(env.action_space) is not None:
-        transitions = dataclasses.replace(transitions, acts=to_unit_actions(transitions.acts, env.action_space))
+    raw = flatten_trajectories(generate_trajectories(teacher, env, range(seed, seed + episodes)))
+    transitions = in_learner_units(raw, toolkit_policy(student, env, units))
     layout = {key: _channels_first(getattr(transitions, key), student.observation_space) for key in ("obs", "next_obs")}
     bc_warm_start(student, dataclasses.replace(transitions, **layout), epochs=epochs, batch_size=batch_size,
                   learning_rate=learning_rate, rng=np.random.default_rng(seed), device=device)
