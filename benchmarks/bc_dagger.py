@@ -103,12 +103,9 @@ def run_dagger(env_id: str, seed: int, eval_episodes: int, out: Path, learner: d
 def ensure_collected(env_id: str, dataset_id: str, n_demos: int) -> str:
     """``dataset_id`` with the expert's first ``n_demos`` episodes, collected unless it exists; benchmark
     processes started side by side (one per seed) wait for the one collecting it."""
-    from il_toolkit.locks import exclusive
-    from il_toolkit.train.datasets.minari_io import collect_dataset, dataset_exists, datasets_root
+    from il_toolkit.train.datasets.minari_io import collect_dataset
 
-    with exclusive(datasets_root() / ".locks" / "bench-bc-dagger.lock"):
-        if not dataset_exists(dataset_id):
-            collect_dataset(env_id, dataset_id, n_demos, seed=0, progress=True)
+    collect_dataset(env_id, dataset_id, n_demos, seed=0, progress=True, if_missing=True)
     return dataset_id
 
 
@@ -135,6 +132,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", choices=sorted(SETTINGS), default="pusht")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--demos", type=int, nargs=2, metavar=("SMALL", "LARGE"),
+                        help="BC's two demonstration budgets (default: per env; pusht 50 200, aloha_transfer 10 50)")
+    parser.add_argument("--small-d0-demos", type=int, help="--methods dagger-small starts from this many demonstrations "
+                        "(default: pusht 25)")
     parser.add_argument("--bc-epochs", type=int, help="BC epochs (default: per env; pusht 400, aloha_transfer 100)")
     parser.add_argument("--dagger-epochs", type=int, help="BC epochs per DAgger round (default: per env)")
     parser.add_argument("--rounds", type=int, help="DAgger rounds (default: per env, see SETTINGS)")
@@ -187,7 +188,8 @@ def main() -> None:
               ("initial_beta", args.initial_beta), ("stuck_steps", args.stuck_steps), ("on_stuck", args.on_stuck),
               ("warm_start", args.warm_start), ("task_frame", args.task_frame), ("d0_demos", args.d0_demos),
               ("mixture_components", args.mixture_components), ("bc_epochs", args.bc_epochs),
-              ("label_budget", args.label_budget))
+              ("label_budget", args.label_budget), ("demos", tuple(args.demos) if args.demos else None),
+              ("small_d0_demos", args.small_d0_demos))
     setting.update({k: v for k, v in chosen if v is not None})
     learner = dict(policy_hidden_sizes=args.hidden, policy_activation=args.activation, lr_schedule=args.lr_schedule,
                    learning_rate=args.learning_rate, batch_size=args.batch_size, weight_decay=args.weight_decay,
@@ -236,11 +238,13 @@ def main() -> None:
 
 
 def summarize(env: str, rows: list[dict]) -> tuple[dict, bool | None]:
-    """Mean success, max reward and labels per method over the seeds; whether the target is met
-    (None: not judged, PushT's comparison with BC needs the BC rows)."""
-    small, large = SETTINGS[env]["demos"]
+    """Mean success, max reward and labels per method over the seeds (BC budgets in increasing
+    order, each followed by DAgger at its labels); whether the target is met (None: not judged,
+    without a ``dagger`` row, or on PushT without the BC row at its labels)."""
+    budgets = sorted({int(r["method"].split("-")[-1]) for r in rows if r["method"].startswith(("bc-", "dagger@bc-"))})
+    order = [m for n in budgets for m in (f"bc-{n}", f"dagger@bc-{n}")] + ["dagger"]
     summary = {}
-    for method in (f"bc-{small}", f"dagger@bc-{small}", f"bc-{large}", "dagger"):
+    for method in order:
         chosen = [r for r in rows if r["method"] == method]
         if not chosen:
             continue
@@ -251,19 +255,22 @@ def summarize(env: str, rows: list[dict]) -> tuple[dict, bool | None]:
         print(f"{method}: success {summary[method]['mean_pc_success']:.1f}% (mean over seeds "
               f"{summary[method]['seeds']}), avg max reward {summary[method]['mean_avg_max_reward']:.3f}, "
               f"labels {summary[method]['mean_expert_labels']:.0f}")
-    met: bool | None = "dagger" in summary and summary["dagger"]["mean_pc_success"] >= 80
+    # DAgger method -> the BC method whose labels it was held to ("dagger": the largest budget's, label_budget "bc")
+    pairs = {f"dagger@bc-{n}": f"bc-{n}" for n in budgets} | ({"dagger": f"bc-{max(budgets)}"} if budgets else {})
+    pairs = {d: bc for d, bc in pairs.items() if d in summary and bc in summary}
+    for method, bc in pairs.items():
+        print(f"at {bc}'s labels: DAgger {summary[method]['mean_pc_success']:.1f}% vs BC {summary[bc]['mean_pc_success']:.1f}% "
+              f"({summary[method]['mean_expert_labels']:.0f} vs {summary[bc]['mean_expert_labels']:.0f} labels)")
+    if "dagger" not in summary:
+        return summary, None
+    met: bool | None = summary["dagger"]["mean_pc_success"] >= 80
     if env == "pusht" and met:
-        bc = summary.get(f"bc-{large}")
-        met = None if bc is None else summary["dagger"]["mean_pc_success"] > bc["mean_pc_success"]
-    for n in (small, large):  # DAgger against BC where both had the same labels
-        dagger, bc = summary.get(f"dagger@bc-{n}" if n == small else "dagger"), summary.get(f"bc-{n}")
-        if dagger and bc and dagger["mean_expert_labels"] == bc["mean_expert_labels"]:
-            print(f"at bc-{n}'s labels: DAgger {dagger['mean_pc_success']:.1f}% vs BC {summary[f'bc-{n}']['mean_pc_success']:.1f}%")
+        met = None if "dagger" not in pairs else summary["dagger"]["mean_pc_success"] > summary[pairs["dagger"]]["mean_pc_success"]
     return summary, met
 
 
 def verdict(met: bool | None) -> str:
-    return "not judged (no BC rows to compare with: --combine them with a BC run)" if met is None else (
+    return "not judged (no dagger row, or no BC row at its labels: --combine them with a BC run)" if met is None else (
         "met" if met else "MISSED")
 
 

@@ -67,14 +67,18 @@ def _env_kwargs(pairs: Sequence[str]) -> dict:
 def _cmd_collect(args: argparse.Namespace) -> int:
     from il_toolkit.train.datasets.minari_io import collect_dataset
 
-    if args.overwrite and args.append:
-        raise SystemExit("il-toolkit collect: choose one of --overwrite and --append")
+    if sum((args.overwrite, args.append, args.if_missing)) > 1:
+        raise SystemExit("il-toolkit collect: choose one of --overwrite, --append and --if-missing")
     report = collect_dataset(
         args.env, args.dataset_id, args.episodes, expert=args.expert, seed=args.seed,
         overwrite=args.overwrite, append=args.append, num_envs=args.num_envs,
         only_successful=args.only_successful, top_percentile=args.top_percentile,
-        env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress,
+        env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress, if_missing=args.if_missing,
     )
+    if report.reused:
+        print(f"{report.dataset_id} is already complete ({report.n_episodes} episodes, {report.n_steps} steps of "
+              f"{report.env_id} by expert {report.expert}) at {report.path}; nothing collected")
+        return 0
     resumed = f" (resumed after {report.resumed_from} episodes)" if report.resumed_from else ""
     print(
         f"wrote {report.n_episodes} episodes ({report.n_steps} new steps, mean return {report.mean_return:.2f}) "
@@ -176,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
     p.add_argument("--append", action="store_true", help="add EPISODES more episodes to an existing dataset")
+    p.add_argument("--if-missing", action="store_true",
+                   help="collect only if no complete dataset with this id exists (one from another env or expert, or "
+                        "with another number of episodes, is an error); wait while another process writes it, so "
+                        "jobs started side by side collect it once")
     p.add_argument("--num-envs", type=int, default=1, help="worker processes rolling out episodes in parallel")
     p.add_argument("--only-successful", action="store_true",
                    help="keep successful episodes only (more seeds are tried until EPISODES succeed)")

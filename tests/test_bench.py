@@ -334,7 +334,7 @@ def test_datasets_are_reused_or_refused():
     assert meta["il_toolkit_seeds"] == [70_000, 70_001] and meta.get("il_toolkit_complete", True)
     assert ensure_dataset("il_toolkit/CartPole-v1", 7, 2) == (name, 0.0)  # reused
     collect_dataset("CartPole-v1", "il-bench/cartpole-v1-expert-s8-n2-v0", 3, progress=False)  # someone else's
-    with pytest.raises(DatasetError, match="holds 3 episodes .* expects 2"):
+    with pytest.raises(DatasetError, match="holds 3 complete episodes, not the 2 asked for"):
         ensure_dataset("il_toolkit/CartPole-v1", 8, 2)
 
 

@@ -16,6 +16,9 @@ def test_envs_lists_spaces(capsys):
 
 def test_collect_train_eval_round_trip(tmp_path, capsys):
     assert main(["collect", "--env", "CartPole-v1", "--episodes", "3", "--dataset-id", "cli/cartpole-v0", "--no-progress"]) == 0
+    assert main(["collect", "--env", "CartPole-v1", "--episodes", "3", "--dataset-id", "cli/cartpole-v0", "--no-progress",
+                 "--if-missing"]) == 0
+    assert "already complete (3 episodes" in capsys.readouterr().out
     out_dir = tmp_path / "bc"
     assert main(["train", "bc", "--dataset", "cli/cartpole-v0", "--bc_epochs", "2", "--eval_episodes", "2",
                  "--output_dir", str(out_dir), "--no_wandb", "--no_progress"]) == 0

@@ -159,3 +159,34 @@ def test_a_dataset_another_process_is_writing_is_refused_not_interleaved():
         holder.wait()
     report = collect_dataset("CartPole-v1", "collect/busy-v0", 2, progress=False)  # the lock died with its process
     assert report.n_episodes == 2 and _seeds("collect/busy-v0") == [0, 1]
+
+
+def test_if_missing_waits_for_the_process_collecting_and_reuses_its_dataset():
+    code = ("import time\nfrom il_toolkit.train.datasets import collect as c\noriginal = c._collect\n"
+            "def announced(*a, **k):\n    print('held', flush=True)\n    time.sleep(1.0)\n    return original(*a, **k)\n"
+            "c._collect = announced\nc.collect_dataset('CartPole-v1', 'collect/once-v0', 2, progress=False, if_missing=True)")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "held"
+        report = collect_dataset("CartPole-v1", "collect/once-v0", 2, progress=False, if_missing=True)
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == 0
+    assert (report.n_episodes, report.seconds, report.reused) == (2, 0.0, True)  # waited, collected nothing
+    assert _seeds("collect/once-v0") == [0, 1]
+    with pytest.raises(DatasetError, match="holds 2 complete episodes, not the 3 asked for"):
+        collect_dataset("CartPole-v1", "collect/once-v0", 3, progress=False, if_missing=True)
+    with pytest.raises(DatasetError, match="collected from env"):
+        collect_dataset("Pendulum-v1", "collect/once-v0", 2, progress=False, if_missing=True)
+
+
+def test_if_missing_resumes_a_collection_cut_short(monkeypatch):
+    from il_toolkit.train.datasets import minari_io
+
+    monkeypatch.setattr(minari_io, "finalize", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("CartPole-v1", "collect/cut-v0", 2, progress=False)
+    monkeypatch.undo()
+    report = collect_dataset("CartPole-v1", "collect/cut-v0", 2, progress=False, if_missing=True)
+    assert report.n_episodes == 2 and not report.reused and _seeds("collect/cut-v0") == [0, 1]
+    assert collect_dataset("CartPole-v1", "collect/cut-v0", 2, progress=False, if_missing=True).reused

@@ -39,47 +39,18 @@ def run_dir_name(key: str) -> str:
 def ensure_dataset(env_id: str, seed: int, n_demos: int, *, obs_type: str | None = None,
                    progress: bool = False) -> tuple[str, float]:
     """Collect the expert dataset unless a complete one exists; returns ``(dataset_id, seconds
-    spent collecting)``. A collection that was cut short is resumed where it stopped.
-
-    A lock file beside Minari's datasets makes concurrent trials (and harness processes) that
-    need the same dataset collect it once; the others wait and reuse it.
-    """
-    from il_toolkit.locks import exclusive
-    from il_toolkit.train.datasets.minari_io import collect_dataset, datasets_root
+    spent collecting)``. A collection that was cut short is resumed where it stopped; trials (and
+    harness processes) that need the same dataset at once collect it once, the others wait
+    (``collect_dataset(if_missing=True)``). A complete dataset under the same id that does not
+    hold ``n_demos`` episodes of ``env_id`` by its default expert is refused."""
+    from il_toolkit.train.datasets.minari_io import collect_dataset
 
     name = dataset_id(env_id, seed, n_demos, obs_type)
-    if _complete_dataset(name, env_id, n_demos):
-        return name, 0.0
-    start = time.perf_counter()
-    with exclusive(datasets_root() / ".il-bench.lock"):  # waits for a trial collecting it now
-        if not _complete_dataset(name, env_id, n_demos):
-            collect_dataset(env_id, name, n_demos, seed=seed * TRIAL_SEED_STRIDE, progress=progress,
-                            env_kwargs=None if obs_type is None else {"obs_type": obs_type},
-                            description=f"il-bench: {n_demos} episodes of {env_id} by its default expert, "
-                            f"reset seeds from {seed * TRIAL_SEED_STRIDE}")
-            if not _complete_dataset(name, env_id, n_demos):
-                raise RuntimeError(f"collecting {name!r} did not produce a complete dataset of {n_demos} episodes")
-    return name, time.perf_counter() - start
-
-
-def _complete_dataset(name: str, env_id: str, n_demos: int) -> bool:
-    """Whether ``name`` exists and was collected to the end; a complete dataset that does not
-    hold ``n_demos`` episodes of ``env_id`` is refused (someone else wrote that id)."""
-    from il_toolkit.train.datasets.minari_io import DatasetError, dataset_exists, dataset_metadata, open_dataset
-
-    if not dataset_exists(name):
-        return False
-    dataset = open_dataset(name)
-    meta = dataset_metadata(dataset)
-    if not bool(meta.get("il_toolkit_complete", True)):
-        return False
-    if meta.get("il_toolkit_env_id") != env_id or dataset.total_episodes != n_demos:
-        raise DatasetError(
-            f"dataset {name!r} holds {dataset.total_episodes} episodes of {meta.get('il_toolkit_env_id')}, but the "
-            f"harness expects {n_demos} of {env_id}; delete it (il_toolkit.train.datasets.minari_io.delete_dataset) "
-            "and rerun: it will be collected again"
-        )
-    return True
+    report = collect_dataset(env_id, name, n_demos, seed=seed * TRIAL_SEED_STRIDE, progress=progress,
+                             env_kwargs=None if obs_type is None else {"obs_type": obs_type}, if_missing=True,
+                             description=f"il-bench: {n_demos} episodes of {env_id} by its default expert, "
+                             f"reset seeds from {seed * TRIAL_SEED_STRIDE}")
+    return name, report.seconds
 
 
 class TimedPolicy:

@@ -41,6 +41,7 @@ class CollectionReport:
     path: str
     resumed_from: int = 0
     dropped: dict[int, str] = field(default_factory=dict)  # seed -> why (error, unsuccessful, filtered)
+    reused: bool = False  # if_missing found it complete: nothing was collected
 
     @property
     def steps_per_second(self) -> float:
@@ -129,16 +130,27 @@ def collect_dataset(
     expert_options: dict[str, Any] | None = None,
     progress: bool = True,
     description: str | None = None,
+    if_missing: bool = False,
 ) -> CollectionReport:
     """Roll out ``expert`` (a registered expert name, a Policy, or the env's default expert)
     on seeds ``seed, seed+1, ...`` until ``n_episodes`` episodes are kept; write them to the
     Minari dataset ``dataset_id`` as they finish. See the module docstring for the options.
     Another process collecting the same id at the same time gets a ``DatasetBusyError``.
+
+    ``if_missing``: collect only what a complete dataset ``dataset_id`` lacks, for processes
+    started side by side that all need it: wait while another process writes it, then return
+    the complete dataset as it is (``seconds`` 0, ``mean_return`` not recomputed: NaN), resume
+    one that was cut short, or collect it. A complete dataset from another env or expert, or
+    with another number of episodes, raises ``DatasetError``.
     """
     from il_toolkit.train.datasets import minari_io as io
 
     io._check_dataset_id(dataset_id)
-    with io.writer_lock(dataset_id):
+    with io.writer_lock(dataset_id, wait=if_missing):
+        if if_missing and not overwrite and not append:
+            existing = _complete_report(dataset_id, env_id, n_episodes, expert, env_kwargs, top_percentile)
+            if existing is not None:
+                return existing
         return _collect(env_id, dataset_id, n_episodes, expert=expert, seed=seed, overwrite=overwrite, append=append,
                         num_envs=num_envs, only_successful=only_successful, top_percentile=top_percentile,
                         env_kwargs=env_kwargs, expert_options=expert_options, progress=progress,
@@ -246,6 +258,33 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
         dataset_id=dataset_id, env_id=canonical, expert=expert_name, n_episodes=len(recorded), n_steps=n_steps,
         mean_return=float(np.mean(returns)) if returns else float("nan"), seconds=seconds,
         path=str(io.dataset_path(dataset_id)), resumed_from=resumed_from, dropped=dropped,
+    )
+
+
+def _complete_report(dataset_id: str, env_id: str, n_episodes: int, expert: str | Policy | None,
+                     env_kwargs: dict[str, Any] | None, top_percentile: float | None) -> CollectionReport | None:
+    """The report of a complete ``dataset_id`` that matches the request; None when it is missing
+    or was cut short. A complete one that does not match raises ``DatasetError``."""
+    from il_toolkit.train.datasets import minari_io as io
+
+    if not io.dataset_exists(dataset_id):
+        return None
+    dataset = io.open_dataset(dataset_id)
+    meta = io.dataset_metadata(dataset)
+    if not bool(meta.get("il_toolkit_complete", True)):
+        return None
+    canonical = canonical_env_id(env_id)
+    expert_name = _expert_name(canonical, expert)
+    _check_same_source(dataset_id, meta, canonical, dict(env_kwargs or {}), expert_name)
+    if top_percentile is None and dataset.total_episodes != n_episodes:  # the filter keeps fewer than collected
+        raise io.DatasetError(
+            f"dataset {dataset_id!r} holds {dataset.total_episodes} complete episodes, not the {n_episodes} asked "
+            "for; pass --append to add episodes, --overwrite to replace it, or choose another id"
+        )
+    return CollectionReport(
+        dataset_id=dataset_id, env_id=canonical, expert=expert_name, n_episodes=dataset.total_episodes,
+        n_steps=int(dataset.total_steps), mean_return=float("nan"), seconds=0.0, path=str(io.dataset_path(dataset_id)),
+        resumed_from=dataset.total_episodes, reused=True,
     )
 
 

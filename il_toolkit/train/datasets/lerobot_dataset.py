@@ -81,15 +81,12 @@ def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool =
         return source.dataset_id
     if not collect_missing:  # missing, or a first collection that was cut short (collect resumes it)
         raise DatasetError(f"{source.dataset_id} is not collected yet; run il-toolkit collect --env {source.env_id} ...")
-    from il_toolkit.locks import exclusive
     from il_toolkit.train.datasets.collect import collect_dataset
-    from il_toolkit.train.datasets.minari_io import datasets_root
 
-    with exclusive(datasets_root() / ".locks" / "lerobot-aliases.lock"):  # runs started together collect it once
-        if not complete():
-            print(f"collecting {source.episodes} episodes into {source.dataset_id} (once)", file=sys.stderr)
-            collect_dataset(source.env_id, source.dataset_id, source.episodes, env_kwargs=source.env_kwargs,
-                            only_successful=True, progress=progress)
+    print(f"collecting {source.episodes} episodes into {source.dataset_id} (once; runs started together wait for it)",
+          file=sys.stderr)
+    collect_dataset(source.env_id, source.dataset_id, source.episodes, env_kwargs=source.env_kwargs,
+                    only_successful=True, progress=progress, if_missing=True)
     return source.dataset_id
 
 

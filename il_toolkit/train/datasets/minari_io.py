@@ -57,17 +57,17 @@ class DatasetBusyError(DatasetError):
 
 
 @contextlib.contextmanager
-def writer_lock(dataset_id: str) -> Iterator[None]:
+def writer_lock(dataset_id: str, wait: bool = False) -> Iterator[None]:
     """Hold the right to write ``dataset_id`` (:func:`il_toolkit.locks.exclusive` on a file under
-    ``datasets_root()/.locks``, a folder Minari skips); :class:`DatasetBusyError` at once when
-    another process is writing it."""
+    ``datasets_root()/.locks``, a folder Minari skips). When another process is writing it:
+    :class:`DatasetBusyError` at once, or with ``wait`` wait until it has finished."""
     from il_toolkit.locks import exclusive
 
     def busy(pid: str) -> DatasetBusyError:
         return DatasetBusyError(f"dataset {dataset_id!r} is being written by another process (pid {pid}); wait for "
                                 "it to finish, then use the dataset (or --append to it), or choose another id")
 
-    with exclusive(datasets_root() / ".locks" / (dataset_id.replace("/", "__") + ".lock"), busy):
+    with exclusive(datasets_root() / ".locks" / (dataset_id.replace("/", "__") + ".lock"), None if wait else busy):
         yield
 
 
