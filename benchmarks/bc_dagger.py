@@ -112,10 +112,12 @@ def ensure_collected(env_id: str, dataset_id: str, n_demos: int) -> str:
     return dataset_id
 
 
-def dagger_jobs(methods: list[str], setting: dict, dataset_id: str, labels_of: dict[int, int]) -> list:
-    """(row name, D0 dataset id or None, DAgger's ILConfig fields) for each DAgger method asked for.
-    ``labels_of``: the expert labels of each BC demo budget; ``dataset_id`` has ``{n}`` for the
-    number of demonstrations (a D0 is collected when missing)."""
+def dagger_jobs(methods: list[str], setting: dict, dataset_id: str, labels_of: dict[int, int],
+                dagger_row: str = "dagger") -> list:
+    """(row name, D0 dataset id or None, DAgger's ILConfig fields) for each DAgger method asked for
+    (``dagger_row``: the name of method ``dagger``'s rows). ``labels_of``: the expert labels of each
+    BC demo budget; ``dataset_id`` has ``{n}`` for the number of demonstrations (a D0 is collected
+    when missing)."""
     def initial_dataset(n_demos: int) -> str | None:
         if not setting.get("dagger_d0"):
             return None
@@ -124,7 +126,7 @@ def dagger_jobs(methods: list[str], setting: dict, dataset_id: str, labels_of: d
     small, large = min(labels_of), max(labels_of)
     jobs = []
     if "dagger" in methods:
-        jobs.append(("dagger", initial_dataset(setting.get("d0_demos") or large), dagger_fields(setting)))
+        jobs.append((dagger_row, initial_dataset(setting.get("d0_demos") or large), dagger_fields(setting)))
     if "dagger-small" in methods:
         jobs.append((f"dagger@bc-{small}", initial_dataset(setting["small_d0_demos"]),
                      {**dagger_fields(setting), "dagger_label_budget": labels_of[small]}))
@@ -186,6 +188,8 @@ def main() -> None:
     if args.combine:
         return combine(args.env, args.combine, args.tag)
     setting = dict(SETTINGS[args.env])
+    if args.demos and not 0 < args.demos[0] < args.demos[1]:
+        parser.error(f"--demos SMALL LARGE: need 0 < SMALL < LARGE, got {args.demos[0]} {args.demos[1]}")
     chosen = (("rounds", args.rounds), ("episodes", args.episodes), ("dagger_d0", args.dagger_d0),
               ("dagger_epochs", args.dagger_epochs), ("beta_schedule", args.beta_schedule),
               ("initial_beta", args.initial_beta), ("stuck_steps", args.stuck_steps), ("on_stuck", args.on_stuck),
@@ -210,11 +214,14 @@ def main() -> None:
 
     demos = load_demonstrations(ensure_collected(env_id, dataset, large))
     labels_of = {n: int(sum(len(t.acts) for t in demos[:n])) for n in (small, large)}
+    dagger_row = "dagger"  # the target's row: on PushT, DAgger at the default larger set's labels
     if setting.get("label_budget") == "bc":
         setting["label_budget"] = labels_of[large]
+        if large != SETTINGS[args.env]["demos"][1]:
+            dagger_row = f"dagger@bc-{large}"
     if "dagger-small" in args.methods and not setting.get("small_d0_demos"):
         parser.error(f"--methods dagger-small: {args.env} has no small_d0_demos in SETTINGS")
-    jobs = dagger_jobs(args.methods, setting, f"bench/{args.env}-expert-{{n}}-{version}", labels_of)
+    jobs = dagger_jobs(args.methods, setting, f"bench/{args.env}-expert-{{n}}-{version}", labels_of, dagger_row)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep_runs or Path(tmp)
@@ -241,9 +248,10 @@ def main() -> None:
 
 
 def summarize(env: str, rows: list[dict]) -> tuple[dict, bool | None]:
-    """Mean success, max reward and labels per method over the seeds (in increasing labels, BC
-    before DAgger at its labels); whether the target is met (None: not judged,
-    without a ``dagger`` row, or on PushT without the BC row at its labels)."""
+    """Mean success, max reward and labels per method over the seeds, BC in increasing labels, each
+    followed by the DAgger rows compared with it (those whose labels it holds, within 1%, with the
+    fewest); whether the target is met (None: not judged, without a ``dagger`` row, or on PushT
+    without a BC row to compare it with)."""
     summary = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         chosen = [r for r in rows if r["method"] == method]
@@ -251,21 +259,24 @@ def summarize(env: str, rows: list[dict]) -> tuple[dict, bool | None]:
                            "mean_avg_max_reward": float(np.mean([r["avg_max_reward"] for r in chosen])),
                            "mean_expert_labels": float(np.mean([r["expert_labels"] for r in chosen])),
                            "seeds": [r["seed"] for r in chosen]}
-    summary = dict(sorted(summary.items(), key=lambda kv: (round(kv[1]["mean_expert_labels"], -2), kv[0].startswith("dagger"))))
+    # DAgger method -> the BC method with the fewest labels at least its own (1% slack): DAgger may stop short of
+    # its budget at its last round, and a comparison with BC holding more labels is not in DAgger's favour
+    labels = {m: v["mean_expert_labels"] for m, v in summary.items()}
+    bcs = sorted((m for m in summary if m.startswith("bc-")), key=labels.get)
+    pairs = {}
+    for method in (m for m in summary if m.startswith("dagger")):
+        bc = next((b for b in bcs if labels[b] >= 0.99 * labels[method]), None)
+        if bc is not None:
+            pairs[method] = bc
+    position = {m: (labels[pairs.get(m, m)], m.startswith("dagger"), labels[m]) for m in summary}
+    summary = {m: summary[m] for m in sorted(summary, key=position.get)}
     for method in summary:
         print(f"{method}: success {summary[method]['mean_pc_success']:.1f}% (mean over seeds "
               f"{summary[method]['seeds']}), avg max reward {summary[method]['mean_avg_max_reward']:.3f}, "
               f"labels {summary[method]['mean_expert_labels']:.0f}")
-    # DAgger method -> the BC method with (within 1%) its labels: a run can stop short of its budget at its last round
-    labels = {m: v["mean_expert_labels"] for m, v in summary.items()}
-    pairs = {}
-    for method in (m for m in summary if m.startswith("dagger")):
-        bc = min((m for m in summary if m.startswith("bc-")), key=lambda m: abs(labels[m] - labels[method]), default=None)
-        if bc is not None and abs(labels[bc] - labels[method]) <= 0.01 * labels[bc]:
-            pairs[method] = bc
-    for method, bc in pairs.items():
+    for method, bc in ((m, pairs[m]) for m in summary if m in pairs):
         print(f"at {bc}'s labels: DAgger {summary[method]['mean_pc_success']:.1f}% vs BC {summary[bc]['mean_pc_success']:.1f}% "
-              f"({summary[method]['mean_expert_labels']:.0f} vs {summary[bc]['mean_expert_labels']:.0f} labels)")
+              f"({labels[method]:.0f} vs {labels[bc]:.0f} labels)")
     if "dagger" not in summary:
         return summary, None
     met: bool | None = summary["dagger"]["mean_pc_success"] >= 80

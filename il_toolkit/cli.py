@@ -181,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
     p.add_argument("--append", action="store_true", help="add EPISODES more episodes to an existing dataset")
     p.add_argument("--if-missing", action="store_true",
-                   help="collect only if no complete dataset with this id exists (one from another env or expert, or "
-                        "with another number of episodes, is an error); wait while another process writes it, so "
-                        "jobs started side by side collect it once")
+                   help="collect only if the dataset is missing (or finish one cut short); one that another request "
+                        "wrote (another env, expert, seed, filter or number of episodes) is an error; wait while another "
+                        "process writes it, so jobs started side by side collect it once")
     p.add_argument("--num-envs", type=int, default=1, help="worker processes rolling out episodes in parallel")
     p.add_argument("--only-successful", action="store_true",
                    help="keep successful episodes only (more seeds are tried until EPISODES succeed)")

@@ -10,11 +10,12 @@ from typing import Any, Callable, Iterator
 
 
 @contextlib.contextmanager
-def exclusive(lock_file: Path, busy: Callable[[str], Exception] | None = None) -> Iterator[None]:
+def exclusive(lock_file: Path, busy: Callable[[str], Exception] | None = None,
+              on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file`` (created if missing, holding the holder's pid).
     When another process holds it: raise ``busy(pid of the holder)`` at once, or with ``busy``
-    None wait for it. The OS releases the lock when its process ends, killed or not; without
-    POSIX locks (Windows) nothing is locked."""
+    None wait for it (calling ``on_wait(pid of the holder)`` first). The OS releases the lock
+    when its process ends, killed or not; without POSIX locks (Windows) nothing is locked."""
     try:
         import fcntl
     except ImportError:
@@ -23,9 +24,13 @@ def exclusive(lock_file: Path, busy: Callable[[str], Exception] | None = None) -
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if busy is None else fcntl.LOCK_NB))
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise busy(_holder(handle)) from None  # type: ignore[misc]
+            if busy is not None:
+                raise busy(_holder(handle)) from None
+            if on_wait is not None:
+                on_wait(_holder(handle))
+            fcntl.flock(handle, fcntl.LOCK_EX)
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()

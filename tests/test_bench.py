@@ -333,9 +333,12 @@ def test_datasets_are_reused_or_refused():
     meta = dataset_metadata(open_dataset(name))
     assert meta["il_toolkit_seeds"] == [70_000, 70_001] and meta.get("il_toolkit_complete", True)
     assert ensure_dataset("il_toolkit/CartPole-v1", 7, 2) == (name, 0.0)  # reused
-    collect_dataset("CartPole-v1", "il-bench/cartpole-v1-expert-s8-n2-v0", 3, progress=False)  # someone else's
-    with pytest.raises(DatasetError, match="holds 3 complete episodes, not the 2 asked for"):
+    collect_dataset("CartPole-v1", "il-bench/cartpole-v1-expert-s8-n2-v0", 3, seed=80_000, progress=False)  # someone else's
+    with pytest.raises(DatasetError, match="holds 3 complete episodes, not the 2 asked for; delete it"):
         ensure_dataset("il_toolkit/CartPole-v1", 8, 2)
+    collect_dataset("CartPole-v1", "il-bench/cartpole-v1-expert-s9-n2-v0", 2, progress=False)  # from seed 0
+    with pytest.raises(DatasetError, match="first seed 0 \\(asked: 90000\\)"):
+        ensure_dataset("il_toolkit/CartPole-v1", 9, 2)
 
 
 def test_a_failing_trial_is_recorded_and_retried(tmp_path, monkeypatch):

@@ -190,3 +190,22 @@ def test_if_missing_resumes_a_collection_cut_short(monkeypatch):
     report = collect_dataset("CartPole-v1", "collect/cut-v0", 2, progress=False, if_missing=True)
     assert report.n_episodes == 2 and not report.reused and _seeds("collect/cut-v0") == [0, 1]
     assert collect_dataset("CartPole-v1", "collect/cut-v0", 2, progress=False, if_missing=True).reused
+
+
+def test_if_missing_refuses_what_another_request_wrote(monkeypatch):
+    collect_dataset("CartPole-v1", "collect/theirs-v0", 2, seed=5, progress=False)
+    for kwargs, message in (({"seed": 0}, "first seed 5 \\(asked: 0\\)"),
+                            ({"seed": 5, "only_successful": True}, "only_successful False \\(asked: True\\)"),
+                            ({"seed": 5, "top_percentile": 50.0}, "top_percentile None \\(asked: 50.0\\)")):
+        with pytest.raises(DatasetError, match=message):
+            collect_dataset("CartPole-v1", "collect/theirs-v0", 2, progress=False, if_missing=True, **kwargs)
+    with pytest.raises(ValueError, match="overwrite or append"):
+        collect_dataset("CartPole-v1", "collect/theirs-v0", 2, seed=5, progress=False, if_missing=True, append=True)
+    from il_toolkit.train.datasets import minari_io
+
+    monkeypatch.setattr(minari_io, "finalize", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("CartPole-v1", "collect/cut-five-v0", 5, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(DatasetError, match="holds 5 collected episodes, not the 3 asked for"):
+        collect_dataset("CartPole-v1", "collect/cut-five-v0", 3, progress=False, if_missing=True)

@@ -41,16 +41,18 @@ def ensure_dataset(env_id: str, seed: int, n_demos: int, *, obs_type: str | None
     """Collect the expert dataset unless a complete one exists; returns ``(dataset_id, seconds
     spent collecting)``. A collection that was cut short is resumed where it stopped; trials (and
     harness processes) that need the same dataset at once collect it once, the others wait
-    (``collect_dataset(if_missing=True)``). A complete dataset under the same id that does not
-    hold ``n_demos`` episodes of ``env_id`` by its default expert is refused."""
+    (``collect_dataset(if_missing=True)``; the seconds are 0 when this call collected nothing:
+    the dataset was complete, collected earlier or by the process it waited for). A dataset under the same id that does not hold ``n_demos`` episodes of ``env_id`` by
+    its default expert is refused."""
     from il_toolkit.train.datasets.minari_io import collect_dataset
 
     name = dataset_id(env_id, seed, n_demos, obs_type)
+    start = time.perf_counter()
     report = collect_dataset(env_id, name, n_demos, seed=seed * TRIAL_SEED_STRIDE, progress=progress,
                              env_kwargs=None if obs_type is None else {"obs_type": obs_type}, if_missing=True,
                              description=f"il-bench: {n_demos} episodes of {env_id} by its default expert, "
                              f"reset seeds from {seed * TRIAL_SEED_STRIDE}")
-    return name, report.seconds
+    return name, 0.0 if report.reused else time.perf_counter() - start
 
 
 class TimedPolicy:

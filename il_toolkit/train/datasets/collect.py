@@ -137,20 +137,25 @@ def collect_dataset(
     Minari dataset ``dataset_id`` as they finish. See the module docstring for the options.
     Another process collecting the same id at the same time gets a ``DatasetBusyError``.
 
-    ``if_missing``: collect only what a complete dataset ``dataset_id`` lacks, for processes
-    started side by side that all need it: wait while another process writes it, then return
-    the complete dataset as it is (``seconds`` 0, ``mean_return`` not recomputed: NaN), resume
-    one that was cut short, or collect it. A complete dataset from another env or expert, or
-    with another number of episodes, raises ``DatasetError``.
+    ``if_missing``: for processes started side by side that all need the same dataset. Wait
+    while another process writes it; then return it as it is when complete (``reused``,
+    ``seconds`` 0, ``mean_return`` not recomputed: NaN), finish it when it was cut short, or
+    collect it when missing. A dataset under the id that another request wrote (another env,
+    env kwargs, expert, first seed, ``only_successful`` or ``top_percentile``, or another
+    number of episodes) raises ``DatasetError``. Not with ``overwrite`` or ``append``.
     """
     from il_toolkit.train.datasets import minari_io as io
 
     io._check_dataset_id(dataset_id)
+    if if_missing and (overwrite or append):
+        raise ValueError("if_missing collects a dataset once for every process that needs it; overwrite or append "
+                         "would rewrite or grow it for each of them: choose one")
     with io.writer_lock(dataset_id, wait=if_missing):
-        if if_missing and not overwrite and not append:
-            existing = _complete_report(dataset_id, env_id, n_episodes, expert, env_kwargs, top_percentile)
-            if existing is not None:
-                return existing
+        existing = _existing_report(dataset_id, env_id=env_id, n_episodes=n_episodes, expert=expert, seed=seed,
+                                    env_kwargs=env_kwargs, only_successful=only_successful,
+                                    top_percentile=top_percentile) if if_missing else None
+        if existing is not None:
+            return existing
         return _collect(env_id, dataset_id, n_episodes, expert=expert, seed=seed, overwrite=overwrite, append=append,
                         num_envs=num_envs, only_successful=only_successful, top_percentile=top_percentile,
                         env_kwargs=env_kwargs, expert_options=expert_options, progress=progress,
@@ -261,30 +266,44 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
     )
 
 
-def _complete_report(dataset_id: str, env_id: str, n_episodes: int, expert: str | Policy | None,
-                     env_kwargs: dict[str, Any] | None, top_percentile: float | None) -> CollectionReport | None:
-    """The report of a complete ``dataset_id`` that matches the request; None when it is missing
-    or was cut short. A complete one that does not match raises ``DatasetError``."""
+def _existing_report(dataset_id: str, *, env_id: str, n_episodes: int, expert: str | Policy | None, seed: int,
+                     env_kwargs: dict[str, Any] | None, only_successful: bool,
+                     top_percentile: float | None) -> CollectionReport | None:
+    """The report of a complete ``dataset_id`` written by the same request (``reused``); None when
+    it is missing, or was cut short with no more episodes than asked. Any other dataset under the
+    id raises ``DatasetError``."""
     from il_toolkit.train.datasets import minari_io as io
 
     if not io.dataset_exists(dataset_id):
         return None
     dataset = io.open_dataset(dataset_id)
     meta = io.dataset_metadata(dataset)
-    if not bool(meta.get("il_toolkit_complete", True)):
-        return None
     canonical = canonical_env_id(env_id)
     expert_name = _expert_name(canonical, expert)
     _check_same_source(dataset_id, meta, canonical, dict(env_kwargs or {}), expert_name)
-    if top_percentile is None and dataset.total_episodes != n_episodes:  # the filter keeps fewer than collected
-        raise io.DatasetError(
-            f"dataset {dataset_id!r} holds {dataset.total_episodes} complete episodes, not the {n_episodes} asked "
-            "for; pass --append to add episodes, --overwrite to replace it, or choose another id"
-        )
+    attempted = meta.get("il_toolkit_attempted_seeds") or meta.get("il_toolkit_seeds") or [seed]
+    written = {"first seed": int(min(attempted)), "only_successful": bool(meta.get("il_toolkit_only_successful", False)),
+               "top_percentile": meta.get("il_toolkit_top_percentile")}
+    asked = {"first seed": seed, "only_successful": only_successful, "top_percentile": top_percentile}
+    complete = bool(meta.get("il_toolkit_complete", True))
+    if not complete:
+        written["top_percentile"] = top_percentile  # applied when the collection completes
+    held = dataset.total_episodes
+    fits = held <= n_episodes if top_percentile is not None or not complete else held == n_episodes  # the filter keeps fewer
+    replace = "delete it (il_toolkit.train.datasets.minari_io.delete_dataset, or collect --overwrite) or choose another id"
+    if written != asked:
+        differs = ", ".join(f"{k} {written[k]!r} (asked: {asked[k]!r})" for k in asked if written[k] != asked[k])
+        raise io.DatasetError(f"dataset {dataset_id!r} was collected with {differs}; {replace}")
+    if not fits:
+        more = f"add {n_episodes - held} with --append --episodes {n_episodes - held}, or " if held < n_episodes else ""
+        raise io.DatasetError(f"dataset {dataset_id!r} holds {held} {'complete' if complete else 'collected'} episodes, "
+                              f"not the {n_episodes} asked for; {more}{replace}")
+    if not complete:
+        return None
     return CollectionReport(
-        dataset_id=dataset_id, env_id=canonical, expert=expert_name, n_episodes=dataset.total_episodes,
+        dataset_id=dataset_id, env_id=canonical, expert=expert_name, n_episodes=held,
         n_steps=int(dataset.total_steps), mean_return=float("nan"), seconds=0.0, path=str(io.dataset_path(dataset_id)),
-        resumed_from=dataset.total_episodes, reused=True,
+        resumed_from=held, reused=True,
     )
 
 

@@ -83,8 +83,8 @@ def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool =
         raise DatasetError(f"{source.dataset_id} is not collected yet; run il-toolkit collect --env {source.env_id} ...")
     from il_toolkit.train.datasets.collect import collect_dataset
 
-    print(f"collecting {source.episodes} episodes into {source.dataset_id} (once; runs started together wait for it)",
-          file=sys.stderr)
+    print(f"collecting {source.episodes} episodes into {source.dataset_id} (once: a run started beside this one waits "
+          "for it, or this one for that)", file=sys.stderr)
     collect_dataset(source.env_id, source.dataset_id, source.episodes, env_kwargs=source.env_kwargs,
                     only_successful=True, progress=progress, if_missing=True)
     return source.dataset_id

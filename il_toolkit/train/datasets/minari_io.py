@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -60,14 +61,18 @@ class DatasetBusyError(DatasetError):
 def writer_lock(dataset_id: str, wait: bool = False) -> Iterator[None]:
     """Hold the right to write ``dataset_id`` (:func:`il_toolkit.locks.exclusive` on a file under
     ``datasets_root()/.locks``, a folder Minari skips). When another process is writing it:
-    :class:`DatasetBusyError` at once, or with ``wait`` wait until it has finished."""
+    :class:`DatasetBusyError` at once, or with ``wait`` say so on stderr and wait until it has finished."""
     from il_toolkit.locks import exclusive
 
     def busy(pid: str) -> DatasetBusyError:
         return DatasetBusyError(f"dataset {dataset_id!r} is being written by another process (pid {pid}); wait for "
                                 "it to finish, then use the dataset (or --append to it), or choose another id")
 
-    with exclusive(datasets_root() / ".locks" / (dataset_id.replace("/", "__") + ".lock"), None if wait else busy):
+    def waiting(pid: str) -> None:
+        print(f"waiting for another process (pid {pid}) writing dataset {dataset_id!r} to finish", file=sys.stderr)
+
+    with exclusive(datasets_root() / ".locks" / (dataset_id.replace("/", "__") + ".lock"),
+                   None if wait else busy, waiting):
         yield
 
 
