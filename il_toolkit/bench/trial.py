@@ -39,11 +39,11 @@ def run_dir_name(key: str) -> str:
 def ensure_dataset(env_id: str, seed: int, n_demos: int, *, obs_type: str | None = None,
                    progress: bool = False) -> tuple[str, float]:
     """Collect the expert dataset unless a complete one exists; returns ``(dataset_id, seconds
-    spent collecting)``. A collection that was cut short is resumed where it stopped; trials (and
-    harness processes) that need the same dataset at once collect it once, the others wait
-    (``collect_dataset(if_missing=True)``; the seconds are 0 when this call collected nothing:
-    the dataset was complete, collected earlier or by the process it waited for). A dataset under the same id that does not hold ``n_demos`` episodes of ``env_id`` by
-    its default expert is refused."""
+    spent collecting)``, 0 when this call collected nothing (the dataset was complete, collected
+    earlier or by the process it waited for). A collection that was cut short is resumed where it
+    stopped; trials (and harness processes) that need the same dataset at once collect it once,
+    the others wait (``collect_dataset(if_missing=True)``). A dataset under the same id that
+    does not hold ``n_demos`` episodes of ``env_id`` by its default expert is refused."""
     from il_toolkit.train.datasets.minari_io import collect_dataset
 
     name = dataset_id(env_id, seed, n_demos, obs_type)
