@@ -48,10 +48,9 @@ SETTINGS = {
     # actions keeps the rollouts near its own states, and those labels are what PushT's learner gains from (3 seeds:
     # linear 86.3%, exponential from 1 78.3%, results/bc_dagger_pusht_beta_exp.json; linear from D0 = 150 demos in 6
     # rounds: 86.0%, results/bc_dagger_pusht_d0_150.json; a fresh 400-epoch fit on the linear runs' aggregates: 84.7%,
-    # scratch). With beta 0
-    # from round 1 (3 seeds, results/bc_dagger_pusht_beta0.json) DAgger scored 74.0%, and a fresh 400-epoch fit on
-    # such an aggregate 73-74% against BC-200's 84% (seed 0): labels of the learner's own states were worth less than
-    # demonstrations here. small_d0_demos: --methods dagger-small runs DAgger at BC-50's labels from 25 demonstrations.
+    # scratch). With beta 0 from round 1 (3 seeds, results/bc_dagger_pusht_beta0.json) DAgger scored 74.0%, and a
+    # fresh 400-epoch fit on such an aggregate 73-74% against BC-200's 84% (seed 0): labels of the learner's own
+    # states were worth less than demonstrations here. small_d0_demos: --methods dagger-small runs DAgger at BC-50's labels from 25 demonstrations.
     # Over label budgets (results/bc_dagger_pusht_budgets.json; --demos 100 400 --small-d0-demos 50 for the middle one),
     # DAgger vs BC: 47.2 vs 39.2% at 50 demos' labels, 73.0 vs 80.3% at 100's, 86.6 vs 89.0% at 200's; BC-400 93.7%.
     # More labels of any kind lift this learner; DAgger's are worth less than demonstrations' from 100 demos up.

@@ -73,11 +73,8 @@ def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool =
         return name
     print(f"{name}: hub datasets are not downloaded; using the local Minari dataset {source.dataset_id} "
           f"({source.env_id} {source.env_kwargs}, collected by our scripted expert)", file=sys.stderr)
-    def complete() -> bool:
-        return dataset_exists(source.dataset_id) and dataset_metadata(open_dataset(source.dataset_id)).get(
-            "il_toolkit_complete", True)
-
-    if complete():
+    if dataset_exists(source.dataset_id) and dataset_metadata(open_dataset(source.dataset_id)).get(
+            "il_toolkit_complete", True):
         return source.dataset_id
     if not collect_missing:  # missing, or a first collection that was cut short (collect resumes it)
         raise DatasetError(f"{source.dataset_id} is not collected yet; run il-toolkit collect --env {source.env_id} ...")
