@@ -1,173 +1,206 @@
-"""Flow-matching policies on PushT (state): scripted demonstrations in, success over 100 seeds out.
+"""The flow-matching family on PushT (state): scripted demonstrations in, success over unseen seeds out.
 
-Demonstrations: ``PushTExpert`` (the scripted pusher in ``il_toolkit.experts.pusht``) on
-``il_toolkit/PushT-v0`` with ``obs_type="state"`` (agent x, y, block x, y, angle), reset
-seeds ``0 .. n_demos - 1``. Windows follow diffusion_policy: ``n_obs_steps = 2`` observations,
-a ``horizon = 16`` action chunk starting at the first of them (edges padded by repetition),
-``n_action_steps = 8`` executed. Evaluation: reset seeds ``100000 + i`` (never seen in
-training), 300 steps, success = coverage > 0.95 (the env's own signal), also the mean of each
-episode's maximum coverage (the Diffusion Policy paper's metric).
+Everything goes through the public API, as a user's script would: ``collect_dataset`` (the
+scripted PushT expert, seeds 0..199, into a Minari dataset), ``load_demonstrations``,
+``train_flow_policy`` with the env's feature pipeline (``default_state_features``: the T's
+task frame, pusher targets relative to the pusher) or, with ``--raw-state``, on the raw board
+coordinates as before the shared pipeline, then ``evaluate_checkpoint`` on seeds from
+1,000,000 (never seen in training; success = coverage > 0.95, and the mean of each episode's
+maximum coverage). Training is budgeted in **steps**, not wall-clock, so the figures do not
+depend on the machine's load; the wall-clock each run took is reported beside them.
 
-    .venv/bin/python benchmarks/flow_pusht.py [--quick] [--train-minutes M] [--trainers KEY ...]
+    .venv/bin/python benchmarks/flow_pusht.py                         # six trainers x 3 seeds, defaults
+    .venv/bin/python benchmarks/flow_pusht.py --trainers naive_flow_matching_policy_trainer --seeds 0 \\
+        --horizon 16 --n-obs-steps 2 --n-action-steps 8 --name flow_pusht_chunk16
 
-Writes ``benchmarks/results/flow_pusht.json``. Training runs on the CPU for a fixed wall-clock
-budget per trainer (one thread), so the figures are what that budget buys, not a converged
-policy.
+Also measured (``--latency``): ms per action chunk against ODE steps and solver on the first
+trained checkpoint, and one training step of the transformer velocity net against the MLP one
+on the same batch. Writes ``benchmarks/results/<name>.json`` (default ``flow_pusht``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-import il_toolkit  # noqa: F401  (registers il_toolkit/PushT-v0)
-from il_toolkit.experts.pusht import PushTExpert
-from il_toolkit.model.spec import FlowModelSpec
-from il_toolkit.policies.flow_policy import FlowMatchingPolicy
-from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS_DIR, write_results  # noqa: E402
 
 ENV_ID = "il_toolkit/PushT-v0"
-N_OBS, HORIZON, N_ACTION = 2, 16, 8
-MAX_STEPS = 300
-RESULTS = Path(__file__).resolve().parent / "results" / "flow_pusht.json"
+DATASET = "bench/pusht-expert-{n}-v0"
+DEFAULT_TRAINERS = (
+    "naive_flow_matching_policy_trainer",
+    "vfp_single_expert_trainer",
+    "mutual_information_estimator_trainer",
+    "cfg_vqvae_flow_matching_trainer_kot",
+    "variational_flow_matching_policy_trainer",
+    "vfp_single_expert_trainer_depth",
+)
 
 
-def collect(n_demos: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(states (T, 5), actions (T, 2))`` per demonstration; only successful ones are kept."""
-    env = gym.make(ENV_ID, obs_type="state", render_mode=None, max_episode_steps=MAX_STEPS)
-    expert = PushTExpert()
-    episodes = []
-    for seed in range(n_demos):
-        obs, _ = env.reset(seed=seed)
-        states, actions = [], []
-        for _ in range(MAX_STEPS):
-            action, _ = expert.predict(obs)
-            states.append(obs)
-            actions.append(action)
-            obs, _, terminated, truncated, info = env.step(action)
-            if terminated or truncated:
-                break
-        if info["is_success"]:
-            episodes.append((np.array(states, np.float32), np.array(actions, np.float32)))
-    env.close()
-    return episodes
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_TRAINERS), help="TRAINER_REGISTRY keys")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--demos", type=int, default=200, help="expert demonstrations")
+    parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: the flow CLI's for PushT)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the flow CLI's")
+    parser.add_argument("--horizon", type=int, default=None, help="actions per chunk (default: the flow CLI's for PushT)")
+    parser.add_argument("--n-obs-steps", type=int, default=None)
+    parser.add_argument("--n-action-steps", type=int, default=None)
+    parser.add_argument("--velocity-net", default="auto", choices=("auto", "mlp", "transformer"))
+    parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--also-execute", nargs="+", type=int, default=[], metavar="N",
+                        help="also evaluate each chunked checkpoint executing N actions per chunk (receding horizon)")
+    parser.add_argument("--temporal-ensemble", type=float, default=None, metavar="K",
+                        help="also evaluate each checkpoint re-planning every step, ACT's temporal ensembling with weight K")
+    parser.add_argument("--latency", action="store_true", help="also time chunks against ODE steps and solvers")
+    parser.add_argument("--quick", action="store_true", help="20 demos, 300 steps, 10 episodes: a smoke run")
+    parser.add_argument("--name", default="flow_pusht", help="results file name")
+    return parser.parse_args()
 
 
-def windows(episodes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Observation windows ``(N, N_OBS, 5)`` and action chunks ``(N, HORIZON, 2)``."""
-    obs_w, act_w = [], []
-    for states, actions in episodes:
-        t_len = len(states)
-        for t in range(t_len):
-            first = t - (N_OBS - 1)
-            obs_idx = np.clip(np.arange(first, t + 1), 0, t_len - 1)
-            act_idx = np.clip(np.arange(first, first + HORIZON), 0, t_len - 1)
-            obs_w.append(states[obs_idx])
-            act_w.append(actions[act_idx])
-    return np.array(obs_w, np.float32), np.array(act_w, np.float32)
+def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings: dict, out: Path) -> dict:
+    from il_toolkit.evaluation import evaluate_checkpoint
+    from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
-
-def train(
-    key: str, obs: np.ndarray, act: np.ndarray, minutes: float, seed: int, d_model: int, device: str = "cpu"
-) -> tuple[FlowMatchingPolicy, dict]:
-    torch.manual_seed(seed)
-    cls = TRAINER_REGISTRY.get(key)
-    spec = FlowModelSpec(action_dim=2, horizon=HORIZON, n_obs_steps=N_OBS, state_dim=5, d_model=d_model, n_heads=4,
-                         embedder_layers=2, decoder_layers=3, normalization="min_max")
-    models = cls.build_models(spec)
-    models["normalizer"].fit(actions=act, states=obs)
-    optimizers = cls.build_optimizers(models, lr=1e-3, weight_decay=1e-6)
-    trainer = cls(models, optimizers, None, device, generator=torch.Generator(device=device).manual_seed(seed))
-    g = torch.Generator().manual_seed(seed + 1)
-    o_t, a_t = torch.as_tensor(obs), torch.as_tensor(act)
-    start, steps, losses = time.perf_counter(), 0, []
-    budget = minutes * 60
-    while time.perf_counter() - start < budget:
-        idx = torch.randint(0, len(o_t), (256,), generator=g)
-        progress = (time.perf_counter() - start) / budget
-        for o in optimizers.values():  # cosine decay on the wall-clock budget
-            for group in o.param_groups:
-                group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
-        metrics = trainer.train_step({"observation.state": o_t[idx], "action": a_t[idx]}, 0, 1, steps)
-        losses.append(metrics["velocity_loss"])
-        steps += 1
-    env_space = gym.make(ENV_ID, obs_type="state", render_mode=None)
-    policy = FlowMatchingPolicy(key, trainer.models, env_space.observation_space, env_space.action_space,
-                                n_action_steps=N_ACTION, n_steps=10, solver="euler", seed=seed, device=device)
-    env_space.close()
-    info = {"train_steps": steps, "train_seconds": round(time.perf_counter() - start, 1),
-            "final_velocity_loss": float(np.mean(losses[-50:]))}
-    return policy, info
-
-
-def evaluate(policy: FlowMatchingPolicy, n_episodes: int, n_steps: int = 10, solver: str = "euler") -> dict:
-    """Lockstep rollouts of ``n_episodes`` envs (seeds 100000 + i); returns success and coverage."""
-    envs = [gym.make(ENV_ID, obs_type="state", render_mode=None) for _ in range(n_episodes)]
-    obs = np.stack([env.reset(seed=100000 + i)[0] for i, env in enumerate(envs)])
-    policy.reset()
-    policy.n_steps, policy.solver = n_steps, solver
-    done = np.zeros(n_episodes, bool)
-    success = np.zeros(n_episodes, bool)
-    max_cov = np.zeros(n_episodes)
+    features = None if args.raw_state else default_state_features(env)
+    spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net}
+    if trainer.endswith("_depth"):
+        return {"trainer": trainer, "seed": seed, "skipped": "trains on depth images; PushT state has none"}
     start = time.perf_counter()
-    for _ in range(MAX_STEPS):
-        actions, _ = policy.predict(obs)
-        for i, env in enumerate(envs):
-            if done[i]:
-                continue
-            obs[i], _, terminated, truncated, info = env.step(actions[i])
-            max_cov[i] = max(max_cov[i], info["coverage"])
-            success[i] |= bool(info["is_success"])
-            done[i] = terminated or truncated
-        if done.all():
-            break
-    for env in envs:
-        env.close()
-    return {"episodes": n_episodes, "success": float(success.mean()), "avg_max_coverage": float(max_cov.mean()),
-            "eval_seconds": round(time.perf_counter() - start, 1), "n_steps": n_steps, "solver": solver}
+    policy = train_flow_policy(
+        trainer, demos, env.observation_space, env.action_space, steps=settings["steps"], batch_size=args.batch_size,
+        learning_rate=settings["learning_rate"], seed=seed, spec_fields=spec_fields, features=features,
+        policy_options={"n_action_steps": settings["n_action_steps"]},
+    )
+    train_seconds = time.perf_counter() - start
+    path = policy.save(out / f"{trainer}-s{seed}")
+    result = evaluate_checkpoint(path, ENV_ID, args.eval_episodes, num_envs=2)
+    a = result.aggregates
+    row = {"trainer": trainer, "seed": seed, "pc_success": a["pc_success"], "avg_max_reward": round(a["avg_max_reward"], 4),
+           "train_steps": settings["steps"], "train_seconds": round(train_seconds, 1),
+           "steps_per_second": round(settings["steps"] / train_seconds, 1), "eval_seconds": round(result.seconds, 1),
+           "parameters": int(sum(p.numel() for p in policy.parameters())), "velocity_net": policy.spec.velocity_net}
+    print(f"{trainer} seed {seed}: {a['pc_success']:.0f}% success, avg max coverage {a['avg_max_reward']:.3f}, "
+          f"{settings['steps']} steps in {train_seconds:.0f} s", flush=True)
+    variants = [("n_action_steps", n) for n in args.also_execute if n != settings["n_action_steps"]]
+    if args.temporal_ensemble is not None:
+        variants.append(("temporal_ensemble_coeff", args.temporal_ensemble))
+    for attribute, value in variants:
+        setattr(policy, attribute, value)
+        policy.reset()
+        variant = evaluate_checkpoint(policy.save(out / f"{trainer}-s{seed}-{attribute}{value}"), ENV_ID,
+                                      args.eval_episodes, num_envs=2).aggregates
+        row.setdefault("execution_variants", []).append(
+            {attribute: value, "pc_success": variant["pc_success"], "avg_max_reward": round(variant["avg_max_reward"], 4)})
+        print(f"  {attribute}={value}: {variant['pc_success']:.0f}% success", flush=True)
+    return row
+
+
+def latency(path: Path) -> list[dict]:
+    """Median ms per chunk (batch 1) for 1, 2, 5, 10 ODE steps and each solver."""
+    from il_toolkit.policies import load
+
+    policy = load(path)
+    window = {"observation.state": torch.zeros(1, policy.spec.n_obs_steps, policy.spec.state_dim)}
+    rows = []
+    for solver in ("euler", "midpoint", "rk4"):
+        for n_steps in (1, 2, 5, 10):
+            times = []
+            for _ in range(60):
+                start = time.perf_counter()
+                policy.predict_chunk(window, n_steps=n_steps, solver=solver)
+                times.append(time.perf_counter() - start)
+            rows.append({"solver": solver, "ode_steps": n_steps, "ms_per_chunk": round(1000 * float(np.median(times[10:])), 3)})
+    return rows
+
+
+def step_cost(env, trainer: str = "naive_flow_matching_policy_trainer") -> dict:
+    """ms per training step, transformer against MLP velocity net, on one batch of 256 windows (H = 16, To = 2)."""
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy, default_state_features
+    from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+
+    cls = TRAINER_REGISTRY.get(trainer)
+    out = {}
+    for net, features in (("transformer", None), ("mlp", default_state_features(env))):
+        policy = FlowMatchingPolicy.create(trainer, env.observation_space, env.action_space, features=features,
+                                           horizon=16, n_obs_steps=2, velocity_net=net)
+        batch = {"observation.state": torch.randn(256, 2, policy.spec.state_dim), "action": torch.randn(256, 16, 2)}
+        step = cls(policy.model, cls.build_optimizers(policy.model), None, "cpu")
+        for i in range(3):
+            step.train_step(batch, 0, 1, i)
+        start = time.perf_counter()
+        for i in range(20):
+            step.train_step(batch, 0, 1, i)
+        out[f"{net}_ms_per_step"] = round(1000 * (time.perf_counter() - start) / 20, 2)
+    out["speedup"] = round(out["transformer_ms_per_step"] / out["mlp_ms_per_step"], 1)
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20 demos, 1 minute of training, 20 episodes")
-    parser.add_argument("--demos", type=int, default=200)
-    parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--train-minutes", type=float, default=10.0)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--trainers", nargs="*", default=["naive_flow_matching_policy_trainer", "vfp_single_expert_trainer"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="torch device for training and sampling (e.g. cuda)")
-    args = parser.parse_args()
+    args = parse_args()
     torch.set_num_threads(1)
+    os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
+    import il_toolkit  # noqa: F401
+    from il_toolkit import collect_dataset, load_demonstrations
+    from il_toolkit.envs import make_env
+    from il_toolkit.train.imitation_learning.cli import defaults_for
+
     if args.quick:
-        args.demos, args.episodes, args.train_minutes = 20, 20, 1.0
-    t0 = time.perf_counter()
-    episodes = collect(args.demos)
-    obs, act = windows(episodes)
-    print(f"{len(episodes)}/{args.demos} successful demos, {len(obs)} windows ({time.perf_counter() - t0:.0f} s)")
-    results = {"env": ENV_ID, "obs_type": "state", "demos": len(episodes), "windows": len(obs), "quick": args.quick,
-               "n_obs_steps": N_OBS, "horizon": HORIZON, "n_action_steps": N_ACTION, "train_minutes": args.train_minutes,
-               "d_model": args.d_model, "device": args.device,
-               "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": 1},
-               "target_success": 0.9, "trainers": {}}
-    for key in args.trainers:
-        policy, info = train(key, obs, act, args.train_minutes, args.seed, args.d_model, args.device)
-        res = evaluate(policy, args.episodes)
-        res.update(info)
-        res["target_met"] = res["success"] >= 0.9
-        results["trainers"][key] = res
-        print(f"{key:40s} success {res['success']:.2f}  avg max coverage {res['avg_max_coverage']:.3f}  "
-              f"({info['train_steps']} steps in {info['train_seconds']:.0f} s, loss {info['final_velocity_loss']:.4f})")
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2))
-    print(f"wrote {RESULTS}")
+        args.demos, args.steps, args.eval_episodes, args.seeds = 20, 300, 10, args.seeds[:1]
+    env = make_env(ENV_ID)
+    defaults = defaults_for(env)
+    settings = {
+        "steps": args.steps if args.steps is not None else defaults["steps"],
+        "learning_rate": args.learning_rate if args.learning_rate is not None else defaults["learning_rate"],
+        "horizon": args.horizon if args.horizon is not None else defaults["horizon"],
+        "n_obs_steps": args.n_obs_steps if args.n_obs_steps is not None else defaults["n_obs_steps"],
+    }
+    settings["n_action_steps"] = args.n_action_steps if args.n_action_steps is not None else min(
+        defaults["n_action_steps"], settings["horizon"] - settings["n_obs_steps"] + 1)
+    dataset = DATASET.format(n=args.demos)
+    collect_dataset(ENV_ID, dataset, args.demos, seed=0, num_envs=2, progress=False, if_missing=True)
+    demos = load_demonstrations(dataset, env=env)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for trainer in args.trainers:
+            for seed in args.seeds:
+                rows.append(run(trainer, seed, demos, env, args, settings, Path(tmp)))
+        first = next((Path(tmp) / f"{r['trainer']}-s{r['seed']}" for r in rows if "pc_success" in r), None)
+        timings = latency(first) if args.latency and first is not None else None
+    summary = {}
+    for trainer in args.trainers:
+        done = [r for r in rows if r["trainer"] == trainer and "pc_success" in r]
+        if done:
+            summary[trainer] = {"mean_pc_success": round(float(np.mean([r["pc_success"] for r in done])), 1),
+                                "per_seed": [r["pc_success"] for r in done],
+                                "mean_train_seconds": round(float(np.mean([r["train_seconds"] for r in done])), 1)}
+            print(f"{trainer}: {summary[trainer]['mean_pc_success']:.1f}% over seeds {args.seeds} "
+                  f"({summary[trainer]['mean_train_seconds']:.0f} s training each)")
+    figures = {
+        "settings": {**settings, "demos": args.demos, "dataset": dataset, "batch_size": args.batch_size,
+                     "features": "raw board coordinates" if args.raw_state else "env's feature pipeline (task frame)",
+                     "velocity_net": args.velocity_net, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
+        "summary": summary,
+        "rows": rows,
+    }
+    if args.latency:
+        figures["latency_ms_per_chunk"] = timings
+        figures["train_step_cost"] = step_cost(env)
+        print("train step:", figures["train_step_cost"])
+    write_results(args.name, figures)
 
 
 if __name__ == "__main__":

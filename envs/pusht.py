@@ -70,7 +70,7 @@ class PushTEnv(gym.Env):
     @property
     def policy_frame(self) -> str | None:
         """The task frame MLP learners see the state in (``ILConfig.task_frame``): the block's,
-        :mod:`il_toolkit.policies.frames` ``pusht_push``. ``state`` observations only."""
+        :mod:`il_toolkit.features.frames` ``pusht_push``. ``state`` observations only."""
         return "pusht_push" if self.obs_type == "state" else None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:

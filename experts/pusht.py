@@ -32,20 +32,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+# the T's geometry and physics (gym_pusht's add_tee, add_circle, goal_pose), shared with the task frame
+from il_toolkit.envs.pusht_geometry import AGENT_RADIUS, BAR, BOARD, COG, GOAL_POSE, MASS, MOMENT, STATE_DIM, STEM  # noqa: F401
 from il_toolkit.policies.base import BasePolicy
-
-# Geometry and physics of gym_pusht's PushTEnv (add_tee with scale 30, length 4; add_circle
-# radius 15; goal_pose). Units: board pixels, radians. tests/test_pusht_expert.py checks these
-# against the simulator.
-BAR = (-60.0, 60.0, 0.0, 30.0)  # xmin, xmax, ymin, ymax in the block's body frame
-STEM = (-15.0, 15.0, 30.0, 120.0)
-COG = np.array([0.0, 45.0])  # centre of gravity in the body frame
-MASS = 1.0
-MOMENT = 3000.0  # about the centre of gravity
-AGENT_RADIUS = 15.0
-GOAL_POSE = np.array([256.0, 256.0, math.pi / 4])  # body origin x, y, angle
-BOARD = (0.0, 512.0)
-STATE_DIM = 5
 
 
 @dataclass(frozen=True)

@@ -138,9 +138,8 @@ def test_infonce_bounds_mutual_information() -> None:
 
 
 # -- trainers ------------------------------------------------------------------------------
-def test_registry_holds_only_seed_keys() -> None:
-    assert set(KEYS) <= SEED_KEYS
-    assert {"naive_flow_matching_policy_trainer", "vfp_single_expert_trainer", "vfp_single_expert_trainer_depth"} <= set(KEYS)
+def test_registry_holds_exactly_the_seed_keys() -> None:
+    assert set(KEYS) == SEED_KEYS and len(KEYS) == 6
     with pytest.raises(UnknownKeyError, match="naive_flow_matching_policy_trainer"):
         TRAINER_REGISTRY.get("flow_policy_trainer")
 

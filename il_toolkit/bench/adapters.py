@@ -101,13 +101,12 @@ def train_flow_bc(request: TrainRequest) -> TrainOutcome:
     """A flow-matching policy (``flow_trainer``, default the naive family; horizon 1, one
     observation) trained by BC's supervised loop on its flow-matching loss; ``flow_n_steps``
     Euler steps at inference, ``flow_d_model`` the width."""
-    import numpy as np
-
     from il_toolkit.envs import make_env
-    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
-    from il_toolkit.train.datasets.minari_io import load_demonstrations, to_arrays
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy, default_state_features
+    from il_toolkit.train.datasets.minari_io import load_demonstrations
     from il_toolkit.train.il import common
     from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+    from il_toolkit.train.imitation_learning.loop import fit_normalizer
 
     budget = request.budget
     env = make_env(request.env_id, **request.env_kwargs)
@@ -116,13 +115,11 @@ def train_flow_bc(request: TrainRequest) -> TrainOutcome:
         common.seed_everything(request.seed)  # the flow model's initial weights
         policy = FlowMatchingPolicy.create(
             budget.get("flow_trainer", "naive_flow_matching_policy_trainer"), env.observation_space, env.action_space,
-            horizon=1, n_obs_steps=1, d_model=int(budget.get("flow_d_model", 64)),
+            horizon=1, n_obs_steps=1, d_model=int(budget.get("flow_d_model", 64)), features=default_state_features(env),
             policy_options={"n_steps": int(budget.get("flow_n_steps", 10)), "seed": request.seed},
         )
         demos = load_demonstrations(request.dataset_id, env=env)
-        arrays = to_arrays(demos)
-        policy.model["normalizer"].fit(actions=np.asarray(arrays["acts"], dtype=np.float32),
-                                       states=_state_rows(arrays["obs"], policy))
+        fit_normalizer(policy, demos)
         trainer = BehavioralCloning(env, config, use_wandb=False, policy=policy, progress=request.progress)
         result = trainer.train(trajectories=demos, evaluate_policy=False)
     finally:
@@ -131,21 +128,6 @@ def train_flow_bc(request: TrainRequest) -> TrainOutcome:
         "trainer_train_seconds": result["train_seconds"], "best_epoch": result["best_epoch"],
         "best_val_loss": result["best_val_loss"], "flow_trainer": policy.trainer_key,
     })
-
-
-def _state_rows(observations: Any, policy: Any) -> Any:
-    """The proprioceptive rows ``(N, Ds)`` the flow policy reads (None when it reads none):
-    the observations themselves, or the Dict entry its ``observation_keys`` name."""
-    import numpy as np
-
-    from il_toolkit.model.spec import STATE_KEY
-
-    if not policy.spec.state_dim:
-        return None
-    value = observations
-    for part in filter(None, policy.observation_keys[STATE_KEY].split("/")):
-        value = value[part]
-    return np.asarray(value, dtype=np.float32)
 
 
 def train_flow_chunked(request: TrainRequest) -> TrainOutcome:
@@ -158,6 +140,7 @@ def train_flow_chunked(request: TrainRequest) -> TrainOutcome:
     (64); ``batch_size`` and ``learning_rate`` as in ``ILConfig``.
     """
     from il_toolkit.envs import make_env
+    from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.datasets.minari_io import load_demonstrations
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
@@ -175,7 +158,7 @@ def train_flow_chunked(request: TrainRequest) -> TrainOutcome:
         policy = train_flow_policy(
             budget.get("flow_trainer", "naive_flow_matching_policy_trainer"), demos, env.observation_space,
             env.action_space, steps=steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
-            seed=request.seed, device=config.device, policy_options=policy_options,
+            seed=request.seed, device=config.device, policy_options=policy_options, features=default_state_features(env),
             spec_fields={"horizon": horizon, "n_obs_steps": n_obs_steps, "d_model": int(budget.get("flow_d_model", 64))},
         )
     finally:

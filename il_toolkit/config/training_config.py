@@ -124,7 +124,7 @@ class ILConfig(_ConfigMixin):
     # velocities, which a learner copies instead of reading the task: the copycat problem)
     drop_velocity_obs: bool = True
     # mlp: see the state and express the actions in the env's task frame (env.policy_frame: PushT's
-    # block frame, il_toolkit.policies.frames); it replaces relative_actions where the env has one.
+    # block frame, il_toolkit.features.frames); it replaces relative_actions where the env has one.
     # PushT BC-200, 100 epochs, 3 training seeds (the +-3 px expert): 51% success in the frame with the
     # mixture head; 2% in board coordinates with the MSE head (the old defaults). GAIL: its SB3 generator
     # and the discriminator work in the frame too (il_toolkit.policies.frame_policy).

@@ -10,6 +10,9 @@ contract's ``models``) that also carries its :class:`FlowModelSpec`. Its entries
     info_embedder            InfoEmbedder
     action_decoder           ActionDecoder
 
+With ``spec.velocity_net == "mlp"`` the last three are :mod:`il_toolkit.model.mlp_velocity`'s
+WindowStateEncoder, FlatInfoEmbedder and MLPVelocityNet (same signatures).
+
 Trainer families add their own entries (codebook, prior, gate, ...).
 """
 
@@ -22,9 +25,15 @@ from torch import nn
 
 from il_toolkit.model.backbones import SmallCNN, to_float_image
 from il_toolkit.model.encoders import StateEncoder
+from il_toolkit.model.mlp_velocity import FlatInfoEmbedder, MLPVelocityNet, WindowStateEncoder
 from il_toolkit.model.normalizer import Normalizer
 from il_toolkit.model.spec import ACTION_KEY, STATE_KEY, FlowModelSpec
 from il_toolkit.model.transformer import ActionDecoder, InfoEmbedder
+
+
+# normalised state entries are clipped to this many standard deviations (as the MLP learner's and SB3's
+# VecNormalize): a state the demonstrations never showed cannot drive the network far outside its data
+STATE_CLIP = 10.0
 
 
 class BatchError(ValueError):
@@ -50,15 +59,26 @@ def build_flow_models(spec: FlowModelSpec) -> FlowModels:
     models["normalizer"] = Normalizer(spec.state_dim, spec.action_dim, spec.normalization)
     for name, _, channels in spec.visual_inputs:
         models[name] = SmallCNN(channels, d, grid=spec.image_token_grid)
+    flat = spec.velocity_net == "mlp"
     if spec.state_dim > 0:
-        models["state_encoder"] = StateEncoder(spec.state_dim, d)
-    models["info_embedder"] = InfoEmbedder(
-        n_sources(spec), spec.n_obs_steps, d, spec.n_heads, spec.embedder_layers, spec.ff_mult, spec.dropout
-    )
-    models["action_decoder"] = ActionDecoder(
-        spec.action_dim, spec.horizon, d, spec.n_heads, spec.decoder_layers, spec.ff_mult, spec.dropout
-    )
+        models["state_encoder"] = WindowStateEncoder(spec.state_dim, d) if flat else StateEncoder(spec.state_dim, d)
+    if flat:
+        tokens = [spec.image_token_grid**2] * len(spec.visual_inputs) + ([1] if spec.state_dim > 0 else [])
+        models["info_embedder"] = FlatInfoEmbedder(tokens, spec.n_obs_steps, d)
+    else:
+        models["info_embedder"] = InfoEmbedder(
+            n_sources(spec), spec.n_obs_steps, d, spec.n_heads, spec.embedder_layers, spec.ff_mult, spec.dropout
+        )
+    models["action_decoder"] = build_action_decoder(spec)
     return models
+
+
+def build_action_decoder(spec: FlowModelSpec) -> nn.Module:
+    """The velocity network the spec asks for: ``forward(x_t (B, H, Da), t (B,), cond (B, N, d)) -> (B, H, Da)``."""
+    if spec.velocity_net == "mlp":
+        return MLPVelocityNet(spec.action_dim, spec.horizon, spec.d_model, spec.mlp_width, spec.mlp_layers)
+    return ActionDecoder(spec.action_dim, spec.horizon, spec.d_model, spec.n_heads, spec.decoder_layers, spec.ff_mult,
+                         spec.dropout)
 
 
 def _with_time_axis(value: torch.Tensor, key: str, spec: FlowModelSpec, event_dims: int) -> torch.Tensor:
@@ -121,5 +141,6 @@ def observation_sources(models: FlowModels, batch: Mapping[str, torch.Tensor]) -
         state = _with_time_axis(batch[STATE_KEY].float(), STATE_KEY, spec, event_dims=1)
         if state.shape[-1] != spec.state_dim:
             raise BatchError(f"batch[{STATE_KEY!r}] has dimension {state.shape[-1]}, the model expects state_dim={spec.state_dim}")
-        sources.append(models["state_encoder"](models["normalizer"].normalize_state(state)))
+        normalized = models["normalizer"].normalize_state(state).clamp(-STATE_CLIP, STATE_CLIP)
+        sources.append(models["state_encoder"](normalized))
     return sources

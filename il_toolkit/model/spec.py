@@ -24,6 +24,7 @@ ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
 DEPTH_PREFIX = "observation.depth."
 NORMALIZATION_MODES = ("mean_std", "min_max", "identity")
+VELOCITY_NETS = ("auto", "mlp", "transformer")
 
 
 def image_key(camera: str) -> str:
@@ -63,6 +64,9 @@ class FlowModelSpec:
     codebook_size: int = 16
     n_experts: int = 4
     mi_dim: int = 64
+    velocity_net: str = "auto"
+    mlp_width: int = 256
+    mlp_layers: int = 3
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +89,12 @@ class FlowModelSpec:
         for name in self.cameras + self.depth_cameras:
             if not name or not name.replace("_", "").isalnum():
                 raise ValueError(f"camera names must be alphanumeric (underscores allowed), got {name!r}")
+        if self.velocity_net not in VELOCITY_NETS:
+            raise ValueError(f"velocity_net must be one of {VELOCITY_NETS}, got {self.velocity_net!r}")
+        if self.velocity_net == "auto":
+            object.__setattr__(self, "velocity_net", "transformer" if self.cameras or self.depth_cameras else "mlp")
+        if self.mlp_width < 1 or self.mlp_layers < 1:
+            raise ValueError(f"mlp_width and mlp_layers must be >= 1, got {self.mlp_width} and {self.mlp_layers}")
         if self.normalization not in NORMALIZATION_MODES:
             raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 8:
@@ -106,7 +116,8 @@ class FlowModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FlowModelSpec":
-        return from_known_fields(cls, data)
+        # specs saved before velocity_net existed were all transformers
+        return from_known_fields(cls, {"velocity_net": "transformer", **data})
 
     def replace(self, **changes: Any) -> "FlowModelSpec":
         return dataclasses.replace(self, **changes)

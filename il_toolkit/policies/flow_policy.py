@@ -14,6 +14,12 @@ Environment observations are mapped to batch keys (:mod:`il_toolkit.model.spec`)
 ``"pixels/top"``-style keys into a Dict observation; images given as ``(H, W, C)`` are moved
 to channels-first. Normalisation statistics live in the models (``normalizer``), so they are
 saved in ``model.safetensors`` with the weights.
+
+With ``features`` (a :class:`~il_toolkit.features.state.StateFeatures`, the env's feature
+pipeline, saved in ``config.json``) the state is seen as its features (PushT: the block's task
+frame; angles as sine and cosine; ALOHA: without the arm velocities) and each planned chunk is
+expressed relative to the state it was planned from (PushT: pusher targets relative to the
+pusher, in the block's frame), decoded back to env units before it is executed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from il_toolkit.features.state import StateFeatures, state_features_for
 from il_toolkit.model.components import BatchError
 from il_toolkit.model.spec import DEPTH_PREFIX, IMAGE_PREFIX, STATE_KEY, FlowModelSpec
 from il_toolkit.policies.base import BasePolicy
@@ -162,6 +169,7 @@ class FlowMatchingPolicy(BasePolicy):
         observation_keys: Mapping[str, str] | None = None,
         inference_options: Mapping[str, Any] | None = None,
         temporal_ensemble_coeff: float | None = None,
+        features: StateFeatures | None = None,
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
@@ -189,6 +197,8 @@ class FlowMatchingPolicy(BasePolicy):
         self.inference_options = dict(inference_options or {})
         self.observation_keys = dict(observation_keys or default_observation_keys(self.spec, observation_space))
         self._check_observation_keys()
+        self.features = features
+        self._check_features()
         self.temporal_ensemble_coeff = None if temporal_ensemble_coeff is None else float(temporal_ensemble_coeff)
         self.seed = int(seed)
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
@@ -204,14 +214,18 @@ class FlowMatchingPolicy(BasePolicy):
         action_space: spaces.Space,
         *,
         policy_options: Mapping[str, Any] | None = None,
+        features: StateFeatures | None = None,
         **spec_fields: Any,
     ) -> "FlowMatchingPolicy":
-        """A fresh (untrained) policy whose spec is inferred from the spaces (see :func:`spec_from_spaces`)."""
+        """A fresh (untrained) policy whose spec is inferred from the spaces (see :func:`spec_from_spaces`);
+        with ``features``, the state input is their ``n_features`` wide."""
         from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 
         trainer_class = TRAINER_REGISTRY.get(trainer_key)
+        if features is not None:
+            spec_fields = {"state_dim": features.n_features, **spec_fields}
         models = trainer_class.build_models(spec_from_spaces(observation_space, action_space, **spec_fields))
-        return cls(trainer_key, models, observation_space, action_space, **dict(policy_options or {}))
+        return cls(trainer_key, models, observation_space, action_space, features=features, **dict(policy_options or {}))
 
     @staticmethod
     def _check_inference(n_steps: int, solver: str) -> None:
@@ -236,6 +250,19 @@ class FlowMatchingPolicy(BasePolicy):
             except KeyError as exc:
                 raise ValueError(f"observation_keys[{key!r}] = {path!r}, but the observation has no {exc.args[0]!r}") from exc
             self._channels_last[key] = bool(shape) and len(shape) == 3 and shape[-1] == channels and shape[0] != channels
+
+    def _check_features(self) -> None:
+        """The feature pipeline must fit the state the observation holds and the model's state input."""
+        if self.features is None:
+            return
+        path = self.observation_keys.get(STATE_KEY)
+        if path is None or not self.spec.state_dim:
+            raise ValueError("a feature pipeline needs a state input; this policy has none")
+        state_space = _subspace(self.observation_space, path)
+        self.features.check_fits(int(np.prod(state_space.shape)), self.spec.action_dim, f"this env's {path or 'observation'}")
+        if self.features.n_features != self.spec.state_dim:
+            raise ValueError(f"the feature pipeline gives {self.features.n_features} features; the model's state input "
+                             f"takes {self.spec.state_dim}")
 
     # -- acting -------------------------------------------------------------------------
     def reset(self) -> None:
@@ -262,9 +289,34 @@ class FlowMatchingPolicy(BasePolicy):
             if self._channels_last.get(key):
                 value = value.permute(0, 3, 1, 2)
             if key == STATE_KEY:
-                value = value.float()
+                value = self._state_input(value)
             batch[key] = value
         return batch
+
+    def _state_input(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.features is None:
+            return raw.float()
+        return torch.as_tensor(self.features.features(raw.reshape(raw.shape[0], -1).numpy()))
+
+    def raw_state(self, observations: Any) -> np.ndarray | None:
+        """``(B, D)`` float64 raw states of a batch of observations (what the action codec is relative to)."""
+        path = self.observation_keys.get(STATE_KEY)
+        if self.features is None or path is None:
+            return None
+        value = np.asarray(_lookup(observations, path), dtype=np.float64)
+        return value.reshape(value.shape[0], -1)
+
+    def encode_actions(self, raw_states: np.ndarray | None, actions: np.ndarray) -> np.ndarray:
+        """Actions ``(B, Da)`` or chunks ``(B, H, Da)`` as the model learns them, relative to ``raw_states``."""
+        if self.features is None or raw_states is None:
+            return np.asarray(actions, dtype=np.float32)
+        return self.features.encode_actions(raw_states, actions).astype(np.float32)
+
+    def decode_actions(self, raw_states: np.ndarray | None, encoded: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`encode_actions`: env units."""
+        if self.features is None or raw_states is None:
+            return encoded
+        return self.features.decode_actions(raw_states, encoded)
 
     def _window(self, step: dict[str, torch.Tensor], episode_start: np.ndarray | None) -> dict[str, torch.Tensor]:
         batch_size = next(iter(step.values())).shape[0]
@@ -305,26 +357,30 @@ class FlowMatchingPolicy(BasePolicy):
         batched = leaf.ndim == len(leaf_space.shape) + 1
         obs_batch = observation if batched else _add_batch_axis(observation)
         window = self._window(self.observation_batch(obs_batch), episode_start)
-        actions = self._act(window, deterministic)
+        actions = self._act(window, deterministic, self.raw_state(obs_batch))
         return (actions if batched else actions[0]), state
 
     def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
-        return self._act(self._window(self.observation_batch(observations), None), deterministic)
+        return self._act(self._window(self.observation_batch(observations), None), deterministic, self.raw_state(observations))
 
-    def _act(self, window: dict[str, torch.Tensor], deterministic: bool) -> np.ndarray:
+    def _plan(self, window: dict[str, torch.Tensor], deterministic: bool, raw_states: np.ndarray | None) -> np.ndarray:
+        """A chunk ``(B, horizon - action_offset, Da)`` in env units from the current window."""
+        chunk = self.predict_chunk(window, deterministic=deterministic)[:, self.action_offset :]
+        return self.decode_actions(raw_states, chunk)
+
+    def _act(self, window: dict[str, torch.Tensor], deterministic: bool, raw_states: np.ndarray | None = None) -> np.ndarray:
         if self.temporal_ensemble_coeff is not None:
-            return self._act_ensembled(window, deterministic)
+            return self._act_ensembled(window, deterministic, raw_states)
         if self._queue is None or self._queue.shape[1] == 0:
-            chunk = self.predict_chunk(window, deterministic=deterministic)
-            self._queue = chunk[:, self.action_offset : self.action_offset + self.n_action_steps]
+            self._queue = self._plan(window, deterministic, raw_states)[:, : self.n_action_steps]
         action, self._queue = self._queue[:, 0], self._queue[:, 1:]
         low, high = self.action_space.low, self.action_space.high
         return np.clip(action, low, high).astype(self.action_space.dtype)
 
-    def _act_ensembled(self, window: dict[str, torch.Tensor], deterministic: bool) -> np.ndarray:
+    def _act_ensembled(self, window: dict[str, torch.Tensor], deterministic: bool, raw_states: np.ndarray | None) -> np.ndarray:
         """ACT-style temporal ensembling: plan every step and average every stored chunk's
         prediction for this step with weights ``exp(-coeff * i)``, ``i = 0`` the oldest."""
-        chunk = self.predict_chunk(window, deterministic=deterministic)[:, self.action_offset :]
+        chunk = self._plan(window, deterministic, raw_states)
         if self._ensemble and self._ensemble[0].shape[0] != chunk.shape[0]:
             self._ensemble = []
         self._ensemble = (self._ensemble + [chunk])[-chunk.shape[1] :]
@@ -356,7 +412,7 @@ class FlowMatchingPolicy(BasePolicy):
                 "train it with its TRAINER_REGISTRY trainer on (B, To, ...) windows"
             )
         batch: dict[str, Any] = {k: v[:, None] for k, v in self.observation_batch(observations).items()}
-        acts = torch.as_tensor(np.asarray(actions, dtype=np.float32))
+        acts = torch.as_tensor(self.encode_actions(self.raw_state(observations), np.asarray(actions, dtype=np.float64)))
         if acts.dim() == 2 and self.spec.horizon == 1:
             acts = acts[:, None]
         if acts.dim() != 3:
@@ -379,6 +435,7 @@ class FlowMatchingPolicy(BasePolicy):
             "observation_keys": self.observation_keys,
             "inference_options": self.inference_options,
             "temporal_ensemble_coeff": self.temporal_ensemble_coeff,
+            "features": None if self.features is None else self.features.to_json(),
             "seed": self.seed,
         }
 
@@ -410,6 +467,8 @@ class FlowMatchingPolicy(BasePolicy):
             observation_keys=config["observation_keys"],
             inference_options=config.get("inference_options"),
             temporal_ensemble_coeff=config.get("temporal_ensemble_coeff"),
+            # checkpoints from before the feature pipeline saw the raw state, as they were trained
+            features=StateFeatures.from_json(config["features"]) if config.get("features") else None,
             seed=config.get("seed", 0),
         )
 
@@ -429,5 +488,20 @@ class FlowMatchingPolicy(BasePolicy):
         return (
             f"FlowMatchingPolicy(trainer={self.trainer_key!r}, horizon={self.spec.horizon}, "
             f"n_obs_steps={self.spec.n_obs_steps}, n_action_steps={self.n_action_steps}, n_steps={self.n_steps}, "
-            f"solver={self.solver!r})"
+            f"solver={self.solver!r}, frame={self.features.frame if self.features else None!r})"
         )
+
+
+def default_state_features(env: Any, observation_keys: Mapping[str, str] | None = None) -> StateFeatures | None:
+    """The feature pipeline a flow policy in ``env`` uses by default: what the env declares
+    (:func:`~il_toolkit.features.state.state_features_for`) when its observation is a flat state,
+    angles as sine/cosine for the state entry of a Dict observation, None without a state."""
+    space = env.observation_space
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return state_features_for(env)
+    if isinstance(space, spaces.Dict):
+        name = next((n for n in _STATE_NAMES if n in space.spaces), None)
+        sub = space.spaces.get(name) if name else None
+        if isinstance(sub, spaces.Box) and len(sub.shape) == 1 and isinstance(env.action_space, spaces.Box):
+            return state_features_for(env, state_space=sub)
+    return None

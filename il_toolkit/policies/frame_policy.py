@@ -1,4 +1,4 @@
-"""SB3 policies that act in an env's task frame (:mod:`il_toolkit.policies.frames`), for GAIL's
+"""SB3 policies that act in an env's task frame (:mod:`il_toolkit.features.frames`), for GAIL's
 generator: the network sees the frame's features in fixed units and outputs the frame's encoded
 action in [-1, 1]; the env keeps its own observations and actions.
 
@@ -26,7 +26,7 @@ from gymnasium import spaces
 
 from il_toolkit.policies.adapters import SB3Policy
 from il_toolkit.policies.base import BasePolicy
-from il_toolkit.policies.frames import TaskFrame, get_frame
+from il_toolkit.features.frames import TaskFrame, get_frame
 from il_toolkit.policies.spaces import to_unit_actions
 
 

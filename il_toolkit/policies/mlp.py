@@ -8,7 +8,9 @@ demonstrations (ALOHA's cube orientation, std 2.5e-5 while the cube sits flat) w
 reach tens of thousands of standard deviations once a learner tips the cube over, and drive the
 network far outside anything it was fitted on. Continuous actions are regressed in [-1, 1]
 (scaled by the action space's bounds, or by data statistics where the bounds are infinite).
-Both normalisers are part of the saved state.
+Both normalisers are part of the saved state. What the network sees and how it expresses its
+actions is the shared feature pipeline (:class:`il_toolkit.features.state.StateFeatures`, the
+same one the flow family uses); the options below are its parts.
 
 With ``action_reference`` (one observation index per action dimension: where the action
 is a target for that entry, as PushT's target position for the agent's position or ALOHA's
@@ -16,7 +18,7 @@ joint targets for its joint positions) the MLP regresses the offset ``action - o
 standardised with training-data statistics; small corrections then stay precise instead of
 being a sliver of the whole board or joint range.
 
-With ``frame`` (a key of :data:`il_toolkit.policies.frames.FRAMES`, named by the env's
+With ``frame`` (a key of :data:`il_toolkit.features.frames.FRAMES`, named by the env's
 ``policy_frame``) the MLP also sees the frame's features and regresses the actions as the
 frame encodes them (PushT: the pusher target in the block's frame), standardised on data.
 
@@ -46,6 +48,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.training_config import ACTIVATIONS
+from il_toolkit.features.state import StateFeatures, periodic_dims  # noqa: F401  (periodic_dims: old import path)
 from il_toolkit.policies.base import BasePolicy
 
 DEFAULT_OBS_CLIP = 10.0  # standardised observations are clipped to this many standard deviations
@@ -78,16 +81,6 @@ def raw_obs_dim(space: spaces.Space) -> int:
             f"MLPPolicy takes vector observations, got {space}; use a policy with a camera backbone for images"
         )
     return int(np.prod(space.shape))
-
-
-def periodic_dims(space: spaces.Space) -> list[int]:
-    """Indices of a flat Box observation bounded by exactly [0, 2π] or [-π, π]: angles, which
-    the policy sees as (sin, cos) so that 0 and 2π look alike (PushT's block angle)."""
-    if not isinstance(space, spaces.Box) or len(space.shape) != 1:
-        return []
-    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
-    is_angle = (np.isclose(low, 0) & np.isclose(high, 2 * np.pi)) | (np.isclose(low, -np.pi) & np.isclose(high, np.pi))
-    return [int(i) for i in np.flatnonzero(is_angle)]
 
 
 class MLPPolicy(BasePolicy):
@@ -127,19 +120,18 @@ class MLPPolicy(BasePolicy):
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.activation = activation
         self._keys = _vector_keys(observation_space)
-        self.action_reference = self._check_reference(action_reference, out_dim)
+        self.features = StateFeatures(
+            obs_dim=raw_obs_dim(observation_space), action_dim=out_dim,
+            periodic_dims=periodic_dims(observation_space) if self._keys is None else (),
+            ignored_obs=tuple(ignored_obs or ()), frame=frame,
+            action_reference=self._check_reference(action_reference, out_dim),
+        )
+        self.action_reference = None if self.features.action_reference is None else list(self.features.action_reference)
         self.frame_name = frame
-        self.frame = None
-        if frame is not None:
-            from il_toolkit.policies.frames import get_frame
-
-            if action_reference is not None:
-                raise ValueError("give an MLPPolicy an action_reference or a task frame, not both: the frame "
-                                 "expresses the actions itself")
-            self.frame = get_frame(frame, raw_obs_dim(observation_space), out_dim)
-        self.periodic_dims = periodic_dims(observation_space)
-        self.ignored_obs = self._check_ignored(ignored_obs)
-        self._feature_columns = self._kept_columns()
+        self.frame = self.features.task_frame
+        self.periodic_dims = list(self.features.periodic_dims)
+        self.ignored_obs = list(self.features.ignored_obs)
+        self._feature_columns = self.features.columns
         in_dim = len(self._feature_columns)
         layers: list[nn.Module] = []
         for width in self.hidden_sizes:
@@ -161,39 +153,14 @@ class MLPPolicy(BasePolicy):
             self.model.act_scale.copy_(torch.clamp((high - low) / 2, min=1e-6))
         self.model.eval()
 
-    def _check_reference(self, reference: Sequence[int] | None, action_dim: int) -> list[int] | None:
+    def _check_reference(self, reference: Sequence[int] | None, action_dim: int) -> tuple[int, ...] | None:
         if reference is None:
             return None
-        reference = [int(i) for i in reference]
+        reference = tuple(int(i) for i in reference)
         if not isinstance(self.action_space, spaces.Box) or len(reference) != action_dim:
             raise ValueError(f"action_reference needs one observation index per action dimension ({action_dim} for "
-                             f"{self.action_space}), got {reference}")
-        self._check_in_range("action_reference", reference)
+                             f"{self.action_space}), got {list(reference)}")
         return reference
-
-    def _check_in_range(self, name: str, indices: list[int]) -> None:
-        n_obs = raw_obs_dim(self.observation_space)
-        if any(not 0 <= i < n_obs for i in indices):
-            raise ValueError(f"{name} {indices} indexes outside the {n_obs} observation entries")
-
-    def _check_ignored(self, ignored: Sequence[int] | None) -> list[int]:
-        ignored = sorted({int(i) for i in ignored or ()})
-        self._check_in_range("ignored_obs", ignored)
-        if len(ignored) == raw_obs_dim(self.observation_space):
-            raise ValueError("ignored_obs hides every observation entry: the policy would see nothing")
-        return ignored
-
-    def _kept_columns(self) -> list[int]:
-        """Columns of :meth:`flatten_obs`'s full feature layout that the network sees: the raw
-        entries not in ``ignored_obs``, then the cosines of the periodic entries not in it, then
-        the task frame's features (those alone where the frame ``replaces_obs``)."""
-        n_obs, ignored = raw_obs_dim(self.observation_space), set(self.ignored_obs)
-        raw = [i for i in range(n_obs) if i not in ignored]
-        periodic = self.periodic_dims if self._keys is None else []
-        cosines = [n_obs + k for k, i in enumerate(periodic) if i not in ignored]
-        n_frame = self.frame.n_features if self.frame is not None else 0
-        frame = list(range(n_obs + len(periodic), n_obs + len(periodic) + n_frame))
-        return frame if self.frame is not None and self.frame.replaces_obs else raw + cosines + frame
 
     @property
     def discrete(self) -> bool:
@@ -210,37 +177,18 @@ class MLPPolicy(BasePolicy):
 
     def _encode_actions(self, observations: Any, actions: np.ndarray) -> torch.Tensor:
         """(B, Da) float32: the actions as the network regresses them (before standardising):
-        in the task frame, as offsets from the referenced observation entries, or as given."""
+        the feature pipeline's action codec (task frame, offsets from reference entries, or as given)."""
         actions = np.asarray(actions, dtype=np.float64).reshape(len(actions), -1)
-        if self.frame is not None:
-            actions = self.frame.encode(self.raw_obs(observations), actions)
-        elif self.action_reference is not None:
-            actions = actions - self.raw_obs(observations)[:, self.action_reference]
-        return torch.as_tensor(actions, dtype=torch.float32)
+        return torch.as_tensor(self.features.encode_actions(self.raw_obs(observations), actions), dtype=torch.float32)
 
     def _decode_actions(self, observations: Any, encoded: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`_encode_actions`: (B, Da) actions in the env's units."""
-        if self.frame is not None:
-            return self.frame.decode(self.raw_obs(observations), encoded.astype(np.float64))
-        if self.action_reference is not None:
-            return encoded + self.raw_obs(observations)[:, self.action_reference]
-        return encoded
+        return self.features.decode_actions(self.raw_obs(observations), encoded)
 
     def flatten_obs(self, observations: Any) -> np.ndarray:
-        """A batch of observations as (B, features) float32: flattened, with each periodic
-        dimension replaced by its sine and followed by its cosine at the end, then the task frame's
-        features, without the ``ignored_obs`` entries (the frame's features alone where it
-        ``replaces_obs``)."""
-        raw = obs = self.raw_obs(observations)
-        if self._keys is None and self.periodic_dims:
-            angles = obs[:, self.periodic_dims]
-            obs = np.concatenate([obs, np.cos(angles)], axis=1)
-            obs[:, self.periodic_dims] = np.sin(angles)
-        if self.frame is not None:
-            obs = np.concatenate([obs, self.frame.features(raw)], axis=1)
-        if len(self._feature_columns) != obs.shape[1]:
-            obs = obs[:, self._feature_columns]
-        return obs.astype(np.float32)
+        """A batch of observations as (B, features) float32: the feature pipeline's
+        :meth:`~il_toolkit.features.state.StateFeatures.features` of the flattened observation."""
+        return self.features.features(self.raw_obs(observations))
 
     def fit_normalizer(self, observations: Any, actions: np.ndarray | None = None) -> None:
         """Set observation (and unbounded action) statistics from training data."""

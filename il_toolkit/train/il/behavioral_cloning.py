@@ -313,6 +313,7 @@ class BehavioralCloning:
         re-plans every step and averages overlapping chunks (ACT's temporal ensembling, k=0.01);
         without, it executes each chunk in full. Metrics are logged at ``step_offset`` plus the
         epoch each gradient step falls in."""
+        from il_toolkit.policies.flow_policy import default_state_features
         from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
         if not isinstance(self.env.action_space, gym.spaces.Box):
@@ -326,6 +327,7 @@ class BehavioralCloning:
             "naive_flow_matching_policy_trainer", train_demos, self.env.observation_space, self.env.action_space,
             steps=steps, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate, seed=self.config.seed,
             spec_fields={"horizon": chunk, "n_obs_steps": 1},
+            features=default_state_features(self.env) if self.config.task_frame else None,
             policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
             else {"n_action_steps": chunk},
             log=lambda metrics, step: logger.log({"train/loss": metrics.get("loss", float("nan")), **metrics},

@@ -15,12 +15,14 @@ policy (``policy/``, loadable with ``il_toolkit.policies.load``) are written eve
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from gymnasium import spaces
 
+from il_toolkit.features.state import StateFeatures
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 from il_toolkit.train.imitation_learning.windows import WindowDataset
@@ -35,26 +37,33 @@ def train_flow_policy(
     steps: int,
     batch_size: int = 256,
     learning_rate: float = 3e-4,
+    lr_schedule: str = "cosine",
     seed: int = 0,
     spec_fields: Mapping[str, Any] | None = None,
     policy_options: Mapping[str, Any] | None = None,
+    features: StateFeatures | None = None,
     log: Callable[[dict[str, float], int], None] | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
     device: str = "cpu",
 ) -> FlowMatchingPolicy:
-    """Train for ``steps`` gradient steps (minibatches of windows drawn with replacement)."""
+    """Train for ``steps`` gradient steps (minibatches of windows drawn with replacement), the
+    learning rate following ``lr_schedule`` over the ``steps`` (``"cosine"`` decays it to 0).
+
+    ``features``: the env's feature pipeline (:func:`il_toolkit.policies.flow_policy.default_state_features`);
+    None trains on the raw state, as flow policies did before the shared pipeline."""
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     trainer_class = TRAINER_REGISTRY.get(trainer_key)
     torch.manual_seed(seed)
     policy = FlowMatchingPolicy.create(
         trainer_key, observation_space, action_space, policy_options={**dict(policy_options or {}), "seed": seed},
-        **dict(spec_fields or {}),
+        features=features, **dict(spec_fields or {}),
     )
-    data = WindowDataset.from_trajectories(trajectories, policy)
-    policy.model["normalizer"].fit(actions=data.actions.numpy(), states=_states(data, policy))
+    data = fit_normalizer(policy, trajectories)
     models = policy.model
     trainer = trainer_class(
         models, trainer_class.build_optimizers(models, lr=learning_rate), None, device,
@@ -68,6 +77,7 @@ def train_flow_policy(
     steps_per_epoch = max(1, len(data) // batch_size)
     total_epochs = max(1, -(-steps // steps_per_epoch))
     for step in range(start, steps):
+        _set_learning_rate(trainer, learning_rate * _lr_factor(lr_schedule, step, steps))
         indices = torch.randint(0, len(data), (batch_size,), generator=sampler)
         metrics = trainer.train_step(data.batch(indices), step // steps_per_epoch, total_epochs, step)
         if log is not None:
@@ -79,9 +89,30 @@ def train_flow_policy(
     return policy
 
 
-def _states(data: WindowDataset, policy: FlowMatchingPolicy) -> Any:
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def _lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning rate's multiplier at ``step`` of ``steps``: cosine decay to 0, or 1."""
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step / max(steps, 1), 1.0)))
+
+
+def _set_learning_rate(trainer: Any, lr: float) -> None:
+    for optimizer in trainer.optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+def fit_normalizer(policy: FlowMatchingPolicy, trajectories: Sequence[Any]) -> WindowDataset:
+    """Fit ``policy``'s normaliser on the windows of ``trajectories`` as the policy sees them (its
+    features, its encoded action chunks) and return those windows."""
+    data = WindowDataset.from_trajectories(trajectories, policy)
     states = data.state_rows()
-    return None if states is None or policy.spec.state_dim == 0 else states.float().numpy()
+    states = None if states is None or policy.spec.state_dim == 0 else states.float().numpy()
+    policy.model["normalizer"].fit(actions=data.action_chunks().numpy(), states=states)
+    return data
 
 
 def _checkpoint(trainer: Any, policy: FlowMatchingPolicy, directory: Path, iterations: int, steps_per_epoch: int) -> None:

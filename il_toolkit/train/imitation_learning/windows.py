@@ -4,13 +4,15 @@ For step ``t`` of an episode of ``T`` actions, the window holds observations
 ``t - To + 1 .. t`` and the chunk actions ``t - To + 1 .. t - To + H`` (indices clipped to the
 episode, i.e. edges padded by repetition), so a policy with ``action_offset = To - 1``
 executes the chunk from the action at ``t`` on. Arrays are stored once per step and windows
-are gathered by index, so images are not duplicated ``To`` times in memory.
+are gathered by index, so images are not duplicated ``To`` times in memory. Where the policy
+expresses actions relative to the state (its feature pipeline's action codec), each window's
+chunk is encoded relative to the state at ``t``, the one it is planned from, and stored whole.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,12 +21,14 @@ import torch
 @dataclass(frozen=True)
 class WindowDataset:
     """``observations[key]`` ``(M, ...)`` per step, ``actions`` ``(M, Da)``; ``obs_index`` ``(N, To)``
-    and ``action_index`` ``(N, H)`` pick each window's rows."""
+    and ``action_index`` ``(N, H)`` pick each window's rows; ``chunks`` ``(N, H, Da)``, when set, holds
+    each window's encoded chunk (see the module docstring) and is what :meth:`batch` returns."""
 
     observations: Mapping[str, torch.Tensor]
     actions: torch.Tensor
     obs_index: torch.Tensor
     action_index: torch.Tensor
+    chunks: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.obs_index.shape[0])
@@ -32,24 +36,34 @@ class WindowDataset:
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{batch_key: (B, To, ...), "action": (B, H, Da)}`` for window ``indices`` ``(B,)``."""
         out = {key: value[self.obs_index[indices]] for key, value in self.observations.items()}
-        out["action"] = self.actions[self.action_index[indices]]
+        out["action"] = self.chunks[indices] if self.chunks is not None else self.actions[self.action_index[indices]]
         return out
+
+    def action_chunks(self) -> torch.Tensor:
+        """Every window's chunk ``(N, H, Da)`` as :meth:`batch` returns it (normaliser statistics)."""
+        return self.chunks if self.chunks is not None else self.actions[self.action_index]
 
     def state_rows(self, key: str = "observation.state") -> torch.Tensor | None:
         return self.observations.get(key)
 
     @classmethod
     def from_episodes(
-        cls, episodes: Iterable[tuple[Mapping[str, Any], Any]], n_obs_steps: int, horizon: int
+        cls,
+        episodes: Iterable[tuple[Mapping[str, Any], Any] | tuple[Mapping[str, Any], Any, Any]],
+        n_obs_steps: int,
+        horizon: int,
+        encode_chunk: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> "WindowDataset":
-        """``episodes``: ``(observations {batch_key: (T or T+1, ...)}, actions (T, Da))`` pairs.
+        """``episodes``: ``(observations {batch_key: (T or T+1, ...)}, actions (T, Da))`` pairs, or
+        triples with the raw states ``(T or T+1, D)`` that ``encode_chunk(states (T, D), chunks (T, H, Da))``
+        expresses each step's chunk relative to.
 
         A trailing final observation (``T + 1`` rows, imitation's convention) is dropped.
         """
         obs_parts: dict[str, list[torch.Tensor]] = {}
-        act_parts, obs_index, act_index = [], [], []
+        act_parts, obs_index, act_index, chunk_parts = [], [], [], []
         offset = 0
-        for observations, actions in episodes:
+        for observations, actions, *raw in episodes:
             acts = torch.as_tensor(np.asarray(actions, dtype=np.float32))
             steps = acts.shape[0]
             if steps == 0:
@@ -65,7 +79,12 @@ class WindowDataset:
             t = np.arange(steps)
             first = t - (n_obs_steps - 1)
             obs_index.append(offset + np.clip(first[:, None] + np.arange(n_obs_steps), 0, steps - 1))
-            act_index.append(offset + np.clip(first[:, None] + np.arange(horizon), 0, steps - 1))
+            local = np.clip(first[:, None] + np.arange(horizon), 0, steps - 1)
+            act_index.append(offset + local)
+            if encode_chunk is not None:
+                states = np.asarray(raw[0], dtype=np.float64)[:steps].reshape(steps, -1)
+                chunk = np.asarray(actions, dtype=np.float64).reshape(steps, -1)[local]
+                chunk_parts.append(torch.as_tensor(encode_chunk(states, chunk), dtype=torch.float32))
             offset += steps
         if not act_parts:
             raise ValueError("no episode with at least one action: nothing to train on")
@@ -74,6 +93,7 @@ class WindowDataset:
             actions=torch.cat(act_parts),
             obs_index=torch.as_tensor(np.concatenate(obs_index)),
             action_index=torch.as_tensor(np.concatenate(act_index)),
+            chunks=torch.cat(chunk_parts) if chunk_parts else None,
         )
 
     @classmethod
@@ -90,5 +110,9 @@ class WindowDataset:
                 return {k: plain(v) for k, v in obs.items()}
             return np.asarray(obs)
 
-        episodes = ((policy.observation_batch(plain(t.obs)), t.acts) for t in trajectories)
-        return cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon)
+        features = getattr(policy, "features", None)
+        if features is None:
+            episodes = ((policy.observation_batch(plain(t.obs)), t.acts) for t in trajectories)
+            return cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon)
+        triples = ((policy.observation_batch(obs), t.acts, policy.raw_state(obs)) for t in trajectories for obs in [plain(t.obs)])
+        return cls.from_episodes(triples, spec.n_obs_steps, spec.horizon, encode_chunk=policy.encode_actions)

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from il_toolkit.model.spec import FlowModelSpec
-from il_toolkit.model.transformer import ActionDecoder
+from il_toolkit.model.components import build_action_decoder
 
 
 class MixtureActionDecoder(nn.Module):
-    """``n_experts`` :class:`ActionDecoder` s; ``forward(x_t, t, cond, weights (B, E)) -> (B, H, Da)``.
+    """``n_experts`` velocity nets (the spec's ``velocity_net``); ``forward(x_t, t, cond, weights (B, E)) -> (B, H, Da)``.
 
     Experts whose weight is zero for the whole batch are skipped (top-1 gating at inference
     then costs one decoder call per step).
@@ -18,10 +18,7 @@ class MixtureActionDecoder(nn.Module):
 
     def __init__(self, spec: FlowModelSpec) -> None:
         super().__init__()
-        self.experts = nn.ModuleList(
-            ActionDecoder(spec.action_dim, spec.horizon, spec.d_model, spec.n_heads, spec.decoder_layers, spec.ff_mult, spec.dropout)
-            for _ in range(spec.n_experts)
-        )
+        self.experts = nn.ModuleList(build_action_decoder(spec) for _ in range(spec.n_experts))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(x_t)

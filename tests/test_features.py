@@ -1,0 +1,158 @@
+"""The shared feature pipeline: what an env declares, the features and action codec, and the flow
+policy that sees the state through it (task frame, MLP velocity net, checkpoints old and new)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import il_toolkit  # noqa: F401  (registers the envs)
+from il_toolkit.features import FeatureMismatchError, StateFeatures, state_features_for
+from il_toolkit.model.spec import FlowModelSpec
+from il_toolkit.policies import load as load_policy
+from il_toolkit.policies.flow_policy import FlowMatchingPolicy, default_state_features
+from il_toolkit.policies.mlp import MLPPolicy
+
+torch.set_num_threads(1)
+TINY = dict(d_model=32, n_heads=2, embedder_layers=1, decoder_layers=1, codebook_size=4, n_experts=2, mi_dim=16,
+            mlp_width=32, mlp_layers=2)
+
+
+@pytest.fixture(scope="module")
+def pusht():
+    env = gym.make("il_toolkit/PushT-v0")
+    yield env
+    env.close()
+
+
+def _pusht_states(env, n: int = 6) -> np.ndarray:
+    return np.stack([env.reset(seed=i)[0] for i in range(n)])
+
+
+def test_pusht_declares_its_task_frame_and_a_plain_env_gets_the_identity(pusht) -> None:
+    features = state_features_for(pusht)
+    assert (features.frame, features.periodic_dims, features.n_features) == ("pusht_push", (4,), 11)
+    plain = state_features_for(spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-1, 1, (2,), np.float32))
+    assert plain.is_identity and plain.n_features == 3
+    states = np.random.default_rng(0).normal(size=(4, 3))
+    assert np.allclose(plain.features(states), states.astype(np.float32))
+    assert not state_features_for(pusht, task_frame=False).frame  # switched off: angles as sin/cos, absolute targets
+
+
+def test_mlp_and_flow_see_the_same_features(pusht) -> None:
+    states = _pusht_states(pusht)
+    mlp = MLPPolicy(pusht.observation_space, pusht.action_space, frame="pusht_push")
+    features = default_state_features(pusht)
+    assert np.array_equal(mlp.flatten_obs(states), features.features(states))
+
+
+def test_chunks_encode_relative_to_their_state_and_decode_back(pusht) -> None:
+    features = state_features_for(pusht)
+    states = _pusht_states(pusht)
+    chunks = np.random.default_rng(1).uniform(0, 512, size=(len(states), 5, 2))
+    encoded = features.encode_actions(states, chunks)
+    assert encoded.shape == chunks.shape
+    assert np.allclose(features.decode_actions(states, encoded), chunks)
+    # each action of a chunk is relative to the same state: the first equals the single-action encoding
+    assert np.allclose(encoded[:, 0], features.encode_actions(states, chunks[:, 0]))
+    reference = StateFeatures(obs_dim=5, action_dim=2, action_reference=(0, 1))
+    assert np.allclose(reference.encode_actions(states, chunks)[:, 2], chunks[:, 2] - states[:, :2])
+
+
+def test_bad_pipelines_and_mismatched_states_are_refused() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        StateFeatures(obs_dim=5, action_dim=2, frame="pusht_push", action_reference=(0, 1))
+    with pytest.raises(ValueError, match="unknown task frame 'nope'"):
+        StateFeatures(obs_dim=5, action_dim=2, frame="nope")
+    with pytest.raises(ValueError, match="task frame 'pusht_push' is for 5 observation"):
+        StateFeatures(obs_dim=7, action_dim=2, frame="pusht_push")
+    with pytest.raises(ValueError, match="indexes outside the 3"):
+        StateFeatures(obs_dim=3, action_dim=1, ignored_obs=(3,))
+    with pytest.raises(ValueError, match=r"unknown fields \['colour'\]"):
+        StateFeatures.from_json({"obs_dim": 3, "action_dim": 1, "colour": "red"})
+    features = StateFeatures(obs_dim=5, action_dim=2, frame="pusht_push")
+    with pytest.raises(FeatureMismatchError, match="built for 5 entries"):
+        features.features(np.zeros((2, 4)))
+    with pytest.raises(FeatureMismatchError, match="5-entry state.*the env .* has a 3-entry state"):
+        features.check_fits(3, 2, "the env CartPole")
+
+
+def test_velocity_net_is_sized_to_the_inputs() -> None:
+    assert FlowModelSpec(action_dim=2, state_dim=5).velocity_net == "mlp"
+    assert FlowModelSpec(action_dim=2, cameras=("top",)).velocity_net == "transformer"
+    assert FlowModelSpec(action_dim=2, state_dim=5, velocity_net="transformer").velocity_net == "transformer"
+    with pytest.raises(ValueError, match="velocity_net must be one of"):
+        FlowModelSpec(action_dim=2, state_dim=5, velocity_net="cnn")
+    # a spec saved before velocity_net existed was a transformer
+    old = FlowModelSpec(action_dim=2, state_dim=5, velocity_net="transformer").to_json()
+    del old["velocity_net"]
+    assert FlowModelSpec.from_json(old).velocity_net == "transformer"
+
+
+@pytest.mark.parametrize("key", ["naive_flow_matching_policy_trainer", "variational_flow_matching_policy_trainer",
+                                 "cfg_vqvae_flow_matching_trainer_kot", "mutual_information_estimator_trainer"])
+def test_flow_policy_with_features_round_trips(pusht, key: str, tmp_path) -> None:
+    features = default_state_features(pusht)
+    policy = FlowMatchingPolicy.create(key, pusht.observation_space, pusht.action_space, features=features,
+                                       horizon=4, n_obs_steps=2, **TINY)
+    assert policy.spec.state_dim == 11 and policy.spec.velocity_net == "mlp"
+    states = _pusht_states(pusht, 3)
+    trajectories = [SimpleNamespace(obs=np.concatenate([states, states]), acts=np.concatenate([states, states])[:-1, :2])]
+    from il_toolkit.train.imitation_learning.loop import fit_normalizer
+
+    data = fit_normalizer(policy, trajectories)
+    assert data.chunks is not None and data.chunks.shape == (5, 4, 2)
+    policy.set_seed(3)
+    action, _ = policy.predict(states[0])
+    assert action.shape == (2,) and np.all(np.isfinite(action))
+    path = policy.save(tmp_path / "p")
+    assert json.loads((path / "config.json").read_text())["config"]["features"]["frame"] == "pusht_push"
+    restored = load_policy(path)
+    assert restored.features == features
+    for each in (policy, restored):
+        each.reset()
+        each.set_seed(5)
+    assert np.allclose(policy.predict(states[1])[0], restored.predict(states[1])[0])
+
+
+def test_flow_policy_decodes_its_chunk_in_env_units(pusht) -> None:
+    """A policy whose model always outputs the encoded action 0 (pusher target = the pusher itself)
+    must act at the pusher's position, wherever the T is."""
+    features = default_state_features(pusht)
+    policy = FlowMatchingPolicy.create("naive_flow_matching_policy_trainer", pusht.observation_space,
+                                       pusht.action_space, features=features, horizon=1, n_obs_steps=1, **TINY)
+    normalizer = policy.model["normalizer"]
+    normalizer.action_scale.fill_(1e-6)  # every sample collapses onto the shift (0: no offset from the pusher)
+    states = _pusht_states(pusht, 4)
+    actions, _ = policy.predict(states)
+    assert np.allclose(actions, states[:, :2], atol=1e-3)
+
+
+def test_feature_pipeline_that_does_not_fit_the_env_is_named(pusht) -> None:
+    features = StateFeatures(obs_dim=4, action_dim=2)
+    with pytest.raises(FeatureMismatchError, match="4-entry state.*5-entry state"):
+        FlowMatchingPolicy.create("naive_flow_matching_policy_trainer", pusht.observation_space, pusht.action_space,
+                                  features=features, horizon=1, n_obs_steps=1, **TINY)
+
+
+def test_checkpoint_from_before_the_pipeline_still_loads(tmp_path) -> None:
+    """A flow checkpoint written before features and velocity_net existed: raw state, transformer."""
+    obs_space, act_space = spaces.Box(-5, 5, (3,), np.float32), spaces.Box(-1, 1, (2,), np.float32)
+    policy = FlowMatchingPolicy.create("naive_flow_matching_policy_trainer", obs_space, act_space, horizon=2,
+                                       n_obs_steps=1, velocity_net="transformer", **TINY)
+    path = policy.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    del config["config"]["features"], config["config"]["spec"]["velocity_net"]
+    (path / "config.json").write_text(json.dumps(config))
+    restored = load_policy(path)
+    assert restored.features is None and restored.spec.velocity_net == "transformer"
+    obs = np.zeros(3, np.float32)
+    for each in (policy, restored):
+        each.set_seed(1)
+    assert np.allclose(policy.predict(obs)[0], restored.predict(obs)[0])
