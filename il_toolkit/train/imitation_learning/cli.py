@@ -54,7 +54,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
 
 
 # Budgets for a 2-core CPU. State: PushT (200 demonstrations) reaches its plateau in ~6,000 steps of the MLP
-# velocity net, about a minute (benchmarks/flow_pusht.py).
+# velocity net, about a minute (benchmarks/flow_state.py).
 STATE_DEFAULTS = {"steps": 6000, "learning_rate": 1e-3, "horizon": 1, "n_obs_steps": 1, "n_action_steps": 1}
 IMAGE_DEFAULTS = {"steps": 10000, "learning_rate": 3e-4, "horizon": 16, "n_obs_steps": 2, "n_action_steps": 8}
 
