@@ -35,6 +35,7 @@ from il_toolkit.policies.frame_policy import FrameSB3Policy, in_learner_units
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
+from il_toolkit.train.sb3_glue import silent_imitation_logger
 from il_toolkit.train.logging import MetricLogger
 
 SB3_NET_ARCH = [64, 64]
@@ -374,7 +375,7 @@ class BehavioralCloning:
         sb3 = self._sb3_policy()
         # a GAIL or PPO result sees the task frame or acts in [-1, 1]: demonstrations in its units
         train, val = (None if t is None else in_learner_units(t, self.policy) for t in (train, val))
-        with common.silent_imitation_logger() as imitation_log:
+        with silent_imitation_logger() as imitation_log:
             trainer = bc.BC(
                 observation_space=sb3.policy.observation_space,
                 action_space=sb3.policy.action_space,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -51,16 +50,6 @@ def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     return np.random.default_rng(seed)
-
-
-@contextlib.contextmanager
-def silent_imitation_logger() -> Iterator[Any]:
-    """imitation's logger writing nothing, in a temporary folder removed afterwards
-    (``imitation.util.logger.configure()`` without a folder leaves ``/tmp/imitation-<time>`` behind)."""
-    from imitation.util import logger as imitation_logger
-
-    with tempfile.TemporaryDirectory(prefix="il_toolkit-imitation-") as folder:
-        yield imitation_logger.configure(folder, format_strs=[])
 
 
 def resolve_env(env: str | gym.Env) -> gym.Env:

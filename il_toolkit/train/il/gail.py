@@ -59,6 +59,7 @@ from il_toolkit.policies.base import Policy
 from il_toolkit.policies.frame_policy import in_learner_units
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
+from il_toolkit.train.sb3_glue import bc_warm_start
 from il_toolkit.train.logging import MetricLogger
 
 # Envs whose episodes end early, and their fixed-horizon twins (registered in envs/registration.py).
@@ -321,7 +322,7 @@ class GAIL:
             logger.log({"bc_warm_start/epochs": 0, "bc_warm_start/skipped_for_the_given_policy": 1}, step=0)
         elif config.gail_bc_warm_start_epochs > 0:
             t0 = time.perf_counter()
-            gail_adapter.bc_warm_start(self.gen_algo.policy, transitions, epochs=config.gail_bc_warm_start_epochs,
+            bc_warm_start(self.gen_algo.policy, transitions, epochs=config.gail_bc_warm_start_epochs,
                                        batch_size=config.batch_size, learning_rate=config.learning_rate,
                                        rng=self.rng, device=config.device)
             logger.log({"bc_warm_start/epochs": config.gail_bc_warm_start_epochs,

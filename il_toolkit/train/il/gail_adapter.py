@@ -16,8 +16,7 @@ from imitation.rewards.reward_nets import BasicRewardNet
 from imitation.util import logger as imitation_logger
 from imitation.util.networks import RunningNorm
 
-from il_toolkit.train.il.common import silent_imitation_logger
-from il_toolkit.train.online_rl.ppo_trainer import capture_writer
+from il_toolkit.train.sb3_glue import capture_writer
 
 
 def discriminator(observation_space: Any, action_space: Any, hidden_dim: int) -> BasicRewardNet:
@@ -136,19 +135,3 @@ def make_gail(
     meter = RewardMeter(trainer.venv_wrapped.reward_fn, reward_scale)
     trainer.venv_wrapped.reward_fn = meter
     return trainer, meter
-
-
-def bc_warm_start(policy: Any, transitions: Any, *, epochs: int, batch_size: int, learning_rate: float,
-                  rng: np.random.Generator, device: str) -> None:
-    """Behavioural cloning of ``policy`` (an SB3 actor-critic) on ``transitions`` before GAIL; the
-    batch is at most the number of transitions (imitation's BC refuses fewer transitions than a batch)."""
-    from imitation.algorithms import bc
-
-    with silent_imitation_logger() as imitation_log:
-        trainer = bc.BC(
-            observation_space=policy.observation_space, action_space=policy.action_space, rng=rng, policy=policy,
-            demonstrations=transitions, batch_size=min(batch_size, len(transitions)), optimizer_kwargs={"lr": learning_rate}, device=device,
-            custom_logger=imitation_log,
-        )
-        trainer.train(n_epochs=epochs, progress_bar=False, log_interval=10**9)
-    policy.set_training_mode(False)

@@ -31,7 +31,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -42,6 +42,7 @@ from il_toolkit.policies import SB3Policy, check_spaces
 from il_toolkit.policies.frame_policy import FrameEnv, FrameSB3Policy, FrameUnits, frame_units_for, in_learner_units
 from il_toolkit.policies.spaces import is_unit_twin, unit_action_space
 from il_toolkit.train.logging import MetricLogger
+from il_toolkit.train.sb3_glue import capture_writer
 
 DEFAULT_NET_ARCH = [64, 64]
 
@@ -189,7 +190,7 @@ def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str 
     from imitation.data.rollout import flatten_trajectories
 
     from il_toolkit.rollout import generate_trajectories
-    from il_toolkit.train.il.gail_adapter import bc_warm_start
+    from il_toolkit.train.sb3_glue import bc_warm_start
 
     start = time.perf_counter()
     raw = flatten_trajectories(generate_trajectories(teacher, env, range(seed, seed + episodes)))
@@ -249,22 +250,6 @@ def in_unit_actions(env: gym.Env) -> gym.Env:
     if unit_action_space(env.action_space) is None:
         return env
     return gym.wrappers.RescaleAction(env, -1.0, 1.0)
-
-
-def capture_writer(sink: Callable[[dict[str, Any], int], None]) -> Any:
-    """An SB3 ``KVWriter`` that hands every dumped record's scalars to ``sink(record, step)``."""
-    from stable_baselines3.common.logger import KVWriter
-
-    class CaptureWriter(KVWriter):
-        def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-            scalars = {k: v for k, v in key_values.items() if isinstance(v, (int, float)) or hasattr(v, "item")}
-            if scalars:
-                sink(scalars, step)
-
-        def close(self) -> None:
-            pass
-
-    return CaptureWriter()
 
 
 class PPOTrainer:
