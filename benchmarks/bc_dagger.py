@@ -105,7 +105,7 @@ def run_dagger(env_id: str, seed: int, eval_episodes: int, out: Path, learner: d
 def ensure_collected(env_id: str, dataset_id: str, n_demos: int) -> str:
     """``dataset_id`` with the expert's first ``n_demos`` episodes, collected unless it exists; benchmark
     processes started side by side (one per seed) wait for the one collecting it."""
-    from il_toolkit.train.datasets.minari_io import collect_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
 
     collect_dataset(env_id, dataset_id, n_demos, seed=0, progress=True, if_missing=True)
     return dataset_id

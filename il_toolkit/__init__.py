@@ -28,7 +28,7 @@ _LAZY_EXPORTS = {
     "load_policy": "il_toolkit.policies:load",
     "make_expert": "il_toolkit.experts:make_expert",
     "evaluate": "il_toolkit.evaluation:evaluate",
-    "collect_dataset": "il_toolkit.train.datasets.minari_io:collect_dataset",
+    "collect_dataset": "il_toolkit.train.datasets.collect:collect_dataset",
     "load_demonstrations": "il_toolkit.train.datasets.minari_io:load_demonstrations",
 }
 

@@ -65,7 +65,7 @@ def _env_kwargs(pairs: Sequence[str]) -> dict:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    from il_toolkit.train.datasets.minari_io import collect_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
 
     if sum((args.overwrite, args.append, args.if_missing)) > 1:
         raise SystemExit("il-toolkit collect: choose one of --overwrite, --append and --if-missing")

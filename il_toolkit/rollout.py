@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
+from il_toolkit.features.observations import flatten_observations
 from il_toolkit.policies.base import Policy
 
 
@@ -47,8 +48,6 @@ class Episode:
         from imitation.data.types import DictObs, TrajectoryWithRew
 
         if isinstance(self.observations[0], dict):
-            from il_toolkit.train.datasets.minari_io import flatten_observations
-
             # DictObs holds arrays only: nested cameras become "pixels/<camera>" keys, as when loading from Minari
             steps = [flatten_observations(o) for o in self.observations]
             obs: Any = DictObs({k: np.stack([step[k] for step in steps]) for k in steps[0]})

@@ -55,7 +55,7 @@ def test_training_twice_with_one_seed_gives_identical_weights(tmp_path, cartpole
 
 
 def test_training_from_a_minari_dataset(tmp_path):
-    from il_toolkit.train.datasets.minari_io import collect_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
 
     collect_dataset("CartPole-v1", "tests/bc-source-v0", 4, progress=False)
     trainer = BehavioralCloning(env="CartPole-v1", config=_config(tmp_path, bc_epochs=2), progress=False)

@@ -326,7 +326,8 @@ def test_pixel_observations_and_aloha_run_end_to_end(tmp_path):
 
 def test_datasets_are_reused_or_refused():
     from il_toolkit.bench.trial import ensure_dataset
-    from il_toolkit.train.datasets.minari_io import DatasetError, collect_dataset, dataset_metadata, open_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
+    from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, open_dataset
 
     name, seconds = ensure_dataset("il_toolkit/CartPole-v1", 7, 2)
     assert name == "il-bench/cartpole-v1-expert-s7-n2-v0" and seconds > 0

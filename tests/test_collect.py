@@ -7,11 +7,11 @@ import pytest
 from il_toolkit.envs import make_env
 from il_toolkit.policies import FunctionPolicy
 from il_toolkit.train.datasets import collect as collect_module
+from il_toolkit.train.datasets.collect import collect_dataset
 from il_toolkit.train.datasets.minari_io import (
     DatasetBusyError,
     DatasetError,
     DatasetExistsError,
-    collect_dataset,
     dataset_metadata,
     load_demonstrations,
     open_dataset,

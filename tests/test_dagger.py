@@ -197,7 +197,7 @@ def test_the_run_keeps_the_round_that_did_best_in_its_own_rollouts(tmp_path, mon
 def test_with_an_initial_dataset_the_first_rounds_learner_is_trained_on_it(tmp_path):
     """Ross et al.'s pi_1: given D0, the learner is fitted on it before round 1, so a round-1
     rollout with beta = 0 already balances CartPole instead of acting with random weights."""
-    from il_toolkit.train.datasets.minari_io import collect_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
 
     collect_dataset("CartPole-v1", "tests/dagger-d0-v0", 6, progress=False)
     config = _config(tmp_path, dagger_iterations=1, dagger_beta_schedule="constant", dagger_initial_beta=0.0,
@@ -369,7 +369,7 @@ def test_a_label_budget_cuts_the_rollout_that_reaches_it_and_ends_the_run(tmp_pa
 
 
 def test_a_label_budget_the_initial_dataset_already_spends_is_refused(tmp_path):
-    from il_toolkit.train.datasets.minari_io import collect_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
 
     collect_dataset("CartPole-v1", "tests/dagger-budget-d0-v0", 6, progress=False)
     config = _config(tmp_path, dagger_label_budget=100)

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from il_toolkit.envs import make_env
+from il_toolkit.train.datasets.collect import collect_dataset
 from il_toolkit.train.datasets.minari_io import (
     DatasetError,
     DatasetExistsError,
-    collect_dataset,
     load_demonstrations,
     to_arrays,
     to_transitions,

@@ -70,7 +70,7 @@ def test_seed_reward_scale_multiplies_what_ppo_sees(tmp_path, cartpole_demos):
 
 
 def test_expert_policy_may_be_a_minari_dataset_id(tmp_path):
-    from il_toolkit.train.datasets.minari_io import collect_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
     from il_toolkit.train.il.gail import GAIL
 
     collect_dataset("CartPole-v1", "tests/gail-source-v0", 2, progress=False)

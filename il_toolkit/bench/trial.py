@@ -44,7 +44,7 @@ def ensure_dataset(env_id: str, seed: int, n_demos: int, *, obs_type: str | None
     stopped; trials (and harness processes) that need the same dataset at once collect it once,
     the others wait (``collect_dataset(if_missing=True)``). A dataset under the same id that
     does not hold ``n_demos`` episodes of ``env_id`` by its default expert is refused."""
-    from il_toolkit.train.datasets.minari_io import collect_dataset
+    from il_toolkit.train.datasets.collect import collect_dataset
 
     name = dataset_id(env_id, seed, n_demos, obs_type)
     start = time.perf_counter()

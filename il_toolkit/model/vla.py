@@ -35,6 +35,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
+from il_toolkit.features.observations import batch_from_observations
 from il_toolkit.model import flow
 from il_toolkit.model.components import BatchError
 from il_toolkit.model.normalizer import Normalizer
@@ -340,9 +341,7 @@ class VLANetwork(nn.Module):
 # -- the policy ----------------------------------------------------------------------------
 def flatten_env_observation(observation: Any) -> dict[str, np.ndarray]:
     """A batch of env observations ``(B, ...)`` -> LeRobot batch keys (the dataset's mapping)."""
-    from il_toolkit.train.datasets.lerobot_dataset import flatten_observation
-
-    return flatten_observation(observation)
+    return batch_from_observations(observation)
 
 
 def _add_batch_axis(observation: Any) -> Any:

@@ -31,14 +31,16 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from il_toolkit.features.observations import STATE_KEYS
 from il_toolkit.features.state import StateFeatures, state_features_for
 from il_toolkit.model.components import BatchError
+from il_toolkit.model.flow_registry import TRAINER_REGISTRY
 from il_toolkit.model.spec import DEPTH_PREFIX, IMAGE_PREFIX, STATE_KEY, FlowModelSpec
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
 from il_toolkit.model.flow import SOLVERS
 
-_STATE_NAMES = ("observation.state", "agent_pos", "state", "qpos", "proprio")
+_STATE_NAMES = ("observation.state", *STATE_KEYS)
 
 
 def _subspace(space: spaces.Space, path: str) -> spaces.Space:
@@ -173,8 +175,6 @@ class FlowMatchingPolicy(BasePolicy):
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
-        from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
-
         super().__init__(observation_space, action_space)
         if not isinstance(action_space, spaces.Box):
             raise TypeError(f"flow-matching policies produce continuous actions; the action space is {action_space}, not a Box")
@@ -219,8 +219,6 @@ class FlowMatchingPolicy(BasePolicy):
     ) -> "FlowMatchingPolicy":
         """A fresh (untrained) policy whose spec is inferred from the spaces (see :func:`spec_from_spaces`);
         with ``features``, the state input is their ``n_features`` wide."""
-        from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
-
         trainer_class = TRAINER_REGISTRY.get(trainer_key)
         if features is not None:
             spec_fields = {"state_dim": features.n_features, **spec_fields}
@@ -444,8 +442,6 @@ class FlowMatchingPolicy(BasePolicy):
 
     @classmethod
     def from_checkpoint(cls, config, tensors, observation_space, action_space) -> "FlowMatchingPolicy":
-        from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
-
         trainer_key = config.get("trainer")
         trainer_class = TRAINER_REGISTRY.get(trainer_key)
         models = trainer_class.build_models(FlowModelSpec.from_json(config["spec"]))

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from il_toolkit.features.observations import STATE_KEYS, ObservationKeyError, batch_from_observations  # noqa: F401
 from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, open_dataset
 
-STATE_KEYS = ("agent_pos", "state", "qpos")
 
 
 @dataclass(frozen=True)
@@ -88,30 +88,12 @@ def resolve_dataset(name: str, *, collect_missing: bool = True, progress: bool =
 
 
 def flatten_observation(observation: Any) -> dict[str, np.ndarray]:
-    """Map one episode's observations (arrays with a leading time axis) to batch keys:
-    a vector -> ``observation.state``; an (T, H, W, C) image -> ``observation.images.top``;
-    a dict: ``agent_pos``/``state``/``qpos`` -> state, ``pixels`` (image or dict of
-    cameras) or ``pixels/<camera>`` -> ``observation.images.<camera>``, ``depth`` likewise ->
-    ``observation.depth.<camera>``."""
-    if not isinstance(observation, dict):
-        array = np.asarray(observation)
-        if array.ndim == 4:
-            return {"observation.images.top": np.moveaxis(array, -1, 1)}
-        return {"observation.state": array.reshape(len(array), -1).astype(np.float32)}
-    out: dict[str, np.ndarray] = {}
-    for key, value in observation.items():
-        if key in STATE_KEYS:
-            out["observation.state"] = np.asarray(value, dtype=np.float32).reshape(len(value), -1)
-        elif key.split("/")[0] in ("pixels", "depth"):  # "pixels/<camera>": nested cameras flattened by DictObs
-            kind, _, named = key.partition("/")
-            prefix = "observation.images." if kind == "pixels" else "observation.depth."
-            cameras = value if isinstance(value, dict) else {named or "top": value}
-            for camera, frames in cameras.items():
-                frames = np.asarray(frames)
-                out[prefix + camera] = np.moveaxis(frames if frames.ndim == 4 else frames[..., None], -1, 1)
-        else:
-            raise DatasetError(f"observation key {key!r} has no batch key; expected {STATE_KEYS}, 'pixels' or 'depth'")
-    return out
+    """:func:`il_toolkit.features.observations.batch_from_observations`, with an observation it cannot
+    map reported as a :class:`DatasetError`."""
+    try:
+        return batch_from_observations(observation)
+    except ObservationKeyError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 class ChunkedEpisodeDataset:

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import gymnasium as gym
 import numpy as np
 
+from il_toolkit.features.observations import flatten_observations  # noqa: F401  (part of this module's API)
 from il_toolkit.policies.spaces import describe, spaces_match
 
 
@@ -137,22 +138,6 @@ def check_spaces_fit(observation_space: gym.spaces.Space, action_space: gym.spac
                 f"{what} {name} space {describe(ours)} does not match env {env_id} {name} space {describe(theirs)}; "
                 "pick the env (and obs_type) the data was recorded with"
             )
-
-
-def flatten_observations(observations: Any, prefix: str = "") -> Any:
-    """Nested dicts of arrays -> one flat dict keyed by ``"outer/inner"`` paths (imitation's
-    ``DictObs`` holds arrays only, so ALOHA's ``{"pixels": {"head": ...}}`` becomes
-    ``{"pixels/head": ...}``: the same path a policy's ``observation_keys`` name). Arrays pass."""
-    if not isinstance(observations, dict):
-        return np.asarray(observations)
-    flat: dict[str, np.ndarray] = {}
-    for key, value in observations.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten_observations(value, prefix=f"{name}/"))
-        else:
-            flat[name] = np.asarray(value)
-    return flat
 
 
 def _episode_observations(observations: Any) -> Any:
@@ -322,4 +307,8 @@ def filter_top_percentile(trajectories: Sequence[Any], percentile: float) -> lis
     return [t for t, k in zip(trajectories, keep) if k]
 
 
-from il_toolkit.train.datasets.collect import CollectionReport, collect_dataset  # noqa: E402  (public re-export)
+def __getattr__(name: str) -> Any:
+    if name in ("collect_dataset", "CollectionReport"):
+        raise AttributeError(f"{name} lives in il_toolkit.train.datasets.collect (collection builds on this module): "
+                             f"from il_toolkit.train.datasets.collect import {name}, or from il_toolkit import collect_dataset")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
