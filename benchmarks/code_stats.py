@@ -1,7 +1,8 @@
 """The library's shape: lines of code, the module import graph and its cycles, and layer violations.
 
 Every ``import`` counts, those inside functions included (an import deferred into a function to
-dodge a cycle is still a cycle). Modules are the installed names (``il_toolkit.envs`` is
+dodge a cycle is still a cycle), except under ``if __name__ == "__main__":`` (there the module runs
+as ``__main__``, a module of its own: ``python -m il_toolkit.train.il.dagger`` hands over to the CLI). Modules are the installed names (``il_toolkit.envs`` is
 ``envs/``, ``il_toolkit.experts`` is ``experts/``). A layer violation is a lower layer importing
 a higher one: features, model and policies must not import trainers (``il_toolkit.train``),
 experts, datasets or the benchmark harness.
@@ -42,7 +43,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     tree = ast.parse(path.read_text())
     targets = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(tree):
+    for node in _walk_outside_main(tree):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -59,6 +60,22 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
         if target and target != name:
             resolved.add(target)
     return resolved
+
+
+def _is_main_guard(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return (isinstance(node, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__" and any(isinstance(c, ast.Constant) and c.value == "__main__"
+                                                   for c in test.comparators))
+
+
+def _walk_outside_main(tree: ast.AST):
+    """``ast.walk`` without the bodies of ``if __name__ == "__main__":`` blocks."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        yield node
+        pending.extend(child for child in ast.iter_child_nodes(node) if not _is_main_guard(child))
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -99,16 +116,24 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def main() -> None:
-    found = modules()
+def import_graph(found: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the toolkit modules it imports. A package's ``__init__`` re-exporting its own
+    submodules is not an edge (that is not a cycle between them)."""
     known = set(found)
     graph = {name: imports_of(name, path, known) for name, path in found.items()}
-    # a package's __init__ re-exporting its own submodules is not a cycle between them
-    for name in graph:
-        graph[name] = {t for t in graph[name] if not (t.startswith(name + ".") and found[name].name == "__init__.py")}
+    return {name: {t for t in targets if not (t.startswith(name + ".") and found[name].name == "__init__.py")}
+            for name, targets in graph.items()}
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if a.startswith(LOWER) and b.startswith(HIGHER))
+
+
+def main() -> None:
+    found = modules()
+    graph = import_graph(found)
     loops = cycles(graph)
-    violations = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
-                        if a.startswith(LOWER) and b.startswith(HIGHER))
+    violations = layer_violations(graph)
     lines = sum(len(path.read_text().splitlines()) for path in found.values())
     print(f"{len(found)} modules, {lines} lines")
     print(f"{len(loops)} import cycles:")

@@ -10,11 +10,11 @@ import json
 import sys
 from typing import Sequence
 
-TRAIN_MODULES = {
-    "bc": "il_toolkit.train.il.behavioral_cloning",
-    "dagger": "il_toolkit.train.il.dagger",
-    "gail": "il_toolkit.train.il.gail",
-    "flow": "il_toolkit.train.imitation_learning.cli",
+TRAIN_COMMANDS = {  # method -> "module:function" running its command line
+    "bc": "il_toolkit.train.il.cli:main_bc",
+    "dagger": "il_toolkit.train.il.cli:main_dagger",
+    "gail": "il_toolkit.train.il.cli:main_gail",
+    "flow": "il_toolkit.train.imitation_learning.cli:main",
 }
 
 
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("train", help="train a policy: il-toolkit train METHOD [flags] (METHOD --help for flags)")
-    p.add_argument("method", choices=sorted(TRAIN_MODULES), help="training method")
+    p.add_argument("method", choices=sorted(TRAIN_COMMANDS), help="training method")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the method's own flags")
     p.set_defaults(func=None)
 
@@ -270,8 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return bench_main(args.rest, prog="il-toolkit bench")
         if args.command == "train":
-            module = importlib.import_module(TRAIN_MODULES[args.method])
-            return module.main(args.rest, prog=f"il-toolkit train {args.method}")
+            module_name, _, function = TRAIN_COMMANDS[args.method].partition(":")
+            command = getattr(importlib.import_module(module_name), function)
+            return command(args.rest, prog=f"il-toolkit train {args.method}")
         return args.func(args)
     except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
             ResumeMismatchError, RunBusyError) as exc:

@@ -40,7 +40,7 @@ def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
 
 
 def test_seed_flag_spellings_are_accepted():
-    from il_toolkit.train.il.behavioral_cloning import build_parser
+    from il_toolkit.train.il.cli import build_bc_parser as build_parser
 
     args = build_parser().parse_args(
         ["--env", "CartPole-v1", "--bc_epochs", "100", "--batch_size", "64", "--learning_rate", "1e-4", "--output_dir", "./output/bc"]

@@ -223,10 +223,10 @@ def test_ppo_and_gail_start_from_a_policy_that_is_not_sb3_by_distilling_it(tmp_p
 
 
 def test_cli_help_lists_the_seed_flags(capsys):
-    from il_toolkit.train.il import gail
+    from il_toolkit.train.il.cli import main_gail
 
     with pytest.raises(SystemExit) as exit_info:
-        gail.main(["--help"], prog="il-toolkit train gail")
+        main_gail(["--help"], prog="il-toolkit train gail")
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--env", "--dataset", "--model_path", "--num_expert_episodes", "--total_timesteps",

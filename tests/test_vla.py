@@ -249,7 +249,7 @@ def test_vla_dagger_round_on_pusht_state(tmp_path):
     """One DAgger round with a state-only VLA learner (no camera) on PushT: the shared DAgger
     machinery rolls out, labels with the expert, aggregates and retrains through VLA BC."""
     from il_toolkit.envs import make_env
-    from il_toolkit.train.il.vla import VLADAgger
+    from il_toolkit.train.il.dagger import VLADAgger
 
     env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=60)
     model = VLAModel(action_dim=2, observation_space=env.observation_space, action_space=env.action_space,
@@ -332,7 +332,7 @@ def test_model_path_chains_bc_dagger_gail(tmp_path):
     run's best/ (--model_path), the env and dataset found through the runs' run.json."""
     from il_toolkit.policies import load_config
     from il_toolkit.train.datasets.collect import collect_dataset
-    from il_toolkit.train.il.vla import is_vla_request, run_vla
+    from il_toolkit.train.il.cli import is_vla_request, run_vla
 
     env_kwargs = {"obs_type": "state", "max_episode_steps": 40}
     collect_dataset("il_toolkit/PushT-v0", "test/pusht-state-short-v0", 3, env_kwargs=env_kwargs, progress=False)

@@ -138,7 +138,7 @@ def test_cli_trains_one_model_on_comma_separated_datasets_and_eval_picks_the_tas
     env runs that task's view (its instruction, state and action slots)."""
     from il_toolkit.evaluation import evaluate_checkpoint
     from il_toolkit.train.datasets.collect import collect_dataset
-    from il_toolkit.train.il.vla import is_vla_request, run_vla
+    from il_toolkit.train.il.cli import is_vla_request, run_vla
 
     pusht = {"obs_type": "state", "max_episode_steps": 30}
     aloha = {"obs_type": "state", "max_episode_steps": 30}
@@ -158,7 +158,8 @@ def test_cli_trains_one_model_on_comma_separated_datasets_and_eval_picks_the_tas
 
 
 def test_dagger_and_gail_refuse_a_multitask_model():
-    from il_toolkit.train.il.vla import VLADAgger, VLAGAIL
+    from il_toolkit.train.il.dagger import VLADAgger
+    from il_toolkit.train.il.vla import VLAGAIL
 
     model = fitted_model(two_tasks())
     for algorithm in (VLADAgger, VLAGAIL):

@@ -35,6 +35,7 @@ from il_toolkit.policies.frame_policy import FrameSB3Policy, in_learner_units
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
+from il_toolkit.train.il.vla import VLABehavioralCloning  # noqa: F401  (seed 004 imports it from here)
 from il_toolkit.train.sb3_glue import silent_imitation_logger
 from il_toolkit.train.logging import MetricLogger
 
@@ -450,58 +451,7 @@ def _accuracy(policy: SB3Policy, transitions: Any) -> float:
     actions, _ = policy.predict(transitions.obs, deterministic=True)
     return float(np.mean(np.asarray(actions).reshape(-1) == np.asarray(transitions.acts).reshape(-1)))
 
+if __name__ == "__main__":  # python -m il_toolkit.train.il.behavioral_cloning: the command line
+    from il_toolkit.train.il.cli import main_bc
 
-# -- command line ------------------------------------------------------------------------
-CLI_FIELDS = (
-    "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
-    "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
-    "relative_actions", "drop_velocity_obs", "task_frame", "policy_mixture_components", "lr_schedule",
-    "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",
-)
-
-
-def build_parser(prog: str = "python -m il_toolkit.train.il.behavioral_cloning"):
-    return common.build_parser(
-        prog,
-        "Behavioural cloning (seed 004): learn a policy from expert demonstrations, either collected "
-        "live from the env's registered expert (--env) or read from a Minari dataset (--dataset).",
-        ILConfig.behavioral_cloning(use_wandb=True),
-        CLI_FIELDS,
-    )
-
-
-def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-          use_wandb: bool, progress: bool) -> dict[str, Any]:
-    """The undecorated function under the CLI: everything a run does, from parsed arguments."""
-    from il_toolkit.train.il.vla import is_vla_request, run_vla
-
-    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
-        return run_vla("bc", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
-                       progress=progress)
-    env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
-    env_id = common.env_id_of(env)
-    policy = None
-    if model_path is not None:
-        from il_toolkit.policies import load
-
-        policy = load(model_path)
-    trainer = BehavioralCloning(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
-    expert_policy = None
-    if dataset is None and expert != "default":
-        from il_toolkit.experts import make_expert
-
-        expert_policy = make_expert(env_id, env=env, name=expert)
-    return trainer.train(expert_policy, dataset=dataset)
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = build_parser(prog or "python -m il_toolkit.train.il.behavioral_cloning")
-    return common.run_cli(parser, ILConfig.behavioral_cloning(), train, argv)
-
-
-def __getattr__(name: str) -> Any:
-    return common.lazy_vla_class(__name__, name, "VLABehavioralCloning")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main_bc(prog="python -m il_toolkit.train.il.behavioral_cloning"))

@@ -75,6 +75,8 @@ from il_toolkit.rollout import rollout_episode
 from il_toolkit.train.il import common
 from il_toolkit.train.il.common import ResumeMismatchError
 from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+from il_toolkit.train.il.vla import VLABehavioralCloning, as_vla, require_single_task
+from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.logging import MetricLogger
 
 STATE_FILE = "state.json"
@@ -490,64 +492,46 @@ def _labels(trajectories: Sequence[Any]) -> int:
     return int(sum(len(t.acts) for t in trajectories))
 
 
-# -- command line ------------------------------------------------------------------------
-CLI_FIELDS = (
-    "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta", "dagger_warm_start",
-    "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget",
-    "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
-    "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",
-    "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes",
-    "output_dir",
-)
+# -- VLA DAgger ----------------------------------------------------------------------------
+class VLADAgger(DAgger):
+    """DAgger (seed 004) with a :class:`VLAModel` learner: every round is
+    :class:`~il_toolkit.train.il.dagger.DAgger`'s (beta-mixture rollouts, expert labels, the
+    aggregate Minari dataset, resuming); retraining is :class:`VLABehavioralCloning`.
+
+    Args:
+        env: the env (id or instance); ``env_kwargs`` are used when it is an id (e.g.
+            ``{"obs_type": "pixels_agent_pos"}`` for PushT pixels).
+        model: the learner, a :class:`VLAModel` or the path of a saved one (``--model_path``).
+        expert_policy, config, use_wandb: as for DAgger.
+
+    The model is fine-tuned from its own (pretrained) weights every round, whatever
+    ``dagger_warm_start`` says: reinitialising would throw its pretraining away.
+    """
+
+    retrains_fresh = False
+
+    def __init__(self, env: Any, model: VLAModel | str | os.PathLike, expert_policy: Any = None,
+                 config: ILConfig | None = None, use_wandb: bool | None = None, *,
+                 env_kwargs: dict[str, Any] | None = None, dataset_name: str | None = None, progress: bool = True) -> None:
+        from il_toolkit.envs import env_entry, make_env
+
+        if isinstance(env, str):
+            env = make_env(env, **(env_kwargs or {}))
+        policy = require_single_task(as_vla(model), "VLA DAgger")
+        super().__init__(env, expert_policy, config, use_wandb, policy=policy, progress=progress)
+        self.bc = VLABehavioralCloning(policy, self.config, use_wandb=False, env=self.env, progress=progress)
+        self.env_kwargs, self.dataset_name = dict(env_kwargs or {}), dataset_name
+        if not policy._instruction_given:
+            policy.instruction = env_entry(common.env_id_of(self.env)).instruction
+
+    def _run_signature(self, initial_dataset: str | None) -> dict[str, Any]:
+        """DAgger's, plus what ``--model_path`` chaining needs to rebuild the env (``env_kwargs``)
+        and find the demonstrations (``dataset``)."""
+        return {**super()._run_signature(initial_dataset), "algorithm_variant": "vla", "env_kwargs": self.env_kwargs,
+                "dataset": self.dataset_name}
 
 
-def build_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
-    return common.build_parser(
-        prog,
-        "DAgger (seed 004): roll out a mix of expert and learner, label every visited state with the expert, "
-        "aggregate and retrain. --dataset gives an initial dataset D0. Rerun the same command to resume.",
-        ILConfig.dagger(use_wandb=True),
-        CLI_FIELDS,
-    )
+if __name__ == "__main__":  # python -m il_toolkit.train.il.dagger: the command line
+    from il_toolkit.train.il.cli import main_dagger
 
-
-def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-          use_wandb: bool, progress: bool) -> dict[str, Any]:
-    """The undecorated function under the CLI."""
-    from il_toolkit.train.il.vla import is_vla_request, run_vla
-
-    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
-        return run_vla("dagger", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
-                       progress=progress)
-    from il_toolkit.experts import make_expert
-
-    if env_id is None and dataset is None and model_path is not None:
-        env_id = _env_of_model(model_path)
-    env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
-    env_id = common.env_id_of(env)
-    policy = load(model_path) if model_path is not None else None
-    expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
-    trainer = DAgger(env, expert_policy, config, use_wandb=use_wandb, policy=policy, progress=progress)
-    return trainer.train(initial_dataset=dataset)
-
-
-def _env_of_model(model_path: str) -> str:
-    for candidate in (Path(model_path).parent / "run.json", Path(model_path) / "run.json"):
-        if candidate.exists():
-            env_id = json.loads(candidate.read_text()).get("env_id")
-            if env_id:
-                return env_id
-    raise SystemExit(f"cannot tell which env {model_path} was trained on; pass --env")
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = build_parser(prog or "python -m il_toolkit.train.il.dagger")
-    return common.run_cli(parser, ILConfig.dagger(), train, argv)
-
-
-def __getattr__(name: str) -> Any:
-    return common.lazy_vla_class(__name__, name, "VLADAgger")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main_dagger(prog="python -m il_toolkit.train.il.dagger"))

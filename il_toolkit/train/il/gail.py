@@ -59,6 +59,7 @@ from il_toolkit.policies.base import Policy
 from il_toolkit.policies.frame_policy import in_learner_units
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
+from il_toolkit.train.il.vla import VLAGAIL  # noqa: F401  (seed 004 imports it from here)
 from il_toolkit.train.sb3_glue import bc_warm_start
 from il_toolkit.train.logging import MetricLogger
 
@@ -398,67 +399,7 @@ class GAIL:
                                       "pc_success": result.pc_success,
                                       "avg_max_reward": result.aggregates["avg_max_reward"]})
 
+if __name__ == "__main__":  # python -m il_toolkit.train.il.gail: the command line
+    from il_toolkit.train.il.cli import main_gail
 
-# -- command line ------------------------------------------------------------------------
-CLI_FIELDS = (
-    "num_expert_episodes", "total_timesteps", "gail_disc_hidden_dim", "gail_disc_updates", "gail_disc_lr",
-    "gail_reward_scale", "gail_disc_noise", "gail_bc_warm_start_epochs", "gail_demo_batch_size", "gail_n_envs",
-    "task_frame", "learning_rate", "batch_size", "ppo_epochs", "ppo_clip_range", "ppo_gae_lambda", "ppo_n_steps", "ppo_gamma",
-    "demo_top_percentile", "seed", "eval_episodes", "output_dir",
-)
-
-
-def build_parser(prog: str = "python -m il_toolkit.train.il.gail"):
-    parser = common.build_parser(
-        prog,
-        "GAIL (seed 004): a discriminator learns to tell expert from policy behaviour and PPO maximises its "
-        "reward. Demonstrations come from the env's registered expert (--env) or a Minari dataset (--dataset); "
-        "CartPole-v1 trains in its fixed-horizon variant and is evaluated in CartPole-v1.",
-        ILConfig.gail(use_wandb=True),
-        CLI_FIELDS,
-    )
-    parser.add_argument("--eval_every_rounds", type=int, default=0,
-                        help="evaluate every N rounds during training and keep the best as best/ (0: never)")
-    return parser
-
-
-def train(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-          use_wandb: bool, progress: bool, eval_every_rounds: int = 0) -> dict[str, Any]:
-    """The undecorated function under the CLI: everything a run does, from parsed arguments."""
-    from il_toolkit.train.il.vla import is_vla_request, run_vla
-
-    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
-        return run_vla("gail", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
-                       progress=progress)
-    from il_toolkit.envs import make_env
-
-    if env_id is None:
-        if dataset is None:
-            raise SystemExit("give --env ENV_ID (demonstrations from its expert) or --dataset DATASET_ID")
-        from il_toolkit.train.datasets.minari_io import dataset_metadata, open_dataset
-
-        env_id = dataset_metadata(open_dataset(dataset)).get("il_toolkit_env_id")
-        if env_id is None:
-            raise SystemExit(f"dataset {dataset!r} does not record its env id; pass --env")
-    env = make_env(env_id)
-    policy = None
-    if model_path is not None:
-        from il_toolkit.policies import load
-
-        policy = load(model_path)
-    trainer = GAIL(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
-    return trainer.train(dataset=dataset, eval_every_rounds=eval_every_rounds,
-                         expert_name=None if expert == "default" else expert)
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = build_parser(prog or "python -m il_toolkit.train.il.gail")
-    return common.run_cli(parser, ILConfig.gail(), train, argv, extra_flags=("eval_every_rounds",))
-
-
-def __getattr__(name: str) -> Any:
-    return common.lazy_vla_class(__name__, name, "VLAGAIL")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main_gail(prog="python -m il_toolkit.train.il.gail"))

@@ -1,4 +1,5 @@
-"""VLA behavioural cloning and DAgger with seed 004's signatures, on the shared BC/DAgger code.
+"""VLA behavioural cloning and GAIL with seed 004's signatures, on the shared BC code (VLA DAgger is
+:class:`il_toolkit.train.il.dagger.VLADAgger`, the command lines' VLA routing :mod:`il_toolkit.train.il.cli`).
 
 Python::
 
@@ -11,6 +12,7 @@ Python::
     trainer = VLABehavioralCloning(model=model, config=ILConfig.behavioral_cloning(), use_wandb=True, dataset_name="pusht")
     results = trainer.train(dataloader)                      # output_dir/best, last, metrics.jsonl
 
+    from il_toolkit.train.il.dagger import VLADAgger
     VLADAgger(env="il_toolkit/PushT-v0", model="./output/vla_bc/best", config=ILConfig.dagger(),
               env_kwargs={"obs_type": "pixels_agent_pos"}).train()   # --model_path chaining
 
@@ -34,10 +36,8 @@ import torch
 from il_toolkit.config.training_config import ILConfig
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader, flatten_observation
-from il_toolkit.train.datasets.multitask import MultiTaskDataset
 from il_toolkit.train.datasets.multitask import dataset_statistics as episode_statistics
 from il_toolkit.train.il import common
-from il_toolkit.train.il.dagger import DAgger
 from il_toolkit.train.logging import MetricLogger
 from il_toolkit.train.supervised import fit_loader
 
@@ -254,44 +254,6 @@ class VLABehavioralCloning:
         return {**history, "n_train": len(train_set), "n_val": 0 if val_loader is None else len(val_loader.dataset)}
 
 
-class VLADAgger(DAgger):
-    """DAgger (seed 004) with a :class:`VLAModel` learner: every round is
-    :class:`~il_toolkit.train.il.dagger.DAgger`'s (beta-mixture rollouts, expert labels, the
-    aggregate Minari dataset, resuming); retraining is :class:`VLABehavioralCloning`.
-
-    Args:
-        env: the env (id or instance); ``env_kwargs`` are used when it is an id (e.g.
-            ``{"obs_type": "pixels_agent_pos"}`` for PushT pixels).
-        model: the learner, a :class:`VLAModel` or the path of a saved one (``--model_path``).
-        expert_policy, config, use_wandb: as for DAgger.
-
-    The model is fine-tuned from its own (pretrained) weights every round, whatever
-    ``dagger_warm_start`` says: reinitialising would throw its pretraining away.
-    """
-
-    retrains_fresh = False
-
-    def __init__(self, env: Any, model: VLAModel | str | os.PathLike, expert_policy: Any = None,
-                 config: ILConfig | None = None, use_wandb: bool | None = None, *,
-                 env_kwargs: dict[str, Any] | None = None, dataset_name: str | None = None, progress: bool = True) -> None:
-        from il_toolkit.envs import env_entry, make_env
-
-        if isinstance(env, str):
-            env = make_env(env, **(env_kwargs or {}))
-        policy = require_single_task(as_vla(model), "VLA DAgger")
-        super().__init__(env, expert_policy, config, use_wandb, policy=policy, progress=progress)
-        self.bc = VLABehavioralCloning(policy, self.config, use_wandb=False, env=self.env, progress=progress)
-        self.env_kwargs, self.dataset_name = dict(env_kwargs or {}), dataset_name
-        if not policy._instruction_given:
-            policy.instruction = env_entry(common.env_id_of(self.env)).instruction
-
-    def _run_signature(self, initial_dataset: str | None) -> dict[str, Any]:
-        """DAgger's, plus what ``--model_path`` chaining needs to rebuild the env (``env_kwargs``)
-        and find the demonstrations (``dataset``)."""
-        return {**super()._run_signature(initial_dataset), "algorithm_variant": "vla", "env_kwargs": self.env_kwargs,
-                "dataset": self.dataset_name}
-
-
 # -- VLA GAIL ----------------------------------------------------------------------------------
 ADVANTAGE_TEMPERATURE = 1.0  # weights exp(A / T) on normalised advantages
 MAX_WEIGHT = 20.0
@@ -495,88 +457,3 @@ def _collate():
     from il_toolkit.train.datasets.lerobot_dataset import collate
 
     return collate
-
-
-# -- the entry point behind the seed's scripts ---------------------------------------------------
-def is_vla_request(dataset: str | None, model_path: str | None) -> bool:
-    """Whether a BC/DAgger/GAIL command line asks for a VLA: ``--model_path`` holds a VLA
-    checkpoint, or ``--dataset`` is a LeRobot id (``lerobot/pusht``, ...) or several
-    comma-separated datasets (a multi-task VLA)."""
-    if model_path is not None:
-        from il_toolkit.policies import load_config
-
-        return load_config(model_path).get("kind") == "vla"
-    names = [name.strip() for name in (dataset or "").split(",") if name.strip()]
-    return len(names) > 1 or any(name.startswith("lerobot/") for name in names)
-
-
-def _previous_run(model_path: str | None) -> dict[str, Any]:
-    import json
-
-    if model_path is None:
-        return {}
-    for candidate in (Path(model_path).parent / "run.json", Path(model_path) / "run.json"):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    return {}
-
-
-def chunked_splits(dataset_ids: Sequence[str], chunk_size: int, val_fraction: float,
-                   seed: int) -> tuple[ChunkedEpisodeDataset, ChunkedEpisodeDataset | None]:
-    """Train and validation sets (validation ``None`` when ``val_fraction`` is 0) of one Minari
-    dataset, or, for several (one per task), :class:`MultiTaskDataset` s over them."""
-    def split(dataset_id: str, part: str) -> ChunkedEpisodeDataset:
-        return ChunkedEpisodeDataset(dataset_id, part, chunk_size, val_fraction=val_fraction, seed=seed)
-
-    train = [split(d, "train" if val_fraction > 0 else "all") for d in dataset_ids]
-    val = [split(d, "val") for d in dataset_ids] if val_fraction > 0 else None
-    if len(dataset_ids) == 1:
-        return train[0], (val[0] if val else None)
-    return MultiTaskDataset(train), (MultiTaskDataset(val) if val else None)
-
-
-def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, dataset: str | None = None,
-            model_path: str | None = None, use_wandb: bool = False, progress: bool = True,
-            chunk_size: int = 10, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What ``behavioral_cloning`` / ``dagger`` / ``gail`` run for a VLA (``algorithm`` = "bc",
-    "dagger", "gail"), with the seed's flags: ``--dataset lerobot/pusht`` (mapped to our local
-    data; for BC, comma-separated datasets train one multi-task model, conditioned on each
-    dataset's instruction), ``--model_path DIR`` (chaining: the env, its kwargs and the dataset are read from the
-    ``run.json`` of the run that wrote DIR), ``--env`` (``env_kwargs`` for ``make_env``). A new
-    model is sized from the dataset."""
-    from il_toolkit.train.datasets.lerobot_dataset import LEROBOT_ALIASES, resolve_dataset
-
-    previous = _previous_run(model_path)
-    dataset = dataset or previous.get("dataset")
-    source = LEROBOT_ALIASES.get(dataset) if dataset else None
-    env_id = env_id or previous.get("env_id") or (source.env_id if source else None)
-    if env_kwargs is None:
-        env_kwargs = dict(previous.get("env_kwargs") or (source.env_kwargs if source else {}) or {})
-    model = VLAModel.load(model_path) if model_path is not None else None
-    if algorithm == "bc":
-        if dataset is None:
-            raise SystemExit("VLA BC needs --dataset (e.g. lerobot/pusht)")
-        dataset_ids = [resolve_dataset(name.strip(), progress=progress) for name in dataset.split(",") if name.strip()]
-        chunk = model.network.config.chunk_size if model is not None else chunk_size
-        train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed)
-        model = model if model is not None else VLAModel.for_dataset(train_set, seed=config.seed)
-        trainer = VLABehavioralCloning(model, config, use_wandb=use_wandb, dataset_name=dataset, progress=progress)
-        loader = create_lerobot_dataloader(train_set, batch_size=config.batch_size, seed=config.seed)
-        val_loader = create_lerobot_dataloader(val_set, batch_size=config.batch_size) if val_set is not None else None
-        return trainer.train(loader, val_loader, evaluate_env=env_id, env_kwargs=env_kwargs,
-                             run_info={"env_id": env_id, "env_kwargs": env_kwargs})
-    if model is None or env_id is None:
-        raise SystemExit(f"VLA {algorithm} needs --model_path of a trained VLA (e.g. ./output/vla_bc/best) "
-                         "whose run recorded its env, or --env")
-    if algorithm == "dagger":
-        trainer = VLADAgger(env_id, model, config=config, use_wandb=use_wandb, env_kwargs=env_kwargs,
-                            dataset_name=dataset, progress=progress)
-        return trainer.train()
-    if algorithm == "gail":
-        if dataset is None:
-            raise SystemExit("VLA GAIL needs expert demonstrations: pass --dataset (e.g. lerobot/pusht)")
-        expert = ChunkedEpisodeDataset(resolve_dataset(dataset, progress=progress), "all", model.network.config.chunk_size)
-        trainer = VLAGAIL(env_id, model, config, use_wandb=use_wandb, env_kwargs=env_kwargs, dataset_name=dataset,
-                          progress=progress)
-        return trainer.train(expert)
-    raise ValueError(f"algorithm must be 'bc', 'dagger' or 'gail', got {algorithm!r}")

@@ -1,0 +1,392 @@
+"""The command lines of behavioural cloning, DAgger and GAIL, apart from the algorithms.
+
+``python -m il_toolkit.train.il.behavioral_cloning`` (``.dagger``, ``.gail``) and
+``il-toolkit train bc|dagger|gail`` run :func:`main_bc` (:func:`main_dagger`, :func:`main_gail`):
+parse the flags into an :class:`ILConfig`, route a VLA request (``--dataset lerobot/pusht``, a VLA
+``--model_path``) to :func:`run_vla`, otherwise build the env and the algorithm and train. The
+algorithm classes hold no argparse and no routing; this module imports them, never the reverse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from il_toolkit.config.training_config import ACTIVATIONS, BETA_SCHEDULES, LR_SCHEDULES, ON_STUCK, POLICY_TYPES, ILConfig
+from il_toolkit.model.vla import VLAModel
+from il_toolkit.policies import load
+from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader
+from il_toolkit.train.datasets.multitask import MultiTaskDataset
+from il_toolkit.train.il import common
+from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+from il_toolkit.train.il.dagger import DAgger, VLADAgger
+from il_toolkit.train.il.gail import GAIL
+from il_toolkit.train.il.vla import VLABehavioralCloning, VLAGAIL
+
+
+# -- flags shared by the three command lines ---------------------------------------------------
+# -- command line ----------------------------------------------------------------------
+_HELP = {
+    "bc_epochs": "training epochs (per DAgger iteration for DAgger)",
+    "bc_validation_split": "fraction of demonstration episodes held out for val/loss",
+    "learning_rate": "optimizer learning rate",
+    "batch_size": "minibatch size",
+    "weight_decay": "AdamW weight decay",
+    "seed": "training seed (also picks the demonstration starts)",
+    "num_expert_episodes": "expert episodes to collect when no --dataset is given",
+    "demo_top_percentile": "keep only demonstrations at or above this return percentile (e.g. 70)",
+    "dagger_iterations": "number of DAgger iterations",
+    "dagger_episodes_per_iter": "episodes collected per DAgger iteration",
+    "dagger_beta_schedule": f"beta decay: {', '.join(BETA_SCHEDULES)}",
+    "dagger_initial_beta": "starting probability of acting with the expert",
+    "gail_disc_hidden_dim": "discriminator hidden layer size",
+    "gail_disc_updates": "discriminator updates per policy update",
+    "gail_disc_lr": "discriminator learning rate",
+    "gail_reward_scale": "multiplier for the GAIL reward",
+    "gail_disc_noise": "std of Gaussian noise added to discriminator inputs",
+    "total_timesteps": "environment steps for GAIL/PPO",
+    "gail_bc_warm_start_epochs": "BC epochs on the demonstrations before GAIL starts (seed's best practice); skipped "
+                                 "when GAIL starts from --model_path, which is the warm start then",
+    "gail_demo_batch_size": "expert (and generator) samples per discriminator update",
+    "gail_n_envs": "parallel envs for the PPO generator (ppo_n_steps is split across them)",
+    "ppo_epochs": "PPO epochs per update",
+    "ppo_clip_range": "PPO clip range",
+    "ppo_gae_lambda": "GAE lambda",
+    "ppo_n_steps": "environment steps per PPO update (all envs together)",
+    "ppo_gamma": "discount factor",
+    "eval_episodes": "evaluation episodes after training",
+    "policy_type": "sb3: SB3 actor-critic via imitation's BC; mlp: toolkit MLPPolicy; auto: sb3 for discrete actions",
+    "relative_actions": "mlp: regress actions as offsets from the observation entries they target (PushT's agent "
+                        "position, ALOHA's joint positions)",
+    "drop_velocity_obs": "mlp: leave out the observation entries the env names as copyable velocities (ALOHA's arm "
+                         "joint velocities), against the copycat problem",
+    "task_frame": "mlp: see the state and express the actions in the env's task frame (PushT: the pusher and the pose "
+                  "error in the block's frame, targets relative to the pusher); "
+                  "replaces relative_actions where the env has a frame; GAIL: the generator and the discriminator "
+                  "work in that frame too",
+    "policy_mixture_components": "mlp, continuous actions: > 1 makes the head a mixture of this many Gaussians that acts "
+                                 "with its heaviest component, so it picks one of two expert choices instead of their "
+                                 "average (PushT, BC-200 in the block frame, one seed: 72 vs 39 percent success)",
+    "policy_hidden_sizes": "mlp/sb3: hidden layer widths, e.g. 512 512 512 (default 256 256 for mlp, 64 64 for sb3)",
+    "policy_activation": "mlp: hidden-layer activation",
+    "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "
+                   "then cosine decay)",
+    "dagger_warm_start": "continue each round from the last round's weights (imitation's DAgger) instead of training "
+                         "a freshly initialised learner on the aggregate (Ross et al.), which generalises better",
+    "dagger_stuck_steps": "> 0: a rollout is stuck once each observation for this many steps repeated one of the 20 "
+                          "before it (the learner stands still or cycles, and would label the same states to the end); "
+                          "0: off",
+    "dagger_on_stuck": "what a stuck rollout does: end (the episode stops there) or expert (the expert acts for the "
+                       "rest of it, so its labels show the way out)",
+    "dagger_label_budget": "> 0: stop once the aggregate (the initial dataset included) holds this many expert labels, "
+                           "cutting the rollout in progress (to compare with BC at equal labels); 0: no limit",
+    "action_chunk_size": "> 1: train a flow-matching policy that predicts this many actions per observation (ACT-style "
+                         "chunking; continuous actions); DAgger retrains it afresh each round",
+    "temporal_aggregation": "chunked policies: re-plan every step and average the overlapping chunks (ACT's temporal "
+                            "ensembling) instead of executing each chunk in full",
+    "output_dir": "where the checkpoint, config, metrics and evaluation are written",
+}
+
+
+CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "dagger_on_stuck": ON_STUCK, "policy_type": POLICY_TYPES,
+           "lr_schedule": LR_SCHEDULES, "policy_activation": ACTIVATIONS}
+
+
+def _build_parser(prog: str, description: str, preset: ILConfig, field_names: Sequence[str]) -> argparse.ArgumentParser:
+    """A parser with seed 004's flags (``--bc_epochs`` ...) for ``field_names``, defaults from ``preset``."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    source = parser.add_argument_group("data and environment")
+    source.add_argument("--env", help="gymnasium env id, e.g. CartPole-v1 (see `il-toolkit envs`)")
+    source.add_argument("--dataset", help=(
+        "Minari dataset id to train from instead of a live expert; lerobot/* ids (lerobot/pusht, ...) train a VLA on "
+        "our local expert data, and comma-separated datasets (VLA BC) one multi-task VLA conditioned on each "
+        "dataset's instruction"))
+    source.add_argument("--expert", default="default", help="expert name for live demonstrations (see `il-toolkit experts`)")
+    source.add_argument("--model_path", help="start from this saved policy directory")
+    types = {f.name: f.type for f in fields(ILConfig)}
+    hyper = parser.add_argument_group("configuration (ILConfig fields)")
+    for name in field_names:
+        default = getattr(preset, name)
+        kind = {"int": int, "float": float, "str": str, "float | None": float}.get(str(types[name]), str)
+        kwargs: dict[str, Any] = {"type": kind, "default": default, "help": _HELP.get(name, name)}
+        if name in CHOICES:
+            kwargs["choices"] = CHOICES[name]
+        if name == "policy_hidden_sizes":
+            kwargs.update(type=int, nargs="+")
+        if str(types[name]) == "bool":
+            kwargs = {"action": argparse.BooleanOptionalAction, "default": default, "help": _HELP.get(name, name)}
+        hyper.add_argument(f"--{name}", **kwargs)
+    logging = parser.add_argument_group("logging")
+    logging.set_defaults(use_wandb=preset.use_wandb)
+    on = "on" if preset.use_wandb else "off"  # the two flags share one setting: its default is said once
+    logging.add_argument("--use_wandb", dest="use_wandb", action="store_true", default=argparse.SUPPRESS,
+                         help=f"log to wandb, offline unless WANDB_MODE is set (default: {on})")
+    logging.add_argument("--no_wandb", dest="use_wandb", action="store_false", default=argparse.SUPPRESS,
+                         help="do not log to wandb")
+    logging.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, preset: ILConfig) -> ILConfig:
+    """``preset`` with every ILConfig field given on the command line replaced."""
+    names = {f.name for f in fields(ILConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    return preset.replace(**overrides)
+
+
+def _run_cli(parser: argparse.ArgumentParser, preset: ILConfig, train: Callable[..., dict[str, Any]],
+            argv: Sequence[str] | None, extra_flags: Sequence[str] = ()) -> int:
+    """Parse ``argv`` with a :func:`_build_parser` parser, run ``train`` on ``preset`` with the flags given
+    (and the ``extra_flags`` a script adds) and print its results as JSON; the CLIs' ``main``."""
+    import json
+
+    args = parser.parse_args(argv)
+    results = train(config_from_args(args, preset), env_id=args.env, dataset=args.dataset, expert=args.expert,
+                    model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress,
+                    **{name: getattr(args, name) for name in extra_flags})
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+# -- behavioural cloning -------------------------------------------------------------------
+BC_FIELDS = (
+    "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
+    "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
+    "relative_actions", "drop_velocity_obs", "task_frame", "policy_mixture_components", "lr_schedule",
+    "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",
+)
+
+
+def build_bc_parser(prog: str = "python -m il_toolkit.train.il.behavioral_cloning"):
+    return _build_parser(
+        prog,
+        "Behavioural cloning (seed 004): learn a policy from expert demonstrations, either collected "
+        "live from the env's registered expert (--env) or read from a Minari dataset (--dataset).",
+        ILConfig.behavioral_cloning(use_wandb=True),
+        BC_FIELDS,
+    )
+
+
+def train_bc(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
+          use_wandb: bool, progress: bool) -> dict[str, Any]:
+    """The undecorated function under the CLI: everything a run does, from parsed arguments."""
+    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
+        return run_vla("bc", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
+                       progress=progress)
+    env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
+    env_id = common.env_id_of(env)
+    policy = None
+    if model_path is not None:
+        from il_toolkit.policies import load
+
+        policy = load(model_path)
+    trainer = BehavioralCloning(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    expert_policy = None
+    if dataset is None and expert != "default":
+        from il_toolkit.experts import make_expert
+
+        expert_policy = make_expert(env_id, env=env, name=expert)
+    return trainer.train(expert_policy, dataset=dataset)
+
+
+def main_bc(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = build_bc_parser(prog or "python -m il_toolkit.train.il.behavioral_cloning")
+    return _run_cli(parser, ILConfig.behavioral_cloning(), train_bc, argv)
+
+
+# -- DAgger --------------------------------------------------------------------------------
+DAGGER_FIELDS = (
+    "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta", "dagger_warm_start",
+    "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget",
+    "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
+    "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",
+    "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes",
+    "output_dir",
+)
+
+
+def build_dagger_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
+    return _build_parser(
+        prog,
+        "DAgger (seed 004): roll out a mix of expert and learner, label every visited state with the expert, "
+        "aggregate and retrain. --dataset gives an initial dataset D0. Rerun the same command to resume.",
+        ILConfig.dagger(use_wandb=True),
+        DAGGER_FIELDS,
+    )
+
+
+def train_dagger(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
+          use_wandb: bool, progress: bool) -> dict[str, Any]:
+    """The undecorated function under the CLI."""
+    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
+        return run_vla("dagger", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
+                       progress=progress)
+    from il_toolkit.experts import make_expert
+
+    if env_id is None and dataset is None and model_path is not None:
+        env_id = _env_of_model(model_path)
+    env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
+    env_id = common.env_id_of(env)
+    policy = load(model_path) if model_path is not None else None
+    expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
+    trainer = DAgger(env, expert_policy, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    return trainer.train(initial_dataset=dataset)
+
+
+def _env_of_model(model_path: str) -> str:
+    for candidate in (Path(model_path).parent / "run.json", Path(model_path) / "run.json"):
+        if candidate.exists():
+            env_id = json.loads(candidate.read_text()).get("env_id")
+            if env_id:
+                return env_id
+    raise SystemExit(f"cannot tell which env {model_path} was trained on; pass --env")
+
+
+def main_dagger(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = build_dagger_parser(prog or "python -m il_toolkit.train.il.dagger")
+    return _run_cli(parser, ILConfig.dagger(), train_dagger, argv)
+
+
+# -- GAIL ----------------------------------------------------------------------------------
+GAIL_FIELDS = (
+    "num_expert_episodes", "total_timesteps", "gail_disc_hidden_dim", "gail_disc_updates", "gail_disc_lr",
+    "gail_reward_scale", "gail_disc_noise", "gail_bc_warm_start_epochs", "gail_demo_batch_size", "gail_n_envs",
+    "task_frame", "learning_rate", "batch_size", "ppo_epochs", "ppo_clip_range", "ppo_gae_lambda", "ppo_n_steps", "ppo_gamma",
+    "demo_top_percentile", "seed", "eval_episodes", "output_dir",
+)
+
+
+def build_gail_parser(prog: str = "python -m il_toolkit.train.il.gail"):
+    parser = _build_parser(
+        prog,
+        "GAIL (seed 004): a discriminator learns to tell expert from policy behaviour and PPO maximises its "
+        "reward. Demonstrations come from the env's registered expert (--env) or a Minari dataset (--dataset); "
+        "CartPole-v1 trains in its fixed-horizon variant and is evaluated in CartPole-v1.",
+        ILConfig.gail(use_wandb=True),
+        GAIL_FIELDS,
+    )
+    parser.add_argument("--eval_every_rounds", type=int, default=0,
+                        help="evaluate every N rounds during training and keep the best as best/ (0: never)")
+    return parser
+
+
+def train_gail(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
+          use_wandb: bool, progress: bool, eval_every_rounds: int = 0) -> dict[str, Any]:
+    """The undecorated function under the CLI: everything a run does, from parsed arguments."""
+    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
+        return run_vla("gail", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
+                       progress=progress)
+    from il_toolkit.envs import make_env
+
+    if env_id is None:
+        if dataset is None:
+            raise SystemExit("give --env ENV_ID (demonstrations from its expert) or --dataset DATASET_ID")
+        from il_toolkit.train.datasets.minari_io import dataset_metadata, open_dataset
+
+        env_id = dataset_metadata(open_dataset(dataset)).get("il_toolkit_env_id")
+        if env_id is None:
+            raise SystemExit(f"dataset {dataset!r} does not record its env id; pass --env")
+    env = make_env(env_id)
+    policy = None
+    if model_path is not None:
+        from il_toolkit.policies import load
+
+        policy = load(model_path)
+    trainer = GAIL(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    return trainer.train(dataset=dataset, eval_every_rounds=eval_every_rounds,
+                         expert_name=None if expert == "default" else expert)
+
+
+def main_gail(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = build_gail_parser(prog or "python -m il_toolkit.train.il.gail")
+    return _run_cli(parser, ILConfig.gail(), train_gail, argv, extra_flags=("eval_every_rounds",))
+
+
+# -- VLA requests (seed 004's --dataset lerobot/pusht, --model_path ./pretrained_vla) ----------------
+def is_vla_request(dataset: str | None, model_path: str | None) -> bool:
+    """Whether a BC/DAgger/GAIL command line asks for a VLA: ``--model_path`` holds a VLA
+    checkpoint, or ``--dataset`` is a LeRobot id (``lerobot/pusht``, ...) or several
+    comma-separated datasets (a multi-task VLA)."""
+    if model_path is not None:
+        from il_toolkit.policies import load_config
+
+        return load_config(model_path).get("kind") == "vla"
+    names = [name.strip() for name in (dataset or "").split(",") if name.strip()]
+    return len(names) > 1 or any(name.startswith("lerobot/") for name in names)
+
+
+def _previous_run(model_path: str | None) -> dict[str, Any]:
+    import json
+
+    if model_path is None:
+        return {}
+    for candidate in (Path(model_path).parent / "run.json", Path(model_path) / "run.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return {}
+
+
+def chunked_splits(dataset_ids: Sequence[str], chunk_size: int, val_fraction: float,
+                   seed: int) -> tuple[ChunkedEpisodeDataset, ChunkedEpisodeDataset | None]:
+    """Train and validation sets (validation ``None`` when ``val_fraction`` is 0) of one Minari
+    dataset, or, for several (one per task), :class:`MultiTaskDataset` s over them."""
+    def split(dataset_id: str, part: str) -> ChunkedEpisodeDataset:
+        return ChunkedEpisodeDataset(dataset_id, part, chunk_size, val_fraction=val_fraction, seed=seed)
+
+    train = [split(d, "train" if val_fraction > 0 else "all") for d in dataset_ids]
+    val = [split(d, "val") for d in dataset_ids] if val_fraction > 0 else None
+    if len(dataset_ids) == 1:
+        return train[0], (val[0] if val else None)
+    return MultiTaskDataset(train), (MultiTaskDataset(val) if val else None)
+
+
+def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, dataset: str | None = None,
+            model_path: str | None = None, use_wandb: bool = False, progress: bool = True,
+            chunk_size: int = 10, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``behavioral_cloning`` / ``dagger`` / ``gail`` run for a VLA (``algorithm`` = "bc",
+    "dagger", "gail"), with the seed's flags: ``--dataset lerobot/pusht`` (mapped to our local
+    data; for BC, comma-separated datasets train one multi-task model, conditioned on each
+    dataset's instruction), ``--model_path DIR`` (chaining: the env, its kwargs and the dataset are read from the
+    ``run.json`` of the run that wrote DIR), ``--env`` (``env_kwargs`` for ``make_env``). A new
+    model is sized from the dataset."""
+    from il_toolkit.train.datasets.lerobot_dataset import LEROBOT_ALIASES, resolve_dataset
+
+    previous = _previous_run(model_path)
+    dataset = dataset or previous.get("dataset")
+    source = LEROBOT_ALIASES.get(dataset) if dataset else None
+    env_id = env_id or previous.get("env_id") or (source.env_id if source else None)
+    if env_kwargs is None:
+        env_kwargs = dict(previous.get("env_kwargs") or (source.env_kwargs if source else {}) or {})
+    model = VLAModel.load(model_path) if model_path is not None else None
+    if algorithm == "bc":
+        if dataset is None:
+            raise SystemExit("VLA BC needs --dataset (e.g. lerobot/pusht)")
+        dataset_ids = [resolve_dataset(name.strip(), progress=progress) for name in dataset.split(",") if name.strip()]
+        chunk = model.network.config.chunk_size if model is not None else chunk_size
+        train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed)
+        model = model if model is not None else VLAModel.for_dataset(train_set, seed=config.seed)
+        trainer = VLABehavioralCloning(model, config, use_wandb=use_wandb, dataset_name=dataset, progress=progress)
+        loader = create_lerobot_dataloader(train_set, batch_size=config.batch_size, seed=config.seed)
+        val_loader = create_lerobot_dataloader(val_set, batch_size=config.batch_size) if val_set is not None else None
+        return trainer.train(loader, val_loader, evaluate_env=env_id, env_kwargs=env_kwargs,
+                             run_info={"env_id": env_id, "env_kwargs": env_kwargs})
+    if model is None or env_id is None:
+        raise SystemExit(f"VLA {algorithm} needs --model_path of a trained VLA (e.g. ./output/vla_bc/best) "
+                         "whose run recorded its env, or --env")
+    if algorithm == "dagger":
+        trainer = VLADAgger(env_id, model, config=config, use_wandb=use_wandb, env_kwargs=env_kwargs,
+                            dataset_name=dataset, progress=progress)
+        return trainer.train()
+    if algorithm == "gail":
+        if dataset is None:
+            raise SystemExit("VLA GAIL needs expert demonstrations: pass --dataset (e.g. lerobot/pusht)")
+        expert = ChunkedEpisodeDataset(resolve_dataset(dataset, progress=progress), "all", model.network.config.chunk_size)
+        trainer = VLAGAIL(env_id, model, config, use_wandb=use_wandb, env_kwargs=env_kwargs, dataset_name=dataset,
+                          progress=progress)
+        return trainer.train(expert)
+    raise ValueError(f"algorithm must be 'bc', 'dagger' or 'gail', got {algorithm!r}")
