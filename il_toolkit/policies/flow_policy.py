@@ -334,7 +334,8 @@ class FlowMatchingPolicy(BasePolicy):
     def predict_chunk(
         self, window: Mapping[str, Any], *, n_steps: int | None = None, solver: str | None = None, deterministic: bool = True
     ) -> np.ndarray:
-        """A whole action chunk ``(B, horizon, Da)`` for a batch of observation windows ``(B, To, ...)``."""
+        """A whole action chunk ``(B, horizon, Da)`` for a batch of observation windows ``(B, To, ...)``, in the
+        model's action units: with a feature pipeline, encoded relative to the state (:meth:`decode_actions`)."""
         n_steps = self.n_steps if n_steps is None else n_steps
         solver = self.solver if solver is None else solver
         self._check_inference(n_steps, solver)
