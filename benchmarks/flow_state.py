@@ -17,8 +17,8 @@ the machine's load; the wall-clock each run took is reported beside them. Unset 
         --horizon 16 --n-obs-steps 2 --n-action-steps 8 --also-execute 4 1 --name flow_state_pusht_chunks
 
 Also measured (``--latency``): ms per action chunk against ODE steps and solver on the first
-trained checkpoint, and one training step of the transformer velocity net against the MLP one
-on the same batch. Writes ``benchmarks/results/<name>.json`` (default ``flow_state_<env>``).
+trained checkpoint (``flow_step_cost.py`` measures the cost of a training step). Writes
+``benchmarks/results/<name>.json`` (default ``flow_state_<env>``).
 """
 
 from __future__ import annotations
@@ -139,34 +139,10 @@ def latency(path: Path) -> list[dict]:
     return rows
 
 
-def step_cost(env, trainer: str = "naive_flow_matching_policy_trainer") -> dict:
-    """ms per training step, transformer against MLP velocity net, on one batch of 256 windows (H = 16, To = 2)."""
-    from il_toolkit.policies.flow_policy import FlowMatchingPolicy, default_state_features
-    from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
-
-    cls = TRAINER_REGISTRY.get(trainer)
-    out = {}
-    for net, features in (("transformer", None), ("mlp", default_state_features(env))):
-        policy = FlowMatchingPolicy.create(trainer, env.observation_space, env.action_space, features=features,
-                                           horizon=16, n_obs_steps=2, velocity_net=net)
-        batch = {"observation.state": torch.randn(256, 2, policy.spec.state_dim),
-                 "action": torch.randn(256, 16, policy.spec.action_dim)}
-        step = cls(policy.model, cls.build_optimizers(policy.model), None, "cpu")
-        for i in range(3):
-            step.train_step(batch, 0, 1, i)
-        start = time.perf_counter()
-        for i in range(20):
-            step.train_step(batch, 0, 1, i)
-        out[f"{net}_ms_per_step"] = round(1000 * (time.perf_counter() - start) / 20, 2)
-    out["speedup"] = round(out["transformer_ms_per_step"] / out["mlp_ms_per_step"], 1)
-    return out
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
-    import il_toolkit  # noqa: F401
     from il_toolkit import collect_dataset, load_demonstrations
     from il_toolkit.envs import make_env
     from il_toolkit.train.imitation_learning.cli import defaults_for
@@ -215,8 +191,6 @@ def main() -> None:
     }
     if args.latency:
         figures["latency_ms_per_chunk"] = timings
-        figures["train_step_cost"] = step_cost(env)
-        print("train step:", figures["train_step_cost"])
     write_results(args.name, figures)
 
 
