@@ -156,3 +156,16 @@ def test_checkpoint_from_before_the_pipeline_still_loads(tmp_path) -> None:
     for each in (policy, restored):
         each.set_seed(1)
     assert np.allclose(policy.predict(obs)[0], restored.predict(obs)[0])
+
+
+def test_train_flow_defaults_suit_the_env(pusht) -> None:
+    from il_toolkit.train.imitation_learning.cli import IMAGE_DEFAULTS, STATE_DEFAULTS, build_parser, resolve_settings
+
+    args = build_parser().parse_args(["--dataset", "pusht/expert-v0"])
+    settings = resolve_settings(args, pusht)
+    assert {k: settings[k] for k in STATE_DEFAULTS} == STATE_DEFAULTS and settings["task_frame"]
+    pixels = gym.make("il_toolkit/PushT-v0", obs_type="pixels_agent_pos")
+    assert {k: resolve_settings(args, pixels)[k] for k in IMAGE_DEFAULTS} == IMAGE_DEFAULTS
+    pixels.close()
+    given = resolve_settings(build_parser().parse_args(["--steps", "7", "--horizon", "4"]), pusht)
+    assert (given["steps"], given["horizon"], given["n_obs_steps"]) == (7, 4, STATE_DEFAULTS["n_obs_steps"])
