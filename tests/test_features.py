@@ -169,3 +169,20 @@ def test_train_flow_defaults_suit_the_env(pusht) -> None:
     pixels.close()
     given = resolve_settings(build_parser().parse_args(["--steps", "7", "--horizon", "4"]), pusht)
     assert (given["steps"], given["horizon"], given["n_obs_steps"]) == (7, 4, STATE_DEFAULTS["n_obs_steps"])
+
+
+def test_train_flow_cli_trains_in_the_task_frame_and_resumes(tmp_path, capsys) -> None:
+    from il_toolkit.cli import main
+    from il_toolkit.train.datasets.collect import collect_dataset
+
+    collect_dataset("il_toolkit/PushT-v0", "tests/pusht-flow-cli-v0", 3, progress=False)
+    flags = ["train", "flow", "--dataset", "tests/pusht-flow-cli-v0", "--steps", "20", "--eval_episodes", "1",
+             "--no_wandb", "--output_dir", str(tmp_path / "run"), "--checkpoint_every", "10"]
+    assert main(flags) == 0
+    config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())["config"]
+    assert config["features"]["frame"] == "pusht_push" and config["spec"]["velocity_net"] == "mlp"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 20
+    assert json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["iterations"] == 20
+    capsys.readouterr()
+    assert main(flags[:5] + ["30"] + flags[6:]) == 0  # same run, a larger budget: continues from step 20
+    assert json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["iterations"] == 30
