@@ -113,7 +113,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
             features=default_state_features(env) if args.task_frame else None,
             log=lambda metrics, step: logger.log(metrics, step) if step % every == 0 or step == steps - 1 else None,
-            checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, resume=True,
+            checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, resume=True, progress=True,
         )
     finally:
         logger.close()

@@ -11,6 +11,7 @@ The glue a CLI command needs (``il-toolkit train flow --trainer KEY --dataset ID
 With ``checkpoint_dir``, the training state (models + optimizers, ``trainer_state.*``) and the
 policy (``policy/``, loadable with ``il_toolkit.policies.load``) are written every
 ``checkpoint_every`` steps and at the end; ``resume=True`` continues from the saved step.
+``progress=True`` shows a bar with the step, the budget, the time left and the loss.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from gymnasium import spaces
+from tqdm.auto import tqdm
 
 from il_toolkit.features.state import StateFeatures
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
@@ -47,6 +49,7 @@ def train_flow_policy(
     checkpoint_every: int = 0,
     resume: bool = False,
     device: str = "cpu",
+    progress: bool = False,
 ) -> FlowMatchingPolicy:
     """Train for ``steps`` gradient steps (minibatches of windows drawn with replacement), the
     learning rate following ``lr_schedule`` over the ``steps`` (``"cosine"`` decays it to 0).
@@ -76,14 +79,19 @@ def train_flow_policy(
     sampler = torch.Generator().manual_seed(seed + 1 + start)
     steps_per_epoch = max(1, len(data) // batch_size)
     total_epochs = max(1, -(-steps // steps_per_epoch))
+    bar = tqdm(total=steps, initial=start, desc=f"train {trainer_key}", unit="step", disable=not progress, leave=False)
     for step in range(start, steps):
         _set_learning_rate(trainer, learning_rate * _lr_factor(lr_schedule, step, steps))
         indices = torch.randint(0, len(data), (batch_size,), generator=sampler)
         metrics = trainer.train_step(data.batch(indices), step // steps_per_epoch, total_epochs, step)
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}")
         if log is not None:
             log(metrics, step)
         if directory is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             _checkpoint(trainer, policy, directory, step + 1, steps_per_epoch)
+    bar.close()
     if directory is not None:
         _checkpoint(trainer, policy, directory, max(steps, start), steps_per_epoch)
     return policy
