@@ -48,7 +48,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.training_config import ACTIVATIONS
-from il_toolkit.features.state import StateFeatures, periodic_dims  # noqa: F401  (periodic_dims: old import path)
+from il_toolkit.features.state import StateFeatures, periodic_dims
 from il_toolkit.policies.base import BasePolicy
 
 DEFAULT_OBS_CLIP = 10.0  # standardised observations are clipped to this many standard deviations
