@@ -66,6 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-obs-steps", type=int, default=None)
     parser.add_argument("--n-action-steps", type=int, default=None)
     parser.add_argument("--velocity-net", default="auto", choices=("auto", "mlp", "transformer"))
+    parser.add_argument("--mlp-width", type=int, default=None, help="MLP velocity net width (default: the spec's)")
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--also-execute", nargs="+", type=int, default=[], metavar="N",
@@ -88,6 +89,8 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
 
     features = None if args.raw_state else default_state_features(env)
     spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net}
+    if args.mlp_width is not None:
+        spec_fields["mlp_width"] = args.mlp_width
     if trainer.endswith("_depth"):
         return {"trainer": trainer, "seed": seed, "skipped": "trains on depth images; a state env has none"}
     start = time.perf_counter()

@@ -65,7 +65,7 @@ class FlowModelSpec:
     n_experts: int = 4
     mi_dim: int = 64
     velocity_net: str = "auto"
-    mlp_width: int = 256
+    mlp_width: int = 0
     mlp_layers: int = 3
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -93,8 +93,11 @@ class FlowModelSpec:
             raise ValueError(f"velocity_net must be one of {VELOCITY_NETS}, got {self.velocity_net!r}")
         if self.velocity_net == "auto":
             object.__setattr__(self, "velocity_net", "transformer" if self.cameras or self.depth_cameras else "mlp")
-        if self.mlp_width < 1 or self.mlp_layers < 1:
-            raise ValueError(f"mlp_width and mlp_layers must be >= 1, got {self.mlp_width} and {self.mlp_layers}")
+        if self.mlp_width < 0 or self.mlp_layers < 1:
+            raise ValueError(f"mlp_width must be >= 0 (0: sized to the chunk) and mlp_layers >= 1, got {self.mlp_width} "
+                             f"and {self.mlp_layers}")
+        if self.mlp_width == 0:
+            object.__setattr__(self, "mlp_width", 1 << (max(256, 4 * self.horizon * self.action_dim) - 1).bit_length())
         if self.normalization not in NORMALIZATION_MODES:
             raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 8:

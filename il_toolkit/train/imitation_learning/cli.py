@@ -33,7 +33,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--learning_rate", type=float, default=None, help="peak learning rate, cosine-decayed over "
                         f"the steps (default: state {STATE_DEFAULTS['learning_rate']}, images {IMAGE_DEFAULTS['learning_rate']})")
     parser.add_argument("--horizon", type=int, default=None, help="actions predicted per chunk (default: state "
-                        f"{STATE_DEFAULTS['horizon']}, images {IMAGE_DEFAULTS['horizon']})")
+                        f"{STATE_DEFAULTS['horizon']} or the env's action_chunk, ALOHA 16; images {IMAGE_DEFAULTS['horizon']})")
     parser.add_argument("--n_obs_steps", type=int, default=None, help="observations per window (default: state "
                         f"{STATE_DEFAULTS['n_obs_steps']}, images {IMAGE_DEFAULTS['n_obs_steps']})")
     parser.add_argument("--n_action_steps", type=int, default=None, help="actions executed per chunk (default: state "
@@ -56,17 +56,25 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
 # Budgets for a 2-core CPU. State: PushT (200 demonstrations) reaches its plateau in ~6,000 steps of the MLP
 # velocity net, about a minute (benchmarks/flow_state.py).
 STATE_DEFAULTS = {"steps": 6000, "learning_rate": 1e-3, "horizon": 1, "n_obs_steps": 1, "n_action_steps": 1}
+CHUNK_STEPS = 10000  # ALOHA transfer from state, chunks of 16: 60% success at 10,000 steps (one seed)
 IMAGE_DEFAULTS = {"steps": 10000, "learning_rate": 3e-4, "horizon": 16, "n_obs_steps": 2, "n_action_steps": 8}
 
 
 def defaults_for(env: Any) -> dict[str, Any]:
     """The settings ``train flow`` uses where a flag is not given: :data:`STATE_DEFAULTS` for an env
-    whose observation is a flat state vector, :data:`IMAGE_DEFAULTS` otherwise."""
+    whose observation is a flat state vector, :data:`IMAGE_DEFAULTS` otherwise. A state env that
+    declares ``action_chunk`` H > 1 (ALOHA: 16) gets chunks of H, half of them executed, one
+    observation, and :data:`CHUNK_STEPS` steps."""
     from gymnasium import spaces
 
     space = env.observation_space
-    flat_state = isinstance(space, spaces.Box) and len(space.shape) == 1
-    return dict(STATE_DEFAULTS if flat_state else IMAGE_DEFAULTS)
+    if not (isinstance(space, spaces.Box) and len(space.shape) == 1):
+        return dict(IMAGE_DEFAULTS)
+    defaults = dict(STATE_DEFAULTS)
+    chunk = int(getattr(env.unwrapped, "action_chunk", 1))
+    if chunk > 1:
+        defaults.update(horizon=chunk, n_obs_steps=1, n_action_steps=max(1, chunk // 2), steps=CHUNK_STEPS)
+    return defaults
 
 
 def resolve_settings(args: argparse.Namespace, env: Any) -> dict[str, Any]:
