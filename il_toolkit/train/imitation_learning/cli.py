@@ -19,17 +19,31 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
+class _DefaultsOnce(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to a flag's help unless the help already says its default or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or isinstance(action.default, bool):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=_DefaultsOnce,
+        description="Train a flow-matching policy (any of the six trainer families: il-toolkit train flow --list) on "
+                    "a Minari dataset, then evaluate it. Unset settings suit the env: state envs see the env's "
+                    "features with an MLP velocity net, image envs a transformer over camera tokens.")
     parser.add_argument("--trainer", default="naive_flow_matching_policy_trainer",
                         help="TRAINER_REGISTRY key (il-toolkit train flow --list shows them)")
     parser.add_argument("--list", action="store_true", help="list the registered trainers and exit")
     parser.add_argument("--dataset", help="Minari dataset id or lerobot/* alias")
     parser.add_argument("--env", help="env id (default: the one the dataset records)")
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: state envs "
-                        f"{STATE_DEFAULTS['steps']}, image envs {IMAGE_DEFAULTS['steps']})")
-    parser.add_argument("--batch_size", type=int, default=256)
+                        f"{STATE_DEFAULTS['steps']}, {CHUNK_STEPS} where the env asks for chunks, image envs "
+                        f"{IMAGE_DEFAULTS['steps']})")
+    parser.add_argument("--batch_size", type=int, default=256, help="windows per gradient step")
     parser.add_argument("--learning_rate", type=float, default=None, help="peak learning rate, cosine-decayed over "
                         f"the steps (default: state {STATE_DEFAULTS['learning_rate']}, images {IMAGE_DEFAULTS['learning_rate']})")
     parser.add_argument("--horizon", type=int, default=None, help="actions predicted per chunk (default: state "
@@ -37,19 +51,22 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--n_obs_steps", type=int, default=None, help="observations per window (default: state "
                         f"{STATE_DEFAULTS['n_obs_steps']}, images {IMAGE_DEFAULTS['n_obs_steps']})")
     parser.add_argument("--n_action_steps", type=int, default=None, help="actions executed per chunk (default: state "
-                        f"{STATE_DEFAULTS['n_action_steps']}, images {IMAGE_DEFAULTS['n_action_steps']})")
+                        f"{STATE_DEFAULTS['n_action_steps']} or half the env's action_chunk, images "
+                        f"{IMAGE_DEFAULTS['n_action_steps']})")
     parser.add_argument("--velocity_net", default="auto", choices=("auto", "mlp", "transformer"),
                         help="auto: an MLP velocity net for state inputs, a transformer over tokens for cameras")
     parser.add_argument("--no-task_frame", dest="task_frame", action="store_false",
-                        help="see the raw state instead of the env's feature pipeline (PushT: the T's task frame)")
+                        help="see the raw state instead of the env's feature pipeline (default: the env's; PushT: the "
+                             "T's task frame)")
     parser.add_argument("--d_model", type=int, default=128, help="token width")
     parser.add_argument("--ode_steps", type=int, default=10, help="ODE steps at inference (changeable later)")
     parser.add_argument("--solver", default="euler", help="euler, midpoint or rk4")
     parser.add_argument("--checkpoint_every", type=int, default=1000, help="steps between resumable checkpoints")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval_episodes", type=int, default=50)
-    parser.add_argument("--output_dir", default="./output/flow")
-    parser.add_argument("--no_wandb", dest="use_wandb", action="store_false", help="do not log to wandb (offline by default)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, minibatches, noise)")
+    parser.add_argument("--eval_episodes", type=int, default=50, help="evaluation episodes after training, seeds from 1,000,000")
+    parser.add_argument("--output_dir", default="./output/flow", help="where the run, its checkpoint and policy go")
+    parser.add_argument("--no_wandb", dest="use_wandb", action="store_false",
+                        help="do not log to wandb (default: log to an offline wandb run, no account needed)")
     return parser
 
 
