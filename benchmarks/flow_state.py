@@ -107,7 +107,7 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
            "train_steps": settings["steps"], "train_seconds": round(train_seconds, 1),
            "steps_per_second": round(settings["steps"] / train_seconds, 1), "eval_seconds": round(result.seconds, 1),
            "parameters": int(sum(p.numel() for p in policy.parameters())), "velocity_net": policy.spec.velocity_net}
-    print(f"{trainer} seed {seed}: {a['pc_success']:.0f}% success, avg max coverage {a['avg_max_reward']:.3f}, "
+    print(f"{trainer} seed {seed}: {a['pc_success']:.0f}% success, avg max reward {a['avg_max_reward']:.3f}, "
           f"{settings['steps']} steps in {train_seconds:.0f} s", flush=True)
     variants = [("n_action_steps", n) for n in args.also_execute if n != settings["n_action_steps"]]
     if args.temporal_ensemble is not None:
