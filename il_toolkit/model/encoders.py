@@ -6,12 +6,12 @@ import torch
 from torch import nn
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden: int = 2) -> nn.Sequential:
-    """``in_dim -> hidden (SiLU) x n_hidden -> out_dim``."""
+def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden: int = 2, activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
+    """``in_dim -> hidden (activation) x n_hidden -> out_dim``."""
     layers: list[nn.Module] = []
     dim = in_dim
     for _ in range(n_hidden):
-        layers += [nn.Linear(dim, hidden), nn.SiLU()]
+        layers += [nn.Linear(dim, hidden), activation()]
         dim = hidden
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)

@@ -13,17 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from il_toolkit.model.encoders import SinusoidalTimeEmbedding
-
-
-def _mlp(in_dim: int, width: int, n_layers: int, out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    dim = in_dim
-    for _ in range(n_layers):
-        layers += [nn.Linear(dim, width), nn.GELU()]
-        dim = width
-    layers.append(nn.Linear(dim, out_dim))
-    return nn.Sequential(*layers)
+from il_toolkit.model.encoders import SinusoidalTimeEmbedding, mlp
 
 
 class WindowStateEncoder(nn.Module):
@@ -73,7 +63,7 @@ class MLPVelocityNet(nn.Module):
         self.horizon = horizon
         self.action_dim = action_dim
         self.time = SinusoidalTimeEmbedding(d_model)
-        self.net = _mlp(horizon * action_dim + 2 * d_model, width, n_layers, horizon * action_dim)
+        self.net = mlp(horizon * action_dim + 2 * d_model, width, horizon * action_dim, n_layers, activation=nn.GELU)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if x_t.shape[1] != self.horizon:
