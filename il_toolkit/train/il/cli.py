@@ -13,7 +13,7 @@ import argparse
 import json
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from il_toolkit.config.training_config import ACTIVATIONS, BETA_SCHEDULES, LR_SCHEDULES, ON_STUCK, POLICY_TYPES, ILConfig
 from il_toolkit.model.vla import VLAModel
@@ -139,16 +139,20 @@ def config_from_args(args: argparse.Namespace, preset: ILConfig) -> ILConfig:
     return preset.replace(**overrides)
 
 
-def _run_cli(parser: argparse.ArgumentParser, preset: ILConfig, train: Callable[..., dict[str, Any]],
-            argv: Sequence[str] | None, extra_flags: Sequence[str] = ()) -> int:
-    """Parse ``argv`` with a :func:`_build_parser` parser, run ``train`` on ``preset`` with the flags given
-    (and the ``extra_flags`` a script adds) and print its results as JSON; the CLIs' ``main``."""
-    import json
-
+def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, train: Callable[..., dict[str, Any]],
+             argv: Sequence[str] | None, extra_flags: Sequence[str] = ()) -> int:
+    """Parse ``argv`` with a :func:`_build_parser` parser and print the run's results as JSON; the CLIs'
+    ``main``. A VLA request (seed 004's ``--dataset lerobot/pusht``, ``--model_path ./pretrained_vla``)
+    goes to :func:`run_vla` as ``algorithm``; anything else to ``train`` on ``preset`` with the flags
+    given (and the ``extra_flags`` a script adds)."""
     args = parser.parse_args(argv)
-    results = train(config_from_args(args, preset), env_id=args.env, dataset=args.dataset, expert=args.expert,
-                    model_path=args.model_path, use_wandb=args.use_wandb, progress=not args.no_progress,
-                    **{name: getattr(args, name) for name in extra_flags})
+    config = config_from_args(args, preset)
+    common_flags = dict(env_id=args.env, dataset=args.dataset, model_path=args.model_path, use_wandb=args.use_wandb,
+                        progress=not args.no_progress)
+    if is_vla_request(args.dataset, args.model_path):
+        results = run_vla(algorithm, config, **common_flags)
+    else:
+        results = train(config, expert=args.expert, **common_flags, **{name: getattr(args, name) for name in extra_flags})
     print(json.dumps(results, indent=2, default=str))
     return 0
 
@@ -173,18 +177,11 @@ def build_bc_parser(prog: str = "python -m il_toolkit.train.il.behavioral_clonin
 
 
 def train_bc(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-          use_wandb: bool, progress: bool) -> dict[str, Any]:
-    """The undecorated function under the CLI: everything a run does, from parsed arguments."""
-    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
-        return run_vla("bc", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
-                       progress=progress)
+             use_wandb: bool, progress: bool) -> dict[str, Any]:
+    """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments."""
     env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
     env_id = common.env_id_of(env)
-    policy = None
-    if model_path is not None:
-        from il_toolkit.policies import load
-
-        policy = load(model_path)
+    policy = load(model_path) if model_path is not None else None
     trainer = BehavioralCloning(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
     expert_policy = None
     if dataset is None and expert != "default":
@@ -196,7 +193,7 @@ def train_bc(config: ILConfig, *, env_id: str | None, dataset: str | None, exper
 
 def main_bc(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_bc_parser(prog or "python -m il_toolkit.train.il.behavioral_cloning")
-    return _run_cli(parser, ILConfig.behavioral_cloning(), train_bc, argv)
+    return _run_cli("bc", parser, ILConfig.behavioral_cloning(), train_bc, argv)
 
 
 # -- DAgger --------------------------------------------------------------------------------
@@ -221,11 +218,8 @@ def build_dagger_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
 
 
 def train_dagger(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-          use_wandb: bool, progress: bool) -> dict[str, Any]:
-    """The undecorated function under the CLI."""
-    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
-        return run_vla("dagger", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
-                       progress=progress)
+                 use_wandb: bool, progress: bool) -> dict[str, Any]:
+    """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments."""
     from il_toolkit.experts import make_expert
 
     if env_id is None and dataset is None and model_path is not None:
@@ -238,18 +232,23 @@ def train_dagger(config: ILConfig, *, env_id: str | None, dataset: str | None, e
     return trainer.train(initial_dataset=dataset)
 
 
-def _env_of_model(model_path: str) -> str:
+def _recorded_runs(model_path: str) -> Iterator[dict[str, Any]]:
+    """The ``run.json`` of the run that saved ``model_path`` (beside it, then inside it), as found."""
     for candidate in (Path(model_path).parent / "run.json", Path(model_path) / "run.json"):
-        if candidate.exists():
-            env_id = json.loads(candidate.read_text()).get("env_id")
-            if env_id:
-                return env_id
-    raise SystemExit(f"cannot tell which env {model_path} was trained on; pass --env")
+        if candidate.is_file():
+            yield json.loads(candidate.read_text())
+
+
+def _env_of_model(model_path: str) -> str:
+    env_id = next((run["env_id"] for run in _recorded_runs(model_path) if run.get("env_id")), None)
+    if env_id is None:
+        raise SystemExit(f"cannot tell which env {model_path} was trained on; pass --env")
+    return env_id
 
 
 def main_dagger(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_dagger_parser(prog or "python -m il_toolkit.train.il.dagger")
-    return _run_cli(parser, ILConfig.dagger(), train_dagger, argv)
+    return _run_cli("dagger", parser, ILConfig.dagger(), train_dagger, argv)
 
 
 # -- GAIL ----------------------------------------------------------------------------------
@@ -276,11 +275,8 @@ def build_gail_parser(prog: str = "python -m il_toolkit.train.il.gail"):
 
 
 def train_gail(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-          use_wandb: bool, progress: bool, eval_every_rounds: int = 0) -> dict[str, Any]:
-    """The undecorated function under the CLI: everything a run does, from parsed arguments."""
-    if is_vla_request(dataset, model_path):  # seed 004's VLA commands: --dataset lerobot/pusht, --model_path ./pretrained_vla
-        return run_vla("gail", config, env_id=env_id, dataset=dataset, model_path=model_path, use_wandb=use_wandb,
-                       progress=progress)
+               use_wandb: bool, progress: bool, eval_every_rounds: int = 0) -> dict[str, Any]:
+    """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments."""
     from il_toolkit.envs import make_env
 
     if env_id is None:
@@ -292,11 +288,7 @@ def train_gail(config: ILConfig, *, env_id: str | None, dataset: str | None, exp
         if env_id is None:
             raise SystemExit(f"dataset {dataset!r} does not record its env id; pass --env")
     env = make_env(env_id)
-    policy = None
-    if model_path is not None:
-        from il_toolkit.policies import load
-
-        policy = load(model_path)
+    policy = load(model_path) if model_path is not None else None
     trainer = GAIL(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
     return trainer.train(dataset=dataset, eval_every_rounds=eval_every_rounds,
                          expert_name=None if expert == "default" else expert)
@@ -304,7 +296,7 @@ def train_gail(config: ILConfig, *, env_id: str | None, dataset: str | None, exp
 
 def main_gail(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_gail_parser(prog or "python -m il_toolkit.train.il.gail")
-    return _run_cli(parser, ILConfig.gail(), train_gail, argv, extra_flags=("eval_every_rounds",))
+    return _run_cli("gail", parser, ILConfig.gail(), train_gail, argv, extra_flags=("eval_every_rounds",))
 
 
 # -- VLA requests (seed 004's --dataset lerobot/pusht, --model_path ./pretrained_vla) ----------------
@@ -321,14 +313,7 @@ def is_vla_request(dataset: str | None, model_path: str | None) -> bool:
 
 
 def _previous_run(model_path: str | None) -> dict[str, Any]:
-    import json
-
-    if model_path is None:
-        return {}
-    for candidate in (Path(model_path).parent / "run.json", Path(model_path) / "run.json"):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    return {}
+    return next(_recorded_runs(model_path), {}) if model_path is not None else {}
 
 
 def chunked_splits(dataset_ids: Sequence[str], chunk_size: int, val_fraction: float,
