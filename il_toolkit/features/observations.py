@@ -35,7 +35,7 @@ def flatten_observations(observations: Any, prefix: str = "") -> Any:
 def batch_from_observations(observation: Any) -> dict[str, np.ndarray]:
     """Map one episode's observations (arrays with a leading time axis) to batch keys:
     a vector -> ``observation.state``; an (T, H, W, C) image -> ``observation.images.top``;
-    a dict: ``agent_pos``/``state``/``qpos`` -> state, ``pixels`` (image or dict of
+    a dict: an entry of :data:`STATE_KEYS` -> state, ``pixels`` (image or dict of
     cameras) or ``pixels/<camera>`` -> ``observation.images.<camera>``, ``depth`` likewise ->
     ``observation.depth.<camera>``."""
     if not isinstance(observation, dict):

@@ -22,6 +22,7 @@ them with its weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -77,12 +78,12 @@ class StateFeatures:
         if self.frame is not None:
             get_frame(self.frame, self.obs_dim, self.action_dim)  # unknown or mis-sized frames fail here
 
-    # -- layout -------------------------------------------------------------------------
-    @property
+    # -- layout (derived once: ``features`` runs on every action a policy takes) --------------
+    @functools.cached_property
     def task_frame(self) -> TaskFrame | None:
         return None if self.frame is None else get_frame(self.frame, self.obs_dim, self.action_dim)
 
-    @property
+    @functools.cached_property
     def columns(self) -> list[int]:
         """Columns of the full layout (raw with sines, cosines, frame features) the learner sees."""
         ignored = set(self.ignored_obs)

@@ -34,7 +34,6 @@ from il_toolkit.features.observations import STATE_KEYS, ObservationKeyError, ba
 from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, open_dataset
 
 
-
 @dataclass(frozen=True)
 class LocalSource:
     """Where a LeRobot hub id is served from here: a Minari dataset our expert collects."""
