@@ -22,7 +22,8 @@ from typing import Any
 from il_toolkit.config.dataclass_fields import from_known_fields
 
 BETA_SCHEDULES = ("constant", "linear", "exponential")
-POLICY_TYPES = ("auto", "sb3", "mlp")
+POLICY_TYPES = ("auto", "sb3", "mlp", "flow")
+DAGGER_VARIANTS = ("dagger", "hg_dagger", "ensemble_dagger", "thrifty_dagger")  # il_toolkit.train.il.gates
 LR_SCHEDULES = ("constant", "cosine", "onecycle")  # il_toolkit.train.supervised.lr_scheduler
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")  # MLPPolicy's
 ON_STUCK = ("end", "expert")  # what a DAgger rollout does once stuck (dagger_stuck_steps)
@@ -113,7 +114,9 @@ class ILConfig(_ConfigMixin):
     demo_top_percentile: float | None = None  # keep episodes at or above this return percentile (seed: 70)
 
     # Policy trained by BC / DAgger: "sb3" (an SB3 actor-critic trained by imitation's BC),
-    # "mlp" (the toolkit's MLPPolicy with normalisation), or "auto" (sb3 for discrete actions, else mlp)
+    # "mlp" (the toolkit's MLPPolicy with normalisation), "flow" (a flow-matching policy with an MLP
+    # velocity net on the env's features, action_chunk_size actions per observation, trained by the flow
+    # family's loop for bc_epochs passes' worth of steps), or "auto" (sb3 for discrete actions, else mlp)
     policy_type: str = "auto"
     policy_hidden_sizes: list[int] | None = None  # None: (64, 64) for sb3, (256, 256) for mlp
     policy_activation: str = "relu"  # mlp: relu, tanh, gelu or silu
@@ -155,6 +158,22 @@ class ILConfig(_ConfigMixin):
     # labels: the rollout in progress is cut there and no later round starts, so DAgger can be held
     # to the labels a BC run got (dagger_iterations is then at most the rounds). 0: no limit.
     dagger_label_budget: int = 0
+    # Which DAgger: "dagger" (Ross et al.: the beta mixture acts, the expert labels every visited state),
+    # "hg_dagger" (the learner acts; a person, or a model of one, takes over where it strays and labels
+    # only the states it acts in), "ensemble_dagger" (K learners; the expert acts where they disagree or
+    # the state is far from the training data) or "thrifty_dagger" (the expert acts where the ensemble
+    # disagrees or a learned failure risk is high). See il_toolkit.train.il.gates.
+    dagger_variant: str = "dagger"
+    dagger_ensemble_size: int = 5  # learners in ensemble_dagger's and thrifty_dagger's ensemble
+    # ensemble_dagger and thrifty_dagger set their thresholds each round so that this share of the states
+    # the learner visited in the round before (round 1: the initial data) would have gone to the expert
+    dagger_target_query_rate: float = 0.1
+    # hg_dagger's model of a person: takes over once the learner's action is farther than this from the
+    # expert's (RMS over action dimensions, in half-ranges of the action space) for dagger_reaction_steps
+    # steps in a row, and hands back after dagger_settle_steps once the learner would act within it again
+    dagger_intervention_threshold: float = 0.1
+    dagger_reaction_steps: int = 2
+    dagger_settle_steps: int = 10
 
     # GAIL
     gail_disc_hidden_dim: int = 256
@@ -226,6 +245,18 @@ class ILConfig(_ConfigMixin):
         _fraction("dagger_initial_beta", self.dagger_initial_beta)
         _non_negative_int("dagger_stuck_steps", self.dagger_stuck_steps)
         _non_negative_int("dagger_label_budget", self.dagger_label_budget)
+        _require(self.dagger_variant in DAGGER_VARIANTS,
+                 f"dagger_variant must be one of {', '.join(DAGGER_VARIANTS)}; got {self.dagger_variant!r}")
+        _require(isinstance(self.dagger_ensemble_size, int) and self.dagger_ensemble_size >= 2,
+                 f"dagger_ensemble_size must be an integer >= 2, got {self.dagger_ensemble_size!r}")
+        _require(isinstance(self.dagger_target_query_rate, (int, float)) and 0 < self.dagger_target_query_rate <= 1,
+                 f"dagger_target_query_rate must be in (0, 1] (the share of states sent to the expert), got "
+                 f"{self.dagger_target_query_rate!r}")
+        _require(isinstance(self.dagger_intervention_threshold, (int, float)) and 0 < self.dagger_intervention_threshold <= 2,
+                 f"dagger_intervention_threshold must be in (0, 2] (action distance in half-ranges of the action "
+                 f"space; 2 is as far apart as two actions can be), got {self.dagger_intervention_threshold!r}")
+        _positive_int("dagger_reaction_steps", self.dagger_reaction_steps)
+        _positive_int("dagger_settle_steps", self.dagger_settle_steps)
         _require(self.dagger_on_stuck in ON_STUCK,
                  f"dagger_on_stuck must be one of {', '.join(ON_STUCK)}; got {self.dagger_on_stuck!r}")
         _positive_int("gail_disc_hidden_dim", self.gail_disc_hidden_dim)
@@ -245,6 +276,11 @@ class ILConfig(_ConfigMixin):
         _positive_int("action_chunk_size", self.action_chunk_size)
         _positive_int("eval_episodes", self.eval_episodes)
         _require(bool(self.output_dir), "output_dir must be a non-empty path")
+
+    @property
+    def trains_flow(self) -> bool:
+        """BC and DAgger train a flow-matching policy: ``policy_type="flow"``, or chunks of actions."""
+        return self.policy_type == "flow" or self.action_chunk_size > 1
 
     # -- presets -----------------------------------------------------------------------
     @classmethod

@@ -31,6 +31,7 @@ POLICY_REGISTRY.register("aloha_transfer_cube_expert", indirect="il_toolkit.expe
 POLICY_REGISTRY.register("aloha_insertion_expert", indirect="il_toolkit.experts.aloha:AlohaInsertionExpert")
 POLICY_REGISTRY.register("flow_matching", indirect="il_toolkit.policies.flow_policy:FlowMatchingPolicy")
 POLICY_REGISTRY.register("vla", indirect="il_toolkit.model.vla:VLAModel")
+POLICY_REGISTRY.register("ensemble", indirect="il_toolkit.policies.ensemble:EnsemblePolicy")
 
 
 def load(path: str | os.PathLike) -> BasePolicy:

@@ -117,12 +117,12 @@ class BehavioralCloning:
         self.rng = common.seed_everything(self.config.seed)
         self._policy_given = policy is not None
         if policy is None:
-            self.policy = make_policy(self.env, self.config) if self.config.action_chunk_size == 1 else None
+            self.policy = None if self.config.trains_flow else make_policy(self.env, self.config)
             self._normalizer_fitted = False
         else:
-            if self.config.action_chunk_size > 1:
-                raise ValueError("action_chunk_size > 1 trains a new chunked flow policy; it cannot continue from "
-                                 "--model_path / policy=: drop one of the two")
+            if self.config.trains_flow:
+                raise ValueError("policy_type='flow' and action_chunk_size > 1 train a new flow-matching policy; it "
+                                 "cannot continue from --model_path / policy=: drop one of the two")
             self.policy = _as_trainable(policy)
             self._normalizer_fitted = True
             check_spaces(
@@ -214,7 +214,7 @@ class BehavioralCloning:
         common.write_run_files(output_dir, self.config, {
             "algorithm": "bc",
             "env_id": common.env_id_of(self.env),
-            "policy": type(self.policy).__name__,
+            "policy": "FlowMatchingPolicy" if self.config.trains_flow else type(self.policy).__name__,
             "dataset": dataset,
             "n_demo_episodes": len(demos),
             "n_train_episodes": len(train_demos),
@@ -225,7 +225,7 @@ class BehavioralCloning:
             run_name=f"bc-{common.env_id_of(self.env)}-s{self.config.seed}", config=self.config.to_dict(),
         )
         try:
-            if self.config.action_chunk_size > 1:
+            if self.config.trains_flow:
                 history = self.fit_chunked(train_demos, logger)
             else:
                 history = self.fit(train_demos, val_demos, logger)
@@ -308,26 +308,28 @@ class BehavioralCloning:
         history["selected_by"] = "train/loss" if val is None else "val/loss"
         return {**history, "n_train": len(train), "n_val": 0 if val is None else len(val)}
 
-    def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger, *, step_offset: int = 0) -> dict[str, Any]:
-        """ACT-style chunking (seed 004's best practice, ``action_chunk_size > 1``): train a
-        flow-matching policy that predicts ``action_chunk_size`` actions per observation, for
+    def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger, *, step_offset: int = 0,
+                    seed: int | None = None) -> dict[str, Any]:
+        """Train a flow-matching policy (``policy_type="flow"``, or ACT-style chunking with
+        ``action_chunk_size > 1``) that predicts ``action_chunk_size`` actions per observation, for
         ``bc_epochs`` passes' worth of gradient steps. With ``temporal_aggregation`` it
         re-plans every step and averages overlapping chunks (ACT's temporal ensembling, k=0.01);
         without, it executes each chunk in full. Metrics are logged at ``step_offset`` plus the
-        epoch each gradient step falls in."""
+        epoch each gradient step falls in; ``seed`` (default: the config's) seeds the fit."""
         from il_toolkit.policies.flow_policy import default_state_features
         from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
         if not isinstance(self.env.action_space, gym.spaces.Box):
-            raise ValueError(f"action_chunk_size > 1 needs continuous actions; {common.env_id_of(self.env)} has "
-                             f"{self.env.action_space}: set action_chunk_size=1")
+            raise ValueError(f"a flow-matching learner needs continuous actions; {common.env_id_of(self.env)} has "
+                             f"{self.env.action_space}: set action_chunk_size=1 and policy_type mlp or sb3")
         chunk = self.config.action_chunk_size
         n = sum(len(t.acts) for t in train_demos)
         steps = self.config.bc_epochs * max(1, n // self.config.batch_size)
         every = max(1, steps // 50)
         self.policy = train_flow_policy(
             "naive_flow_matching_policy_trainer", train_demos, self.env.observation_space, self.env.action_space,
-            steps=steps, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate, seed=self.config.seed,
+            steps=steps, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
+            seed=self.config.seed if seed is None else seed,
             spec_fields={"horizon": chunk, "n_obs_steps": 1},
             features=default_state_features(self.env) if self.config.task_frame else None,
             policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation

@@ -15,7 +15,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from il_toolkit.config.training_config import ACTIVATIONS, BETA_SCHEDULES, LR_SCHEDULES, ON_STUCK, POLICY_TYPES, ILConfig
+from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, DAGGER_VARIANTS, LR_SCHEDULES, ON_STUCK,
+                                               POLICY_TYPES, ILConfig)
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.policies import load
 from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader
@@ -48,7 +49,7 @@ _HELP = {
     "gail_reward_scale": "multiplier for the GAIL reward",
     "gail_disc_noise": "std of Gaussian noise added to discriminator inputs",
     "total_timesteps": "environment steps for GAIL/PPO",
-    "gail_bc_warm_start_epochs": "BC epochs on the demonstrations before GAIL starts (seed's best practice); skipped "
+    "gail_bc_warm_start_epochs": "BC epochs on the demonstrations before GAIL starts (warm start); skipped "
                                  "when GAIL starts from --model_path, which is the warm start then",
     "gail_demo_batch_size": "expert (and generator) samples per discriminator update",
     "gail_n_envs": "parallel envs for the PPO generator (ppo_n_steps is split across them)",
@@ -58,7 +59,9 @@ _HELP = {
     "ppo_n_steps": "environment steps per PPO update (all envs together)",
     "ppo_gamma": "discount factor",
     "eval_episodes": "evaluation episodes after training",
-    "policy_type": "sb3: SB3 actor-critic via imitation's BC; mlp: toolkit MLPPolicy; auto: sb3 for discrete actions",
+    "policy_type": "sb3: SB3 actor-critic via imitation's BC; mlp: toolkit MLPPolicy; flow: a flow-matching policy "
+                   "(MLP velocity net on the env's features; continuous actions); auto: sb3 for discrete actions, "
+                   "else mlp",
     "relative_actions": "mlp: regress actions as offsets from the observation entries they target (PushT's agent "
                         "position, ALOHA's joint positions)",
     "drop_velocity_obs": "mlp: leave out the observation entries the env names as copyable velocities (ALOHA's arm "
@@ -83,6 +86,20 @@ _HELP = {
                        "rest of it, so its labels show the way out)",
     "dagger_label_budget": "> 0: stop once the aggregate (the initial dataset included) holds this many expert labels, "
                            "cutting the rollout in progress (to compare with BC at equal labels); 0: no limit",
+    "dagger_variant": "dagger: the beta mixture acts and the expert labels every visited state (Ross et al. 2011); "
+                      "hg_dagger: the learner acts and the expert (a person at the controls, or a model of one) takes "
+                      "over where it strays, labelling only those states (Kelly et al. 2019); ensemble_dagger: K "
+                      "learners, the expert acts where they disagree or the state is far from the training data "
+                      "(Menda et al. 2019); thrifty_dagger: the expert acts where the ensemble disagrees or a learned "
+                      "failure risk is high (Hoque et al. 2021)",
+    "dagger_ensemble_size": "ensemble_dagger, thrifty_dagger: learners in the ensemble (each round trains them all)",
+    "dagger_target_query_rate": "ensemble_dagger, thrifty_dagger: each round's thresholds send this share of the states "
+                                "the learner visited in the last round to the expert",
+    "dagger_intervention_threshold": "hg_dagger's simulated person: takes over once the learner's action is farther "
+                                     "than this from the expert's (RMS over action dimensions, in half-ranges of the "
+                                     "action space; 0.1 on PushT is about 26 px)",
+    "dagger_reaction_steps": "hg_dagger's simulated person: steps in a row the learner must stray before they take over",
+    "dagger_settle_steps": "hg_dagger's simulated person: steps they keep control at least before handing back",
     "action_chunk_size": "> 1: train a flow-matching policy that predicts this many actions per observation (ACT-style "
                          "chunking; continuous actions); DAgger retrains it afresh each round",
     "temporal_aggregation": "chunked policies: re-plan every step and average the overlapping chunks (ACT's temporal "
@@ -91,12 +108,12 @@ _HELP = {
 }
 
 
-CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "dagger_on_stuck": ON_STUCK, "policy_type": POLICY_TYPES,
+CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "dagger_variant": DAGGER_VARIANTS, "dagger_on_stuck": ON_STUCK, "policy_type": POLICY_TYPES,
            "lr_schedule": LR_SCHEDULES, "policy_activation": ACTIVATIONS}
 
 
 def _build_parser(prog: str, description: str, preset: ILConfig, field_names: Sequence[str]) -> argparse.ArgumentParser:
-    """A parser with seed 004's flags (``--bc_epochs`` ...) for ``field_names``, defaults from ``preset``."""
+    """A parser with the ILConfig flags (``--bc_epochs`` ...) for ``field_names``, defaults from ``preset``."""
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -169,7 +186,7 @@ BC_FIELDS = (
 def build_bc_parser(prog: str = "python -m il_toolkit.train.il.behavioral_cloning"):
     return _build_parser(
         prog,
-        "Behavioural cloning (seed 004): learn a policy from expert demonstrations, either collected "
+        "Behavioural cloning: learn a policy from expert demonstrations, either collected "
         "live from the env's registered expert (--env) or read from a Minari dataset (--dataset).",
         ILConfig.behavioral_cloning(use_wandb=True),
         BC_FIELDS,
@@ -198,8 +215,9 @@ def main_bc(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 # -- DAgger --------------------------------------------------------------------------------
 DAGGER_FIELDS = (
-    "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta", "dagger_warm_start",
-    "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget",
+    "dagger_variant", "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
+    "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget", "dagger_ensemble_size",
+    "dagger_target_query_rate", "dagger_intervention_threshold", "dagger_reaction_steps", "dagger_settle_steps",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
     "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",
     "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes",
@@ -210,8 +228,10 @@ DAGGER_FIELDS = (
 def build_dagger_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
     return _build_parser(
         prog,
-        "DAgger (seed 004): roll out a mix of expert and learner, label every visited state with the expert, "
-        "aggregate and retrain. --dataset gives an initial dataset D0. Rerun the same command to resume.",
+        "DAgger and its interactive variants (--dagger_variant): roll out the learner with the expert at hand, "
+        "aggregate the expert's labels and retrain, round after round. Plain DAgger (Ross et al. 2011) labels every "
+        "visited state; HG-DAgger, EnsembleDAgger and ThriftyDAgger ask the expert only where a gate says so. "
+        "--dataset gives an initial dataset D0. Rerun the same command to resume.",
         ILConfig.dagger(use_wandb=True),
         DAGGER_FIELDS,
     )
@@ -263,7 +283,7 @@ GAIL_FIELDS = (
 def build_gail_parser(prog: str = "python -m il_toolkit.train.il.gail"):
     parser = _build_parser(
         prog,
-        "GAIL (seed 004): a discriminator learns to tell expert from policy behaviour and PPO maximises its "
+        "GAIL (Ho and Ermon 2016): a discriminator learns to tell expert from policy behaviour and PPO maximises its "
         "reward. Demonstrations come from the env's registered expert (--env) or a Minari dataset (--dataset); "
         "CartPole-v1 trains in its fixed-horizon variant and is evaluated in CartPole-v1.",
         ILConfig.gail(use_wandb=True),

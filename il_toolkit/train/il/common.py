@@ -130,3 +130,15 @@ def write_run_files(output_dir: str | Path, config: ILConfig, extra: dict[str, A
     if extra is not None:
         (out / "run.json").write_text(json.dumps(extra, indent=2, default=str))
     return out
+
+
+def update_run_file(output_dir: str | Path, entries: dict[str, Any]) -> None:
+    """Add ``entries`` to ``output_dir/run.json`` (written atomically)."""
+    import json
+    import os
+
+    path = Path(output_dir) / "run.json"
+    run = json.loads(path.read_text()) if path.exists() else {}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({**run, **entries}, indent=2, default=str))
+    os.replace(tmp, path)

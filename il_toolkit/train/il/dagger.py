@@ -63,7 +63,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -75,11 +75,18 @@ from il_toolkit.rollout import rollout_episode
 from il_toolkit.train.il import common
 from il_toolkit.train.il.common import ResumeMismatchError
 from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+from il_toolkit.train.il.gates import (BetaGate, EnsembleGate, Gate, PersonAtControls, SimulatedPerson, ThriftyGate,
+                                       threshold_for_rate)
+from il_toolkit.train.il.interactive import ExpertFailure, InteractiveActor, LabelAccount, labelled_segments
+from il_toolkit.train.il.uncertainty import NoveltyIndex, RiskModel, failure_targets
 from il_toolkit.train.il.vla import VLABehavioralCloning, as_vla, require_single_task
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.logging import MetricLogger
 
 STATE_FILE = "state.json"
+RISK_FILE = "risk_data.npz"  # thrifty_dagger's rollouts for its risk model, kept for resuming
+RISK_GAMMA = 0.99  # discount of the failure targets (ThriftyDAgger's risk)
+ENSEMBLE_VARIANTS = ("ensemble_dagger", "thrifty_dagger")
 ROUND_EVAL_EPISODES = 20  # rollouts judging each round's policy (at most eval_episodes)
 DATASET_DIR = Path("dataset") / "data"
 
@@ -136,60 +143,48 @@ class EndWhenStuck(gym.Wrapper):
 
 
 class LabelBudget(gym.Wrapper):
-    """Truncates the episode in progress once ``labels`` steps have been taken, counted across
-    episodes; ``exhausted`` then says no further episode should start."""
+    """Truncates the episode in progress once ``labels`` expert labels have been spent, counted
+    across episodes (``spent()``; by default every step is a label, as in plain DAgger);
+    ``exhausted`` then says no further episode should start."""
 
-    def __init__(self, env: gym.Env, labels: int) -> None:
+    def __init__(self, env: gym.Env, labels: int, spent: Callable[[], int] | None = None) -> None:
         super().__init__(env)
-        self.left = labels
+        self.labels, self.steps = labels, 0
+        self.spent = spent if spent is not None else (lambda: self.steps)
 
     @property
     def exhausted(self) -> bool:
-        return self.left <= 0
+        return self.spent() >= self.labels
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.left -= 1
+        self.steps += 1
         if self.exhausted and not (terminated or truncated):
             truncated = True
             info = {**info, "label_budget": True}
         return obs, reward, terminated, truncated, info
 
 
-class BetaMixture(BasePolicy):
-    """Acts with the expert with probability ``beta`` at each step, else with the learner,
-    and records the expert's label for every observation it is shown. With ``takeover_when``
-    (a :class:`StuckDetector`) the expert acts alone for the rest of an episode once it is stuck."""
+class BetaMixture(InteractiveActor):
+    """Plain DAgger's actor: the expert acts with probability ``beta`` at each step, else the
+    learner, and the expert labels every observation it is shown. With ``takeover_when`` (a
+    :class:`StuckDetector`) the expert acts alone for the rest of an episode once it is stuck."""
 
-    def __init__(self, expert: Policy, learner: Policy, beta: float, rng: np.random.Generator,
+    def __init__(self, expert: Policy, learner: Policy | None, beta: float, rng: np.random.Generator,
                  takeover_when: StuckDetector | None = None) -> None:
-        super().__init__(expert.observation_space, expert.action_space)
-        self.expert, self.learner, self.beta, self.rng = expert, learner, beta, rng
-        self.takeover_when = takeover_when
-        self.labels: list[np.ndarray] = []
-        self.learner_steps = 0
-        self.taken_over = False  # this episode
+        super().__init__(expert, learner, BetaGate(beta, rng), takeover_when=takeover_when)
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True):
-        label, _ = self.expert.predict(observation, deterministic=True)
-        self.labels.append(np.asarray(label))
-        if self.takeover_when is not None and not self.taken_over:
-            self.taken_over = self.takeover_when.update(observation)
-        if self.beta < 1 and not self.taken_over:  # asked every step, so a chunked learner's queue keeps to the clock
-            action, _ = self.learner.predict(observation, deterministic=deterministic)
-        if self.taken_over or self.rng.random() < self.beta:
-            return label, state
-        self.learner_steps += 1
-        return action, state
+    @property
+    def learner_steps(self) -> int:
+        return self.account.learner_steps
 
-    def reset(self) -> None:
-        self.expert.reset()
-        if self.learner is not None:
-            self.learner.reset()
-        if self.takeover_when is not None:
-            self.takeover_when.reset()
-        self.labels = []
-        self.taken_over = False
+
+class _QuietLogger:
+    """Stands in for the metric logger while ensemble members other than the first train, so the
+    metrics file holds one record per epoch."""
+
+    def log(self, metrics: Any, step: int) -> None:
+        pass
 
 
 class DAgger:
@@ -223,11 +218,43 @@ class DAgger:
         self.env = common.resolve_env(env)
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
-        self.bc = BehavioralCloning(self.env, self.config, use_wandb=False, policy=policy, progress=progress)
         self._learner_given = policy is not None
+        self.members: list[BehavioralCloning] = []  # ensemble_dagger's and thrifty_dagger's learners
+        ensemble = self._build_members(policy) if self.config.dagger_variant in ENSEMBLE_VARIANTS else None
+        self.bc = BehavioralCloning(self.env, self.config, use_wandb=False, policy=None if self.members else policy,
+                                    progress=progress)
+        if self.members:
+            self.bc.policy = ensemble  # acts in round 1; None: no learner until the first fit
         self.expert = self._expert(expert_policy)
         self.rng = np.random.default_rng(self.config.seed + 1)
         self.output_dir = Path(self.config.output_dir).resolve()  # minari mangles relative storage paths
+        self._visited: np.ndarray | None = None  # the last round's visited states (vector observations)
+        self._risk_data: dict[str, list[np.ndarray]] = {"obs": [], "acts": [], "risk": []}
+        self._novelty: NoveltyIndex | None = None
+        self._aggregate_states: np.ndarray | None = None
+        self._risk: RiskModel | None = None
+        self.thresholds: dict[str, float] = {}
+
+    def _build_members(self, policy: Any) -> Any:
+        """The ensemble's learners; a given policy must be an ensemble (of an earlier run)."""
+        from il_toolkit.policies.ensemble import EnsemblePolicy
+
+        c = self.config
+        if c.dagger_variant == "thrifty_dagger" and not _is_vector_space(self.env.observation_space):
+            raise ValueError(f"thrifty_dagger's risk model reads a state vector; {common.env_id_of(self.env)} has "
+                             f"{self.env.observation_space} observations: use ensemble_dagger or hg_dagger")
+        if policy is not None and not isinstance(policy, EnsemblePolicy):
+            raise ValueError(f"{c.dagger_variant} trains an ensemble of {c.dagger_ensemble_size} learners; the starting "
+                             f"policy (--model_path) is a {type(policy).__name__}: give the best/ or last/ policy of an "
+                             "earlier ensemble_dagger or thrifty_dagger run, or drop it")
+        given = list(policy.members) if policy is not None else [None] * c.dagger_ensemble_size
+        if len(given) != c.dagger_ensemble_size:
+            raise ValueError(f"the starting ensemble has {len(given)} members, dagger_ensemble_size is "
+                             f"{c.dagger_ensemble_size}: set --dagger_ensemble_size {len(given)}")
+        self.members = [BehavioralCloning(self.env, c, use_wandb=False, policy=p, progress=False) for p in given]
+        if c.trains_flow or any(m.policy is None for m in self.members):
+            return None
+        return EnsemblePolicy([m.policy for m in self.members])
 
     def _expert(self, expert_policy: Any) -> Policy:
         if expert_policy is None:
@@ -252,39 +279,108 @@ class DAgger:
 
     # -- one round ------------------------------------------------------------------------
     def collect_round(self, iteration: int, label_limit: int | None = None) -> tuple[list[Any], dict[str, float]]:
-        """Roll out the beta-mixture for one round (at most ``label_limit`` steps in all: the
-        episode in progress is cut there and no further one starts); returns expert-labelled
-        trajectories and stats."""
-        from imitation.data.types import TrajectoryWithRew
-
+        """Roll out the learner under the variant's gate for one round (at most ``label_limit``
+        expert labels in all: the episode in progress is cut there and no further one starts);
+        returns the expert-labelled stretches of the episodes and the round's stats."""
         from il_toolkit.rollout import Episode
 
-        beta = self.beta(iteration)
         stuck_steps, on_stuck = self.config.dagger_stuck_steps, self.config.dagger_on_stuck
         takeover = StuckDetector(stuck_steps) if stuck_steps > 0 and on_stuck == "expert" else None
-        mixture = BetaMixture(self.expert, self.bc.policy, beta, self.rng, takeover_when=takeover)
-        budget = LabelBudget(self.env, label_limit) if label_limit is not None else None
+        gate = self._gate(iteration)
+        learner = None if isinstance(gate, BetaGate) and gate.beta >= 1 else self.bc.policy
+        actor = InteractiveActor(self.expert, learner, gate, takeover_when=takeover)
+        budget = LabelBudget(self.env, label_limit, spent=lambda: actor.account.labels) if label_limit is not None else None
         env = budget if budget is not None else self.env
         env = EndWhenStuck(env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else env
         n = self.config.dagger_episodes_per_iter
         base = self.config.seed * 10_000 + iteration * n
-        trajectories, returns, successes, steps, stuck = [], [], [], 0, 0
+        trajectories, returns, successes, stuck, visited = [], [], [], 0, []
         for seed in range(base, base + n):
             if budget is not None and budget.exhausted:
                 break
-            episode: Episode = rollout_episode(mixture, env, seed)
+            episode: Episode = rollout_episode(actor, env, seed)
             ended_stuck = isinstance(env, EndWhenStuck) and env.detector.still >= stuck_steps
-            stuck += int(mixture.taken_over or ended_stuck)
-            labelled = episode.to_trajectory()
-            trajectories.append(TrajectoryWithRew(obs=labelled.obs, acts=np.stack(mixture.labels), infos=None,
-                                                  terminal=labelled.terminal, rews=labelled.rews))
+            stuck += int(actor.taken_over or ended_stuck)
+            rolled = episode.to_trajectory()
+            trajectories += labelled_segments(rolled, actor.labels)
             returns.append(episode.sum_reward)
             successes.append(episode.success)
-            steps += episode.length
-        stats = {"beta": beta, "round/mean_return": float(np.mean(returns)), "round/pc_success": 100 * float(np.mean(successes)),
-                 "round/expert_labels": steps, "round/learner_action_share": mixture.learner_steps / max(steps, 1),
-                 "round/stuck_episodes": stuck}
+            cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
+            if _is_vector_space(self.env.observation_space):
+                visited.append(np.asarray(rolled.obs[:-1]))
+                if not cut_by_budget:  # an episode the budget cut short neither failed nor succeeded
+                    self._add_risk_data(rolled, episode)
+        self._visited = np.concatenate(visited) if visited else None
+        account = actor.account.as_dict()
+        stats = {"beta": gate.beta if isinstance(gate, BetaGate) else 0.0,
+                 "round/mean_return": float(np.mean(returns)), "round/pc_success": 100 * float(np.mean(successes)),
+                 **{f"round/{'expert_labels' if k == 'labels' else k}": v for k, v in account.items()},
+                 "round/learner_action_share": 1.0 - account["expert_share"], "round/stuck_episodes": stuck,
+                 "round/episodes": len(returns), **{f"round/threshold_{k}": v for k, v in self.thresholds.items()}}
         return trajectories, stats
+
+    def _gate(self, iteration: int) -> Gate:
+        """Who acts in round ``iteration`` (the variant's gate, its thresholds set now)."""
+        c = self.config
+        if c.dagger_variant == "dagger":
+            return BetaGate(self.beta(iteration), self.rng)
+        if c.dagger_variant == "hg_dagger":
+            if hasattr(self.expert, "taking_over"):
+                return PersonAtControls(self.expert)
+            return SimulatedPerson(self.env.action_space, c.dagger_intervention_threshold, c.dagger_reaction_steps,
+                                   c.dagger_settle_steps)
+        self.thresholds = self._calibrate()
+        if c.dagger_variant == "ensemble_dagger":
+            return EnsembleGate(self.bc.policy, self.thresholds["disagreement"], self._novelty,
+                                self.thresholds.get("novelty", np.inf))
+        return ThriftyGate(self.bc.policy, self.env.action_space, self.thresholds["disagreement"], self._risk,
+                           self.thresholds.get("risk", np.inf))
+
+    def _calibrate(self) -> dict[str, float]:
+        """Thresholds that send ``dagger_target_query_rate`` of the states the learner visited in the
+        last round (round 1, or after a resume: the aggregate's states) to the expert, the rate split
+        evenly between the gate's criteria (ThriftyDAgger's rule)."""
+        states = self._visited if self._visited is not None else self._aggregate_states
+        if self.bc.policy is None or states is None or len(states) == 0:
+            return {"disagreement": float("-inf")}  # a learner fitted on nothing defers to the expert everywhere
+        rate = self.config.dagger_target_query_rate
+        second = self._novelty if self.config.dagger_variant == "ensemble_dagger" else self._risk
+        share = rate / 2 if second is not None else rate
+        ensemble = self.bc.policy
+        actions = ensemble.member_actions(states)
+        thresholds = {"disagreement": threshold_for_rate(ensemble.disagreement(actions), share)}
+        if self._novelty is not None and self.config.dagger_variant == "ensemble_dagger":
+            thresholds["novelty"] = threshold_for_rate(
+                self._novelty.distances(states, leave_one_out=True), share)  # visited states the expert labelled are in the index
+        if self._risk is not None and self.config.dagger_variant == "thrifty_dagger":
+            thresholds["risk"] = threshold_for_rate(self._risk.predict(states, ensemble.combine(actions)), share)
+        return thresholds
+
+    def _add_risk_data(self, rolled: Any, episode: Any) -> None:
+        """The episode's executed steps and their failure targets, for ThriftyDAgger's risk model."""
+        if self.config.dagger_variant != "thrifty_dagger":
+            return
+        self._risk_data["obs"].append(np.asarray(rolled.obs[:-1], dtype=np.float64))
+        self._risk_data["acts"].append(np.stack([np.asarray(a, dtype=np.float64).reshape(-1) for a in episode.actions]))
+        self._risk_data["risk"].append(failure_targets(episode.length, not episode.success, RISK_GAMMA))
+
+    def _update_uncertainty(self, trajectories: Sequence[Any]) -> None:
+        """After a fit: the novelty index over the aggregate's states (ensemble_dagger) and the
+        risk model over every rollout so far (thrifty_dagger)."""
+        if self.config.dagger_variant not in ENSEMBLE_VARIANTS or not _is_vector_space(self.env.observation_space):
+            return
+        from il_toolkit.features.state import state_features_for
+
+        c = self.config
+        features = state_features_for(self.env, task_frame=c.task_frame, relative_actions=c.relative_actions,
+                                      drop_velocity_obs=c.drop_velocity_obs).features
+        states = np.concatenate([np.asarray(t.obs[:-1], dtype=np.float64) for t in trajectories]) if trajectories else None
+        self._aggregate_states = states
+        if c.dagger_variant == "ensemble_dagger" and states is not None:
+            self._novelty = NoveltyIndex(features, states)
+        if c.dagger_variant == "thrifty_dagger" and self._risk_data["obs"]:
+            self._risk = RiskModel(features, self.env.action_space, seed=c.seed)
+            self._risk.fit(*(np.concatenate(self._risk_data[k]) for k in ("obs", "acts", "risk")))
 
     # -- the run ------------------------------------------------------------------------
     def train(self, initial_dataset: str | None = None) -> dict[str, Any]:
@@ -294,16 +390,21 @@ class DAgger:
             return self._train(initial_dataset)
 
     def _train(self, initial_dataset: str | None) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
         start = time.perf_counter()
         state = self._resume_state(initial_dataset)
         trajectories = self._load_aggregate(state)
         logger = MetricLogger(self.output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
-                              run_name=f"dagger-{common.env_id_of(self.env)}-s{self.config.seed}",
+                              run_name=f"{self.config.dagger_variant}-{common.env_id_of(self.env)}-s{self.config.seed}",
                               config=self.config.to_dict())
         if state["completed_rounds"] > 0:
-            print(f"resuming DAgger after round {state['completed_rounds']} of {self.config.dagger_iterations} "
-                  f"({len(trajectories)} episodes aggregated)", file=sys.stderr)
+            print(f"resuming {self.config.dagger_variant} after round {state['completed_rounds']} of "
+                  f"{self.config.dagger_iterations} ({_labels(trajectories)} expert labels aggregated)", file=sys.stderr)
+            self._restore_uncertainty(trajectories)
         offset = self.config.bc_epochs if state.setdefault("initial_fit", False) else 0
+        bar = tqdm(total=self.config.dagger_iterations, initial=state["completed_rounds"], unit="round",
+                   desc=self.config.dagger_variant, disable=not self.progress, dynamic_ncols=True)
         try:
             self._check_first_learner(state, trajectories)
             self._check_budget(state, trajectories)
@@ -314,7 +415,12 @@ class DAgger:
                 labels_left = self._labels_left(trajectories)
                 if labels_left == 0:
                     break
-                new, stats = self.collect_round(iteration, labels_left)
+                try:
+                    new, stats = self.collect_round(iteration, labels_left)
+                except ExpertFailure as failure:
+                    self._drop_round(state, iteration, str(failure))
+                    bar.update(1)
+                    continue
                 trajectories += new
                 self._append(new)
                 history = self._fit(trajectories, logger, offset + iteration * self.config.bc_epochs, iteration)
@@ -325,42 +431,81 @@ class DAgger:
                               "mean_reward": round_eval["mean_return"], "pc_success": round_eval["pc_success"]})
                 logger.log(stats, step=offset + (iteration + 1) * self.config.bc_epochs)
                 self._finish_round(state, iteration, len(new), stats)
+                bar.update(1)
+                bar.set_postfix(labels=stats["expert_labels"], success=f"{stats['pc_success']:.0f}%")
         finally:
+            bar.close()
             logger.close()
         train_seconds = time.perf_counter() - start
-        last = self.bc.policy.save(self.output_dir / "last")
         best_round = self.best_round(state["rounds"])
+        last = self.bc.policy.save(self.output_dir / "last")
         if best_round != state["completed_rounds"]:
             self.bc.policy = load(self.output_dir / "rounds" / f"{best_round:03d}")
         best = self.bc.policy.save(self.output_dir / "best")
+        account = label_account(state["rounds"])
         results: dict[str, Any] = {
             "policy_path": str(best),
             "best_round": best_round,
             "last_policy_path": str(last),
             "dataset_path": str(self.output_dir / DATASET_DIR),
+            "dagger_variant": self.config.dagger_variant,
             "rounds": state["rounds"],
             "n_episodes": len(trajectories),
             "expert_labels": _labels(trajectories),
             "label_budget": self.config.dagger_label_budget,
+            "labels": account,
             "train_seconds": train_seconds,
         }
+        common.update_run_file(self.output_dir, {"labels": {**account, "total_expert_labels": _labels(trajectories)},
+                                                 "best_round": best_round})
         results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
         return results
+
+    def _restore_uncertainty(self, trajectories: list[Any]) -> None:
+        """After a resume: the risk model's rollouts from disk, the novelty index and risk model refit."""
+        path = self.output_dir / RISK_FILE
+        if self.config.dagger_variant == "thrifty_dagger" and path.exists():
+            with np.load(path) as data:
+                self._risk_data = {k: [data[k]] for k in ("obs", "acts", "risk")}
+        if self.members and hasattr(self.bc.policy, "members"):
+            for member, policy in zip(self.members, self.bc.policy.members):
+                member.policy, member._normalizer_fitted = policy, True
+        self._update_uncertainty(trajectories)
 
     def _fit(self, trajectories: list[Any], logger: MetricLogger, step_offset: int = 0,
              iteration: int | None = None) -> dict[str, Any]:
         """Retrain the learner on ``trajectories`` (round ``iteration``; None: the fit on D0): an
         MLP or SB3 learner is reinitialised (unless ``dagger_warm_start``) and its normaliser refit
-        on them, learner-visited states included; a chunked learner (``action_chunk_size > 1``)
-        is a flow policy trained afresh on them."""
+        on them, learner-visited states included; a flow learner (``policy_type="flow"`` or
+        ``action_chunk_size > 1``) is trained afresh on them. An ensemble's members each train on
+        the same split from their own initial weights (the first member logs)."""
+        from il_toolkit.policies.ensemble import EnsemblePolicy
+
+        if not trajectories:  # the expert labelled nothing yet: nothing to fit
+            return {"n_train": 0, "n_val": 0, "final_train_loss": float("nan"), "best_val_loss": None}
         train_demos, val_demos = common.split_episodes(trajectories, self.config.bc_validation_split, self.bc.rng)
-        if self.config.action_chunk_size > 1:
-            return self.bc.fit_chunked(train_demos, logger, step_offset=step_offset)
+        if self.members:
+            histories = [self._fit_learner(member, train_demos, val_demos, logger if k == 0 else _QuietLogger(),
+                                           step_offset, iteration, member=k) for k, member in enumerate(self.members)]
+            self.bc.policy = EnsemblePolicy([m.policy for m in self.members])
+            history = histories[0]
+        else:
+            history = self._fit_learner(self.bc, train_demos, val_demos, logger, step_offset, iteration)
+        self._update_uncertainty(trajectories)
+        return history
+
+    def _fit_learner(self, bc: BehavioralCloning, train_demos: list[Any], val_demos: list[Any], logger: Any,
+                     step_offset: int, iteration: int | None, member: int = 0) -> dict[str, Any]:
+        seed = self.config.seed * 1000 + (iteration + 1 if iteration is not None else 0) + 100_000 * member
+        if self.config.trains_flow:
+            return bc.fit_chunked(train_demos, logger, step_offset=step_offset, seed=seed if self.members else None)
         if iteration is not None and not self.config.dagger_warm_start and self.retrains_fresh:
-            self.bc.reinitialize(seed=self.config.seed * 1000 + iteration + 1)
-        self.bc._normalizer_fitted = False
-        history = self.bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
-        self.bc.module.load_state_dict(history["last_state"])  # see "Each round's weights" in the module docstring
+            bc.reinitialize(seed=seed)
+        elif member > 0 and bc.policy is not None and not bc._normalizer_fitted:
+            bc.reinitialize(seed=seed)  # the members of a fresh ensemble start apart
+        bc._normalizer_fitted = False
+        history = bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
+        bc.module.load_state_dict(history["last_state"])  # see "Each round's weights" in the module docstring
         return {**history, "selected_by": "last epoch"}
 
     def _labels_left(self, trajectories: list[Any]) -> int | None:
@@ -380,7 +525,8 @@ class DAgger:
     def _check_first_learner(self, state: dict[str, Any], initial: list[Any]) -> None:
         """A chunked learner exists only once it has been fitted; without an initial dataset the
         first round must be the expert's alone."""
-        if self.bc.policy is None and state["completed_rounds"] == 0 and not initial and self.beta(0) < 1:
+        if (self.bc.policy is None and state["completed_rounds"] == 0 and not initial
+                and self.config.dagger_variant == "dagger" and self.beta(0) < 1):
             raise ValueError(
                 f"a chunked learner (action_chunk_size={self.config.action_chunk_size}) has no policy before its first "
                 f"fit, but round 1's beta is {self.beta(0):g}: set dagger_initial_beta=1 (the expert acts alone in "
@@ -402,7 +548,12 @@ class DAgger:
         return; the later round on a tie). Learners can swing between rounds (a policy that
         succeeds 70% of the time can be followed by one that succeeds 0%); these rollouts start
         from seeds of their own, apart from the final evaluation's, like a validation split."""
-        keys = [(r.get("pc_success", 0.0), r.get("mean_reward", 0.0), i + 1) for i, r in enumerate(rounds)]
+        keys = [(r.get("pc_success", 0.0), r.get("mean_reward", 0.0), i + 1) for i, r in enumerate(rounds)
+                if "dropped" not in r]
+        if not keys:
+            reasons = "; ".join(sorted({r["dropped"] for r in rounds}))
+            raise ExpertFailure(f"every round was dropped, so there is no learner to keep: {reasons}. Fix the expert "
+                                "(it must answer every state with an action of the env's action space)")
         return max(keys)[2]
 
     def _round_eval(self, iteration: int) -> dict[str, float]:
@@ -417,7 +568,9 @@ class DAgger:
                 "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "seed",
                 "policy_type", "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs",
                 "task_frame", "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation",
-                "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget")
+                "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget",
+                "dagger_variant", "dagger_ensemble_size", "dagger_target_query_rate", "dagger_intervention_threshold",
+                "dagger_reaction_steps", "dagger_settle_steps")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -476,15 +629,38 @@ class DAgger:
             "description": "DAgger aggregate: observations visited by the beta-mixture, actions labelled by the expert",
         })
 
+    def _drop_round(self, state: dict[str, Any], iteration: int, reason: str) -> None:
+        """A round in which the expert failed: nothing from it is aggregated; it is recorded as
+        dropped (with the reason) and the learner stays as it was."""
+        print(f"round {iteration + 1} dropped, nothing aggregated from it: {reason}", file=sys.stderr)
+        self._finish_round(state, iteration, 0, {"round": iteration + 1, "dropped": reason})
+
     def _finish_round(self, state: dict[str, Any], iteration: int, n_new_episodes: int, stats: dict[str, Any]) -> None:
         """Save the round's policy, then record the round as finished (atomically, last)."""
-        self.bc.policy.save(self.output_dir / "rounds" / f"{iteration + 1:03d}")
+        if self.bc.policy is not None:
+            self.bc.policy.save(self.output_dir / "rounds" / f"{iteration + 1:03d}")
+        if self._risk_data["obs"]:
+            tmp_risk = self.output_dir / ("tmp_" + RISK_FILE)
+            np.savez(tmp_risk, **{k: np.concatenate(v) for k, v in self._risk_data.items()})
+            os.replace(tmp_risk, self.output_dir / RISK_FILE)
         state["completed_rounds"] = iteration + 1
         state["episodes"] += n_new_episodes
         state["rounds"].append(dict(stats))
         tmp = self.output_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, self.output_dir / STATE_FILE)
+
+
+def label_account(rounds: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """A run's expert spending, summed over its rounds' records (``round/...`` keys)."""
+    total = LabelAccount.from_dict({("labels" if k == "expert_labels" else k): sum(r.get(f"round/{k}", 0) for r in rounds)
+                                    for k in ("expert_labels", "expert_queries", "interventions", "hand_backs",
+                                              "expert_steps", "learner_steps")})
+    return total.as_dict()
+
+
+def _is_vector_space(space: gym.Space) -> bool:
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
 
 
 def _labels(trajectories: Sequence[Any]) -> int:

@@ -1,0 +1,181 @@
+"""Success against expert labels: BC and the DAgger variants (DAgger, HG-DAgger with a simulated
+person, EnsembleDAgger, ThriftyDAgger) on PushT state, all with the same learner.
+
+Everything goes through the public API, as a user's script would: ``collect_dataset`` (the
+scripted expert's demonstrations, seeds 0, 1, ...), ``BehavioralCloning`` and ``DAgger`` with
+``ILConfig(policy_type="flow", dagger_variant=...)`` (a flow-matching learner with an MLP
+velocity net on the env's features, horizon 1, trained for ``--epochs`` passes over its data at
+batch 256), and ``evaluate_checkpoint`` on unseen seeds from 1,000,000.
+
+- BC: one fit per demonstration budget (``--bc-demos``); its labels are its demonstrations' steps.
+- Each DAgger variant starts from the first ``--d0`` demonstrations (their labels counted), fits
+  a learner on them, then runs ``--rounds`` rounds of ``--episodes`` episodes; every round's
+  policy is evaluated, so each run gives a curve of success against the expert labels it had
+  spent by then (labels: states the expert labelled; HG-DAgger's simulated person also watches
+  every step, which is reported as ``expert_queries``, not counted as labels).
+
+Writes ``benchmarks/results/<name>.json`` (default ``interactive_labels_pusht``) with every
+point, the mean curve per method, and the wall-clock per round (``--ensemble-size`` learners).
+
+    .venv/bin/python benchmarks/interactive_labels.py --seeds 0 1 --workers 2
+    .venv/bin/python benchmarks/interactive_labels.py --quick      # a smoke run, about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS_DIR, write_results  # noqa: E402
+
+ENV_ID = "il_toolkit/PushT-v0"
+DATASET = "bench/pusht-expert-{n}-v0"
+VARIANTS = ("dagger", "hg_dagger", "ensemble_dagger", "thrifty_dagger")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+", default=["bc", *VARIANTS], choices=["bc", *VARIANTS])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
+    parser.add_argument("--bc-demos", nargs="+", type=int, default=[10, 20, 30, 50], help="BC's demonstration budgets")
+    parser.add_argument("--d0", type=int, default=10, help="demonstrations the DAgger variants start from")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=8, help="episodes per round")
+    parser.add_argument("--epochs", type=int, default=150, help="passes over the data per fit (batch 256)")
+    parser.add_argument("--ensemble-size", type=int, default=5)
+    parser.add_argument("--query-rate", type=float, default=0.1, help="ensemble/thrifty target query rate")
+    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
+    parser.add_argument("--name", default="interactive_labels_pusht")
+    return parser.parse_args()
+
+
+def config(args: argparse.Namespace, seed: int, output_dir: str, **overrides):
+    from il_toolkit import ILConfig
+
+    return ILConfig.dagger(policy_type="flow", bc_epochs=args.epochs, batch_size=256, learning_rate=1e-3, seed=seed,
+                           eval_episodes=args.eval_episodes, output_dir=output_dir, use_wandb=False, **overrides)
+
+
+def evaluate(path: Path, args: argparse.Namespace) -> float:
+    from il_toolkit.evaluation import evaluate_checkpoint
+
+    return float(evaluate_checkpoint(path, ENV_ID, args.eval_episodes, num_envs=1).aggregates["pc_success"])
+
+
+def run_bc(args: argparse.Namespace, seed: int, demos: int, tmp: str) -> dict:
+    from il_toolkit import BehavioralCloning, load_demonstrations
+    from il_toolkit.envs import make_env
+
+    env = make_env(ENV_ID)
+    trajectories = load_demonstrations(DATASET.format(n=demos), env=env)
+    start = time.perf_counter()
+    bc = BehavioralCloning(env, config(args, seed, f"{tmp}/bc-{demos}-s{seed}", bc_validation_split=0.0),
+                           progress=False)
+    result = bc.train(trajectories=trajectories, evaluate_policy=False)
+    seconds = time.perf_counter() - start
+    success = evaluate(Path(result["policy_path"]), args)
+    labels = int(sum(len(t.acts) for t in trajectories))
+    print(f"bc seed {seed}, {demos} demos ({labels} labels): {success:.0f}% ({seconds:.0f} s)", flush=True)
+    return {"method": "bc", "seed": seed, "demos": demos, "points": [{"labels": labels, "pc_success": success}],
+            "train_seconds": round(seconds, 1)}
+
+
+def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> dict:
+    from il_toolkit import DAgger
+    from il_toolkit.envs import make_env
+
+    out = Path(tmp) / f"{variant}-s{seed}"
+    cfg = config(args, seed, str(out), dagger_variant=variant, dagger_iterations=args.rounds,
+                 dagger_episodes_per_iter=args.episodes, dagger_ensemble_size=args.ensemble_size,
+                 dagger_target_query_rate=args.query_rate, bc_validation_split=0.0)
+    start = time.perf_counter()
+    results = DAgger(make_env(ENV_ID), None, cfg, progress=False).train(initial_dataset=DATASET.format(n=args.d0))
+    seconds = time.perf_counter() - start
+    points = []
+    for record in results["rounds"]:
+        success = evaluate(out / "rounds" / f"{record['round']:03d}", args)
+        points.append({"round": record["round"], "labels": record["expert_labels"], "pc_success": success,
+                       "round_labels": record["round/expert_labels"], "interventions": record["round/interventions"],
+                       "context_switches": record["round/context_switches"],
+                       "expert_share": round(record["round/expert_share"], 3),
+                       "expert_queries": record["round/expert_queries"]})
+        print(f"{variant} seed {seed} round {record['round']}: {record['expert_labels']} labels, {success:.0f}% "
+              f"(expert share {record['round/expert_share']:.2f}, {record['round/context_switches']} switches)", flush=True)
+    return {"method": variant, "seed": seed, "points": points, "labels": results["labels"],
+            "train_seconds": round(seconds, 1), "seconds_per_round": round(seconds / max(len(points), 1), 1)}
+
+
+def job(spec: tuple) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    kind, args, seed, what, tmp = spec
+    return run_bc(args, seed, what, tmp) if kind == "bc" else run_variant(args, seed, what, tmp)
+
+
+def summarise(rows: list[dict], args: argparse.Namespace) -> dict:
+    """Per method: mean success per BC budget, or per round (mean labels spent by then)."""
+    summary: dict = {}
+    for method in args.methods:
+        mine = [r for r in rows if r["method"] == method]
+        if method == "bc":
+            summary["bc"] = [{"demos": n, "labels": float(np.mean([r["points"][0]["labels"] for r in mine if r["demos"] == n])),
+                              "pc_success": float(np.mean([r["points"][0]["pc_success"] for r in mine if r["demos"] == n])),
+                              "per_seed": [r["points"][0]["pc_success"] for r in mine if r["demos"] == n]}
+                             for n in args.bc_demos]
+        else:
+            rounds = min((len(r["points"]) for r in mine), default=0)
+            summary[method] = [{"round": i + 1, "labels": float(np.mean([r["points"][i]["labels"] for r in mine])),
+                                "pc_success": float(np.mean([r["points"][i]["pc_success"] for r in mine])),
+                                "per_seed": [r["points"][i]["pc_success"] for r in mine],
+                                "expert_share": float(np.mean([r["points"][i]["expert_share"] for r in mine]))}
+                               for i in range(rounds)]
+    return summary
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
+    if args.quick:
+        args.bc_demos, args.d0, args.rounds, args.episodes, args.epochs = [3, 5], 3, 2, 2, 5
+        args.eval_episodes, args.seeds, args.ensemble_size = 2, args.seeds[:1], 2
+    from il_toolkit import collect_dataset
+
+    for n in sorted({*args.bc_demos, args.d0}):
+        collect_dataset(ENV_ID, DATASET.format(n=n), n, seed=0, num_envs=2, progress=False, if_missing=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = [("bc", args, s, n, tmp) for s in args.seeds for n in args.bc_demos if "bc" in args.methods]
+        jobs = [("variant", args, s, v, tmp) for v in args.methods if v != "bc" for s in args.seeds] + jobs
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                rows = list(pool.map(job, jobs))
+        else:
+            rows = [job(spec) for spec in jobs]
+    summary = summarise(rows, args)
+    for method, curve in summary.items():
+        print(method + ": " + ", ".join(f"{p['labels']:.0f} labels {p['pc_success']:.0f}%" for p in curve))
+    ensemble_rounds = [r["seconds_per_round"] for r in rows if r["method"] in ("ensemble_dagger", "thrifty_dagger")]
+    write_results(args.name, {
+        "settings": {"env_id": ENV_ID, "learner": "flow matching, MLP velocity net, horizon 1, env features",
+                     "epochs_per_fit": args.epochs, "batch_size": 256, "learning_rate": 1e-3, "d0_demos": args.d0,
+                     "rounds": args.rounds, "episodes_per_round": args.episodes, "ensemble_size": args.ensemble_size,
+                     "target_query_rate": args.query_rate, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000,
+                     "seeds": args.seeds, "workers": args.workers},
+        "summary": summary,
+        "seconds_per_round_with_ensemble": float(np.mean(ensemble_rounds)) if ensemble_rounds else None,
+        "rows": rows,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The interactive DAgger variants: gates, label accounting, ensembles, and whole (tiny) runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from il_toolkit.config.training_config import ConfigError, ILConfig
+from il_toolkit.envs import make_env
+from il_toolkit.policies import FunctionPolicy, load
+from il_toolkit.policies.ensemble import EnsemblePolicy
+from il_toolkit.train.il.dagger import DAgger
+from il_toolkit.train.il.gates import (BetaGate, EnsembleGate, SimulatedPerson, StepView, action_distance,
+                                       threshold_for_rate)
+from il_toolkit.train.il.interactive import ExpertFailure, InteractiveActor, labelled_segments
+from il_toolkit.train.il.uncertainty import NoveltyIndex, RiskModel, failure_targets
+
+BOX = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+OBS = spaces.Box(-10.0, 10.0, (3,), dtype=np.float32)
+
+
+def _constant(value, obs_space=OBS, action_space=BOX):
+    return FunctionPolicy(lambda s: np.asarray(value, dtype=np.float32), obs_space, action_space)
+
+
+def _config(tmp_path, **overrides):
+    base = dict(dagger_iterations=2, dagger_episodes_per_iter=2, bc_epochs=2, eval_episodes=2,
+                output_dir=str(tmp_path / "run"), use_wandb=False, learning_rate=1e-3)
+    return ILConfig.dagger(**{**base, **overrides})
+
+
+def test_action_distance_is_in_half_ranges():
+    assert action_distance(np.zeros(2), np.zeros(2), BOX) == 0.0
+    assert action_distance(np.array([-1.0, -1.0]), np.array([1.0, 1.0]), BOX) == pytest.approx(2.0)
+    assert action_distance(np.array([0.0, 0.0]), np.array([0.5, 0.0]), BOX) == pytest.approx(np.sqrt(0.125))
+    assert action_distance(np.array(1), np.array(0), spaces.Discrete(2)) == 1.0
+
+
+def test_the_simulated_person_reacts_after_a_delay_and_hands_back_after_settling():
+    person = SimulatedPerson(BOX, threshold=0.1, reaction_steps=2, settle_steps=3)
+    expert = np.zeros(2)
+    stray, agree = np.array([0.5, 0.5]), np.array([0.01, 0.0])
+
+    def step(learner, in_control):
+        return person.expert_acts(StepView(None, learner, lambda: expert), in_control)
+
+    assert step(stray, False) is False  # noticed, not yet reacted
+    assert step(stray, False) is True  # takes over on the second straying step
+    assert [step(agree, True) for _ in range(3)] == [True, True, False]  # settles, then hands back
+    assert step(stray, False) is False and step(agree, False) is False  # one stray step alone: no takeover
+    with pytest.raises(ValueError, match="threshold must be > 0"):
+        SimulatedPerson(BOX, threshold=0.0)
+
+
+def test_the_actor_counts_labels_interventions_and_hand_backs():
+    """A learner that strays on every other pair of steps: the person intervenes, labels only
+    the steps they act in, and hands back."""
+    calls = {"n": 0}
+
+    def learner_fn(s):
+        calls["n"] += 1
+        return np.array([0.8, 0.8] if (calls["n"] // 4) % 2 else [0.0, 0.0], dtype=np.float32)
+
+    actor = InteractiveActor(_constant([0.0, 0.0]), FunctionPolicy(learner_fn, OBS, BOX),
+                             SimulatedPerson(BOX, threshold=0.1, reaction_steps=1, settle_steps=1))
+    actor.reset()
+    actions = [actor.predict(np.zeros(3, dtype=np.float32))[0] for _ in range(16)]
+    a = actor.account
+    assert a.labels == sum(label is not None for label in actor.labels) == a.expert_steps
+    assert a.expert_steps + a.learner_steps == 16 and a.expert_queries == 16  # the person watches every step
+    assert a.interventions >= 2 and a.hand_backs >= 1 and a.context_switches == a.interventions + a.hand_backs
+    assert all(np.allclose(act, 0.0) for act, label in zip(actions, actor.labels) if label is not None)
+
+
+def test_plain_dagger_labels_every_state_and_a_gate_that_reads_the_learner_asks_no_expert():
+    beta = InteractiveActor(_constant([0.0, 0.0]), _constant([0.5, 0.5]), BetaGate(0.0, np.random.default_rng(0)))
+    beta.reset()
+    for _ in range(5):
+        beta.predict(np.zeros(3, dtype=np.float32))
+    assert beta.account.labels == 5 and beta.account.learner_steps == 5
+
+    calm = EnsemblePolicy([_constant([0.1, 0.1]), _constant([0.1, 0.1])])
+    expert_calls = []
+    expert = FunctionPolicy(lambda s: expert_calls.append(1) or np.zeros(2, np.float32), OBS, BOX)
+    actor = InteractiveActor(expert, calm, EnsembleGate(calm, disagreement_threshold=0.05))
+    actor.reset()
+    for _ in range(5):
+        actor.predict(np.zeros(3, dtype=np.float32))
+    assert actor.account.labels == 0 and not expert_calls
+
+
+def test_labelled_segments_are_the_runs_of_labelled_steps():
+    from imitation.data.types import TrajectoryWithRew
+
+    trajectory = TrajectoryWithRew(obs=np.arange(7, dtype=np.float32)[:, None], acts=np.zeros((6, 1)), infos=None,
+                                   terminal=True, rews=np.arange(6, dtype=np.float32))
+    one = np.ones(1)
+    segments = labelled_segments(trajectory, [one, one, None, None, one, one])
+    assert [len(s.acts) for s in segments] == [2, 2]
+    np.testing.assert_array_equal(segments[0].obs[:, 0], [0, 1, 2])
+    np.testing.assert_array_equal(segments[1].obs[:, 0], [4, 5, 6])
+    assert [s.terminal for s in segments] == [False, True]
+    assert labelled_segments(trajectory, [None] * 6) == []
+
+
+def test_an_ensemble_means_its_members_measures_their_spread_and_round_trips(tmp_path):
+    ensemble = EnsemblePolicy([_constant([-0.5, 0.0]), _constant([0.5, 0.0])])
+    np.testing.assert_allclose(ensemble.predict(np.zeros(3, np.float32))[0], [0.0, 0.0])
+    actions = ensemble.member_actions(np.zeros((1, 3), np.float32))
+    assert ensemble.disagreement(actions)[0] == pytest.approx(np.sqrt(0.25 / 2))
+    votes = EnsemblePolicy([FunctionPolicy(lambda s, a=a: a, OBS, spaces.Discrete(3)) for a in (2, 2, 1)])
+    assert int(votes.predict(np.zeros(3, np.float32))[0]) == 2
+
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    members = [MLPPolicy(OBS, BOX, hidden_sizes=[8]) for _ in range(2)]
+    saved = EnsemblePolicy(members).save(tmp_path / "ensemble")
+    restored = load(saved)
+    assert isinstance(restored, EnsemblePolicy) and len(restored.members) == 2
+    obs = np.ones(3, np.float32)
+    np.testing.assert_allclose(restored.predict(obs)[0], EnsemblePolicy(members).predict(obs)[0], atol=1e-6)
+
+
+def test_novelty_and_risk_models():
+    states = np.random.default_rng(0).normal(size=(200, 3))
+    index = NoveltyIndex(lambda x: x, states)
+    assert index(states[0]) == pytest.approx(0.0)
+    assert index(np.array([50.0, 50.0, 50.0])) > 10 * np.median(index.distances(states, leave_one_out=True))
+    np.testing.assert_allclose(failure_targets(3, True, 0.5), [0.25, 0.5, 1.0])
+    assert failure_targets(3, False, 0.5).sum() == 0
+    # risk is high where the rollouts failed (x > 0) and low where they succeeded
+    x = np.random.default_rng(1).uniform(-1, 1, size=(400, 3))
+    risk = RiskModel(lambda s: s, BOX, hidden=(32,), seed=0)
+    risk.fit(x, np.zeros((400, 2)), (x[:, 0] > 0).astype(float), steps=400)
+    assert risk(np.array([0.8, 0, 0]), np.zeros(2)) > 0.8 > 0.2 > risk(np.array([-0.8, 0, 0]), np.zeros(2))
+    assert threshold_for_rate(np.arange(100), 0.1) == pytest.approx(89.1)
+
+
+def test_bad_variant_settings_are_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="dagger, hg_dagger, ensemble_dagger, thrifty_dagger"):
+        ILConfig(dagger_variant="safe_dagger")
+    with pytest.raises(ConfigError, match=r"\(0, 2\]"):
+        ILConfig(dagger_intervention_threshold=3.0)
+    with pytest.raises(ConfigError, match=r"\(0, 1\]"):
+        ILConfig(dagger_target_query_rate=0.0)
+    with pytest.raises(ConfigError, match=">= 2"):
+        ILConfig(dagger_ensemble_size=1)
+
+
+def test_hg_dagger_labels_only_where_the_person_acts_and_records_the_account(tmp_path):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
+    config = _config(tmp_path, dagger_variant="hg_dagger", policy_type="mlp", dagger_intervention_threshold=0.05)
+    results = DAgger(env, None, config, progress=False).train()
+    labels = results["labels"]
+    assert labels["labels"] == results["expert_labels"] < labels["expert_steps"] + labels["learner_steps"] == 120
+    assert labels["interventions"] > 0 and labels["learner_steps"] > 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["labels"]["labels"] == labels["labels"] and run["dagger_variant"] == "hg_dagger"
+    assert all("round/context_switches" in r and "round/expert_share" in r for r in results["rounds"])
+
+
+def test_ensemble_and_thrifty_dagger_train_and_keep_an_ensemble(tmp_path):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
+    for variant in ("ensemble_dagger", "thrifty_dagger"):
+        config = _config(tmp_path / variant, dagger_variant=variant, policy_type="mlp", dagger_ensemble_size=2,
+                         dagger_target_query_rate=0.3)
+        trainer = DAgger(env, None, config, progress=False)
+        results = trainer.train()
+        best = load(results["policy_path"])
+        assert isinstance(best, EnsemblePolicy) and len(best.members) == 2
+        first, second = results["rounds"]
+        assert first["round/expert_share"] == 1.0  # an ensemble fitted on nothing defers to the expert
+        assert np.isfinite(second["round/threshold_disagreement"])
+        # the thresholds send the target share of the last round's states to the expert, split between two criteria
+        spread = best.disagreement(best.member_actions(trainer._visited))
+        assert np.mean(spread > trainer._calibrate()["disagreement"]) == pytest.approx(0.15, abs=0.05)
+        if variant == "thrifty_dagger":
+            assert (tmp_path / variant / "run" / "risk_data.npz").exists()
+
+
+def test_a_label_budget_holds_a_gated_variant_to_its_labels(tmp_path):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
+    config = _config(tmp_path, dagger_variant="hg_dagger", policy_type="mlp", dagger_label_budget=45,
+                     dagger_iterations=5)
+    results = DAgger(env, None, config, progress=False).train()
+    assert results["expert_labels"] == 45
+
+
+def test_a_failing_expert_drops_the_round_and_nothing_from_it_is_aggregated(tmp_path, capsys):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
+    expert = FunctionPolicy(lambda s: np.array([900.0, 0.0]), env.observation_space, env.action_space)
+    config = _config(tmp_path, policy_type="mlp")
+    with pytest.raises(ExpertFailure, match="not an action of"):
+        DAgger(env, expert, config, progress=False).train()
+    assert "round 1 dropped" in capsys.readouterr().err
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["episodes"] == 0 and all("dropped" in r for r in state["rounds"])
+
+
+def test_a_gated_run_resumes_with_its_label_count(tmp_path, monkeypatch):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
+    config = _config(tmp_path, dagger_variant="hg_dagger", policy_type="mlp", dagger_iterations=3)
+    original = DAgger.collect_round
+
+    def crash_in_round_three(self, iteration, *args):
+        if iteration == 2:
+            raise KeyboardInterrupt
+        return original(self, iteration, *args)
+
+    monkeypatch.setattr(DAgger, "collect_round", crash_in_round_three)
+    with pytest.raises(KeyboardInterrupt):
+        DAgger(env, None, config, progress=False).train()
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    spent = sum(r["round/expert_labels"] for r in state["rounds"])
+    monkeypatch.setattr(DAgger, "collect_round", original)
+    results = DAgger(env, None, config, progress=False).train()
+    assert [r["round"] for r in results["rounds"]] == [1, 2, 3]
+    assert results["rounds"][1]["expert_labels"] == spent
