@@ -180,6 +180,25 @@ def test_human_expert_labels_dagger_rounds(tmp_path):
         HumanExpert(make_env("CartPole-v1"))
 
 
+def test_a_person_at_the_controls_gates_hg_dagger(tmp_path):
+    """HG-DAgger with a person: they watch every step and label only the steps they hold the button in."""
+    from il_toolkit.config.training_config import ILConfig
+    from il_toolkit.envs import make_env
+    from il_toolkit.train.il.dagger import DAgger
+
+    env = make_env(PUSHT, max_episode_steps=6)
+    script = [[mouse_motion(20, 20)], [mouse_motion(30, 30)], [mouse_button(True, 40, 40)],
+              [mouse_motion(50, 50, (1, 0, 0))], [mouse_button(False, 60, 60)], [mouse_motion(70, 70)]]
+    expert = HumanExpert(env, fps=0, window_size=WINDOW, engage_radius=None, events=ScriptedEventSource(script))
+    config = ILConfig.dagger(dagger_variant="hg_dagger", policy_type="mlp", dagger_iterations=1,
+                             dagger_episodes_per_iter=1, bc_epochs=1, output_dir=str(tmp_path / "hg"), eval_episodes=1)
+    trainer = DAgger(env, expert_policy=expert, config=config, use_wandb=False, progress=False)
+    trajectories, stats = trainer.collect_round(0)
+    assert stats["round/expert_labels"] == 2 and stats["round/expert_queries"] == 6
+    assert stats["round/interventions"] == 1 and stats["round/hand_backs"] == 1
+    np.testing.assert_allclose(trajectories[0].acts, 2.0 * np.array([[40, 40], [50, 50]], dtype=np.float64))
+
+
 def test_cli_teleop_runs_with_injected_events(monkeypatch, capsys):
     from il_toolkit import cli
     from il_toolkit.teleop import session

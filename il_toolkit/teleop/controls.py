@@ -43,6 +43,8 @@ class TeleopError(ValueError):
 class TeleopClosed(RuntimeError):
     """The person closed the teleoperation window (or pressed Esc)."""
 
+    stops_run = True  # an interactive run stops here (and resumes later) instead of dropping the round
+
 
 class EventSource(Protocol):
     """Where events come from; ``poll`` returns the events since the last call."""

@@ -9,8 +9,9 @@ frame at ``fps``, reads the mouse/keyboard and returns what the person is doing 
     trainer = DAgger(env, expert_policy=HumanExpert(env), config=ILConfig.dagger())
     trainer.train()
 
-DAgger asks the expert for a label at every step, so the person labels every state the
-learner visits. Closing the window raises :class:`TeleopClosed`; DAgger's own resumption
+Plain DAgger asks the expert for a label at every step, so the person labels every state the
+learner visits; with ``dagger_variant="hg_dagger"`` the learner acts and the person takes over
+by holding the takeover control, labelling only the states they act in (HG-DAgger). Closing the window raises :class:`TeleopClosed`; DAgger's own resumption
 redoes the round that was cut short.
 """
 
@@ -72,6 +73,12 @@ class HumanExpert(BasePolicy):
             raise TeleopClosed("the expert's window was closed; rerun to resume (DAgger redoes the unfinished round)")
         self.queries += 1
         return self.scheme.human_action(self.controls, self.env, self.window.size), state
+
+    def taking_over(self) -> bool:
+        """Whether the person holds the takeover control now (PushT: the mouse button; CartPole:
+        an arrow key), as read at the last :meth:`predict`: HG-DAgger's gate
+        (``dagger_variant="hg_dagger"``) hands them control while they do."""
+        return bool(self.scheme.takeover(self.controls))
 
     def reset(self) -> None:
         self.scheme.reset(self.env)

@@ -30,6 +30,8 @@ def checked_expert_action(expert: Policy, observation: Any, action_space: spaces
     try:
         action = np.asarray(expert.predict(observation, deterministic=True)[0])
     except Exception as error:  # noqa: BLE001 - any failure of user code ends the round the same way
+        if getattr(error, "stops_run", False):  # the person closed the window: stop, resume later
+            raise
         raise ExpertFailure(f"the expert raised {type(error).__name__}: {error}") from error
     if isinstance(action_space, spaces.Discrete):
         ok = action.size == 1 and float(action.reshape(-1)[0]).is_integer() and \
