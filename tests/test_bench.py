@@ -43,7 +43,7 @@ def _suite(**task_changes):
 
 
 # -- suites ------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["quick", "standard", "full"])
+@pytest.mark.parametrize("name", ["quick", "standard", "full", "interactive"])
 def test_the_shipped_suites_parse(name):
     suite = load_suite(str(ROOT / "benchmarks" / "suites" / f"{name}.toml"), check_envs=name == "quick")
     assert suite.name == name and suite.trials()
@@ -53,7 +53,8 @@ def test_the_shipped_suites_parse(name):
         pusht = next(t for t in suite.tasks if t.env_id == "il_toolkit/PushT-v0")
         assert set(pusht.methods) == set(METHOD_REGISTRY.keys())  # every method that exists
         cartpole = next(t for t in suite.tasks if t.env_id == "il_toolkit/CartPole-v1")
-        assert cartpole.skipped_methods == ("flow_bc", "flow_chunked")  # they need continuous actions
+        # they need continuous actions
+        assert set(cartpole.skipped_methods) == {"flow_bc", "flow_chunked", "ensemble_dagger", "thrifty_dagger"}
 
 
 def test_a_suite_is_found_by_name_and_unknown_names_list_the_known_ones():
@@ -234,7 +235,7 @@ def test_leaderboard_pages_keep_published_figures_apart(tmp_path):
     with store.path.open("ab") as f:
         f.write(b'{"kind": "tri')
     written = write_leaderboard(store.path, tmp_path / "board")
-    assert written.n_trials == 24 and len(written.plots) == 3 and all(p.stat().st_size > 10_000 for p in written.plots)
+    assert written.n_trials == 24 and len(written.plots) == 4 and all(p.stat().st_size > 10_000 for p in written.plots)
     assert written.problems and "truncated" in written.problems[0]
     md = written.markdown.read_text()
     section = md[md.index("## il_toolkit/PushT-v0"):]
@@ -244,7 +245,7 @@ def test_leaderboard_pages_keep_published_figures_apart(tmp_path):
     assert "ACT (published)" in rest and "86-90%" in rest and "human demonstrations" in rest
     assert "truncated" in md
     page = written.html.read_text()
-    assert page.count("data:image/png;base64,") == 3 and 'class="anchors"' in page
+    assert page.count("data:image/png;base64,") == 4 and 'class="anchors"' in page
 
 
 # -- end to end ------------------------------------------------------------------------------
@@ -296,6 +297,11 @@ def test_every_method_runs_on_pusht(tmp_path):
         "env": "PushT-v0", "demos": [1], "score": "max_reward", "methods": "all", "budgets": {
             "bc": [{"bc_epochs": 1}],
             "dagger": [{"dagger_iterations": 1, "dagger_episodes_per_iter": 1, "bc_epochs": 1}],
+            "hg_dagger": [{"dagger_iterations": 1, "dagger_episodes_per_iter": 1, "bc_epochs": 1}],
+            "ensemble_dagger": [{"dagger_iterations": 1, "dagger_episodes_per_iter": 1, "bc_epochs": 1,
+                                 "dagger_ensemble_size": 2}],
+            "thrifty_dagger": [{"dagger_iterations": 1, "dagger_episodes_per_iter": 1, "bc_epochs": 1,
+                                "dagger_ensemble_size": 2}],
             "gail": [{"total_timesteps": 256, "ppo_n_steps": 256, "gail_n_envs": 1}],
             "flow_bc": [{"bc_epochs": 1, "flow_d_model": 32, "flow_n_steps": 1}],
             "flow_chunked": [{"flow_steps": 2, "flow_d_model": 32}],
@@ -305,6 +311,8 @@ def test_every_method_runs_on_pusht(tmp_path):
     trials = ResultsFile(tmp_path / "results.jsonl").read().trials()
     assert {t["method"] for t in trials} == set(METHOD_REGISTRY.keys())
     assert all(t["normalized_score"] is not None and t["latency_ms"]["mean"] > 0 for t in trials)
+    gated = [t for t in trials if t["method"] in ("hg_dagger", "ensemble_dagger", "thrifty_dagger")]
+    assert all({"context_switches", "expert_share", "interventions"} <= set(t["train_extra"]) for t in gated)
 
 
 @pytest.mark.slow
@@ -395,7 +403,7 @@ def test_the_html_page_renders_in_headless_chromium(tmp_path):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
              f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert 'data-images-decoded="3"' in dom.stdout  # the embedded plots decoded in the browser
+    assert 'data-images-decoded="4"' in dom.stdout  # the embedded plots decoded in the browser
     assert "Diffusion Policy (state) (published)" in dom.stdout
     shot = tmp_path / "shot.png"
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()],

@@ -7,6 +7,7 @@ where the policy was saved. Imported only when a trial runs (torch, imitation, S
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from typing import Any
 
@@ -58,21 +59,30 @@ def train_bc(request: TrainRequest) -> TrainOutcome:
     })
 
 
-def train_dagger(request: TrainRequest) -> TrainOutcome:
-    """DAgger with the dataset as its initial D0 and the env's registered expert as labeller.
-    Its own end-of-run evaluation is cut to one episode (the harness evaluates properly)."""
+def train_dagger(request: TrainRequest, variant: str = "dagger") -> TrainOutcome:
+    """DAgger (or one of its gated variants) with the dataset as its initial D0 and the env's
+    registered expert as labeller. Its own end-of-run evaluation is cut to one episode (the harness
+    evaluates properly). The expert labels counted are D0's plus every state the expert labelled."""
     from il_toolkit.envs import make_env
     from il_toolkit.train.il.dagger import DAgger
 
     env = make_env(request.env_id, **request.env_kwargs)
     try:
-        trainer = DAgger(env, None, _config("dagger", request, eval_episodes=1), use_wandb=False, progress=request.progress)
+        config = _config("dagger", request, eval_episodes=1, dagger_variant=variant)
+        trainer = DAgger(env, None, config, use_wandb=False, progress=request.progress)
         result = trainer.train(initial_dataset=request.dataset_id)
     finally:
         env.close()
+    account = result["labels"]
     return TrainOutcome(result["policy_path"], int(result["expert_labels"]), {
         "trainer_train_seconds": result["train_seconds"], "n_episodes": result["n_episodes"],
+        **{k: account[k] for k in ("interventions", "context_switches", "expert_share", "expert_queries")},
     })
+
+
+train_hg_dagger = functools.partial(train_dagger, variant="hg_dagger")
+train_ensemble_dagger = functools.partial(train_dagger, variant="ensemble_dagger")
+train_thrifty_dagger = functools.partial(train_dagger, variant="thrifty_dagger")
 
 
 def train_gail(request: TrainRequest) -> TrainOutcome:

@@ -3,8 +3,9 @@
 Per task and demonstration budget, every (method, training budget) is ranked by its mean
 normalised score over seeds, with the IQM and a bootstrap 95% interval over seeds beside it,
 then success rate, training wall-clock, inference latency and expert labels. Plots per task:
-success (and normalised score) against the number of demonstrations, training wall-clock and
-inference latency. Published figures sit in their own table, marked, never ranked with ours.
+success (and normalised score) against the number of demonstrations, the expert labels spent
+(with each method's bootstrap band: what interactive methods are compared on), training
+wall-clock and inference latency. Published figures sit in their own table, marked, never ranked with ours.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Row:
     train_seconds: float
     latency_ms: float
     expert_labels: float
+    context_switches: float | None = None  # interactive methods: hand-overs between learner and expert, per run
+    expert_share: float | None = None  # interactive methods: the expert's share of executed steps
 
 
 @dataclass
@@ -98,6 +101,8 @@ def build_boards(records: list[dict[str, Any]]) -> list[TaskBoard]:
                 train_seconds=float(np.mean([t["train_seconds"] for t in group])),
                 latency_ms=float(np.mean([t["latency_ms"]["mean"] for t in group])),
                 expert_labels=float(np.mean([t["expert_labels"] for t in group])),
+                context_switches=_mean_extra(group, "context_switches"),
+                expert_share=_mean_extra(group, "expert_share"),
             ))
         for rows in rows_by_demos.values():
             rows.sort(key=lambda r: (-(r.score["mean"] if r.score["mean"] is not None else -1e9),
@@ -109,6 +114,15 @@ def build_boards(records: list[dict[str, Any]]) -> list[TaskBoard]:
     return boards
 
 
+def _mean_extra(trials: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of a trainer's own figure (``train_extra[key]``) over trials; None if none has it."""
+    import numpy as np
+
+    values = [t.get("train_extra", {}).get(key) for t in trials]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def _task_label(trial: dict[str, Any]) -> str:
     obs_type = trial.get("obs_type")
     return trial["env_id"] if not obs_type else f"{trial['env_id']} ({obs_type})"
@@ -116,8 +130,8 @@ def _task_label(trial: dict[str, Any]) -> str:
 
 # -- plots -------------------------------------------------------------------------------
 def plot_task(board: TaskBoard, out_dir: Path) -> list[Path]:
-    """Three PNGs per task: success and normalised score against demonstrations, training
-    wall-clock and inference latency (one colour per method)."""
+    """Four PNGs per task: success and normalised score against demonstrations, expert labels,
+    training wall-clock and inference latency (one colour per method)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,8 +169,8 @@ def plot_task(board: TaskBoard, out_dir: Path) -> list[Path]:
         fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
         return _save(fig, out_dir / name)
 
-    # success vs demonstrations: one line per (method, budget), mean over seeds with the bootstrap interval
-    fig, axes = panels("against number of demonstrations")
+    # success vs demonstrations and vs expert labels (what an interactive method spends): one line per
+    # (method, budget), mean over seeds with the bootstrap interval
     series: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for rows in board.rows_by_demos.values():
         for row in rows:
@@ -165,25 +179,34 @@ def plot_task(board: TaskBoard, out_dir: Path) -> list[Path]:
     for method, budget in sorted(series):
         budgets_of[method].append(budget)
     markers = "osd^vP*X"
-    for (method, budget), rows in sorted(series.items()):
-        rows.sort(key=lambda r: r.n_demos)
-        x = [r.n_demos for r in rows]
-        index = budgets_of[method].index(budget)
-        label = method if len(budgets_of[method]) == 1 else f"{method} #{index + 1} ({budget[:40]})"
-        for ax, key in ((axes[0], "success"), (axes[1], "score")):
-            stats = [getattr(r, key) for r in rows]
-            y = np.array([s["mean"] if s["mean"] is not None else np.nan for s in stats], dtype=float)
-            low = np.array([s["ci_low"] if s["ci_low"] is not None else np.nan for s in stats], dtype=float)
-            high = np.array([s["ci_high"] if s["ci_high"] is not None else np.nan for s in stats], dtype=float)
-            ax.errorbar(x, y, yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)], marker=markers[index % len(markers)],
-                        ls="-" if index == 0 else "--", capsize=3, color=colours[method], label=label)
-    for ax in axes:
-        ax.set_xlabel("expert demonstrations (episodes)")
-        ax.set_xscale("log")
-        ax.set_xticks(sorted(board.rows_by_demos))
-        ax.set_xticklabels([str(n) for n in sorted(board.rows_by_demos)])
-        ax.minorticks_off()
-    paths.append(finish(fig, axes, f"{slug}_success_vs_demos.png"))
+    for x_of, title, name in ((lambda r: r.n_demos, "against number of demonstrations", "success_vs_demos"),
+                              (lambda r: r.expert_labels, "against expert labels", "success_vs_labels")):
+        fig, axes = panels(title)
+        for (method, budget), rows in sorted(series.items()):
+            rows = sorted(rows, key=lambda r: (x_of(r), r.n_demos))
+            x = [x_of(r) for r in rows]
+            index = budgets_of[method].index(budget)
+            label = method if len(budgets_of[method]) == 1 else f"{method} #{index + 1} ({budget[:40]})"
+            for ax, key in ((axes[0], "success"), (axes[1], "score")):
+                stats = [getattr(r, key) for r in rows]
+                y = np.array([s["mean"] if s["mean"] is not None else np.nan for s in stats], dtype=float)
+                low = np.array([s["ci_low"] if s["ci_low"] is not None else np.nan for s in stats], dtype=float)
+                high = np.array([s["ci_high"] if s["ci_high"] is not None else np.nan for s in stats], dtype=float)
+                ax.errorbar(x, y, yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)],
+                            marker=markers[index % len(markers)], ls="-" if index == 0 else "--", capsize=3,
+                            color=colours[method], label=label)
+                if name == "success_vs_labels" and len(x) > 1:
+                    ax.fill_between(x, low, high, color=colours[method], alpha=0.12, lw=0)
+        for ax in axes:
+            if name == "success_vs_demos":
+                ax.set_xscale("log")
+                ax.minorticks_off()
+                ax.set_xlabel("expert demonstrations (episodes)")
+                ax.set_xticks(sorted(board.rows_by_demos))
+                ax.set_xticklabels([str(n) for n in sorted(board.rows_by_demos)])
+            else:
+                ax.set_xlabel("expert labels (states the expert labelled; mean over seeds)")
+        paths.append(finish(fig, axes, f"{slug}_{name}.png"))
 
     for field_name, xlabel, suffix, log in (
         ("train_seconds", "training wall-clock (s)", "success_vs_train_time", False),
@@ -231,14 +254,16 @@ def _ci(stats: dict[str, Any], digits: int = 2) -> str:
 
 
 TABLE_HEADER = ["rank", "method", "training budget", "seeds", "norm. score mean", "IQM", "95% CI (seeds)",
-                "success %", "avg max reward", "return", "train s", "latency ms", "expert labels"]
+                "success %", "avg max reward", "return", "train s", "latency ms", "expert labels",
+                "context switches", "expert share"]
 ANCHOR_HEADER = ["published", "metric", "value", "demonstrations", "source", "note"]
 
 
 def row_cells(rank: int, row: Row) -> list[str]:
     return [str(rank), row.method, row.budget_name, str(len(row.seeds)), _num(row.score["mean"]), _num(row.score["iqm"]),
             _ci(row.score), _num(row.success["mean"], 1), _num(row.avg_max_reward, 3), _num(row.mean_return, 1),
-            _num(row.train_seconds, 1), _num(row.latency_ms, 3), f"{row.expert_labels:.0f}"]
+            _num(row.train_seconds, 1), _num(row.latency_ms, 3), f"{row.expert_labels:.0f}",
+            _num(row.context_switches, 0), _num(row.expert_share, 2)]
 
 
 def anchor_cells(anchor: Anchor) -> list[str]:

@@ -59,6 +59,17 @@ METHOD_REGISTRY.register(
     "dagger", indirect=f"{_ADAPTERS}:train_dagger", action_spaces=("discrete", "box"), observations=("state",), extra_budget_keys=(),
     interactive=True, description="DAgger: the demonstrations as D0, then rounds labelled by the env's scripted expert",
 )
+for _variant, _paper in (("hg_dagger", "HG-DAgger (Kelly et al. 2019): the learner acts, a model of a person takes "
+                                       "over where it strays from the expert and labels only those states"),
+                         ("ensemble_dagger", "EnsembleDAgger (Menda et al. 2019): an ensemble of learners, the expert "
+                                             "acts where they disagree or the state is far from the data"),
+                         ("thrifty_dagger", "ThriftyDAgger (Hoque et al. 2021): the expert acts where the ensemble "
+                                            "disagrees or a learned failure risk is high")):
+    METHOD_REGISTRY.register(
+        _variant, indirect=f"{_ADAPTERS}:train_{_variant}", action_spaces=("discrete", "box") if _variant == "hg_dagger"
+        else ("box",), observations=("state",), extra_budget_keys=(), interactive=True,
+        description=f"{_paper}; the demonstrations are D0",
+    )
 METHOD_REGISTRY.register(
     "gail", indirect=f"{_ADAPTERS}:train_gail", action_spaces=("discrete", "box"), observations=("state",), extra_budget_keys=(),
     interactive=False, description="GAIL (imitation) with a PPO generator, trained in the env's fixed-horizon version",
