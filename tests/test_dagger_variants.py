@@ -219,3 +219,17 @@ def test_a_gated_run_resumes_with_its_label_count(tmp_path, monkeypatch):
     results = DAgger(env, None, config, progress=False).train()
     assert [r["round"] for r in results["rounds"]] == [1, 2, 3]
     assert results["rounds"][1]["expert_labels"] == spent
+
+
+def test_the_command_line_gives_gated_variants_settings_that_suit_the_env():
+    from il_toolkit.train.il.cli import given_flags, interactive_defaults
+
+    given = given_flags(["--env", "PushT-v0", "--dagger_variant", "hg_dagger", "--bc_epochs=3", "--no-task_frame"])
+    assert {"bc_epochs", "task_frame", "dagger_variant", "env"} <= given
+    pusht = make_env("il_toolkit/PushT-v0")
+    config = interactive_defaults(pusht, ILConfig.dagger(dagger_variant="hg_dagger", bc_epochs=3), given)
+    assert (config.policy_type, config.bc_epochs, config.batch_size) == ("flow", 3, 256)  # the flag given wins
+    plain = interactive_defaults(pusht, ILConfig.dagger(), frozenset())
+    assert plain == ILConfig.dagger()  # plain DAgger keeps its documented defaults
+    cartpole = interactive_defaults(make_env("CartPole-v1"), ILConfig.dagger(dagger_variant="hg_dagger"), frozenset())
+    assert cartpole.policy_type == "auto" and cartpole.dagger_episodes_per_iter == 5

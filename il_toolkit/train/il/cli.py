@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -123,7 +124,9 @@ def _build_parser(prog: str, description: str, preset: ILConfig, field_names: Se
         "Minari dataset id to train from instead of a live expert; lerobot/* ids (lerobot/pusht, ...) train a VLA on "
         "our local expert data, and comma-separated datasets (VLA BC) one multi-task VLA conditioned on each "
         "dataset's instruction"))
-    source.add_argument("--expert", default="default", help="expert name for live demonstrations (see `il-toolkit experts`)")
+    source.add_argument("--expert", default="default", help=(
+        "expert name for live demonstrations (see `il-toolkit experts`); DAgger also takes 'human': you, at a window "
+        "(with --dagger_variant hg_dagger you take over by holding the mouse button or an arrow key)"))
     source.add_argument("--model_path", help="start from this saved policy directory")
     types = {f.name: f.type for f in fields(ILConfig)}
     hyper = parser.add_argument_group("configuration (ILConfig fields)")
@@ -166,6 +169,8 @@ def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, 
     config = config_from_args(args, preset)
     common_flags = dict(env_id=args.env, dataset=args.dataset, model_path=args.model_path, use_wandb=args.use_wandb,
                         progress=not args.no_progress)
+    if algorithm == "dagger":
+        extra_flags, args.given_flags = (*extra_flags, "given_flags"), given_flags(sys.argv[1:] if argv is None else argv)
     if is_vla_request(args.dataset, args.model_path):
         results = run_vla(algorithm, config, **common_flags)
     else:
@@ -237,17 +242,68 @@ def build_dagger_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
     )
 
 
+def given_flags(argv: Sequence[str]) -> frozenset[str]:
+    """The ILConfig fields named on a command line (``--name``, ``--name=value``, ``--no-name``)."""
+    names = set()
+    for token in argv:
+        if token.startswith("--"):
+            name = token[2:].split("=", 1)[0]
+            names.add(name[3:] if name.startswith("no-") else name)
+    return frozenset(names)
+
+
+# Settings the gated DAgger variants use where a flag is not given, by the kind of env (interactive_defaults).
+GATED_DEFAULTS = {
+    # continuous actions from a state vector (PushT): a flow-matching learner on the env's features, 150 passes per
+    # fit; rounds of 8 episodes (benchmarks/interactive_labels.py)
+    "state": dict(policy_type="flow", bc_epochs=150, batch_size=256, learning_rate=1e-3, bc_validation_split=0.0,
+                  dagger_episodes_per_iter=8),
+    # an env that declares action chunks (ALOHA): the MLP learner that reached 94.7% with DAgger on transfer
+    # (benchmarks/bc_dagger.py), 50 epochs a round, rounds of 10 episodes
+    "chunked": dict(policy_type="mlp", bc_epochs=50, learning_rate=1e-3, dagger_episodes_per_iter=10),
+    # discrete actions (CartPole): SB3's actor-critic, 10 epochs a round at lr 1e-3, rounds of 5 episodes
+    "discrete": dict(bc_epochs=10, learning_rate=1e-3, dagger_episodes_per_iter=5),
+}
+
+
+def interactive_defaults(env: Any, config: ILConfig, given: frozenset[str]) -> ILConfig:
+    """``config`` with :data:`GATED_DEFAULTS` for ``env`` in every field not in ``given`` (the flags on
+    the command line), for the gated variants (``hg_dagger``, ``ensemble_dagger``, ``thrifty_dagger``);
+    plain DAgger keeps its documented defaults (``ILConfig.dagger()``)."""
+    import gymnasium as gym
+
+    if config.dagger_variant == "dagger":
+        return config
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        kind = "discrete"
+    elif int(getattr(env.unwrapped, "action_chunk", 1)) > 1:
+        kind = "chunked"
+    else:
+        kind = "state"
+    return config.replace(**{k: v for k, v in GATED_DEFAULTS[kind].items() if k not in given})
+
+
 def train_dagger(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-                 use_wandb: bool, progress: bool) -> dict[str, Any]:
-    """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments."""
+                 use_wandb: bool, progress: bool, given_flags: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments;
+    ``given_flags``: the ILConfig fields set on the command line (the rest may take the env's defaults)."""
     from il_toolkit.experts import make_expert
 
     if env_id is None and dataset is None and model_path is not None:
         env_id = _env_of_model(model_path)
     env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
     env_id = common.env_id_of(env)
+    if model_path is None:
+        config = interactive_defaults(env, config, given_flags)
+    if expert == "human":  # a person at the window labels (DAgger) or takes over (HG-DAgger)
+        from il_toolkit.envs import make_env
+        from il_toolkit.teleop.human_expert import HumanExpert
+
+        env = make_env(env_id, render_mode="rgb_array")
+        expert_policy = HumanExpert(env)
+    else:
+        expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
     policy = load(model_path) if model_path is not None else None
-    expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
     trainer = DAgger(env, expert_policy, config, use_wandb=use_wandb, policy=policy, progress=progress)
     return trainer.train(initial_dataset=dataset)
 
