@@ -186,3 +186,28 @@ def test_train_flow_cli_trains_in_the_task_frame_and_resumes(tmp_path, capsys) -
     capsys.readouterr()
     assert main(flags[:5] + ["30"] + flags[6:]) == 0  # same run, a larger budget: continues from step 20
     assert json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["iterations"] == 30
+
+
+def test_train_flow_continues_a_saved_policy_from_model_path(tmp_path, capsys) -> None:
+    from il_toolkit.cli import main
+    from il_toolkit.policies import load
+    from il_toolkit.train.datasets.collect import collect_dataset
+
+    collect_dataset("il_toolkit/PushT-v0", "tests/pusht-flow-cli-v0", 3, progress=False, if_missing=True)
+    base = ["train", "flow", "--dataset", "tests/pusht-flow-cli-v0", "--steps", "10", "--eval_episodes", "1",
+            "--no_wandb", "--horizon", "4", "--n_obs_steps", "1"]
+    assert main(base + ["--output_dir", str(tmp_path / "first")]) == 0
+    first = load(tmp_path / "first" / "best")
+    assert main(base[:9] + ["--model_path", str(tmp_path / "first" / "best"), "--output_dir", str(tmp_path / "more")]) == 0
+    more = load(tmp_path / "more" / "best")
+    assert more.spec == first.spec and more.trainer_key == first.trainer_key
+    assert any(not torch.equal(a, b) for a, b in zip(first.model.parameters(), more.model.parameters()))
+    for name, value in first.checkpoint_tensors().items():  # the normaliser the weights were fitted to is kept
+        if "normalizer" in name:
+            assert torch.equal(value, more.checkpoint_tensors()[name])
+    with pytest.raises(SystemExit, match="flow-matching policies only"):
+        from il_toolkit.policies.mlp import MLPPolicy
+
+        env_obs, env_act = first.observation_space, first.action_space
+        MLPPolicy(env_obs, env_act).save(tmp_path / "mlp")
+        main(base[:9] + ["--model_path", str(tmp_path / "mlp"), "--output_dir", str(tmp_path / "x")])

@@ -35,8 +35,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
         description="Train a flow-matching policy (any of the six trainer families: il-toolkit train flow --list) on "
                     "a Minari dataset, then evaluate it. Unset settings suit the env: state envs see the env's "
                     "features with an MLP velocity net, image envs a transformer over camera tokens.")
-    parser.add_argument("--trainer", default="naive_flow_matching_policy_trainer",
-                        help="TRAINER_REGISTRY key (il-toolkit train flow --list shows them)")
+    parser.add_argument("--trainer", default=None,
+                        help="TRAINER_REGISTRY key (il-toolkit train flow --list shows them; default: "
+                             "naive_flow_matching_policy_trainer, or --model_path's own)")
+    parser.add_argument("--model_path", help="continue training this saved flow policy (its architecture, features "
+                        "and normaliser are kept; fine-tuning on --dataset)")
     parser.add_argument("--list", action="store_true", help="list the registered trainers and exit")
     parser.add_argument("--dataset", help="Minari dataset id or lerobot/* alias")
     parser.add_argument("--env", help="env id (default: the one the dataset records)")
@@ -122,21 +125,25 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = resolve_settings(args, env)
+    start = starting_policy(args.model_path)
+    trainer = args.trainer or (start.trainer_key if start is not None else "naive_flow_matching_policy_trainer")
+    settings["trainer"] = trainer
     (out / "config.json").write_text(json.dumps(settings, indent=2))
     (out / "run.json").write_text(json.dumps({"algorithm": "flow", "env_id": common.env_id_of(env), "dataset": dataset,
                                               "n_demo_episodes": len(demos)}, indent=2))
-    logger = MetricLogger(out, use_wandb=args.use_wandb, run_name=f"flow-{args.trainer}-s{args.seed}", config=settings,
+    logger = MetricLogger(out, use_wandb=args.use_wandb, run_name=f"flow-{trainer}-s{args.seed}", config=settings,
                           console=False)
     steps = settings["steps"]
     every = max(1, steps // 20)
+    new_model = {} if start is not None else dict(
+        spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "d_model": args.d_model,
+                     "velocity_net": args.velocity_net},
+        policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
+        features=default_state_features(env) if args.task_frame else None)
     try:
         policy = train_flow_policy(
-            args.trainer, demos, env.observation_space, env.action_space, steps=steps, batch_size=args.batch_size,
-            learning_rate=settings["learning_rate"], seed=args.seed,
-            spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "d_model": args.d_model,
-                         "velocity_net": args.velocity_net},
-            policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
-            features=default_state_features(env) if args.task_frame else None,
+            trainer, demos, env.observation_space, env.action_space, steps=steps, batch_size=args.batch_size,
+            learning_rate=settings["learning_rate"], seed=args.seed, policy=start, **new_model,
             log=lambda metrics, step: logger.log(metrics, step) if step % every == 0 or step == steps - 1 else None,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, resume=True, progress=True,
         )
@@ -145,6 +152,20 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     path = policy.save(out / "best")
     aggregates = evaluate_and_report(policy, env, args.eval_episodes, out / "eval.json", progress=True)
     return {"policy_path": str(path), "eval": aggregates}
+
+
+def starting_policy(model_path: str | None) -> Any:
+    """The flow policy ``--model_path`` names (None without one); anything else is refused."""
+    if model_path is None:
+        return None
+    from il_toolkit.policies import load
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+
+    policy = load(model_path)
+    if not isinstance(policy, FlowMatchingPolicy):
+        raise SystemExit(f"{model_path} holds a {type(policy).__name__}; train flow continues flow-matching policies "
+                         "only (train bc/dagger/gail take the others)")
+    return policy
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:

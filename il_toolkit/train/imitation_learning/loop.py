@@ -50,23 +50,31 @@ def train_flow_policy(
     resume: bool = False,
     device: str = "cpu",
     progress: bool = False,
+    policy: FlowMatchingPolicy | None = None,
 ) -> FlowMatchingPolicy:
     """Train for ``steps`` gradient steps (minibatches of windows drawn with replacement), the
     learning rate following ``lr_schedule`` over the ``steps`` (``"cosine"`` decays it to 0).
 
     ``features``: the env's feature pipeline (:func:`il_toolkit.policies.flow_policy.default_state_features`);
-    None trains on the raw state, as flow policies did before the shared pipeline."""
+    None trains on the raw state, as flow policies did before the shared pipeline.
+    ``policy``: continue training this policy (fine-tuning): its architecture, features and
+    normaliser are kept (its weights were fitted to that normaliser), so ``spec_fields``,
+    ``features`` and ``policy_options`` must not be given with it, and ``trainer_key`` must be its own."""
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     trainer_class = TRAINER_REGISTRY.get(trainer_key)
     torch.manual_seed(seed)
-    policy = FlowMatchingPolicy.create(
-        trainer_key, observation_space, action_space, policy_options={**dict(policy_options or {}), "seed": seed},
-        features=features, **dict(spec_fields or {}),
-    )
-    data = fit_normalizer(policy, trajectories)
+    if policy is None:
+        policy = FlowMatchingPolicy.create(
+            trainer_key, observation_space, action_space, policy_options={**dict(policy_options or {}), "seed": seed},
+            features=features, **dict(spec_fields or {}),
+        )
+        data = fit_normalizer(policy, trajectories)
+    else:
+        _check_continuable(policy, trainer_key, observation_space, action_space, spec_fields, features, policy_options)
+        data = WindowDataset.from_trajectories(trajectories, policy)
     models = policy.model
     trainer = trainer_class(
         models, trainer_class.build_optimizers(models, lr=learning_rate), None, device,
@@ -98,6 +106,21 @@ def train_flow_policy(
 
 
 LR_SCHEDULES = ("cosine", "constant")
+
+
+def _check_continuable(policy: FlowMatchingPolicy, trainer_key: str, observation_space: spaces.Space,
+                       action_space: spaces.Space, *settings: Any) -> None:
+    """A policy to fine-tune must be of ``trainer_key``'s family, for these spaces, with no new architecture."""
+    from il_toolkit.policies import check_spaces
+
+    if policy.trainer_key != trainer_key:
+        raise ValueError(f"the starting policy was trained by {policy.trainer_key}, not {trainer_key}: pass "
+                         f"--trainer {policy.trainer_key} to continue it")
+    check_spaces("starting policy", policy.observation_space, policy.action_space, observation_space, action_space,
+                 fix="--model_path must point at a policy trained on this env")
+    if any(settings):
+        raise ValueError("a starting policy keeps its own architecture, features and execution settings; do not "
+                         "pass spec_fields, features or policy_options with it")
 
 
 def _lr_factor(schedule: str, step: int, steps: int) -> float:
