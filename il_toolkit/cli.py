@@ -256,28 +256,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import importlib
 
-    from il_toolkit.envs import UnknownEnvError
-    from il_toolkit.policies import CheckpointError, SpaceMismatchError
-    from il_toolkit.registry import UnknownKeyError
-    from il_toolkit.train.datasets.minari_io import DatasetError
-    from il_toolkit.config.training_config import ConfigError
-    from il_toolkit.train.il.common import ResumeMismatchError, RunBusyError
+    from il_toolkit.cli_flags import harmonise
+    from il_toolkit.train.il.cli import reporting_user_errors
 
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "bench":
-            from il_toolkit.bench.cli import main as bench_main
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # everything after it is il-bench's, --help included
+        from il_toolkit.bench.cli import main as bench_main
 
-            return bench_main(args.rest, prog="il-toolkit bench")
+        return bench_main(argv[1:], prog="il-toolkit bench")
+    args = harmonise(build_parser()).parse_args(argv)
+    with reporting_user_errors("il-toolkit") as outcome:
         if args.command == "train":
             module_name, _, function = TRAIN_COMMANDS[args.method].partition(":")
             command = getattr(importlib.import_module(module_name), function)
             return command(args.rest, prog=f"il-toolkit train {args.method}")
         return args.func(args)
-    except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
-            ResumeMismatchError, RunBusyError) as exc:
-        print(f"il-toolkit: error: {exc}", file=sys.stderr)
-        return 2
+    return outcome.exit_code
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def build_parser(prog: str = "il-bench") -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = build_parser(prog or "il-bench")
+    from il_toolkit.cli_flags import harmonise
+
+    parser = harmonise(build_parser(prog or "il-bench"))
     args = parser.parse_args(argv)
     if args.command == "run":
         if args.workers < 1:

@@ -10,12 +10,14 @@ algorithm classes hold no argparse and no routing; this module imports them, nev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from il_toolkit.cli_flags import harmonise
 from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, DAGGER_VARIANTS, LR_SCHEDULES, ON_STUCK,
                                                POLICY_TYPES, ILConfig)
 from il_toolkit.model.vla import VLAModel
@@ -149,14 +151,68 @@ def _build_parser(prog: str, description: str, preset: ILConfig, field_names: Se
     logging.add_argument("--no_wandb", dest="use_wandb", action="store_false", default=argparse.SUPPRESS,
                          help="do not log to wandb")
     logging.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    setup = parser.add_argument_group("configuration files")
+    setup.add_argument("--config", metavar="FILE", help="read the configuration from FILE (the config.json a run "
+                       "writes, or --print_config's output); flags given beside it override its values")
+    setup.add_argument("--print_config", action="store_true", help="print the whole configuration as JSON and exit")
     return parser
 
 
-def config_from_args(args: argparse.Namespace, preset: ILConfig) -> ILConfig:
-    """``preset`` with every ILConfig field given on the command line replaced."""
+def config_from_args(args: argparse.Namespace, preset: ILConfig, only: frozenset[str] | None = None) -> ILConfig:
+    """``preset`` with the ILConfig fields of ``args`` (all of them, or those in ``only``: the flags
+    given on the command line, so that a ``--config`` file's values are not reset to the defaults)."""
     names = {f.name for f in fields(ILConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in names}
+    overrides = {k: v for k, v in vars(args).items() if k in names and (only is None or k in only)}
     return preset.replace(**overrides)
+
+
+def load_config_file(path: str) -> ILConfig:
+    """The ILConfig in a JSON file (the ``config.json`` every run writes), with an error that says
+    what is wrong with it."""
+    from il_toolkit.config.training_config import ConfigError
+
+    try:
+        return ILConfig.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"no config file {path!r}: give the config.json a run wrote (or --print_config's output)")
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path!r} is not JSON ({error}); give the config.json a run wrote") from None
+
+
+def config_file_fields(path: str) -> frozenset[str]:
+    """The fields a ``--config`` file sets (they count as given, like flags)."""
+    try:
+        return frozenset(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError):
+        return frozenset()  # load_config_file reports the problem
+
+
+class _Outcome:
+    exit_code = 0
+
+
+@contextlib.contextmanager
+def reporting_user_errors(prog: str) -> Iterator[_Outcome]:
+    """Report a user's mistake (an unknown env, a bad setting, a wrong checkpoint, a busy run
+    directory...) as one line ``PROG: error: ...`` and exit code 2 instead of a traceback; every
+    command line of the toolkit (``il-toolkit``, ``python -m il_toolkit.train.il.*``) goes through it.
+    A bug in the toolkit still shows its traceback."""
+    from il_toolkit.config.training_config import ConfigError
+    from il_toolkit.envs import UnknownEnvError
+    from il_toolkit.features.state import FeatureMismatchError
+    from il_toolkit.policies import CheckpointError, SpaceMismatchError
+    from il_toolkit.registry import UnknownKeyError
+    from il_toolkit.train.datasets.minari_io import DatasetError
+    from il_toolkit.train.il.common import ResumeMismatchError, RunBusyError
+    from il_toolkit.train.il.interactive import ExpertFailure
+
+    outcome = _Outcome()
+    try:
+        yield outcome
+    except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
+            ResumeMismatchError, RunBusyError, FeatureMismatchError, ExpertFailure) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        outcome.exit_code = 2
 
 
 def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, train: Callable[..., dict[str, Any]],
@@ -165,18 +221,29 @@ def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, 
     ``main``. A VLA request (seed 004's ``--dataset lerobot/pusht``, ``--model_path ./pretrained_vla``)
     goes to :func:`run_vla` as ``algorithm``; anything else to ``train`` on ``preset`` with the flags
     given (and the ``extra_flags`` a script adds)."""
-    args = parser.parse_args(argv)
-    config = config_from_args(args, preset)
+    args = harmonise(parser).parse_args(argv)
+    given = given_flags(sys.argv[1:] if argv is None else argv)
     common_flags = dict(env_id=args.env, dataset=args.dataset, model_path=args.model_path, use_wandb=args.use_wandb,
                         progress=not args.no_progress)
     if algorithm == "dagger":
-        extra_flags, args.given_flags = (*extra_flags, "given_flags"), given_flags(sys.argv[1:] if argv is None else argv)
-    if is_vla_request(args.dataset, args.model_path):
-        results = run_vla(algorithm, config, **common_flags)
-    else:
-        results = train(config, expert=args.expert, **common_flags, **{name: getattr(args, name) for name in extra_flags})
-    print(json.dumps(results, indent=2, default=str))
-    return 0
+        extra_flags, args.given_flags = (*extra_flags, "given_flags"), given | (config_file_fields(args.config)
+                                                                                 if args.config else frozenset())
+    with reporting_user_errors(parser.prog) as outcome:
+        config = config_from_args(args, load_config_file(args.config) if args.config else preset,
+                                  only=given if args.config else None)
+        if args.print_config:
+            if algorithm == "dagger" and args.env and not args.model_path:  # as train_dagger will resolve it
+                from il_toolkit.envs import make_env
+
+                config = interactive_defaults(make_env(args.env), config, args.given_flags)
+            print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+            return 0
+        if is_vla_request(args.dataset, args.model_path):
+            results = run_vla(algorithm, config, **common_flags)
+        else:
+            results = train(config, expert=args.expert, **common_flags, **{name: getattr(args, name) for name in extra_flags})
+        print(json.dumps(results, indent=2, default=str))
+    return outcome.exit_code
 
 
 # -- behavioural cloning -------------------------------------------------------------------
@@ -247,8 +314,8 @@ def given_flags(argv: Sequence[str]) -> frozenset[str]:
     names = set()
     for token in argv:
         if token.startswith("--"):
-            name = token[2:].split("=", 1)[0]
-            names.add(name[3:] if name.startswith("no-") else name)
+            name = token[2:].split("=", 1)[0].replace("-", "_")
+            names.add(name[3:] if name.startswith("no_") else name)
     return frozenset(names)
 
 

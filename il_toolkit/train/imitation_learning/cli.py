@@ -169,7 +169,9 @@ def starting_policy(model_path: str | None) -> Any:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    args = build_parser(prog or "python -m il_toolkit.train.imitation_learning.cli").parse_args(argv)
+    from il_toolkit.cli_flags import harmonise
+
+    args = harmonise(build_parser(prog or "python -m il_toolkit.train.imitation_learning.cli")).parse_args(argv)
     if args.list:
         from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 
