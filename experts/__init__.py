@@ -8,6 +8,7 @@ ids it serves, and ``DEFAULT_EXPERTS`` names the expert :func:`make_expert` pick
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -61,13 +62,17 @@ def experts_for(env_id: str) -> list[str]:
 
 
 def make_expert(env_id: str, env: gym.Env | None = None, name: str | None = None, **options: Any):
-    """The expert for ``env_id`` (or the one called ``name``) as a Policy.
+    """The expert for ``env_id`` (or the one called ``name``, or the saved policy at path ``name``:
+    any toolkit checkpoint directory, an RL policy trained with SB3 and saved by
+    ``SB3Policy.from_model(model).save(dir)`` included) as a Policy.
 
     ``env`` is the environment instance the expert will act in; experts that read the
     simulator state (PushT, ALOHA) need the very instance being stepped. Without it a new
     env is made. ``options`` go to the expert's constructor (noise, seed, ...).
     """
     canonical = canonical_env_id(env_id)
+    if name is not None and _is_path(name):
+        return saved_expert(name, env if env is not None else make_env(canonical), canonical)
     if name is None or name == "default":
         if canonical not in DEFAULT_EXPERTS:
             raise UnknownKeyError(
@@ -82,6 +87,28 @@ def make_expert(env_id: str, env: gym.Env | None = None, name: str | None = None
             f"{', '.join(experts_for(canonical)) or '(none)'}"
         )
     return expert_class(env if env is not None else make_env(canonical), **options)
+
+
+def _is_path(name: str) -> bool:
+    return os.sep in name or "/" in name or name.endswith(".zip") or os.path.exists(name)
+
+
+def saved_expert(path: str, env: gym.Env, env_id: str):
+    """A saved policy as the expert for ``env`` (spaces checked). SB3 ``.zip`` files are refused:
+    they hold pickles, which the toolkit never loads from a file it is handed."""
+    from il_toolkit.policies import CheckpointError, check_spaces, load
+
+    if path.endswith(".zip") or os.path.isfile(path):
+        raise CheckpointError(
+            f"{path!r} is a file; an expert from disk must be a toolkit policy directory (config.json + "
+            "model.safetensors). An SB3 .zip holds pickles, which il_toolkit never loads from a file it is handed: in a "
+            "session you trust, run `SB3Policy.from_model(PPO.load(path)).save('expert_dir')` "
+            "(from il_toolkit.policies import SB3Policy) and pass --expert expert_dir"
+        )
+    policy = load(path)
+    check_spaces("expert", policy.observation_space, policy.action_space, env.observation_space, env.action_space,
+                 fix=f"--expert {path} must be a policy trained on {env_id}")
+    return policy
 
 
 __all__ = ["DEFAULT_EXPERTS", "EXPERT_REGISTRY", "ExpertEnvMismatchError", "experts_for", "make_expert"]

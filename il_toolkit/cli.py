@@ -174,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "once; after a crash or Ctrl-C, rerun the same command to continue where it stopped.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--env", required=True, help="env id, e.g. CartPole-v1 or il_toolkit/PushT-v0")
-    p.add_argument("--expert", default="default", help="expert name (`il-toolkit experts`); default: the env's")
+    p.add_argument("--expert", default="default", help="expert name (`il-toolkit experts`) or a saved policy directory "
+                   "(any toolkit checkpoint, e.g. your RL policy: SB3Policy.from_model(model).save(dir)); default: the "
+                   "env's")
     p.add_argument("--episodes", type=int, required=True, help="number of episodes")
     p.add_argument("--dataset-id", required=True, help="Minari id NAMESPACE/NAME-vN, e.g. cartpole/lqr-v0")
     p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i")

@@ -54,3 +54,33 @@ def test_python_m_scripts_report_user_errors_in_one_line(capsys):
     assert err.startswith("python -m il_toolkit.train.il.dagger: error: unknown env id") and "Traceback" not in err
     assert main_dagger(["--dagger_intervention_threshold", "5", "--env", "PushT-v0"]) == 2
     assert "dagger_intervention_threshold must be in (0, 2]" in capsys.readouterr().err
+
+
+def test_a_saved_policy_is_an_expert_for_collect_and_dagger(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    from il_toolkit.envs import make_env
+    from il_toolkit.policies import SB3Policy
+    from il_toolkit.train.datasets.minari_io import load_demonstrations
+
+    env = make_env("CartPole-v1")
+    expert_dir = SB3Policy.from_model(PPO("MlpPolicy", env, seed=0, device="cpu")).save(tmp_path / "rl_expert")
+    assert main(["collect", "--env", "CartPole-v1", "--expert", str(expert_dir), "--episodes", "2",
+                 "--dataset-id", "tests/saved-expert-v0", "--overwrite", "--no-progress"]) == 0
+    assert len(load_demonstrations("tests/saved-expert-v0")) == 2
+    assert main(["train", "dagger", "--env", "CartPole-v1", "--expert", str(expert_dir), "--dagger_iterations", "1",
+                 "--dagger_episodes_per_iter", "1", "--bc_epochs", "1", "--eval_episodes", "1", "--no_wandb",
+                 "--no_progress", "--output_dir", str(tmp_path / "dagger")]) == 0
+    capsys.readouterr()
+    (tmp_path / "model.zip").write_bytes(b"PK")
+    assert main(["collect", "--env", "CartPole-v1", "--expert", str(tmp_path / "model.zip"), "--episodes", "1",
+                 "--dataset-id", "tests/zip-expert-v0"]) == 2
+    assert "holds pickles" in capsys.readouterr().err
+    pusht_policy = tmp_path / "pusht"
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    pusht = make_env("il_toolkit/PushT-v0")
+    MLPPolicy(pusht.observation_space, pusht.action_space).save(pusht_policy)
+    assert main(["collect", "--env", "CartPole-v1", "--expert", str(pusht_policy), "--episodes", "1",
+                 "--dataset-id", "tests/wrong-expert-v0"]) == 2
+    assert "trained on il_toolkit/CartPole-v1" in capsys.readouterr().err

@@ -127,7 +127,8 @@ def _build_parser(prog: str, description: str, preset: ILConfig, field_names: Se
         "our local expert data, and comma-separated datasets (VLA BC) one multi-task VLA conditioned on each "
         "dataset's instruction"))
     source.add_argument("--expert", default="default", help=(
-        "expert name for live demonstrations (see `il-toolkit experts`); DAgger also takes 'human': you, at a window "
+        "expert name for live demonstrations (see `il-toolkit experts`) or a saved policy directory (any toolkit "
+        "checkpoint, e.g. your RL policy: SB3Policy.from_model(model).save(dir)); DAgger also takes 'human': you, at a window "
         "(with --dagger_variant hg_dagger you take over by holding the mouse button or an arrow key)"))
     source.add_argument("--model_path", help="start from this saved policy directory")
     types = {f.name: f.type for f in fields(ILConfig)}
