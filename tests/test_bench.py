@@ -59,7 +59,7 @@ def test_the_shipped_suites_parse(name):
 
 def test_a_suite_is_found_by_name_and_unknown_names_list_the_known_ones():
     assert load_suite("quick").name == "quick"
-    with pytest.raises(SuiteError, match="known suites: full, quick, standard"):
+    with pytest.raises(SuiteError, match="known suites: full, interactive, quick, standard"):
         load_suite("quik")
 
 
@@ -67,7 +67,7 @@ def test_unknown_method_and_env_are_refused_with_the_known_lists():
     with pytest.raises(SuiteError) as info:
         parse_suite(_suite(methods=["bc", "behaviour_cloning"]))
     assert "unknown method 'behaviour_cloning'" in str(info.value)
-    assert "known methods: bc, dagger, flow_bc, flow_chunked, gail" in str(info.value)
+    assert "known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, gail, hg_dagger, thrifty_dagger" in str(info.value)
     with pytest.raises(SuiteError) as info:
         parse_suite(_suite(env="CartPol-v1"))
     assert "unknown env 'CartPol-v1'" in str(info.value) and "il_toolkit/PushT-v0" in str(info.value)
@@ -101,7 +101,8 @@ def test_observation_types_pick_the_methods_that_can_read_them():
         parse_suite(_suite(obs_type="pixels"))
     data = _suite(env="PushT-v0", obs_type="pixels_agent_pos", methods="all", budgets={})
     (task,) = parse_suite(data).tasks
-    assert task.methods == ("flow_bc", "flow_chunked") and set(task.skipped_methods) == {"bc", "dagger", "gail"}
+    assert task.methods == ("flow_bc", "flow_chunked") and set(task.skipped_methods) == {
+        "bc", "dagger", "gail", "hg_dagger", "ensemble_dagger", "thrifty_dagger"}
     trial = parse_suite(data).trials()[0]
     assert trial.env_kwargs == {"obs_type": "pixels_agent_pos"} and ":pixels_agent_pos|" in trial.key
     state = parse_suite(_suite(env="PushT-v0", obs_type="state", methods=["bc"], budgets={})).trials()[0]
@@ -127,7 +128,8 @@ def test_the_cli_refuses_a_bad_suite_before_any_work(tmp_path, capsys):
     suite.write_text('name = "bad"\n[[tasks]]\nenv = "CartPole-v1"\nmethods = ["bc", "ppo"]\n')
     results = tmp_path / "r.jsonl"
     assert main(["run", str(suite), "--results", str(results)]) == 2
-    assert "unknown method 'ppo'; known methods: bc, dagger, flow_bc, flow_chunked, gail" in capsys.readouterr().err
+    assert ("unknown method 'ppo'; known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, gail, hg_dagger, "
+            "thrifty_dagger") in capsys.readouterr().err
     assert not results.exists()
 
 
