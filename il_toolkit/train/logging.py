@@ -10,7 +10,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+from tqdm.auto import tqdm
 
 
 def _jsonable(value: Any) -> Any:
@@ -19,6 +21,18 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return _jsonable(value.item())
     return value
+
+
+CONSOLE_METRICS = 8  # metrics on one console line; the rest go to metrics.jsonl only
+
+
+def console_line(metrics: Mapping[str, Any], step: int, first: Sequence[str] = ()) -> str:
+    """``[step N] a=1  b=2 ...``: the ``first`` keys, then the others, :data:`CONSOLE_METRICS` at most."""
+    keys = [k for k in first if k in metrics] + [k for k in metrics if k not in first]
+    shown = "  ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+                      for k in keys[:CONSOLE_METRICS])
+    more = f"  (+{len(keys) - CONSOLE_METRICS} in metrics.jsonl)" if len(keys) > CONSOLE_METRICS else ""
+    return f"[step {step}] {shown}{more}"
 
 
 class MetricLogger:
@@ -62,14 +76,16 @@ class MetricLogger:
     def wandb_dir(self) -> str | None:
         return None if self._wandb_run is None else str(self._wandb_run.dir)
 
-    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+    def log(self, metrics: Mapping[str, Any], step: int, console_keys: Sequence[str] = ()) -> None:
+        """Append ``metrics`` at ``step`` to ``metrics.jsonl`` (and wandb); the console line shows
+        ``console_keys`` first and at most :data:`CONSOLE_METRICS` metrics in all (the file has them all),
+        written through tqdm so it never sticks to a progress bar."""
         record = {"step": int(step), "time_s": round(time.perf_counter() - self._start, 3)}
         record.update({k: _jsonable(v) for k, v in metrics.items()})
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         if self.console:
-            shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-            print(f"[step {step}] {shown}", file=sys.stderr, flush=True)
+            tqdm.write(console_line(metrics, step, console_keys), file=sys.stderr)
         if self._wandb_run is not None:
             try:
                 self._wandb_run.log(dict(metrics), step=step)

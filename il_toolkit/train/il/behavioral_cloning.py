@@ -223,6 +223,7 @@ class BehavioralCloning:
         logger = MetricLogger(
             output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
             run_name=f"bc-{common.env_id_of(self.env)}-s{self.config.seed}", config=self.config.to_dict(),
+            console=self.progress,
         )
         try:
             if self.config.trains_flow:

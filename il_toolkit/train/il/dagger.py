@@ -87,6 +87,8 @@ STATE_FILE = "state.json"
 RISK_FILE = "risk_data.npz"  # thrifty_dagger's rollouts for its risk model, kept for resuming
 RISK_GAMMA = 0.99  # discount of the failure targets (ThriftyDAgger's risk)
 ENSEMBLE_VARIANTS = ("ensemble_dagger", "thrifty_dagger")
+ROUND_CONSOLE = ("round", "expert_labels", "round/expert_labels", "round/context_switches", "round/expert_share",
+                 "pc_success", "train/loss")  # a round's console line; metrics.jsonl has every figure
 ROUND_EVAL_EPISODES = 20  # rollouts judging each round's policy (at most eval_episodes)
 DATASET_DIR = Path("dataset") / "data"
 
@@ -397,7 +399,7 @@ class DAgger:
         trajectories = self._load_aggregate(state)
         logger = MetricLogger(self.output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
                               run_name=f"{self.config.dagger_variant}-{common.env_id_of(self.env)}-s{self.config.seed}",
-                              config=self.config.to_dict())
+                              config=self.config.to_dict(), console=self.progress)
         if state["completed_rounds"] > 0:
             print(f"resuming {self.config.dagger_variant} after round {state['completed_rounds']} of "
                   f"{self.config.dagger_iterations} ({_labels(trajectories)} expert labels aggregated)", file=sys.stderr)
@@ -429,7 +431,7 @@ class DAgger:
                               "expert_labels": _labels(trajectories),
                               "train/loss": history["final_train_loss"], "best_val_loss": history["best_val_loss"],
                               "mean_reward": round_eval["mean_return"], "pc_success": round_eval["pc_success"]})
-                logger.log(stats, step=offset + (iteration + 1) * self.config.bc_epochs)
+                logger.log(stats, step=offset + (iteration + 1) * self.config.bc_epochs, console_keys=ROUND_CONSOLE)
                 self._finish_round(state, iteration, len(new), stats)
                 bar.update(1)
                 bar.set_postfix(labels=stats["expert_labels"], success=f"{stats['pc_success']:.0f}%")

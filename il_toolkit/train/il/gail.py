@@ -281,7 +281,8 @@ class GAIL:
             "n_rounds": n_rounds, "round_timesteps": self.round_timesteps, "n_envs": self.venv.num_envs,
         })
         logger = MetricLogger(output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
-                              run_name=f"gail-{self.env_id}-s{self.config.seed}", config=self.config.to_dict())
+                              run_name=f"gail-{self.env_id}-s{self.config.seed}", config=self.config.to_dict(),
+                              console=self.progress)
         try:
             history = self._fit(self._in_generator_units(to_transitions(demos)), n_rounds, logger, start, eval_every_rounds,
                                 eval_episodes_during_training, target_return, stop_at_target)

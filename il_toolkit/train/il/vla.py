@@ -149,7 +149,8 @@ class VLABehavioralCloning:
             "n_train_samples": len(getattr(dataloader, "dataset", [])) or None, **(run_info or {}),
         })
         logger = MetricLogger(output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
-                              run_name=f"vla-bc-{self.dataset_name or 'data'}-s{self.config.seed}", config=self.config.to_dict())
+                              run_name=f"vla-bc-{self.dataset_name or 'data'}-s{self.config.seed}", config=self.config.to_dict(),
+                              console=self.progress)
         try:
             history = self._fit_loader(dataloader, val_dataloader, logger, epochs=epochs, max_steps=max_steps)
         finally:
@@ -411,7 +412,8 @@ class VLAGAIL:
                                                          "env_kwargs": self.env_kwargs, "dataset": self.dataset_name,
                                                          "policy": repr(self.policy), "total_timesteps": steps_total})
         logger = MetricLogger(output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
-                              run_name=f"vla-gail-{common.env_id_of(self.env)}-s{self.config.seed}", config=self.config.to_dict())
+                              run_name=f"vla-gail-{common.env_id_of(self.env)}-s{self.config.seed}", config=self.config.to_dict(),
+                              console=self.progress)
         self.bc.prepare(torch.utils.data.DataLoader(expert_set, batch_size=64, collate_fn=_collate()))
         rounds: list[dict[str, Any]] = []
         done_steps = 0
