@@ -14,6 +14,7 @@ from il_toolkit.model.components import BatchError
 from il_toolkit.model.ot import sinkhorn_divergence
 from il_toolkit.model.spec import FlowModelSpec
 from il_toolkit.model.vq import VectorQuantizer
+from il_toolkit.policies.spaces import ObservationError
 from il_toolkit.policies import load as load_policy
 from il_toolkit.policies.checkpoint import CheckpointError
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
@@ -340,7 +341,7 @@ def test_camera_policy_with_dict_observations(tmp_path) -> None:
     assert again.observation_keys == policy.observation_keys
     bad = dict(obs, pixels={"head": obs["pixels"]["head"][:8]})
     policy.reset()
-    with pytest.raises(BatchError, match="pixels/left"):
+    with pytest.raises(ObservationError, match=r"observation\['pixels'\] needs the keys \['head', 'left'\]"):
         policy.predict(bad)
 
 

@@ -44,7 +44,7 @@ from il_toolkit.model.spec import ACTION_KEY, IMAGE_PREFIX, STATE_KEY
 from il_toolkit.model.transformer import ActionDecoder
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
-from il_toolkit.policies.spaces import is_batched
+from il_toolkit.policies.spaces import check_observation, is_batched
 
 logger = logging.getLogger(__name__)
 
@@ -563,6 +563,7 @@ class VLAModel(BasePolicy):
         """One observation or a batch (nested Dict observations included); returns ``(action, state)``.
         Rows flagged in ``episode_start`` re-plan (the whole batch's queue is emptied)."""
         batched = is_batched(observation, self.observation_space)
+        check_observation(observation, self.observation_space, batched, type(self).__name__)
         if episode_start is not None and np.any(episode_start):
             self._queue = None
         actions = self._predict_batch(observation if batched else _add_batch_axis(observation), deterministic)

@@ -16,7 +16,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.policies.base import BasePolicy, Policy
-from il_toolkit.policies.spaces import from_unit_actions, is_unit_twin, unit_action_space
+from il_toolkit.policies.spaces import check_observation, from_unit_actions, is_batched, is_unit_twin, unit_action_space
 
 ObsToAction = Callable[[Any], Any]
 
@@ -134,6 +134,8 @@ class SB3Policy(BasePolicy):
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
+        check_observation(observation, self.observation_space, is_batched(observation, self.observation_space),
+                          type(self).__name__)
         actions, state = self.policy.predict(observation, state, episode_start, deterministic)
         if self.rescales:
             actions = from_unit_actions(actions, self.action_space)

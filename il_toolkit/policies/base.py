@@ -15,7 +15,8 @@ import torch
 from gymnasium import spaces
 
 from il_toolkit.policies import checkpoint
-from il_toolkit.policies.spaces import describe, is_batched, space_from_json, space_to_json, spaces_match
+from il_toolkit.policies.spaces import (check_observation, describe, is_batched, space_from_json, space_to_json,
+                                       spaces_match)
 
 
 @runtime_checkable
@@ -74,6 +75,7 @@ class BasePolicy:
     ) -> tuple[np.ndarray, Any]:
         """Act on one observation or a batch; returns ``(action, state)`` like SB3."""
         batched = is_batched(observation, self.observation_space)
+        check_observation(observation, self.observation_space, batched, type(self).__name__)
         if batched:
             obs_batch = observation
         elif isinstance(self.observation_space, spaces.Dict):

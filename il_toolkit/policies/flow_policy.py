@@ -38,6 +38,7 @@ from il_toolkit.model.flow_registry import TRAINER_REGISTRY
 from il_toolkit.model.spec import DEPTH_PREFIX, IMAGE_PREFIX, STATE_KEY, FlowModelSpec
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
+from il_toolkit.policies.spaces import check_observation
 from il_toolkit.model.flow import SOLVERS
 
 _STATE_NAMES = ("observation.state", *STATE_KEYS)
@@ -354,6 +355,7 @@ class FlowMatchingPolicy(BasePolicy):
         leaf_space = _subspace(self.observation_space, path)
         leaf = np.asarray(_lookup(observation, path))
         batched = leaf.ndim == len(leaf_space.shape) + 1
+        check_observation(observation, self.observation_space, batched, type(self).__name__)
         obs_batch = observation if batched else _add_batch_axis(observation)
         window = self._window(self.observation_batch(obs_batch), episode_start)
         actions = self._act(window, deterministic, self.raw_state(obs_batch))

@@ -107,6 +107,41 @@ def is_batched(observation: Any, space: spaces.Space) -> bool:
     return obs.ndim == len(space.shape) + 1
 
 
+class ObservationError(ValueError):
+    """An observation that does not fit the space a policy was trained on."""
+
+
+def check_observation(observation: Any, space: spaces.Space, batched: bool, who: str = "the policy",
+                      path: str = "") -> None:
+    """Raise :class:`ObservationError` unless ``observation`` (one, or a batch when ``batched``) has
+    the shape ``space`` gives and finite numbers: a state of another env, an image of another size,
+    or NaN from a broken sensor would otherwise be acted on silently."""
+    where = f"observation{path}" if path else "the observation"
+    if isinstance(space, spaces.Dict):
+        if not isinstance(observation, dict):
+            raise ObservationError(f"{who}: {where} must be a dict with keys {sorted(space.spaces)}, got a "
+                                   f"{type(observation).__name__}: give it observations of the env it was trained on")
+        missing = sorted(set(space.spaces) - set(observation))
+        if missing:
+            raise ObservationError(f"{who}: {where} needs the keys {sorted(space.spaces)}; {missing} missing: give it "
+                                   "observations of the env (and observation type) it was trained on")
+        for key, sub in space.spaces.items():
+            check_observation(observation[key], sub, batched, who, f"{path}[{key!r}]")
+        return
+    if not isinstance(space, spaces.Box):
+        return
+    obs = np.asarray(observation)
+    expected = space.shape if not batched else (obs.shape[:1] + space.shape if obs.ndim else space.shape)
+    if obs.shape != tuple(expected):
+        raise ObservationError(
+            f"{who} was trained on {where} of shape {space.shape}, got {obs.shape[1:] if batched else obs.shape}: "
+            "give it observations of the env (and observation type) it was trained on")
+    if not np.issubdtype(obs.dtype, np.number) and obs.dtype != np.bool_:
+        raise ObservationError(f"{who} needs numbers in {where}, got an array of {obs.dtype}")
+    if np.issubdtype(obs.dtype, np.floating) and not np.all(np.isfinite(obs)):
+        raise ObservationError(f"{who} was given NaN or infinite entries in {where}; it would act on garbage")
+
+
 # -- [-1, 1] action units for SB3's Gaussian policies -------------------------------------
 def unit_action_space(space: spaces.Space) -> spaces.Box | None:
     """The [-1, 1] twin of a Box action space whose bounds are finite and not already [-1, 1]

@@ -201,7 +201,68 @@ def trajectories_from(dataset, name: str, env: gym.Env | None = None, *, episode
         ) from exc
     if not trajectories:
         raise DatasetError(f"dataset {name!r} has no episodes; collect some first")
+    if env is not None:
+        check_values(trajectories, env, name)
     return trajectories
+
+
+BOUNDS_SLACK = 0.1  # values may overshoot a Box's finite bounds by this share of its range (physics overshoot)
+
+
+def check_values(trajectories: Sequence[Any], env: gym.Env, name: str) -> None:
+    """Refuse a dataset whose values cannot come from ``env``: observations or actions that are not
+    finite or lie far outside the env's bounds (more than :data:`BOUNDS_SLACK` of the range past
+    them), or actions that are not actions of a Discrete space."""
+    for index, trajectory in enumerate(trajectories):
+        observations = dict(trajectory.obs.items()) if hasattr(trajectory.obs, "items") else {None: trajectory.obs}
+        for key, values in observations.items():
+            space = _subspace(env.observation_space, key)
+            problem = _out_of_space(np.asarray(values), space) if space is not None else None
+            if problem:
+                where = "observations" if key is None else f"observations[{key!r}]"
+                raise DatasetError(f"dataset {name!r}, episode {index}: {where} {problem}, so they cannot come from "
+                                   f"{env.spec.id if env.spec else 'this env'}; collect it again, or train on its own env")
+        problem = _out_of_space(np.asarray(trajectory.acts), env.action_space)
+        if problem:
+            raise DatasetError(f"dataset {name!r}, episode {index}: actions {problem}; they are not actions of "
+                               f"{env.action_space}: collect it again, or train on the env it was collected in")
+
+
+def _subspace(space: gym.Space, key: str | None) -> gym.Space | None:
+    if key is None:
+        return space
+    for part in key.split("/"):
+        if not isinstance(space, gym.spaces.Dict) or part not in space.spaces:
+            return None
+        space = space.spaces[part]
+    return space
+
+
+def _out_of_space(values: np.ndarray, space: gym.Space) -> str | None:
+    """What is wrong with a (T, ...) array of values of ``space``; None if nothing."""
+    if isinstance(space, gym.spaces.Discrete):
+        flat = values.reshape(-1)
+        bad = ~np.isfinite(flat.astype(np.float64)) | (flat != np.round(flat)) | (flat < space.start) | \
+            (flat >= space.start + space.n)
+        return f"hold {flat[bad][0]!r}, which is not in {space}" if bad.any() else None
+    if not isinstance(space, gym.spaces.Box) or not np.issubdtype(values.dtype, np.number) or values.size == 0:
+        return None
+    low = np.broadcast_to(space.low, space.shape).astype(np.float64)
+    high = np.broadcast_to(space.high, space.shape).astype(np.float64)
+    if np.issubdtype(values.dtype, np.integer):  # images: their range is enough (and cheap)
+        lowest, highest = values.min(), values.max()
+        ok = lowest >= low.min() - BOUNDS_SLACK * (high.max() - low.min()) and \
+            highest <= high.max() + BOUNDS_SLACK * (high.max() - low.min())
+        return None if ok else f"hold values in [{lowest}, {highest}], outside the bounds [{low.min()}, {high.max()}]"
+    values = values.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        return "hold NaN or infinite entries"
+    slack = np.where(np.isfinite(high - low), BOUNDS_SLACK * (high - low), np.inf)
+    outside = (values < low - slack) | (values > high + slack)
+    if outside.any():
+        worst = values[outside].flat[0]
+        return f"hold {worst:.6g}, outside the bounds [{low.min():.6g}, {high.max():.6g}]"
+    return None
 
 
 def unstack_observations(observations: Any, n: int) -> list[Any]:

@@ -1,0 +1,60 @@
+"""Bad input gets a clear error: observations a policy was not trained on, datasets whose values
+cannot come from the env."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from il_toolkit.envs import make_env
+from il_toolkit.policies.mlp import MLPPolicy
+from il_toolkit.policies.spaces import ObservationError
+from il_toolkit.train.datasets.minari_io import DatasetError, episode_buffer, trajectories_from, write_progress
+
+
+def test_a_policy_refuses_observations_of_another_shape_or_with_nan():
+    env = make_env("il_toolkit/PushT-v0")
+    policy = MLPPolicy(env.observation_space, env.action_space)
+    obs, _ = env.reset(seed=0)
+    assert policy.predict(obs)[0].shape == (2,)
+    assert policy.predict(np.stack([obs, obs]))[0].shape == (2, 2)
+    with pytest.raises(ObservationError, match=r"shape \(5,\), got \(6,\)"):
+        policy.predict(np.zeros(6))
+    with pytest.raises(ObservationError, match=r"got \(96, 96, 3\)"):
+        policy.predict(np.zeros((96, 96, 3)))
+    with pytest.raises(ObservationError, match="NaN"):
+        policy.predict(np.full(5, np.nan))
+
+
+def test_a_flow_policy_refuses_them_too():
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+
+    env = make_env("il_toolkit/PushT-v0")
+    policy = FlowMatchingPolicy.create("naive_flow_matching_policy_trainer", env.observation_space, env.action_space,
+                                       horizon=1, n_obs_steps=1)
+    with pytest.raises(ObservationError, match="NaN"):
+        policy.predict(np.full(5, np.nan))
+    with pytest.raises(ObservationError, match=r"got \(6,\)"):
+        policy.predict(np.zeros(6))
+
+
+def _write(tmp_path, env, observations, actions):
+    buffer = episode_buffer(list(observations), list(actions), [0.0] * len(actions), False, 0)
+    return write_progress(tmp_path / "data", env, [buffer], {"dataset_id": "tests/bad-v0"})
+
+
+def test_a_dataset_with_values_the_env_cannot_produce_is_refused(tmp_path):
+    env = make_env("CartPole-v1")
+    obs = np.zeros((4, 4), dtype=np.float32)
+    fine = _write(tmp_path / "fine", env, obs, [0, 1, 1])
+    assert len(trajectories_from(fine, "fine", env)) == 1
+    obs[2, 0] = 3e30
+    with pytest.raises(DatasetError, match=r"3e\+30, outside the bounds"):
+        trajectories_from(_write(tmp_path / "huge", env, obs, [0, 1, 1]), "huge", env)
+    with pytest.raises(DatasetError, match="7.*not in Discrete"):
+        trajectories_from(_write(tmp_path / "action", env, np.zeros((4, 4), np.float32), [0, 7, 1]), "action", env)
+    pusht = make_env("il_toolkit/PushT-v0")
+    nan_obs = np.zeros((3, 5))
+    nan_obs[1, 2] = np.nan
+    with pytest.raises(DatasetError, match="non-finite observations"):
+        trajectories_from(_write(tmp_path / "nan", pusht, nan_obs, [[1.0, 1.0], [1.0, 1.0]]), "nan", pusht)
