@@ -58,3 +58,27 @@ def test_a_dataset_with_values_the_env_cannot_produce_is_refused(tmp_path):
     nan_obs[1, 2] = np.nan
     with pytest.raises(DatasetError, match="non-finite observations"):
         trajectories_from(_write(tmp_path / "nan", pusht, nan_obs, [[1.0, 1.0], [1.0, 1.0]]), "nan", pusht)
+
+
+def test_a_second_run_into_one_output_dir_is_refused_unless_asked(tmp_path, capsys):
+    import json
+
+    from il_toolkit.cli import main
+
+    flags = ["train", "bc", "--env", "CartPole-v1", "--num_expert_episodes", "2", "--bc_epochs", "1", "--eval_episodes",
+             "1", "--no_wandb", "--no_progress", "--output_dir", str(tmp_path / "run")]
+    assert main(flags) == 0
+    first = (tmp_path / "run" / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    assert main(flags) == 2
+    err = capsys.readouterr().err
+    assert "already holds a bc run" in err and "pass --overwrite" in err
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == first  # nothing of the first run was touched
+    assert main(flags + ["--overwrite"]) == 0
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == len(set(steps))  # one run's records, not two
+    capsys.readouterr()
+    gail_into_bc = ["train", "gail", "--env", "CartPole-v1", "--output_dir", str(tmp_path / "run")]
+    assert main(gail_into_bc) == 2 and "already holds a bc run" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(flags[:-1] + [str(tmp_path / "file")]) == 2 and "is a file" in capsys.readouterr().err

@@ -115,7 +115,7 @@ def test_action_chunking_trains_a_chunked_flow_policy(tmp_path):
     assert isinstance(policy, FlowMatchingPolicy)
     assert policy.spec.horizon == 4 and policy.n_action_steps == 1 and policy.temporal_ensemble_coeff == 0.01
     with pytest.raises(ValueError, match="needs continuous actions"):
-        BehavioralCloning("CartPole-v1", _config(tmp_path, action_chunk_size=4), progress=False).train()
+        BehavioralCloning("CartPole-v1", _config(tmp_path / "cartpole", action_chunk_size=4), progress=False).train()
 
 
 def test_seed_warm_start_loop_with_train_epoch(tmp_path):

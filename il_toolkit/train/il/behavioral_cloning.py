@@ -99,6 +99,7 @@ class BehavioralCloning:
             (trained with imitation's BC), a toolkit policy with ``compute_loss`` (trained
             with the toolkit's loop), or ``None`` for :func:`make_policy`.
         progress: show progress bars.
+        overwrite: replace an earlier run in ``config.output_dir`` (otherwise refused).
     """
 
     def __init__(
@@ -109,8 +110,10 @@ class BehavioralCloning:
         *,
         policy: Any = None,
         progress: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.env = common.resolve_env(env)
+        self.overwrite = overwrite
         self.config = config if config is not None else ILConfig.behavioral_cloning()
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
@@ -208,6 +211,7 @@ class BehavioralCloning:
         Returns a dict with the checkpoint paths, losses, timings and the evaluation aggregates.
         """
         start = time.perf_counter()
+        common.claim_output_dir(self.config.output_dir, "bc", self.overwrite)
         demos = list(trajectories) if trajectories is not None else self.demonstrations(expert_policy, dataset, num_expert_episodes)
         train_demos, val_demos = common.split_episodes(demos, self.config.bc_validation_split, self.rng)
         output_dir = Path(self.config.output_dir)

@@ -131,6 +131,8 @@ def _build_parser(prog: str, description: str, preset: ILConfig, field_names: Se
         "checkpoint, e.g. your RL policy: SB3Policy.from_model(model).save(dir)); DAgger also takes 'human': you, at a window "
         "(with --dagger_variant hg_dagger you take over by holding the mouse button or an arrow key)"))
     source.add_argument("--model_path", help="start from this saved policy directory")
+    source.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output_dir (without it "
+                        "an earlier run there is refused; DAgger resumes its own)")
     types = {f.name: f.type for f in fields(ILConfig)}
     hyper = parser.add_argument_group("configuration (ILConfig fields)")
     for name in field_names:
@@ -204,14 +206,14 @@ def reporting_user_errors(prog: str) -> Iterator[_Outcome]:
     from il_toolkit.policies import CheckpointError, SpaceMismatchError
     from il_toolkit.registry import UnknownKeyError
     from il_toolkit.train.datasets.minari_io import DatasetError
-    from il_toolkit.train.il.common import ResumeMismatchError, RunBusyError
+    from il_toolkit.train.il.common import ResumeMismatchError, RunBusyError, RunExistsError
     from il_toolkit.train.il.interactive import ExpertFailure
 
     outcome = _Outcome()
     try:
         yield outcome
     except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
-            ResumeMismatchError, RunBusyError, FeatureMismatchError, ExpertFailure) as exc:
+            ResumeMismatchError, RunBusyError, RunExistsError, FeatureMismatchError, ExpertFailure) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         outcome.exit_code = 2
 
@@ -242,7 +244,8 @@ def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, 
         if is_vla_request(args.dataset, args.model_path):
             results = run_vla(algorithm, config, **common_flags)
         else:
-            results = train(config, expert=args.expert, **common_flags, **{name: getattr(args, name) for name in extra_flags})
+            results = train(config, expert=args.expert, overwrite=args.overwrite, **common_flags,
+                            **{name: getattr(args, name) for name in extra_flags})
         print(json.dumps(results, indent=2, default=str))
     return outcome.exit_code
 
@@ -267,12 +270,12 @@ def build_bc_parser(prog: str = "python -m il_toolkit.train.il.behavioral_clonin
 
 
 def train_bc(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-             use_wandb: bool, progress: bool) -> dict[str, Any]:
+             use_wandb: bool, progress: bool, overwrite: bool = False) -> dict[str, Any]:
     """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments."""
     env, dataset = common.env_and_dataset(env_id, dataset, progress=progress)
     env_id = common.env_id_of(env)
     policy = load(model_path) if model_path is not None else None
-    trainer = BehavioralCloning(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    trainer = BehavioralCloning(env, config, use_wandb=use_wandb, policy=policy, progress=progress, overwrite=overwrite)
     expert_policy = None
     if dataset is None and expert != "default":
         from il_toolkit.experts import make_expert
@@ -352,7 +355,8 @@ def interactive_defaults(env: Any, config: ILConfig, given: frozenset[str]) -> I
 
 
 def train_dagger(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-                 use_wandb: bool, progress: bool, given_flags: frozenset[str] = frozenset()) -> dict[str, Any]:
+                 use_wandb: bool, progress: bool, overwrite: bool = False,
+                 given_flags: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments;
     ``given_flags``: the ILConfig fields set on the command line (the rest may take the env's defaults)."""
     from il_toolkit.experts import make_expert
@@ -372,7 +376,8 @@ def train_dagger(config: ILConfig, *, env_id: str | None, dataset: str | None, e
     else:
         expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)
     policy = load(model_path) if model_path is not None else None
-    trainer = DAgger(env, expert_policy, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    trainer = DAgger(env, expert_policy, config, use_wandb=use_wandb, policy=policy, progress=progress,
+                     overwrite=overwrite)
     return trainer.train(initial_dataset=dataset)
 
 
@@ -419,7 +424,7 @@ def build_gail_parser(prog: str = "python -m il_toolkit.train.il.gail"):
 
 
 def train_gail(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
-               use_wandb: bool, progress: bool, eval_every_rounds: int = 0) -> dict[str, Any]:
+               use_wandb: bool, progress: bool, overwrite: bool = False, eval_every_rounds: int = 0) -> dict[str, Any]:
     """The undecorated function under the CLI: everything a non-VLA run does, from parsed arguments."""
     from il_toolkit.envs import make_env
 
@@ -433,7 +438,7 @@ def train_gail(config: ILConfig, *, env_id: str | None, dataset: str | None, exp
             raise SystemExit(f"dataset {dataset!r} does not record its env id; pass --env")
     env = make_env(env_id)
     policy = load(model_path) if model_path is not None else None
-    trainer = GAIL(env, config, use_wandb=use_wandb, policy=policy, progress=progress)
+    trainer = GAIL(env, config, use_wandb=use_wandb, policy=policy, progress=progress, overwrite=overwrite)
     return trainer.train(dataset=dataset, eval_every_rounds=eval_every_rounds,
                          expert_name=None if expert == "default" else expert)
 

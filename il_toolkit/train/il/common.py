@@ -120,6 +120,46 @@ def filter_demonstrations(trajectories: Sequence[Any], config: ILConfig) -> list
     return kept
 
 
+class RunExistsError(ValueError):
+    """``output_dir`` holds an earlier run that this one would replace or mix with."""
+
+
+RESUMABLE = ("dagger",)  # algorithms whose runs continue where they stopped when rerun in their output_dir
+RUN_ARTIFACTS = ("best", "last", "rounds", "dataset", "checkpoint", "metrics.jsonl", "eval.json", "run.json",
+                 "config.json", "state.json", "risk_data.npz")
+
+
+def claim_output_dir(output_dir: str | Path, algorithm: str, overwrite: bool) -> None:
+    """Make ``output_dir`` this run's: an earlier run there (its ``run.json``) is refused with
+    :class:`RunExistsError`, unless it is a resumable run of the same algorithm (DAgger resumes) or
+    ``overwrite`` is set, in which case the earlier run's files are removed first (so no
+    ``best/`` or metrics of two runs are mixed)."""
+    import json
+    import shutil
+
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise RunExistsError(f"--output_dir {str(out)!r} is a file; give a directory")
+    run_file = out / "run.json"
+    if not run_file.exists():
+        return
+    try:
+        previous = json.loads(run_file.read_text()).get("algorithm", "unknown")
+    except ValueError:
+        previous = "unknown"
+    if previous == algorithm and algorithm in RESUMABLE and not overwrite:
+        return
+    if not overwrite:
+        raise RunExistsError(f"{out} already holds a {previous} run (best/, metrics.jsonl, run.json); pass --overwrite "
+                             "(overwrite=True) to replace it, or give a new --output_dir")
+    for name in RUN_ARTIFACTS:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
 def write_run_files(output_dir: str | Path, config: ILConfig, extra: dict[str, Any] | None = None) -> Path:
     """``output_dir/config.json`` (the ILConfig) and ``run.json`` (what was run)."""
     import json

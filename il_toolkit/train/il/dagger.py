@@ -202,6 +202,8 @@ class DAgger:
         policy: the learner to start from (``--model_path``); a fresh one by default. It acts in
             round 1; later rounds train its architecture from fresh weights unless
             ``dagger_warm_start``.
+        overwrite: start afresh in ``config.output_dir``, removing an earlier run there (a DAgger run
+            there is otherwise resumed; another algorithm's is refused).
     """
 
     retrains_fresh = True  # False: the learner is always fine-tuned from its weights (pretrained VLA models)
@@ -215,8 +217,10 @@ class DAgger:
         *,
         policy: Any = None,
         progress: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.config = config if config is not None else ILConfig.dagger()
+        self.overwrite = overwrite
         self.env = common.resolve_env(env)
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
@@ -578,6 +582,7 @@ class DAgger:
 
     def _resume_state(self, initial_dataset: str | None) -> dict[str, Any]:
         signature = self._run_signature(initial_dataset)
+        common.claim_output_dir(self.output_dir, "dagger", self.overwrite)
         path = self.output_dir / STATE_FILE
         if path.exists():
             state = json.loads(path.read_text())

@@ -164,7 +164,7 @@ class GAIL:
     """
 
     def __init__(self, env: str | gym.Env, config: ILConfig | None = None, use_wandb: bool | None = None,
-                 policy: Any = None, *, progress: bool = True) -> None:
+                 policy: Any = None, *, progress: bool = True, overwrite: bool = False) -> None:
         from stable_baselines3.common.env_util import make_vec_env
 
         from il_toolkit.train.online_rl.ppo_trainer import learner_env, learner_units, start_ppo, toolkit_policy
@@ -174,6 +174,7 @@ class GAIL:
         self.config = config if config is not None else ILConfig.gail()
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
+        self.overwrite = overwrite
         self.rng = common.seed_everything(self.config.seed)
         self.training_env = training_env_for(self.env)
         if self.training_env.allow_variable_horizon:
@@ -261,6 +262,7 @@ class GAIL:
         from il_toolkit.train.datasets.minari_io import to_transitions
 
         start = time.perf_counter()
+        common.claim_output_dir(self.config.output_dir, "gail", self.overwrite)
         if isinstance(expert_policy, str):
             dataset, expert_policy = expert_policy, None
         demos = list(trajectories) if trajectories is not None else self.demonstrations(
