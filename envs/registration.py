@@ -135,6 +135,17 @@ def canonical_env_id(env_id: str) -> str:
     return env_id
 
 
+class EnvArgumentError(UnknownEnvError):
+    """Keyword arguments an env does not take (or values it refuses)."""
+
+
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gym.make`` on the canonical id, with a clear error for unknown ids."""
-    return gym.make(canonical_env_id(env_id), **kwargs)
+    """``gym.make`` on the canonical id, with a clear error for unknown ids and for keyword
+    arguments the env refuses (``--env-kwarg obs_type=foo``)."""
+    canonical = canonical_env_id(env_id)
+    try:
+        return gym.make(canonical, **kwargs)
+    except (TypeError, ValueError) as error:
+        if not kwargs:
+            raise
+        raise EnvArgumentError(f"{canonical} refused the env arguments {kwargs}: {error}") from error

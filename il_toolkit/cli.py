@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 TRAIN_COMMANDS = {  # method -> "module:function" running its command line
@@ -119,6 +120,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from il_toolkit.experts import DEFAULT_EXPERTS
     from il_toolkit.envs import canonical_env_id
 
+    if args.output and Path(args.output).is_dir():
+        raise SystemExit(f"il-toolkit eval: error: --output {args.output} is a directory; give a file name such as "
+                         f"{Path(args.output) / 'eval.json'}")
     normalize = args.normalize if args.normalize is not None else canonical_env_id(args.env) in DEFAULT_EXPERTS
     result = evaluate_checkpoint(
         args.policy, args.env, n_episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
@@ -128,6 +132,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.output:
         result.save(args.output)
     print(result.summary())
+    if args.video_dir:
+        videos = sorted(Path(args.video_dir).glob("episode_seed*.mp4"))
+        print(f"videos: {len(videos)} in {Path(args.video_dir).resolve()}" + (f" ({videos[0].name}, ...)" if videos else ""))
+    if args.output:
+        print(f"results: {Path(args.output).resolve()}")
     print(json.dumps(result.aggregates, indent=2))
     return 0
 
@@ -155,6 +164,22 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (seeds)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="il-toolkit",
@@ -177,16 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expert", default="default", help="expert name (`il-toolkit experts`) or a saved policy directory "
                    "(any toolkit checkpoint, e.g. your RL policy: SB3Policy.from_model(model).save(dir)); default: the "
                    "env's")
-    p.add_argument("--episodes", type=int, required=True, help="number of episodes")
+    p.add_argument("--episodes", type=positive_int, required=True, help="number of episodes")
     p.add_argument("--dataset-id", required=True, help="Minari id NAMESPACE/NAME-vN, e.g. cartpole/lqr-v0")
-    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="episode i is reset with seed SEED+i")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
     p.add_argument("--append", action="store_true", help="add EPISODES more episodes to an existing dataset")
     p.add_argument("--if-missing", action="store_true",
                    help="collect only if the dataset is missing (or finish one cut short); one that another request "
                         "wrote (another env, expert, seed, filter or number of episodes) is an error; wait while another "
                         "process writes it, so jobs started side by side collect it once")
-    p.add_argument("--num-envs", type=int, default=1, help="worker processes rolling out episodes in parallel")
+    p.add_argument("--num-envs", type=positive_int, default=1, help="worker processes rolling out episodes in parallel")
     p.add_argument("--only-successful", action="store_true",
                    help="keep successful episodes only (more seeds are tried until EPISODES succeed)")
     p.add_argument("--top-percentile", type=float, metavar="P",
@@ -222,9 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--policy", required=True, help="policy checkpoint directory")
     p.add_argument("--env", required=True, help="env id")
-    p.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
-    p.add_argument("--seed", type=int, default=1_000_000, help="episode i is reset with seed SEED+i")
-    p.add_argument("--num-envs", type=int, default=1, help="env processes sharing the episodes (same seeds, same records)")
+    p.add_argument("--episodes", type=positive_int, default=50, help="evaluation episodes")
+    p.add_argument("--seed", type=non_negative_int, default=1_000_000, help="episode i is reset with seed SEED+i")
+    p.add_argument("--num-envs", type=positive_int, default=1, help="env processes sharing the episodes (same seeds, same records)")
     p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="env constructor keyword")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="add the normalised score (expert = 1, random = 0 on the same seeds); default: when the env has an expert")
@@ -242,11 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "infos['human_acted'].", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--env", required=True, help="env id, e.g. il_toolkit/PushT-v0 or CartPole-v1")
     p.add_argument("--dataset-id", required=True, help="Minari id NAMESPACE/NAME-vN, e.g. pusht/human-v0")
-    p.add_argument("--episodes", type=int, default=10, help="episodes to record")
+    p.add_argument("--episodes", type=positive_int, default=10, help="episodes to record")
     p.add_argument("--intervene", action="store_true", help="a learned policy acts; hold the control to take over")
     p.add_argument("--policy", help="policy checkpoint directory (with --intervene)")
     p.add_argument("--fps", type=float, default=10.0, help="env steps per second")
-    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="episode i is reset with seed SEED+i")
     p.add_argument("--window-size", type=int, default=512, help="the window's longer side in pixels")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id")
     p.add_argument("--append", action="store_true", help="add episodes to an existing teleop dataset")

@@ -93,7 +93,10 @@ class EvalResult:
             f"avg max reward {a['avg_max_reward']:.3f} over {a['n_episodes']} episodes ({self.seconds:.1f} s)"
         )
         if "normalized_score" in a:
-            text += f", normalised score {a['normalized_score']:.3f}"
+            r = self.references or {}
+            text += (f", normalised score {a['normalized_score']:.3f} (return {a['mean_return']:.1f} between random "
+                     f"{r.get('random_return', float('nan')):.1f} = 0 and the expert's {r.get('expert_return', float('nan')):.1f}"
+                     " = 1 on the same seeds)")
         return text
 
 

@@ -82,3 +82,27 @@ def test_a_second_run_into_one_output_dir_is_refused_unless_asked(tmp_path, caps
     assert main(gail_into_bc) == 2 and "already holds a bc run" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert main(flags[:-1] + [str(tmp_path / "file")]) == 2 and "is a file" in capsys.readouterr().err
+
+
+def test_command_line_values_are_checked_before_any_work(tmp_path, capsys):
+    from il_toolkit.cli import main
+
+    for argv, message in (
+        (["eval", "--policy", "x", "--env", "PushT-v0", "--episodes", "0"], "--episodes: must be at least 1"),
+        (["collect", "--env", "PushT-v0", "--episodes", "2", "--dataset-id", "tests/neg-v0", "--seed", "-5"],
+         "--seed: must be 0 or more"),
+        (["collect", "--env", "PushT-v0", "--episodes", "2", "--dataset-id", "tests/ne-v0", "--num-envs", "0"],
+         "--num-envs: must be at least 1"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err
+    assert main(["collect", "--env", "CartPole-v1", "--expert", "pusht", "--episodes", "1", "--dataset-id",
+                 "tests/mismatch-v0", "--no-progress"]) == 2
+    assert "experts for 'il_toolkit/CartPole-v1': cartpole_lqr" in capsys.readouterr().err
+    assert main(["collect", "--env", "PushT-v0", "--env-kwarg", "obs_type=foo", "--episodes", "1", "--dataset-id",
+                 "tests/kwarg-v0", "--no-progress"]) == 2
+    assert "refused the env arguments {'obs_type': 'foo'}" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SystemExit, match="is a directory"):
+        main(["eval", "--policy", "x", "--env", "PushT-v0", "--output", str(tmp_path / "out")])

@@ -202,6 +202,7 @@ def reporting_user_errors(prog: str) -> Iterator[_Outcome]:
     A bug in the toolkit still shows its traceback."""
     from il_toolkit.config.training_config import ConfigError
     from il_toolkit.envs import UnknownEnvError
+    from il_toolkit.experts import ExpertEnvMismatchError
     from il_toolkit.features.state import FeatureMismatchError
     from il_toolkit.policies import CheckpointError, SpaceMismatchError
     from il_toolkit.registry import UnknownKeyError
@@ -213,7 +214,8 @@ def reporting_user_errors(prog: str) -> Iterator[_Outcome]:
     try:
         yield outcome
     except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
-            ResumeMismatchError, RunBusyError, RunExistsError, FeatureMismatchError, ExpertFailure) as exc:
+            ResumeMismatchError, RunBusyError, RunExistsError, FeatureMismatchError, ExpertFailure,
+            ExpertEnvMismatchError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         outcome.exit_code = 2
 

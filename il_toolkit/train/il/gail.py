@@ -274,6 +274,11 @@ class GAIL:
                 f"total_timesteps {steps} is less than one GAIL round ({self.round_timesteps} steps = ppo_n_steps "
                 f"split over {self.venv.num_envs} envs): raise --total_timesteps or lower --ppo_n_steps"
             )
+        if n_rounds * self.round_timesteps != steps:
+            warnings.warn(
+                f"GAIL trains in whole rounds of {self.round_timesteps} env steps (ppo_n_steps over {self.venv.num_envs} "
+                f"envs): {steps} requested, {n_rounds * self.round_timesteps} trained ({n_rounds} rounds); ask for "
+                f"{(n_rounds + 1) * self.round_timesteps} for one more round", stacklevel=2)
         output_dir = Path(self.config.output_dir)
         lengths = sorted({len(t) for t in demos})
         common.write_run_files(output_dir, self.config, {
