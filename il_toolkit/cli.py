@@ -11,6 +11,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+TRAIN_METHODS = {  # method -> what it is, for `il-toolkit train --help`
+    "bc": "behavioural cloning: supervised learning from demonstrations (a dataset or the env's expert)",
+    "dagger": "DAgger and its interactive variants (HG-DAgger, EnsembleDAgger, ThriftyDAgger): the expert labels "
+              "where the learner goes",
+    "flow": "a flow-matching policy (six trainer families) on a Minari dataset",
+    "gail": "GAIL: a discriminator's reward for a PPO generator, from demonstrations",
+}
 TRAIN_COMMANDS = {  # method -> "module:function" running its command line
     "bc": "il_toolkit.train.il.cli:main_bc",
     "dagger": "il_toolkit.train.il.cli:main_dagger",
@@ -234,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list local Minari datasets")
     p.set_defaults(func=_cmd_datasets)
 
-    p = sub.add_parser("train", help="train a policy: il-toolkit train METHOD [flags] (METHOD --help for flags)")
-    p.add_argument("method", choices=sorted(TRAIN_COMMANDS), help="training method")
+    p = sub.add_parser("train", help="train a policy: il-toolkit train METHOD [flags] (METHOD --help for flags)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a policy. Methods (il-toolkit train METHOD --help lists each one's flags):\n" +
+                       "\n".join(f"  {name:<7} {text}" for name, text in TRAIN_METHODS.items()))
+    p.add_argument("method", choices=sorted(TRAIN_COMMANDS), help="training method (see above)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the method's own flags")
     p.set_defaults(func=None)
 
@@ -277,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--append", action="store_true", help="add episodes to an existing teleop dataset")
     p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="env constructor keyword")
     p.set_defaults(func=_cmd_teleop)
+    for action in sub._choices_actions:  # every subcommand's --help opens with what it does
+        command = sub.choices[action.dest]
+        command.description = command.description or (action.help[0].upper() + action.help[1:] + ".")
     return parser
 
 
