@@ -1,7 +1,7 @@
 """The results file: append-only JSON lines, one record per trial (and per reference run).
 
-Appends hold an exclusive ``fcntl.flock`` on the file while they write one whole line with a
-single ``os.write`` and ``fsync``, so two harness processes never interleave lines. A record
+Appends hold an exclusive lock (``filelock``, on ``<file>.lock``) while they write one whole line
+with a single ``os.write`` and ``fsync``, so two harness processes never interleave lines. A record
 is written only when its trial has finished, so a trial that was interrupted leaves nothing
 behind and is run again. A crash in the middle of a write can leave a truncated last line:
 readers keep every complete record before it and report the damage (line number, byte
@@ -10,13 +10,14 @@ offset); the next append starts on a fresh line.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from filelock import FileLock
 
 SCHEMA_VERSION = 1
 
@@ -50,35 +51,33 @@ class ResultsFile:
         """Write ``record`` as one line, atomically with respect to other appenders."""
         line = json.dumps(_finite({"schema": SCHEMA_VERSION, **record}), default=_json_default, allow_nan=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self._lock():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
             try:
                 data = line.encode()
                 size = os.fstat(fd).st_size
-                if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data  # the last write was cut short: start a fresh line
-                written = os.write(fd, data)
+                if size > 0:
+                    os.lseek(fd, size - 1, os.SEEK_SET)
+                    if os.read(fd, 1) != b"\n":
+                        data = b"\n" + data  # the last write was cut short: start a fresh line
+                written = os.write(fd, data)  # O_APPEND: at the end, wherever the read left the offset
                 if written != len(data):  # a full disk; never leave half a record
                     os.ftruncate(fd, size)
                     raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
                 os.fsync(fd)
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+                os.close(fd)
+
+    def _lock(self) -> FileLock:
+        return FileLock(str(self.path) + ".lock")
 
     def read(self) -> ReadReport:
         """Every complete record; damaged lines are skipped and described in ``problems``."""
         report = ReadReport(self.path)
         if not self.path.exists():
             return report
-        with self.path.open("rb") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # never read a line that is being written
-            try:
-                data = f.read()
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        with self._lock(), self.path.open("rb") as f:  # never read a line that is being written
+            data = f.read()
         offset = 0
         for number, (raw, complete) in enumerate(_lines(data), start=1):
             start, offset = offset, offset + len(raw) + (1 if complete else 0)
