@@ -108,7 +108,11 @@ def test_labelled_segments_are_the_runs_of_labelled_steps():
 
 def test_an_ensemble_means_its_members_measures_their_spread_and_round_trips(tmp_path):
     ensemble = EnsemblePolicy([_constant([-0.5, 0.0]), _constant([0.5, 0.0])])
-    np.testing.assert_allclose(ensemble.predict(np.zeros(3, np.float32))[0], [0.0, 0.0])
+    np.testing.assert_allclose(ensemble.predict(np.zeros(3, np.float32))[0], [-0.5, 0.0])  # the first member acts
+    averaged = EnsemblePolicy(ensemble.members, combine="mean")
+    np.testing.assert_allclose(averaged.predict(np.zeros(3, np.float32))[0], [0.0, 0.0])
+    three = EnsemblePolicy([_constant([0.9, 0.0]), _constant([0.1, 0.0]), _constant([0.2, 0.0])], combine="medoid")
+    np.testing.assert_allclose(three.predict(np.zeros(3, np.float32))[0], [0.2, 0.0])  # closest to the others
     actions = ensemble.member_actions(np.zeros((1, 3), np.float32))
     assert ensemble.disagreement(actions)[0] == pytest.approx(np.sqrt(0.25 / 2))
     votes = EnsemblePolicy([FunctionPolicy(lambda s, a=a: a, OBS, spaces.Discrete(3)) for a in (2, 2, 1)])
@@ -117,11 +121,12 @@ def test_an_ensemble_means_its_members_measures_their_spread_and_round_trips(tmp
     from il_toolkit.policies.mlp import MLPPolicy
 
     members = [MLPPolicy(OBS, BOX, hidden_sizes=[8]) for _ in range(2)]
-    saved = EnsemblePolicy(members).save(tmp_path / "ensemble")
+    saved = EnsemblePolicy(members, combine="mean").save(tmp_path / "ensemble")
     restored = load(saved)
-    assert isinstance(restored, EnsemblePolicy) and len(restored.members) == 2
+    assert isinstance(restored, EnsemblePolicy) and len(restored.members) == 2 and restored.combine_rule == "mean"
     obs = np.ones(3, np.float32)
-    np.testing.assert_allclose(restored.predict(obs)[0], EnsemblePolicy(members).predict(obs)[0], atol=1e-6)
+    np.testing.assert_allclose(restored.predict(obs)[0], EnsemblePolicy(members, combine="mean").predict(obs)[0],
+                               atol=1e-6)
 
 
 def test_novelty_and_risk_models():
@@ -175,7 +180,8 @@ def test_ensemble_and_thrifty_dagger_train_and_keep_an_ensemble(tmp_path):
         assert first["round/expert_share"] == 1.0  # an ensemble fitted on nothing defers to the expert
         assert np.isfinite(second["round/threshold_disagreement"])
         # the thresholds send the target share of the last round's states to the expert, split between two criteria
-        spread = best.disagreement(best.member_actions(trainer._visited))
+        states = trainer._visited if trainer._visited is not None else trainer._aggregate_states
+        spread = best.disagreement(best.member_actions(states))
         assert np.mean(spread > trainer._calibrate()["disagreement"]) == pytest.approx(0.15, abs=0.05)
         if variant == "thrifty_dagger":
             assert (tmp_path / variant / "run" / "risk_data.npz").exists()

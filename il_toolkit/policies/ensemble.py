@@ -20,16 +20,30 @@ from gymnasium import spaces
 from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, check_spaces
 
 
+COMBINES = ("first", "medoid", "mean")
+
+
 class EnsemblePolicy(BasePolicy):
-    """Acts with the mean of its members' actions (continuous) or their majority vote (discrete).
+    """K policies as one learner: by default the first member acts and the others only say how
+    sure the ensemble is (:meth:`disagreement`); ``combine="medoid"`` acts with the member action
+    closest to the others, ``"mean"`` with their mean (EnsembleDAgger's rule for unimodal
+    learners). Discrete actions: the majority vote, whatever ``combine`` says.
+
+    Why the first member: on PushT (flow-matching members, EnsembleDAgger round 5, 30 unseen
+    seeds) single members succeeded 80-87% of the time, their mean 57% and the medoid 63%:
+    members that plan different ways round the T, mixed step by step, act between the plans.
 
     Args:
         members: at least two policies for the same spaces.
+        combine: ``"first"``, ``"medoid"`` or ``"mean"`` (continuous actions).
     """
 
     checkpoint_kind = "ensemble"
 
-    def __init__(self, members: Sequence[BasePolicy]) -> None:
+    def __init__(self, members: Sequence[BasePolicy], combine: str = "first") -> None:
+        if combine not in COMBINES:
+            raise ValueError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
+        self.combine_rule = combine
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
         first = members[0]
@@ -44,6 +58,8 @@ class EnsemblePolicy(BasePolicy):
         return np.stack([np.asarray(m.predict(observations, deterministic=deterministic)[0]) for m in self.members])
 
     def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        if self.combine_rule == "first" and not isinstance(self.action_space, spaces.Discrete):
+            return np.asarray(self.members[0].predict(observations, deterministic=deterministic)[0])
         return self.combine(self.member_actions(observations, deterministic))
 
     def combine(self, actions: np.ndarray) -> np.ndarray:
@@ -52,7 +68,13 @@ class EnsemblePolicy(BasePolicy):
             votes = actions.astype(np.int64)
             return np.array([np.bincount(votes[:, b], minlength=int(self.action_space.n)).argmax()
                              for b in range(votes.shape[1])], dtype=self.action_space.dtype)
-        return actions.mean(axis=0).astype(self.action_space.dtype)
+        if self.combine_rule == "first":
+            return actions[0].astype(self.action_space.dtype)
+        if self.combine_rule == "mean" or len(self.members) < 3:
+            return actions.mean(axis=0).astype(self.action_space.dtype)
+        flat = actions.reshape(actions.shape[0], actions.shape[1], -1) / _half_range(self.action_space)
+        spread = np.linalg.norm(flat[:, None] - flat[None, :], axis=-1).sum(axis=1)  # (K, B): distance to the others
+        return actions[spread.argmin(axis=0), np.arange(actions.shape[1])].astype(self.action_space.dtype)
 
     def disagreement(self, actions: np.ndarray) -> np.ndarray:
         """(K, B, ...) member actions -> (B,) spread: for a Box, the root mean over action
@@ -74,7 +96,8 @@ class EnsemblePolicy(BasePolicy):
         for member in self.members:
             if member.checkpoint_kind is None:
                 raise PolicyNotSaveableError(f"ensemble member {type(member).__name__} cannot be saved")
-        return {"members": [{"kind": m.checkpoint_kind, "config": m.checkpoint_config()} for m in self.members]}
+        return {"combine": self.combine_rule,
+                "members": [{"kind": m.checkpoint_kind, "config": m.checkpoint_config()} for m in self.members]}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         return {f"member{i}.{name}": tensor for i, m in enumerate(self.members)
@@ -96,7 +119,7 @@ class EnsemblePolicy(BasePolicy):
             own = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
             members.append(POLICY_REGISTRY.get(kind).from_checkpoint(entry.get("config", {}), own,
                                                                       observation_space, action_space))
-        return cls(members)
+        return cls(members, combine=config.get("combine", "mean"))  # checkpoints without the key averaged
 
 
 def _half_range(space: spaces.Box) -> np.ndarray:

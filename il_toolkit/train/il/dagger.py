@@ -85,6 +85,7 @@ from il_toolkit.train.logging import MetricLogger
 
 STATE_FILE = "state.json"
 RISK_FILE = "risk_data.npz"  # thrifty_dagger's rollouts for its risk model, kept for resuming
+MIN_CALIBRATION_STATES = 50  # fewer learner-driven states than this in a round: calibrate on the aggregate
 RISK_GAMMA = 0.99  # discount of the failure targets (ThriftyDAgger's risk)
 ENSEMBLE_VARIANTS = ("ensemble_dagger", "thrifty_dagger")
 ROUND_CONSOLE = ("round", "expert_labels", "round/expert_labels", "round/context_switches", "round/expert_share",
@@ -313,10 +314,11 @@ class DAgger:
             successes.append(episode.success)
             cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
             if _is_vector_space(self.env.observation_space):
-                visited.append(np.asarray(rolled.obs[:-1]))
+                visited.append(np.asarray(rolled.obs[:-1])[~np.array(actor.expert_acted, dtype=bool)])
                 if not cut_by_budget:  # an episode the budget cut short neither failed nor succeeded
                     self._add_risk_data(rolled, episode)
-        self._visited = np.concatenate(visited) if visited else None
+        learner_states = np.concatenate(visited) if visited else np.empty((0,))
+        self._visited = learner_states if len(learner_states) >= MIN_CALIBRATION_STATES else None
         account = actor.account.as_dict()
         stats = {"beta": gate.beta if isinstance(gate, BetaGate) else 0.0,
                  "round/mean_return": float(np.mean(returns)), "round/pc_success": 100 * float(np.mean(successes)),
@@ -343,9 +345,10 @@ class DAgger:
                            self.thresholds.get("risk", np.inf))
 
     def _calibrate(self) -> dict[str, float]:
-        """Thresholds that send ``dagger_target_query_rate`` of the states the learner visited in the
-        last round (round 1, or after a resume: the aggregate's states) to the expert, the rate split
-        evenly between the gate's criteria (ThriftyDAgger's rule)."""
+        """Thresholds that send ``dagger_target_query_rate`` of the states the learner drove to in the
+        last round (round 1, after a resume, or when it drove fewer than
+        :data:`MIN_CALIBRATION_STATES`: the aggregate's states) to the expert, the rate split evenly
+        between the gate's criteria (ThriftyDAgger's rule)."""
         states = self._visited if self._visited is not None else self._aggregate_states
         if self.bc.policy is None or states is None or len(states) == 0:
             return {"disagreement": float("-inf")}  # a learner fitted on nothing defers to the expert everywhere

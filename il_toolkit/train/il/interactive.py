@@ -94,14 +94,15 @@ class InteractiveActor(BasePolicy):
     rest of the episode. When control returns to the learner its ``reset()`` drops plans made
     before the expert took over.
 
-    After each episode, ``labels`` holds one entry per step (the expert's action or None) and
-    ``account`` the running counts."""
+    After each episode, ``labels`` holds one entry per step (the expert's action or None),
+    ``expert_acted`` who acted at each step, and ``account`` the running counts."""
 
     def __init__(self, expert: Policy, learner: Policy | None, gate: Gate, takeover_when: Any = None) -> None:
         super().__init__(expert.observation_space, expert.action_space)
         self.expert, self.learner, self.gate, self.takeover_when = expert, learner, gate, takeover_when
         self.account = LabelAccount()
         self.labels: list[np.ndarray | None] = []
+        self.expert_acted: list[bool] = []
         self.expert_in_control = False
         self.taken_over = False
 
@@ -121,6 +122,7 @@ class InteractiveActor(BasePolicy):
         self.expert_in_control = expert_acts
         label = view.expert_action() if expert_acts or self.gate.labels_every_state else None
         self.labels.append(label)
+        self.expert_acted.append(bool(expert_acts))
         self.account.labels += int(label is not None)
         self.account.expert_queries += int(view.expert_asked)
         self.account.expert_steps += int(expert_acts)
@@ -145,6 +147,7 @@ class InteractiveActor(BasePolicy):
             self.takeover_when.reset()
         self.gate.reset()
         self.labels = []
+        self.expert_acted = []
         self.expert_in_control = False
         self.taken_over = False
 
