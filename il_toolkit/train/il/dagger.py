@@ -1,4 +1,24 @@
-"""DAgger (dataset aggregation) as seed 004 describes it; it owns a BC trainer.
+"""DAgger (dataset aggregation, Ross et al. 2011) and its interactive variants; it owns a BC trainer.
+
+``dagger_variant`` picks who acts and who labels in each round (the gates are in
+:mod:`il_toolkit.train.il.gates`, the rollout in :mod:`il_toolkit.train.il.interactive`):
+
+- ``dagger``: the beta mixture below; the expert labels every visited state.
+- ``hg_dagger`` (Kelly et al. 2019): the learner acts; a person at the controls (a
+  ``HumanExpert``) or a model of one (:class:`~il_toolkit.train.il.gates.SimulatedPerson`) takes over
+  where it strays and labels only the states they act in.
+- ``ensemble_dagger`` (Menda et al. 2019): ``dagger_ensemble_size`` learners (an
+  :class:`~il_toolkit.policies.ensemble.EnsemblePolicy`); the expert acts where they disagree or the
+  state lies far from the training data.
+- ``thrifty_dagger`` (Hoque et al. 2021): the expert acts where the ensemble disagrees or a risk
+  model, fitted to the learner's own failures, says it is likely to fail; it hands back once the
+  learner agrees with it again.
+
+The ensemble variants set their thresholds each round so that ``dagger_target_query_rate`` of the
+states the learner drove to in the round before would have gone to the expert. Every round records
+what it cost the expert (:class:`~il_toolkit.train.il.interactive.LabelAccount`: labels, queries,
+interventions, hand-backs, the expert's share of the steps); only labelled stretches of the
+episodes are aggregated, and ``dagger_label_budget`` counts labels whatever the variant.
 
 Each round ``i`` of ``dagger_iterations``: act in the env for ``dagger_episodes_per_iter``
 episodes with the expert at each step with probability ``beta_i`` (else the learner), label
