@@ -1,4 +1,4 @@
-"""Training configuration: every field, default and preset named in seed 004.
+"""Training configuration: every field, default and preset named in the user guide.
 
 ``ILConfig`` configures BC, DAgger and GAIL (and the PPO generator GAIL uses); ``RLConfig``
 configures PPO fine-tuning. Both validate in ``__post_init__`` and say what was expected.
@@ -93,7 +93,7 @@ class _ConfigMixin:
 
 @dataclass
 class ILConfig(_ConfigMixin):
-    """Configuration for behavioural cloning, DAgger and GAIL (seed 004)."""
+    """Configuration for behavioural cloning, DAgger and GAIL (the user guide)."""
 
     # Behavioural cloning
     bc_epochs: int = 100
@@ -340,7 +340,7 @@ class RLConfig(_ConfigMixin):
 
 
 def get_beta(iteration: int, schedule: str, initial_beta: float, num_iterations: int) -> float:
-    """The probability of acting with the expert in DAgger round ``iteration`` (seed 004)."""
+    """The probability of acting with the expert in DAgger round ``iteration`` (the user guide)."""
     if schedule == "constant":
         return initial_beta
     if schedule == "linear":

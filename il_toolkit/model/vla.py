@@ -1,4 +1,4 @@
-"""Vision-language-action policies: :class:`VLAModel` (seed 004's ``VLAModel(vision_model_name=...,
+"""Vision-language-action policies: :class:`VLAModel` (the user guide's ``VLAModel(vision_model_name=...,
 llm_model_name=..., action_dim=...)``), a toolkit :class:`~il_toolkit.policies.Policy`.
 
 Architecture (pi0-style, small)::
@@ -366,7 +366,7 @@ def default_spaces(config: VLAConfig) -> tuple[spaces.Space, spaces.Space]:
 
 
 class VLAModel(BasePolicy):
-    """A vision-language-action policy (seed 004's ``VLAModel``).
+    """A vision-language-action policy (the user guide's ``VLAModel``).
 
     Args:
         vision_model_name: ``"builtin-small"`` (default), a local directory or a cached HF id

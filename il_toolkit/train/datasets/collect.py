@@ -7,7 +7,7 @@
 - ``num_envs`` worker processes roll out episodes in parallel (both cores busy).
 - ``only_successful`` keeps successful episodes only (more seeds are tried until
   ``n_episodes`` succeed); ``top_percentile`` keeps the episodes at or above that return
-  percentile (seed 004's filter), applied when the collection completes.
+  percentile (the user guide's filter), applied when the collection completes.
 - An episode that raises (a MuJoCo physics error, say) is dropped, reported, and
   collection goes on.
 - Images are stored losslessly (``jpeg_encoding=False``).

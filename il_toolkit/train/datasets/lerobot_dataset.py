@@ -1,4 +1,4 @@
-"""Datasets as seed 004 loads them: ``PushTDataset(split=..., chunk_size=...)``, the ALOHA
+"""Datasets as the user guide loads them: ``PushTDataset(split=..., chunk_size=...)``, the ALOHA
 equivalents and ``create_lerobot_dataloader``, reading our own Minari demonstrations.
 
 No dataset hub is reachable, so the LeRobot ids the seed names map to datasets collected

@@ -357,7 +357,7 @@ def to_arrays(trajectories: Sequence[Any]) -> dict[str, np.ndarray]:
 
 
 def top_percentile_mask(returns: Sequence[float], percentile: float) -> np.ndarray:
-    """Which episodes have a return at or above the ``percentile``-th percentile (seed 004's filter)."""
+    """Which episodes have a return at or above the ``percentile``-th percentile (the user guide's filter)."""
     returns = np.asarray(returns, dtype=np.float64)
     return returns >= np.percentile(returns, percentile)
 

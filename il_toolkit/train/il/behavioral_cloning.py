@@ -1,4 +1,4 @@
-"""Behavioural cloning as seed 004 describes it, built on imitation's BC.
+"""Behavioural cloning as the user guide describes it, built on imitation's BC.
 
 Python::
 
@@ -35,7 +35,7 @@ from il_toolkit.policies.frame_policy import FrameSB3Policy, in_learner_units
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
-from il_toolkit.train.il.vla import VLABehavioralCloning  # noqa: F401  (seed 004 imports it from here)
+from il_toolkit.train.il.vla import VLABehavioralCloning  # noqa: F401  (the user guide imports it from here)
 from il_toolkit.train.sb3_glue import silent_imitation_logger
 from il_toolkit.train.logging import MetricLogger
 
@@ -88,7 +88,7 @@ def _as_trainable(policy: Any) -> Any:
 
 
 class BehavioralCloning:
-    """Supervised learning of a policy from expert demonstrations (seed 004).
+    """Supervised learning of a policy from expert demonstrations (the user guide).
 
     Args:
         env: the environment (instance or id) the policy acts in.
@@ -253,7 +253,7 @@ class BehavioralCloning:
         return results
 
     def train_epoch(self, expert_policy: Any = None, *, dataset: str | None = None) -> dict[str, Any]:
-        """One more epoch of BC (seed 004's warm-start loop: ``for _ in range(n): bc.train_epoch()``).
+        """One more epoch of BC (the user guide's warm-start loop: ``for _ in range(n): bc.train_epoch()``).
 
         The first call gathers the demonstrations (``expert_policy``, ``dataset``, or the env's
         expert) and keeps them; metrics go to ``output_dir/metrics.jsonl`` (not wandb: a run per
@@ -426,7 +426,7 @@ class BehavioralCloning:
 
 def _adamw_with_weight_decay(weight_decay: float) -> type[torch.optim.AdamW]:
     """AdamW with decoupled weight decay fixed in. imitation's BC refuses a ``weight_decay``
-    optimizer kwarg (it offers an L2 loss term instead); seed 004's ``weight_decay`` is the
+    optimizer kwarg (it offers an L2 loss term instead); the user guide's ``weight_decay`` is the
     usual decoupled decay, so it is bound into the optimizer class."""
 
     class AdamWWithDecay(torch.optim.AdamW):

@@ -223,7 +223,7 @@ def reporting_user_errors(prog: str) -> Iterator[_Outcome]:
 def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, train: Callable[..., dict[str, Any]],
              argv: Sequence[str] | None, extra_flags: Sequence[str] = ()) -> int:
     """Parse ``argv`` with a :func:`_build_parser` parser and print the run's results as JSON; the CLIs'
-    ``main``. A VLA request (seed 004's ``--dataset lerobot/pusht``, ``--model_path ./pretrained_vla``)
+    ``main``. A VLA request (the user guide's ``--dataset lerobot/pusht``, ``--model_path ./pretrained_vla``)
     goes to :func:`run_vla` as ``algorithm``; anything else to ``train`` on ``preset`` with the flags
     given (and the ``extra_flags`` a script adds)."""
     args = harmonise(parser).parse_args(argv)
@@ -450,7 +450,7 @@ def main_gail(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     return _run_cli("gail", parser, ILConfig.gail(), train_gail, argv, extra_flags=("eval_every_rounds",))
 
 
-# -- VLA requests (seed 004's --dataset lerobot/pusht, --model_path ./pretrained_vla) ----------------
+# -- VLA requests (the user guide's --dataset lerobot/pusht, --model_path ./pretrained_vla) ----------------
 def is_vla_request(dataset: str | None, model_path: str | None) -> bool:
     """Whether a BC/DAgger/GAIL command line asks for a VLA: ``--model_path`` holds a VLA
     checkpoint, or ``--dataset`` is a LeRobot id (``lerobot/pusht``, ...) or several

@@ -29,7 +29,7 @@ for ``bc_epochs``: a freshly initialised learner of the same architecture, as Ro
 (``action_chunk_size > 1``) is a flow policy trained afresh on the aggregate, its targets the
 expert's labels of the states that follow. Given an initial dataset D0 (``--dataset``), a
 fresh learner is fitted on it before round 1, so round 1's learner acts as BC on D0. Beta
-schedules (seed 004): constant ``beta0``, linear ``max(0, beta0 * (1 - i/N))``, exponential
+schedules (the user guide): constant ``beta0``, linear ``max(0, beta0 * (1 - i/N))``, exponential
 ``beta0 * 0.9**i``.
 
 Python::
@@ -700,7 +700,7 @@ def _labels(trajectories: Sequence[Any]) -> int:
 
 # -- VLA DAgger ----------------------------------------------------------------------------
 class VLADAgger(DAgger):
-    """DAgger (seed 004) with a :class:`VLAModel` learner: every round is
+    """DAgger (the user guide) with a :class:`VLAModel` learner: every round is
     :class:`~il_toolkit.train.il.dagger.DAgger`'s (beta-mixture rollouts, expert labels, the
     aggregate Minari dataset, resuming); retraining is :class:`VLABehavioralCloning`.
 

@@ -1,4 +1,4 @@
-"""Generative adversarial imitation learning as seed 004 describes it, built on imitation's
+"""Generative adversarial imitation learning as the user guide describes it, built on imitation's
 GAIL with a stable-baselines3 PPO generator.
 
 Python::
@@ -59,7 +59,7 @@ from il_toolkit.policies.base import Policy
 from il_toolkit.policies.frame_policy import in_learner_units
 from il_toolkit.rollout import generate_trajectories
 from il_toolkit.train.il import common
-from il_toolkit.train.il.vla import VLAGAIL  # noqa: F401  (seed 004 imports it from here)
+from il_toolkit.train.il.vla import VLAGAIL  # noqa: F401  (the user guide imports it from here)
 from il_toolkit.train.sb3_glue import bc_warm_start
 from il_toolkit.train.logging import MetricLogger
 
@@ -138,7 +138,7 @@ class DiscriminatorCollapseDetector:
         suggested = 1 if not self.disc_updates else max(1, self.disc_updates // 2)
         return (
             f"discriminator collapse: accuracy >= {self.threshold:.0%} for {self.patience} consecutive rounds "
-            f"(round {round_index}); the policy gets no useful reward and stops improving. Remedy (seed 004): "
+            f"(round {round_index}); the policy gets no useful reward and stops improving. Remedy (the user guide): "
             f"add noise to the discriminator input, --gail_disc_noise 0.05{noise}, and reduce "
             f"--gail_disc_updates to {suggested}{updates}"
         )
@@ -146,7 +146,7 @@ class DiscriminatorCollapseDetector:
 
 # -- the trainer -------------------------------------------------------------------------
 class GAIL:
-    """GAIL (seed 004): a discriminator tells expert from policy (state, action) pairs and PPO
+    """GAIL (the user guide): a discriminator tells expert from policy (state, action) pairs and PPO
     maximises ``gail_reward_scale * -log(1 - D(s, a))``.
 
     Args:
@@ -368,7 +368,7 @@ class GAIL:
                 }
                 metrics.update({k: v for k, v in capture.pop().items()
                                 if k.startswith(("gen/rollout/", "gen/train/", "disc/")) and k != "disc/global_step"})
-                if "gen/train/loss" in metrics:  # seed 004's metrics table: GAIL's train/loss is the PPO loss
+                if "gen/train/loss" in metrics:  # the user guide's metrics table: GAIL's train/loss is the PPO loss
                     metrics["train/loss"] = metrics["gen/train/loss"]
                 message = detector.update(metrics["disc_acc"], r)
                 if message is not None:

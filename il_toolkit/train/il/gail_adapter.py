@@ -20,7 +20,7 @@ from il_toolkit.train.sb3_glue import capture_writer
 
 
 def discriminator(observation_space: Any, action_space: Any, hidden_dim: int) -> BasicRewardNet:
-    """MLP on (state, action) with two hidden layers of ``hidden_dim`` (seed 004's
+    """MLP on (state, action) with two hidden layers of ``hidden_dim`` (the user guide's
     ``Discriminator``), inputs normalised by running statistics; outputs a logit."""
     return BasicRewardNet(
         observation_space, action_space, hid_sizes=(hidden_dim, hidden_dim), normalize_input_layer=RunningNorm
@@ -29,7 +29,7 @@ def discriminator(observation_space: Any, action_space: Any, hidden_dim: int) ->
 
 class NoisyGAIL(ImitationGAIL):
     """imitation's GAIL with Gaussian noise on the discriminator's inputs while it trains
-    (seed 004's remedy for an overfitting discriminator); the reward PPO sees is noise-free."""
+    (the user guide's remedy for an overfitting discriminator); the reward PPO sees is noise-free."""
 
     def __init__(self, *, disc_noise: float = 0.0, **kwargs: Any) -> None:
         self.disc_noise = float(disc_noise)

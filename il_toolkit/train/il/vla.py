@@ -1,4 +1,4 @@
-"""VLA behavioural cloning and GAIL with seed 004's signatures, on the shared BC code (VLA DAgger is
+"""VLA behavioural cloning and GAIL with the user guide's signatures, on the shared BC code (VLA DAgger is
 :class:`il_toolkit.train.il.dagger.VLADAgger`, the command lines' VLA routing :mod:`il_toolkit.train.il.cli`).
 
 Python::
@@ -96,7 +96,7 @@ def dataset_statistics(dataset: Any, max_batches: int = 50) -> tuple[np.ndarray,
 
 
 class VLABehavioralCloning:
-    """Behavioural cloning of a :class:`VLAModel` from LeRobot-style batches (seed 004).
+    """Behavioural cloning of a :class:`VLAModel` from LeRobot-style batches (the user guide).
 
     Args:
         model: a :class:`VLAModel` or the path of a saved one (``--model_path``).
@@ -168,7 +168,7 @@ class VLABehavioralCloning:
         return results
 
     def train_epoch(self, dataloader: Iterable[Any] | None = None) -> dict[str, Any]:
-        """One more epoch (seed 004's warm-start loop: ``for _ in range(n): bc_trainer.train_epoch()``)
+        """One more epoch (the user guide's warm-start loop: ``for _ in range(n): bc_trainer.train_epoch()``)
         on ``dataloader``, which the first call must give and later calls may leave out. Each call is
         a fit of one epoch with its own optimiser (AdamW's moment estimates start afresh), as in
         :meth:`BehavioralCloning.train_epoch`; ``train(epochs=n)`` keeps one optimiser throughout.
@@ -293,7 +293,7 @@ class _Weighted(torch.utils.data.Dataset):
 
 
 class VLAGAIL:
-    """Adversarial imitation for a :class:`VLAModel` (seed 004's ``VLAGAIL``).
+    """Adversarial imitation for a :class:`VLAModel` (the user guide's ``VLAGAIL``).
 
     A flow-matching VLA has no tractable action log-probability, so PPO (what :class:`GAIL`
     uses for SB3 policies) does not apply. Each round instead: roll the VLA out for

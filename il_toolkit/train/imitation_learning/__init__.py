@@ -1,4 +1,4 @@
-"""Flow-matching imitation-learning trainers (seed 000), one sub-package per family.
+"""Flow-matching imitation-learning trainers (the flow-matching guide), one sub-package per family.
 
 ``TRAINER_REGISTRY`` maps each key to its trainer class, imported lazily on first use::
 

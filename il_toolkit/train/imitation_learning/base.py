@@ -1,6 +1,6 @@
 """The shared training step of every flow-matching trainer; families override only what differs.
 
-Trainer contract (seed 000)::
+Trainer contract (the flow-matching guide)::
 
     trainer = Trainer(models, optimizers, loss, device)      # nn.ModuleDict, dict[str, Optimizer], nn.Module | None
     metrics = trainer.train_step(data, epoch, total_epochs, iterations)   # dict[str, float], logged to wandb

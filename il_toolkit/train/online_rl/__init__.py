@@ -1,1 +1,1 @@
-"""Online RL on top of imitation-learned policies: PPO fine-tuning (seed 004)."""
+"""Online RL on top of imitation-learned policies: PPO fine-tuning (the user guide)."""

@@ -1,4 +1,4 @@
-"""PPO fine-tuning of an imitation-learned policy (seed 004, "Combining IL with RL").
+"""PPO fine-tuning of an imitation-learned policy (the user guide, "Combining IL with RL").
 
 Python::
 
@@ -253,7 +253,7 @@ def in_unit_actions(env: gym.Env) -> gym.Env:
 
 
 class PPOTrainer:
-    """Fine-tune a policy with PPO on the env's reward (seed 004's BC -> RL recipe).
+    """Fine-tune a policy with PPO on the env's reward (the user guide's BC -> RL recipe).
 
     Args:
         env: the env (instance or id); training uses ``config.n_envs`` copies of its id.
