@@ -19,12 +19,13 @@ export WANDB_MODE ?= offline
 export MUJOCO_GL ?= egl
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: setup system-deps quick test test-slow bench clean help
+.PHONY: setup system-deps quick test test-slow wheel-smoke bench clean help
 
 help:
 	@echo "make quick      set up (venv, packages, system libraries) and run the main job"
 	@echo "make test       set up and run the test suite (what CI runs)"
 	@echo "make test-slow  also run the slow learning checks"
+	@echo "make wheel-smoke  build the wheel, install it in a fresh venv, run the smoke suite from an empty directory"
 	@echo "make bench      run the foundation's benchmark scripts (figures in benchmarks/results/)"
 
 setup: system-deps $(STAMP)
@@ -56,6 +57,9 @@ quick: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+wheel-smoke: setup
+	bash .ci/wheel_smoke.sh
 
 test-slow: setup
 	$(PY) -m pytest -q -m "slow or not slow"

@@ -45,7 +45,7 @@ def _suite(**task_changes):
 # -- suites ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["quick", "standard", "full", "interactive"])
 def test_the_shipped_suites_parse(name):
-    suite = load_suite(str(ROOT / "benchmarks" / "suites" / f"{name}.toml"), check_envs=name == "quick")
+    suite = load_suite(str(ROOT / "il_toolkit" / "bench" / "suites" / f"{name}.toml"), check_envs=name == "quick")
     assert suite.name == name and suite.trials()
     if name == "quick":
         envs = {t.env_id for t in suite.tasks}

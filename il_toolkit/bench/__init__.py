@@ -1,6 +1,6 @@
 """The benchmark harness: suites as data, a method registry, trials, results and a leaderboard.
 
-A *suite* (``benchmarks/suites/NAME.toml``) is tasks x methods x seeds x demonstration budgets x
+A *suite* (``il_toolkit/bench/suites/NAME.toml``, or any path) is tasks x methods x seeds x demonstration budgets x
 training budgets. ``il-bench run SUITE`` expands it into trials, collects (or reuses) one expert
 Minari dataset per task, seed and demonstration budget, trains every method, evaluates every
 policy with :func:`il_toolkit.evaluation.evaluate` on the same seeds, and appends one JSON line

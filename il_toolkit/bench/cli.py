@@ -1,9 +1,9 @@
 """``il-bench``: run benchmark suites and build the leaderboard (also ``il-toolkit bench``).
 
-    il-bench run quick                                   # benchmarks/suites/quick.toml
+    il-bench run quick                                   # il_toolkit/bench/suites/quick.toml (shipped)
     il-bench run standard --workers 2                    # a local process pool
     il-bench run full --executor ray --address auto      # a Ray cluster
-    il-bench leaderboard benchmarks/results/bench_quick.jsonl --out benchmarks/results/bench_quick
+    il-bench leaderboard output/bench/quick.jsonl --out output/bench/quick_leaderboard
     il-bench suites                                      # the suites and methods there are
 """
 
@@ -44,8 +44,8 @@ def build_parser(prog: str = "il-bench") -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a suite (skips trials already in the results file)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run.add_argument("suite", help="suite name (benchmarks/suites/NAME.toml) or path to a .toml file")
-    run.add_argument("--results", help="JSON-lines results file (default: benchmarks/results/bench_SUITE.jsonl)")
+    run.add_argument("suite", help="a shipped suite's name (il-bench suites lists them) or the path of a .toml file")
+    run.add_argument("--results", help="JSON-lines results file (default: output/bench/SUITE.jsonl under the current directory)")
     run.add_argument("--executor", choices=EXECUTORS, default="local",
                      help="local: this machine (a process pool when --workers > 1); ray: a Ray cluster")
     run.add_argument("--workers", type=int, default=1, help="trials at a time (1: in this process)")
@@ -111,10 +111,10 @@ def _leaderboard(results: str, out: str | None, *, anchors: bool) -> int:
 
 def _suites() -> int:
     from il_toolkit.bench.methods import METHOD_REGISTRY
-    from il_toolkit.bench.suite import REPO_SUITES, available_suites
+    from il_toolkit.bench.suite import SUITES_DIR, available_suites
     from il_toolkit.envs.registration import toolkit_env_ids
 
-    print(f"suites ({REPO_SUITES}): {', '.join(available_suites()) or '(none)'}")
+    print(f"suites ({SUITES_DIR}): {', '.join(available_suites()) or '(none)'}")
     print("methods:")
     for name in METHOD_REGISTRY.keys():
         meta = METHOD_REGISTRY.metadata(name)

@@ -81,7 +81,8 @@ def environment_info() -> dict[str, Any]:
 
 
 def default_results_path(suite_name: str) -> Path:
-    return Path("benchmarks") / "results" / f"bench_{suite_name}.jsonl"
+    """``output/bench/<suite>.jsonl`` under the current directory."""
+    return Path("output") / "bench" / f"{suite_name}.jsonl"
 
 
 def default_workdir(results: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Suites as data: ``benchmarks/suites/NAME.toml`` parsed, validated and expanded into trials.
+"""Suites as data: ``NAME.toml`` (shipped in ``il_toolkit/bench/suites/``, or any path) parsed,
+validated and expanded into trials.
 
 A suite file::
 
@@ -36,7 +37,7 @@ SCORE_FIELDS = ("sum_reward", "max_reward")
 SUITE_KEYS = {"name", "description", "seeds", "eval_episodes", "eval_seed", "tasks"}
 TASK_KEYS = {"env", "obs_type", "demos", "score", "methods", "budgets", "seeds", "eval_episodes", "expert"}
 DEFAULT_EVAL_SEED = 1_000_000
-REPO_SUITES = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
+SUITES_DIR = Path(__file__).resolve().parent / "suites"  # shipped with the package (package data)
 
 
 class SuiteError(ValueError):
@@ -127,24 +128,21 @@ class Suite:
         return out
 
 
-def available_suites(directory: Path = REPO_SUITES) -> list[str]:
+def available_suites(directory: Path = SUITES_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
 
 
 def resolve_suite_path(name_or_path: str) -> Path:
-    """A suite file path, or a suite name looked up in ``./benchmarks/suites`` and then the
-    repository's ``benchmarks/suites``."""
+    """A suite file path, or the name of a suite shipped with the package (:data:`SUITES_DIR`)."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.exists():
         if not candidate.is_file():
             raise SuiteError(f"suite file {name_or_path!r} does not exist")
         return candidate
-    for directory in (Path.cwd() / "benchmarks" / "suites", REPO_SUITES):
-        path = directory / f"{name_or_path}.toml"
-        if path.is_file():
-            return path
-    known = sorted(set(available_suites(Path.cwd() / "benchmarks" / "suites")) | set(available_suites()))
-    raise SuiteError(f"unknown suite {name_or_path!r}; known suites: {', '.join(known) or '(none)'} "
+    path = SUITES_DIR / f"{name_or_path}.toml"
+    if path.is_file():
+        return path
+    raise SuiteError(f"unknown suite {name_or_path!r}; known suites: {', '.join(available_suites()) or '(none)'} "
                      f"(or give the path of a .toml file)")
 
 
