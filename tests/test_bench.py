@@ -43,7 +43,7 @@ def _suite(**task_changes):
 
 
 # -- suites ------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["quick", "standard", "full", "interactive"])
+@pytest.mark.parametrize("name", ["quick", "standard", "full", "interactive", "smoke"])
 def test_the_shipped_suites_parse(name):
     suite = load_suite(str(ROOT / "il_toolkit" / "bench" / "suites" / f"{name}.toml"), check_envs=name == "quick")
     assert suite.name == name and suite.trials()
@@ -59,7 +59,7 @@ def test_the_shipped_suites_parse(name):
 
 def test_a_suite_is_found_by_name_and_unknown_names_list_the_known_ones():
     assert load_suite("quick").name == "quick"
-    with pytest.raises(SuiteError, match="known suites: full, interactive, quick, standard"):
+    with pytest.raises(SuiteError, match="known suites: full, interactive, quick, smoke, standard"):
         load_suite("quik")
 
 
