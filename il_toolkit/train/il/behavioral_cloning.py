@@ -331,6 +331,13 @@ class BehavioralCloning:
         n = sum(len(t.acts) for t in train_demos)
         steps = self.config.bc_epochs * max(1, n // self.config.batch_size)
         every = max(1, steps // 50)
+        last_loss = [float("nan")]  # the last step's loss, reported as the fit's final training loss
+
+        def log(metrics: dict[str, float], step: int) -> None:
+            last_loss[0] = float(metrics.get("loss", float("nan")))
+            if step % every == 0:
+                logger.log({"train/loss": last_loss[0], **metrics}, step_offset + step * self.config.bc_epochs // max(steps, 1))
+
         self.policy = train_flow_policy(
             "naive_flow_matching_policy_trainer", train_demos, self.env.observation_space, self.env.action_space,
             steps=steps, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
@@ -339,12 +346,10 @@ class BehavioralCloning:
             features=default_state_features(self.env) if self.config.task_frame else None,
             policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
             else {"n_action_steps": chunk},
-            log=lambda metrics, step: logger.log({"train/loss": metrics.get("loss", float("nan")), **metrics},
-                                                 step_offset + step * self.config.bc_epochs // max(steps, 1))
-            if step % every == 0 else None,
+            log=log,
         )
         state = {k: v.clone() for k, v in self.module.state_dict().items()}
-        return {"best_epoch": None, "best_val_loss": None, "selected_by": "last step", "final_train_loss": float("nan"),
+        return {"best_epoch": None, "best_val_loss": None, "selected_by": "last step", "final_train_loss": last_loss[0],
                 "last_state": state, "best_state": state, "n_train": n, "n_val": 0}
 
     def _fit_toolkit(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int) -> dict[str, Any]:
