@@ -11,7 +11,6 @@ wall-clock and inference latency. Published figures sit in their own table, mark
 from __future__ import annotations
 
 import base64
-import html
 import json
 import time
 from collections import defaultdict
@@ -343,50 +342,36 @@ def anchors_for_missing(shown: set[str]) -> list[Anchor]:
 
 def html_page(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dict[str, list[Path]],
               problems: list[str], include_anchors: bool, source: str) -> str:
-    e = html.escape
+    """The static page, rendered from ``templates/leaderboard.html.j2`` (jinja2, every value escaped;
+    Markdown-style ``code`` spans become <code>), the plots embedded as base64 PNGs."""
+    import jinja2
 
-    def table(header: list[str], rows: list[list[str]], css: str = "") -> str:
-        head = "".join(f"<th>{e(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("il_toolkit.bench", "templates"),
+                                     autoescape=True, trim_blocks=False)
+    environment.filters["code"] = _code_spans
+    shown = {b.env_id for b in boards}
+    extra = (anchors_for_missing(shown) + other_anchors(shown)) if include_anchors else []
+    return environment.get_template("leaderboard.html.j2").render(
+        source=source, written=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), run_lines=run_lines(records),
+        problems=problems, header=TABLE_HEADER, anchor_header=ANCHOR_HEADER,
+        boards=[{
+            "task": board.task, "reference": reference_text(board),
+            "sections": [{"n_demos": n, "rows": [row_cells(i + 1, r) for i, r in enumerate(rows)]}
+                         for n, rows in board.rows_by_demos.items()],
+            "anchors": [anchor_cells(a) for a in anchors_for(board.env_id)] if include_anchors else [],
+            "plots": [{"name": p.stem, "data": base64.b64encode(p.read_bytes()).decode()} for p in plots.get(board.task, [])],
+        } for board in boards],
+        extra_anchors=[[a.task] + anchor_cells(a) for a in extra],
+    )
 
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>il_toolkit leaderboard</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:13px}"
-        "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eef}"
-        "td:nth-child(2),td:nth-child(3){text-align:left}"
-        "table.anchors{background:#fff8e6}table.anchors td{text-align:left}"
-        "img{max-width:100%;border:1px solid #ddd;margin:4px 0}.warn{color:#a30}</style></head><body>",
-        f"<h1>Leaderboard</h1><p>From <code>{e(source)}</code>, written {e(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))}. "
-        "Ranked by mean normalised score over seeds (expert = 1, uniform random = 0); IQM and the bootstrap 95% interval "
-        "are over seeds. Published figures are in their own yellow tables, marked <em>(published)</em>, and are not "
-        "ranked.</p><ul>",
-    ]
-    parts += [f"<li>{e(line)}</li>" for line in run_lines(records)]
-    parts += [f"<li class='warn'>warning: {e(p)}</li>" for p in problems]
-    parts.append("</ul>")
-    for board in boards:
-        parts.append(f"<h2>{e(board.task)}</h2><p>{e(reference_text(board))}</p>")
-        for n_demos, rows in board.rows_by_demos.items():
-            parts.append(f"<h3>{n_demos} demonstrations</h3>")
-            parts.append(table(TABLE_HEADER, [row_cells(i + 1, r) for i, r in enumerate(rows)], "ours"))
-        if include_anchors and anchors_for(board.env_id):
-            parts.append("<p>Published figures (not ranked):</p>")
-            parts.append(table(ANCHOR_HEADER, [anchor_cells(a) for a in anchors_for(board.env_id)], "anchors"))
-        for path in plots.get(board.task, []):
-            data = base64.b64encode(path.read_bytes()).decode()
-            parts.append(f"<div><img alt='{e(path.stem)}' src='data:image/png;base64,{data}'></div>")
-    if include_anchors:
-        shown = {b.env_id for b in boards}
-        extra = anchors_for_missing(shown) + other_anchors(shown)
-        if extra:
-            parts.append("<h2>Published figures on other tasks (not ranked, for scale)</h2>")
-            parts.append(table(["task"] + ANCHOR_HEADER, [[a.task] + anchor_cells(a) for a in extra], "anchors"))
-    parts.append("<script>document.body.dataset.imagesDecoded=String([...document.images]"
-                 ".filter(i=>i.complete&&i.naturalWidth>0).length);</script>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+
+def _code_spans(text: Any) -> Any:
+    """Escape ``text`` and turn its Markdown `code` spans into <code> elements."""
+    import re
+
+    from markupsafe import Markup, escape
+
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(str(text)))))
 
 
 def write_leaderboard(results: str | Path, out_dir: str | Path | None = None, *, include_anchors: bool = True) -> Written:
