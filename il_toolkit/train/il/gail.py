@@ -51,6 +51,7 @@ from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+from tqdm.auto import tqdm
 
 from il_toolkit.config.training_config import ILConfig
 from il_toolkit.evaluation import evaluate, evaluate_and_report
@@ -66,6 +67,8 @@ from il_toolkit.train.logging import MetricLogger
 # Envs whose episodes end early, and their fixed-horizon twins (registered in envs/registration.py).
 FIXED_HORIZON_VARIANTS = {"il_toolkit/CartPole-v1": "il_toolkit/CartPoleFixedHorizon-v1"}
 IN_TRAINING_EVAL_SEED = 2_000_000  # apart from the final evaluation's seeds (1,000,000 and up)
+GAIL_CONSOLE = ("round", "timesteps", "disc_acc", "disc_loss", "mean_reward", "train/loss", "eval/mean_return",
+                "eval/pc_success")  # a round's console line; metrics.jsonl has every figure
 
 
 # -- fixed horizons ----------------------------------------------------------------------
@@ -197,6 +200,7 @@ class GAIL:
             n_epochs=self.config.ppo_epochs, gamma=self.config.ppo_gamma, gae_lambda=self.config.ppo_gae_lambda,
             clip_range=self.config.ppo_clip_range, ent_coef=0.0, seed=self.config.seed, device=self.config.device,
             fix=f"--model_path must point at a policy trained on {self.env_id}", env_action_space=self.env.action_space,
+            progress=self.progress,
         )
         self.policy = toolkit_policy(self.gen_algo.policy, self.env, self.units)
 
@@ -351,7 +355,8 @@ class GAIL:
                 metrics0: dict[str, Any] = {"round": 0, "timesteps": 0}
                 self._evaluate_round(metrics0, state, 0, eval_episodes, start, target)
                 logger.log(metrics0, step=0)
-            for r in range(1, n_rounds + 1):
+            bar = tqdm(range(1, n_rounds + 1), desc="GAIL", unit="round", disable=not self.progress, dynamic_ncols=True)
+            for r in bar:
                 if stop_at_target and state["reached"] is not None:
                     break
                 trainer.train_gen(self.round_timesteps)
@@ -379,10 +384,14 @@ class GAIL:
                 if eval_every > 0 and (r % eval_every == 0 or r == n_rounds):
                     self._evaluate_round(metrics, state, r, eval_episodes, start, target)
                 metrics["wall_s"] = time.perf_counter() - start
-                logger.log(metrics, step=metrics["timesteps"])
+                logger.log(metrics, step=metrics["timesteps"], console_keys=GAIL_CONSOLE)
+                bar.set_postfix(steps=metrics["timesteps"], disc_acc=f"{metrics['disc_acc']:.2f}",
+                                reward=f"{metrics['mean_reward']:.3g}")
                 state["rounds"] = r
                 state["last_disc_acc"], state["last_mean_reward"] = metrics["disc_acc"], metrics["mean_reward"]
         finally:
+            if "bar" in locals():
+                bar.close()
             capture.close()
         state["total_timesteps"] = int(self.gen_algo.num_timesteps)
         state["disc_collapse_rounds"] = list(detector.fired_rounds)

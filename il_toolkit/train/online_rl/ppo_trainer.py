@@ -156,8 +156,8 @@ def is_actor_critic(policy: Any) -> bool:
     return True
 
 
-def start_ppo(venv: Any, env: gym.Env, policy: Any = None, units: FrameUnits | None = None,
-              **ppo: Any) -> tuple[Any, dict[str, float] | None]:
+def start_ppo(venv: Any, env: gym.Env, policy: Any = None, units: FrameUnits | None = None, *,
+              progress: bool = False, **ppo: Any) -> tuple[Any, dict[str, float] | None]:
     """:func:`build_ppo` from ``policy``, whatever it is: an SB3 actor-critic is copied, weights and
     architecture; any other policy (the toolkit's MLP, a flow policy, an expert, a function) is
     distilled into a fresh (64, 64) actor-critic on the states it visits in ``env`` (:func:`distill`).
@@ -175,12 +175,13 @@ def start_ppo(venv: Any, env: gym.Env, policy: Any = None, units: FrameUnits | N
     check_spaces(ppo.get("what", "starting policy"), teacher.observation_space, teacher.action_space,
                  env.observation_space, env.action_space, fix=ppo.get("fix", "start from a policy trained on this env"))
     model = build_ppo(venv, **ppo)
-    return model, distill(teacher, model.policy, env, seed=ppo["seed"], device=ppo["device"], units=units)
+    return model, distill(teacher, model.policy, env, seed=ppo["seed"], device=ppo["device"], units=units,
+                          progress=progress)
 
 
 def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str = "cpu",
             episodes: int = DISTILL_EPISODES, epochs: int = DISTILL_EPOCHS, batch_size: int = 256,
-            learning_rate: float = 1e-3, units: FrameUnits | None = None) -> dict[str, float]:
+            learning_rate: float = 1e-3, units: FrameUnits | None = None, progress: bool = False) -> dict[str, float]:
     """Behavioural cloning of the SB3 actor-critic ``student`` on the deterministic actions of
     ``teacher`` (a toolkit Policy) in the states the teacher visits in ``env`` (``episodes``
     rollouts, reset seeds from ``seed``), in the student's units: [-1, 1] where the env's Box
@@ -193,7 +194,8 @@ def distill(teacher: Any, student: Any, env: gym.Env, *, seed: int, device: str 
     from il_toolkit.train.sb3_glue import bc_warm_start
 
     start = time.perf_counter()
-    raw = flatten_trajectories(generate_trajectories(teacher, env, range(seed, seed + episodes)))
+    raw = flatten_trajectories(generate_trajectories(teacher, env, range(seed, seed + episodes), progress=progress,
+                                                     desc="distil the starting policy into PPO's network: rollouts"))
     transitions = in_learner_units(raw, toolkit_policy(student, env, units))
     layout = {key: _channels_first(getattr(transitions, key), student.observation_space) for key in ("obs", "next_obs")}
     bc_warm_start(student, dataclasses.replace(transitions, **layout), epochs=epochs, batch_size=batch_size,
@@ -290,7 +292,7 @@ class PPOTrainer:
             n_epochs=self.config.n_epochs, gamma=self.config.gamma, gae_lambda=self.config.gae_lambda,
             clip_range=self.config.clip_range, ent_coef=self.config.ent_coef, seed=self.config.seed,
             device=self.config.device, fix=f"fine-tune a policy trained on {self.env_id}",
-            env_action_space=self.env.action_space,
+            env_action_space=self.env.action_space, progress=self.progress,
         )
         self.policy = toolkit_policy(self.model.policy, self.env, self.units)
 
