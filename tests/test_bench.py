@@ -430,3 +430,12 @@ def test_each_trial_can_log_to_wandb_grouped_by_suite(tmp_path, monkeypatch):
     log_trial_to_wandb(record, "tiny", tmp_path)
     (run_dir,) = list((tmp_path / "wandb").glob("offline-run-*"))
     assert any(run_dir.glob("*.wandb"))
+
+
+def test_a_second_run_on_one_results_file_is_refused_while_the_first_runs(tmp_path):
+    from il_toolkit.bench.runner import ResultsBusyError, _results_run_lock
+
+    results = tmp_path / "results.jsonl"
+    with _results_run_lock(results):
+        with pytest.raises(ResultsBusyError, match="another il-bench run"):
+            _run(tmp_path, TINY)

@@ -221,10 +221,16 @@ def test_a_gated_run_resumes_with_its_label_count(tmp_path, monkeypatch):
         DAgger(env, None, config, progress=False).train()
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     spent = sum(r["round/expert_labels"] for r in state["rounds"])
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    with metrics.open("a") as f:  # what a round killed in the middle of its fit leaves behind
+        f.write('{"step": 5, "train/loss": 9.0, "epoch": 1}\n{"step": 6, "train/lo')
     monkeypatch.setattr(DAgger, "collect_round", original)
     results = DAgger(env, None, config, progress=False).train()
     assert [r["round"] for r in results["rounds"]] == [1, 2, 3]
     assert results["rounds"][1]["expert_labels"] == spent
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["round"] for r in records if "round" in r] == [1, 2, 3]  # one record per round
+    assert not any(r.get("train/loss") == 9.0 for r in records)  # the killed round's epochs are gone
 
 
 def test_the_command_line_gives_gated_variants_settings_that_suit_the_env():

@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             parser.error(f"--workers must be >= 1, got {args.workers}")
         if args.address and args.executor != "ray":
             parser.error("--address is for --executor ray")
+    from il_toolkit.bench.runner import ResultsBusyError
     from il_toolkit.bench.suite import SuiteError
 
     try:
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if args.command == "leaderboard":
             return _leaderboard(args.results, args.out, anchors=not args.no_anchors)
         return _suites()
-    except (SuiteError, FileNotFoundError) as exc:
+    except (SuiteError, FileNotFoundError, ResultsBusyError) as exc:
         print(f"{prog or 'il-bench'}: error: {exc}", file=sys.stderr)
         return 2
 

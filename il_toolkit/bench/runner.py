@@ -102,14 +102,38 @@ def run_suite(
     use_wandb: bool = False,
     started: float | None = None,
 ) -> RunSummary:
-    """Run every trial of ``suite`` not already finished in ``results``; see the module docstring."""
+    """Run every trial of ``suite`` not already finished in ``results``; see the module docstring.
+    Raises :class:`ResultsBusyError` while another run writes ``results``."""
+    start = time.perf_counter() if started is None else started  # the CLI passes its own start time
+    suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)  # every problem reported before any work
+    results_path = Path(results) if results is not None else default_results_path(suite_obj.name)
+    with _results_run_lock(results_path):
+        return _run_pending(suite_obj, results_path, start, executor=executor, workers=workers, address=address,
+                            workdir=workdir, progress=progress, use_wandb=use_wandb)
+
+
+class ResultsBusyError(RuntimeError):
+    """Another ``il-bench run`` is writing the same results file."""
+
+
+def _results_run_lock(results_path: Path) -> Any:
+    """One ``il-bench run`` per results file at a time: a second one would run every unfinished
+    trial again and write each record twice."""
+    from il_toolkit.locks import exclusive
+
+    def busy(pid: str) -> ResultsBusyError:
+        return ResultsBusyError(f"{results_path} is being written by another il-bench run (pid {pid}); wait for it "
+                                "(a rerun then skips what it finished), or give another --results")
+
+    return exclusive(results_path.parent / f".{results_path.name}.run.lock", busy)
+
+
+def _run_pending(suite_obj: Suite, results_path: Path, start: float, *, executor: str, workers: int,
+                 address: str | None, workdir: str | os.PathLike | None, progress: bool, use_wandb: bool) -> RunSummary:
     from tqdm.auto import tqdm
 
     from il_toolkit.bench.trial import run_trial
 
-    start = time.perf_counter() if started is None else started  # the CLI passes its own start time
-    suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)  # every problem reported before any work
-    results_path = Path(results) if results is not None else default_results_path(suite_obj.name)
     work = (Path(workdir) if workdir is not None else default_workdir(results_path)).resolve()
     store = ResultsFile(results_path)
     report = store.read()

@@ -424,6 +424,7 @@ class DAgger:
         start = time.perf_counter()
         state = self._resume_state(initial_dataset)
         trajectories = self._load_aggregate(state)
+        self._drop_unfinished_records(state["completed_rounds"])
         logger = MetricLogger(self.output_dir, use_wandb=self.use_wandb, project=self.config.wandb_project,
                               run_name=f"{self.config.dagger_variant}-{common.env_id_of(self.env)}-s{self.config.seed}",
                               config=self.config.to_dict(), console=self.progress)
@@ -489,6 +490,26 @@ class DAgger:
                                                  "best_round": best_round})
         results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
         return results
+
+    def _drop_unfinished_records(self, completed_rounds: int) -> None:
+        """Keep ``metrics.jsonl`` up to the record of the last finished round: the epochs of a round
+        cut short are redone on resume, and must not appear twice."""
+        path = self.output_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        keep = 0
+        if completed_rounds > 0:
+            for index, line in enumerate(lines):
+                try:
+                    if json.loads(line).get("round") == completed_rounds and "pc_success" in line:
+                        keep = index + 1
+                except ValueError:
+                    break  # a line cut short by the crash: nothing after it is kept
+        if keep < len(lines):
+            tmp = path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(lines[:keep]))
+            os.replace(tmp, path)
 
     def _restore_uncertainty(self, trajectories: list[Any]) -> None:
         """After a resume: the risk model's rollouts from disk, the novelty index and risk model refit."""
