@@ -35,7 +35,9 @@ def test_interrupted_collection_keeps_finished_episodes_and_resumes(monkeypatch)
     monkeypatch.setattr(collect_module, "_rollout", crash_on_fourth)
     with pytest.raises(KeyboardInterrupt):
         collect_dataset("CartPole-v1", "collect/resume-v0", 6, seed=100, progress=False)
-    assert len(load_demonstrations("collect/resume-v0")) == 3  # every finished episode is readable
+    with pytest.raises(DatasetError, match="incomplete.*rerun the same collect command"):
+        load_demonstrations("collect/resume-v0")  # not for training unless asked
+    assert len(load_demonstrations("collect/resume-v0", allow_incomplete=True)) == 3  # every finished episode is readable
     assert dataset_metadata(open_dataset("collect/resume-v0"))["il_toolkit_complete"] is False
     monkeypatch.setattr(collect_module, "_rollout", original)
     report = collect_dataset("CartPole-v1", "collect/resume-v0", 6, seed=100, progress=False)
@@ -209,3 +211,27 @@ def test_if_missing_refuses_what_another_request_wrote(monkeypatch):
     monkeypatch.undo()
     with pytest.raises(DatasetError, match="holds 5 collected episodes, not the 3 asked for"):
         collect_dataset("CartPole-v1", "collect/cut-five-v0", 3, progress=False, if_missing=True)
+
+
+def test_a_reader_waits_for_the_writer_and_never_reads_half_a_dataset(capsys):
+    import threading
+    import time
+
+    from il_toolkit.train.datasets.minari_io import writer_lock
+
+    collect_dataset("CartPole-v1", "collect/shared-v0", 2, seed=0, progress=False, if_missing=True)
+    held = threading.Event()
+
+    def write_for_a_while():
+        with writer_lock("collect/shared-v0"):
+            held.set()
+            time.sleep(1.0)
+
+    writer = threading.Thread(target=write_for_a_while)
+    writer.start()
+    held.wait()
+    start = time.perf_counter()
+    assert len(load_demonstrations("collect/shared-v0")) == 2
+    assert time.perf_counter() - start >= 0.8  # it waited for the writer to finish
+    writer.join()
+    assert "waiting for another process" in capsys.readouterr().err

@@ -66,11 +66,12 @@ def writer_lock(dataset_id: str, wait: bool = False) -> Iterator[None]:
     from il_toolkit.locks import exclusive
 
     def busy(pid: str) -> DatasetBusyError:
-        return DatasetBusyError(f"dataset {dataset_id!r} is being written by another process (pid {pid}); wait for "
-                                "it to finish, then use the dataset (or --append to it), or choose another id")
+        return DatasetBusyError(f"dataset {dataset_id!r} is in use by another process (pid {pid}), a collection or "
+                                "teleop session writing it or a trainer reading it; wait for it to finish, then use "
+                                "the dataset (or --append to it), or choose another id")
 
     def waiting(pid: str) -> None:
-        print(f"waiting for another process (pid {pid}) writing dataset {dataset_id!r} to finish", file=sys.stderr)
+        print(f"waiting for another process (pid {pid}) using dataset {dataset_id!r} to finish", file=sys.stderr)
 
     with exclusive(datasets_root() / ".locks" / (dataset_id.replace("/", "__") + ".lock"),
                    None if wait else busy, waiting):
@@ -178,13 +179,25 @@ def load_demonstrations(
     env: gym.Env | None = None,
     *,
     episode_indices: Sequence[int] | None = None,
+    allow_incomplete: bool = False,
 ):
     """Load a Minari dataset as a list of imitation ``TrajectoryWithRew``.
 
-    With ``env``, the dataset's spaces must fit the env's (else :class:`DatasetError`).
-    Non-finite observations or actions are refused, naming the episode and steps.
+    With ``env``, the dataset's spaces must fit the env's and its values must be values of them
+    (else :class:`DatasetError`). Non-finite observations or actions are refused, naming the
+    episode and steps. A dataset being written (a collection, a teleop session) is waited for,
+    and the writer waits while it is read (reading an HDF5 file locks it against writes); a
+    dataset marked incomplete (its collection was cut short) is refused unless
+    ``allow_incomplete``: rerunning the collection finishes it.
     """
-    return trajectories_from(open_dataset(dataset_id), dataset_id, env, episode_indices=episode_indices)
+    with writer_lock(dataset_id, wait=True):
+        dataset = open_dataset(dataset_id)
+        if not allow_incomplete and not bool(dataset_metadata(dataset).get("il_toolkit_complete", True)):
+            raise DatasetError(
+                f"dataset {dataset_id!r} is incomplete: its collection was cut short ({dataset.total_episodes} episodes "
+                "so far); rerun the same collect command to finish it, or pass allow_incomplete=True to train on what "
+                "is there")
+        return trajectories_from(dataset, dataset_id, env, episode_indices=episode_indices)
 
 
 def trajectories_from(dataset, name: str, env: gym.Env | None = None, *, episode_indices: Sequence[int] | None = None):
