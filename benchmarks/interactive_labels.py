@@ -56,6 +56,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
     parser.add_argument("--name", default="interactive_labels_pusht")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only --methods' rows in the existing results file (same settings otherwise)")
     return parser.parse_args()
 
 
@@ -161,6 +163,14 @@ def main() -> None:
                 rows = list(pool.map(job, jobs))
         else:
             rows = [job(spec) for spec in jobs]
+    if args.update and (RESULTS_DIR / f"{args.name}.json").exists():
+        import json
+
+        kept = [r for r in json.loads((RESULTS_DIR / f"{args.name}.json").read_text())["rows"]
+                if r["method"] not in args.methods]
+        rows = kept + rows
+        args.methods = [m for m in ["bc", *VARIANTS] if any(r["method"] == m for r in rows)]
+        args.seeds = sorted({r["seed"] for r in rows})
     summary = summarise(rows, args)
     for method, curve in summary.items():
         print(method + ": " + ", ".join(f"{p['labels']:.0f} labels {p['pc_success']:.0f}%" for p in curve))
