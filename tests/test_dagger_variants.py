@@ -245,3 +245,53 @@ def test_the_command_line_gives_gated_variants_settings_that_suit_the_env():
     assert plain == ILConfig.dagger()  # plain DAgger keeps its documented defaults
     cartpole = interactive_defaults(make_env("CartPole-v1"), ILConfig.dagger(dagger_variant="hg_dagger"), frozenset())
     assert cartpole.policy_type == "auto" and cartpole.dagger_episodes_per_iter == 5
+
+
+def test_review_cases_ensemble_members_start_apart_and_switches_balance(tmp_path):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state")
+    trainer = DAgger(env, None, _config(tmp_path, dagger_variant="ensemble_dagger", policy_type="mlp",
+                                        dagger_ensemble_size=3), progress=False)
+    obs = np.stack([env.reset(seed=s)[0] for s in range(5)])
+    assert np.all(trainer.bc.policy.disagreement(trainer.bc.policy.member_actions(obs)) > 0)
+    with pytest.raises(ValueError, match="use hg_dagger or dagger"):
+        DAgger(make_env("il_toolkit/PushT-v0", obs_type="pixels_agent_pos"), None,
+               _config(tmp_path / "pix", dagger_variant="ensemble_dagger"), progress=False)
+    # the expert takes over at the first step and hands back: one intervention, one hand-back
+    always_doubt = EnsemblePolicy([_constant([-0.9, 0.0]), _constant([0.9, 0.0])])
+    gate = EnsembleGate(always_doubt, disagreement_threshold=0.5)
+    actor = InteractiveActor(_constant([0.0, 0.0]), always_doubt, gate)
+    actor.reset()
+    actor.predict(np.zeros(3, np.float32))
+    gate.disagreement_threshold = 10.0
+    actor.predict(np.zeros(3, np.float32))
+    assert (actor.account.interventions, actor.account.hand_backs) == (1, 1)
+
+
+def test_given_flags_follow_the_parser():
+    from il_toolkit.train.il.cli import build_dagger_parser, given_flags
+
+    parser = build_dagger_parser()
+    given = given_flags(["--no_wandb", "--dagger_episodes", "3", "--bc-epochs", "2"], parser)
+    assert {"use_wandb", "dagger_episodes_per_iter", "bc_epochs"} <= given
+
+
+def test_a_run_resumes_after_a_dropped_round_with_its_records(tmp_path, monkeypatch):
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
+    config = _config(tmp_path, dagger_variant="hg_dagger", policy_type="flow", dagger_iterations=3)
+    original = DAgger.collect_round
+
+    def fail_then_crash(self, iteration, *args):
+        if iteration == 0:
+            raise ExpertFailure("the expert raised RuntimeError: test")
+        if iteration == 2:
+            raise KeyboardInterrupt
+        return original(self, iteration, *args)
+
+    monkeypatch.setattr(DAgger, "collect_round", fail_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        DAgger(env, None, config, progress=False).train()
+    monkeypatch.setattr(DAgger, "collect_round", original)
+    results = DAgger(env, None, config, progress=False).train()  # round 1 saved no policy: resume must not need one
+    assert [("dropped" in r) for r in results["rounds"]] == [True, False, False]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in records if "pc_success" in r] == [2, 3]

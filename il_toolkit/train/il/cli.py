@@ -227,7 +227,7 @@ def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, 
     goes to :func:`run_vla` as ``algorithm``; anything else to ``train`` on ``preset`` with the flags
     given (and the ``extra_flags`` a script adds)."""
     args = harmonise(parser).parse_args(argv)
-    given = given_flags(sys.argv[1:] if argv is None else argv)
+    given = given_flags(sys.argv[1:] if argv is None else argv, parser)
     common_flags = dict(env_id=args.env, dataset=args.dataset, model_path=args.model_path, use_wandb=args.use_wandb,
                         progress=not args.no_progress)
     if algorithm == "dagger":
@@ -315,14 +315,31 @@ def build_dagger_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
     )
 
 
-def given_flags(argv: Sequence[str]) -> frozenset[str]:
-    """The ILConfig fields named on a command line (``--name``, ``--name=value``, ``--no-name``)."""
+def given_flags(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> frozenset[str]:
+    """The settings named on a command line: with ``parser``, the destinations of the options given
+    (``--no_wandb`` -> ``use_wandb``, an abbreviation -> its option); without, the names as written
+    (``--name``, ``--name=value``, ``--no-name``)."""
     names = set()
     for token in argv:
-        if token.startswith("--"):
-            name = token[2:].split("=", 1)[0].replace("-", "_")
+        if not token.startswith("--"):
+            continue
+        option = token.split("=", 1)[0]
+        action = _option_action(parser, option) if parser is not None else None
+        if action is not None:
+            names.add(action.dest)
+        else:
+            name = option[2:].replace("-", "_")
             names.add(name[3:] if name.startswith("no_") else name)
     return frozenset(names)
+
+
+def _option_action(parser: argparse.ArgumentParser, option: str) -> argparse.Action | None:
+    """The action ``option`` selects in ``parser``: an exact spelling, else an unambiguous prefix."""
+    actions = parser._option_string_actions
+    if option in actions:
+        return actions[option]
+    matches = {id(a): a for name, a in actions.items() if name.startswith(option)}
+    return next(iter(matches.values())) if len(matches) == 1 else None
 
 
 # Settings the gated DAgger variants use where a flag is not given, by the kind of env (interactive_defaults).
@@ -373,7 +390,8 @@ def train_dagger(config: ILConfig, *, env_id: str | None, dataset: str | None, e
         from il_toolkit.envs import make_env
         from il_toolkit.teleop.human_expert import HumanExpert
 
-        env = make_env(env_id, render_mode="rgb_array")
+        kwargs = dict(getattr(env.spec, "kwargs", None) or {})  # obs_type etc. of the env the dataset asked for
+        env = make_env(env_id, **{**kwargs, "render_mode": "rgb_array"})
         expert_policy = HumanExpert(env)
     else:
         expert_policy = make_expert(env_id, env=env, name=None if expert == "default" else expert)

@@ -267,9 +267,10 @@ class DAgger:
         from il_toolkit.policies.ensemble import EnsemblePolicy
 
         c = self.config
-        if c.dagger_variant == "thrifty_dagger" and not _is_vector_space(self.env.observation_space):
-            raise ValueError(f"thrifty_dagger's risk model reads a state vector; {common.env_id_of(self.env)} has "
-                             f"{self.env.observation_space} observations: use ensemble_dagger or hg_dagger")
+        if not _is_vector_space(self.env.observation_space):
+            raise ValueError(f"{c.dagger_variant} sets its thresholds from the state vectors the learner visits; "
+                             f"{common.env_id_of(self.env)} has {self.env.observation_space} observations: use hg_dagger "
+                             "or dagger")
         if policy is not None and not isinstance(policy, EnsemblePolicy):
             raise ValueError(f"{c.dagger_variant} trains an ensemble of {c.dagger_ensemble_size} learners; the starting "
                              f"policy (--model_path) is a {type(policy).__name__}: give the best/ or last/ policy of an "
@@ -281,6 +282,9 @@ class DAgger:
         self.members = [BehavioralCloning(self.env, c, use_wandb=False, policy=p, progress=False) for p in given]
         if c.trains_flow or any(m.policy is None for m in self.members):
             return None
+        if policy is None:  # each BC seeded the same: members must start apart, or they agree on everything
+            for k, member in enumerate(self.members[1:], start=1):
+                member.reinitialize(seed=c.seed * 1000 + 100_000 * k)
         return EnsemblePolicy([m.policy for m in self.members])
 
     def _expert(self, expert_policy: Any) -> Policy:
@@ -394,8 +398,8 @@ class DAgger:
         actions = ensemble.member_actions(states)
         thresholds = {"disagreement": threshold_for_rate(ensemble.disagreement(actions), share)}
         if self._novelty is not None and self.config.dagger_variant == "ensemble_dagger":
-            thresholds["novelty"] = threshold_for_rate(
-                self._novelty.distances(states, leave_one_out=True), share)  # visited states the expert labelled are in the index
+            thresholds["novelty"] = threshold_for_rate(  # the aggregate's own states are in the index: skip themselves
+                self._novelty.distances(states, leave_one_out=self._visited is None), share)
         if self._risk is not None and self.config.dagger_variant == "thrifty_dagger":
             thresholds["risk"] = threshold_for_rate(self._risk.predict(states, ensemble.combine(actions)), share)
         return thresholds
@@ -460,9 +464,11 @@ class DAgger:
                 labels_left = self._labels_left(trajectories)
                 if labels_left == 0:
                     break
+                before = ({k: list(v) for k, v in self._risk_data.items()}, self._visited, dict(self.thresholds))
                 try:
                     new, stats = self.collect_round(iteration, labels_left)
                 except ExpertFailure as failure:
+                    self._risk_data, self._visited, self.thresholds = before  # nothing from the round is kept
                     self._drop_round(state, iteration, str(failure))
                     bar.update(1)
                     continue
@@ -517,10 +523,11 @@ class DAgger:
         if completed_rounds > 0:
             for index, line in enumerate(lines):
                 try:
-                    if json.loads(line).get("round") == completed_rounds and "pc_success" in line:
-                        keep = index + 1
+                    record = json.loads(line)
                 except ValueError:
                     break  # a line cut short by the crash: nothing after it is kept
+                if 0 < record.get("round", 0) <= completed_rounds and "pc_success" in record:
+                    keep = index + 1  # the last finished round's record (a dropped round logs none)
         if keep < len(lines):
             tmp = path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(lines[:keep]))
@@ -651,10 +658,12 @@ class DAgger:
                 changed = sorted(k for k in signature if stored.get(k) != signature[k])
                 raise ResumeMismatchError(
                     f"{self.output_dir} holds a DAgger run with different settings ({', '.join(changed)}); pass a "
-                    "new --output_dir, or rerun with the original settings to resume it"
+                    "new --output_dir, rerun with the original settings to resume it, or --overwrite to start afresh"
                 )
-            if state["completed_rounds"] > 0:
-                self.bc.policy = load(self.output_dir / "rounds" / f"{state['completed_rounds']:03d}")
+            saved = [r for r in range(state["completed_rounds"], 0, -1)
+                     if (self.output_dir / "rounds" / f"{r:03d}").is_dir()]  # a dropped round may have saved none
+            if saved:
+                self.bc.policy = load(self.output_dir / "rounds" / f"{saved[0]:03d}")
                 self.bc._normalizer_fitted = True
             return state
         # A run cut short inside its first round leaves data and no state: start that round afresh.

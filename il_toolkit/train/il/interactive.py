@@ -113,12 +113,14 @@ class InteractiveActor(BasePolicy):
         if self.takeover_when is not None and not self.taken_over:
             self.taken_over = self.takeover_when.update(observation)
         expert_acts = self.taken_over or self.gate.expert_acts(view, self.expert_in_control)
-        if self.labels and expert_acts != self.expert_in_control:
+        in_control_before = self.expert_in_control if self.labels else self.learner is None  # episodes start with the learner
+        if expert_acts != in_control_before:
             if expert_acts:
                 self.account.interventions += 1
             else:
                 self.account.hand_backs += 1
-                self.learner.reset()
+                if not self.gate.labels_every_state:  # a gate that hands over (not DAgger's coin): stale plans go
+                    self.learner.reset()
         self.expert_in_control = expert_acts
         label = view.expert_action() if expert_acts or self.gate.labels_every_state else None
         self.labels.append(label)
