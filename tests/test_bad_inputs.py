@@ -106,3 +106,23 @@ def test_command_line_values_are_checked_before_any_work(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     with pytest.raises(SystemExit, match="is a directory"):
         main(["eval", "--policy", "x", "--env", "PushT-v0", "--output", str(tmp_path / "out")])
+
+
+def test_a_setting_changed_after_construction_and_an_edited_checkpoint_get_clear_errors(tmp_path):
+    import json
+
+    from il_toolkit.config.training_config import ConfigError, ILConfig
+    from il_toolkit.policies import CheckpointError, load
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    config = ILConfig.behavioral_cloning(output_dir=str(tmp_path / "bc"), use_wandb=False)
+    trainer = BehavioralCloning("CartPole-v1", config, progress=False)
+    config.batch_size = 0
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        trainer.train()
+    env = make_env("il_toolkit/PushT-v0")
+    path = MLPPolicy(env.observation_space, env.action_space).save(tmp_path / "policy")
+    header = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**header, "kind": "flow_matching"}))
+    with pytest.raises(CheckpointError, match="says it holds a 'flow_matching' policy"):
+        load(path)

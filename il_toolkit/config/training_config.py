@@ -277,6 +277,12 @@ class ILConfig(_ConfigMixin):
         _positive_int("eval_episodes", self.eval_episodes)
         _require(bool(self.output_dir), "output_dir must be a non-empty path")
 
+    def validate(self) -> "ILConfig":
+        """Check every field again: a field set on a constructed config (``config.batch_size = 0``)
+        is caught here, before any work, with the message construction would give."""
+        self.__post_init__()
+        return self
+
     @property
     def trains_flow(self) -> bool:
         """BC and DAgger train a flow-matching policy: ``policy_type="flow"``, or chunks of actions."""

@@ -49,7 +49,16 @@ def load(path: str | os.PathLike) -> BasePolicy:
         )
     observation_space, action_space = spaces_from_header(config)
     policy_class = POLICY_REGISTRY.get(kind)
-    return policy_class.from_checkpoint(config.get("config", {}), tensors, observation_space, action_space)
+    try:
+        return policy_class.from_checkpoint(config.get("config", {}), tensors, observation_space, action_space)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # fields or tensors of another kind
+        raise CheckpointError(
+            f"{str(path)!r} says it holds a {kind!r} policy, but its config.json and weights do not fit one "
+            f"({type(error).__name__}: {error}); was config.json edited, or written by another il_toolkit version? "
+            "Save the policy again from the run that trained it"
+        ) from error
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:

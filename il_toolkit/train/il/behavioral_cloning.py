@@ -211,6 +211,7 @@ class BehavioralCloning:
         Returns a dict with the checkpoint paths, losses, timings and the evaluation aggregates.
         """
         start = time.perf_counter()
+        self.config.validate()
         common.claim_output_dir(self.config.output_dir, "bc", self.overwrite)
         demos = list(trajectories) if trajectories is not None else self.demonstrations(expert_policy, dataset, num_expert_episodes)
         train_demos, val_demos = common.split_episodes(demos, self.config.bc_validation_split, self.rng)

@@ -434,6 +434,7 @@ class DAgger:
     def train(self, initial_dataset: str | None = None) -> dict[str, Any]:
         """Run (or resume) all rounds; returns paths, per-round stats and the final evaluation.
         Raises ``RunBusyError`` when another process is running in the same ``output_dir``."""
+        self.config.validate()
         with common.run_dir_lock(self.output_dir):
             return self._train(initial_dataset)
 

@@ -266,6 +266,7 @@ class GAIL:
         from il_toolkit.train.datasets.minari_io import to_transitions
 
         start = time.perf_counter()
+        self.config.validate()
         common.claim_output_dir(self.config.output_dir, "gail", self.overwrite)
         if isinstance(expert_policy, str):
             dataset, expert_policy = expert_policy, None
