@@ -126,3 +126,21 @@ def test_a_setting_changed_after_construction_and_an_edited_checkpoint_get_clear
     (path / "config.json").write_text(json.dumps({**header, "kind": "flow_matching"}))
     with pytest.raises(CheckpointError, match="says it holds a 'flow_matching' policy"):
         load(path)
+
+
+def test_ctrl_c_during_bc_keeps_the_weights_so_far(tmp_path, monkeypatch, capsys):
+    from il_toolkit.config.training_config import ILConfig
+    from il_toolkit.policies import load
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    def interrupted_fit(self, *args, **kwargs):
+        self._normalizer_fitted = True  # an epoch or more went by
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BehavioralCloning, "fit", interrupted_fit)
+    config = ILConfig.behavioral_cloning(output_dir=str(tmp_path / "bc"), use_wandb=False, policy_type="mlp",
+                                         num_expert_episodes=1)
+    with pytest.raises(KeyboardInterrupt):
+        BehavioralCloning("il_toolkit/PushT-v0", config, progress=False).train()
+    assert load(tmp_path / "bc" / "interrupted").action_space.shape == (2,)
+    assert "continue with --model_path" in capsys.readouterr().err

@@ -19,6 +19,7 @@ the lowest validation loss, the one evaluated), ``last/`` and ``eval.json``.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -235,6 +236,9 @@ class BehavioralCloning:
                 history = self.fit_chunked(train_demos, logger)
             else:
                 history = self.fit(train_demos, val_demos, logger)
+        except KeyboardInterrupt:
+            self._save_interrupted(output_dir)
+            raise
         finally:
             logger.close()
         train_seconds = time.perf_counter() - start
@@ -252,6 +256,16 @@ class BehavioralCloning:
         if evaluate_policy:
             results["eval"] = self.evaluate(output_dir / "eval.json")
         return results
+
+    def _save_interrupted(self, output_dir: Path) -> None:
+        """Ctrl-C during a fit: keep the weights reached so far as ``interrupted/`` (a policy like any
+        other: evaluate it, or continue from it with ``--model_path``) and say where."""
+        if self.policy is None or not (self._normalizer_fitted or self._sb3_policy() is not None):
+            print("interrupted before any weights were fitted: nothing to save", file=sys.stderr)
+            return
+        path = self.policy.save(output_dir / "interrupted")
+        print(f"interrupted: the weights so far are saved in {path} (continue with --model_path {path})",
+              file=sys.stderr)
 
     def train_epoch(self, expert_policy: Any = None, *, dataset: str | None = None) -> dict[str, Any]:
         """One more epoch of BC (the user guide's warm-start loop: ``for _ in range(n): bc.train_epoch()``).

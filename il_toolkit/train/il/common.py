@@ -125,7 +125,7 @@ class RunExistsError(ValueError):
 
 
 RESUMABLE = ("dagger",)  # algorithms whose runs continue where they stopped when rerun in their output_dir
-RUN_ARTIFACTS = ("best", "last", "rounds", "dataset", "checkpoint", "metrics.jsonl", "eval.json", "run.json",
+RUN_ARTIFACTS = ("best", "last", "interrupted", "rounds", "dataset", "checkpoint", "metrics.jsonl", "eval.json", "run.json",
                  "config.json", "state.json", "risk_data.npz")
 
 
