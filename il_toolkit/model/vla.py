@@ -44,7 +44,7 @@ from il_toolkit.model.spec import ACTION_KEY, IMAGE_PREFIX, STATE_KEY
 from il_toolkit.model.transformer import ActionDecoder
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
-from il_toolkit.policies.spaces import check_observation, is_batched
+from il_toolkit.policies.spaces import add_batch_axis, check_observation, is_batched
 
 logger = logging.getLogger(__name__)
 
@@ -344,12 +344,6 @@ def flatten_env_observation(observation: Any) -> dict[str, np.ndarray]:
     return batch_from_observations(observation)
 
 
-def _add_batch_axis(observation: Any) -> Any:
-    if isinstance(observation, Mapping):
-        return {k: _add_batch_axis(v) for k, v in observation.items()}
-    return np.asarray(observation)[None]
-
-
 def default_spaces(config: VLAConfig) -> tuple[spaces.Space, spaces.Space]:
     """PushT/ALOHA-style spaces for a model built without an env: ``pixels`` (one camera: a
     Box; several: a Dict) and ``agent_pos``; actions unbounded."""
@@ -566,7 +560,7 @@ class VLAModel(BasePolicy):
         check_observation(observation, self.observation_space, batched, type(self).__name__)
         if episode_start is not None and np.any(episode_start):
             self._queue = None
-        actions = self._predict_batch(observation if batched else _add_batch_axis(observation), deterministic)
+        actions = self._predict_batch(observation if batched else add_batch_axis(observation), deterministic)
         return (actions if batched else actions[0]), state
 
     def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:

@@ -15,8 +15,8 @@ import torch
 from gymnasium import spaces
 
 from il_toolkit.policies import checkpoint
-from il_toolkit.policies.spaces import (check_observation, describe, is_batched, space_from_json, space_to_json,
-                                       spaces_match)
+from il_toolkit.policies.spaces import (add_batch_axis, check_observation, describe, is_batched, space_from_json,
+                                       space_to_json, spaces_match)
 
 
 @runtime_checkable
@@ -76,12 +76,7 @@ class BasePolicy:
         """Act on one observation or a batch; returns ``(action, state)`` like SB3."""
         batched = is_batched(observation, self.observation_space)
         check_observation(observation, self.observation_space, batched, type(self).__name__)
-        if batched:
-            obs_batch = observation
-        elif isinstance(self.observation_space, spaces.Dict):
-            obs_batch = {k: np.asarray(v)[None] for k, v in observation.items()}
-        else:
-            obs_batch = np.asarray(observation)[None]
+        obs_batch = observation if batched else add_batch_axis(observation)
         actions = self._predict_batch(obs_batch, deterministic=deterministic)
         return (actions if batched else actions[0]), state
 

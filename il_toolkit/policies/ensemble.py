@@ -18,6 +18,7 @@ import torch
 from gymnasium import spaces
 
 from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, check_spaces
+from il_toolkit.policies.spaces import half_ranges
 
 
 COMBINES = ("first", "medoid", "mean")
@@ -72,7 +73,7 @@ class EnsemblePolicy(BasePolicy):
             return actions[0].astype(self.action_space.dtype)
         if self.combine_rule == "mean" or len(self.members) < 3:
             return actions.mean(axis=0).astype(self.action_space.dtype)
-        flat = actions.reshape(actions.shape[0], actions.shape[1], -1) / _half_range(self.action_space)
+        flat = actions.reshape(actions.shape[0], actions.shape[1], -1) / half_ranges(self.action_space)
         spread = np.linalg.norm(flat[:, None] - flat[None, :], axis=-1).sum(axis=1)  # (K, B): distance to the others
         return actions[spread.argmin(axis=0), np.arange(actions.shape[1])].astype(self.action_space.dtype)
 
@@ -84,7 +85,7 @@ class EnsemblePolicy(BasePolicy):
         if isinstance(self.action_space, spaces.Discrete):
             majority = self.combine(actions)
             return (actions != majority[None]).mean(axis=0).astype(np.float64)
-        scaled = actions.reshape(actions.shape[0], actions.shape[1], -1) / _half_range(self.action_space)
+        scaled = actions.reshape(actions.shape[0], actions.shape[1], -1) / half_ranges(self.action_space)
         return np.sqrt(scaled.var(axis=0).mean(axis=-1))
 
     def reset(self) -> None:
@@ -121,9 +122,3 @@ class EnsemblePolicy(BasePolicy):
                                                                       observation_space, action_space))
         return cls(members, combine=config.get("combine", "mean"))  # checkpoints without the key averaged
 
-
-def _half_range(space: spaces.Box) -> np.ndarray:
-    """Half of each dimension's range, flattened; 1 where a bound is infinite."""
-    low, high = space.low.reshape(-1).astype(np.float64), space.high.reshape(-1).astype(np.float64)
-    half = (high - low) / 2
-    return np.where(np.isfinite(half) & (half > 0), half, 1.0)

@@ -38,18 +38,10 @@ from il_toolkit.model.flow_registry import TRAINER_REGISTRY
 from il_toolkit.model.spec import DEPTH_PREFIX, IMAGE_PREFIX, STATE_KEY, FlowModelSpec
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
-from il_toolkit.policies.spaces import check_observation
+from il_toolkit.policies.spaces import add_batch_axis, check_observation, subspace
 from il_toolkit.model.flow import SOLVERS
 
 _STATE_NAMES = ("observation.state", *STATE_KEYS)
-
-
-def _subspace(space: spaces.Space, path: str) -> spaces.Space:
-    for part in filter(None, path.split("/")):
-        if not isinstance(space, spaces.Dict) or part not in space.spaces:
-            raise KeyError(part)
-        space = space.spaces[part]
-    return space
 
 
 def _lookup(observation: Any, path: str) -> Any:
@@ -58,12 +50,6 @@ def _lookup(observation: Any, path: str) -> Any:
     for part in filter(None, path.split("/")):
         observation = observation[part]
     return observation
-
-
-def _add_batch_axis(observation: Any) -> Any:
-    if isinstance(observation, Mapping):
-        return {k: _add_batch_axis(v) for k, v in observation.items()}
-    return np.asarray(observation)[None]
 
 
 def default_observation_keys(spec: FlowModelSpec, observation_space: spaces.Space) -> dict[str, str]:
@@ -245,7 +231,7 @@ class FlowMatchingPolicy(BasePolicy):
         for _, key, channels in self.spec.visual_inputs:
             path = self.observation_keys[key]
             try:
-                shape = _subspace(self.observation_space, path).shape
+                shape = subspace(self.observation_space, path).shape
             except KeyError as exc:
                 raise ValueError(f"observation_keys[{key!r}] = {path!r}, but the observation has no {exc.args[0]!r}") from exc
             self._channels_last[key] = bool(shape) and len(shape) == 3 and shape[-1] == channels and shape[0] != channels
@@ -257,7 +243,7 @@ class FlowMatchingPolicy(BasePolicy):
         path = self.observation_keys.get(STATE_KEY)
         if path is None or not self.spec.state_dim:
             raise ValueError("a feature pipeline needs a state input; this policy has none")
-        state_space = _subspace(self.observation_space, path)
+        state_space = subspace(self.observation_space, path)
         self.features.check_fits(int(np.prod(state_space.shape)), self.spec.action_dim, f"this env's {path or 'observation'}")
         if self.features.n_features != self.spec.state_dim:
             raise ValueError(f"the feature pipeline gives {self.features.n_features} features; the model's state input "
@@ -352,11 +338,11 @@ class FlowMatchingPolicy(BasePolicy):
     ) -> tuple[np.ndarray, Any]:
         """One observation or a batch (nested Dict observations included); returns ``(action, state)``."""
         key, path = next(iter(self.observation_keys.items()))
-        leaf_space = _subspace(self.observation_space, path)
+        leaf_space = subspace(self.observation_space, path)
         leaf = np.asarray(_lookup(observation, path))
         batched = leaf.ndim == len(leaf_space.shape) + 1
         check_observation(observation, self.observation_space, batched, type(self).__name__)
-        obs_batch = observation if batched else _add_batch_axis(observation)
+        obs_batch = observation if batched else add_batch_axis(observation)
         window = self._window(self.observation_batch(obs_batch), episode_start)
         actions = self._act(window, deterministic, self.raw_state(obs_batch))
         return (actions if batched else actions[0]), state

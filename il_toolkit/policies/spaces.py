@@ -3,7 +3,7 @@ without pickling. Supports Box, Discrete, MultiDiscrete, MultiBinary and Dict.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from gymnasium import spaces
@@ -105,6 +105,30 @@ def is_batched(observation: Any, space: spaces.Space) -> bool:
     if isinstance(space, spaces.Discrete):
         return obs.ndim == 1
     return obs.ndim == len(space.shape) + 1
+
+
+def add_batch_axis(observation: Any) -> Any:
+    """One observation (an array, or a dict of them, nested or not) as a batch of one."""
+    if isinstance(observation, Mapping):
+        return {k: add_batch_axis(v) for k, v in observation.items()}
+    return np.asarray(observation)[None]
+
+
+def subspace(space: spaces.Space, path: str) -> spaces.Space:
+    """The part of a (nested) Dict space at ``"outer/inner"``; ``KeyError`` for a path it lacks."""
+    for part in filter(None, path.split("/")):
+        if not isinstance(space, spaces.Dict) or part not in space.spaces:
+            raise KeyError(part)
+        space = space.spaces[part]
+    return space
+
+
+def half_ranges(space: spaces.Box) -> np.ndarray:
+    """Half of each dimension's range, flattened (float64); 1 where a bound is infinite or the
+    range is empty, so dividing by it is always defined."""
+    low, high = space.low.reshape(-1).astype(np.float64), space.high.reshape(-1).astype(np.float64)
+    half = (high - low) / 2
+    return np.where(np.isfinite(half) & (half > 0), half, 1.0)
 
 
 class ObservationError(ValueError):

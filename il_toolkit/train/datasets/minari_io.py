@@ -242,13 +242,13 @@ def check_values(trajectories: Sequence[Any], env: gym.Env, name: str) -> None:
 
 
 def _subspace(space: gym.Space, key: str | None) -> gym.Space | None:
-    if key is None:
-        return space
-    for part in key.split("/"):
-        if not isinstance(space, gym.spaces.Dict) or part not in space.spaces:
-            return None
-        space = space.spaces[part]
-    return space
+    """The part of ``space`` a dataset key names (None: the whole space; a key it lacks: None)."""
+    from il_toolkit.policies.spaces import subspace
+
+    try:
+        return space if key is None else subspace(space, key)
+    except KeyError:
+        return None
 
 
 def _out_of_space(values: np.ndarray, space: gym.Space) -> str | None:

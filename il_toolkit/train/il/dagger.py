@@ -90,7 +90,7 @@ import numpy as np
 
 from il_toolkit.config.training_config import ILConfig, get_beta
 from il_toolkit.policies import as_policy, check_spaces, load
-from il_toolkit.policies.base import BasePolicy, Policy
+from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import rollout_episode
 from il_toolkit.train.il import common
 from il_toolkit.train.il.common import ResumeMismatchError

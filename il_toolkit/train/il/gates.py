@@ -31,15 +31,16 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from gymnasium import spaces
 
+from il_toolkit.policies.spaces import half_ranges
+
 
 def action_distance(a: np.ndarray, b: np.ndarray, action_space: spaces.Space) -> float:
     """How far apart two actions are: for a Box, the RMS over dimensions of their difference in
     units of half each dimension's range; for a Discrete space, 0 if equal else 1."""
     if isinstance(action_space, spaces.Discrete):
         return float(int(np.asarray(a).item()) != int(np.asarray(b).item()))
-    low, high = action_space.low.reshape(-1), action_space.high.reshape(-1)
-    half = np.where(np.isfinite(high - low) & (high > low), (high - low) / 2, 1.0)
-    diff = (np.asarray(a, dtype=np.float64).reshape(-1) - np.asarray(b, dtype=np.float64).reshape(-1)) / half
+    diff = (np.asarray(a, dtype=np.float64).reshape(-1) - np.asarray(b, dtype=np.float64).reshape(-1)) / half_ranges(
+        action_space)
     return float(np.sqrt(np.mean(diff ** 2)))
 
 

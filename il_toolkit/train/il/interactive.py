@@ -17,6 +17,7 @@ from gymnasium import spaces
 
 from il_toolkit.policies.base import BasePolicy, Policy
 from il_toolkit.policies.ensemble import EnsemblePolicy
+from il_toolkit.policies.spaces import add_batch_axis
 from il_toolkit.train.il.gates import Gate, StepView
 
 
@@ -135,9 +136,7 @@ class InteractiveActor(BasePolicy):
         if self.learner is None:
             return None, None
         if isinstance(self.learner, EnsemblePolicy):
-            batch = {k: np.asarray(v)[None] for k, v in observation.items()} if isinstance(observation, dict) \
-                else np.asarray(observation)[None]
-            members = self.learner.member_actions(batch, deterministic)
+            members = self.learner.member_actions(add_batch_axis(observation), deterministic)
             return self.learner.combine(members)[0], members[:, 0]
         return np.asarray(self.learner.predict(observation, deterministic=deterministic)[0]), None
 

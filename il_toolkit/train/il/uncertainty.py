@@ -11,6 +11,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from il_toolkit.policies.spaces import half_ranges
+
 FeatureMap = Callable[[np.ndarray], np.ndarray]  # (B, D) states -> (B, F) features
 
 
@@ -78,8 +80,8 @@ class RiskModel:
         x = self.features(np.asarray(states, dtype=np.float64)).astype(np.float64)
         a = np.asarray(actions, dtype=np.float64).reshape(len(x), -1)
         if isinstance(self.action_space, spaces.Box):
-            low, high = self.action_space.low.reshape(-1), self.action_space.high.reshape(-1)
-            a = (a - (low + high) / 2) / np.where(high > low, (high - low) / 2, 1.0)
+            centre = (self.action_space.low.reshape(-1).astype(np.float64) + self.action_space.high.reshape(-1)) / 2
+            a = (a - np.where(np.isfinite(centre), centre, 0.0)) / half_ranges(self.action_space)
         return np.concatenate([x, a], axis=1)
 
     def fit(self, states: np.ndarray, actions: np.ndarray, targets: np.ndarray, *, steps: int = 1000,
