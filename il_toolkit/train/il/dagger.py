@@ -362,10 +362,11 @@ class DAgger:
                                    c.dagger_settle_steps)
         self.thresholds = self._calibrate()
         if c.dagger_variant == "ensemble_dagger":
-            return EnsembleGate(self.bc.policy, self.thresholds["disagreement"], self._novelty,
-                                self.thresholds.get("novelty", np.inf))
-        return ThriftyGate(self.bc.policy, self.env.action_space, self.thresholds["disagreement"], self._risk,
-                           self.thresholds.get("risk", np.inf))
+            gate: EnsembleGate | ThriftyGate = EnsembleGate(self.bc.policy, np.inf, self._novelty)
+        else:
+            gate = ThriftyGate(self.bc.policy, self.env.action_space, np.inf, self._risk)
+        gate.set_thresholds(self.thresholds)
+        return gate
 
     def _recalibrate(self, gate: Gate, visited: list[np.ndarray]) -> None:
         """After each episode of an ensemble variant's round: thresholds reset on every state visited
@@ -377,12 +378,7 @@ class DAgger:
             return
         self._visited = states
         self.thresholds = self._calibrate()
-        if isinstance(gate, EnsembleGate):
-            gate.disagreement_threshold = self.thresholds["disagreement"]
-            gate.novelty_threshold = self.thresholds.get("novelty", np.inf)
-        else:
-            gate.novelty_threshold = gate.handback_distance = self.thresholds["disagreement"]
-            gate.risk_threshold = self.thresholds.get("risk", np.inf)
+        gate.set_thresholds(self.thresholds)
 
     def _calibrate(self) -> dict[str, float]:
         """Thresholds that send ``dagger_target_query_rate`` of the states visited (this round's so far,

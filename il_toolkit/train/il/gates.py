@@ -163,6 +163,11 @@ class EnsembleGate:
         self.ensemble, self.novelty = ensemble, novelty
         self.disagreement_threshold, self.novelty_threshold = disagreement_threshold, novelty_threshold
 
+    def set_thresholds(self, thresholds: dict[str, float]) -> None:
+        """New thresholds (``"disagreement"``; ``"novelty"``, +inf when absent)."""
+        self.disagreement_threshold = thresholds["disagreement"]
+        self.novelty_threshold = thresholds.get("novelty", np.inf)
+
     def reset(self) -> None:
         pass
 
@@ -188,8 +193,15 @@ class ThriftyGate:
                  risk: Callable[[Any, np.ndarray], float] | None = None, risk_threshold: float = np.inf,
                  handback_distance: float | None = None) -> None:
         self.ensemble, self.action_space, self.risk = ensemble, action_space, risk
+        self.follows_novelty = handback_distance is None  # hand back within the novelty threshold
         self.novelty_threshold, self.risk_threshold = novelty_threshold, risk_threshold
         self.handback_distance = novelty_threshold if handback_distance is None else handback_distance
+
+    def set_thresholds(self, thresholds: dict[str, float]) -> None:
+        """New thresholds (``"disagreement"``, the novelty; ``"risk"``, +inf when absent)."""
+        self.novelty_threshold, self.risk_threshold = thresholds["disagreement"], thresholds.get("risk", np.inf)
+        if self.follows_novelty:
+            self.handback_distance = self.novelty_threshold
 
     def reset(self) -> None:
         pass
