@@ -234,9 +234,11 @@ def test_a_gated_run_resumes_with_its_label_count(tmp_path, monkeypatch):
 
 
 def test_the_command_line_gives_gated_variants_settings_that_suit_the_env():
-    from il_toolkit.train.il.cli import given_flags, interactive_defaults
+    from il_toolkit.cli_flags import harmonise
+    from il_toolkit.train.il.cli import build_dagger_parser, given_flags, interactive_defaults
 
-    given = given_flags(["--env", "PushT-v0", "--dagger_variant", "hg_dagger", "--bc_epochs=3", "--no-task_frame"])
+    given = given_flags(["--env", "PushT-v0", "--dagger_variant", "hg_dagger", "--bc_epochs=3", "--no-task_frame"],
+                        harmonise(build_dagger_parser()))
     assert {"bc_epochs", "task_frame", "dagger_variant", "env"} <= given
     pusht = make_env("il_toolkit/PushT-v0")
     config = interactive_defaults(pusht, ILConfig.dagger(dagger_variant="hg_dagger", bc_epochs=3), given)
@@ -268,9 +270,10 @@ def test_review_cases_ensemble_members_start_apart_and_switches_balance(tmp_path
 
 
 def test_given_flags_follow_the_parser():
+    from il_toolkit.cli_flags import harmonise
     from il_toolkit.train.il.cli import build_dagger_parser, given_flags
 
-    parser = build_dagger_parser()
+    parser = harmonise(build_dagger_parser())
     given = given_flags(["--no_wandb", "--dagger_episodes", "3", "--bc-epochs", "2"], parser)
     assert {"use_wandb", "dagger_episodes_per_iter", "bc_epochs"} <= given
 

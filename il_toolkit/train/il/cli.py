@@ -315,21 +315,15 @@ def build_dagger_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
     )
 
 
-def given_flags(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> frozenset[str]:
-    """The settings named on a command line: with ``parser``, the destinations of the options given
-    (``--no_wandb`` -> ``use_wandb``, an abbreviation -> its option); without, the names as written
-    (``--name``, ``--name=value``, ``--no-name``)."""
+def given_flags(argv: Sequence[str], parser: argparse.ArgumentParser) -> frozenset[str]:
+    """The destinations of the options given on a command line (``--no_wandb`` -> ``use_wandb``, an
+    abbreviation -> its option, either spelling)."""
     names = set()
     for token in argv:
-        if not token.startswith("--"):
-            continue
-        option = token.split("=", 1)[0]
-        action = _option_action(parser, option) if parser is not None else None
-        if action is not None:
-            names.add(action.dest)
-        else:
-            name = option[2:].replace("-", "_")
-            names.add(name[3:] if name.startswith("no_") else name)
+        if token.startswith("--"):
+            action = _option_action(parser, token.split("=", 1)[0])
+            if action is not None:
+                names.add(action.dest)
     return frozenset(names)
 
 
