@@ -26,6 +26,19 @@ def _constant(value, obs_space=OBS, action_space=BOX):
     return FunctionPolicy(lambda s: np.asarray(value, dtype=np.float32), obs_space, action_space)
 
 
+def _fail_rounds(monkeypatch, failures):
+    """Make DAgger's round ``i`` raise ``failures[i]`` (the others run); returns the real collect_round."""
+    original = DAgger.collect_round
+
+    def collect_round(self, iteration, *args):
+        if iteration in failures:
+            raise failures[iteration]
+        return original(self, iteration, *args)
+
+    monkeypatch.setattr(DAgger, "collect_round", collect_round)
+    return original
+
+
 def _config(tmp_path, **overrides):
     base = dict(dagger_iterations=2, dagger_episodes_per_iter=2, bc_epochs=2, eval_episodes=2,
                 output_dir=str(tmp_path / "run"), use_wandb=False, learning_rate=1e-3)
@@ -209,14 +222,7 @@ def test_a_failing_expert_drops_the_round_and_nothing_from_it_is_aggregated(tmp_
 def test_a_gated_run_resumes_with_its_label_count(tmp_path, monkeypatch):
     env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
     config = _config(tmp_path, dagger_variant="hg_dagger", policy_type="mlp", dagger_iterations=3)
-    original = DAgger.collect_round
-
-    def crash_in_round_three(self, iteration, *args):
-        if iteration == 2:
-            raise KeyboardInterrupt
-        return original(self, iteration, *args)
-
-    monkeypatch.setattr(DAgger, "collect_round", crash_in_round_three)
+    original = _fail_rounds(monkeypatch, {2: KeyboardInterrupt()})
     with pytest.raises(KeyboardInterrupt):
         DAgger(env, None, config, progress=False).train()
     state = json.loads((tmp_path / "run" / "state.json").read_text())
@@ -281,16 +287,8 @@ def test_given_flags_follow_the_parser():
 def test_a_run_resumes_after_a_dropped_round_with_its_records(tmp_path, monkeypatch):
     env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
     config = _config(tmp_path, dagger_variant="hg_dagger", policy_type="flow", dagger_iterations=3)
-    original = DAgger.collect_round
-
-    def fail_then_crash(self, iteration, *args):
-        if iteration == 0:
-            raise ExpertFailure("the expert raised RuntimeError: test")
-        if iteration == 2:
-            raise KeyboardInterrupt
-        return original(self, iteration, *args)
-
-    monkeypatch.setattr(DAgger, "collect_round", fail_then_crash)
+    original = _fail_rounds(monkeypatch, {0: ExpertFailure("the expert raised RuntimeError: test"),
+                                          2: KeyboardInterrupt()})
     with pytest.raises(KeyboardInterrupt):
         DAgger(env, None, config, progress=False).train()
     monkeypatch.setattr(DAgger, "collect_round", original)
