@@ -4,7 +4,7 @@ training data (:class:`NoveltyIndex`) and how likely the learner is to fail from
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -73,7 +73,7 @@ class RiskModel:
     def __init__(self, features: FeatureMap, action_space: spaces.Space, hidden: tuple[int, ...] = (128, 128),
                  seed: int = 0) -> None:
         self.features, self.action_space, self.hidden, self.seed = features, action_space, hidden, seed
-        self.net: nn.Module | None = None
+        self.model: nn.Module | None = None
         self.mean = self.std = None
 
     def _inputs(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -86,37 +86,44 @@ class RiskModel:
 
     def fit(self, states: np.ndarray, actions: np.ndarray, targets: np.ndarray, *, steps: int = 1000,
             batch_size: int = 256, learning_rate: float = 1e-3) -> float:
-        """Fit from scratch; returns the final batch's loss."""
-        generator = torch.Generator().manual_seed(self.seed)
+        """Fit from scratch with the toolkit's supervised loop (:func:`il_toolkit.train.supervised.fit`)
+        for about ``steps`` minibatches; returns the final training loss."""
+        from il_toolkit.train.supervised import fit
+
         torch.manual_seed(self.seed)
         x = self._inputs(states, actions)
         self.mean, std = x.mean(axis=0), x.std(axis=0)
         self.std = np.where(std > 1e-8, std, 1.0)
-        inputs = torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32)
-        y = torch.as_tensor(np.clip(targets, 0.0, 1.0), dtype=torch.float32)
+        inputs = ((x - self.mean) / self.std).astype(np.float32)
         layers: list[nn.Module] = []
         width = inputs.shape[1]
         for h in self.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
-        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
-        loss = torch.tensor(float("nan"))
-        for _ in range(steps):
-            idx = torch.randint(len(inputs), (min(batch_size, len(inputs)),), generator=generator)
-            loss = nn.functional.binary_cross_entropy_with_logits(self.net(inputs[idx]).squeeze(-1), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return loss.item()
+        self.model = nn.Sequential(*layers, nn.Linear(width, 1))
+        epochs = max(1, -(-steps // max(len(inputs) // batch_size, 1)))
+        history = fit(self, (inputs, np.clip(targets, 0.0, 1.0).astype(np.float32)), None, epochs=epochs,
+                      batch_size=batch_size, learning_rate=learning_rate, weight_decay=0.0,
+                      rng=np.random.default_rng(self.seed))
+        self.model.load_state_dict(history.best_state)
+        return history.final_train_loss
+
+    # what the supervised loop asks of a learner
+    def parameters(self) -> Any:
+        return self.model.parameters()
+
+    def compute_loss(self, inputs: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = self.model(torch.as_tensor(inputs)).squeeze(-1)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.as_tensor(targets))
+        return loss, {"loss": loss.item()}
 
     def predict(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """(B, D) states and (B, Da) actions -> (B,) risks in [0, 1]."""
-        if self.net is None:
+        if self.model is None:
             raise RuntimeError("the risk model has not been fitted")
         x = torch.as_tensor((self._inputs(states, actions) - self.mean) / self.std, dtype=torch.float32)
         with torch.no_grad():
-            return torch.sigmoid(self.net(x).squeeze(-1)).numpy().astype(np.float64)
+            return torch.sigmoid(self.model(x).squeeze(-1)).numpy().astype(np.float64)
 
     def __call__(self, state: np.ndarray, action: np.ndarray) -> float:
         return float(self.predict(np.asarray(state)[None], np.asarray(action)[None])[0])
