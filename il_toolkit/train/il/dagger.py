@@ -167,13 +167,12 @@ class EndWhenStuck(gym.Wrapper):
 
 class LabelBudget(gym.Wrapper):
     """Truncates the episode in progress once ``labels`` expert labels have been spent, counted
-    across episodes (``spent()``; by default every step is a label, as in plain DAgger);
-    ``exhausted`` then says no further episode should start."""
+    across episodes by ``spent()`` (the actor's label count); ``exhausted`` then says no further
+    episode should start."""
 
-    def __init__(self, env: gym.Env, labels: int, spent: Callable[[], int] | None = None) -> None:
+    def __init__(self, env: gym.Env, labels: int, spent: Callable[[], int]) -> None:
         super().__init__(env)
-        self.labels, self.steps = labels, 0
-        self.spent = spent if spent is not None else (lambda: self.steps)
+        self.labels, self.spent = labels, spent
 
     @property
     def exhausted(self) -> bool:
@@ -181,7 +180,6 @@ class LabelBudget(gym.Wrapper):
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.steps += 1
         if self.exhausted and not (terminated or truncated):
             truncated = True
             info = {**info, "label_budget": True}
