@@ -24,7 +24,8 @@ from il_toolkit.config.dataclass_fields import from_known_fields
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 POLICY_TYPES = ("auto", "sb3", "mlp", "flow")
 DAGGER_VARIANTS = ("dagger", "hg_dagger", "ensemble_dagger", "thrifty_dagger")  # il_toolkit.train.il.gates
-LR_SCHEDULES = ("constant", "cosine", "onecycle")  # il_toolkit.train.supervised.lr_scheduler
+LR_SCHEDULES = ("constant", "cosine", "onecycle")  # il_toolkit.train.loop.lr_scheduler
+KEEP_WEIGHTS = ("auto", "best", "last")  # which weights a fit keeps: ILConfig.kept_weights
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")  # MLPPolicy's
 ON_STUCK = ("end", "expert")  # what a DAgger rollout does once stuck (dagger_stuck_steps)
 MAX_SEED = 100
@@ -106,6 +107,12 @@ class ILConfig(_ConfigMixin):
     # mlp policies: the learning rate over each fit (each DAgger round): constant, cosine
     # (decay to 0) or onecycle (warm-up then cosine decay)
     lr_schedule: str = "constant"
+    # which weights each fit (BC, every DAgger round, a flow learner) keeps: "best" (lowest validation
+    # loss, training loss without a validation split), "last", or "auto": best for BC, whose validation
+    # episodes are the expert's own; last for DAgger rounds (their validation episodes hold
+    # learner-visited states no network predicts from the others, so validation loss bottoms out
+    # early) and for flow learners (their loss is a noisy sample of the velocity error)
+    keep_weights: str = "auto"
     seed: int = 0
     device: str = "cpu"
 
@@ -214,6 +221,8 @@ class ILConfig(_ConfigMixin):
         _non_negative("weight_decay", self.weight_decay)
         _require(self.lr_schedule in LR_SCHEDULES,
                  f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
+        _require(self.keep_weights in KEEP_WEIGHTS,
+                 f"keep_weights must be one of {', '.join(KEEP_WEIGHTS)}; got {self.keep_weights!r}")
         _require(
             isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < MAX_SEED,
             f"seed must be an integer in [0, {MAX_SEED}), got {self.seed!r} (seed s demonstrates from reset seeds "
@@ -287,6 +296,12 @@ class ILConfig(_ConfigMixin):
     def trains_flow(self) -> bool:
         """BC and DAgger train a flow-matching policy: ``policy_type="flow"``, or chunks of actions."""
         return self.policy_type == "flow" or self.action_chunk_size > 1
+
+    def kept_weights(self, fit: str) -> str:
+        """"best" or "last": the weights a ``fit`` ("bc", "dagger_round" or "flow") keeps under ``keep_weights``."""
+        if self.keep_weights != "auto":
+            return self.keep_weights
+        return "best" if fit == "bc" else "last"
 
     # -- presets -----------------------------------------------------------------------
     @classmethod

@@ -233,7 +233,7 @@ class BehavioralCloning:
         )
         try:
             if self.config.trains_flow:
-                history = self.fit_chunked(train_demos, logger)
+                history = self.fit_chunked(train_demos, logger, val_demos=val_demos)
             else:
                 history = self.fit(train_demos, val_demos, logger)
         except KeyboardInterrupt:
@@ -300,6 +300,17 @@ class BehavioralCloning:
         """Evaluate the current policy on ``eval_episodes`` seeds; optionally write ``path``."""
         return evaluate_and_report(self.policy, self.env, self.config.eval_episodes, path, progress=self.progress)
 
+    # -- the learner contract (what DAgger asks of BC: adopt a policy, reinitialize, fit) ----------
+    @property
+    def fitted(self) -> bool:
+        """The policy has been fitted (or was given trained): its normaliser holds statistics."""
+        return self._normalizer_fitted
+
+    def adopt(self, policy: Any) -> None:
+        """Continue from ``policy``, already trained (its normaliser fitted): a resumed DAgger round's."""
+        self.policy = policy
+        self._normalizer_fitted = True
+
     def fit(
         self,
         train_demos: Sequence[Any],
@@ -308,66 +319,75 @@ class BehavioralCloning:
         *,
         epochs: int | None = None,
         step_offset: int = 0,
+        keep: str | None = None,
+        refit_normalizer: bool = False,
     ) -> dict[str, Any]:
         """Train the policy on ``train_demos`` for ``epochs`` (default ``bc_epochs``), logging
-        ``train/loss`` and ``val/loss`` per epoch at step ``step_offset + epoch``; leaves the
-        policy at its lowest-validation-loss weights and returns the history."""
+        ``train/loss`` and ``val/loss`` per epoch at step ``step_offset + epoch``. ``keep``: "best"
+        (lowest validation loss; training loss without ``val_demos``) or "last"; default: the
+        config's rule for BC (:meth:`ILConfig.kept_weights`). ``refit_normalizer``: fit the
+        normaliser on these demonstrations even if an earlier fit did (a DAgger round's aggregate).
+        Returns the history with ``last_state``, the weights of the last epoch."""
         from il_toolkit.train.datasets.minari_io import to_transitions
 
         epochs = epochs or self.config.bc_epochs
+        keep = keep or self.config.kept_weights("bc")
+        if refit_normalizer:
+            self._normalizer_fitted = False
         train = to_transitions(train_demos)
         val = to_transitions(val_demos) if val_demos else None
         if self._sb3_policy() is not None:
             history = self._fit_imitation(train, val, logger, epochs, step_offset)
+            history["last_state"] = {k: v.clone() for k, v in self.module.state_dict().items()}
+            if keep == "best":
+                self.module.load_state_dict(history["best_state"])
         else:
-            history = self._fit_toolkit(train, val, logger, epochs, step_offset)
-        history["last_state"] = {k: v.clone() for k, v in self.module.state_dict().items()}
-        self.module.load_state_dict(history["best_state"])
-        if val is None:  # the best state was chosen on training loss; there is no validation loss to report
+            history = self._fit_toolkit(train, val, logger, epochs, step_offset, keep)
+        if val is None:  # the best epoch was chosen on training loss; there is no validation loss to report
             history["best_val_loss"] = None
-        history["selected_by"] = "train/loss" if val is None else "val/loss"
+        history["selected_by"] = ("train/loss" if val is None else "val/loss") if keep == "best" else "last epoch"
         return {**history, "n_train": len(train), "n_val": 0 if val is None else len(val)}
 
-    def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger, *, step_offset: int = 0,
-                    seed: int | None = None) -> dict[str, Any]:
+    def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger, *, val_demos: Sequence[Any] = (),
+                    step_offset: int = 0, seed: int | None = None, keep: str | None = None) -> dict[str, Any]:
         """Train a flow-matching policy (``policy_type="flow"``, or ACT-style chunking with
         ``action_chunk_size > 1``) that predicts ``action_chunk_size`` actions per observation, for
         ``bc_epochs`` passes' worth of gradient steps. With ``temporal_aggregation`` it
         re-plans every step and averages overlapping chunks (ACT's temporal ensembling, k=0.01);
-        without, it executes each chunk in full. Metrics are logged at ``step_offset`` plus the
-        epoch each gradient step falls in; ``seed`` (default: the config's) seeds the fit."""
+        without, it executes each chunk in full. Each epoch logs ``train/loss`` (and ``val/loss`` on
+        ``val_demos``) at ``step_offset + epoch``; ``keep`` as in :meth:`fit` (default: the config's
+        rule for a flow learner); ``seed`` (default: the config's) seeds the fit."""
         from il_toolkit.policies.flow_policy import default_state_features
-        from il_toolkit.train.imitation_learning.loop import train_flow_policy
+        from il_toolkit.train.imitation_learning.loop import fit_flow_policy
 
         if not isinstance(self.env.action_space, gym.spaces.Box):
             raise ValueError(f"a flow-matching learner needs continuous actions; {common.env_id_of(self.env)} has "
                              f"{self.env.action_space}: set action_chunk_size=1 and policy_type mlp or sb3")
         chunk = self.config.action_chunk_size
+        keep = keep or self.config.kept_weights("flow")
         n = sum(len(t.acts) for t in train_demos)
-        steps = self.config.bc_epochs * max(1, n // self.config.batch_size)
-        every = max(1, steps // 50)
-        last_loss = [float("nan")]  # the last step's loss, reported as the fit's final training loss
 
-        def log(metrics: dict[str, float], step: int) -> None:
-            last_loss[0] = float(metrics.get("loss", float("nan")))
-            if step % every == 0:
-                logger.log({"train/loss": last_loss[0], **metrics}, step_offset + step * self.config.bc_epochs // max(steps, 1))
+        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            logger.log({**metrics, "epoch": step_offset + epoch}, step=step_offset + epoch)
 
-        self.policy = train_flow_policy(
+        self.policy, fit = fit_flow_policy(
             "naive_flow_matching_policy_trainer", train_demos, self.env.observation_space, self.env.action_space,
-            steps=steps, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
-            seed=self.config.seed if seed is None else seed,
+            steps=self.config.bc_epochs * max(1, n // self.config.batch_size), batch_size=self.config.batch_size,
+            learning_rate=self.config.learning_rate, seed=self.config.seed if seed is None else seed,
             spec_fields={"horizon": chunk, "n_obs_steps": 1},
             features=default_state_features(self.env) if self.config.task_frame else None,
             policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
             else {"n_action_steps": chunk},
-            log=log,
+            val_trajectories=list(val_demos) or None, keep=keep, on_epoch_end=on_epoch_end,
         )
-        state = {k: v.clone() for k, v in self.module.state_dict().items()}
-        return {"best_epoch": None, "best_val_loss": None, "selected_by": "last step", "final_train_loss": last_loss[0],
-                "last_state": state, "best_state": state, "n_train": n, "n_val": 0}
+        selected_by = ("val/loss" if val_demos else "train/loss") if keep == "best" else "last epoch"
+        return {"best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss if val_demos else None,
+                "final_train_loss": fit.final_train_loss, "selected_by": selected_by, "last_state": fit.last_state,
+                "n_train": n,
+                "n_val": sum(len(t.acts) for t in val_demos)}
 
-    def _fit_toolkit(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int) -> dict[str, Any]:
+    def _fit_toolkit(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int,
+                     keep: str) -> dict[str, Any]:
         from imitation.data.types import maybe_unwrap_dictobs
 
         from il_toolkit.train.supervised import fit
@@ -387,10 +407,10 @@ class BehavioralCloning:
             self.policy, train_arrays, arrays(val) if val is not None else None,
             epochs=epochs, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
             weight_decay=self.config.weight_decay, rng=self.rng, on_epoch_end=on_epoch_end,
-            progress=self.progress, desc="bc", lr_schedule=self.config.lr_schedule,
+            progress=self.progress, desc="bc", lr_schedule=self.config.lr_schedule, keep=keep,
         )
         return {"best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
-                "final_train_loss": history.final_train_loss, "best_state": history.best_state}
+                "final_train_loss": history.final_train_loss, "last_state": history.last_state}
 
     def _fit_imitation(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int) -> dict[str, Any]:
         from imitation.algorithms import bc

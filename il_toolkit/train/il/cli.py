@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from il_toolkit.cli_flags import harmonise
-from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, DAGGER_VARIANTS, LR_SCHEDULES, ON_STUCK,
+from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, DAGGER_VARIANTS, KEEP_WEIGHTS, LR_SCHEDULES, ON_STUCK,
                                                POLICY_TYPES, ILConfig)
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.policies import load
@@ -80,6 +80,8 @@ _HELP = {
     "policy_activation": "mlp: hidden-layer activation",
     "lr_schedule": "mlp: learning rate over each fit (each DAgger round): constant, cosine, or onecycle (warm-up, "
                    "then cosine decay)",
+    "keep_weights": "which weights each fit keeps: best (lowest validation loss), last, or auto (best for BC; last "
+                    "for DAgger rounds, whose validation episodes hold learner-visited states, and for flow learners)",
     "dagger_warm_start": "continue each round from the last round's weights (imitation's DAgger) instead of training "
                          "a freshly initialised learner on the aggregate (Ross et al.), which generalises better",
     "dagger_stuck_steps": "> 0: a rollout is stuck once each observation for this many steps repeated one of the 20 "
@@ -112,7 +114,7 @@ _HELP = {
 
 
 CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "dagger_variant": DAGGER_VARIANTS, "dagger_on_stuck": ON_STUCK, "policy_type": POLICY_TYPES,
-           "lr_schedule": LR_SCHEDULES, "policy_activation": ACTIVATIONS}
+           "lr_schedule": LR_SCHEDULES, "policy_activation": ACTIVATIONS, "keep_weights": KEEP_WEIGHTS}
 
 
 def _build_parser(prog: str, description: str, preset: ILConfig, field_names: Sequence[str]) -> argparse.ArgumentParser:
@@ -257,7 +259,7 @@ BC_FIELDS = (
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split",
     "num_expert_episodes", "demo_top_percentile", "policy_type", "policy_hidden_sizes", "policy_activation",
     "relative_actions", "drop_velocity_obs", "task_frame", "policy_mixture_components", "lr_schedule",
-    "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",
+    "keep_weights", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes", "output_dir",
 )
 
 
@@ -298,8 +300,8 @@ DAGGER_FIELDS = (
     "dagger_target_query_rate", "dagger_intervention_threshold", "dagger_reaction_steps", "dagger_settle_steps",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
     "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",
-    "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation", "seed", "eval_episodes",
-    "output_dir",
+    "policy_mixture_components", "lr_schedule", "keep_weights", "action_chunk_size", "temporal_aggregation", "seed",
+    "eval_episodes", "output_dir",
 )
 
 

@@ -43,12 +43,13 @@ Command line::
         --dagger_episodes_per_iter 20 --dagger_beta_schedule linear --dagger_initial_beta 1.0 \
         --bc_epochs 20 --output_dir ./output/dagger
 
-Each round's weights are those of its last epoch, not of its lowest validation loss: the
+Each round's weights are, by default (``keep_weights="auto"``), those of its last epoch, not of its
+lowest validation loss: the
 validation episodes hold learner-visited states whose expert labels no network predicts from
 the other episodes, so validation loss bottoms out a few epochs in (ALOHA transfer, round 1:
 at epoch 4 of 50, whose training loss was 13x the last epoch's; the policy kept from it
 succeeded in 0 of 20 rollouts, a fit on the same data kept at its last epoch in 25 of 40), and
-keeping that epoch throws the round's training away.
+keeping that epoch throws the round's training away. ``keep_weights="best"`` keeps it anyway.
 Rounds are compared by rollouts instead (:meth:`DAgger.best_round`).
 
 A learner can stop at a fixed point of its own action map (PushT: it aims where the pusher
@@ -536,7 +537,7 @@ class DAgger:
                 self._risk_data = {k: [data[k]] for k in ("obs", "acts", "risk")}
         if self.members and hasattr(self.bc.policy, "members"):
             for member, policy in zip(self.members, self.bc.policy.members):
-                member.policy, member._normalizer_fitted = policy, True
+                member.adopt(policy)
         self._update_uncertainty(trajectories)
 
     def _fit(self, trajectories: list[Any], logger: MetricLogger, step_offset: int = 0,
@@ -564,16 +565,15 @@ class DAgger:
     def _fit_learner(self, bc: BehavioralCloning, train_demos: list[Any], val_demos: list[Any], logger: Any,
                      step_offset: int, iteration: int | None, member: int = 0) -> dict[str, Any]:
         seed = self.config.seed * 1000 + (iteration + 1 if iteration is not None else 0) + 100_000 * member
+        keep = self.config.kept_weights("flow" if self.config.trains_flow else "dagger_round")
         if self.config.trains_flow:
-            return bc.fit_chunked(train_demos, logger, step_offset=step_offset, seed=seed if self.members else None)
+            return bc.fit_chunked(train_demos, logger, val_demos=val_demos, step_offset=step_offset,
+                                  seed=seed if self.members else None, keep=keep)
         if iteration is not None and not self.config.dagger_warm_start and self.retrains_fresh:
             bc.reinitialize(seed=seed)
-        elif member > 0 and bc.policy is not None and not bc._normalizer_fitted:
+        elif member > 0 and bc.policy is not None and not bc.fitted:
             bc.reinitialize(seed=seed)  # the members of a fresh ensemble start apart
-        bc._normalizer_fitted = False
-        history = bc.fit(train_demos, val_demos, logger, step_offset=step_offset)
-        bc.module.load_state_dict(history["last_state"])  # see "Each round's weights" in the module docstring
-        return {**history, "selected_by": "last epoch"}
+        return bc.fit(train_demos, val_demos, logger, step_offset=step_offset, keep=keep, refit_normalizer=True)
 
     def _labels_left(self, trajectories: list[Any]) -> int | None:
         """Expert labels the budget (``dagger_label_budget``) still allows; None: no budget."""
@@ -658,8 +658,7 @@ class DAgger:
             saved = [r for r in range(state["completed_rounds"], 0, -1)
                      if (self.output_dir / "rounds" / f"{r:03d}").is_dir()]  # a dropped round may have saved none
             if saved:
-                self.bc.policy = load(self.output_dir / "rounds" / f"{saved[0]:03d}")
-                self.bc._normalizer_fitted = True
+                self.bc.adopt(load(self.output_dir / "rounds" / f"{saved[0]:03d}"))
             return state
         # A run cut short inside its first round leaves data and no state: start that round afresh.
         shutil.rmtree(self.output_dir / DATASET_DIR.parent, ignore_errors=True)

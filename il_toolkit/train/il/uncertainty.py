@@ -105,7 +105,6 @@ class RiskModel:
         history = fit(self, (inputs, np.clip(targets, 0.0, 1.0).astype(np.float32)), None, epochs=epochs,
                       batch_size=batch_size, learning_rate=learning_rate, weight_decay=0.0,
                       rng=np.random.default_rng(self.seed))
-        self.model.load_state_dict(history.best_state)
         return history.final_train_loss
 
     # what the supervised loop asks of a learner

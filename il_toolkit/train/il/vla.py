@@ -152,7 +152,7 @@ class VLABehavioralCloning:
                               run_name=f"vla-bc-{self.dataset_name or 'data'}-s{self.config.seed}", config=self.config.to_dict(),
                               console=self.progress)
         try:
-            history = self._fit_loader(dataloader, val_dataloader, logger, epochs=epochs, max_steps=max_steps)
+            history = self.fit_batches(dataloader, val_dataloader, logger, epochs=epochs, max_steps=max_steps)
         finally:
             logger.close()
         seconds = time.perf_counter() - start
@@ -180,14 +180,19 @@ class VLABehavioralCloning:
         done = getattr(self, "_epochs_done", 0)
         logger = MetricLogger(self.config.output_dir, use_wandb=False, console=self.progress)
         try:
-            history = self._fit_loader(self._epoch_loader, None, logger, epochs=1, step_offset=done)
+            history = self.fit_batches(self._epoch_loader, None, logger, epochs=1, step_offset=done)
         finally:
             logger.close()
         self._epochs_done = done + 1
         return {"train/loss": history["final_train_loss"], "epoch": self._epochs_done}
 
-    def _fit_loader(self, dataloader: Iterable[Any], val_dataloader: Iterable[Any] | None, logger: MetricLogger, *,
-                    epochs: int | None = None, max_steps: int | None = None, step_offset: int = 0) -> dict[str, Any]:
+    def fit_batches(self, dataloader: Iterable[Any], val_dataloader: Iterable[Any] | None, logger: MetricLogger, *,
+                    epochs: int | None = None, max_steps: int | None = None, step_offset: int = 0,
+                    keep: str | None = None) -> dict[str, Any]:
+        """Fit on ``dataloader``'s batches in the toolkit's loop (``bc_epochs`` or ``epochs``; ``max_steps``
+        caps optimizer steps), logging per epoch at ``step_offset + epoch``; ``keep``: "best" (lowest
+        validation loss, training loss without ``val_dataloader``) or "last" (default: the config's
+        rule for BC). Returns the history with ``last_state``."""
         self.prepare(dataloader)
         losses: list[float] = []
         samples = [0.0]
@@ -202,12 +207,11 @@ class VLABehavioralCloning:
             self.policy, dataloader, val_dataloader, epochs=epochs or self.config.bc_epochs,
             learning_rate=self.config.learning_rate, weight_decay=self.config.weight_decay,
             on_epoch_end=on_epoch_end, max_steps=max_steps, progress=self.progress, desc="vla-bc",
+            keep=keep or self.config.kept_weights("bc"),
         )
         fit_seconds = time.perf_counter() - fit_start
-        last_state = {k: v.clone() for k, v in self.policy.model.state_dict().items()}
-        self.policy.model.load_state_dict(history.best_state)
         return {"best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
-                "final_train_loss": history.final_train_loss, "last_state": last_state, "losses": losses,
+                "final_train_loss": history.final_train_loss, "last_state": history.last_state, "losses": losses,
                 "samples": samples[0], "fit_seconds": fit_seconds}
 
     @property
@@ -239,9 +243,18 @@ class VLABehavioralCloning:
                                    progress=self.progress)
 
     # -- the contract DAgger relies on (BehavioralCloning.fit) ------------------------------
+    def adopt(self, policy: VLAModel) -> None:
+        """Continue from ``policy``, already trained (a resumed DAgger round's)."""
+        self.policy = policy
+        self._normalizer_fitted = True
+
     def fit(self, train_demos: Sequence[Any], val_demos: Sequence[Any], logger: MetricLogger, *,
-            epochs: int | None = None, step_offset: int = 0) -> dict[str, Any]:
-        """Train on trajectories (DAgger's aggregate): chunked samples, the shared loader loop."""
+            epochs: int | None = None, step_offset: int = 0, keep: str | None = None,
+            refit_normalizer: bool = False) -> dict[str, Any]:
+        """Train on trajectories (DAgger's aggregate): chunked samples, the toolkit's loop; ``keep`` and
+        ``refit_normalizer`` as in :meth:`BehavioralCloning.fit`."""
+        if refit_normalizer:
+            self._normalizer_fitted = False
         chunk = self.policy.network.config.chunk_size
         instruction = self.policy.instruction
         train_set = TrajectoryChunkDataset(train_demos, chunk, instruction)
@@ -251,7 +264,7 @@ class VLABehavioralCloning:
         if val_demos:
             val_set = TrajectoryChunkDataset(val_demos, chunk, instruction)
             val_loader = create_lerobot_dataloader(val_set, batch_size=self.config.batch_size, shuffle=False)
-        history = self._fit_loader(loader, val_loader, logger, epochs=epochs, step_offset=step_offset)
+        history = self.fit_batches(loader, val_loader, logger, epochs=epochs, step_offset=step_offset, keep=keep)
         return {**history, "n_train": len(train_set), "n_val": 0 if val_loader is None else len(val_loader.dataset)}
 
 
@@ -438,9 +451,8 @@ class VLAGAIL:
                 loader = torch.utils.data.DataLoader(mixed, batch_size=self.config.batch_size, shuffle=True,
                                                      collate_fn=_collate(),
                                                      generator=torch.Generator().manual_seed(int(self.rng.integers(2**31))))
-                history = self.bc._fit_loader(loader, None, logger, epochs=self.config.ppo_epochs,
-                                              step_offset=r * self.config.ppo_epochs)
-                self.policy.model.load_state_dict(history["last_state"])  # adversarial updates: keep the latest
+                history = self.bc.fit_batches(loader, None, logger, epochs=self.config.ppo_epochs,
+                                              step_offset=r * self.config.ppo_epochs, keep="last")  # adversarial
                 stats.update({"round": r + 1, "timesteps": done_steps, "train/loss": history["final_train_loss"]})
                 logger.log(stats, step=done_steps)
                 rounds.append(stats)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,6 +65,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--d_model", type=int, default=128, help="token width")
     parser.add_argument("--ode_steps", type=int, default=10, help="ODE steps at inference (changeable later)")
     parser.add_argument("--solver", default="euler", help="euler, midpoint or rk4")
+    parser.add_argument("--validation_split", type=float, default=0.0,
+                        help="share of the episodes held out to measure val/loss each epoch (0: none; all train)")
+    parser.add_argument("--keep_weights", default="last", choices=("last", "best"),
+                        help="the weights kept: the last step's, or the epoch's with the lowest val/loss (train/loss "
+                             "without a validation split)")
     parser.add_argument("--checkpoint_every", type=int, default=1000, help="steps between resumable checkpoints")
     parser.add_argument("--seed", type=int, default=0, help="training seed (weights, minibatches, noise)")
     parser.add_argument("--eval_episodes", type=int, default=50, help="evaluation episodes after training, seeds from 1,000,000")
@@ -118,10 +124,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.dataset is None:
         raise SystemExit("give --dataset (a Minari id such as pusht/expert-v0, or lerobot/pusht)")
-    common.seed_everything(args.seed)
+    if not 0.0 <= args.validation_split < 1.0:
+        raise SystemExit(f"--validation_split must be in [0, 1), got {args.validation_split}")
+    rng = common.seed_everything(args.seed)
     dataset = resolve_dataset(args.dataset)
     env = common.env_for_dataset(dataset, args.env)
     demos = load_demonstrations(dataset, env=env)
+    train_demos, val_demos = common.split_episodes(demos, args.validation_split, rng)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = resolve_settings(args, env)
@@ -142,11 +151,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         features=default_state_features(env) if args.task_frame else None)
     try:
         policy = train_flow_policy(
-            trainer, demos, env.observation_space, env.action_space, steps=steps, batch_size=args.batch_size,
+            trainer, train_demos, env.observation_space, env.action_space, steps=steps, batch_size=args.batch_size,
             learning_rate=settings["learning_rate"], seed=args.seed, policy=start, **new_model,
             log=lambda metrics, step: logger.log(metrics, step) if step % every == 0 or step == steps - 1 else None,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, resume=True, progress=True,
+            val_trajectories=val_demos or None, keep=args.keep_weights,
+            on_epoch_end=lambda epoch, metrics: logger.log({**metrics, "epoch": epoch}, int(metrics["train/steps"])),
         )
+    except KeyboardInterrupt:
+        print(f"interrupted: the training state is saved in {out / 'checkpoint'}; run the same command again to "
+              "continue from it", file=sys.stderr)
+        raise
     finally:
         logger.close()
     path = policy.save(out / "best")

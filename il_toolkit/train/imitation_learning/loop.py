@@ -16,21 +16,22 @@ policy (``policy/``, loadable with ``il_toolkit.policies.load``) are written eve
 
 from __future__ import annotations
 
-import math
+import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from gymnasium import spaces
-from tqdm.auto import tqdm
 
+from il_toolkit.config.training_config import LR_SCHEDULES
 from il_toolkit.features.state import StateFeatures
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 from il_toolkit.train.imitation_learning.windows import WindowDataset
+from il_toolkit.train.loop import KEEP_RULES, FitHistory, Position, SampledBatches, run_training
 
 
-def train_flow_policy(
+def fit_flow_policy(
     trainer_key: str,
     trajectories: Sequence[Any],
     observation_space: spaces.Space,
@@ -51,9 +52,21 @@ def train_flow_policy(
     device: str = "cpu",
     progress: bool = False,
     policy: FlowMatchingPolicy | None = None,
-) -> FlowMatchingPolicy:
-    """Train for ``steps`` gradient steps (minibatches of windows drawn with replacement), the
-    learning rate following ``lr_schedule`` over the ``steps`` (``"cosine"`` decays it to 0).
+    val_trajectories: Sequence[Any] | None = None,
+    keep: str = "last",
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[FlowMatchingPolicy, FitHistory]:
+    """:func:`train_flow_policy`, returning the loop's :class:`~il_toolkit.train.loop.FitHistory` too.
+
+    Train for ``steps`` gradient steps (minibatches of windows drawn with replacement), the
+    learning rate following ``lr_schedule`` over the ``steps`` (``"cosine"`` decays it to 0), in the
+    toolkit's one loop (:func:`il_toolkit.train.loop.run_training`).
+
+    An epoch is ``windows // batch_size`` steps; at its end ``on_epoch_end(epoch, metrics)`` sees
+    ``train/loss`` and, with ``val_trajectories``, ``val/loss`` (the trainer's loss over every
+    validation window with fixed noise). ``keep``: "last" (the last step's weights) or "best" (the
+    epoch with the lowest ``val/loss``, else ``train/loss``). Ctrl-C with ``checkpoint_dir`` saves
+    the training state reached, which ``resume=True`` continues.
 
     ``features``: the env's feature pipeline (:func:`il_toolkit.policies.flow_policy.default_state_features`);
     None trains on the raw state, as flow policies did before the shared pipeline.
@@ -64,6 +77,8 @@ def train_flow_policy(
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if keep not in KEEP_RULES:
+        raise ValueError(f"keep must be one of {KEEP_RULES}, got {keep!r}")
     trainer_class = TRAINER_REGISTRY.get(trainer_key)
     torch.manual_seed(seed)
     if policy is None:
@@ -75,6 +90,7 @@ def train_flow_policy(
     else:
         _check_continuable(policy, trainer_key, observation_space, action_space, spec_fields, features, policy_options)
         data = WindowDataset.from_trajectories(trajectories, policy)
+    val_data = WindowDataset.from_trajectories(val_trajectories, policy) if val_trajectories else None
     models = policy.model
     trainer = trainer_class(
         models, trainer_class.build_optimizers(models, lr=learning_rate), None, device,
@@ -84,28 +100,49 @@ def train_flow_policy(
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and directory is not None and (directory / "trainer_state.json").is_file():
         start = trainer.load_training_state(directory)["iterations"]
-    sampler = torch.Generator().manual_seed(seed + 1 + start)
-    steps_per_epoch = max(1, len(data) // batch_size)
-    total_epochs = max(1, -(-steps // steps_per_epoch))
-    bar = tqdm(total=steps, initial=start, desc=f"train {trainer_key}", unit="step", disable=not progress, leave=False)
-    for step in range(start, steps):
-        _set_learning_rate(trainer, learning_rate * _lr_factor(lr_schedule, step, steps))
-        indices = torch.randint(0, len(data), (batch_size,), generator=sampler)
-        metrics = trainer.train_step(data.batch(indices), step // steps_per_epoch, total_epochs, step)
-        bar.update(1)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-        if log is not None:
-            log(metrics, step)
-        if directory is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            _checkpoint(trainer, policy, directory, step + 1, steps_per_epoch)
-    bar.close()
-    if directory is not None:
-        _checkpoint(trainer, policy, directory, max(steps, start), steps_per_epoch)
-    return policy
+        _restart_learning_rate(trainer, learning_rate)
+    batches = SampledBatches(len(data), batch_size, data.batch, torch.Generator().manual_seed(seed + 1 + start))
+
+    def step(batch: Any, position: Position) -> dict[str, float]:
+        return trainer.train_step(batch, position.epoch, position.total_epochs, position.step)
+
+    def checkpoint(iterations: int) -> None:
+        if directory is not None:
+            _checkpoint(trainer, policy, directory, max(iterations, start), batches.steps_per_epoch)
+
+    history = run_training(
+        step, batches, optimizers=trainer.optimizers, module=models, steps=steps, lr_schedule=lr_schedule,
+        evaluate=(lambda: {"val/loss": validation_loss(trainer, val_data)}) if val_data is not None else None,
+        keep=keep, log_step=None if log is None else (lambda metrics, i: log(dict(metrics), i)),
+        on_epoch_end=on_epoch_end, checkpoint=checkpoint if directory is not None else None,
+        checkpoint_every=checkpoint_every, on_interrupt=checkpoint if directory is not None else None,
+        start_step=start, progress=progress, desc=f"train {trainer_key}",
+    )
+    return policy, history
 
 
-LR_SCHEDULES = ("cosine", "constant")
+@functools.wraps(fit_flow_policy)
+def train_flow_policy(*args: Any, **kwargs: Any) -> FlowMatchingPolicy:
+    """Train any ``TRAINER_REGISTRY`` trainer on ``trajectories`` and return the policy; the
+    arguments are :func:`fit_flow_policy`'s."""
+    return fit_flow_policy(*args, **kwargs)[0]
+
+
+def validation_loss(trainer: Any, data: WindowDataset, batch_size: int = 1024, seed: int = 0) -> float:
+    """The trainer's loss over every window of ``data`` with fixed noise and times (``seed``), so that
+    epochs compare; without gradients, in eval mode."""
+    generator, trainer.generator = trainer.generator, torch.Generator(device=trainer.device).manual_seed(seed)
+    trainer.models.eval()
+    total = 0.0
+    try:
+        with torch.no_grad():
+            for begin in range(0, len(data), batch_size):
+                indices = torch.arange(begin, min(len(data), begin + batch_size))
+                loss, _ = trainer.compute_loss(data.batch(indices))
+                total += float(loss) * len(indices)
+    finally:
+        trainer.generator = generator
+    return total / max(len(data), 1)
 
 
 def _check_continuable(policy: FlowMatchingPolicy, trainer_key: str, observation_space: spaces.Space,
@@ -123,17 +160,12 @@ def _check_continuable(policy: FlowMatchingPolicy, trainer_key: str, observation
                          "pass spec_fields, features or policy_options with it")
 
 
-def _lr_factor(schedule: str, step: int, steps: int) -> float:
-    """The learning rate's multiplier at ``step`` of ``steps``: cosine decay to 0, or 1."""
-    if schedule == "constant":
-        return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * min(step / max(steps, 1), 1.0)))
-
-
-def _set_learning_rate(trainer: Any, lr: float) -> None:
+def _restart_learning_rate(trainer: Any, lr: float) -> None:
+    """A resumed trainer's optimizers hold the decayed rate of their last step; the schedule is
+    re-applied from the base rate."""
     for optimizer in trainer.optimizers.values():
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = group["initial_lr"] = lr
 
 
 def fit_normalizer(policy: FlowMatchingPolicy, trajectories: Sequence[Any]) -> WindowDataset:
