@@ -3,7 +3,7 @@
 Task (2D, positions in arbitrary units): start near (0, -0.7), goal (0, 0.7), a disc obstacle
 of radius 0.45 at the origin. Actions are displacements of length <= 0.1; touching the disc
 ends the episode as a failure; success is reaching within 0.1 of the goal in 40 steps. The
-scripted expert picks the left or the right way at random (50/50) for each episode, so the
+scripted expert goes left in half of the demonstrations and right in the other half (exactly, so the data holds no preference), so the
 demonstrated action at the start is bimodal.
 
 Policies (all observe the position only, n_obs_steps = 1, horizon 8, 8 actions executed per
@@ -33,6 +33,7 @@ from torch import nn
 from il_toolkit.model.spec import FlowModelSpec
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+from il_toolkit.train.loop import GradientStep, SampledBatches, run_training
 
 START = np.array([0.0, -0.7])
 GOAL = np.array([0.0, 0.7])
@@ -53,9 +54,8 @@ def clip_step(delta: np.ndarray) -> np.ndarray:
     return delta * np.minimum(1.0, MAX_STEP / np.maximum(norm, 1e-9))
 
 
-def expert_episode(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``(T, 2)`` and actions ``(T, 2)`` of one demonstration (left or right at random)."""
-    side = 1 if rng.random() < 0.5 else -1
+def expert_episode(rng: np.random.Generator, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(T, 2)`` and actions ``(T, 2)`` of one demonstration going ``side`` (-1 left, 1 right)."""
     pos = START + rng.normal(0, 0.01, 2)
     targets = waypoints(side)
     k, states, actions = 0, [], []
@@ -75,8 +75,8 @@ def demonstrations(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows: states ``(N, 1, 2)`` and action chunks ``(N, HORIZON, 2)`` (zero-padded after the end)."""
     rng = np.random.default_rng(seed)
     states, chunks = [], []
-    for _ in range(n):
-        s, a = expert_episode(rng)
+    for i in range(n):
+        s, a = expert_episode(rng, 1 if i % 2 else -1)  # exactly half each way: the data holds no preference
         padded = np.concatenate([a, np.zeros((HORIZON, 2))])
         for t in range(len(s)):
             states.append(s[t][None])
@@ -119,15 +119,14 @@ def rollout(act_chunk, n_episodes: int, seed: int) -> dict:
 def train_mse_baseline(states: np.ndarray, chunks: np.ndarray, steps: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(2, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, HORIZON * 2))
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     x, y = torch.as_tensor(states[:, 0]), torch.as_tensor(chunks).flatten(1)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (256,), generator=g)
-        loss = nn.functional.mse_loss(net(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+
+    def loss(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return nn.functional.mse_loss(net(inputs), targets), {}
+
+    step = GradientStep(loss, net, net.parameters(), learning_rate=1e-3, weight_decay=0.01)
+    batches = SampledBatches(len(x), 256, lambda i: (x[i], y[i]), torch.Generator().manual_seed(seed))
+    run_training(step, batches, optimizers=step.optimizers, module=net, steps=steps)
     return net.eval()
 
 
@@ -148,9 +147,10 @@ def train_flow(key: str, states: np.ndarray, chunks: np.ndarray, steps: int, see
     s, a = torch.as_tensor(states), torch.as_tensor(chunks)
     start = time.perf_counter()
     history: list[dict] = []
-    for i in range(steps):
-        idx = torch.randint(0, len(s), (256,), generator=g)
-        history.append(trainer.train_step({"observation.state": s[idx], "action": a[idx]}, epoch=i, total_epochs=steps, iterations=i))
+    batches = SampledBatches(len(s), 256, lambda i: {"observation.state": s[i], "action": a[i]}, g)
+    run_training(lambda batch, at: trainer.train_step(batch, epoch=at.step, total_epochs=steps, iterations=at.step),
+                 batches, optimizers=trainer.optimizers, module=trainer.models, steps=steps,
+                 log_step=lambda metrics, i: history.append(dict(metrics)))
     seconds = time.perf_counter() - start
     last = history[-50:]  # metrics averaged over the last 50 steps (whole-dataset minibatches)
     metrics = {k: float(np.mean([m[k] for m in last])) for k in last[-1]}

@@ -65,7 +65,7 @@ def test_best_keeps_the_lowest_validation_epoch_and_last_the_last():
                            evaluate=lambda: {"val/loss": next(calls)},
                            on_epoch_end=lambda epoch, metrics: weights.append(float(model.w.detach())))
     assert history.best_epoch == 2 and history.best_val_loss == 1.0
-    assert float(model.w) == pytest.approx(weights[1])
+    assert float(model.w.detach()) == pytest.approx(weights[1])
     assert float(history.last_state["w"]) == pytest.approx(weights[3])
 
     last, last_history = _line_fit(keep="last", epochs=4)
