@@ -69,7 +69,7 @@ def test_best_keeps_the_lowest_validation_epoch_and_last_the_last():
     assert float(history.last_state["w"]) == pytest.approx(weights[3])
 
     last, last_history = _line_fit(keep="last", epochs=4)
-    assert last_history.best_state is None and float(last.w) == pytest.approx(float(last_history.last_state["w"]))
+    assert last_history.best_state is None and float(last.w.detach()) == pytest.approx(float(last_history.last_state["w"]))
 
 
 def test_an_unknown_keep_rule_or_no_budget_is_refused():

@@ -134,13 +134,17 @@ class SampledBatches:
 
 # -- the default step ---------------------------------------------------------------------------
 class GradientStep:
-    """One AdamW step on ``loss_fn(batch) -> (loss, metrics)`` over ``parameters``; ``module`` is put in
-    train mode first. A ``(observations, actions)`` tuple batch is passed as two arguments."""
+    """One optimizer step on ``loss_fn(batch) -> (loss, metrics)``: AdamW over ``parameters``, or the
+    given ``optimizer`` (kept across fits, e.g. GAIL's discriminator's); ``module`` is put in train
+    mode first. A tuple batch ``(inputs, targets)`` is passed as two arguments."""
 
     def __init__(self, loss_fn: Callable[..., tuple[torch.Tensor, Mapping[str, float]]], module: torch.nn.Module,
-                 parameters: Iterable[torch.nn.Parameter], *, learning_rate: float, weight_decay: float) -> None:
+                 parameters: Iterable[torch.nn.Parameter] = (), *, learning_rate: float = 1e-3,
+                 weight_decay: float = 0.0, optimizer: torch.optim.Optimizer | None = None) -> None:
         self.loss_fn, self.module = loss_fn, module
-        self.optimizers = {"model": torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)}
+        if optimizer is None:
+            optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+        self.optimizers = {"model": optimizer}
 
     def __call__(self, batch: Any, position: Position) -> dict[str, float]:
         self.module.train()

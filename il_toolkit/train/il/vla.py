@@ -39,6 +39,7 @@ from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, cre
 from il_toolkit.train.datasets.multitask import dataset_statistics as episode_statistics
 from il_toolkit.train.il import common
 from il_toolkit.train.logging import MetricLogger
+from il_toolkit.train.loop import GradientStep, run_training
 from il_toolkit.train.supervised import fit_loader
 
 
@@ -291,6 +292,16 @@ class Discriminator(torch.nn.Module):
         return torch.nn.functional.softplus(self(features, actions))
 
 
+class _FullBatch:
+    """The same whole batch ``updates`` times per epoch (GAIL's full-batch discriminator updates)."""
+
+    def __init__(self, batch: Any, updates: int) -> None:
+        self.batch, self.steps_per_epoch = batch, updates
+
+    def epoch(self) -> Any:
+        return iter([self.batch] * self.steps_per_epoch)
+
+
 class _Weighted(torch.utils.data.Dataset):
     """Adds ``"weight"`` to every sample of ``dataset`` (one weight per index, or a constant)."""
 
@@ -380,20 +391,21 @@ class VLAGAIL:
         actions = torch.cat([expert[1], generated[1]])
         labels = torch.cat([torch.ones(len(expert[0])), torch.zeros(len(generated[0]))])
         noise = self.config.gail_disc_noise
-        self.discriminator.train()
-        for _ in range(self.config.gail_disc_updates):
-            f = features + noise * torch.randn_like(features) if noise else features
-            a = actions + noise * torch.randn_like(actions) if noise else actions
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(self.discriminator(f, a), labels)
-            self.disc_optimizer.zero_grad()
-            loss.backward()
-            self.disc_optimizer.step()
+
+        def loss(f: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            if noise:
+                f, a = f + noise * torch.randn_like(f), a + noise * torch.randn_like(a)
+            return torch.nn.functional.binary_cross_entropy_with_logits(self.discriminator(f, a), labels), {}
+
+        step = GradientStep(loss, self.discriminator, optimizer=self.disc_optimizer)
+        history = run_training(step, _FullBatch((features, actions), self.config.gail_disc_updates),
+                               optimizers=step.optimizers, module=self.discriminator, epochs=1)
         self.discriminator.eval()
         with torch.no_grad():
             logits = self.discriminator(features, actions)
             accuracy = ((logits > 0).float() == labels).float()
         n = len(expert[0])
-        return {"disc_loss": float(loss.detach()), "disc_acc": float(accuracy.mean()),
+        return {"disc_loss": history.final_train_loss, "disc_acc": float(accuracy.mean()),
                 "disc_acc_expert": float(accuracy[:n].mean()), "disc_acc_gen": float(accuracy[n:].mean())}
 
     def advantage_weights(self, trajectories: Sequence[Any], rewards: torch.Tensor) -> tuple[np.ndarray, float]:
