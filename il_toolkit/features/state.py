@@ -113,8 +113,8 @@ class StateFeatures:
             )
         return obs
 
-    def features(self, obs: np.ndarray) -> np.ndarray:
-        """``(B, D)`` raw states -> ``(B, F)`` float32 features."""
+    def features(self, obs: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+        """``(B, D)`` raw states -> ``(B, F)`` features (float32 unless ``dtype`` says otherwise)."""
         raw = full = self.check_obs(obs)
         if self.periodic_dims:
             angles = raw[:, list(self.periodic_dims)]
@@ -126,7 +126,7 @@ class StateFeatures:
         columns = self.columns
         if len(columns) != full.shape[1]:
             full = full[:, columns]
-        return full.astype(np.float32)
+        return full.astype(dtype)
 
     def encode_actions(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Actions ``(B, Da)`` or chunks ``(B, H, Da)`` in env units -> as the learner regresses

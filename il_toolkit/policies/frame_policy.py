@@ -26,46 +26,56 @@ from gymnasium import spaces
 
 from il_toolkit.policies.adapters import SB3Policy
 from il_toolkit.policies.base import BasePolicy
-from il_toolkit.features.frames import TaskFrame, get_frame
+from il_toolkit.features.frames import TaskFrame
+from il_toolkit.features.state import StateFeatures
 from il_toolkit.policies.spaces import to_unit_actions
 
 
 @dataclass(frozen=True)
 class FrameUnits:
-    """Maps of frame ``name`` for an env with ``action_space`` (a Box): raw observations (B, D) to
-    features (B, F) in fixed units, and [-1, 1] frame actions (B, A) to env actions, clipped to the
-    env's bounds, and back."""
+    """The env's feature pipeline (:class:`~il_toolkit.features.state.StateFeatures` with task frame
+    ``name``) in the frame's fixed units, for an env with ``action_space`` (a Box): raw observations
+    (B, D) to features (B, F) divided by the frame's ``feature_scale``, and [-1, 1] actions (B, A),
+    times its ``action_scale``, decoded to env actions clipped to the env's bounds, and back.
+    Fixed units, not statistics: PPO keeps training the network on states the demonstrations never
+    showed, and its Gaussian head needs actions in [-1, 1]."""
 
     name: str
-    frame: TaskFrame
+    features: StateFeatures
     action_space: spaces.Box
 
     @classmethod
     def for_env(cls, name: str, observation_space: spaces.Space, action_space: spaces.Space) -> "FrameUnits":
-        frame = get_frame(name, int(np.prod(observation_space.shape)), int(np.prod(action_space.shape)))
-        if frame.feature_scale is None or frame.action_scale is None:
+        features = StateFeatures(int(np.prod(observation_space.shape)), int(np.prod(action_space.shape)), frame=name)
+        frame = features.task_frame
+        if frame.feature_scale is None or frame.action_scale is None or not frame.replaces_obs:
             raise ValueError(f"task frame {name!r} has no fixed units for SB3 policies; use a frame that has "
                              "(pusht_push) or turn task_frame off")
-        return cls(name, frame, action_space)
+        return cls(name, features, action_space)
+
+    @property
+    def frame(self) -> TaskFrame:
+        return self.features.task_frame
 
     @property
     def feature_space(self) -> spaces.Box:
-        return spaces.Box(-np.inf, np.inf, (self.frame.n_features,), np.float32)
+        return spaces.Box(-np.inf, np.inf, (self.features.n_features,), np.float32)
 
     @property
     def unit_space(self) -> spaces.Box:
-        return spaces.Box(-1.0, 1.0, (self.frame.action_dim,), np.float32)
+        return spaces.Box(-1.0, 1.0, (self.features.action_dim,), np.float32)
+
+    def _raw(self, raw: np.ndarray) -> np.ndarray:
+        return np.asarray(raw, np.float64).reshape(-1, self.features.obs_dim)
 
     def observe(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, np.float64).reshape(-1, self.frame.obs_dim)
-        return (self.frame.features(raw) / np.asarray(self.frame.feature_scale)).astype(np.float32)
+        features = self.features.features(self._raw(raw), dtype=np.float64)
+        return (features / np.asarray(self.frame.feature_scale)).astype(np.float32)
 
     def to_env(self, raw: np.ndarray, unit: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, np.float64).reshape(-1, self.frame.obs_dim)
-        unit = np.asarray(unit, np.float64).reshape(-1, self.frame.action_dim)
-        encoded = np.clip(unit, -1.0, 1.0) * self.frame.action_scale
-        return np.clip(self.frame.decode(raw, encoded), self.action_space.low, self.action_space.high).astype(
-            self.action_space.dtype)
+        unit = np.asarray(unit, np.float64).reshape(-1, self.features.action_dim)
+        decoded = self.features.decode_actions(self._raw(raw), np.clip(unit, -1.0, 1.0) * self.frame.action_scale)
+        return np.clip(decoded, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     def transitions(self, transitions: Any) -> Any:
         """imitation ``Transitions`` of the raw env as a :class:`FrameEnv` learner sees them."""
@@ -74,8 +84,8 @@ class FrameUnits:
                                    acts=self.to_unit(transitions.obs, transitions.acts))
 
     def to_unit(self, raw: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, np.float64).reshape(-1, self.frame.obs_dim)
-        encoded = self.frame.encode(raw, np.asarray(actions, np.float64).reshape(-1, self.frame.action_dim))
+        actions = np.asarray(actions, np.float64).reshape(-1, self.features.action_dim)
+        encoded = self.features.encode_actions(self._raw(raw), actions)
         return np.clip(encoded / self.frame.action_scale, -1.0, 1.0).astype(np.float32)
 
 
