@@ -247,8 +247,7 @@ class DAgger:
         self._learner_given = policy is not None
         self.members: list[BehavioralCloning] = []  # ensemble_dagger's and thrifty_dagger's learners
         ensemble = self._build_members(policy) if self.config.dagger_variant in ENSEMBLE_VARIANTS else None
-        self.bc = BehavioralCloning(self.env, self.config, use_wandb=False, policy=None if self.members else policy,
-                                    progress=progress)
+        self.bc = self._new_learner(None if self.members else policy)
         if self.members:
             self.bc.policy = ensemble  # acts in round 1; None: no learner until the first fit
         self.expert = self._expert(expert_policy)
@@ -260,6 +259,11 @@ class DAgger:
         self._aggregate_states: np.ndarray | None = None
         self._risk: RiskModel | None = None
         self.thresholds: dict[str, float] = {}
+
+    def _new_learner(self, policy: Any) -> BehavioralCloning:
+        """The learner each round fits (the learner contract: ``adopt``, ``reinitialize``, ``fit``,
+        ``fitted``, ``policy``, ``module``), starting from ``policy`` (None: a new one)."""
+        return BehavioralCloning(self.env, self.config, use_wandb=False, policy=policy, progress=self.progress)
 
     def _build_members(self, policy: Any) -> Any:
         """The ensemble's learners; a given policy must be an ensemble (of an earlier run)."""
@@ -764,10 +768,12 @@ class VLADAgger(DAgger):
             env = make_env(env, **(env_kwargs or {}))
         policy = require_single_task(as_vla(model), "VLA DAgger")
         super().__init__(env, expert_policy, config, use_wandb, policy=policy, progress=progress)
-        self.bc = VLABehavioralCloning(policy, self.config, use_wandb=False, env=self.env, progress=progress)
         self.env_kwargs, self.dataset_name = dict(env_kwargs or {}), dataset_name
         if not policy._instruction_given:
             policy.instruction = env_entry(common.env_id_of(self.env)).instruction
+
+    def _new_learner(self, policy: VLAModel) -> VLABehavioralCloning:
+        return VLABehavioralCloning(policy, self.config, use_wandb=False, env=self.env, progress=self.progress)
 
     def _run_signature(self, initial_dataset: str | None) -> dict[str, Any]:
         """DAgger's, plus what ``--model_path`` chaining needs to rebuild the env (``env_kwargs``)
