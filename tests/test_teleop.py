@@ -270,3 +270,18 @@ def test_dagger_trains_end_to_end_with_a_person_as_the_expert(tmp_path):
     assert results["expert_labels"] == 6
     aggregate = MinariDataset(results["dataset_path"])
     np.testing.assert_allclose(next(iter(aggregate.iterate_episodes())).actions, 2.0 * np.asarray(positions))
+
+
+def test_no_display_is_a_clear_error_and_records_nothing(tmp_path):
+    """Without a screen SDL falls back to an off-screen driver; a session there would record the idle
+    controls as a person's demonstrations."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    env["MINARI_DATASETS_PATH"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "il_toolkit.cli", "teleop", "--env", "PushT-v0", "--dataset-id",
+                           "test/nodisplay-v0", "--episodes", "1"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "no display to show the teleoperation window" in done.stderr and "Traceback" not in done.stderr
+    assert not any(tmp_path.rglob("*.hdf5")) and not any(tmp_path.rglob("metadata.json"))

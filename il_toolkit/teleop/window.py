@@ -4,9 +4,11 @@ blue: the learned policy)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from il_toolkit.teleop.controls import pygame
+from il_toolkit.teleop.controls import TeleopError, pygame
 
 HUMAN_COLOUR = (220, 40, 40)
 POLICY_COLOUR = (40, 90, 220)
@@ -20,6 +22,25 @@ def window_size_for(frame: np.ndarray, size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+HEADLESS_DRIVERS = ("offscreen", "dummy")
+
+
+def check_display() -> None:
+    """Refuse a window nobody can see: with no display SDL falls back to an off-screen driver, and
+    a session would record whatever the idle controls say as a person's demonstrations. Asking for
+    a headless driver (``SDL_VIDEODRIVER=dummy``, as tests with scripted events do) is allowed."""
+    from il_toolkit._defaults import HEADLESS_BY_DEFAULT
+
+    driver = pygame.display.get_driver()
+    asked = os.environ.get("SDL_VIDEODRIVER", "").lower() in HEADLESS_DRIVERS and not HEADLESS_BY_DEFAULT["video"]
+    if driver in HEADLESS_DRIVERS and not asked:
+        pygame.display.quit()
+        raise TeleopError(
+            f"no display to show the teleoperation window on (SDL fell back to its {driver!r} driver): run "
+            "il-toolkit teleop on a machine with a screen (or with X forwarding: ssh -X); nothing was recorded"
+        )
+
+
 class TeleopWindow:
     """A pygame window of ``size`` (width, height) pixels. ``fps`` = 0 runs unpaced (tests)."""
 
@@ -27,6 +48,7 @@ class TeleopWindow:
         if fps < 0:
             raise ValueError(f"fps must be >= 0 (0: as fast as possible), got {fps}")
         pygame.display.init()
+        check_display()
         self.size = (int(size[0]), int(size[1]))
         self.surface = pygame.display.set_mode(self.size)
         self.fps = fps
