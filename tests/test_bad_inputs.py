@@ -144,3 +144,18 @@ def test_ctrl_c_during_bc_keeps_the_weights_so_far(tmp_path, monkeypatch, capsys
         BehavioralCloning("il_toolkit/PushT-v0", config, progress=False).train()
     assert load(tmp_path / "bc" / "interrupted").action_space.shape == (2,)
     assert "continue with --model_path" in capsys.readouterr().err
+
+
+def test_methods_run_with_a_default_config_write_to_their_own_directories():
+    """Two methods given the same bare ILConfig() (as the user guide's Python examples read) never
+    write into one directory; the user's config is not changed."""
+    from il_toolkit import DAgger, GAIL, BehavioralCloning, ILConfig
+
+    config = ILConfig(use_wandb=False)
+    dirs = {type(t).__name__: t.config.output_dir for t in (
+        BehavioralCloning("CartPole-v1", config, progress=False), DAgger("CartPole-v1", config=config, progress=False),
+        GAIL("CartPole-v1", config, progress=False))}
+    assert dirs == {"BehavioralCloning": "./output/bc", "DAgger": "./output/dagger", "GAIL": "./output/gail"}
+    assert config.output_dir == "./output/il"
+    chosen = ILConfig(use_wandb=False, output_dir="runs/mine")
+    assert BehavioralCloning("CartPole-v1", chosen, progress=False).config.output_dir == "runs/mine"

@@ -115,7 +115,7 @@ class BehavioralCloning:
     ) -> None:
         self.env = common.resolve_env(env)
         self.overwrite = overwrite
-        self.config = config if config is not None else ILConfig.behavioral_cloning()
+        self.config = common.own_config(config, ILConfig.behavioral_cloning, "bc")
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
         self.rng = common.seed_everything(self.config.seed)

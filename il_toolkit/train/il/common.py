@@ -124,6 +124,20 @@ class RunExistsError(ValueError):
     """``output_dir`` holds an earlier run that this one would replace or mix with."""
 
 
+def own_config(config: ILConfig | None, preset: Any, method: str) -> ILConfig:
+    """``config`` for a run of ``method`` ("bc", "dagger", "gail", "vla_bc" ...): ``preset()`` when
+    None; a config left at the generic default output directory (``./output/il``) writes to
+    ``./output/<method>`` instead, so two methods run with default settings never share one (the
+    user's config object is not changed)."""
+    import dataclasses
+
+    if config is None:
+        return preset()
+    if config.output_dir == ILConfig.__dataclass_fields__["output_dir"].default:
+        return dataclasses.replace(config, output_dir=f"./output/{method}")
+    return config
+
+
 RESUMABLE = ("dagger",)  # algorithms whose runs continue where they stopped when rerun in their output_dir
 RUN_ARTIFACTS = ("best", "last", "interrupted", "rounds", "dataset", "checkpoint", "metrics.jsonl", "eval.json", "run.json",
                  "config.json", "state.json", "risk_data.npz")

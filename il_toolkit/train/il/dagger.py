@@ -227,6 +227,7 @@ class DAgger:
     """
 
     retrains_fresh = True  # False: the learner is always fine-tuned from its weights (pretrained VLA models)
+    output_name = "dagger"  # ./output/<output_name> when the config leaves output_dir at the generic default
 
     def __init__(
         self,
@@ -239,7 +240,7 @@ class DAgger:
         progress: bool = True,
         overwrite: bool = False,
     ) -> None:
-        self.config = config if config is not None else ILConfig.dagger()
+        self.config = common.own_config(config, ILConfig.dagger, self.output_name)
         self.overwrite = overwrite
         self.env = common.resolve_env(env)
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
@@ -758,6 +759,7 @@ class VLADAgger(DAgger):
     """
 
     retrains_fresh = False
+    output_name = "vla_dagger"
 
     def __init__(self, env: Any, model: VLAModel | str | os.PathLike, expert_policy: Any = None,
                  config: ILConfig | None = None, use_wandb: bool | None = None, *,

@@ -174,7 +174,7 @@ class GAIL:
 
         self.env = common.resolve_env(env)
         self.env_id = common.env_id_of(self.env)
-        self.config = config if config is not None else ILConfig.gail()
+        self.config = common.own_config(config, ILConfig.gail, "gail")
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
         self.overwrite = overwrite

@@ -111,7 +111,7 @@ class VLABehavioralCloning:
     def __init__(self, model: VLAModel | str | os.PathLike, config: ILConfig | None = None,
                  use_wandb: bool | None = None, dataset_name: str | None = None, *, env: Any = None,
                  progress: bool = True) -> None:
-        self.config = config if config is not None else ILConfig.behavioral_cloning()
+        self.config = common.own_config(config, ILConfig.behavioral_cloning, "vla_bc")
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.dataset_name = dataset_name
         self.progress = progress
@@ -342,7 +342,7 @@ class VLAGAIL:
         from il_toolkit.envs import env_entry, make_env
 
         self.env_kwargs, self.dataset_name = dict(env_kwargs or {}), dataset_name
-        self.config = config if config is not None else ILConfig.gail()
+        self.config = common.own_config(config, ILConfig.gail, "vla_gail")
         self.env = make_env(env, **(env_kwargs or {})) if isinstance(env, str) else env
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
