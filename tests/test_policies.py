@@ -189,3 +189,27 @@ def test_sb3_zip_is_refused(tmp_path):
 def test_missing_path_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load(tmp_path / "nothing")
+
+
+def test_ppo_on_pixels_acts_on_the_envs_channel_last_images_and_reloads(tmp_path, monkeypatch):
+    """SB3 trains image policies channel-first; the toolkit policy still presents the env's
+    channel-last space, so evaluation after PPO (and a reload) works."""
+    import il_toolkit.train.online_rl.ppo_trainer as ppo
+    from il_toolkit import RLConfig
+    from il_toolkit.policies import as_policy, load
+
+    monkeypatch.setattr(ppo, "distill", lambda *args, **kwargs: {})  # its cost is not what is tested here
+    env = make_env("il_toolkit/PushT-v0", obs_type="pixels_agent_pos")
+    teacher = as_policy(lambda obs: np.array([256.0, 256.0], np.float32), env.observation_space, env.action_space)
+    config = RLConfig(total_timesteps=32, n_steps=32, batch_size=16, n_epochs=1, eval_episodes=1,
+                      output_dir=str(tmp_path), use_wandb=False)
+    trainer = ppo.PPOTrainer(env, policy=teacher, config=config, progress=False)
+    assert trainer.model.policy.observation_space["pixels"].shape == (3, 96, 96)
+    assert trainer.policy.observation_space == env.observation_space
+    results = trainer.train(total_timesteps=32)
+    assert results["eval"]["n_episodes"] == 1
+    restored = load(results["policy_path"])
+    assert restored.observation_space == env.observation_space
+    obs, _ = env.reset(seed=0)
+    action, _ = restored.predict(obs)
+    assert env.action_space.contains(np.asarray(action, env.action_space.dtype))

@@ -16,7 +16,8 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.policies.base import BasePolicy, Policy
-from il_toolkit.policies.spaces import check_observation, from_unit_actions, is_batched, is_unit_twin, unit_action_space
+from il_toolkit.policies.spaces import (check_observation, describe, from_unit_actions, is_batched, is_unit_twin,
+                                       spaces_match, unit_action_space)
 
 ObsToAction = Callable[[Any], Any]
 
@@ -105,6 +106,32 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+def sb3_observation_space(space: spaces.Space) -> spaces.Space:
+    """``space`` as an SB3 policy trained on it sees it: channel-last images (H, W, C), in a Dict
+    or alone, transposed to (C, H, W), as SB3's ``VecTransposeImage`` does while training."""
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({key: sb3_observation_space(sub) for key, sub in space.spaces.items()})
+    if is_image_space(space) and not is_image_space_channels_first(space):
+        return VecTransposeImage.transpose_space(space)
+    return space
+
+
+def _env_observation_space(policy_space: spaces.Space, env_space: spaces.Space | None) -> spaces.Space:
+    """The observation space an :class:`SB3Policy` presents: the env's, where the SB3 policy's is
+    it or its channel-first twin (SB3 transposes channel-last images in ``predict`` itself)."""
+    if env_space is None:
+        return policy_space
+    if not (spaces_match(policy_space, env_space) or spaces_match(policy_space, sb3_observation_space(env_space))):
+        from il_toolkit.policies.base import SpaceMismatchError
+
+        raise SpaceMismatchError(f"the SB3 policy observes {describe(policy_space)}, which is neither the env's "
+                                 f"{describe(env_space)} nor its channel-first twin: wrap a policy trained on this env")
+    return env_space
+
+
 class SB3Policy(BasePolicy):
     """A stable-baselines3 (or imitation) actor-critic policy behind the toolkit interface.
 
@@ -115,9 +142,11 @@ class SB3Policy(BasePolicy):
 
     checkpoint_kind = "sb3"
 
-    def __init__(self, policy: Any, action_space: spaces.Space | None = None) -> None:
+    def __init__(self, policy: Any, action_space: spaces.Space | None = None,
+                 observation_space: spaces.Space | None = None) -> None:
         self.rescales = action_space is not None and is_unit_twin(policy.action_space, action_space)
-        super().__init__(policy.observation_space, action_space if self.rescales else policy.action_space)
+        super().__init__(_env_observation_space(policy.observation_space, observation_space),
+                         action_space if self.rescales else policy.action_space)
         self.policy = policy
 
     @classmethod
@@ -197,7 +226,7 @@ class SB3Policy(BasePolicy):
         net_arch = config["net_arch"]
         rescaled = bool(config.get("rescaled_actions", False))
         policy = policy_class(
-            observation_space,
+            sb3_observation_space(observation_space),
             unit_action_space(action_space) if rescaled else action_space,
             lr_schedule=lambda _: 0.0,
             net_arch=net_arch,
@@ -220,4 +249,4 @@ class SB3Policy(BasePolicy):
                 f"missing {missing}, unexpected {unexpected}; save the policy again"
             )
         policy.set_training_mode(False)
-        return cls(policy, action_space if rescaled else None)
+        return cls(policy, action_space if rescaled else None, observation_space)

@@ -242,7 +242,7 @@ def learner_env(env: gym.Env, units: FrameUnits | None) -> gym.Env:
 def toolkit_policy(sb3_policy: Any, env: gym.Env, units: FrameUnits | None) -> SB3Policy | FrameSB3Policy:
     """The toolkit policy acting on ``env`` with an SB3 actor-critic trained in :func:`learner_env`."""
     if units is None:
-        return SB3Policy(sb3_policy, action_space=env.action_space)
+        return SB3Policy(sb3_policy, action_space=env.action_space, observation_space=env.observation_space)
     return FrameSB3Policy(SB3Policy(sb3_policy), units.name, env.observation_space, env.action_space)
 
 
