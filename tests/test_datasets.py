@@ -85,6 +85,19 @@ def test_corrupt_dataset_is_reported(tmp_path):
         load_demonstrations("tests/corrupt-v0")
 
 
+def test_a_collect_killed_before_its_first_episode_is_named_and_can_be_collected_again():
+    """kill -9 in the first moments of a collect leaves a directory with an empty metadata.json."""
+    from il_toolkit.train.datasets.minari_io import dataset_path
+
+    path = dataset_path("tests/killed-v0")
+    path.mkdir(parents=True)
+    (path / "metadata.json").write_text("")
+    with pytest.raises(DatasetError, match="stopped before it wrote any episode.*--overwrite"):
+        load_demonstrations("tests/killed-v0")
+    collect_dataset("CartPole-v1", "tests/killed-v0", 1, progress=False)
+    assert len(load_demonstrations("tests/killed-v0")) == 1
+
+
 def test_nan_actions_are_refused_with_rows_named():
     import gymnasium as gym
     import minari

@@ -95,6 +95,12 @@ def open_dataset(dataset_id: str):
 
     _check_dataset_id(dataset_id)
     if not dataset_exists(dataset_id):
+        if dataset_path(dataset_id).is_dir():
+            raise DatasetError(
+                f"dataset {dataset_id!r} at {dataset_path(dataset_id)} holds no episode data: a collect was stopped "
+                f"before it wrote any episode; collect it again (`il-toolkit collect --env ENV --dataset-id {dataset_id} "
+                "--episodes N --overwrite`)"
+            )
         local = sorted(minari.list_local_datasets()) if datasets_root().exists() else []
         raise DatasetError(
             f"no local dataset {dataset_id!r} under {datasets_root()}; collect it with "
