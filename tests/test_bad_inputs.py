@@ -146,6 +146,21 @@ def test_ctrl_c_during_bc_keeps_the_weights_so_far(tmp_path, monkeypatch, capsys
     assert "continue with --model_path" in capsys.readouterr().err
 
 
+def test_ctrl_c_during_gail_keeps_the_generator_so_far(tmp_path, monkeypatch, capsys, cartpole_demos):
+    from il_toolkit import GAIL, ILConfig
+    from il_toolkit.policies import load
+
+    def interrupted_fit(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GAIL, "_fit", interrupted_fit)
+    config = ILConfig.gail(output_dir=str(tmp_path / "gail"), use_wandb=False, ppo_n_steps=64)
+    with pytest.raises(KeyboardInterrupt):
+        GAIL("CartPole-v1", config, progress=False).train(trajectories=cartpole_demos, total_timesteps=64)
+    assert load(tmp_path / "gail" / "interrupted").action_space.n == 2
+    assert "continue with --model_path" in capsys.readouterr().err
+
+
 def test_methods_run_with_a_default_config_write_to_their_own_directories():
     """Two methods given the same bare ILConfig() (as the user guide's Python examples read) never
     write into one directory; the user's config is not changed."""

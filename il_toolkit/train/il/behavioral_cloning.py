@@ -263,9 +263,7 @@ class BehavioralCloning:
         if self.policy is None or not (self._normalizer_fitted or self._sb3_policy() is not None):
             print("interrupted before any weights were fitted: nothing to save", file=sys.stderr)
             return
-        path = self.policy.save(output_dir / "interrupted")
-        print(f"interrupted: the weights so far are saved in {path} (continue with --model_path {path})",
-              file=sys.stderr)
+        common.save_interrupted(self.policy, output_dir)
 
     def train_epoch(self, expert_policy: Any = None, *, dataset: str | None = None) -> dict[str, Any]:
         """One more epoch of BC (the user guide's warm-start loop: ``for _ in range(n): bc.train_epoch()``).

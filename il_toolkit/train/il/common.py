@@ -138,6 +138,16 @@ def own_config(config: ILConfig | None, preset: Any, method: str) -> ILConfig:
     return config
 
 
+def save_interrupted(policy: Any, output_dir: str | Path) -> Path:
+    """Ctrl-C during training: keep the weights reached so far as ``output_dir/interrupted/`` (a
+    policy like any other: evaluate it, or continue from it with ``--model_path``) and say where."""
+    import sys
+
+    path = policy.save(Path(output_dir) / "interrupted")
+    print(f"interrupted: the weights so far are saved in {path} (continue with --model_path {path})", file=sys.stderr)
+    return path
+
+
 RESUMABLE = ("dagger",)  # algorithms whose runs continue where they stopped when rerun in their output_dir
 RUN_ARTIFACTS = ("best", "last", "interrupted", "rounds", "dataset", "checkpoint", "metrics.jsonl", "eval.json", "run.json",
                  "config.json", "state.json", "risk_data.npz")

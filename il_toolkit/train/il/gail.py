@@ -298,6 +298,10 @@ class GAIL:
         try:
             history = self._fit(self._in_generator_units(to_transitions(demos)), n_rounds, logger, start, eval_every_rounds,
                                 eval_episodes_during_training, target_return, stop_at_target)
+        except KeyboardInterrupt:
+            self.gen_algo.policy.set_training_mode(False)
+            common.save_interrupted(self.policy, output_dir)
+            raise
         finally:
             logger.close()
         train_seconds = time.perf_counter() - start
