@@ -80,6 +80,18 @@ class EvalResult:
             "episodes": [asdict(e) for e in self.episodes],
         }
 
+    def to_lerobot(self, video_paths: Sequence[str] = ()) -> dict[str, Any]:
+        """This evaluation in LeRobot's ``eval_info.json`` format (``per_episode``, ``aggregated``,
+        ``video_paths``), e.g. for ``policy.save_pretrained(folder, eval_info=result.to_lerobot())``."""
+        n = max(len(self.episodes), 1)
+        return {
+            "per_episode": [{"episode_ix": i, "sum_reward": e.sum_reward, "max_reward": e.max_reward,
+                             "success": e.success, "seed": e.seed} for i, e in enumerate(self.episodes)],
+            "aggregated": {"avg_sum_reward": self.aggregates["mean_return"], "avg_max_reward": self.aggregates["avg_max_reward"],
+                           "pc_success": self.aggregates["pc_success"], "eval_s": self.seconds, "eval_ep_s": self.seconds / n},
+            "video_paths": list(video_paths),
+        }
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

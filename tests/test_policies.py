@@ -213,3 +213,29 @@ def test_ppo_on_pixels_acts_on_the_envs_channel_last_images_and_reloads(tmp_path
     obs, _ = env.reset(seed=0)
     action, _ = restored.predict(obs)
     assert env.action_space.contains(np.asarray(action, env.action_space.dtype))
+
+
+def test_save_pretrained_writes_a_hub_folder_that_from_pretrained_reads_offline(tmp_path, monkeypatch):
+    """huggingface_hub's mixin: our config.json + model.safetensors, a model card and LeRobot's
+    eval_info.json; a repository id is read from the local cache only unless asked."""
+    from il_toolkit.evaluation import evaluate
+    from il_toolkit.policies.base import BasePolicy
+    from il_toolkit.policies.checkpoint import CheckpointError
+    from il_toolkit.policies.mlp import MLPPolicy
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    env = make_env("CartPole-v1")
+    policy = MLPPolicy(env.observation_space, env.action_space, hidden_sizes=[8])
+    result = evaluate(policy, env, n_episodes=2)
+    policy.save_pretrained(tmp_path / "hub", eval_info=result.to_lerobot())
+    names = sorted(p.name for p in (tmp_path / "hub").iterdir())
+    assert names == ["README.md", "config.json", "eval_info.json", "model.safetensors"]
+    info = json.loads((tmp_path / "hub" / "eval_info.json").read_text())
+    assert info["aggregated"]["avg_sum_reward"] == result.mean_return and len(info["per_episode"]) == 2
+    assert "il_toolkit" in (tmp_path / "hub" / "README.md").read_text()
+    restored = BasePolicy.from_pretrained(tmp_path / "hub")
+    assert isinstance(restored, MLPPolicy)
+    obs, _ = env.reset(seed=0)
+    assert restored.predict(obs)[0] == policy.predict(obs)[0]
+    with pytest.raises(CheckpointError, match="local_files_only=False"):
+        BasePolicy.from_pretrained("nobody/no-such-policy")

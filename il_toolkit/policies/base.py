@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 import numpy as np
 import torch
 from gymnasium import spaces
+from huggingface_hub import ModelHubMixin
 
 from il_toolkit.policies import checkpoint
 from il_toolkit.policies.spaces import (add_batch_axis, check_observation, describe, is_batched, space_from_json,
@@ -50,8 +51,32 @@ class PolicyNotSaveableError(TypeError):
     """A policy that is code rather than parameters (e.g. a plain function)."""
 
 
-class BasePolicy:
-    """Shared plumbing for toolkit policies: batching in ``predict`` and checkpoint I/O.
+MODEL_CARD = """---
+{{ card_data }}
+---
+
+# {{ model_name | default("il_toolkit policy") }}
+
+A policy trained with il_toolkit (interactive imitation learning on
+Gymnasium envs). Load it with:
+
+```python
+from il_toolkit.policies import BasePolicy
+
+policy = BasePolicy.from_pretrained("{{ repo_id | default("path/to/this/folder") }}")
+action, _ = policy.predict(observation)
+```
+
+`config.json` holds the policy's kind, spaces and settings, `model.safetensors` its weights;
+`eval_info.json`, when present, its evaluation (LeRobot's format).
+"""
+
+
+class BasePolicy(ModelHubMixin, library_name="il_toolkit", tags=["il_toolkit", "imitation-learning", "robotics"],
+                 model_card_template=MODEL_CARD):
+    """Shared plumbing for toolkit policies: batching in ``predict``, checkpoint I/O and the
+    Hugging Face Hub (``save_pretrained``, ``from_pretrained``, ``push_to_hub``; safetensors only,
+    offline unless asked).
 
     Subclasses implement :meth:`_predict_batch` (a batch of observations to a batch of
     actions) and, if they can be saved, set ``checkpoint_kind`` (a key of
@@ -60,6 +85,7 @@ class BasePolicy:
     """
 
     checkpoint_kind: ClassVar[str | None] = None
+    eval_info: dict[str, Any] | None = None  # written as eval_info.json beside a save_pretrained checkpoint
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         self.observation_space = observation_space
@@ -133,6 +159,49 @@ class BasePolicy:
                 "use il_toolkit.policies.load(path) to restore whatever it holds"
             )
         return policy
+
+    # -- the Hugging Face Hub (huggingface_hub's ModelHubMixin) ---------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, *, eval_info: Mapping[str, Any] | None = None,
+                        **kwargs: Any) -> str | None:
+        """:meth:`save` plus a model card (``README.md``) and, with ``eval_info`` (LeRobot's
+        ``eval_info.json``: ``EvalResult.to_lerobot()``), the evaluation; ``push_to_hub=True,
+        repo_id=...`` uploads the folder too (needs network and a token)."""
+        if eval_info is not None:
+            self.eval_info = dict(eval_info)
+        return super().save_pretrained(save_directory, **kwargs)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        import json
+
+        self.save(save_directory)
+        if self.eval_info is not None:
+            (Path(save_directory) / "eval_info.json").write_text(json.dumps(self.eval_info, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, local_files_only: bool = True,
+                        **kwargs: Any) -> "BasePolicy":
+        """A policy from a local folder or a Hugging Face Hub repository id. Offline by default:
+        a repository must already be in the local cache unless ``local_files_only=False``."""
+        return super().from_pretrained(pretrained_model_name_or_path, local_files_only=local_files_only, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: Any, force_download: bool,
+                         local_files_only: bool, token: Any, **kwargs: Any) -> "BasePolicy":
+        path = Path(model_id)
+        if not path.is_dir():
+            from huggingface_hub import snapshot_download
+            from huggingface_hub.errors import LocalEntryNotFoundError
+
+            try:
+                path = Path(snapshot_download(model_id, revision=revision, cache_dir=cache_dir, token=token,
+                                              force_download=force_download, local_files_only=local_files_only,
+                                              allow_patterns=["config.json", "model.safetensors", "*.md", "*.json"]))
+            except LocalEntryNotFoundError as exc:
+                raise checkpoint.CheckpointError(
+                    f"{model_id!r} is neither a local folder nor in the local Hugging Face cache, and downloads are off by "
+                    "default: pass local_files_only=False to download it (needs network), or give a folder"
+                ) from exc
+        return cls.load(path)
 
     def __repr__(self) -> str:
         return (
