@@ -34,6 +34,7 @@ import torch
 
 from il_toolkit.config.training_config import LR_SCHEDULES
 
+UNBOUNDED_STEPS = 2**62  # the step budget of epochs over batches of unknown number
 KEEP_RULES = ("best", "last")  # lowest val/loss (train/loss without validation) at an epoch's end; the last step's
 
 
@@ -265,8 +266,9 @@ def _budget(epochs: int | None, steps: int | None, per_epoch: int) -> tuple[int,
         raise ValueError(f"epochs and steps must be >= 0, got epochs={epochs}, steps={steps}")
     if epochs is None:
         return (max(1, -(-steps // per_epoch)) if per_epoch else 1), steps  # type: ignore[operator]
-    total_steps = epochs * per_epoch if per_epoch else (steps if steps is not None else 10**12)
-    return epochs, min(total_steps, steps) if steps is not None else total_steps
+    if not per_epoch:  # batches of unknown number (a generator): the epochs end when it does
+        return epochs, steps if steps is not None else UNBOUNDED_STEPS
+    return epochs, min(epochs * per_epoch, steps) if steps is not None else epochs * per_epoch
 
 
 def _run_epoch(step: Step, batches: BatchSource, schedulers: list[Any], history: FitHistory, epoch: int,

@@ -381,8 +381,7 @@ class BehavioralCloning:
         selected_by = ("val/loss" if val_demos else "train/loss") if keep == "best" else "last epoch"
         return {"best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss if val_demos else None,
                 "final_train_loss": fit.final_train_loss, "selected_by": selected_by, "last_state": fit.last_state,
-                "n_train": n,
-                "n_val": sum(len(t.acts) for t in val_demos)}
+                "n_train": n, "n_val": sum(len(t.acts) for t in val_demos)}
 
     def _fit_toolkit(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int,
                      keep: str) -> dict[str, Any]:
