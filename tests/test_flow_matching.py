@@ -579,3 +579,16 @@ def test_training_twice_with_one_seed_gives_identical_weights(key: str) -> None:
             trainer.train_step(_batch(spec, 8, seed=i), 0, 1, i)
         runs.append(trainer.models.state_dict())
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_episodes_shorter_than_the_chunk_are_padded_with_a_warning_and_all_short_is_refused() -> None:
+    from il_toolkit.train.imitation_learning.windows import WindowDataset
+
+    def episode(n: int):
+        return {"observation.state": np.zeros((n + 1, 2), np.float32)}, np.zeros((n, 2), np.float32)
+
+    with pytest.warns(UserWarning, match="1 of 2 episodes are shorter than the action chunk .shortest: 3 actions, horizon 8"):
+        data = WindowDataset.from_episodes([episode(3), episode(20)], n_obs_steps=1, horizon=8)
+    assert len(data) == 23
+    with pytest.raises(ValueError, match="every episode is shorter than the action chunk.*horizon 8.*at most 5"):
+        WindowDataset.from_episodes([episode(3), episode(5)], n_obs_steps=1, horizon=8)

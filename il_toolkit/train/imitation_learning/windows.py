@@ -11,6 +11,7 @@ chunk is encoded relative to the state at ``t``, the one it is planned from, and
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -88,6 +89,7 @@ class WindowDataset:
             offset += steps
         if not act_parts:
             raise ValueError("no episode with at least one action: nothing to train on")
+        _check_lengths([len(a) for a in act_parts], horizon)
         return cls(
             observations={key: torch.cat(parts) for key, parts in obs_parts.items()},
             actions=torch.cat(act_parts),
@@ -116,3 +118,22 @@ class WindowDataset:
             return cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon)
         triples = ((policy.observation_batch(obs), t.acts, policy.raw_state(obs)) for t in trajectories for obs in [plain(t.obs)])
         return cls.from_episodes(triples, spec.n_obs_steps, spec.horizon, encode_chunk=policy.encode_actions)
+
+
+def _check_lengths(lengths: Sequence[int], horizon: int) -> None:
+    """Episodes shorter than the chunk are padded by repeating their last action (diffusion_policy's
+    convention), which is harmless for a few of them; when none reaches the horizon, no chunk in
+    the data shows ``horizon`` real actions and the policy would learn the padding."""
+    shortest = min(lengths)
+    if shortest >= horizon:
+        return
+    if max(lengths) < horizon:
+        raise ValueError(
+            f"every episode is shorter than the action chunk (the longest has {max(lengths)} actions, the shortest "
+            f"{shortest}; horizon {horizon}): lower the horizon to at most {max(lengths)} (--horizon) or collect longer "
+            "episodes"
+        )
+    short = sum(n < horizon for n in lengths)
+    warnings.warn(
+        f"{short} of {len(lengths)} episodes are shorter than the action chunk (shortest: {shortest} actions, horizon "
+        f"{horizon}); their chunks are padded with their last action", stacklevel=3)
