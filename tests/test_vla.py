@@ -245,9 +245,11 @@ def test_local_pretrained_directories_load_offline_and_roundtrip(tmp_path):
     np.testing.assert_allclose(model.predict(env_observation())[0], restored.predict(env_observation())[0], rtol=1e-5, atol=1e-6)
 
 
-def test_vla_dagger_round_on_pusht_state(tmp_path):
+@pytest.mark.parametrize("variant", ["dagger", "hg_dagger"])
+def test_vla_dagger_round_on_pusht_state(tmp_path, variant):
     """One DAgger round with a state-only VLA learner (no camera) on PushT: the shared DAgger
-    machinery rolls out, labels with the expert, aggregates and retrains through VLA BC."""
+    machinery rolls out, labels with the expert, aggregates and retrains through VLA BC; HG-DAgger's
+    simulated person gates it the same way."""
     from il_toolkit.envs import make_env
     from il_toolkit.train.il.dagger import VLADAgger
 
@@ -255,7 +257,7 @@ def test_vla_dagger_round_on_pusht_state(tmp_path):
     model = VLAModel(action_dim=2, observation_space=env.observation_space, action_space=env.action_space,
                      **{**TINY, "cameras": (), "state_dim": int(env.observation_space.shape[0]), "chunk_size": 4})
     config = ILConfig.dagger(dagger_iterations=1, dagger_episodes_per_iter=1, bc_epochs=1, batch_size=32,
-                             eval_episodes=1, output_dir=str(tmp_path / "dagger"), seed=0)
+                             eval_episodes=1, output_dir=str(tmp_path / "dagger"), seed=0, dagger_variant=variant)
     trainer = VLADAgger(env, model, config=config, use_wandb=False, progress=False)
     assert trainer.policy.instruction == "push the T block onto the target"
     results = trainer.train()
