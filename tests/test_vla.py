@@ -360,3 +360,19 @@ def test_seed_import_paths_and_unknown_names():
     assert behavioral_cloning.VLABehavioralCloning and dagger.VLADAgger and gail.VLAGAIL
     with pytest.raises(AttributeError, match="module 'il_toolkit.train.il.dagger' has no attribute 'Nope'"):
         dagger.Nope
+
+
+def test_ctrl_c_during_vla_bc_keeps_the_weights_so_far(tmp_path, monkeypatch, capsys):
+    from il_toolkit.train.il.vla import VLABehavioralCloning
+    from il_toolkit.train import supervised
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(supervised, "run_training", interrupted)
+    config = ILConfig.behavioral_cloning(bc_epochs=2, output_dir=str(tmp_path / "bc"), seed=0)
+    trainer = VLABehavioralCloning(tiny_model(), config, use_wandb=False, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(synthetic_batches(2))
+    assert isinstance(load(tmp_path / "bc" / "interrupted"), VLAModel)
+    assert "continue with --model_path" in capsys.readouterr().err

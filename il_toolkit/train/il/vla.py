@@ -154,6 +154,10 @@ class VLABehavioralCloning:
                               console=self.progress)
         try:
             history = self.fit_batches(dataloader, val_dataloader, logger, epochs=epochs, max_steps=max_steps)
+        except KeyboardInterrupt:
+            if self._normalizer_fitted:
+                common.save_interrupted(self.policy, output_dir)
+            raise
         finally:
             logger.close()
         seconds = time.perf_counter() - start
