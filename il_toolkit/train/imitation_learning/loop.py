@@ -121,7 +121,7 @@ def fit_flow_policy(
     return policy, history
 
 
-@functools.wraps(fit_flow_policy)
+@functools.wraps(fit_flow_policy, assigned=())  # its signature, this docstring
 def train_flow_policy(*args: Any, **kwargs: Any) -> FlowMatchingPolicy:
     """Train any ``TRAINER_REGISTRY`` trainer on ``trajectories`` and return the policy; the
     arguments are :func:`fit_flow_policy`'s."""
