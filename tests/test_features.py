@@ -188,6 +188,22 @@ def test_train_flow_cli_trains_in_the_task_frame_and_resumes(tmp_path, capsys) -
     assert json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["iterations"] == 30
 
 
+def test_train_flow_cli_holds_out_episodes_and_keeps_the_best_epoch(tmp_path, capsys) -> None:
+    from il_toolkit.cli import main
+    from il_toolkit.train.datasets.collect import collect_dataset
+
+    collect_dataset("il_toolkit/PushT-v0", "tests/pusht-flow-val-v0", 4, progress=False)
+    assert main(["train", "flow", "--dataset", "tests/pusht-flow-val-v0", "--steps", "12", "--batch_size", "64",
+                 "--eval_episodes", "1", "--no_wandb", "--output_dir", str(tmp_path / "run"),
+                 "--validation_split", "0.25", "--keep_weights", "best"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "val/loss" in r]
+    assert epochs and all(np.isfinite(r["val/loss"]) and "epoch" in r for r in epochs)
+    with pytest.raises(SystemExit, match="validation_split must be in"):
+        main(["train", "flow", "--dataset", "tests/pusht-flow-val-v0", "--validation_split", "1.5",
+              "--output_dir", str(tmp_path / "bad")])
+
+
 def test_train_flow_continues_a_saved_policy_from_model_path(tmp_path, capsys) -> None:
     from il_toolkit.cli import main
     from il_toolkit.policies import load
