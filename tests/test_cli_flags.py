@@ -46,6 +46,16 @@ def test_a_config_file_round_trips_and_flags_override_it(tmp_path, capsys):
     assert "unknown ILConfig fields ['bc_epoch']" in capsys.readouterr().err
 
 
+def test_print_config_shows_the_interactive_defaults_of_the_datasets_env(capsys):
+    from il_toolkit.train.datasets.collect import collect_dataset
+
+    collect_dataset("il_toolkit/PushT-v0", "tests/pusht-print-config-v0", 1, progress=False)
+    assert main(["train", "dagger", "--dataset", "tests/pusht-print-config-v0", "--dagger_variant", "hg_dagger",
+                 "--bc_epochs", "7", "--print_config"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["policy_type"], config["bc_epochs"], config["dagger_episodes_per_iter"]) == ("flow", 7, 8)
+
+
 def test_python_m_scripts_report_user_errors_in_one_line(capsys):
     from il_toolkit.train.il.cli import main_dagger
 

@@ -239,10 +239,9 @@ def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, 
         config = config_from_args(args, load_config_file(args.config) if args.config else preset,
                                   only=given if args.config else None)
         if args.print_config:
-            if algorithm == "dagger" and args.env and not args.model_path:  # as train_dagger will resolve it
-                from il_toolkit.envs import make_env
-
-                config = interactive_defaults(make_env(args.env), config, args.given_flags)
+            env = _env_to_print_for(args) if algorithm == "dagger" and not args.model_path else None
+            if env is not None:  # as train_dagger will resolve it
+                config = interactive_defaults(env, config, args.given_flags)
             print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
             return 0
         if is_vla_request(args.dataset, args.model_path):
@@ -350,6 +349,20 @@ GATED_DEFAULTS = {
     # discrete actions (CartPole): SB3's actor-critic, 10 epochs a round at lr 1e-3, rounds of 5 episodes
     "discrete": dict(bc_epochs=10, learning_rate=1e-3, dagger_episodes_per_iter=5),
 }
+
+
+def _env_to_print_for(args: argparse.Namespace) -> Any:
+    """The env a DAgger run would use, for ``--print_config``: ``--env``'s, or the env a local
+    ``--dataset`` records (a dataset not collected yet is not collected for printing: None)."""
+    from il_toolkit.train.datasets.minari_io import dataset_exists
+
+    if args.dataset is not None:
+        return common.env_for_dataset(args.dataset, args.env) if dataset_exists(args.dataset) else None
+    if args.env is not None:
+        from il_toolkit.envs import make_env
+
+        return make_env(args.env)
+    return None
 
 
 def interactive_defaults(env: Any, config: ILConfig, given: frozenset[str]) -> ILConfig:
