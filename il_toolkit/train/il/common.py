@@ -129,12 +129,10 @@ def own_config(config: ILConfig | None, preset: Any, method: str) -> ILConfig:
     None; a config left at the generic default output directory (``./output/il``) writes to
     ``./output/<method>`` instead, so two methods run with default settings never share one (the
     user's config object is not changed)."""
-    import dataclasses
-
     if config is None:
         return preset()
     if config.output_dir == ILConfig.__dataclass_fields__["output_dir"].default:
-        return dataclasses.replace(config, output_dir=f"./output/{method}")
+        return config.replace(output_dir=f"./output/{method}")
     return config
 
 
