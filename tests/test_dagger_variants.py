@@ -193,9 +193,10 @@ def test_ensemble_and_thrifty_dagger_train_and_keep_an_ensemble(tmp_path):
         assert first["round/expert_share"] == 1.0  # an ensemble fitted on nothing defers to the expert
         assert np.isfinite(second["round/threshold_disagreement"])
         # the thresholds send the target share of the last round's states to the expert, split between two criteria
-        states = trainer._visited if trainer._visited is not None else trainer._aggregate_states
+        query = trainer.query
+        states = query.visited if query.visited is not None else query.aggregate_states
         spread = best.disagreement(best.member_actions(states))
-        assert np.mean(spread > trainer._calibrate()["disagreement"]) == pytest.approx(0.15, abs=0.05)
+        assert np.mean(spread > query.calibrate(trainer.bc.policy)["disagreement"]) == pytest.approx(0.15, abs=0.05)
         if variant == "thrifty_dagger":
             assert (tmp_path / variant / "run" / "risk_data.npz").exists()
 

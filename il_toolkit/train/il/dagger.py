@@ -95,19 +95,15 @@ from il_toolkit.rollout import rollout_episode
 from il_toolkit.train.il import common
 from il_toolkit.train.il.common import ResumeMismatchError
 from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
-from il_toolkit.train.il.gates import (BetaGate, EnsembleGate, Gate, PersonAtControls, SimulatedPerson, ThriftyGate,
-                                       threshold_for_rate)
+from il_toolkit.train.il.gates import BetaGate, Gate, PersonAtControls, SimulatedPerson
 from il_toolkit.train.il.interactive import ExpertFailure, InteractiveActor, LabelAccount, labelled_segments
 from il_toolkit.train.il.rollout_limits import EndWhenStuck, LabelBudget, StuckDetector
-from il_toolkit.train.il.uncertainty import NoveltyIndex, RiskModel, failure_targets
+from il_toolkit.train.il.query_rules import QueryCalibration
 from il_toolkit.train.il.vla import VLABehavioralCloning, as_vla, require_single_task
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.logging import MetricLogger
 
 STATE_FILE = "state.json"
-RISK_FILE = "risk_data.npz"  # thrifty_dagger's rollouts for its risk model, kept for resuming
-MIN_CALIBRATION_STATES = 50  # fewer learner-driven states than this in a round: calibrate on the aggregate
-RISK_GAMMA = 0.99  # discount of the failure targets (ThriftyDAgger's risk)
 ENSEMBLE_VARIANTS = ("ensemble_dagger", "thrifty_dagger")
 ROUND_CONSOLE = ("round", "expert_labels", "round/expert_labels", "round/context_switches", "round/expert_share",
                  "pc_success", "train/loss")  # a round's console line; metrics.jsonl has every figure
@@ -182,12 +178,16 @@ class DAgger:
         self.expert = self._expert(expert_policy)
         self.rng = np.random.default_rng(self.config.seed + 1)
         self.output_dir = Path(self.config.output_dir).resolve()  # minari mangles relative storage paths
-        self._visited: np.ndarray | None = None  # the last round's visited states (vector observations)
-        self._risk_data: dict[str, list[np.ndarray]] = {"obs": [], "acts": [], "risk": []}
-        self._novelty: NoveltyIndex | None = None
-        self._aggregate_states: np.ndarray | None = None
-        self._risk: RiskModel | None = None
-        self.thresholds: dict[str, float] = {}
+        self.query = QueryCalibration(self.config, self.env)  # the ensemble variants' thresholds and models
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The ensemble variants' current thresholds (:class:`~il_toolkit.train.il.query_rules.QueryCalibration`)."""
+        return self.query.thresholds
+
+    @property
+    def _uses_query_models(self) -> bool:
+        return self.config.dagger_variant in ENSEMBLE_VARIANTS and _is_vector_space(self.env.observation_space)
 
     def _new_learner(self, policy: Any) -> BehavioralCloning:
         """The learner each round fits (the learner contract: ``adopt``, ``reinitialize``, ``fit``,
@@ -272,14 +272,14 @@ class DAgger:
             if _is_vector_space(self.env.observation_space):
                 visited.append(np.asarray(rolled.obs[:-1]))
                 if not cut_by_budget:  # an episode the budget cut short neither failed nor succeeded
-                    self._add_risk_data(rolled, episode)
-                self._recalibrate(gate, visited)
+                    self.query.add_rollout(rolled, episode)
+                self.query.recalibrate(gate, visited, self.bc.policy)
         account = actor.account.as_dict()
         stats = {"beta": gate.beta if isinstance(gate, BetaGate) else 0.0,
                  "round/mean_return": float(np.mean(returns)), "round/pc_success": 100 * float(np.mean(successes)),
                  **{f"round/{'expert_labels' if k == 'labels' else k}": v for k, v in account.items()},
                  "round/learner_action_share": 1.0 - account["expert_share"], "round/stuck_episodes": stuck,
-                 "round/episodes": len(returns), **{f"round/threshold_{k}": v for k, v in self.thresholds.items()}}
+                 "round/episodes": len(returns), **{f"round/threshold_{k}": v for k, v in self.query.thresholds.items()}}
         return trajectories, stats
 
     def _gate(self, iteration: int) -> Gate:
@@ -292,71 +292,7 @@ class DAgger:
                 return PersonAtControls(self.expert)
             return SimulatedPerson(self.env.action_space, c.dagger_intervention_threshold, c.dagger_reaction_steps,
                                    c.dagger_settle_steps)
-        self.thresholds = self._calibrate()
-        if c.dagger_variant == "ensemble_dagger":
-            gate: EnsembleGate | ThriftyGate = EnsembleGate(self.bc.policy, np.inf, self._novelty)
-        else:
-            gate = ThriftyGate(self.bc.policy, self.env.action_space, np.inf, self._risk)
-        gate.set_thresholds(self.thresholds)
-        return gate
-
-    def _recalibrate(self, gate: Gate, visited: list[np.ndarray]) -> None:
-        """After each episode of an ensemble variant's round: thresholds reset on every state visited
-        in the round so far, by the current learner, so that the query rate follows the target as
-        the round's states drift from the last round's (calibrating once per round on the last
-        round's states overshot a 10% target five- to nine-fold on PushT)."""
-        states = np.concatenate(visited)
-        if not isinstance(gate, (EnsembleGate, ThriftyGate)) or len(states) < MIN_CALIBRATION_STATES:
-            return
-        self._visited = states
-        self.thresholds = self._calibrate()
-        gate.set_thresholds(self.thresholds)
-
-    def _calibrate(self) -> dict[str, float]:
-        """Thresholds that send ``dagger_target_query_rate`` of the states visited (this round's so far,
-        else the last round's; round 1 and after a resume: the aggregate's) to the expert, the rate
-        split evenly between the gate's criteria (ThriftyDAgger's rule)."""
-        states = self._visited if self._visited is not None else self._aggregate_states
-        if self.bc.policy is None or states is None or len(states) == 0:
-            return {"disagreement": float("-inf")}  # a learner fitted on nothing defers to the expert everywhere
-        rate = self.config.dagger_target_query_rate
-        second = self._novelty if self.config.dagger_variant == "ensemble_dagger" else self._risk
-        share = rate / 2 if second is not None else rate
-        ensemble = self.bc.policy
-        actions = ensemble.member_actions(states)
-        thresholds = {"disagreement": threshold_for_rate(ensemble.disagreement(actions), share)}
-        if self._novelty is not None and self.config.dagger_variant == "ensemble_dagger":
-            thresholds["novelty"] = threshold_for_rate(  # the aggregate's own states are in the index: skip themselves
-                self._novelty.distances(states, leave_one_out=self._visited is None), share)
-        if self._risk is not None and self.config.dagger_variant == "thrifty_dagger":
-            thresholds["risk"] = threshold_for_rate(self._risk.predict(states, ensemble.combine(actions)), share)
-        return thresholds
-
-    def _add_risk_data(self, rolled: Any, episode: Any) -> None:
-        """The episode's executed steps and their failure targets, for ThriftyDAgger's risk model."""
-        if self.config.dagger_variant != "thrifty_dagger":
-            return
-        self._risk_data["obs"].append(np.asarray(rolled.obs[:-1], dtype=np.float64))
-        self._risk_data["acts"].append(np.stack([np.asarray(a, dtype=np.float64).reshape(-1) for a in episode.actions]))
-        self._risk_data["risk"].append(failure_targets(episode.length, not episode.success, RISK_GAMMA))
-
-    def _update_uncertainty(self, trajectories: Sequence[Any]) -> None:
-        """After a fit: the novelty index over the aggregate's states (ensemble_dagger) and the
-        risk model over every rollout so far (thrifty_dagger)."""
-        if self.config.dagger_variant not in ENSEMBLE_VARIANTS or not _is_vector_space(self.env.observation_space):
-            return
-        from il_toolkit.features.state import state_features_for
-
-        c = self.config
-        features = state_features_for(self.env, task_frame=c.task_frame, relative_actions=c.relative_actions,
-                                      drop_velocity_obs=c.drop_velocity_obs).features
-        states = np.concatenate([np.asarray(t.obs[:-1], dtype=np.float64) for t in trajectories]) if trajectories else None
-        self._aggregate_states = states
-        if c.dagger_variant == "ensemble_dagger" and states is not None:
-            self._novelty = NoveltyIndex(features, states)
-        if c.dagger_variant == "thrifty_dagger" and self._risk_data["obs"]:
-            self._risk = RiskModel(features, self.env.action_space, seed=c.seed)
-            self._risk.fit(*(np.concatenate(self._risk_data[k]) for k in ("obs", "acts", "risk")))
+        return self.query.gate(self.bc.policy)
 
     # -- the run ------------------------------------------------------------------------
     def train(self, initial_dataset: str | None = None) -> dict[str, Any]:
@@ -393,11 +329,11 @@ class DAgger:
                 labels_left = self._labels_left(trajectories)
                 if labels_left == 0:
                     break
-                before = ({k: list(v) for k, v in self._risk_data.items()}, self._visited, dict(self.thresholds))
+                before = self.query.snapshot()
                 try:
                     new, stats = self.collect_round(iteration, labels_left)
                 except ExpertFailure as failure:
-                    self._risk_data, self._visited, self.thresholds = before  # nothing from the round is kept
+                    self.query.rollback(before)  # nothing from the round is kept
                     self._drop_round(state, iteration, str(failure))
                     bar.update(1)
                     continue
@@ -463,15 +399,13 @@ class DAgger:
             os.replace(tmp, path)
 
     def _restore_uncertainty(self, trajectories: list[Any]) -> None:
-        """After a resume: the risk model's rollouts from disk, the novelty index and risk model refit."""
-        path = self.output_dir / RISK_FILE
-        if self.config.dagger_variant == "thrifty_dagger" and path.exists():
-            with np.load(path) as data:
-                self._risk_data = {k: [data[k]] for k in ("obs", "acts", "risk")}
+        """After a resume: the members adopt the saved ensemble's policies; the risk model's rollouts
+        come back from disk and the novelty index and risk model are refit."""
         if self.members and hasattr(self.bc.policy, "members"):
             for member, policy in zip(self.members, self.bc.policy.members):
                 member.adopt(policy)
-        self._update_uncertainty(trajectories)
+        if self._uses_query_models:
+            self.query.restore(self.output_dir, trajectories)
 
     def _fit(self, trajectories: list[Any], logger: MetricLogger, step_offset: int = 0,
              iteration: int | None = None) -> dict[str, Any]:
@@ -492,7 +426,8 @@ class DAgger:
             history = histories[0]
         else:
             history = self._fit_learner(self.bc, train_demos, val_demos, logger, step_offset, iteration)
-        self._update_uncertainty(trajectories)
+        if self._uses_query_models:
+            self.query.update(trajectories)
         return history
 
     def _fit_learner(self, bc: BehavioralCloning, train_demos: list[Any], val_demos: list[Any], logger: Any,
@@ -641,10 +576,7 @@ class DAgger:
         """Save the round's policy, then record the round as finished (atomically, last)."""
         if self.bc.policy is not None:
             self.bc.policy.save(self.output_dir / "rounds" / f"{iteration + 1:03d}")
-        if self._risk_data["obs"]:
-            tmp_risk = self.output_dir / ("tmp_" + RISK_FILE)
-            np.savez(tmp_risk, **{k: np.concatenate(v) for k, v in self._risk_data.items()})
-            os.replace(tmp_risk, self.output_dir / RISK_FILE)
+        self.query.save(self.output_dir)
         state["completed_rounds"] = iteration + 1
         state["episodes"] += n_new_episodes
         state["rounds"].append(dict(stats))
