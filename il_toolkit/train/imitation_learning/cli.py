@@ -83,7 +83,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
 # velocity net, about a minute (benchmarks/flow_state.py).
 STATE_DEFAULTS = {"steps": 6000, "learning_rate": 1e-3, "horizon": 1, "n_obs_steps": 1, "n_action_steps": 1}
 # ALOHA from state, 50 demonstrations, chunks of 16 (8 executed), 50 unseen seeds: 10,000 -> 20,000 steps took
-# transfer from 60% to 90% (seed 0) and 44% to 76% (seed 1), insertion from 66% to 82% (seed 0); ~28 CPU minutes.
+# transfer from 60% to 90% (seed 0) and 44% to 76% (seed 1), insertion from 66% to 82% and 58% to 78%; ~25 CPU minutes.
 CHUNK_STEPS = 20000
 IMAGE_DEFAULTS = {"steps": 10000, "learning_rate": 3e-4, "horizon": 16, "n_obs_steps": 2, "n_action_steps": 8}
 
