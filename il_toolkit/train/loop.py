@@ -3,8 +3,8 @@
 Every toolkit policy trains through :func:`run_training`: the MLP learner (BC and each DAgger
 round, through :func:`il_toolkit.train.supervised.fit`), the six flow-matching trainers
 (:func:`il_toolkit.train.imitation_learning.loop.train_flow_policy`), the VLA and VLA GAIL's
-retraining (:func:`il_toolkit.train.supervised.fit_loader`) and DAgger's risk model. Only SB3
-policies train elsewhere, in ``imitation``'s BC.
+retraining (:func:`il_toolkit.train.supervised.fit_loader`), VLA GAIL's discriminator and DAgger's
+risk model. Only SB3 policies train elsewhere: in ``imitation``'s BC, and in SB3's own PPO.
 
 What differs between them is data, not loop:
 
