@@ -235,3 +235,15 @@ def test_a_reader_waits_for_the_writer_and_never_reads_half_a_dataset(capsys):
     assert time.perf_counter() - start >= 0.8  # it waited for the writer to finish
     writer.join()
     assert "waiting for another process" in capsys.readouterr().err
+
+
+def test_an_expert_whose_actions_do_not_fit_the_env_leaves_no_empty_dataset():
+    from il_toolkit.train.datasets.minari_io import DatasetError, dataset_path
+
+    with pytest.raises(DatasetError, match="only 0 of 2 episodes could be kept.*no dataset was written"):
+        collect_dataset("CartPole-v1", "tests/wrong-expert-v0", 2, expert=lambda obs: np.array([0.3, 0.2]),
+                        progress=False)
+    assert not dataset_path("tests/wrong-expert-v0").exists()
+    report = collect_dataset("CartPole-v1", "tests/function-expert-v0", 1, expert=lambda obs: int(obs[2] + 0.1 * obs[3] > 0),
+                             progress=False)
+    assert report.n_episodes == 1

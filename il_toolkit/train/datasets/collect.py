@@ -201,6 +201,10 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
     first_seed = max([seed - 1, *attempted]) + 1
     max_attempts = MAX_ATTEMPTS_FACTOR * target + 10  # failed or unsuccessful episodes are replaced by new seeds
     env = make_env(canonical, **env_kwargs)
+    if expert is not None and not isinstance(expert, str):
+        from il_toolkit.policies import as_policy
+
+        expert = as_policy(expert, env.observation_space, env.action_space)  # a function obs -> action too
     metadata = {
         "dataset_id": dataset_id,
         "algorithm_name": f"il_toolkit expert: {expert_name}",
@@ -248,6 +252,12 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
         env.close()
     seconds = time.perf_counter() - start
     if len(recorded) < target:
+        if not recorded:  # nothing to keep: leave no empty dataset behind
+            io.delete_dataset(dataset_id)
+            raise io.DatasetError(
+                f"only 0 of {target} episodes could be kept after {len(attempted)} attempts ({len(dropped)} dropped: "
+                f"{dict(list(dropped.items())[:3])}); no dataset was written: fix the expert, or drop --only-successful"
+            )
         raise io.DatasetError(
             f"only {len(recorded)} of {target} episodes could be kept after {len(attempted)} attempts "
             f"({len(dropped)} dropped: {dict(list(dropped.items())[:5])}); the finished episodes are in {dataset_id!r}: "
