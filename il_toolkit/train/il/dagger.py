@@ -98,13 +98,12 @@ from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
 from il_toolkit.train.il.gates import BetaGate, Gate, PersonAtControls, SimulatedPerson
 from il_toolkit.train.il.interactive import ExpertFailure, InteractiveActor, LabelAccount, labelled_segments
 from il_toolkit.train.il.rollout_limits import EndWhenStuck, LabelBudget, StuckDetector
-from il_toolkit.train.il.query_rules import QueryCalibration
+from il_toolkit.train.il.query_rules import ENSEMBLE_VARIANTS, QueryCalibration
 from il_toolkit.train.il.vla import VLABehavioralCloning, as_vla, require_single_task
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.logging import MetricLogger
 
 STATE_FILE = "state.json"
-ENSEMBLE_VARIANTS = ("ensemble_dagger", "thrifty_dagger")
 ROUND_CONSOLE = ("round", "expert_labels", "round/expert_labels", "round/context_switches", "round/expert_share",
                  "pc_success", "train/loss")  # a round's console line; metrics.jsonl has every figure
 ROUND_EVAL_EPISODES = 20  # rollouts judging each round's policy (at most eval_episodes)
@@ -184,10 +183,6 @@ class DAgger:
     def thresholds(self) -> dict[str, float]:
         """The ensemble variants' current thresholds (:class:`~il_toolkit.train.il.query_rules.QueryCalibration`)."""
         return self.query.thresholds
-
-    @property
-    def _uses_query_models(self) -> bool:
-        return self.config.dagger_variant in ENSEMBLE_VARIANTS and _is_vector_space(self.env.observation_space)
 
     def _new_learner(self, policy: Any) -> BehavioralCloning:
         """The learner each round fits (the learner contract: ``adopt``, ``reinitialize``, ``fit``,
@@ -404,8 +399,7 @@ class DAgger:
         if self.members and hasattr(self.bc.policy, "members"):
             for member, policy in zip(self.members, self.bc.policy.members):
                 member.adopt(policy)
-        if self._uses_query_models:
-            self.query.restore(self.output_dir, trajectories)
+        self.query.restore(self.output_dir, trajectories)
 
     def _fit(self, trajectories: list[Any], logger: MetricLogger, step_offset: int = 0,
              iteration: int | None = None) -> dict[str, Any]:
@@ -426,8 +420,7 @@ class DAgger:
             history = histories[0]
         else:
             history = self._fit_learner(self.bc, train_demos, val_demos, logger, step_offset, iteration)
-        if self._uses_query_models:
-            self.query.update(trajectories)
+        self.query.update(trajectories)
         return history
 
     def _fit_learner(self, bc: BehavioralCloning, train_demos: list[Any], val_demos: list[Any], logger: Any,

@@ -16,6 +16,7 @@ from il_toolkit.config.training_config import ILConfig
 from il_toolkit.train.il.gates import EnsembleGate, ThriftyGate, threshold_for_rate
 from il_toolkit.train.il.uncertainty import NoveltyIndex, RiskModel, failure_targets
 
+ENSEMBLE_VARIANTS = ("ensemble_dagger", "thrifty_dagger")  # the variants whose gate this module calibrates
 RISK_FILE = "risk_data.npz"  # thrifty_dagger's rollouts for its risk model, kept for resuming
 MIN_CALIBRATION_STATES = 50  # fewer learner-driven states than this in a round: calibrate on the aggregate
 RISK_GAMMA = 0.99  # discount of the failure targets (ThriftyDAgger's risk)
@@ -88,10 +89,12 @@ class QueryCalibration:
 
     def update(self, trajectories: Sequence[Any]) -> None:
         """After a fit: the novelty index over the aggregate's states (ensemble_dagger) and the risk
-        model over every rollout so far (thrifty_dagger)."""
+        model over every rollout so far (thrifty_dagger); nothing for the other variants."""
         from il_toolkit.features.state import state_features_for
 
         c = self.config
+        if c.dagger_variant not in ENSEMBLE_VARIANTS:
+            return
         features = state_features_for(self.env, task_frame=c.task_frame, relative_actions=c.relative_actions,
                                       drop_velocity_obs=c.drop_velocity_obs).features
         states = np.concatenate([np.asarray(t.obs[:-1], dtype=np.float64) for t in trajectories]) if trajectories else None

@@ -39,7 +39,7 @@ from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, cre
 from il_toolkit.train.datasets.multitask import dataset_statistics as episode_statistics
 from il_toolkit.train.il import common
 from il_toolkit.train.logging import MetricLogger
-from il_toolkit.train.loop import GradientStep, run_training
+from il_toolkit.train.loop import GradientStep, LoaderBatches, run_training
 from il_toolkit.train.supervised import fit_loader
 
 
@@ -296,16 +296,6 @@ class Discriminator(torch.nn.Module):
         return torch.nn.functional.softplus(self(features, actions))
 
 
-class _FullBatch:
-    """The same whole batch ``updates`` times per epoch (GAIL's full-batch discriminator updates)."""
-
-    def __init__(self, batch: Any, updates: int) -> None:
-        self.batch, self.steps_per_epoch = batch, updates
-
-    def epoch(self) -> Any:
-        return iter([self.batch] * self.steps_per_epoch)
-
-
 class _Weighted(torch.utils.data.Dataset):
     """Adds ``"weight"`` to every sample of ``dataset`` (one weight per index, or a constant)."""
 
@@ -402,7 +392,7 @@ class VLAGAIL:
             return torch.nn.functional.binary_cross_entropy_with_logits(self.discriminator(f, a), labels), {}
 
         step = GradientStep(loss, self.discriminator, optimizer=self.disc_optimizer)
-        history = run_training(step, _FullBatch((features, actions), self.config.gail_disc_updates),
+        history = run_training(step, LoaderBatches([(features, actions)] * self.config.gail_disc_updates),
                                optimizers=step.optimizers, module=self.discriminator, epochs=1)
         self.discriminator.eval()
         with torch.no_grad():
