@@ -107,8 +107,7 @@ def fit_flow_policy(
         return trainer.train_step(batch, position.epoch, position.total_epochs, position.step)
 
     def checkpoint(iterations: int) -> None:
-        if directory is not None:
-            _checkpoint(trainer, policy, directory, max(iterations, start), batches.steps_per_epoch)
+        _checkpoint(trainer, policy, directory, max(iterations, start), batches.steps_per_epoch)
 
     history = run_training(
         step, batches, optimizers=trainer.optimizers, module=models, steps=steps, lr_schedule=lr_schedule,
