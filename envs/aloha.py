@@ -117,9 +117,8 @@ class AlohaEnv(gym.Env):
 
     # -- spaces ------------------------------------------------------------------------
     def _observation_space(self) -> spaces.Space:
-        n_objects = self.scene.object_qpos.size
         if self.obs_type == "state":
-            return spaces.Box(-np.inf, np.inf, (28 + n_objects,), np.float64)
+            return self.state_space
         h, w = self.image_size
         images = spaces.Dict({c: spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.cameras})
         parts: dict[str, spaces.Space] = {}
@@ -209,6 +208,11 @@ class AlohaEnv(gym.Env):
         if self.scene.diverged:  # the state is MuJoCo's reset, not the episode's
             return {"is_success": False, "stage": 0, "physics_diverged": True}
         return {"is_success": self.scene.is_success(), "stage": self.scene.stage()}
+
+    @property
+    def state_space(self) -> spaces.Box:
+        """The space of :meth:`state_vector` (the ``state`` observation's)."""
+        return spaces.Box(-np.inf, np.inf, (28 + self.scene.object_qpos.size,), np.float64)
 
     def state_vector(self) -> np.ndarray:
         """The ``state`` observation, whatever ``obs_type`` is: (35,) or (42,) float64."""

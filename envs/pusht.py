@@ -19,6 +19,8 @@ import numpy as np
 
 OBS_TYPES = ("state", "pixels", "pixels_agent_pos")
 SUCCESS_COVERAGE = 0.95
+# the package declares float64 bounds as integers; the state space keeps them as float64 arrays
+STATE_SPACE = gym.spaces.Box(low=np.zeros(5), high=np.array([512.0, 512.0, 512.0, 512.0, 2 * np.pi]), dtype=np.float64)
 
 
 class PushTEnv(gym.Env):
@@ -53,10 +55,7 @@ class PushTEnv(gym.Env):
         )
         self.observation_space = self.sim.observation_space
         if obs_type == "state":
-            # the package declares float64 bounds as integers; keep them as float64 arrays
-            self.observation_space = gym.spaces.Box(
-                low=np.zeros(5), high=np.array([512.0, 512.0, 512.0, 512.0, 2 * np.pi]), dtype=np.float64
-            )
+            self.observation_space = STATE_SPACE
         self.action_space = self.sim.action_space
         self._max_coverage = 0.0
 
@@ -80,6 +79,18 @@ class PushTEnv(gym.Env):
         policy re-plans every step: a flow policy with chunks of 16 reached 17% success executing 8,
         68% re-planning every step, against 99% for a horizon of 1 (``benchmarks/flow_state.py``)."""
         return 1
+
+    @property
+    def state_space(self) -> gym.spaces.Box:
+        """The space of :meth:`state_vector` (the ``state`` observation's)."""
+        return STATE_SPACE
+
+    def state_vector(self) -> np.ndarray:
+        """The ``state`` observation whatever ``obs_type`` is: agent x, y, block x, y, angle in
+        [0, 2π) (float64). Collectors record it beside pixel observations (the Minari info
+        ``state``) as training-only supervision: see :mod:`il_toolkit.policies.estimated_state`."""
+        sim = self.sim
+        return np.array([*sim.agent.position, *sim.block.position, sim.block.angle % (2 * np.pi)], dtype=np.float64)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)

@@ -26,6 +26,7 @@ class Episode:
     truncated: bool = False
     reported_success: bool | None = None  # None: the env never reported info["is_success"]
     frames: list[np.ndarray] = field(default_factory=list)  # env.render() after reset and each step, if asked
+    states: list[np.ndarray] = field(default_factory=list)  # privileged_state(env) beside each observation, if any
 
     @property
     def length(self) -> int:
@@ -62,6 +63,20 @@ class Episode:
         )
 
 
+def privileged_state(env: gym.Env) -> np.ndarray | None:
+    """The env's full state (``env.unwrapped.state_vector()``) where the observation is something
+    else (pixels): training-only supervision for learners that estimate it from the pixels. None
+    for envs that declare no ``state_vector`` and where the observation is that state already."""
+    read = getattr(env.unwrapped, "state_vector", None)
+    if read is None:
+        return None
+    state = np.asarray(read(), dtype=np.float64)
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Box) and space.shape == state.shape:
+        return None
+    return state
+
+
 def rollout_episode(
     policy: Policy,
     env: gym.Env,
@@ -72,7 +87,9 @@ def rollout_episode(
     render: bool = False,
 ) -> Episode:
     """Run ``policy`` in ``env`` from ``env.reset(seed=seed)`` until the episode ends;
-    ``render`` keeps ``env.render()`` frames (the env must have ``render_mode="rgb_array"``)."""
+    ``render`` keeps ``env.render()`` frames (the env must have ``render_mode="rgb_array"``).
+    With ``keep_observations``, :func:`privileged_state` is kept beside each observation where
+    the env has one."""
     obs, info = env.reset(seed=seed)
     policy.reset()
     episode = Episode(seed=seed)
@@ -81,7 +98,7 @@ def rollout_episode(
     if "is_success" in info:
         episode.reported_success = bool(info["is_success"])
     if keep_observations:
-        episode.observations.append(obs)
+        _keep(episode, env, obs)
     done = False
     while not done:
         action, _ = policy.predict(obs, deterministic=deterministic)
@@ -89,7 +106,7 @@ def rollout_episode(
         episode.rewards.append(float(reward))
         if keep_observations:
             episode.actions.append(np.asarray(action))
-            episode.observations.append(obs)
+            _keep(episode, env, obs)
         if render:
             episode.frames.append(env.render())
         if "is_success" in info:
@@ -97,6 +114,13 @@ def rollout_episode(
         done = terminated or truncated
     episode.terminated, episode.truncated = bool(terminated), bool(truncated)
     return episode
+
+
+def _keep(episode: Episode, env: gym.Env, obs: Any) -> None:
+    episode.observations.append(obs)
+    state = privileged_state(env)
+    if state is not None:
+        episode.states.append(state)
 
 
 def generate_trajectories(

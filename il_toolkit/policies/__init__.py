@@ -32,6 +32,7 @@ POLICY_REGISTRY.register("aloha_insertion_expert", indirect="il_toolkit.experts.
 POLICY_REGISTRY.register("flow_matching", indirect="il_toolkit.policies.flow_policy:FlowMatchingPolicy")
 POLICY_REGISTRY.register("vla", indirect="il_toolkit.model.vla:VLAModel")
 POLICY_REGISTRY.register("ensemble", indirect="il_toolkit.policies.ensemble:EnsemblePolicy")
+POLICY_REGISTRY.register("estimated_state", indirect="il_toolkit.policies.estimated_state:EstimatedStatePolicy")
 
 
 def load(path: str | os.PathLike) -> BasePolicy:

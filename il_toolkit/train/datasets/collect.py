@@ -57,6 +57,7 @@ class _Result:
     terminated: bool = False
     success: bool = False
     error: str | None = None
+    states: list[Any] | None = None  # the env's full state beside each observation (pixel envs)
 
 
 def _rollout(policy: Policy, env: Any, seed: int) -> _Result:
@@ -66,7 +67,8 @@ def _rollout(policy: Policy, env: Any, seed: int) -> _Result:
         episode = rollout_episode(policy, env, seed)
     except Exception as exc:  # a simulator blowing up must cost one episode, not the collection
         return _Result(seed=seed, error=f"{type(exc).__name__}: {exc}")
-    return _Result(seed, episode.observations, episode.actions, episode.rewards, episode.terminated, episode.success)
+    return _Result(seed, episode.observations, episode.actions, episode.rewards, episode.terminated, episode.success,
+                   states=episode.states or None)
 
 
 _WORKER: dict[str, Any] = {}
@@ -238,7 +240,8 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
                 io.write_progress(data_path, env, [], {**metadata, "il_toolkit_seeds": recorded,
                                                        "il_toolkit_attempted_seeds": attempted})
             else:
-                buffer = io.episode_buffer(result.observations, result.actions, result.rewards, result.terminated, result.seed)
+                buffer = io.episode_buffer(result.observations, result.actions, result.rewards, result.terminated, result.seed,
+                                           states=result.states)
                 recorded.append(result.seed)
                 io.write_progress(data_path, env, [buffer], {**metadata, "il_toolkit_seeds": recorded,
                                                              "il_toolkit_attempted_seeds": attempted})
@@ -352,7 +355,8 @@ def _filter_top_percentile(dataset_id: str, percentile: float) -> list[int]:
     shutil.rmtree(staging, ignore_errors=True)
     seeds = [int(m["seed"]) for m in dataset.storage.get_episode_metadata([int(e.id) for e in keep])]
     buffers = [io.episode_buffer(io.unstack_observations(e.observations, len(e.actions) + 1), list(e.actions),
-                                 list(e.rewards), bool(e.terminations[-1]), seed) for e, seed in zip(keep, seeds)]
+                                 list(e.rewards), bool(e.terminations[-1]), seed, states=(e.infos or {}).get(io.STATE_INFO))
+               for e, seed in zip(keep, seeds)]
     kept_seeds = seeds
     carried = {k: v for k, v in meta.items() if k.startswith("il_toolkit") or k in ("algorithm_name", "author",
                                                                                        "code_permalink", "description")}

@@ -25,6 +25,9 @@ from il_toolkit.features.observations import flatten_observations  # noqa: F401 
 from il_toolkit.policies.spaces import describe, spaces_match
 
 
+STATE_INFO = "state"  # the Minari info holding the env's full state beside pixel observations, (T+1, D)
+
+
 class DatasetError(ValueError):
     """A dataset that is missing, corrupt, or does not fit what it is used with."""
 
@@ -206,6 +209,33 @@ def load_demonstrations(
         return trajectories_from(dataset, dataset_id, env, episode_indices=episode_indices)
 
 
+def load_states(dataset_id: str, episode_indices: Sequence[int] | None = None, *,
+                allow_incomplete: bool = False) -> list[np.ndarray]:
+    """The env's full state beside each observation of each episode, ``(T+1, D)`` float64 (the
+    info :data:`STATE_INFO`, recorded by ``collect`` in envs with a ``state_vector()`` whose
+    observation is something else, such as PushT and ALOHA pixels). Training-only supervision:
+    a policy never reads it when acting. Same waiting and refusals as :func:`load_demonstrations`."""
+    with writer_lock(dataset_id, wait=True):
+        dataset = open_dataset(dataset_id)
+        if not allow_incomplete and not bool(dataset_metadata(dataset).get("il_toolkit_complete", True)):
+            raise DatasetError(f"dataset {dataset_id!r} is incomplete: rerun the same collect command to finish it")
+        states = []
+        for episode in dataset.iterate_episodes(episode_indices):
+            infos = episode.infos or {}
+            if STATE_INFO not in infos:
+                raise DatasetError(
+                    f"dataset {dataset_id!r} has no {STATE_INFO!r} info beside its observations (episode {episode.id}): "
+                    "a state dataset's observations are the state itself; otherwise it was recorded from an env without "
+                    "state_vector(), by another tool, or before states were recorded: collect it again with --overwrite")
+            values = np.asarray(infos[STATE_INFO], dtype=np.float64)
+            if len(values) != len(episode.actions) + 1:
+                raise DatasetError(f"dataset {dataset_id!r} episode {episode.id} has {len(values)} states for "
+                                   f"{len(episode.actions) + 1} observations; collect it again with --overwrite")
+            _check_finite(STATE_INFO, episode.id, values)
+            states.append(values)
+    return states
+
+
 def trajectories_from(dataset, name: str, env: gym.Env | None = None, *, episode_indices: Sequence[int] | None = None):
     """The episodes of an open ``MinariDataset`` as imitation ``TrajectoryWithRew``."""
     if env is not None:
@@ -300,9 +330,10 @@ def _stack(values: Sequence[Any]) -> Any:
 
 
 def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
-                   terminated: bool, seed: int | None):
+                   terminated: bool, seed: int | None, states: Sequence[Any] | None = None):
     """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards (stacked at
-    once: building it step by step through ``add_step_data`` cost more than writing it)."""
+    once: building it step by step through ``add_step_data`` cost more than writing it);
+    ``states``: the env's full state beside each observation, stored as the info :data:`STATE_INFO`."""
     from minari.data_collector import EpisodeBuffer
 
     if not len(actions):
@@ -315,7 +346,7 @@ def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards:
         rewards=[float(r) for r in rewards],
         terminations=last + [bool(terminated)],
         truncations=last + [not terminated],
-        infos={},
+        infos={STATE_INFO: np.stack([np.asarray(x, np.float64) for x in states])} if states else {},
     )
 
 

@@ -1,0 +1,196 @@
+"""Estimate an env's full state from its cameras: the perception half of a pixel policy.
+
+In simulation the full state (PushT: block x, y and angle) is known while the demonstrations are
+recorded; a network trained to read it off the images, supervised by it, turns a pixel
+observation into what a state policy acts on. Learning that mapping is plain regression and
+cheap on a CPU (a 0.1 M-parameter keypoint network read PushT's block to 2.5 board units, half
+an image pixel, after 150 CPU seconds), where learning actions end-to-end from pixels is not.
+The state is supervision in training only: at inference the network sees the observation alone.
+
+Architecture, per camera::
+
+    image (B, 3, H, W) uint8 --conv x4 (GroupNorm, ReLU; /4 resolution)--> (B, K, H/4, W/4)
+        --spatial softmax--> K expected keypoint positions (B, 2K) in [-1, 1]
+
+then an MLP over every camera's keypoints and the observation's own state entries (PushT's
+``agent_pos``) predicts the state entries the observation does not give: angles as (sin, cos),
+the rest standardised. Entries the observation gives exactly (found in the training data) are
+copied, not estimated. Spatial-softmax keypoints as in Levine et al. (2016), "End-to-end training
+of deep visuomotor policies", and robomimic's image encoders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from il_toolkit.model.backbones import to_float_image
+
+
+class SpatialSoftmax(nn.Module):
+    """Feature maps ``(B, K, h, w)`` -> each map's softmax-weighted mean position ``(B, 2K)``:
+    the K x coordinates, then the K y coordinates, in [-1, 1]."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = features.shape
+        weights = features.flatten(2).softmax(dim=-1).view(b, k, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, device=features.device)
+        ys = torch.linspace(-1.0, 1.0, h, device=features.device)
+        return torch.cat([(weights.sum(dim=2) * xs).sum(dim=-1), (weights.sum(dim=3) * ys).sum(dim=-1)], dim=1)
+
+
+def keypoint_encoder(width: int, keypoints: int) -> nn.Sequential:
+    """``(B, 3, H, W)`` floats in [0, 1] -> ``(B, 2 * keypoints)`` (see the module docstring)."""
+    groups = min(8, width)
+    return nn.Sequential(
+        nn.Conv2d(3, width, 5, stride=2, padding=2), nn.GroupNorm(groups, width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(groups, width), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GroupNorm(groups, 2 * width), nn.ReLU(),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.GroupNorm(groups, 2 * width), nn.ReLU(),
+        nn.Conv2d(2 * width, keypoints, 1), SpatialSoftmax(),
+    )
+
+
+@dataclass(frozen=True)
+class StateEstimatorConfig:
+    """What shapes a :class:`StateEstimator`; stored in its policy's ``config.json``.
+
+    ``cameras``: the flat observation keys of the images (``"pixels"``, ``"pixels/top"``), each
+    ``(H, W, 3)`` uint8. ``given_key``: the flat key of the observation's own state vector
+    (``"agent_pos"``) or None; ``given_dim`` its size. ``state_dim``: the full state's size;
+    ``periodic``: its angle entries, each ``[index, low]`` with values in ``[low, low + 2π)``;
+    ``copied``: ``[state index, given index]`` pairs the observation gives exactly.
+    """
+
+    cameras: tuple[str, ...]
+    state_dim: int
+    given_key: str | None = None
+    given_dim: int = 0
+    periodic: tuple[tuple[int, float], ...] = ()
+    copied: tuple[tuple[int, int], ...] = ()
+    width: int = 16
+    keypoints: int = 32
+    hidden: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        object.__setattr__(self, "periodic", tuple((int(i), float(low)) for i, low in self.periodic))
+        object.__setattr__(self, "copied", tuple((int(i), int(j)) for i, j in self.copied))
+        if not self.cameras:
+            raise ValueError("a state estimator reads at least one camera image")
+        if self.given_key is None and self.given_dim:
+            raise ValueError("given_dim > 0 needs the observation key it comes from (given_key)")
+
+    @property
+    def periodic_dims(self) -> list[int]:
+        return [i for i, _ in self.periodic if i not in self.copied_dims]
+
+    @property
+    def copied_dims(self) -> list[int]:
+        return [i for i, _ in self.copied]
+
+    @property
+    def linear_dims(self) -> list[int]:
+        """Estimated entries regressed as standardised numbers (neither copied nor angles)."""
+        skip = set(self.copied_dims) | {i for i, _ in self.periodic}
+        return [i for i in range(self.state_dim) if i not in skip]
+
+    @property
+    def output_dim(self) -> int:
+        return len(self.linear_dims) + 2 * len(self.periodic_dims)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.update(cameras=list(self.cameras), periodic=[list(p) for p in self.periodic],
+                    copied=[list(c) for c in self.copied])
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "StateEstimatorConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class StateEstimator(nn.Module):
+    """Flat observations (a dict of batched arrays, images ``(B, H, W, 3)`` uint8) -> the full
+    state ``(B, state_dim)`` in the env's units. Normalisation statistics are buffers, saved
+    with the weights (set by :meth:`fit_statistics` before training)."""
+
+    def __init__(self, config: StateEstimatorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoders = nn.ModuleList(keypoint_encoder(config.width, config.keypoints) for _ in config.cameras)
+        inputs = 2 * config.keypoints * len(config.cameras) + config.given_dim
+        self.head = nn.Sequential(nn.Linear(inputs, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.hidden),
+                                  nn.ReLU(), nn.Linear(config.hidden, config.output_dim))
+        n_linear = len(config.linear_dims)
+        self.register_buffer("given_mean", torch.zeros(config.given_dim))
+        self.register_buffer("given_std", torch.ones(config.given_dim))
+        self.register_buffer("state_mean", torch.zeros(n_linear))
+        self.register_buffer("state_std", torch.ones(n_linear))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    # -- statistics ------------------------------------------------------------------------
+    def fit_statistics(self, observations: Mapping[str, np.ndarray], states: np.ndarray) -> None:
+        """Standardisation of the given state entries and of the regressed state entries."""
+        c = self.config
+        if c.given_key is not None:
+            given = np.asarray(observations[c.given_key], np.float64).reshape(len(states), -1)
+            self.given_mean.copy_(torch.as_tensor(given.mean(0)))
+            self.given_std.copy_(torch.as_tensor(np.maximum(given.std(0), 1e-6)))
+        linear = np.asarray(states, np.float64)[:, c.linear_dims]
+        self.state_mean.copy_(torch.as_tensor(linear.mean(0)))
+        self.state_std.copy_(torch.as_tensor(np.maximum(linear.std(0), 1e-6)))
+        self.fitted.fill_(True)
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, observations: Mapping[str, Any]) -> torch.Tensor:
+        """``(B, output_dim)``: standardised linear entries, then (sin, cos) of each angle."""
+        parts = []
+        for camera, encoder in zip(self.config.cameras, self.encoders):
+            images = torch.as_tensor(np.asarray(observations[camera]) if not torch.is_tensor(observations[camera])
+                                     else observations[camera])
+            parts.append(encoder(to_float_image(images.permute(0, 3, 1, 2))))
+        if self.config.given_key is not None:
+            parts.append((self._given(observations).float() - self.given_mean.float()) / self.given_std.float())
+        return self.head(torch.cat(parts, dim=1))
+
+    def _given(self, observations: Mapping[str, Any]) -> torch.Tensor:
+        given = torch.as_tensor(observations[self.config.given_key])
+        return given.reshape(len(given), -1).to(torch.float64)
+
+    def targets(self, states: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Full states ``(B, state_dim)`` -> what :meth:`forward` regresses ``(B, output_dim)``."""
+        states = torch.as_tensor(states, dtype=torch.float64)
+        c = self.config
+        linear = (states[:, c.linear_dims] - self.state_mean) / self.state_std
+        angles = states[:, c.periodic_dims]
+        return torch.cat([linear, angles.sin(), angles.cos()], dim=1).float()
+
+    def loss(self, observations: Mapping[str, Any], states: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean squared error on the regressed targets."""
+        return nn.functional.mse_loss(self(observations), self.targets(states)), {}
+
+    @torch.no_grad()
+    def estimate(self, observations: Mapping[str, Any]) -> np.ndarray:
+        """Flat observations -> full states ``(B, state_dim)`` float64 in the env's units."""
+        c = self.config
+        out = self(observations).double()
+        n_linear, n_angles = len(c.linear_dims), len(c.periodic_dims)
+        states = torch.zeros(len(out), c.state_dim, dtype=torch.float64)
+        states[:, c.linear_dims] = out[:, :n_linear] * self.state_std + self.state_mean
+        lows = torch.tensor([low for i, low in c.periodic if i in c.periodic_dims], dtype=torch.float64)
+        angle = torch.atan2(out[:, n_linear:n_linear + n_angles], out[:, n_linear + n_angles:])
+        states[:, c.periodic_dims] = torch.remainder(angle - lows, 2 * np.pi) + lows
+        if c.copied:
+            given = self._given(observations)
+            states[:, c.copied_dims] = given[:, [j for _, j in c.copied]]
+        return states.numpy()
+
+
+__all__ = ["SpatialSoftmax", "StateEstimator", "StateEstimatorConfig", "keypoint_encoder"]

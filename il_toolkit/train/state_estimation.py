@@ -1,0 +1,179 @@
+"""Train the perception half of a pixel policy: a state estimator supervised by the recorded state.
+
+``collect`` records an env's full state beside its pixel observations (the Minari info
+``state``). From one such dataset:
+
+- :func:`state_trajectories` gives the demonstrations with the recorded states as observations,
+  so any state learner (flow matching, BC, DAgger's learner) trains on them as on a state dataset;
+- :func:`fit_state_estimator` fits a :class:`~il_toolkit.model.state_estimator.StateEstimator`
+  (images -> state) in the toolkit's one training loop;
+- :func:`train_estimated_state_policy` does both halves' glue: the estimator is fitted and put in
+  front of a given state policy as an
+  :class:`~il_toolkit.policies.estimated_state.EstimatedStatePolicy`.
+
+Episodes are split for validation by episode (never frames of one episode on both sides).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from il_toolkit.features.observations import STATE_KEYS
+from il_toolkit.features.state import periodic_dims
+from il_toolkit.model.state_estimator import StateEstimator, StateEstimatorConfig
+from il_toolkit.policies.base import BasePolicy
+from il_toolkit.policies.estimated_state import EstimatedStatePolicy
+from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_training, take_rows
+
+COPY_TOLERANCE = 1e-6  # a state entry equal to an observation entry within this on every frame is copied
+
+
+def flat_spaces(space: spaces.Space, prefix: str = "") -> dict[str, spaces.Space]:
+    """A (nested) Dict space as ``{"outer/inner": Box}``, the keys of flattened observations."""
+    if not isinstance(space, spaces.Dict):
+        return {prefix.rstrip("/") or "obs": space}
+    flat: dict[str, spaces.Space] = {}
+    for key, sub in space.spaces.items():
+        flat.update(flat_spaces(sub, f"{prefix}{key}/") if isinstance(sub, spaces.Dict) else {f"{prefix}{key}": sub})
+    return flat
+
+
+def camera_keys(observation_space: spaces.Space) -> list[str]:
+    """Flat keys of the RGB images ``(H, W, 3)`` uint8 in an observation space."""
+    return [k for k, s in flat_spaces(observation_space).items()
+            if isinstance(s, spaces.Box) and s.dtype == np.uint8 and len(s.shape) == 3 and s.shape[-1] == 3]
+
+
+def estimator_config_for(observation_space: spaces.Space, state_space: spaces.Box, observations: dict[str, np.ndarray],
+                         states: np.ndarray, **sizes: Any) -> StateEstimatorConfig:
+    """The estimator for an env: its cameras, its proprioceptive entry (the first of
+    ``agent_pos``/``state``/``qpos``/``proprio``), the state's angles (from ``state_space``'s
+    bounds) and the state entries the observation gives exactly (found in the data)."""
+    cameras = camera_keys(observation_space)
+    if not cameras:
+        raise ValueError("a state estimator needs camera images in the observation; this space has none: "
+                         f"{observation_space}. Collect with a pixel obs_type (e.g. obs_type='pixels_agent_pos')")
+    flat = flat_spaces(observation_space)
+    given_key = next((k for k in STATE_KEYS if k in flat), None)
+    given_dim = int(np.prod(flat[given_key].shape)) if given_key else 0
+    copied: list[tuple[int, int]] = []
+    if given_key is not None:
+        given = np.asarray(observations[given_key], np.float64).reshape(len(states), -1)
+        for i in range(states.shape[1]):
+            match = np.flatnonzero(np.all(np.abs(given - states[:, i : i + 1]) <= COPY_TOLERANCE, axis=0))
+            if len(match):
+                copied.append((i, int(match[0])))
+    periodic = [(i, float(state_space.low[i])) for i in periodic_dims(state_space)]
+    return StateEstimatorConfig(cameras=tuple(cameras), state_dim=int(states.shape[1]), given_key=given_key,
+                                given_dim=given_dim, periodic=tuple(periodic), copied=tuple(copied), **sizes)
+
+
+def estimator_data(trajectories: Sequence[Any], states: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every observation of every episode (the final one too), flattened, beside its state:
+    ``({key: (N, ...)}, (N, D))``."""
+    if len(trajectories) != len(states):
+        raise ValueError(f"{len(trajectories)} episodes but states for {len(states)}")
+    observations: dict[str, list[np.ndarray]] = {}
+    for trajectory, episode_states in zip(trajectories, states):
+        obs = dict(trajectory.obs.items()) if hasattr(trajectory.obs, "items") else {"obs": trajectory.obs}
+        if len(episode_states) != len(next(iter(obs.values()))):
+            raise ValueError(f"an episode has {len(episode_states)} states for {len(next(iter(obs.values())))} observations")
+        for key, values in obs.items():
+            observations.setdefault(key, []).append(np.asarray(values))
+    return {k: np.concatenate(v) for k, v in observations.items()}, np.concatenate(states).astype(np.float64)
+
+
+def state_trajectories(trajectories: Sequence[Any], states: Sequence[np.ndarray]) -> list[Any]:
+    """The demonstrations with the recorded states as their observations (actions, rewards and
+    endings unchanged): train a state policy on them as on a ``state`` dataset."""
+    from imitation.data.types import TrajectoryWithRew
+
+    return [TrajectoryWithRew(obs=np.asarray(s, np.float64), acts=t.acts, infos=None, terminal=t.terminal, rews=t.rews)
+            for t, s in zip(trajectories, states)]
+
+
+def state_errors(estimator: StateEstimator, observations: dict[str, np.ndarray], states: np.ndarray,
+                 batch_size: int = 256) -> dict[str, float]:
+    """Mean and 90th-percentile absolute error of each estimated entry (angles wrapped to
+    [-π, π)), in the state's units: ``{"mae/<i>": ..., "p90/<i>": ...}``."""
+    n = len(states)
+    estimates = np.concatenate([estimator.estimate(take_rows(observations, np.arange(i, min(i + batch_size, n))))
+                                for i in range(0, n, batch_size)])
+    error = estimates - states
+    angles = [i for i, _ in estimator.config.periodic]
+    error[:, angles] = (error[:, angles] + np.pi) % (2 * np.pi) - np.pi
+    copied = set(estimator.config.copied_dims)
+    out: dict[str, float] = {}
+    for i in range(states.shape[1]):
+        if i not in copied:
+            out[f"mae/{i}"] = float(np.mean(np.abs(error[:, i])))
+            out[f"p90/{i}"] = float(np.percentile(np.abs(error[:, i]), 90))
+    return out
+
+
+def fit_state_estimator(
+    observations: dict[str, np.ndarray],
+    states: np.ndarray,
+    observation_space: spaces.Space,
+    state_space: spaces.Box,
+    *,
+    steps: int = 3000,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+    **sizes: Any,
+) -> tuple[StateEstimator, FitHistory]:
+    """Fit an estimator of ``states`` ``(N, D)`` from flat ``observations`` (``{key: (N, ...)}``,
+    see :func:`estimator_data`) for ``steps`` AdamW steps on a cosine schedule. ``sizes``:
+    :class:`StateEstimatorConfig`'s ``width``, ``keypoints``, ``hidden``."""
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+    torch.manual_seed(seed)
+    config = estimator_config_for(observation_space, state_space, observations, states, **sizes)
+    estimator = StateEstimator(config)
+    estimator.fit_statistics(observations, states)
+    step = GradientStep(estimator.loss, estimator, estimator.parameters(), learning_rate=learning_rate, weight_decay=1e-4)
+    batches = ArrayBatches(observations, states, batch_size, np.random.default_rng(seed))
+    history = run_training(step, batches, optimizers=step.optimizers, module=estimator, steps=steps,
+                           lr_schedule="cosine", keep="last", progress=progress, desc="state estimator")
+    return estimator, history
+
+
+def train_estimated_state_policy(
+    trajectories: Sequence[Any],
+    states: Sequence[np.ndarray],
+    state_policy: BasePolicy,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    *,
+    state_space: spaces.Box | None = None,
+    validation: tuple[Sequence[Any], Sequence[np.ndarray]] | None = None,
+    **fit: Any,
+) -> tuple[EstimatedStatePolicy, dict[str, Any]]:
+    """Fit a state estimator on pixel ``trajectories`` and their recorded ``states`` and put it in
+    front of ``state_policy`` (trained on the same env's state; its observation space is the
+    state's unless ``state_space`` says otherwise). Returns the pixel policy and a report:
+    steps, seconds, frames, final loss, and with ``validation`` (held-out episodes and their
+    states) the estimator's errors on them (:func:`state_errors`). ``fit``:
+    :func:`fit_state_estimator`'s options."""
+    state_space = state_space if state_space is not None else state_policy.observation_space
+    observations, flat_states = estimator_data(trajectories, states)
+    start = time.perf_counter()
+    estimator, history = fit_state_estimator(observations, flat_states, observation_space, state_space, **fit)
+    report: dict[str, Any] = {"steps": history.steps, "seconds": time.perf_counter() - start,
+                              "frames": len(flat_states), "final_loss": history.final_train_loss}
+    if validation is not None and len(validation[0]):
+        val_obs, val_states = estimator_data(*validation)
+        report["validation"] = {"episodes": len(validation[0]), "frames": len(val_states),
+                                **state_errors(estimator, val_obs, val_states)}
+    return EstimatedStatePolicy(estimator, state_policy, observation_space, action_space), report
+
+
+__all__ = ["camera_keys", "estimator_config_for", "estimator_data", "fit_state_estimator", "state_errors",
+           "state_trajectories", "train_estimated_state_policy"]

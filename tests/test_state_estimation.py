@@ -1,0 +1,178 @@
+"""Pixel policies through an estimate of the full state: recording the state, the estimator, the policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from il_toolkit.envs import make_env
+from il_toolkit.model.state_estimator import SpatialSoftmax, StateEstimator, StateEstimatorConfig
+from il_toolkit.policies import load
+from il_toolkit.policies.checkpoint import CheckpointError
+from il_toolkit.policies.estimated_state import EstimatedStatePolicy
+from il_toolkit.train.datasets.collect import collect_dataset
+from il_toolkit.train.datasets.minari_io import DatasetError, load_demonstrations, load_states
+from il_toolkit.train.state_estimation import (
+    estimator_config_for,
+    estimator_data,
+    fit_state_estimator,
+    state_errors,
+    state_trajectories,
+)
+
+PIXELS = {"obs_type": "pixels_agent_pos"}
+
+
+@pytest.fixture(scope="module")
+def pusht_pixels():
+    """Two expert episodes of PushT pixels with their recorded states."""
+    collect_dataset("il_toolkit/PushT-v0", "test/pusht-pixels-v0", 2, env_kwargs=PIXELS, progress=False)
+    env = make_env("il_toolkit/PushT-v0", **PIXELS)
+    return env, load_demonstrations("test/pusht-pixels-v0", env), load_states("test/pusht-pixels-v0")
+
+
+def test_collect_records_the_full_state_beside_pixel_observations(pusht_pixels):
+    env, demos, states = pusht_pixels
+    for demo, episode_states in zip(demos, states):
+        assert episode_states.shape == (len(demo.acts) + 1, 5)
+        np.testing.assert_allclose(episode_states[:, :2], demo.obs.get("agent_pos"))
+    replay = make_env("il_toolkit/PushT-v0")  # the state env shows the same states from the same seed
+    first, _ = replay.reset(seed=0)
+    np.testing.assert_allclose(states[0][0], first)
+
+
+def test_a_dataset_without_recorded_states_names_the_fix():
+    collect_dataset("il_toolkit/PushT-v0", "test/pusht-state-v0", 1, progress=False)
+    with pytest.raises(DatasetError, match="collect it again with --overwrite"):
+        load_states("test/pusht-state-v0")
+
+
+def test_state_trajectories_train_state_learners_on_the_recorded_states(pusht_pixels):
+    _, demos, states = pusht_pixels
+    as_states = state_trajectories(demos, states)
+    assert as_states[0].obs.shape == states[0].shape
+    np.testing.assert_array_equal(as_states[0].acts, demos[0].acts)
+
+
+def test_the_estimator_copies_what_the_observation_gives_and_finds_the_angle(pusht_pixels):
+    env, demos, states = pusht_pixels
+    observations, flat = estimator_data(demos, states)
+    config = estimator_config_for(env.observation_space, env.unwrapped.state_space, observations, flat)
+    assert config.cameras == ("pixels",) and config.given_key == "agent_pos"
+    assert config.copied == ((0, 0), (1, 1))
+    assert config.periodic == ((4, 0.0),) and config.linear_dims == [2, 3]
+
+
+def test_spatial_softmax_finds_a_peak():
+    features = torch.full((1, 1, 5, 9), -50.0)
+    features[0, 0, 4, 2] = 50.0  # row 4 of 5 (y = 1), column 2 of 9 (x = -0.5)
+    np.testing.assert_allclose(SpatialSoftmax()(features)[0].numpy(), [-0.5, 1.0], atol=1e-5)
+
+
+def test_estimates_decode_to_env_units():
+    """What the network regresses, decoded: standardised entries back in units, angles from
+    (sin, cos) into the space's range, copied entries from the observation."""
+    config = StateEstimatorConfig(cameras=("pixels",), state_dim=4, given_key="agent_pos", given_dim=1,
+                                  periodic=((3, 0.0),), copied=((0, 0),))
+    estimator = StateEstimator(config)
+    rng = np.random.default_rng(0)
+    states = np.column_stack([rng.uniform(0, 5, 16), rng.normal(10, 3, 16), rng.normal(-2, 1, 16),
+                              rng.uniform(0, 2 * np.pi, 16)])
+    observations = {"pixels": np.zeros((16, 8, 8, 3), np.uint8), "agent_pos": states[:, :1]}
+    estimator.fit_statistics(observations, states)
+    targets = estimator.targets(states)
+    estimator.forward = lambda obs: targets  # a perfect network
+    np.testing.assert_allclose(estimator.estimate(observations), states, atol=1e-5)
+
+
+def _squares(n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """32x32 images of a white 4x4 square at (x, y) pixels; the state is (x, y)."""
+    positions = rng.integers(2, 26, size=(n, 2))
+    images = np.zeros((n, 32, 32, 3), np.uint8)
+    for image, (x, y) in zip(images, positions):
+        image[y : y + 4, x : x + 4] = 255
+    return {"pixels": images}, positions.astype(np.float64)
+
+
+def test_a_short_fit_locates_an_object():
+    rng = np.random.default_rng(0)
+    (train, train_states), (test, test_states) = _squares(512, rng), _squares(128, rng)
+    space = spaces.Dict({"pixels": spaces.Box(0, 255, (32, 32, 3), np.uint8)})
+    state_space = spaces.Box(0.0, 32.0, (2,), np.float64)
+    estimator, history = fit_state_estimator(train, train_states, space, state_space, steps=300, batch_size=32,
+                                             progress=False, width=8, keypoints=8, hidden=64)
+    errors = state_errors(estimator, test, test_states)
+    guess_mean = np.mean(np.abs(test_states - train_states.mean(0)))  # about 6 pixels
+    assert history.steps == 300
+    assert max(errors["mae/0"], errors["mae/1"]) < guess_mean / 3
+
+
+def test_the_pixel_policy_acts_as_its_state_policy_on_the_estimate_and_reloads(pusht_pixels, tmp_path):
+    from il_toolkit.experts.pusht import PushTExpert
+
+    env, demos, states = pusht_pixels
+    observations, flat = estimator_data(demos, states)
+    config = estimator_config_for(env.observation_space, env.unwrapped.state_space, observations, flat, width=8)
+    estimator = StateEstimator(config)
+    estimator.fit_statistics(observations, flat)
+    state_policy = PushTExpert()  # acts on (B, 5) states
+    policy = EstimatedStatePolicy(estimator, state_policy, env.observation_space, env.action_space)
+    obs, _ = env.reset(seed=5)
+    estimate = policy.estimate_state({k: v[None] for k, v in obs.items()})
+    np.testing.assert_allclose(estimate[0, :2], obs["agent_pos"])  # copied, not estimated
+    np.testing.assert_allclose(policy.predict(obs)[0], state_policy.predict(estimate[0])[0])
+    restored = load(policy.save(tmp_path / "pixels_policy"))
+    assert isinstance(restored, EstimatedStatePolicy)
+    np.testing.assert_allclose(restored.predict(obs)[0], policy.predict(obs)[0])
+
+
+def test_a_state_policy_for_another_env_is_refused(pusht_pixels):
+    from il_toolkit.experts.pusht import PushTExpert
+
+    env, demos, states = pusht_pixels
+    config = StateEstimatorConfig(cameras=("pixels",), state_dim=4)
+    with pytest.raises(ValueError, match="train both on the same env's state"):
+        EstimatedStatePolicy(StateEstimator(config), PushTExpert(), env.observation_space, env.action_space)
+
+
+def test_an_edited_checkpoint_is_refused(pusht_pixels, tmp_path):
+    import json
+
+    from il_toolkit.experts.pusht import PushTExpert
+
+    env, demos, states = pusht_pixels
+    observations, flat = estimator_data(demos, states)
+    estimator = StateEstimator(estimator_config_for(env.observation_space, env.unwrapped.state_space, observations,
+                                                    flat, width=8))
+    path = EstimatedStatePolicy(estimator, PushTExpert(), env.observation_space, env.action_space).save(tmp_path / "p")
+    config = json.loads((path / "config.json").read_text())
+    config["config"]["estimator"]["keypoints"] = 7
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load(path)
+
+
+def test_train_flow_estimate_state_saves_a_policy_that_acts_on_pixels(pusht_pixels, tmp_path):
+    from il_toolkit.train.imitation_learning.cli import build_parser, train
+
+    args = build_parser().parse_args(["--dataset", "test/pusht-pixels-v0", "--estimate_state", "--steps", "20",
+                                      "--estimator_steps", "5", "--eval_episodes", "1", "--validation_split", "0.5",
+                                      "--no_wandb", "--output_dir", str(tmp_path)])
+    result = train(args)
+    policy = load(result["policy_path"])
+    assert isinstance(policy, EstimatedStatePolicy)
+    assert policy.state_policy.observation_space.shape == (5,)
+    assert result["state_estimator"]["validation"]["episodes"] == 1
+    assert (tmp_path / "estimator.json").exists() and result["eval"]["n_episodes"] == 1
+
+
+def test_estimate_state_on_a_state_dataset_says_it_is_not_needed(tmp_path):
+    from il_toolkit.train.imitation_learning.cli import build_parser, train
+
+    collect_dataset("il_toolkit/PushT-v0", "test/pusht-state-only-v0", 1, progress=False)
+    args = build_parser().parse_args(["--dataset", "test/pusht-state-only-v0", "--estimate_state", "--no_wandb",
+                                      "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="drop --estimate_state"):
+        train(args)
