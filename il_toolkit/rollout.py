@@ -70,8 +70,10 @@ def privileged_state(env: gym.Env) -> np.ndarray | None:
     read = getattr(env.unwrapped, "state_vector", None)
     if read is None:
         return None
+    space, state_space = env.observation_space, getattr(env.unwrapped, "state_space", None)
+    if state_space is not None and isinstance(space, gym.spaces.Box) and space.shape == state_space.shape:
+        return None
     state = np.asarray(read(), dtype=np.float64)
-    space = env.observation_space
     if isinstance(space, gym.spaces.Box) and space.shape == state.shape:
         return None
     return state

@@ -176,3 +176,13 @@ def test_estimate_state_on_a_state_dataset_says_it_is_not_needed(tmp_path):
                                       "--output_dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="drop --estimate_state"):
         train(args)
+
+
+def test_only_envs_whose_observation_is_not_the_state_record_it():
+    from il_toolkit.rollout import privileged_state
+
+    assert privileged_state(make_env("il_toolkit/PushT-v0")) is None  # the observation is the state
+    assert privileged_state(make_env("CartPole-v1")) is None  # no state_vector()
+    pixels = make_env("il_toolkit/PushT-v0", **PIXELS)
+    pixels.reset(seed=0)
+    assert privileged_state(pixels).shape == (5,)

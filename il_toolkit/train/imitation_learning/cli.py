@@ -5,6 +5,8 @@
 With no other flags the settings suit the env (:func:`defaults_for`): a state env gets the env's
 feature pipeline (PushT: the T's task frame), an MLP velocity net and a budget that trains in
 about a minute on a 2-core CPU; an image env a transformer over camera tokens and chunks of 16.
+With ``--estimate_state``, a camera dataset that records the env's full state trains the policy
+on that state and a state estimator in front of it (:mod:`il_toolkit.train.state_estimation`).
 
 A run writes ``config.json``, ``run.json``, ``metrics.jsonl``, ``checkpoint/`` (models and
 optimizer state every ``--checkpoint_every`` steps: rerunning the command resumes from it),
@@ -64,7 +66,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
                              "the cameras; the saved policy acts on the cameras alone (the state supervises training only)")
     parser.add_argument("--estimator_steps", type=int, default=3000,
-                        help="state estimator steps (batch 64) with --estimate_state; PushT: 3,000 take about 6 CPU minutes")
+                        help="state estimator steps (batch 64) with --estimate_state (PushT: 3,000 took 6.8 CPU minutes)")
     parser.add_argument("--no-task_frame", dest="task_frame", action="store_false",
                         help="see the raw state instead of the env's feature pipeline (default: the env's; PushT: the "
                              "T's task frame)")
@@ -194,7 +196,6 @@ def state_env_and_states(dataset: str, camera_env: Any) -> tuple[Any, list[Any]]
     defaults the flow policy gets) and the states recorded beside the dataset's observations."""
     from il_toolkit.envs import make_env
     from il_toolkit.train.datasets.minari_io import load_states
-
     from il_toolkit.train.state_estimation import camera_keys
 
     spec_id = camera_env.spec.id if camera_env.spec is not None else None

@@ -1,0 +1,168 @@
+"""Pixels in on a CPU (PushT 96x96, ALOHA three 48x64 cameras): a state estimator in front of a state policy.
+
+Everything goes through the public API, as a user's script would:
+
+1. ``collect_dataset`` records scripted-expert demonstrations with ``obs_type="pixels_agent_pos"``
+   (PushT: 200, one 96x96 camera + the pusher's position; ALOHA transfer cube: 50, cameras
+   ``head``, ``left_wrist``, ``right_wrist`` at 48x64 + the 14 joint positions); the env's full
+   state is recorded beside each observation (``load_states``).
+2. A flow-matching policy (``naive_flow_matching_policy_trainer``, MLP velocity net, the env's
+   feature pipeline and ``il-toolkit train flow``'s defaults for the state env: PushT horizon 1,
+   ALOHA chunks of 16 with 8 executed) trains on the recorded *states* (``state_trajectories``).
+3. ``train_estimated_state_policy`` fits a keypoint CNN that reads the state off the images
+   (trained on the first 90% of the episodes; the last 10% give its errors) and puts it in front of
+   the state policy.
+4. ``evaluate_checkpoint`` on unseen reset seeds from 1,000,000 (PushT 100, ALOHA 50) in the
+   *pixel* env: the policy sees the cameras and the agent's own joints/position only.
+
+The recorded state is training-time supervision (the simulator's privileged information); a
+method that learns from pixels alone (LeRobot's diffusion policy: 63.8% on PushT images from
+human demonstrations, about 7 GPU hours) does without it, so the comparison is not like for like.
+Figures: success %, mean max reward (PushT: coverage), CPU seconds of each training phase (one
+thread), training images/s, the estimator's held-out mean/p90 error per estimated state entry, ms
+per action.
+
+    .venv/bin/python benchmarks/pixels_estimated_state.py [--env pusht|aloha_transfer] [--quick]
+
+Writes ``benchmarks/results/pixels_<env>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_results  # noqa: E402
+
+TRAINER = "naive_flow_matching_policy_trainer"
+ALOHA_PIXELS = {"obs_type": "pixels_agent_pos", "cameras": ["head", "left_wrist", "right_wrist"], "image_size": [48, 64],
+                "depth": False}  # lists: compared with the dataset's stored (JSON) kwargs when a collection resumes
+ENVS = {  # env id, camera env kwargs, demonstrations, evaluation episodes, state-policy settings
+    "pusht": ("il_toolkit/PushT-v0", {"obs_type": "pixels_agent_pos"}, 200, 100,
+              {"steps": 6000, "horizon": 1, "n_action_steps": 1}),
+    "aloha_transfer": ("il_toolkit/AlohaTransferCube-v0", ALOHA_PIXELS, 50, 50,
+                       {"steps": 20000, "horizon": 16, "n_action_steps": 8}),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--env", default="pusht", choices=sorted(ENVS))
+    parser.add_argument("--demos", type=int, default=None, help="default: PushT 200, ALOHA 50")
+    parser.add_argument("--policy-steps", type=int, default=None, help="flow policy steps, batch 256 (default: PushT "
+                        "6,000, ALOHA 20,000: il-toolkit train flow's defaults for the state env)")
+    parser.add_argument("--estimator-steps", type=int, default=3000, help="state estimator steps (batch 64)")
+    parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="10 demos, 300 + 200 steps, 5 episodes")
+    parser.add_argument("--name", default=None, help="results file name (default: pixels_<env>)")
+    return parser.parse_args()
+
+
+def timed(fn, *args, **kwargs):
+    """``(result, wall seconds, CPU seconds of this process)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def action_latency_ms(policy, observation, repeats: int = 50) -> float:
+    for _ in range(3):
+        policy.predict(observation)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        policy.predict(observation)
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    args = parse_args()
+    env_id, pixels, demos_default, episodes_default, policy_settings = ENVS[args.env]
+    args.demos = args.demos or demos_default
+    args.eval_episodes = args.eval_episodes or episodes_default
+    args.policy_steps = args.policy_steps or policy_settings["steps"]
+    if args.quick:
+        args.demos, args.policy_steps, args.estimator_steps, args.eval_episodes = 10, 300, 200, 5
+    name = args.name or f"pixels_{args.env}" + ("_quick" if args.quick else "")
+    torch.set_num_threads(1)
+    import il_toolkit  # noqa: F401
+    from il_toolkit.envs import make_env
+    from il_toolkit.evaluation import evaluate_checkpoint
+    from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.train.datasets.collect import collect_dataset
+    from il_toolkit.train.datasets.minari_io import load_demonstrations, load_states
+    from il_toolkit.train.imitation_learning.loop import train_flow_policy
+    from il_toolkit.train.state_estimation import state_trajectories, train_estimated_state_policy
+
+    dataset = f"bench/{args.env}-pixels-expert-{args.demos}-v1"  # v1: with the recorded states
+    pixel_env, state_env = make_env(env_id, **pixels), make_env(env_id, obs_type="state")
+    collected = collect_dataset(env_id, dataset, args.demos, env_kwargs=pixels, num_envs=2, if_missing=True)
+    demos, states = load_demonstrations(dataset, pixel_env), load_states(dataset)
+
+    horizon, n_action_steps = policy_settings["horizon"], policy_settings["n_action_steps"]
+    state_policy, policy_wall, policy_cpu = timed(
+        train_flow_policy, TRAINER, state_trajectories(demos, states), state_env.observation_space,
+        state_env.action_space, steps=args.policy_steps, batch_size=256, learning_rate=1e-3, seed=args.seed,
+        spec_fields={"horizon": horizon, "n_obs_steps": 1, "velocity_net": "mlp"},
+        features=default_state_features(state_env), policy_options={"n_action_steps": n_action_steps}, progress=True)
+    print(f"state policy: {args.policy_steps} steps in {policy_cpu:.0f} CPU s", flush=True)
+    n_fit = args.demos - max(1, args.demos // 10)  # the last 10% of the episodes measure the estimator's errors
+    (policy, report), estimator_wall, estimator_cpu = timed(
+        train_estimated_state_policy, demos[:n_fit], states[:n_fit], state_policy, pixel_env.observation_space,
+        pixel_env.action_space, validation=(demos[n_fit:], states[n_fit:]), steps=args.estimator_steps, batch_size=64,
+        seed=args.seed)
+    val = report["validation"]
+    estimated = sorted(int(k.split("/")[1]) for k in val if k.startswith("mae/"))
+    print(f"state estimator: {args.estimator_steps} steps in {estimator_cpu:.0f} CPU s; held-out mean error per "
+          f"estimated entry: {', '.join('%d: %.3g' % (i, val['mae/%d' % i]) for i in estimated)}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = policy.save(Path(tmp) / "pixels_policy")
+        result = evaluate_checkpoint(path, env_id, args.eval_episodes, num_envs=2, env_kwargs=pixels)
+    a = result.aggregates
+    observation, _ = pixel_env.reset(seed=0)
+    figures = {
+        "setup": {"env": env_id, "env_kwargs": pixels, "dataset": dataset, "demos": args.demos,
+                  "state_policy": {"trainer": TRAINER, "steps": args.policy_steps, "batch_size": 256, "horizon": horizon,
+                                   "n_action_steps": n_action_steps, "velocity_net": "mlp",
+                                   "features": "the state env's feature pipeline", "trained_on": "recorded states"},
+                  "estimator": {"steps": args.estimator_steps, "batch_size": 64, "config": policy.estimator.config.to_json(),
+                                "parameters": sum(p.numel() for p in policy.estimator.parameters()),
+                                "trained_on_episodes": n_fit},
+                  "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000, "torch_threads": 1,
+                  "privileged_state": "training only: estimator targets and state-policy inputs; acting reads the "
+                                      "observation (cameras + agent_pos) alone",
+                  "quick": args.quick},
+        "collection": {"seconds": round(collected.seconds, 1), "reused": collected.reused},
+        "training": {
+            "state_policy_cpu_seconds": round(policy_cpu, 1), "state_policy_wall_seconds": round(policy_wall, 1),
+            "estimator_cpu_seconds": round(estimator_cpu, 1), "estimator_wall_seconds": round(estimator_wall, 1),
+            "total_cpu_minutes": round((policy_cpu + estimator_cpu) / 60, 2),
+            "estimator_images_per_second": round(args.estimator_steps * 64 / report["seconds"], 1),
+            "estimator_final_loss": report["final_loss"],
+        },
+        "estimator_validation": {"episodes": val["episodes"], "frames": val["frames"],
+                                 "mean_abs_error": {str(i): round(val[f"mae/{i}"], 4) for i in estimated},
+                                 "p90_abs_error": {str(i): round(val[f"p90/{i}"], 4) for i in estimated}},
+        "evaluation": {"pc_success": a["pc_success"], "avg_max_reward": round(a["avg_max_reward"], 4),
+                       "episodes": args.eval_episodes, "seconds": round(result.seconds, 1)},
+        "ms_per_action": round(action_latency_ms(policy, observation), 2),
+    }
+    if args.env == "pusht":
+        figures["estimator_validation"]["units"] = ("state entries 2, 3: block x, y in board units (512 per side, "
+                                                     "5.3 per image pixel); 4: block angle in radians")
+    print(f"{env_id} from pixels: {a['pc_success']:.0f}% success, avg max reward {a['avg_max_reward']:.3f}, "
+          f"{figures['training']['total_cpu_minutes']:.1f} CPU minutes of training, "
+          f"{figures['ms_per_action']:.1f} ms per action", flush=True)
+    write_results(name, figures)
+
+
+if __name__ == "__main__":
+    main()
