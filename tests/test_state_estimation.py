@@ -186,3 +186,12 @@ def test_only_envs_whose_observation_is_not_the_state_record_it():
     pixels = make_env("il_toolkit/PushT-v0", **PIXELS)
     pixels.reset(seed=0)
     assert privileged_state(pixels).shape == (5,)
+
+
+def test_train_flow_suggests_estimate_state_for_camera_datasets_that_record_it(pusht_pixels):
+    from il_toolkit.train.imitation_learning.cli import suggest_estimate_state
+
+    env, _, _ = pusht_pixels
+    assert suggest_estimate_state("test/pusht-pixels-v0", env)
+    collect_dataset("il_toolkit/PushT-v0", "test/pusht-state-tip-v0", 1, progress=False)
+    assert not suggest_estimate_state("test/pusht-state-tip-v0", make_env("il_toolkit/PushT-v0"))

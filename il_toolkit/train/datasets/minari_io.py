@@ -236,6 +236,13 @@ def load_states(dataset_id: str, episode_indices: Sequence[int] | None = None, *
     return states
 
 
+def records_states(dataset_id: str) -> bool:
+    """Whether the dataset's first episode holds the env's full state beside its observations."""
+    with writer_lock(dataset_id, wait=True):
+        episode = next(iter(open_dataset(dataset_id).iterate_episodes([0])), None)
+    return episode is not None and STATE_INFO in (episode.infos or {})
+
+
 def trajectories_from(dataset, name: str, env: gym.Env | None = None, *, episode_indices: Sequence[int] | None = None):
     """The episodes of an open ``MinariDataset`` as imitation ``TrajectoryWithRew``."""
     if env is not None:
