@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from il_toolkit.cli_flags import CommandLineError
+
 TRAIN_METHODS = {  # method -> what it is, for `il-toolkit train --help`
     "bc": "behavioural cloning: supervised learning from demonstrations (a dataset or the env's expert)",
     "dagger": "DAgger and its interactive variants (HG-DAgger, EnsembleDAgger, ThriftyDAgger): the expert labels "
@@ -64,7 +66,7 @@ def _env_kwargs(pairs: Sequence[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--env-kwarg expects KEY=VALUE, got {pair!r}")
+            raise CommandLineError(f"--env-kwarg expects KEY=VALUE, got {pair!r}")
         try:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -76,7 +78,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from il_toolkit.train.datasets.collect import collect_dataset
 
     if sum((args.overwrite, args.append, args.if_missing)) > 1:
-        raise SystemExit("il-toolkit collect: choose one of --overwrite, --append and --if-missing")
+        raise CommandLineError("collect: choose one of --overwrite, --append and --if-missing")
     report = collect_dataset(
         args.env, args.dataset_id, args.episodes, expert=args.expert, seed=args.seed,
         overwrite=args.overwrite, append=args.append, num_envs=args.num_envs,
@@ -128,7 +130,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from il_toolkit.envs import canonical_env_id
 
     if args.output and Path(args.output).is_dir():
-        raise SystemExit(f"il-toolkit eval: error: --output {args.output} is a directory; give a file name such as "
+        raise CommandLineError(f"eval: --output {args.output} is a directory; give a file name such as "
                          f"{Path(args.output) / 'eval.json'}")
     normalize = args.normalize if args.normalize is not None else canonical_env_id(args.env) in DEFAULT_EXPERTS
     result = evaluate_checkpoint(
@@ -152,9 +154,9 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
     from il_toolkit.teleop import TeleopError, run_teleop
 
     if args.overwrite and args.append:
-        raise SystemExit("il-toolkit teleop: choose one of --overwrite and --append")
+        raise CommandLineError("teleop: choose one of --overwrite and --append")
     if args.intervene != (args.policy is not None):
-        raise SystemExit("il-toolkit teleop: --intervene and --policy PATH go together (the policy acts, you take over)")
+        raise CommandLineError("teleop: --intervene and --policy PATH go together (the policy acts, you take over)")
     try:
         report = run_teleop(
             args.env, args.dataset_id, args.episodes, intervene=args.intervene, policy=args.policy, fps=args.fps,
@@ -162,7 +164,7 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
             window_size=args.window_size,
         )
     except TeleopError as exc:
-        raise SystemExit(f"il-toolkit teleop: error: {exc}") from exc
+        raise CommandLineError(f"teleop: {exc}") from exc
     where = f"to {report.dataset_id} at {report.path}" if report.path else "(nothing recorded, no dataset written)"
     print(f"recorded {report.n_episodes} episodes ({report.n_steps} steps, {report.human_steps} by you) of "
           f"{report.env_id} {where}")

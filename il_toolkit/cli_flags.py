@@ -14,6 +14,10 @@ import difflib
 from typing import NoReturn
 
 
+class CommandLineError(ValueError):
+    """Flags that cannot go together or name something unusable: reported as one line, exit code 2."""
+
+
 def _other_spellings(option: str) -> list[str]:
     """``--a_b-c`` -> ``--a-b-c`` and ``--a_b_c`` (long options only)."""
     if not option.startswith("--"):

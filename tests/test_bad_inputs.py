@@ -49,9 +49,9 @@ def test_a_dataset_with_values_the_env_cannot_produce_is_refused(tmp_path):
     fine = _write(tmp_path / "fine", env, obs, [0, 1, 1])
     assert len(trajectories_from(fine, "fine", env)) == 1
     obs[2, 0] = 3e30
-    with pytest.raises(DatasetError, match=r"3e\+30, outside the bounds"):
+    with pytest.raises(DatasetError, match=r"3e\+30 at step 2, entry 0, outside that entry's bounds \[-4\.8, 4\.8\]"):
         trajectories_from(_write(tmp_path / "huge", env, obs, [0, 1, 1]), "huge", env)
-    with pytest.raises(DatasetError, match="7.*not in Discrete"):
+    with pytest.raises(DatasetError, match=r"hold 7, which is not an action of Discrete\(2\)"):
         trajectories_from(_write(tmp_path / "action", env, np.zeros((4, 4), np.float32), [0, 7, 1]), "action", env)
     pusht = make_env("il_toolkit/PushT-v0")
     nan_obs = np.zeros((3, 5))
@@ -104,8 +104,8 @@ def test_command_line_values_are_checked_before_any_work(tmp_path, capsys):
                  "tests/kwarg-v0", "--no-progress"]) == 2
     assert "refused the env arguments {'obs_type': 'foo'}" in capsys.readouterr().err
     (tmp_path / "out").mkdir()
-    with pytest.raises(SystemExit, match="is a directory"):
-        main(["eval", "--policy", "x", "--env", "PushT-v0", "--output", str(tmp_path / "out")])
+    assert main(["eval", "--policy", "x", "--env", "PushT-v0", "--output", str(tmp_path / "out")]) == 2
+    assert "is a directory; give a file name" in capsys.readouterr().err
 
 
 def test_a_setting_changed_after_construction_and_an_edited_checkpoint_get_clear_errors(tmp_path):
@@ -144,6 +144,12 @@ def test_ctrl_c_during_bc_keeps_the_weights_so_far(tmp_path, monkeypatch, capsys
         BehavioralCloning("il_toolkit/PushT-v0", config, progress=False).train()
     assert load(tmp_path / "bc" / "interrupted").action_space.shape == (2,)
     assert "continue with --model_path" in capsys.readouterr().err
+    from il_toolkit.cli import main  # the command line: the same message, no traceback, exit code 130
+
+    assert main(["train", "bc", "--env", "PushT-v0", "--policy_type", "mlp", "--num_expert_episodes", "1", "--no_wandb",
+                 "--no_progress", "--output_dir", str(tmp_path / "bc_cli")]) == 130
+    err = capsys.readouterr().err
+    assert "continue with --model_path" in err and "il-toolkit train bc: interrupted" in err and "Traceback" not in err
 
 
 def test_ctrl_c_during_gail_keeps_the_generator_so_far(tmp_path, monkeypatch, capsys, cartpole_demos):
@@ -174,3 +180,45 @@ def test_methods_run_with_a_default_config_write_to_their_own_directories():
     assert config.output_dir == "./output/il"
     chosen = ILConfig(use_wandb=False, output_dir="runs/mine")
     assert BehavioralCloning("CartPole-v1", chosen, progress=False).config.output_dir == "runs/mine"
+
+
+def _tiny_vla(env):
+    from il_toolkit.model.vla import VLAModel
+
+    return VLAModel("builtin-small", "builtin-small", action_dim=2, state_dim=2, chunk_size=4, hidden_size=32,
+                    llm_layers=1, n_heads=2, vision_grid=2, vision_width=8, head_dim=32, head_layers=1,
+                    max_text_tokens=24, image_shift=0, flow_steps=2, observation_space=env.observation_space,
+                    action_space=env.action_space)
+
+
+def test_a_vla_and_an_sb3_policy_refuse_observations_of_another_shape_or_with_nan():
+    from stable_baselines3 import PPO
+
+    from il_toolkit.policies import SB3Policy
+
+    pixels = make_env("il_toolkit/PushT-v0", obs_type="pixels_agent_pos")
+    vla = _tiny_vla(pixels)
+    obs, _ = pixels.reset(seed=0)
+    vla.predict(obs)
+    with pytest.raises(ObservationError, match=r"shape \(96, 96, 3\), got \(64, 64, 3\)"):
+        vla.predict({**obs, "pixels": np.zeros((64, 64, 3), np.uint8)})
+    with pytest.raises(ObservationError, match="NaN"):
+        vla.predict({**obs, "agent_pos": np.full(2, np.nan)})
+    sb3 = SB3Policy.from_model(PPO("MlpPolicy", make_env("CartPole-v1"), n_steps=16, batch_size=16, device="cpu"))
+    with pytest.raises(ObservationError, match=r"got \(6,\)"):
+        sb3.predict(np.zeros(6))
+    with pytest.raises(ObservationError, match="NaN"):
+        sb3.predict(np.full(4, np.nan))
+
+
+def test_a_pixel_starting_policy_for_ppo_on_state_is_refused_before_distilling(tmp_path, monkeypatch):
+    from il_toolkit import RLConfig
+    from il_toolkit.policies import SpaceMismatchError
+    from il_toolkit.train.online_rl import ppo_trainer
+
+    vla = _tiny_vla(make_env("il_toolkit/PushT-v0", obs_type="pixels_agent_pos"))
+    monkeypatch.setattr(ppo_trainer, "distill", lambda *a, **k: pytest.fail("distilled before checking spaces"))
+    config = RLConfig(total_timesteps=32, n_steps=32, batch_size=16, n_epochs=1, eval_episodes=1, n_envs=1,
+                      output_dir=str(tmp_path), use_wandb=False)
+    with pytest.raises(SpaceMismatchError, match="does not match env observation space Box\\(5,\\)"):
+        ppo_trainer.PPOTrainer(make_env("il_toolkit/PushT-v0"), policy=vla, config=config, progress=False)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from il_toolkit.envs import make_env
+from il_toolkit.experts import make_expert
 from il_toolkit.policies import FunctionPolicy
 from il_toolkit.train.datasets import collect as collect_module
 from il_toolkit.train.datasets.collect import collect_dataset
@@ -123,8 +124,10 @@ def test_overwrite_replaces_a_corrupt_dataset():
     from il_toolkit.train.datasets.minari_io import dataset_path
 
     collect_dataset("CartPole-v1", "collect/corrupt-v0", 1, progress=False)
-    (dataset_path("collect/corrupt-v0") / "data" / "metadata.json").write_text("{not json")
-    with pytest.raises(DatasetError, match="corrupt or incomplete"):
+    data = dataset_path("collect/corrupt-v0") / "data"
+    (data / "metadata.json").write_text("{not json")
+    (data / "il_toolkit_metadata.json").unlink()  # no complete copy to recover from (another tool wrote it)
+    with pytest.raises(DatasetError, match="corrupt or incomplete.*collect it again with --overwrite"):
         collect_dataset("CartPole-v1", "collect/corrupt-v0", 1, progress=False)
     report = collect_dataset("CartPole-v1", "collect/corrupt-v0", 2, overwrite=True, progress=False)
     assert report.n_episodes == 2 and _seeds("collect/corrupt-v0") == [0, 1]
@@ -139,6 +142,28 @@ def test_resuming_a_run_killed_after_its_last_episode_adds_nothing(monkeypatch):
     monkeypatch.undo()
     report = collect_dataset("CartPole-v1", "collect/last-v0", 2, progress=False)
     assert report.n_episodes == 2 and _seeds("collect/last-v0") == [0, 1]
+
+
+def test_a_kill_while_minari_rewrites_metadata_loses_nothing_the_rerun_recovers(monkeypatch):
+    """Minari rewrites data/metadata.json in place: a kill there leaves it empty. The rerun restores
+    the copy of the last complete write, drops the episode whose write never finished, and goes on."""
+    import h5py
+
+    from il_toolkit.train.datasets import minari_io
+
+    monkeypatch.setattr(minari_io, "finalize", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("CartPole-v1", "collect/killed-meta-v0", 3, progress=False)
+    monkeypatch.undo()
+    data = minari_io.dataset_path("collect/killed-meta-v0") / "data"
+    with h5py.File(data / "main_data.hdf5", "a") as file:  # a 4th episode stored, its metadata write cut
+        file.copy("episode_2", "episode_3")
+    (data / "metadata.json").write_text("")
+    with pytest.raises(DatasetError, match="rerun the same collect command, which recovers"):
+        load_demonstrations("collect/killed-meta-v0")
+    report = collect_dataset("CartPole-v1", "collect/killed-meta-v0", 3, progress=False)
+    assert report.n_episodes == 3 and report.resumed_from == 3
+    assert _seeds("collect/killed-meta-v0") == [0, 1, 2] and len(load_demonstrations("collect/killed-meta-v0")) == 3
 
 
 def _hold_in_another_process(module: str, context: str) -> subprocess.Popen:
@@ -237,12 +262,52 @@ def test_a_reader_waits_for_the_writer_and_never_reads_half_a_dataset(capsys):
     assert "waiting for another process" in capsys.readouterr().err
 
 
+def test_the_command_lines_read_which_env_a_dataset_names_only_between_writes():
+    """``train --dataset X`` reads X's env from metadata.json, which a collect rewrites in place."""
+    import threading
+    import time
+
+    from il_toolkit.train.datasets.minari_io import writer_lock
+    from il_toolkit.train.il.common import env_for_dataset
+
+    collect_dataset("CartPole-v1", "collect/shared-env-v0", 1, progress=False)
+    held = threading.Event()
+
+    def write_for_a_while():
+        with writer_lock("collect/shared-env-v0"):
+            held.set()
+            time.sleep(1.0)
+
+    writer = threading.Thread(target=write_for_a_while)
+    writer.start()
+    held.wait()
+    start = time.perf_counter()
+    assert env_for_dataset("collect/shared-env-v0").spec.id == "il_toolkit/CartPole-v1"
+    assert time.perf_counter() - start >= 0.8
+    writer.join()
+
+
 def test_an_expert_whose_actions_do_not_fit_the_env_leaves_no_empty_dataset():
     from il_toolkit.train.datasets.minari_io import DatasetError, dataset_path
 
-    with pytest.raises(DatasetError, match="only 0 of 2 episodes could be kept.*no dataset was written"):
+    with pytest.raises(DatasetError, match=r"first action \[0, 0\] \(shape \(2,\)\) is not an action of the env's action space Discrete"):
         collect_dataset("CartPole-v1", "tests/wrong-expert-v0", 2, expert=lambda obs: np.array([0.3, 0.2]),
                         progress=False)
+    assert not dataset_path("tests/wrong-expert-v0").exists()
+    pusht_expert = make_expert("il_toolkit/PushT-v0")  # declares PushT's Box(2,) actions
+    with pytest.raises(DatasetError, match="the expert acts in Box.*give an expert for this env"):
+        collect_dataset("CartPole-v1", "tests/wrong-expert-v0", 2, expert=pusht_expert, progress=False)
+
+    calls = []
+
+    def failing(obs):  # fails on every 5th call: a few steps into each episode
+        calls.append(1)
+        if len(calls) % 5 == 0:
+            raise RuntimeError("expert lost")
+        return 0
+
+    with pytest.raises(DatasetError, match="only 0 of 2 episodes could be kept.*no dataset was written: fix the expert$"):
+        collect_dataset("CartPole-v1", "tests/wrong-expert-v0", 2, expert=failing, progress=False)
     assert not dataset_path("tests/wrong-expert-v0").exists()
     report = collect_dataset("CartPole-v1", "tests/function-expert-v0", 1, expert=lambda obs: int(obs[2] + 0.1 * obs[3] > 0),
                              progress=False)

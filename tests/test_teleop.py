@@ -210,8 +210,8 @@ def test_cli_teleop_runs_with_injected_events(monkeypatch, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "recorded 1 episodes (12 steps, 12 by you)" in out and "discarded" not in out  # closed between episodes
-    with pytest.raises(SystemExit, match="go together"):
-        cli.main(["teleop", "--env", "PushT-v0", "--dataset-id", "test/x-v0", "--intervene"])
+    assert cli.main(["teleop", "--env", "PushT-v0", "--dataset-id", "test/x-v0", "--intervene"]) == 2
+    assert "go together" in capsys.readouterr().err
 
 
 class InterruptingSource(ScriptedEventSource):
@@ -282,6 +282,6 @@ def test_no_display_is_a_clear_error_and_records_nothing(tmp_path):
     env["MINARI_DATASETS_PATH"] = str(tmp_path)
     done = subprocess.run([sys.executable, "-m", "il_toolkit.cli", "teleop", "--env", "PushT-v0", "--dataset-id",
                            "test/nodisplay-v0", "--episodes", "1"], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "no display to show the teleoperation window" in done.stderr and "Traceback" not in done.stderr
     assert not any(tmp_path.rglob("*.hdf5")) and not any(tmp_path.rglob("metadata.json"))

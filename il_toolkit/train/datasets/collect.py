@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
+from gymnasium import spaces
 
 from il_toolkit.envs import canonical_env_id, make_env
 from il_toolkit.policies.base import Policy
@@ -186,6 +188,9 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
     attempted: list[int] = []
     if overwrite:
         io.delete_dataset(dataset_id)  # before reading it: a corrupt dataset must still be replaceable
+    elif io.recover_metadata(dataset_id):
+        print(f"recovered dataset {dataset_id!r}: its last collection was killed while writing its metadata",
+              file=sys.stderr)
     if io.dataset_exists(dataset_id):
         dataset = io.open_dataset(dataset_id)
         meta = io.dataset_metadata(dataset)
@@ -206,7 +211,9 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
     if expert is not None and not isinstance(expert, str):
         from il_toolkit.policies import as_policy
 
+        bare_function = not hasattr(expert, "predict")  # declares no spaces: its first action is checked
         expert = as_policy(expert, env.observation_space, env.action_space)  # a function obs -> action too
+        check_expert_actions(expert, env, first_seed, probe=bare_function)
     metadata = {
         "dataset_id": dataset_id,
         "algorithm_name": f"il_toolkit expert: {expert_name}",
@@ -255,16 +262,17 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
         env.close()
     seconds = time.perf_counter() - start
     if len(recorded) < target:
+        or_drop = ", or drop --only-successful" if only_successful else ""
         if not recorded:  # nothing to keep: leave no empty dataset behind
             io.delete_dataset(dataset_id)
             raise io.DatasetError(
                 f"only 0 of {target} episodes could be kept after {len(attempted)} attempts ({len(dropped)} dropped: "
-                f"{dict(list(dropped.items())[:3])}); no dataset was written: fix the expert, or drop --only-successful"
+                f"{dict(list(dropped.items())[:3])}); no dataset was written: fix the expert{or_drop}"
             )
         raise io.DatasetError(
             f"only {len(recorded)} of {target} episodes could be kept after {len(attempted)} attempts "
             f"({len(dropped)} dropped: {dict(list(dropped.items())[:5])}); the finished episodes are in {dataset_id!r}: "
-            "rerun to try more seeds, or drop --only-successful"
+            f"rerun to try more seeds{or_drop}"
         )
     if top_percentile is not None:
         kept = _filter_top_percentile(dataset_id, top_percentile)
@@ -277,6 +285,44 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
         mean_return=float(np.mean(returns)) if returns else float("nan"), seconds=seconds,
         path=str(io.dataset_path(dataset_id)), resumed_from=resumed_from, dropped=dropped,
     )
+
+
+def check_expert_actions(expert: Policy, env: Any, seed: int, *, probe: bool) -> None:
+    """Refuse, before any episode, an expert whose declared action space is not the env's kind and
+    shape, or (``probe``: a plain function, which declares nothing) whose first action is not one
+    (asked on the first seed's reset observation; a policy object is not asked, so its state stays untouched)."""
+    from il_toolkit.policies.spaces import describe
+    from il_toolkit.train.datasets.minari_io import DatasetError
+
+    declared = getattr(expert, "action_space", None)
+    if declared is not None and not _same_kind(declared, env.action_space):
+        raise DatasetError(f"the expert acts in {describe(declared)}, but the env's action space is "
+                           f"{describe(env.action_space)}: give an expert for this env")
+    if probe:
+        observation, _ = env.reset(seed=seed)
+        action = np.asarray(expert.predict(observation, deterministic=True)[0])
+        if not _is_action(action, env.action_space):
+            raise DatasetError(f"the expert's first action {action.tolist()} (shape {action.shape}) is not an action of "
+                               f"the env's action space {describe(env.action_space)}: fix the expert function")
+
+
+def _is_action(action: np.ndarray, space: Any) -> bool:
+    """Box: the space's shape (values are clipped by envs); Discrete: one integer in range."""
+    if isinstance(space, spaces.Box):
+        return action.shape == space.shape
+    if isinstance(space, spaces.Discrete):
+        value = action.reshape(-1)[0] if action.size == 1 else None
+        return value is not None and float(value).is_integer() and space.contains(int(value))
+    return True
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """Same space type and shape (Discrete: same n): dtypes and bounds may differ."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Discrete):
+        return a.n == b.n
+    return getattr(a, "shape", None) == getattr(b, "shape", None)
 
 
 def _existing_report(dataset_id: str, *, env_id: str, n_episodes: int, expert: str | Policy | None, seed: int,

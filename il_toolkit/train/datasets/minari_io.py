@@ -113,10 +113,13 @@ def open_dataset(dataset_id: str):
     try:
         return minari.load_dataset(dataset_id)
     except Exception as exc:
-        raise DatasetError(
-            f"dataset {dataset_id!r} at {dataset_path(dataset_id)} is corrupt or incomplete ({type(exc).__name__}: "
-            f"{exc}); collect it again with --overwrite"
-        ) from exc
+        if (dataset_path(dataset_id) / "data" / METADATA_BACKUP).exists():
+            fix = ("its collection was killed while writing it: rerun the same collect command, which recovers the "
+                   "episodes written before (or collect it again with --overwrite)")
+        else:
+            fix = "collect it again with --overwrite"
+        raise DatasetError(f"dataset {dataset_id!r} at {dataset_path(dataset_id)} is corrupt or incomplete "
+                           f"({type(exc).__name__}: {exc}); {fix}") from exc
 
 
 def dataset_metadata(dataset) -> dict[str, Any]:
@@ -204,8 +207,8 @@ def load_demonstrations(
         if not allow_incomplete and not bool(dataset_metadata(dataset).get("il_toolkit_complete", True)):
             raise DatasetError(
                 f"dataset {dataset_id!r} is incomplete: its collection was cut short ({dataset.total_episodes} episodes "
-                "so far); rerun the same collect command to finish it, or pass allow_incomplete=True to train on what "
-                "is there")
+                "so far); rerun the same collect command to finish it (in Python, load_demonstrations(..., "
+                "allow_incomplete=True) trains on what is there)")
         return trajectories_from(dataset, dataset_id, env, episode_indices=episode_indices)
 
 
@@ -280,8 +283,9 @@ def check_values(trajectories: Sequence[Any], env: gym.Env, name: str) -> None:
                                    f"{env.spec.id if env.spec else 'this env'}; collect it again, or train on its own env")
         problem = _out_of_space(np.asarray(trajectory.acts), env.action_space)
         if problem:
-            raise DatasetError(f"dataset {name!r}, episode {index}: actions {problem}; they are not actions of "
-                               f"{env.action_space}: collect it again, or train on the env it was collected in")
+            raise DatasetError(f"dataset {name!r}, episode {index}: actions {problem}, so they cannot come from "
+                               f"{env.spec.id if env.spec else 'this env'}: collect it again, or train on the env it "
+                               "was collected in")
 
 
 def _subspace(space: gym.Space, key: str | None) -> gym.Space | None:
@@ -300,7 +304,7 @@ def _out_of_space(values: np.ndarray, space: gym.Space) -> str | None:
         flat = values.reshape(-1)
         bad = ~np.isfinite(flat.astype(np.float64)) | (flat != np.round(flat)) | (flat < space.start) | \
             (flat >= space.start + space.n)
-        return f"hold {flat[bad][0]!r}, which is not in {space}" if bad.any() else None
+        return f"hold {flat[bad][0].item()}, which is not an action of {space}" if bad.any() else None
     if not isinstance(space, gym.spaces.Box) or not np.issubdtype(values.dtype, np.number) or values.size == 0:
         return None
     low = np.broadcast_to(space.low, space.shape).astype(np.float64)
@@ -316,8 +320,11 @@ def _out_of_space(values: np.ndarray, space: gym.Space) -> str | None:
     slack = np.where(np.isfinite(high - low), BOUNDS_SLACK * (high - low), np.inf)
     outside = (values < low - slack) | (values > high + slack)
     if outside.any():
-        worst = values[outside].flat[0]
-        return f"hold {worst:.6g}, outside the bounds [{low.min():.6g}, {high.max():.6g}]"
+        step, *entry = (int(i) for i in np.argwhere(outside)[0])
+        at = tuple(entry)
+        name = "" if not entry else f", entry {entry[0]}" if len(entry) == 1 else f", entry {entry}"
+        return (f"hold {values[(step, *at)]:.6g} at step {step}{name}, outside "
+                f"{'that entry' if entry else 'the space'}'s bounds [{low[at]:.6g}, {high[at]:.6g}]")
     return None
 
 
@@ -376,7 +383,47 @@ def write_progress(data_path: str | os.PathLike, env: gym.Env, buffers: Sequence
     if buffers:
         storage.update_episodes(list(buffers))
     storage.update_metadata(metadata)
+    _back_up_metadata(path)
     return MinariDataset(path)
+
+
+METADATA_BACKUP = "il_toolkit_metadata.json"  # metadata.json as of the last complete write, replaced atomically
+
+
+def _back_up_metadata(data_path: Path) -> None:
+    """Minari rewrites ``metadata.json`` in place, so a kill mid-write leaves it empty or cut: keep
+    a copy that is only ever replaced whole (see :func:`recover_metadata`)."""
+    staging = data_path / (METADATA_BACKUP + ".tmp")
+    staging.write_bytes((data_path / "metadata.json").read_bytes())
+    os.replace(staging, data_path / METADATA_BACKUP)
+
+
+def recover_metadata(dataset_id: str) -> bool:
+    """Repair a dataset whose ``metadata.json`` a kill left empty or cut: restore the copy taken
+    after the last complete write and drop any episode stored after it (its write never finished;
+    a resumed collection rolls that seed out again). Returns whether anything was repaired. Call
+    it holding the dataset's writer lock."""
+    import json
+
+    import h5py
+
+    data_path = dataset_path(dataset_id) / "data"
+    backup, metadata = data_path / METADATA_BACKUP, data_path / "metadata.json"
+    if not backup.exists() or not metadata.exists():
+        return False
+    try:
+        json.loads(metadata.read_text())
+        return False
+    except ValueError:
+        pass
+    total = int(json.loads(backup.read_text()).get("total_episodes", 0))
+    with h5py.File(data_path / "main_data.hdf5", "a") as file:
+        for name in [n for n in file.keys() if n.startswith("episode_") and int(n.split("_")[1]) >= total]:
+            del file[name]
+    staging = data_path / "metadata.json.tmp"
+    staging.write_bytes(backup.read_bytes())
+    os.replace(staging, metadata)
+    return True
 
 
 
@@ -384,7 +431,9 @@ def finalize(data_path: str | os.PathLike, metadata: dict[str, Any]) -> None:
     """Update the metadata of a finished dataset (marks it complete)."""
     from minari.dataset.minari_storage import MinariStorage
 
-    MinariStorage.read(Path(data_path).resolve()).update_metadata(metadata)
+    path = Path(data_path).resolve()
+    MinariStorage.read(path).update_metadata(metadata)
+    _back_up_metadata(path)
 
 
 def to_transitions(trajectories: Sequence[Any]):

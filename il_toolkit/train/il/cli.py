@@ -199,9 +199,11 @@ class _Outcome:
 @contextlib.contextmanager
 def reporting_user_errors(prog: str) -> Iterator[_Outcome]:
     """Report a user's mistake (an unknown env, a bad setting, a wrong checkpoint, a busy run
-    directory...) as one line ``PROG: error: ...`` and exit code 2 instead of a traceback; every
-    command line of the toolkit (``il-toolkit``, ``python -m il_toolkit.train.il.*``) goes through it.
-    A bug in the toolkit still shows its traceback."""
+    directory...) as one line ``PROG: error: ...`` and exit code 2 instead of a traceback, and Ctrl-C
+    as ``PROG: interrupted`` and exit code 130 (the run has said what it saved); every command line
+    of the toolkit (``il-toolkit``, ``python -m il_toolkit.train.il.*``) goes through it. A bug in
+    the toolkit still shows its traceback."""
+    from il_toolkit.cli_flags import CommandLineError
     from il_toolkit.config.training_config import ConfigError
     from il_toolkit.envs import UnknownEnvError
     from il_toolkit.experts import ExpertEnvMismatchError
@@ -217,9 +219,12 @@ def reporting_user_errors(prog: str) -> Iterator[_Outcome]:
         yield outcome
     except (UnknownEnvError, UnknownKeyError, CheckpointError, SpaceMismatchError, DatasetError, ConfigError,
             ResumeMismatchError, RunBusyError, RunExistsError, FeatureMismatchError, ExpertFailure,
-            ExpertEnvMismatchError) as exc:
+            ExpertEnvMismatchError, CommandLineError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         outcome.exit_code = 2
+    except KeyboardInterrupt:  # what was saved has been said where it was saved; no traceback
+        print(f"{prog}: interrupted", file=sys.stderr)
+        outcome.exit_code = 130
 
 
 def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, train: Callable[..., dict[str, Any]],

@@ -57,9 +57,10 @@ def resolve_env(env: str | gym.Env) -> gym.Env:
 def env_for_dataset(dataset_id: str, env_id: str | None = None) -> gym.Env:
     """The env a Minari dataset was recorded in (with its recorded constructor keywords,
     e.g. ``obs_type``); ``env_id`` overrides the recorded id."""
-    from il_toolkit.train.datasets.minari_io import dataset_metadata, open_dataset
+    from il_toolkit.train.datasets.minari_io import dataset_metadata, open_dataset, writer_lock
 
-    meta = dataset_metadata(open_dataset(dataset_id))
+    with writer_lock(dataset_id, wait=True):  # a collect rewrites metadata.json in place: never read it half-written
+        meta = dataset_metadata(open_dataset(dataset_id))
     recorded = meta.get("il_toolkit_env_id") or None
     if env_id is None and recorded is None:
         raise SystemExit(f"dataset {dataset_id!r} does not record its env id; pass --env")
