@@ -93,6 +93,7 @@ def test_command_line_values_are_checked_before_any_work(tmp_path, capsys):
          "--seed: must be 0 or more"),
         (["collect", "--env", "PushT-v0", "--episodes", "2", "--dataset-id", "tests/ne-v0", "--num-envs", "0"],
          "--num-envs: must be at least 1"),
+        (["eval", "--policy", "x", "--env", "PushT-v0", "--num-envs", "0"], "--num-envs: must be at least 1"),
     ):
         with pytest.raises(SystemExit):
             main(argv)

@@ -61,12 +61,18 @@ def test_a_crashed_run_resumes_after_its_last_finished_round(tmp_path, monkeypat
         trainer.train()
     state = json.loads((tmp_path / "dagger" / "state.json").read_text())
     assert state["completed_rounds"] == 2 and state["episodes"] == 4
+    metrics = tmp_path / "dagger" / "metrics.jsonl"
+    with metrics.open("a") as f:  # what a round killed in the middle of its fit leaves behind
+        f.write('{"step": 999, "train/loss": 9.0, "epoch": 1}\n{"step": 1000, "train/lo')
     monkeypatch.setattr(DAgger, "collect_round", original)
     seen = []
     monkeypatch.setattr(DAgger, "collect_round", lambda self, i, *args: seen.append(i) or original(self, i, *args))
     results = DAgger("CartPole-v1", None, config, progress=False).train()
     assert seen == [2]
     assert results["n_episodes"] == 6 and len(results["rounds"]) == 3
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["round"] for r in records if "round" in r] == [1, 2, 3]  # one record per round
+    assert not any(r.get("train/loss") == 9.0 for r in records)  # the killed round's records are gone
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
