@@ -115,12 +115,22 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
     from il_toolkit.train.datasets.minari_io import datasets_root
 
-    found = minari.list_local_datasets() if datasets_root().exists() else {}
-    if not found:
-        print(f"no datasets under {datasets_root()}")
+    import warnings
+
+    root = datasets_root()
+    with warnings.catch_warnings():  # Minari warns about (and skips) unreadable ones: they are listed below
+        warnings.simplefilter("ignore")
+        found = minari.list_local_datasets() if root.exists() else {}
+    unreadable = sorted(str(d.parent.relative_to(root)) for d in root.rglob("data") if d.is_dir()
+                        and str(d.parent.relative_to(root)) not in found) if root.exists() else []
+    if not found and not unreadable:
+        print(f"no datasets under {root}")
     for dataset_id, meta in sorted(found.items()):
         print(f"{dataset_id}: {meta.get('total_episodes')} episodes, {meta.get('total_steps')} steps, "
               f"env {meta.get('il_toolkit_env_id', '?')}, expert {meta.get('il_toolkit_expert', '?')}")
+    for dataset_id in unreadable:
+        print(f"{dataset_id}: unreadable (its metadata is damaged: rerun the collect command that wrote it to recover "
+              "it, or collect it again with --overwrite)")
     return 0
 
 
@@ -131,7 +141,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     if args.output and Path(args.output).is_dir():
         raise CommandLineError(f"eval: --output {args.output} is a directory; give a file name such as "
-                         f"{Path(args.output) / 'eval.json'}")
+                               f"{Path(args.output) / 'eval.json'}")
     normalize = args.normalize if args.normalize is not None else canonical_env_id(args.env) in DEFAULT_EXPERTS
     result = evaluate_checkpoint(
         args.policy, args.env, n_episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,

@@ -144,7 +144,7 @@ def test_resuming_a_run_killed_after_its_last_episode_adds_nothing(monkeypatch):
     assert report.n_episodes == 2 and _seeds("collect/last-v0") == [0, 1]
 
 
-def test_a_kill_while_minari_rewrites_metadata_loses_nothing_the_rerun_recovers(monkeypatch):
+def test_a_kill_while_minari_rewrites_metadata_loses_nothing_the_rerun_recovers(monkeypatch, capsys):
     """Minari rewrites data/metadata.json in place: a kill there leaves it empty. The rerun restores
     the copy of the last complete write, drops the episode whose write never finished, and goes on."""
     import h5py
@@ -161,6 +161,10 @@ def test_a_kill_while_minari_rewrites_metadata_loses_nothing_the_rerun_recovers(
     (data / "metadata.json").write_text("")
     with pytest.raises(DatasetError, match="rerun the same collect command, which recovers"):
         load_demonstrations("collect/killed-meta-v0")
+    from il_toolkit.cli import main
+
+    assert main(["datasets"]) == 0
+    assert "collect/killed-meta-v0: unreadable (its metadata is damaged: rerun the collect" in capsys.readouterr().out
     report = collect_dataset("CartPole-v1", "collect/killed-meta-v0", 3, progress=False)
     assert report.n_episodes == 3 and report.resumed_from == 3
     assert _seeds("collect/killed-meta-v0") == [0, 1, 2] and len(load_demonstrations("collect/killed-meta-v0")) == 3
