@@ -153,8 +153,7 @@ class StateEstimator(nn.Module):
         """``(B, output_dim)``: standardised linear entries, then (sin, cos) of each angle."""
         parts = []
         for camera, encoder in zip(self.config.cameras, self.encoders):
-            images = torch.as_tensor(np.asarray(observations[camera]) if not torch.is_tensor(observations[camera])
-                                     else observations[camera])
+            images = torch.as_tensor(observations[camera])  # (B, H, W, 3)
             parts.append(encoder(to_float_image(images.permute(0, 3, 1, 2))))
         if self.config.given_key is not None:
             parts.append((self._given(observations).float() - self.given_mean.float()) / self.given_std.float())

@@ -26,8 +26,8 @@ from gymnasium import spaces
 
 from il_toolkit.features.observations import flatten_observations
 from il_toolkit.model.state_estimator import StateEstimator, StateEstimatorConfig
-from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, check_spaces
-from il_toolkit.policies.spaces import space_from_json, space_to_json
+from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, SpaceMismatchError
+from il_toolkit.policies.spaces import describe, space_from_json, space_to_json, spaces_match
 
 ESTIMATOR, STATE_POLICY = "estimator.", "state_policy."
 
@@ -46,8 +46,9 @@ class EstimatedStatePolicy(BasePolicy):
 
     def __init__(self, estimator: StateEstimator, state_policy: BasePolicy, observation_space: spaces.Space,
                  action_space: spaces.Space) -> None:
-        check_spaces("the state policy", state_policy.observation_space, state_policy.action_space,
-                     state_policy.observation_space, action_space, fix="train the state policy on the same env's state")
+        if not spaces_match(state_policy.action_space, action_space):
+            raise SpaceMismatchError(f"the state policy acts in {describe(state_policy.action_space)}, the env in "
+                                     f"{describe(action_space)}: train the state policy on the same env's state")
         state_shape = getattr(state_policy.observation_space, "shape", None)
         if state_shape != (estimator.config.state_dim,):
             raise ValueError(f"the state policy reads observations of shape {state_shape}; the estimator gives states "

@@ -146,13 +146,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     elif suggest_estimate_state(dataset, camera_env):
         print("tip: this camera dataset records the env's full state; --estimate_state trains on it and a state "
               "estimator in front (PushT from pixels: 99% success after 7.6 CPU minutes)", file=sys.stderr)
-    paired = list(zip(demos, states)) if states is not None else demos
-    train_pairs, val_pairs = common.split_episodes(paired, args.validation_split, rng)
-    train_demos, val_demos = train_pairs, val_pairs
-    if states is not None:
+    episodes = list(zip(demos, states)) if states is not None else demos  # states stay with their episode
+    train_episodes, val_episodes = common.split_episodes(episodes, args.validation_split, rng)
+    train_demos, val_demos = train_episodes, val_episodes
+    if states is not None:  # the flow policy learns from the recorded states
         from il_toolkit.train.state_estimation import state_trajectories
 
-        train_demos, val_demos = (state_trajectories(*zip(*pairs)) if pairs else [] for pairs in (train_pairs, val_pairs))
+        train_demos, val_demos = (state_trajectories(*zip(*pairs)) if pairs else []
+                                  for pairs in (train_episodes, val_episodes))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = resolve_settings(args, env)
@@ -188,7 +189,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         logger.close()
     result: dict[str, Any] = {}
     if states is not None:
-        policy, result["state_estimator"] = fit_estimator(policy, camera_env, train_pairs, val_pairs, args, out)
+        policy, result["state_estimator"] = fit_estimator(policy, camera_env, train_episodes, val_episodes, args, out)
     path = policy.save(out / "best")
     aggregates = evaluate_and_report(policy, camera_env, args.eval_episodes, out / "eval.json", progress=True)
     return {"policy_path": str(path), "eval": aggregates, **result}
@@ -218,15 +219,15 @@ def suggest_estimate_state(dataset: str, env: Any) -> bool:
     return bool(camera_keys(env.observation_space)) and records_states(dataset)
 
 
-def fit_estimator(state_policy: Any, camera_env: Any, train_pairs: list, val_pairs: list, args: argparse.Namespace,
-                  out: Path) -> tuple[Any, dict[str, Any]]:
+def fit_estimator(state_policy: Any, camera_env: Any, train_episodes: list, val_episodes: list,
+                  args: argparse.Namespace, out: Path) -> tuple[Any, dict[str, Any]]:
     """``--estimate_state``: a state estimator on the training episodes' cameras in front of the
     trained state policy; its held-out errors (with ``--validation_split``) go to ``estimator.json``."""
     from il_toolkit.train.state_estimation import train_estimated_state_policy
 
-    validation = tuple(zip(*val_pairs)) if val_pairs else None
+    validation = tuple(zip(*val_episodes)) if val_episodes else None  # (demos, states)
     policy, report = train_estimated_state_policy(
-        *zip(*train_pairs), state_policy, camera_env.observation_space, camera_env.action_space,
+        *zip(*train_episodes), state_policy, camera_env.observation_space, camera_env.action_space,
         validation=validation, steps=args.estimator_steps, seed=args.seed)
     (out / "estimator.json").write_text(json.dumps(report, indent=2))
     return policy, report
