@@ -51,10 +51,12 @@ def test_the_shipped_suites_parse(name):
         envs = {t.env_id for t in suite.tasks}
         assert envs == {"il_toolkit/CartPole-v1", "il_toolkit/PushT-v0"}
         pusht = next(t for t in suite.tasks if t.env_id == "il_toolkit/PushT-v0")
-        assert set(pusht.methods) == set(METHOD_REGISTRY.keys())  # every method that exists
+        state_methods = {m for m in METHOD_REGISTRY.keys() if "state" in METHOD_REGISTRY.metadata(m)["observations"]}
+        assert set(pusht.methods) == state_methods  # every method that reads a state
         cartpole = next(t for t in suite.tasks if t.env_id == "il_toolkit/CartPole-v1")
         # they need continuous actions
-        assert set(cartpole.skipped_methods) == {"flow_bc", "flow_chunked", "ensemble_dagger", "thrifty_dagger"}
+        assert set(cartpole.skipped_methods) == {"flow_bc", "flow_chunked", "flow_estimated_state", "ensemble_dagger",
+                                                 "thrifty_dagger"}
 
 
 def test_a_suite_is_found_by_name_and_unknown_names_list_the_known_ones():
@@ -67,7 +69,8 @@ def test_unknown_method_and_env_are_refused_with_the_known_lists():
     with pytest.raises(SuiteError) as info:
         parse_suite(_suite(methods=["bc", "behaviour_cloning"]))
     assert "unknown method 'behaviour_cloning'" in str(info.value)
-    assert "known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, gail, hg_dagger, thrifty_dagger" in str(info.value)
+    assert ("known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, flow_estimated_state, gail, hg_dagger, "
+            "thrifty_dagger") in str(info.value)
     with pytest.raises(SuiteError) as info:
         parse_suite(_suite(env="CartPol-v1"))
     assert "unknown env 'CartPol-v1'" in str(info.value) and "il_toolkit/PushT-v0" in str(info.value)
@@ -101,7 +104,7 @@ def test_observation_types_pick_the_methods_that_can_read_them():
         parse_suite(_suite(obs_type="pixels"))
     data = _suite(env="PushT-v0", obs_type="pixels_agent_pos", methods="all", budgets={})
     (task,) = parse_suite(data).tasks
-    assert task.methods == ("flow_bc", "flow_chunked") and set(task.skipped_methods) == {
+    assert task.methods == ("flow_bc", "flow_chunked", "flow_estimated_state") and set(task.skipped_methods) == {
         "bc", "dagger", "gail", "hg_dagger", "ensemble_dagger", "thrifty_dagger"}
     trial = parse_suite(data).trials()[0]
     assert trial.env_kwargs == {"obs_type": "pixels_agent_pos"} and ":pixels_agent_pos|" in trial.key
@@ -128,7 +131,8 @@ def test_the_cli_refuses_a_bad_suite_before_any_work(tmp_path, capsys):
     suite.write_text('name = "bad"\n[[tasks]]\nenv = "CartPole-v1"\nmethods = ["bc", "ppo"]\n')
     results = tmp_path / "r.jsonl"
     assert main(["run", str(suite), "--results", str(results)]) == 2
-    assert ("unknown method 'ppo'; known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, gail, hg_dagger, "
+    assert ("unknown method 'ppo'; known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, "
+            "flow_estimated_state, gail, hg_dagger, "
             "thrifty_dagger") in capsys.readouterr().err
     assert not results.exists()
 
@@ -309,9 +313,10 @@ def test_every_method_runs_on_pusht(tmp_path):
             "flow_chunked": [{"flow_steps": 2, "flow_d_model": 32}],
         }}]}
     summary = _run(tmp_path, data)
-    assert (summary.n_ok, summary.n_failed) == (len(METHOD_REGISTRY), 0)
+    state_methods = {m for m in METHOD_REGISTRY.keys() if "state" in METHOD_REGISTRY.metadata(m)["observations"]}
+    assert (summary.n_ok, summary.n_failed) == (len(state_methods), 0)
     trials = ResultsFile(tmp_path / "results.jsonl").read().trials()
-    assert {t["method"] for t in trials} == set(METHOD_REGISTRY.keys())
+    assert {t["method"] for t in trials} == state_methods
     assert all(t["normalized_score"] is not None and t["latency_ms"]["mean"] > 0 for t in trials)
     gated = [t for t in trials if t["method"] in ("hg_dagger", "ensemble_dagger", "thrifty_dagger")]
     assert all({"context_switches", "expert_share", "interventions"} <= set(t["train_extra"]) for t in gated)
@@ -322,12 +327,13 @@ def test_pixel_observations_and_aloha_run_end_to_end(tmp_path):
     data = {"name": "pixels", "seeds": [0], "eval_episodes": 1, "tasks": [
         {"env": "PushT-v0", "obs_type": "pixels_agent_pos", "demos": [1], "score": "max_reward", "methods": "all",
          "budgets": {"flow_bc": [{"bc_epochs": 1, "flow_d_model": 32, "flow_n_steps": 1}],
-                     "flow_chunked": [{"flow_steps": 2, "flow_d_model": 32}]}},
+                     "flow_chunked": [{"flow_steps": 2, "flow_d_model": 32}],
+                     "flow_estimated_state": [{"flow_steps": 2, "estimator_steps": 2}]}},
         {"env": "AlohaTransferCube-v0", "demos": [1], "score": "max_reward", "methods": ["bc", "dagger"],
          "budgets": {"bc": [{"bc_epochs": 1}], "dagger": [{"dagger_iterations": 1, "dagger_episodes_per_iter": 1, "bc_epochs": 1}]}},
     ]}
     summary = _run(tmp_path, data)
-    assert (summary.n_ok, summary.n_failed) == (4, 0)
+    assert (summary.n_ok, summary.n_failed) == (5, 0)
     trials = ResultsFile(tmp_path / "results.jsonl").read().trials()
     assert {t["obs_type"] for t in trials if t["env_id"] == "il_toolkit/PushT-v0"} == {"pixels_agent_pos"}
     assert {t["dataset_id"] for t in trials if t["env_id"] == "il_toolkit/PushT-v0"} == {

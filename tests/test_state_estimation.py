@@ -195,3 +195,14 @@ def test_train_flow_suggests_estimate_state_for_camera_datasets_that_record_it(p
     assert suggest_estimate_state("test/pusht-pixels-v0", env)
     collect_dataset("il_toolkit/PushT-v0", "test/pusht-state-tip-v0", 1, progress=False)
     assert not suggest_estimate_state("test/pusht-state-tip-v0", make_env("il_toolkit/PushT-v0"))
+
+
+def test_the_benchmark_method_trains_a_pixel_policy_through_the_estimated_state(pusht_pixels, tmp_path):
+    from il_toolkit.bench.methods import METHOD_REGISTRY, TrainRequest
+
+    request = TrainRequest(env_id="il_toolkit/PushT-v0", dataset_id="test/pusht-pixels-v0", n_demos=2, seed=0,
+                           budget={"flow_steps": 5, "estimator_steps": 3}, output_dir=str(tmp_path), env_kwargs=PIXELS)
+    outcome = METHOD_REGISTRY.get("flow_estimated_state")(request)
+    policy = load(outcome.policy_path)
+    assert isinstance(policy, EstimatedStatePolicy) and outcome.extra["estimator_steps"] == 3
+    assert outcome.expert_labels == sum(len(d.acts) for d in pusht_pixels[1])

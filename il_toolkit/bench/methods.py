@@ -90,6 +90,13 @@ METHOD_REGISTRY.register(
     "actions out) trained by its TRAINER_REGISTRY family's own trainer (naive by default)",
 )
 
+METHOD_REGISTRY.register(
+    "flow_estimated_state", indirect=f"{_ADAPTERS}:train_flow_estimated_state", action_spaces=("box",),
+    observations=("pixels",), extra_budget_keys=("flow_steps", "estimator_steps"), interactive=False,
+    description="pixels through an estimated state: a flow-matching policy on the full state recorded beside the "
+    "demonstrations, behind a keypoint CNN that estimates it from the cameras (the state supervises training only)",
+)
+
 
 def observation_kind(space: Any) -> str:
     """``"state"`` for a flat Box vector, ``"pixels"`` for anything else (images, dicts)."""
