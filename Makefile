@@ -14,12 +14,26 @@ STAMP := $(VENV)/.il_toolkit-installed
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 # Shared libraries MuJoCo needs for headless rendering (EGL via Mesa's llvmpipe).
 APT_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglvnd0
+TEST_APT_PACKAGES := chromium
+
+# $(call apt_install,PACKAGES,WHY): install the missing ones as root, else say how
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing system packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "warning: missing system packages:$$missing ($(2)): sudo apt-get install$$missing"; \
+		fi; \
+	fi
+endef
 
 export WANDB_MODE ?= offline
 export MUJOCO_GL ?= egl
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: setup system-deps quick test test-slow wheel-smoke bench clean help
+.PHONY: setup system-deps test-deps quick test test-slow wheel-smoke bench clean help
 
 help:
 	@echo "make quick      set up (venv, packages, system libraries) and run the main job"
@@ -31,15 +45,11 @@ help:
 setup: system-deps $(STAMP)
 
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing system packages:$$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-		else \
-			echo "warning: missing system packages:$$missing (MuJoCo rendering needs them): sudo apt-get install$$missing"; \
-		fi; \
-	fi
+	$(call apt_install,$(APT_PACKAGES),MuJoCo rendering needs them)
+
+# The tests also render the leaderboard page in a headless browser (skipped where it cannot be installed).
+test-deps:
+	$(call apt_install,$(TEST_APT_PACKAGES),the leaderboard page's browser test needs them)
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; il_toolkit needs Python 3.11 (set PYTHON=...)"; exit 1; }
@@ -55,13 +65,13 @@ $(STAMP): pyproject.toml constraints.txt
 quick: setup
 	$(PY) -m il_toolkit.bench.cli run quick --results output/bench/quick.jsonl --leaderboard output/bench/quick_leaderboard
 
-test: setup
+test: setup test-deps
 	$(PY) -m pytest -q
 
 wheel-smoke: setup
 	bash .ci/wheel_smoke.sh
 
-test-slow: setup
+test-slow: setup test-deps
 	$(PY) -m pytest -q -m "slow or not slow"
 
 bench: setup
