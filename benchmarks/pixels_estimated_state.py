@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -63,6 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="10 demos, 300 + 200 steps, 5 episodes")
     parser.add_argument("--name", default=None, help="results file name (default: pixels_<env>)")
+    parser.add_argument("--output-dir", default="output/bench", help="the trained policy goes to OUTPUT_DIR/NAME/")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also evaluate the state policy on the true state, and on the true state with one group "
+                             "of entries estimated from the cameras at a time (where the estimate costs success)")
+    parser.add_argument("--diagnose-episodes", type=int, default=20, help="episodes per diagnosis")
     return parser.parse_args()
 
 
@@ -80,6 +84,48 @@ def action_latency_ms(policy, observation, repeats: int = 50) -> float:
     for _ in range(repeats):
         policy.predict(observation)
     return 1000 * (time.perf_counter() - start) / repeats
+
+
+class PartlyEstimated:
+    """Diagnosis only: acts with the state policy on the env's true state (read from the simulator,
+    which a deployed policy cannot do) except the ``estimated`` entries, taken from the estimator."""
+
+    def __init__(self, policy, env, estimated: list[int]) -> None:
+        self.policy, self.env, self.estimated = policy, env, estimated
+        self.observation_space, self.action_space = policy.observation_space, policy.action_space
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        true = self.env.unwrapped.state_vector()[None]
+        if self.estimated:
+            batch = {k: (v[None] if not isinstance(v, dict) else {c: x[None] for c, x in v.items()})
+                     for k, v in observation.items()}
+            true[:, self.estimated] = self.policy.estimate_state(batch)[:, self.estimated]
+        action, _ = self.policy.state_policy.predict(true[0], deterministic=deterministic)
+        return action, state
+
+
+def diagnose(policy, env_id: str, pixels: dict, state_env, episodes: int) -> dict:
+    """Success of the state policy on the true state, in the state env and in the camera env with
+    no entry, or one group of entries, estimated (ALOHA: object pose, joint velocities)."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.evaluation import evaluate
+
+    estimated = [i for i in range(policy.estimator.config.state_dim) if i not in policy.estimator.config.copied_dims]
+    groups = {"none (true state)": []}
+    if env_id.startswith("il_toolkit/Aloha"):
+        groups.update({"object pose": [i for i in estimated if i >= 28], "joint velocities": [i for i in estimated if i < 28]})
+    else:
+        groups["block pose"] = estimated
+    out = {"state env, state policy alone": evaluate(policy.state_policy, state_env, episodes).aggregates["pc_success"]}
+    camera_env = make_env(env_id, **pixels)
+    for name, entries in groups.items():
+        result = evaluate(PartlyEstimated(policy, camera_env, entries), camera_env, episodes)
+        out[f"camera env, estimated: {name}"] = result.aggregates["pc_success"]
+        print(f"diagnosis: estimated {name}: {result.aggregates['pc_success']:.0f}% success", flush=True)
+    return out
 
 
 def main() -> None:
@@ -123,9 +169,8 @@ def main() -> None:
     print(f"state estimator: {args.estimator_steps} steps in {estimator_cpu:.0f} CPU s; held-out mean error per "
           f"estimated entry: {', '.join('%d: %.3g' % (i, val['mae/%d' % i]) for i in estimated)}", flush=True)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = policy.save(Path(tmp) / "pixels_policy")
-        result = evaluate_checkpoint(path, env_id, args.eval_episodes, num_envs=2, env_kwargs=pixels)
+    path = policy.save(Path(args.output_dir) / name / "pixels_policy")
+    result = evaluate_checkpoint(path, env_id, args.eval_episodes, num_envs=2, env_kwargs=pixels)
     a = result.aggregates
     observation, _ = pixel_env.reset(seed=0)
     figures = {
@@ -155,6 +200,9 @@ def main() -> None:
                        "episodes": args.eval_episodes, "seconds": round(result.seconds, 1)},
         "ms_per_action": round(action_latency_ms(policy, observation), 2),
     }
+    if args.diagnose:
+        figures["diagnosis"] = {"episodes": args.diagnose_episodes,
+                                **diagnose(policy, env_id, pixels, state_env, args.diagnose_episodes)}
     if args.env == "pusht":
         figures["estimator_validation"]["units"] = ("state entries 2, 3: block x, y in board units (512 per side, "
                                                      "5.3 per image pixel); 4: block angle in radians")
