@@ -64,7 +64,8 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
-                             "the cameras; the saved policy acts on the cameras alone (the state supervises training only)")
+                             "the cameras; the saved policy acts on the observation alone (cameras and the agent's own "
+                             "position: the state supervises training only)")
     parser.add_argument("--estimator_steps", type=int, default=3000,
                         help="state estimator steps (batch 64) with --estimate_state (PushT: 3,000 took 6.8 CPU minutes)")
     parser.add_argument("--no-task_frame", dest="task_frame", action="store_false",
