@@ -67,6 +67,9 @@ def parse_args() -> argparse.Namespace:
                         help="also evaluate the state policy on the true state, and on the true state with one group "
                              "of entries estimated from the cameras at a time (where the estimate costs success)")
     parser.add_argument("--diagnose-episodes", type=int, default=20, help="episodes per diagnosis")
+    parser.add_argument("--state-policy", default=None, metavar="PATH",
+                        help="reuse this saved state policy (or a saved pixel policy's) instead of training one; its "
+                             "training time is then not counted")
     return parser.parse_args()
 
 
@@ -153,11 +156,17 @@ def main() -> None:
     demos, states = load_demonstrations(dataset, pixel_env), load_states(dataset)
 
     horizon, n_action_steps = policy_settings["horizon"], policy_settings["n_action_steps"]
-    state_policy, policy_wall, policy_cpu = timed(
-        train_flow_policy, TRAINER, state_trajectories(demos, states), state_env.observation_space,
-        state_env.action_space, steps=args.policy_steps, batch_size=256, learning_rate=1e-3, seed=args.seed,
-        spec_fields={"horizon": horizon, "n_obs_steps": 1, "velocity_net": "mlp"},
-        features=default_state_features(state_env), policy_options={"n_action_steps": n_action_steps}, progress=True)
+    if args.state_policy:  # an earlier run's: only the estimator is trained
+        from il_toolkit.policies import load
+
+        state_policy, policy_wall, policy_cpu = load(args.state_policy), 0.0, 0.0
+        state_policy = getattr(state_policy, "state_policy", state_policy)
+    else:
+        state_policy, policy_wall, policy_cpu = timed(
+            train_flow_policy, TRAINER, state_trajectories(demos, states), state_env.observation_space,
+            state_env.action_space, steps=args.policy_steps, batch_size=256, learning_rate=1e-3, seed=args.seed,
+            spec_fields={"horizon": horizon, "n_obs_steps": 1, "velocity_net": "mlp"},
+            features=default_state_features(state_env), policy_options={"n_action_steps": n_action_steps}, progress=True)
     print(f"state policy: {args.policy_steps} steps in {policy_cpu:.0f} CPU s", flush=True)
     n_fit = args.demos - max(1, args.demos // 10)  # the last 10% of the episodes measure the estimator's errors
     (policy, report), estimator_wall, estimator_cpu = timed(
@@ -175,7 +184,7 @@ def main() -> None:
     observation, _ = pixel_env.reset(seed=0)
     figures = {
         "setup": {"env": env_id, "env_kwargs": pixels, "dataset": dataset, "demos": args.demos,
-                  "state_policy": {"trainer": TRAINER, "steps": args.policy_steps, "batch_size": 256, "horizon": horizon,
+                  "state_policy": {"reused": args.state_policy, "trainer": TRAINER, "steps": args.policy_steps, "batch_size": 256, "horizon": horizon,
                                    "n_action_steps": n_action_steps, "velocity_net": "mlp",
                                    "features": "the state env's feature pipeline", "trained_on": "recorded states"},
                   "estimator": {"steps": args.estimator_steps, "batch_size": 64, "config": policy.estimator.config.to_json(),

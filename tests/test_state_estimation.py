@@ -206,3 +206,15 @@ def test_the_benchmark_method_trains_a_pixel_policy_through_the_estimated_state(
     policy = load(outcome.policy_path)
     assert isinstance(policy, EstimatedStatePolicy) and outcome.extra["estimator_steps"] == 3
     assert outcome.expert_labels == sum(len(d.acts) for d in pusht_pixels[1])
+
+
+def test_entries_the_state_policy_never_reads_are_not_estimated():
+    config = StateEstimatorConfig(cameras=("pixels",), state_dim=3, unused=(1,))
+    assert config.estimated_dims == [0, 2] and config.output_dim == 2
+    estimator = StateEstimator(config)
+    states = np.array([[0.0, 4.0, 1.0], [2.0, 8.0, 3.0]])
+    observations = {"pixels": np.zeros((2, 8, 8, 3), np.uint8)}
+    estimator.fit_statistics(observations, states)
+    targets = estimator.targets(states)
+    estimator.forward = lambda obs: targets
+    np.testing.assert_allclose(estimator.estimate(observations), [[0.0, 6.0, 1.0], [2.0, 6.0, 3.0]], atol=1e-5)

@@ -64,7 +64,9 @@ class StateEstimatorConfig:
     ``(H, W, 3)`` uint8. ``given_key``: the flat key of the observation's own state vector
     (``"agent_pos"``) or None; ``given_dim`` its size. ``state_dim``: the full state's size;
     ``periodic``: its angle entries, each ``[index, low]`` with values in ``[low, low + 2π)``;
-    ``copied``: ``[state index, given index]`` pairs the observation gives exactly.
+    ``copied``: ``[state index, given index]`` pairs the observation gives exactly. ``unused``:
+    entries the state policy never reads (its feature pipeline's ``ignored_obs``, such as ALOHA's
+    arm velocities): not estimated (a single image does not show them), filled with their mean.
     """
 
     cameras: tuple[str, ...]
@@ -73,6 +75,7 @@ class StateEstimatorConfig:
     given_dim: int = 0
     periodic: tuple[tuple[int, float], ...] = ()
     copied: tuple[tuple[int, int], ...] = ()
+    unused: tuple[int, ...] = ()
     width: int = 16
     keypoints: int = 32
     hidden: int = 256
@@ -81,6 +84,7 @@ class StateEstimatorConfig:
         object.__setattr__(self, "cameras", tuple(self.cameras))
         object.__setattr__(self, "periodic", tuple((int(i), float(low)) for i, low in self.periodic))
         object.__setattr__(self, "copied", tuple((int(i), int(j)) for i, j in self.copied))
+        object.__setattr__(self, "unused", tuple(sorted({int(i) for i in self.unused} - {i for i, _ in self.copied})))
         if not self.cameras:
             raise ValueError("a state estimator reads at least one camera image")
         if self.given_key is None and self.given_dim:
@@ -88,7 +92,9 @@ class StateEstimatorConfig:
 
     @property
     def periodic_dims(self) -> list[int]:
-        return [i for i, _ in self.periodic if i not in self.copied_dims]
+        """Estimated angles."""
+        skip = set(self.copied_dims) | set(self.unused)
+        return [i for i, _ in self.periodic if i not in skip]
 
     @property
     def copied_dims(self) -> list[int]:
@@ -97,8 +103,12 @@ class StateEstimatorConfig:
     @property
     def linear_dims(self) -> list[int]:
         """Estimated entries regressed as standardised numbers (neither copied nor angles)."""
-        skip = set(self.copied_dims) | {i for i, _ in self.periodic}
+        skip = set(self.copied_dims) | set(self.unused) | {i for i, _ in self.periodic}
         return [i for i in range(self.state_dim) if i not in skip]
+
+    @property
+    def estimated_dims(self) -> list[int]:
+        return sorted(self.linear_dims + self.periodic_dims)
 
     @property
     def output_dim(self) -> int:
@@ -107,7 +117,7 @@ class StateEstimatorConfig:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.update(cameras=list(self.cameras), periodic=[list(p) for p in self.periodic],
-                    copied=[list(c) for c in self.copied])
+                    copied=[list(c) for c in self.copied], unused=list(self.unused))
         return data
 
     @classmethod
@@ -133,6 +143,7 @@ class StateEstimator(nn.Module):
         self.register_buffer("given_std", torch.ones(config.given_dim))
         self.register_buffer("state_mean", torch.zeros(n_linear))
         self.register_buffer("state_std", torch.ones(n_linear))
+        self.register_buffer("unused_mean", torch.zeros(len(config.unused), dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     # -- statistics ------------------------------------------------------------------------
@@ -146,6 +157,7 @@ class StateEstimator(nn.Module):
         linear = np.asarray(states, np.float64)[:, c.linear_dims]
         self.state_mean.copy_(torch.as_tensor(linear.mean(0)))
         self.state_std.copy_(torch.as_tensor(np.maximum(linear.std(0), 1e-6)))
+        self.unused_mean.copy_(torch.as_tensor(np.asarray(states, np.float64)[:, list(c.unused)].mean(0)))
         self.fitted.fill_(True)
 
     # -- forward ---------------------------------------------------------------------------
@@ -186,6 +198,7 @@ class StateEstimator(nn.Module):
         lows = torch.tensor([low for i, low in c.periodic if i in c.periodic_dims], dtype=torch.float64)
         angle = torch.atan2(out[:, n_linear:n_linear + n_angles], out[:, n_linear + n_angles:])
         states[:, c.periodic_dims] = torch.remainder(angle - lows, 2 * np.pi) + lows
+        states[:, list(c.unused)] = self.unused_mean
         if c.copied:
             given = self._given(observations)
             states[:, c.copied_dims] = given[:, [j for _, j in c.copied]]

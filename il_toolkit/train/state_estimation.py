@@ -50,10 +50,11 @@ def camera_keys(observation_space: spaces.Space) -> list[str]:
 
 
 def estimator_config_for(observation_space: spaces.Space, state_space: spaces.Box, observations: dict[str, np.ndarray],
-                         states: np.ndarray, **sizes: Any) -> StateEstimatorConfig:
+                         states: np.ndarray, unused: Sequence[int] = (), **sizes: Any) -> StateEstimatorConfig:
     """The estimator for an env: its cameras, its proprioceptive entry (the first of
     ``agent_pos``/``state``/``qpos``/``proprio``), the state's angles (from ``state_space``'s
-    bounds) and the state entries the observation gives exactly (found in the data)."""
+    bounds), the state entries the observation gives exactly (found in the data) and the
+    ``unused`` ones (the state policy never reads them: not estimated)."""
     cameras = camera_keys(observation_space)
     if not cameras:
         raise ValueError("a state estimator needs camera images in the observation; this space has none: "
@@ -70,7 +71,8 @@ def estimator_config_for(observation_space: spaces.Space, state_space: spaces.Bo
                 copied.append((i, int(match[0])))
     periodic = [(i, float(state_space.low[i])) for i in periodic_dims(state_space)]
     return StateEstimatorConfig(cameras=tuple(cameras), state_dim=int(states.shape[1]), given_key=given_key,
-                                given_dim=given_dim, periodic=tuple(periodic), copied=tuple(copied), **sizes)
+                                given_dim=given_dim, periodic=tuple(periodic), copied=tuple(copied),
+                                unused=tuple(unused), **sizes)
 
 
 def estimator_data(trajectories: Sequence[Any], states: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -99,20 +101,18 @@ def state_trajectories(trajectories: Sequence[Any], states: Sequence[np.ndarray]
 
 def state_errors(estimator: StateEstimator, observations: dict[str, np.ndarray], states: np.ndarray,
                  batch_size: int = 256) -> dict[str, float]:
-    """Mean and 90th-percentile absolute error of each estimated entry (angles wrapped to
-    [-π, π)), in the state's units: ``{"mae/<i>": ..., "p90/<i>": ...}``."""
+    """Mean and 90th-percentile absolute error of each estimated entry (neither copied nor unused;
+    angles wrapped to [-π, π)), in the state's units: ``{"mae/<i>": ..., "p90/<i>": ...}``."""
     n = len(states)
     estimates = np.concatenate([estimator.estimate(take_rows(observations, np.arange(i, min(i + batch_size, n))))
                                 for i in range(0, n, batch_size)])
     error = estimates - states
     angles = [i for i, _ in estimator.config.periodic]
     error[:, angles] = (error[:, angles] + np.pi) % (2 * np.pi) - np.pi
-    copied = set(estimator.config.copied_dims)
     out: dict[str, float] = {}
-    for i in range(states.shape[1]):
-        if i not in copied:
-            out[f"mae/{i}"] = float(np.mean(np.abs(error[:, i])))
-            out[f"p90/{i}"] = float(np.percentile(np.abs(error[:, i]), 90))
+    for i in estimator.config.estimated_dims:
+        out[f"mae/{i}"] = float(np.mean(np.abs(error[:, i])))
+        out[f"p90/{i}"] = float(np.percentile(np.abs(error[:, i]), 90))
     return out
 
 
@@ -127,15 +127,16 @@ def fit_state_estimator(
     learning_rate: float = 1e-3,
     seed: int = 0,
     progress: bool = True,
+    unused: Sequence[int] = (),
     **sizes: Any,
 ) -> tuple[StateEstimator, FitHistory]:
     """Fit an estimator of ``states`` ``(N, D)`` from flat ``observations`` (``{key: (N, ...)}``,
-    see :func:`estimator_data`) for ``steps`` AdamW steps on a cosine schedule. ``sizes``:
-    :class:`StateEstimatorConfig`'s ``width``, ``keypoints``, ``hidden``."""
+    see :func:`estimator_data`) for ``steps`` AdamW steps on a cosine schedule; ``unused`` entries
+    are not estimated. ``sizes``: :class:`StateEstimatorConfig`'s ``width``, ``keypoints``, ``hidden``."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
     torch.manual_seed(seed)
-    config = estimator_config_for(observation_space, state_space, observations, states, **sizes)
+    config = estimator_config_for(observation_space, state_space, observations, states, unused, **sizes)
     estimator = StateEstimator(config)
     estimator.fit_statistics(observations, states)
     step = GradientStep(estimator.loss, estimator, estimator.parameters(), learning_rate=learning_rate, weight_decay=1e-4)
@@ -158,12 +159,15 @@ def train_estimated_state_policy(
 ) -> tuple[EstimatedStatePolicy, dict[str, Any]]:
     """Fit a state estimator on pixel ``trajectories`` and their recorded ``states`` and put it in
     front of ``state_policy`` (trained on the same env's state; its observation space is the
-    state's unless ``state_space`` says otherwise). Returns the pixel policy and a report:
+    state's unless ``state_space`` says otherwise). Entries its feature pipeline ignores are not
+    estimated. Returns the pixel policy and a report:
     steps, seconds, frames, final loss, and with ``validation`` (held-out episodes and their
     states) the estimator's errors on them (:func:`state_errors`). ``fit``:
     :func:`fit_state_estimator`'s options."""
     state_space = state_space if state_space is not None else state_policy.observation_space
     observations, flat_states = estimator_data(trajectories, states)
+    features = getattr(state_policy, "features", None)  # what the state policy never reads need not be estimated
+    fit.setdefault("unused", tuple(getattr(features, "ignored_obs", ())))
     start = time.perf_counter()
     estimator, history = fit_state_estimator(observations, flat_states, observation_space, state_space, **fit)
     report: dict[str, Any] = {"steps": history.steps, "seconds": time.perf_counter() - start,
