@@ -162,7 +162,7 @@ def test_model_path_for_another_env_is_refused(tmp_path):
         GAIL("CartPole-v1", _config(tmp_path), policy=pendulum)
 
 
-def test_ppo_trainer_and_gail_start_from_a_bc_policy(tmp_path, cartpole_demos):
+def test_ppo_trainer_and_gail_start_from_a_bc_policy(tmp_path, cartpole_demos, capsys):
     import torch
 
     from il_toolkit import BehavioralCloning
@@ -175,14 +175,16 @@ def test_ppo_trainer_and_gail_start_from_a_bc_policy(tmp_path, cartpole_demos):
     start = load(tmp_path / "bc" / "best")
     rl = PPOTrainer("CartPole-v1", policy=start, config=RLConfig(
         total_timesteps=512, n_steps=256, batch_size=64, n_epochs=1, learning_rate=1e-5, eval_episodes=2,
-        output_dir=str(tmp_path / "ppo")), progress=False)
+        output_dir=str(tmp_path / "ppo")), progress=True)
     before = torch.nn.utils.parameters_to_vector(start.policy.parameters())
     torch.testing.assert_close(torch.nn.utils.parameters_to_vector(rl.model.policy.parameters()), before)
     from il_toolkit.train.il.gail import GAIL  # the seed's warm start: GAIL(env, policy=bc_trainer.policy)
 
     gail = GAIL("CartPole-v1", _config(tmp_path), policy=bc.policy, progress=False)
     torch.testing.assert_close(torch.nn.utils.parameters_to_vector(gail.gen_algo.policy.parameters()), before)
+    capsys.readouterr()
     results = rl.train()
+    assert "PPO il_toolkit/CartPole-v1" in capsys.readouterr().err  # a bar over the timesteps
     after = torch.nn.utils.parameters_to_vector(rl.model.policy.parameters())
     assert results["total_timesteps"] == 512 and not torch.equal(before, after)
     out = tmp_path / "ppo"

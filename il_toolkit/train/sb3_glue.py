@@ -24,6 +24,26 @@ def silent_imitation_logger() -> Iterator[Any]:
         yield imitation_logger.configure(folder, format_strs=[])
 
 
+def timestep_bar(total: int, desc: str, disable: bool = False) -> Any:
+    """An SB3 callback showing a tqdm bar over ``total`` environment steps (all envs together):
+    the step, the budget and the time left."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm.auto import tqdm
+
+    class TimestepBar(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=total, desc=desc, unit="step", disable=disable, dynamic_ncols=True, leave=False)
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return TimestepBar()
+
+
 def capture_writer(sink: Callable[[dict[str, Any], int], None]) -> Any:
     """An SB3 ``KVWriter`` that hands every dumped record's scalars to ``sink(record, step)``."""
     from stable_baselines3.common.logger import KVWriter

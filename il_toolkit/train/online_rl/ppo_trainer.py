@@ -42,7 +42,7 @@ from il_toolkit.policies import SB3Policy, check_spaces
 from il_toolkit.policies.frame_policy import FrameEnv, FrameSB3Policy, FrameUnits, frame_units_for, in_learner_units
 from il_toolkit.policies.spaces import is_unit_twin, unit_action_space
 from il_toolkit.train.logging import MetricLogger
-from il_toolkit.train.sb3_glue import capture_writer
+from il_toolkit.train.sb3_glue import capture_writer, timestep_bar
 
 DEFAULT_NET_ARCH = [64, 64]
 
@@ -266,7 +266,7 @@ class PPOTrainer:
             where ``config.task_frame`` is on (:func:`start_ppo`; its figures in ``self.distilled``,
             logged and returned); ``None`` trains a fresh (64, 64) MLP (in the frame likewise).
         config: an :class:`RLConfig`.
-        progress: show evaluation progress bars.
+        progress: show progress bars (PPO's timesteps, the evaluation).
     """
 
     def __init__(self, env: str | gym.Env, policy: Any = None, config: RLConfig | None = None, *,
@@ -317,7 +317,8 @@ class PPOTrainer:
             logger.log(self.distilled, step=0)
         start = time.perf_counter()
         try:
-            self.model.learn(total_timesteps=steps, reset_num_timesteps=False)
+            self.model.learn(total_timesteps=steps, reset_num_timesteps=False,
+                             callback=timestep_bar(steps, f"PPO {self.env_id}", disable=not self.progress))
         finally:
             logger.close()
         seconds = time.perf_counter() - start
