@@ -67,6 +67,9 @@ def parse_args() -> argparse.Namespace:
                         help="also evaluate the state policy on the true state, and on the true state with one group "
                              "of entries estimated from the cameras at a time (where the estimate costs success)")
     parser.add_argument("--diagnose-episodes", type=int, default=20, help="episodes per diagnosis")
+    parser.add_argument("--evaluate", default=None, metavar="PATH",
+                        help="no training: evaluate (and with --diagnose, diagnose) this saved pixel policy; writes "
+                             "<name>_evaluation.json")
     parser.add_argument("--state-policy", default=None, metavar="PATH",
                         help="reuse this saved state policy (or a saved pixel policy's) instead of training one; its "
                              "training time is then not counted")
@@ -131,6 +134,23 @@ def diagnose(policy, env_id: str, pixels: dict, state_env, episodes: int) -> dic
     return out
 
 
+def evaluate_saved(args: argparse.Namespace, env_id: str, pixels: dict, name: str) -> None:
+    """``--evaluate PATH``: success (and the diagnosis) of an already trained pixel policy."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.evaluation import evaluate_checkpoint
+    from il_toolkit.policies import load
+
+    policy = load(args.evaluate)
+    a = evaluate_checkpoint(args.evaluate, env_id, args.eval_episodes, num_envs=2, env_kwargs=pixels).aggregates
+    print(f"{env_id} from pixels: {a['pc_success']:.0f}% success, avg max reward {a['avg_max_reward']:.3f}", flush=True)
+    figures = {"policy": args.evaluate, "env_kwargs": pixels, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000,
+               "evaluation": {"pc_success": a["pc_success"], "avg_max_reward": round(a["avg_max_reward"], 4)}}
+    if args.diagnose:
+        figures["diagnosis"] = {"episodes": args.diagnose_episodes, **diagnose(
+            policy, env_id, pixels, make_env(env_id, obs_type="state"), args.diagnose_episodes)}
+    write_results(f"{name}_evaluation", figures)
+
+
 def main() -> None:
     args = parse_args()
     env_id, pixels, demos_default, episodes_default, policy_settings = ENVS[args.env]
@@ -150,6 +170,9 @@ def main() -> None:
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
     from il_toolkit.train.state_estimation import state_trajectories, train_estimated_state_policy
 
+    if args.evaluate:
+        evaluate_saved(args, env_id, pixels, name)
+        return
     dataset = f"bench/{args.env}-pixels-expert-{args.demos}-v1"  # v1: with the recorded states
     pixel_env, state_env = make_env(env_id, **pixels), make_env(env_id, obs_type="state")
     collected = collect_dataset(env_id, dataset, args.demos, env_kwargs=pixels, num_envs=2, if_missing=True)

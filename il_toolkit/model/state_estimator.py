@@ -143,7 +143,8 @@ class StateEstimator(nn.Module):
         self.register_buffer("given_std", torch.ones(config.given_dim))
         self.register_buffer("state_mean", torch.zeros(n_linear))
         self.register_buffer("state_std", torch.ones(n_linear))
-        self.register_buffer("unused_mean", torch.zeros(len(config.unused), dtype=torch.float64))
+        if config.unused:  # (checkpoints of estimators without unused entries have no such buffer)
+            self.register_buffer("unused_mean", torch.zeros(len(config.unused), dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     # -- statistics ------------------------------------------------------------------------
@@ -157,7 +158,8 @@ class StateEstimator(nn.Module):
         linear = np.asarray(states, np.float64)[:, c.linear_dims]
         self.state_mean.copy_(torch.as_tensor(linear.mean(0)))
         self.state_std.copy_(torch.as_tensor(np.maximum(linear.std(0), 1e-6)))
-        self.unused_mean.copy_(torch.as_tensor(np.asarray(states, np.float64)[:, list(c.unused)].mean(0)))
+        if c.unused:
+            self.unused_mean.copy_(torch.as_tensor(np.asarray(states, np.float64)[:, list(c.unused)].mean(0)))
         self.fitted.fill_(True)
 
     # -- forward ---------------------------------------------------------------------------
@@ -198,7 +200,8 @@ class StateEstimator(nn.Module):
         lows = torch.tensor([low for i, low in c.periodic if i in c.periodic_dims], dtype=torch.float64)
         angle = torch.atan2(out[:, n_linear:n_linear + n_angles], out[:, n_linear + n_angles:])
         states[:, c.periodic_dims] = torch.remainder(angle - lows, 2 * np.pi) + lows
-        states[:, list(c.unused)] = self.unused_mean
+        if c.unused:
+            states[:, list(c.unused)] = self.unused_mean
         if c.copied:
             given = self._given(observations)
             states[:, c.copied_dims] = given[:, [j for _, j in c.copied]]
