@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_results  # noqa: E402
+from il_toolkit.policies.spaces import add_batch_axis  # noqa: E402
 
 TRAINER = "naive_flow_matching_policy_trainer"
 ALOHA_PIXELS = {"obs_type": "pixels_agent_pos", "cameras": ["head", "left_wrist", "right_wrist"], "image_size": [48, 64],
@@ -106,9 +107,7 @@ class PartlyEstimated:
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
         true = self.env.unwrapped.state_vector()[None]
         if self.estimated:
-            batch = {k: (v[None] if not isinstance(v, dict) else {c: x[None] for c, x in v.items()})
-                     for k, v in observation.items()}
-            true[:, self.estimated] = self.policy.estimate_state(batch)[:, self.estimated]
+            true[:, self.estimated] = self.policy.estimate_state(add_batch_axis(observation))[:, self.estimated]
         action, _ = self.policy.state_policy.predict(true[0], deterministic=deterministic)
         return action, state
 

@@ -242,23 +242,31 @@ def test_if_missing_refuses_what_another_request_wrote(monkeypatch):
         collect_dataset("CartPole-v1", "collect/cut-five-v0", 3, progress=False, if_missing=True)
 
 
-def test_a_reader_waits_for_the_writer_and_never_reads_half_a_dataset(capsys):
+def _writer_holding(dataset_id: str, seconds: float = 1.0):
+    """A started thread that holds ``dataset_id``'s writer lock for ``seconds`` (returns once it holds it)."""
     import threading
     import time
 
     from il_toolkit.train.datasets.minari_io import writer_lock
 
-    collect_dataset("CartPole-v1", "collect/shared-v0", 2, seed=0, progress=False, if_missing=True)
     held = threading.Event()
 
     def write_for_a_while():
-        with writer_lock("collect/shared-v0"):
+        with writer_lock(dataset_id):
             held.set()
-            time.sleep(1.0)
+            time.sleep(seconds)
 
     writer = threading.Thread(target=write_for_a_while)
     writer.start()
     held.wait()
+    return writer
+
+
+def test_a_reader_waits_for_the_writer_and_never_reads_half_a_dataset(capsys):
+    import time
+
+    collect_dataset("CartPole-v1", "collect/shared-v0", 2, seed=0, progress=False, if_missing=True)
+    writer = _writer_holding("collect/shared-v0")
     start = time.perf_counter()
     assert len(load_demonstrations("collect/shared-v0")) == 2
     assert time.perf_counter() - start >= 0.8  # it waited for the writer to finish
@@ -268,23 +276,12 @@ def test_a_reader_waits_for_the_writer_and_never_reads_half_a_dataset(capsys):
 
 def test_the_command_lines_read_which_env_a_dataset_names_only_between_writes():
     """``train --dataset X`` reads X's env from metadata.json, which a collect rewrites in place."""
-    import threading
     import time
 
-    from il_toolkit.train.datasets.minari_io import writer_lock
     from il_toolkit.train.il.common import env_for_dataset
 
     collect_dataset("CartPole-v1", "collect/shared-env-v0", 1, progress=False)
-    held = threading.Event()
-
-    def write_for_a_while():
-        with writer_lock("collect/shared-env-v0"):
-            held.set()
-            time.sleep(1.0)
-
-    writer = threading.Thread(target=write_for_a_while)
-    writer.start()
-    held.wait()
+    writer = _writer_holding("collect/shared-env-v0")
     start = time.perf_counter()
     assert env_for_dataset("collect/shared-env-v0").spec.id == "il_toolkit/CartPole-v1"
     assert time.perf_counter() - start >= 0.8
