@@ -46,6 +46,14 @@ ENVIRONMENTS: tuple[EnvEntry, ...] = (
         description="gym-pusht; success = coverage > 0.95",
     ),
     EnvEntry(
+        id="il_toolkit/PushTTwoTarget-v0",
+        entry_point="il_toolkit.envs.pusht_two_target:PushTTwoTargetEnv",
+        max_episode_steps=300,
+        kwargs={"obs_type": "state"},
+        instruction="push the T block onto the left target",
+        description="gym-pusht with a left and a right target; info['instruction'] names the one to reach",
+    ),
+    EnvEntry(
         id="il_toolkit/AlohaTransferCube-v0",
         entry_point="il_toolkit.envs.aloha:AlohaEnv",
         max_episode_steps=400,

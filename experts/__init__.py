@@ -26,7 +26,7 @@ EXPERT_REGISTRY.register(
 EXPERT_REGISTRY.register(
     "pusht",
     indirect="il_toolkit.experts.pusht:PushTExpert",
-    env_ids=("il_toolkit/PushT-v0",),
+    env_ids=("il_toolkit/PushT-v0", "il_toolkit/PushTTwoTarget-v0"),
     description="memoryless pusher: best contact by the closed-form frictionless push response, routed around the T",
 )
 
@@ -35,6 +35,7 @@ DEFAULT_EXPERTS: dict[str, str] = {
     "il_toolkit/CartPoleFixedHorizon-v1": "cartpole_lqr",
 }
 DEFAULT_EXPERTS["il_toolkit/PushT-v0"] = "pusht"
+DEFAULT_EXPERTS["il_toolkit/PushTTwoTarget-v0"] = "pusht"
 EXPERT_REGISTRY.register(
     "aloha_transfer_cube",
     indirect="il_toolkit.experts.aloha:AlohaTransferCubeExpert",

@@ -218,22 +218,26 @@ def _tables(params: PushTControlParams) -> _Tables:
 
 
 def expert_target(
-    state: np.ndarray, params: PushTControlParams = PushTControlParams(), contact_bias: np.ndarray | None = None
+    state: np.ndarray, params: PushTControlParams = PushTControlParams(), contact_bias: np.ndarray | None = None,
+    goal: np.ndarray = GOAL_POSE,
 ) -> np.ndarray:
-    """The pusher target (x, y) in board pixels for one state (agent x, y, block x, y, angle)."""
-    return plan(state, params, contact_bias)[0]
+    """The pusher target (x, y) in board pixels for one state (agent x, y, block x, y, angle)
+    and a target pose ``goal`` (x, y, angle; gym-pusht's fixed one by default)."""
+    return plan(state, params, contact_bias, goal)[0]
 
 
 def plan(
-    state: np.ndarray, params: PushTControlParams = PushTControlParams(), contact_bias: np.ndarray | None = None
+    state: np.ndarray, params: PushTControlParams = PushTControlParams(), contact_bias: np.ndarray | None = None,
+    goal: np.ndarray = GOAL_POSE,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """:func:`expert_target` plus what it decided: ``contact`` (index), ``pushing``, ``fit``, ``travel``."""
     tables = _tables(params)
     agent, block, angle = np.asarray(state[:2], float), np.asarray(state[2:4], float), float(state[4])
+    goal = np.asarray(goal, float)
     rot = _rot(angle)
     cog = block + rot @ COG
-    goal_cog = GOAL_POSE[:2] + _rot(GOAL_POSE[2]) @ COG
-    error = np.array([*(rot.T @ (goal_cog - cog)), _wrap(GOAL_POSE[2] - angle)])
+    goal_cog = goal[:2] + _rot(goal[2]) @ COG
+    error = np.array([*(rot.T @ (goal_cog - cog)), _wrap(goal[2] - angle)])
     weight = np.array([1.0, 1.0, params.length_scale**2])
     gain = tables.twists @ (weight * error)  # error reduction rate per pixel of push
     twist_norm = np.einsum("ij,ij->i", tables.twists**2, np.broadcast_to(weight, tables.twists.shape))
@@ -398,9 +402,16 @@ class PushTExpert(BasePolicy):
             )
         return sim_state(sim_of(self.env))[None]
 
+    def goal_pose(self) -> np.ndarray:
+        """The target pose (x, y, angle) to push to: the env's ``goal_pose`` where it has one (the
+        two-target PushT, whose target changes per episode), else gym-pusht's fixed one."""
+        goal = getattr(self.env.unwrapped, "goal_pose", None) if self.env is not None else None
+        return GOAL_POSE if goal is None else np.asarray(goal, np.float64)
+
     def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
         states = self.states_from(observations)
-        actions = np.stack([expert_target(s, self.params, self.contact_bias) for s in states])
+        goal = self.goal_pose()
+        actions = np.stack([expert_target(s, self.params, self.contact_bias, goal) for s in states])
         if self.action_noise > 0:
             actions = np.clip(actions + self.rng.normal(0.0, self.action_noise, size=actions.shape), *BOARD)
         return actions.astype(self.action_space.dtype)

@@ -27,6 +27,8 @@ class Episode:
     reported_success: bool | None = None  # None: the env never reported info["is_success"]
     frames: list[np.ndarray] = field(default_factory=list)  # env.render() after reset and each step, if asked
     states: list[np.ndarray] = field(default_factory=list)  # privileged_state(env) beside each observation, if any
+    instruction: str | None = None  # info["instruction"] at reset, for envs whose instruction changes per episode
+    final_info: dict[str, Any] = field(default_factory=dict)  # the info of the last step (or of the reset)
 
     @property
     def length(self) -> int:
@@ -89,12 +91,15 @@ def rollout_episode(
     render: bool = False,
 ) -> Episode:
     """Run ``policy`` in ``env`` from ``env.reset(seed=seed)`` until the episode ends;
-    ``render`` keeps ``env.render()`` frames (the env must have ``render_mode="rgb_array"``).
+    an env that gives ``info["instruction"]`` at reset has it handed to the policy's
+    ``set_instruction`` (where it has one) and kept in the episode; ``render`` keeps ``env.render()`` frames (the env must have ``render_mode="rgb_array"``).
     With ``keep_observations``, :func:`privileged_state` is kept beside each observation where
     the env has one."""
     obs, info = env.reset(seed=seed)
     policy.reset()
-    episode = Episode(seed=seed)
+    episode = Episode(seed=seed, instruction=info.get("instruction"))
+    if episode.instruction is not None and hasattr(policy, "set_instruction"):
+        policy.set_instruction(episode.instruction)
     if render:
         episode.frames.append(env.render())
     if "is_success" in info:
@@ -114,7 +119,7 @@ def rollout_episode(
         if "is_success" in info:
             episode.reported_success = bool(episode.reported_success) or bool(info["is_success"])
         done = terminated or truncated
-    episode.terminated, episode.truncated = bool(terminated), bool(truncated)
+    episode.terminated, episode.truncated, episode.final_info = bool(terminated), bool(truncated), dict(info)
     return episode
 
 

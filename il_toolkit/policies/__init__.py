@@ -33,6 +33,7 @@ POLICY_REGISTRY.register("flow_matching", indirect="il_toolkit.policies.flow_pol
 POLICY_REGISTRY.register("vla", indirect="il_toolkit.model.vla:VLAModel")
 POLICY_REGISTRY.register("ensemble", indirect="il_toolkit.policies.ensemble:EnsemblePolicy")
 POLICY_REGISTRY.register("estimated_state", indirect="il_toolkit.policies.estimated_state:EstimatedStatePolicy")
+POLICY_REGISTRY.register("instructed", indirect="il_toolkit.policies.instructed:InstructedPolicy")
 
 
 def load(path: str | os.PathLike) -> BasePolicy:

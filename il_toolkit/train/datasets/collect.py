@@ -60,6 +60,7 @@ class _Result:
     success: bool = False
     error: str | None = None
     states: list[Any] | None = None  # the env's full state beside each observation (pixel envs)
+    instruction: str | None = None  # what the expert was told, where the env's instruction changes per episode
 
 
 def _rollout(policy: Policy, env: Any, seed: int) -> _Result:
@@ -70,7 +71,7 @@ def _rollout(policy: Policy, env: Any, seed: int) -> _Result:
     except Exception as exc:  # a simulator blowing up must cost one episode, not the collection
         return _Result(seed=seed, error=f"{type(exc).__name__}: {exc}")
     return _Result(seed, episode.observations, episode.actions, episode.rewards, episode.terminated, episode.success,
-                   states=episode.states or None)
+                   states=episode.states or None, instruction=episode.instruction)
 
 
 _WORKER: dict[str, Any] = {}
@@ -248,7 +249,7 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
                                                        "il_toolkit_attempted_seeds": attempted})
             else:
                 buffer = io.episode_buffer(result.observations, result.actions, result.rewards, result.terminated, result.seed,
-                                           states=result.states)
+                                           states=result.states, instruction=result.instruction)
                 recorded.append(result.seed)
                 io.write_progress(data_path, env, [buffer], {**metadata, "il_toolkit_seeds": recorded,
                                                              "il_toolkit_attempted_seeds": attempted})
@@ -401,7 +402,8 @@ def _filter_top_percentile(dataset_id: str, percentile: float) -> list[int]:
     shutil.rmtree(staging, ignore_errors=True)
     seeds = [int(m["seed"]) for m in dataset.storage.get_episode_metadata([int(e.id) for e in keep])]
     buffers = [io.episode_buffer(io.unstack_observations(e.observations, len(e.actions) + 1), list(e.actions),
-                                 list(e.rewards), bool(e.terminations[-1]), seed, states=(e.infos or {}).get(io.STATE_INFO))
+                                 list(e.rewards), bool(e.terminations[-1]), seed, states=(e.infos or {}).get(io.STATE_INFO),
+                                 instruction=io.instruction_of(e))
                for e, seed in zip(keep, seeds)]
     kept_seeds = seeds
     carried = {k: v for k, v in meta.items() if k.startswith("il_toolkit") or k in ("algorithm_name", "author",

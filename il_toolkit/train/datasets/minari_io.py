@@ -26,6 +26,9 @@ from il_toolkit.policies.spaces import describe, spaces_match
 
 
 STATE_INFO = "state"  # the Minari info holding the env's full state beside pixel observations, (T+1, D)
+# the episode's instruction where the env draws one per episode: its UTF-8 bytes zero-padded, (T+1, L) uint8
+# (bytes, not strings: every Minari storage keeps numeric arrays)
+INSTRUCTION_INFO = "instruction"
 
 
 class DatasetError(ValueError):
@@ -239,6 +242,21 @@ def load_states(dataset_id: str, episode_indices: Sequence[int] | None = None, *
     return states
 
 
+def load_instructions(dataset_id: str, episode_indices: Sequence[int] | None = None) -> list[str]:
+    """The instruction of each episode (:data:`INSTRUCTION_INFO`, recorded by ``collect`` in envs that
+    draw one per episode, such as the two-target PushT). Waits for a writer like :func:`load_demonstrations`."""
+    with writer_lock(dataset_id, wait=True):
+        instructions = []
+        for episode in open_dataset(dataset_id).iterate_episodes(episode_indices):
+            text = instruction_of(episode)
+            if text is None:
+                raise DatasetError(
+                    f"dataset {dataset_id!r} records no instruction per episode (episode {episode.id}): it was collected "
+                    "in an env whose instruction does not change between episodes, or by another tool")
+            instructions.append(text)
+    return instructions
+
+
 def records_states(dataset_id: str) -> bool:
     """Whether the dataset's first episode holds the env's full state beside its observations."""
     with writer_lock(dataset_id, wait=True):
@@ -343,16 +361,35 @@ def _stack(values: Sequence[Any]) -> Any:
     return np.stack([np.asarray(v) for v in values])
 
 
+def encode_instruction(text: str, n_steps: int) -> np.ndarray:
+    """``text`` as the info :data:`INSTRUCTION_INFO`: its UTF-8 bytes in each of ``n_steps`` rows, (n_steps, L) uint8."""
+    codes = np.frombuffer(text.encode("utf-8") or b"\0", dtype=np.uint8)
+    return np.repeat(codes[None], n_steps, axis=0)
+
+
+def instruction_of(episode: Any) -> str | None:
+    """The instruction a stored episode was recorded with (:data:`INSTRUCTION_INFO`), or None."""
+    codes = (episode.infos or {}).get(INSTRUCTION_INFO)
+    if codes is None:
+        return None
+    return bytes(np.asarray(codes, dtype=np.uint8)[0]).rstrip(b"\0").decode("utf-8", errors="replace")
+
+
 def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
-                   terminated: bool, seed: int | None, states: Sequence[Any] | None = None):
+                   terminated: bool, seed: int | None, states: Sequence[Any] | None = None,
+                   instruction: str | None = None):
     """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards (stacked at
     once: building it step by step through ``add_step_data`` cost more than writing it);
-    ``states``: the env's full state beside each observation, stored as the info :data:`STATE_INFO`."""
+    ``states``: the env's full state beside each observation, stored as the info :data:`STATE_INFO`;
+    ``instruction``: the episode's instruction, stored as :data:`INSTRUCTION_INFO`."""
     from minari.data_collector import EpisodeBuffer
 
     if not len(actions):
         raise DatasetError("an episode needs at least one step")
     last = [False] * (len(actions) - 1)
+    infos = {STATE_INFO: np.stack([np.asarray(x, np.float64) for x in states])} if states else {}
+    if instruction is not None:
+        infos[INSTRUCTION_INFO] = encode_instruction(instruction, len(actions) + 1)
     return EpisodeBuffer(
         seed=seed,
         observations=_stack(list(observations)),
@@ -360,7 +397,7 @@ def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards:
         rewards=[float(r) for r in rewards],
         terminations=last + [bool(terminated)],
         truncations=last + [not terminated],
-        infos={STATE_INFO: np.stack([np.asarray(x, np.float64) for x in states])} if states else {},
+        infos=infos,
     )
 
 

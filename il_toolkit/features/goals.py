@@ -1,0 +1,77 @@
+"""Goal frames: a state seen from a goal pose, so that one state policy serves every goal.
+
+A :class:`GoalFrame` moves a batch of states rigidly, so that the goal the states are meant to reach
+lands on the frame's ``reference`` pose, and moves the policy's actions back. A state policy trained
+on the moved states of demonstrations (for PushT: the task PushT always sets, its target at
+gym-pusht's pose) then acts for any goal: the goal-conditioned policy is
+``decode(state_policy(encode(state, goal)), goal)``. Envs name their frame in
+``env.unwrapped.goal_frame`` and say where the goal sits in their ``state_vector()`` with
+``goal_dims``; :class:`~il_toolkit.policies.instructed.InstructedPolicy` uses both.
+
+``pusht``: states (agent x, y, block x, y, angle), goals and actions in board pixels and radians.
+A rigid motion of the pusher, the block and the target together leaves the push physics unchanged
+(the walls aside), which is why a PushT policy learnt at one target serves another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from il_toolkit.envs.pusht_geometry import GOAL_POSE
+
+
+def _rotate(vectors: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rotate (B, 2) vectors by (B,) radians."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([c * vectors[:, 0] - s * vectors[:, 1], s * vectors[:, 0] + c * vectors[:, 1]], axis=1)
+
+
+def pusht_to_reference(states: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """(B, 5) PushT states with target poses ``goals`` (B, 3) -> the same scenes moved so that the
+    target is gym-pusht's (256, 256, π/4); angles in [0, 2π)."""
+    turn = GOAL_POSE[2] - goals[:, 2]
+    out = np.array(states, dtype=np.float64, copy=True)
+    for at in (0, 2):  # agent, block
+        out[:, at:at + 2] = _rotate(states[:, at:at + 2] - goals[:, :2], turn) + GOAL_POSE[:2]
+    out[:, 4] = (states[:, 4] + turn) % (2 * np.pi)
+    return out
+
+
+def pusht_actions_from_reference(actions: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """Pusher targets (B, 2) chosen in the reference scene -> board pixels of the scene whose
+    target is ``goals`` (B, 3): the inverse of :func:`pusht_to_reference` on positions."""
+    return _rotate(actions - GOAL_POSE[:2], goals[:, 2] - GOAL_POSE[2]) + goals[:, :2]
+
+
+def pusht_actions_to_reference(actions: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """Pusher targets (B, 2) in board pixels -> the reference scene's (what demonstrations are turned into)."""
+    return _rotate(actions - goals[:, :2], GOAL_POSE[2] - goals[:, 2]) + GOAL_POSE[:2]
+
+
+@dataclass(frozen=True)
+class GoalFrame:
+    """One entry of :data:`GOAL_FRAMES`: ``goal_dim`` numbers per goal, ``state_dim`` per state;
+    ``encode(states, goals)``, ``actions_to(actions, goals)`` into the reference scene and
+    ``decode(actions, goals)`` out of it, all batched numpy."""
+
+    state_dim: int
+    goal_dim: int
+    reference: tuple[float, ...]
+    encode: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    actions_to: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    decode: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+GOAL_FRAMES: dict[str, GoalFrame] = {
+    "pusht": GoalFrame(5, 3, tuple(float(x) for x in GOAL_POSE), pusht_to_reference, pusht_actions_to_reference,
+                       pusht_actions_from_reference),
+}
+
+
+def get_goal_frame(name: str) -> GoalFrame:
+    if name not in GOAL_FRAMES:
+        raise ValueError(f"unknown goal frame {name!r}; known: {', '.join(sorted(GOAL_FRAMES))}")
+    return GOAL_FRAMES[name]

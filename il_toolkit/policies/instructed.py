@@ -1,0 +1,128 @@
+"""A policy that follows instructions naming a goal: a grounder and a state policy in the goal's frame.
+
+``InstructedPolicy(grounder, state_policy, goal_frame)`` acts on the env's state observation and
+the instruction it was last given (:meth:`set_instruction`; rollouts hand it the env's
+``info["instruction"]`` at every reset). The
+:class:`~il_toolkit.model.grounding.InstructionGrounder` reads which goal the instruction names;
+the :class:`~il_toolkit.features.goals.GoalFrame` moves the state into that goal's frame, where
+``state_policy`` (any policy trained on demonstrations moved the same way: a flow-matching policy,
+an MLP) acts, and its action is moved back. So the instruction decides what is right, and one
+motor policy serves every goal.
+
+Training (the goal poses recorded beside the demonstrations) is
+:func:`il_toolkit.train.instructed.train_instructed_policy`. Saved as one checkpoint: the
+grounder's config and the state policy's kind/config/space in ``config.json``, the tensors under
+``grounder.`` and ``state_policy.``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from il_toolkit.features.goals import get_goal_frame
+from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder
+from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, SpaceMismatchError
+from il_toolkit.policies.spaces import describe, space_from_json, space_to_json, spaces_match
+
+logger = logging.getLogger(__name__)
+GROUNDER, STATE_POLICY = "grounder.", "state_policy."
+
+
+class InstructedPolicy(BasePolicy):
+    """Follow the instruction given with :meth:`set_instruction` (module docstring).
+
+    Args:
+        grounder: a trained :class:`InstructionGrounder` whose goals are poses for ``goal_frame``.
+        state_policy: a policy trained on states moved into their goal's frame.
+        goal_frame: a key of :data:`il_toolkit.features.goals.GOAL_FRAMES` (the env's ``goal_frame``).
+        observation_space, action_space: the env's; the state policy's must match them.
+    """
+
+    checkpoint_kind = "instructed"
+
+    def __init__(self, grounder: InstructionGrounder, state_policy: BasePolicy, goal_frame: str,
+                 observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        frame = get_goal_frame(goal_frame)
+        if not spaces_match(state_policy.action_space, action_space):
+            raise SpaceMismatchError(f"the state policy acts in {describe(state_policy.action_space)}, the env in "
+                                     f"{describe(action_space)}")
+        if getattr(observation_space, "shape", None) != (frame.state_dim,):
+            raise SpaceMismatchError(f"goal frame {goal_frame!r} moves states of {frame.state_dim} entries; the env "
+                                     f"observes {describe(observation_space)}")
+        if len(grounder.config.goals[0]) != frame.goal_dim:
+            raise ValueError(f"the grounder's goals have {len(grounder.config.goals[0])} entries; goal frame "
+                             f"{goal_frame!r} takes {frame.goal_dim}")
+        super().__init__(observation_space, action_space)
+        self.grounder, self.state_policy, self.goal_frame = grounder.eval(), state_policy, goal_frame
+        self._frame = frame
+        self._warned: set[str] = set()
+        self.set_instruction(grounder.config.instructions[0] if grounder.config.instructions else "")
+
+    def set_instruction(self, instruction: str) -> None:
+        """Ground ``instruction`` now; later actions go to its goal. One never seen in training is
+        still grounded (to the most likely goal) and logged once."""
+        self.instruction = str(instruction)
+        if not self.grounder.is_seen(self.instruction) and self.instruction not in self._warned:
+            self._warned.add(self.instruction)
+            logger.info("instruction %r was not seen in training; acting on the goal it is closest to", self.instruction)
+        index, goals = self.grounder.ground([self.instruction])
+        self.goal_index, self.goal = int(index[0]), goals[0]
+
+    def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        states = np.asarray(observations, dtype=np.float64)
+        goals = np.broadcast_to(self.goal, (len(states), len(self.goal)))
+        actions, _ = self.state_policy.predict(self._frame.encode(states, goals), deterministic=deterministic)
+        actions = self._frame.decode(np.asarray(actions, dtype=np.float64), goals)
+        if isinstance(self.action_space, spaces.Box):
+            actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        return actions.astype(self.action_space.dtype)
+
+    def reset(self) -> None:
+        self.state_policy.reset()
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def checkpoint_config(self) -> dict[str, Any]:
+        inner = self.state_policy
+        if inner.checkpoint_kind is None:
+            raise PolicyNotSaveableError(f"the state policy {type(inner).__name__} cannot be saved")
+        return {"goal_frame": self.goal_frame, "grounder": self.grounder.config.to_json(),
+                "state_policy": {"kind": inner.checkpoint_kind, "config": inner.checkpoint_config(),
+                                 "observation_space": space_to_json(inner.observation_space)}}
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {GROUNDER + k: v for k, v in self.grounder.state_dict().items()}
+        tensors.update({STATE_POLICY + k: v for k, v in self.state_policy.checkpoint_tensors().items()})
+        return tensors
+
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], tensors: Mapping[str, torch.Tensor],
+                        observation_space: spaces.Space, action_space: spaces.Space) -> "InstructedPolicy":
+        from il_toolkit.policies import POLICY_REGISTRY
+        from il_toolkit.policies.checkpoint import CheckpointError
+
+        inner = config.get("state_policy") or {}
+        kind = inner.get("kind")
+        if kind not in POLICY_REGISTRY or kind == cls.checkpoint_kind:
+            raise CheckpointError(f"the state policy has kind {kind!r}, which cannot be restored")
+        grounder = InstructionGrounder(GrounderConfig.from_json(config.get("grounder") or {}))
+        own = {k[len(GROUNDER):]: v for k, v in tensors.items() if k.startswith(GROUNDER)}
+        result = grounder.load_state_dict(own, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise CheckpointError(f"the grounder's weights do not fit its config: missing {result.missing_keys[:5]}, "
+                                  f"unexpected {result.unexpected_keys[:5]}; the checkpoint was edited")
+        state_tensors = {k[len(STATE_POLICY):]: v for k, v in tensors.items() if k.startswith(STATE_POLICY)}
+        state_policy = POLICY_REGISTRY.get(kind).from_checkpoint(
+            inner.get("config", {}), state_tensors, space_from_json(inner["observation_space"]), action_space)
+        return cls(grounder, state_policy, str(config.get("goal_frame")), observation_space, action_space)
+
+    def __repr__(self) -> str:
+        return (f"InstructedPolicy(goal_frame={self.goal_frame!r}, goals={len(self.grounder.config.goals)}, "
+                f"instruction={self.instruction!r}, state_policy={type(self.state_policy).__name__})")
+
+
+__all__ = ["InstructedPolicy"]
