@@ -86,9 +86,9 @@ def main() -> None:
         args.demos, args.policy_steps, args.grounder_steps, args.eval_episodes = 10, 300, 100, 4
     name = args.name or "instructed_pusht" + ("_quick" if args.quick else "")
     torch.set_num_threads(1)
-    import il_toolkit  # noqa: F401
     from il_toolkit.envs import make_env
     from il_toolkit.envs.pusht_two_target import TARGETS
+    from il_toolkit.features.goals import get_goal_frame
     from il_toolkit.policies import load
     from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.datasets.collect import collect_dataset
@@ -98,9 +98,10 @@ def main() -> None:
     if list(TARGETS) != ["left", "right"]:
         raise SystemExit("this benchmark counts grounding against the targets left, right")
     dataset = f"bench/pusht-two-target-expert-{args.demos}-v0"
-    env, one_target = make_env(ENV_ID), make_env("il_toolkit/PushT-v0")
+    env = make_env(ENV_ID)
     collected = collect_dataset(ENV_ID, dataset, args.demos, num_envs=2, if_missing=True)
     demos = instructed_demonstrations(dataset, env)
+    one_target = make_env(get_goal_frame(demos.goal_frame).reference_env)  # PushT: its feature pipeline fits the moved episodes
     state_policy, policy_cpu = timed(
         train_flow_policy, TRAINER, demos.in_goal_frame, one_target.observation_space, one_target.action_space,
         steps=args.policy_steps, batch_size=256, learning_rate=1e-3, seed=args.seed,

@@ -155,3 +155,22 @@ def test_an_instructed_policy_acts_toward_the_goal_it_is_told_and_saves(two_targ
     episode = rollout_episode(restored, make_env(ENV, instructions="held_out"), 5)
     assert restored.instruction == episode.instruction and episode.instruction in [
         t.format(side=side) for t in HELD_OUT_PHRASINGS for side in TARGETS]
+
+
+def test_train_flow_on_a_goal_by_instruction_dataset_saves_an_instructed_policy(two_target_dataset, tmp_path, capsys):
+    import json
+
+    from il_toolkit.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "flow", "--dataset", two_target_dataset, "--steps", "20", "--grounder_steps", "10",
+                 "--eval_episodes", "1", "--no_wandb", "--output_dir", str(out)]) == 0
+    policy = load(out / "best")
+    assert isinstance(policy, InstructedPolicy)
+    assert policy.state_policy.checkpoint_config()["features"]["frame"] == "pusht_push"  # the one-target env's
+    assert json.loads((out / "grounder.json").read_text())["steps"] == 10
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["env_id"] == "il_toolkit/PushTTwoTarget-v0" and evaluation["aggregates"]["n_episodes"] == 1
+    with pytest.raises(SystemExit, match="drop --estimate_state"):
+        main(["train", "flow", "--dataset", two_target_dataset, "--estimate_state", "--no_wandb",
+              "--output_dir", str(tmp_path / "other")])

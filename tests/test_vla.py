@@ -344,6 +344,8 @@ def test_model_path_chains_bc_dagger_gail(tmp_path):
                  env_id="il_toolkit/PushT-v0", dataset="test/pusht-state-short-v0", env_kwargs=env_kwargs,
                  progress=False, chunk_size=4)
     assert load_config(bc["policy_path"])["kind"] == "vla" and is_vla_request(None, bc["policy_path"])
+    # a single-task VLA reads its state through the env's feature pipeline, like every other learner
+    assert load_config(bc["policy_path"])["config"]["vla"]["features"]["frame"] == "pusht_push"
     dagger = run_vla("dagger", ILConfig.dagger(dagger_iterations=1, dagger_episodes_per_iter=1, bc_epochs=1,
                                                output_dir=str(tmp_path / "dagger"), **common),
                      model_path=bc["policy_path"], progress=False)
@@ -376,3 +378,42 @@ def test_ctrl_c_during_vla_bc_keeps_the_weights_so_far(tmp_path, monkeypatch, ca
         trainer.train(synthetic_batches(2))
     assert isinstance(load(tmp_path / "bc" / "interrupted"), VLAModel)
     assert "continue with --model_path" in capsys.readouterr().err
+
+
+def test_a_vla_sees_the_state_through_the_envs_feature_pipeline(tmp_path):
+    from il_toolkit.envs import make_env
+    from il_toolkit.features.state import FeatureMismatchError
+    from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.train.datasets.collect import collect_dataset
+    from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset
+    from il_toolkit.train.il.vla import chunk_windows
+
+    env = make_env("il_toolkit/PushT-v0")
+    features = default_state_features(env)
+    collect_dataset("il_toolkit/PushT-v0", "test/pusht-vla-features-v0", 2, progress=False)
+    data = ChunkedEpisodeDataset("test/pusht-vla-features-v0", "all", 4)
+    model = VLAModel("builtin-small", "builtin-small", observation_space=env.observation_space,
+                     action_space=env.action_space, cameras=(), state_dim=5, chunk_size=4, features=features.to_json(),
+                     **{k: v for k, v in TINY.items() if k != "image_size"})
+    assert model.network.state_proj.in_features == features.n_features == 11
+    chunks, states = chunk_windows(data, 4)
+    assert chunks.shape == (len(states), 4, 2) and states.shape[1] == 5
+    model.fit_normalizer(chunks, states)
+    encoded = features.encode_actions(states, chunks)  # pusher targets relative to the pusher, in the T's frame
+    scale = model.network.normalizer.action_scale.numpy()
+    assert np.all(scale <= np.abs(encoded).max(axis=(0, 1)) + 1e-6)  # fitted on the encoded chunks, not board pixels
+    batch = data[0]
+    batch = {k: (torch.as_tensor(v)[None] if k != "task" else [v]) for k, v in batch.items() if not k.endswith("index")}
+    loss, _ = model.compute_loss(batch)
+    assert torch.isfinite(loss)
+    obs, _ = env.reset(seed=0)
+    action = model.predict(obs)[0]
+    assert action.shape == (2,) and env.action_space.contains(action.astype(env.action_space.dtype))
+    restored = load(model.save(tmp_path / "vla"))
+    assert restored.network.features == model.network.features
+    with pytest.raises(FeatureMismatchError, match="5-entry state"):
+        VLAModel("builtin-small", "builtin-small", action_dim=2, cameras=(), state_dim=4, features=features.to_json(),
+                 **{k: v for k, v in TINY.items() if k != "image_size"})
+    with pytest.raises(ValueError, match="multi-task VLA"):
+        VLAModel("builtin-small", "builtin-small", action_dim=2, cameras=(), state_dim=5, features=features.to_json(),
+                 task_slots={"a": {"state": [0, 5], "action": [0, 2]}}, **{k: v for k, v in TINY.items() if k != "image_size"})

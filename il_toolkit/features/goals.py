@@ -55,8 +55,10 @@ def pusht_actions_to_reference(actions: np.ndarray, goals: np.ndarray) -> np.nda
 class GoalFrame:
     """One entry of :data:`GOAL_FRAMES`: ``goal_dim`` numbers per goal, ``state_dim`` per state;
     ``encode(states, goals)``, ``actions_to(actions, goals)`` into the reference scene and
-    ``decode(actions, goals)`` out of it, all batched numpy."""
+    ``decode(actions, goals)`` out of it, all batched numpy. ``reference_env``: the env whose one
+    goal is the reference (its feature pipeline and training defaults suit the moved states)."""
 
+    reference_env: str
     state_dim: int
     goal_dim: int
     reference: tuple[float, ...]
@@ -66,7 +68,7 @@ class GoalFrame:
 
 
 GOAL_FRAMES: dict[str, GoalFrame] = {
-    "pusht": GoalFrame(5, 3, tuple(float(x) for x in GOAL_POSE), pusht_to_reference, pusht_actions_to_reference,
+    "pusht": GoalFrame("il_toolkit/PushT-v0", 5, 3, tuple(float(x) for x in GOAL_POSE), pusht_to_reference, pusht_actions_to_reference,
                        pusht_actions_from_reference),
 }
 

@@ -5,7 +5,7 @@ Architecture (pi0-style, small)::
 
     instruction --tokenizer--> text embeddings (L, H) ---------------------------+
     camera c image (C, H, W) --vision--> tokens (n, F) --Linear--> (n, H) + cam_c -+--> language model
-    state (Ds) --normalise--Linear--> (1, H) ------------------------------------+    (causal; text first)
+    state (Ds) --features--normalise--Linear--> (1, H) --------------------------+    (causal; text first)
                                                                                           |
           hidden states of the camera and state tokens (they have read the instruction) --+--> memory (M, d)
     action head: "flow" (default): velocity v(x_t, t | memory) of a chunk (chunk_size, Da),
@@ -14,7 +14,12 @@ Architecture (pi0-style, small)::
 Batches use the LeRobot keys of :mod:`il_toolkit.train.datasets.lerobot_dataset`:
 ``"observation.images.<camera>"`` ``(B, 1, C, H, W)`` uint8, ``"observation.state"`` ``(B, 1, Ds)``,
 ``"action"`` ``(B, chunk_size, Da)``, ``"action_is_pad"`` ``(B, chunk_size)``, ``"task"`` (B strings).
-Actions and states are normalised inside the model (statistics saved with the weights).
+Actions and states are normalised inside the model (statistics saved with the weights). With
+``VLAConfig.features`` (a :class:`~il_toolkit.features.state.StateFeatures`, what every other
+learner of the env uses: ``il_toolkit.policies.flow_policy.default_state_features(env)``) the state
+is seen through that pipeline (angles as sine/cosine, the task frame) and action chunks are
+regressed as its action codec encodes them relative to the chunk's first state; the raw
+``observation.state`` stays what batches and observations carry.
 
 As a policy it keeps an action queue: it plans a chunk, executes ``n_action_steps`` of it,
 then plans again; ``reset()`` empties the queue. It acts on the instruction set with
@@ -35,6 +40,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
+from il_toolkit.features.state import StateFeatures
 from il_toolkit.features.observations import batch_from_observations
 from il_toolkit.model import flow
 from il_toolkit.model.components import BatchError
@@ -65,7 +71,8 @@ class VLAConfig:
     ``instructions`` lists the instructions seen in training. ``task_slots`` (multi-task
     models, see :mod:`il_toolkit.train.datasets.multitask`) maps an instruction to the
     ``{"state": [start, stop], "action": [start, stop]}`` slots its task owns; the state
-    dimensions of other tasks are zeroed after normalisation.
+    dimensions of other tasks are zeroed after normalisation. ``features``: the state's feature
+    pipeline (``StateFeatures.to_json()``; None: the raw state), single-task models only.
     """
 
     action_dim: int
@@ -97,6 +104,7 @@ class VLAConfig:
     instructions: tuple[str, ...] = ()
     task_slots: dict[str, Any] = field(default_factory=dict)
     pretrained: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
@@ -118,6 +126,11 @@ class VLAConfig:
             raise ValueError(f"hidden_size ({self.hidden_size}) and head_dim ({self.head_dim}) must be divisible by n_heads ({self.n_heads})")
         if self.solver not in flow.SOLVERS:
             raise ValueError(f"unknown ODE solver {self.solver!r}; choose one of {', '.join(flow.SOLVERS)}")
+        if self.features is not None:
+            pipeline = StateFeatures.from_json(self.features)
+            if self.task_slots:
+                raise ValueError("a multi-task VLA (task_slots) reads each task's state raw: give features=None")
+            pipeline.check_fits(self.state_dim, int(self.action_dim), "this VLA's config")
         for task, slots in self.task_slots.items():
             (s0, s1), (a0, a1) = slots["state"], slots["action"]
             if not (0 <= s0 <= s1 <= self.state_dim and 0 <= a0 < a1 <= self.action_dim):
@@ -174,10 +187,12 @@ class VLANetwork(nn.Module):
         width = int(self.llm.config.hidden_size)
         self.vision_proj = nn.Linear(self.vision.out_dim, width)
         self.camera_embed = nn.Parameter(torch.randn(max(len(config.cameras), 1), width) * 0.02)
-        self.state_proj = nn.Linear(config.state_dim, width) if config.state_dim > 0 else None
+        self.features = StateFeatures.from_json(config.features) if config.features is not None else None
+        state_width = self.features.n_features if self.features is not None else config.state_dim
+        self.state_proj = nn.Linear(state_width, width) if config.state_dim > 0 else None
         self.memory_proj = nn.Sequential(nn.Linear(width, config.head_dim), nn.LayerNorm(config.head_dim))
         self.head = ActionDecoder(config.action_dim, config.chunk_size, config.head_dim, config.n_heads, config.head_layers)
-        self.normalizer = Normalizer(config.state_dim, config.action_dim, config.normalization)
+        self.normalizer = Normalizer(state_width if config.state_dim else 0, config.action_dim, config.normalization)
         self.time_distribution = flow.TimeDistribution("beta", config.time_alpha, config.time_beta)
         self._token_cache: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
 
@@ -209,6 +224,31 @@ class VLANetwork(nn.Module):
             return value
         raise BatchError(f"batch[{key!r}] has shape {tuple(value.shape)}; expected (B, To, ...) or (B, ...)")
 
+    def raw_state(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
+        """The newest ``observation.state`` of each sample ``(B, Ds)`` in env units (None without a state input)."""
+        if self.state_proj is None:
+            return None
+        return self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float()
+
+    def state_features(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw states ``(B, Ds)`` -> what the state token reads, ``(B, F)`` (the feature pipeline's, or the raw state)."""
+        if self.features is None:
+            return raw
+        return torch.as_tensor(self.features.features(raw.cpu().numpy()), dtype=torch.float32)
+
+    def encode_actions(self, raw: torch.Tensor | None, actions: torch.Tensor) -> torch.Tensor:
+        """Chunks ``(B, H, Da)`` in env units -> as regressed (the pipeline's action codec, relative to ``raw``)."""
+        if self.features is None or raw is None:
+            return actions
+        encoded = self.features.encode_actions(raw.cpu().numpy(), actions.detach().cpu().numpy())
+        return torch.as_tensor(encoded, dtype=torch.float32, device=actions.device)
+
+    def decode_actions(self, raw: torch.Tensor | None, encoded: torch.Tensor) -> torch.Tensor:
+        if self.features is None or raw is None:
+            return encoded
+        return torch.as_tensor(self.features.decode_actions(raw.cpu().numpy(), encoded.cpu().numpy()),
+                               dtype=torch.float32, device=encoded.device)
+
     def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Observation + instruction -> memory ``(B, M, head_dim)`` for the action head,
         ``M = n_cameras * vision_grid**2 + (1 if state)``."""
@@ -221,10 +261,9 @@ class VLANetwork(nn.Module):
             if self.training and self.config.image_shift:
                 images = random_shift(images.float() if images.dtype != torch.uint8 else images, self.config.image_shift)
             tokens.append(self.vision_proj(self.vision(camera, images)) + self.camera_embed[i])
-        state = None
-        if self.state_proj is not None:
-            state = self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float().to(device)
-            state = self.normalizer.normalize_state(state)
+        state = self.raw_state(batch)
+        if state is not None:
+            state = self.normalizer.normalize_state(self.state_features(state).to(device))
         texts = self._instructions(batch.get("task"), tokens[0].shape[0] if tokens else state.shape[0])
         if state is not None:
             if self.config.task_slots:
@@ -291,7 +330,7 @@ class VLANetwork(nn.Module):
                 f"chunk_size={self.config.chunk_size}"
             )
         memory = self.encode(batch)
-        x1 = self.normalizer.normalize_action(actions)
+        x1 = self.normalizer.normalize_action(self.encode_actions(self.raw_state(batch), actions))
         dim_pad = batch.get("action_dim_is_pad")  # (B, Da): dimensions another task owns
         owned = None
         if dim_pad is not None:
@@ -329,13 +368,14 @@ class VLANetwork(nn.Module):
         """Action chunks ``(B, chunk_size, Da)`` in env units. The memory is computed once and
         reused by every ODE step."""
         memory = self.encode(batch)
+        raw = self.raw_state(batch)
         if self.config.action_head == "regression":
-            return self.normalizer.unnormalize_action(self._regress(memory))
+            return self.decode_actions(raw, self.normalizer.unnormalize_action(self._regress(memory)))
         shape = (memory.shape[0], self.config.chunk_size, self.config.action_dim)
         x0 = torch.randn(shape, generator=generator, device="cpu").to(memory.device)
         x1 = flow.integrate(lambda x, t: self.head(x, t, memory), x0, n_steps=n_steps or self.config.flow_steps,
                             solver=solver or self.config.solver)
-        return self.normalizer.unnormalize_action(x1)
+        return self.decode_actions(raw, self.normalizer.unnormalize_action(x1))
 
 
 # -- the policy ----------------------------------------------------------------------------
@@ -405,7 +445,8 @@ class VLAModel(BasePolicy):
     def for_dataset(cls, dataset: Any, vision_model_name: str = BUILTIN, llm_model_name: str = BUILTIN,
                     **fields: Any) -> "VLAModel":
         """A model whose cameras, state and action sizes, chunk size and spaces match a chunked
-        dataset (:class:`~il_toolkit.train.datasets.lerobot_dataset.ChunkedEpisodeDataset`)."""
+        dataset (:class:`~il_toolkit.train.datasets.lerobot_dataset.ChunkedEpisodeDataset`); pass
+        ``features=default_state_features(env).to_json()`` to see the state as the env's other learners do."""
         frames = dataset.episodes[0]["frames"]
         cameras = tuple(sorted(k[len(IMAGE_PREFIX):] for k in frames if k.startswith(IMAGE_PREFIX)))
         inferred: dict[str, Any] = {
@@ -508,7 +549,15 @@ class VLAModel(BasePolicy):
         return self.network.compute_loss(batch)
 
     def fit_normalizer(self, actions: Any, states: Any | None = None) -> None:
-        """Set action (and state) normalisation from dataset arrays ``(N, ..., Da)``, ``(N, ..., Ds)``."""
+        """Set action (and state) normalisation from dataset arrays ``(N, ..., Da)``, ``(N, ..., Ds)``.
+        With a feature pipeline, ``states`` ``(N, Ds)`` are the raw states and ``actions`` the actions
+        ``(N, Da)`` or chunks ``(N, H, Da)`` that start there (:func:`il_toolkit.train.il.vla.chunk_windows`),
+        so that the statistics are those of what the model reads and regresses."""
+        features = self.network.features
+        if features is not None and states is not None and self.network.config.state_dim:
+            states = np.asarray(states, dtype=np.float64).reshape(-1, features.obs_dim)
+            chunks = np.asarray(actions, dtype=np.float64).reshape(len(states), -1, features.action_dim)
+            actions, states = features.encode_actions(states, chunks), features.features(states)
         self.network.normalizer.fit(actions=actions, states=states if self.network.config.state_dim else None)
 
     @property

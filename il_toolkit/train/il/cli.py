@@ -495,6 +495,18 @@ def is_vla_request(dataset: str | None, model_path: str | None) -> bool:
     return len(names) > 1 or any(name.startswith("lerobot/") for name in names)
 
 
+def vla_state_features(dataset_ids: Sequence[str], env_id: str | None) -> dict[str, Any] | None:
+    """The feature pipeline a new single-task VLA reads its state through: the one every learner in the
+    dataset's env uses (``default_state_features``); None for several tasks (each reads its own raw
+    state slots) or an env whose observation has no state."""
+    from il_toolkit.policies.flow_policy import default_state_features
+
+    if len(dataset_ids) != 1:
+        return None
+    features = default_state_features(common.env_for_dataset(dataset_ids[0], env_id))
+    return None if features is None else features.to_json()
+
+
 def _previous_run(model_path: str | None) -> dict[str, Any]:
     return next(_recorded_runs(model_path), {}) if model_path is not None else {}
 
@@ -537,7 +549,8 @@ def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, data
         dataset_ids = [resolve_dataset(name.strip(), progress=progress) for name in dataset.split(",") if name.strip()]
         chunk = model.network.config.chunk_size if model is not None else chunk_size
         train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed)
-        model = model if model is not None else VLAModel.for_dataset(train_set, seed=config.seed)
+        model = model if model is not None else VLAModel.for_dataset(
+            train_set, seed=config.seed, features=vla_state_features(dataset_ids, env_id))
         trainer = VLABehavioralCloning(model, config, use_wandb=use_wandb, dataset_name=dataset, progress=progress)
         loader = create_lerobot_dataloader(train_set, batch_size=config.batch_size, seed=config.seed)
         val_loader = create_lerobot_dataloader(val_set, batch_size=config.batch_size) if val_set is not None else None

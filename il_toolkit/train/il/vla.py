@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from il_toolkit.config.training_config import ILConfig
+from il_toolkit.model.spec import STATE_KEY
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader, flatten_observation
 from il_toolkit.train.datasets.multitask import dataset_statistics as episode_statistics
@@ -77,6 +78,18 @@ class TrajectoryChunkDataset(ChunkedEpisodeDataset):
             acts = np.asarray(t.acts, dtype=np.float32).reshape(len(t.acts), -1)
             self.episodes.append({"id": i, "frames": {k: v[:-1] for k, v in frames.items()}, "actions": acts})
         self.index = [(e, s) for e, episode in enumerate(self.episodes) for s in range(len(episode["actions"]))]
+
+
+def chunk_windows(dataset: ChunkedEpisodeDataset, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(chunks (N, chunk, Da), states (N, Ds))``: for every frame, the actions from it on (the last
+    repeated past the episode's end) and its state, what a VLA with a feature pipeline normalises."""
+    chunks, states = [], []
+    for episode in dataset.episodes:
+        actions = np.asarray(episode["actions"], dtype=np.float64)
+        index = np.minimum(np.arange(len(actions))[:, None] + np.arange(chunk)[None], len(actions) - 1)
+        chunks.append(actions[index])
+        states.append(np.asarray(episode["frames"][STATE_KEY], dtype=np.float64)[: len(actions)])
+    return np.concatenate(chunks), np.concatenate(states)
 
 
 def dataset_statistics(dataset: Any, max_batches: int = 50) -> tuple[np.ndarray, np.ndarray | None]:
@@ -128,7 +141,11 @@ class VLABehavioralCloning:
         """Fit the normaliser (first run only) and adopt the dataset's env spaces."""
         dataset = getattr(dataloader, "dataset", dataloader)
         if not self._normalizer_fitted:
-            actions, states = dataset_statistics(dataset if isinstance(dataset, ChunkedEpisodeDataset) else dataloader)
+            network = self.policy.network
+            if network.features is not None and network.config.state_dim and isinstance(dataset, ChunkedEpisodeDataset):
+                actions, states = chunk_windows(dataset, network.config.chunk_size)
+            else:
+                actions, states = dataset_statistics(dataset if isinstance(dataset, ChunkedEpisodeDataset) else dataloader)
             self.policy.fit_normalizer(actions, states)
             self._normalizer_fitted = True
         if getattr(dataset, "observation_space", None) is not None and dataset.action_space is not None:
