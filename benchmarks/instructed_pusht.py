@@ -15,6 +15,12 @@ Everything goes through the public API, as a user's script would:
    paraphrases (wordings never seen in training) and the instruction withheld (an empty string;
    the observation does not say which target is meant, so chance is the best any policy can do).
 
+With ``--vla-steps N`` (N > 0) the toolkit's ``VLAModel`` is trained end to end on the same
+demonstrations as they were recorded (the state through the env's feature pipeline as its one
+observation token, the instruction through its built-in language model, chunks of 1) and
+evaluated the same way: whether a single network learns to follow the instruction from
+demonstrations alone, without the recorded goal.
+
 Figures per instruction set: success % (the instructed target covered > 95%), % reaching the
 *other* target, mean max coverage of the instructed target, and how often the grounder chose the
 instructed target; CPU seconds of each training phase (one thread); ms per action.
@@ -49,6 +55,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--policy-steps", type=int, default=6000, help="flow policy steps, batch 256")
     parser.add_argument("--grounder-steps", type=int, default=400, help="instruction grounder steps, batch 32")
     parser.add_argument("--eval-episodes", type=int, default=100, help="episodes per instruction set")
+    parser.add_argument("--vla-steps", type=int, default=0, help="also train an end-to-end VLA for this many steps "
+                        "(batch 256; 0: not)")
+    parser.add_argument("--vla-eval-episodes", type=int, default=50, help="episodes per instruction set for the VLA")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="10 demos, 300 + 100 steps, 4 episodes per set")
     parser.add_argument("--name", default=None, help="results file name (default: instructed_pusht)")
@@ -74,10 +83,34 @@ def evaluate_instruction_set(policy, instructions: str, episodes: int) -> dict:
         success.append(episode.success)
         other.append(bool(episode.final_info["reached_other"]))
         coverage.append(float(episode.final_info["max_coverage"]))
-        grounded.append(policy.goal_index == ["left", "right"].index(env.unwrapped.target))
-    return {"pc_success": 100 * float(np.mean(success)), "pc_reached_other_target": 100 * float(np.mean(other)),
-            "avg_max_coverage": round(float(np.mean(coverage)), 4),
-            "pc_grounded_to_instructed_target": 100 * float(np.mean(grounded)), "episodes": episodes}
+        if hasattr(policy, "goal_index"):
+            grounded.append(policy.goal_index == ["left", "right"].index(env.unwrapped.target))
+    figures = {"pc_success": 100 * float(np.mean(success)), "pc_reached_other_target": 100 * float(np.mean(other)),
+               "avg_max_coverage": round(float(np.mean(coverage)), 4), "episodes": episodes}
+    if grounded:
+        figures["pc_grounded_to_instructed_target"] = 100 * float(np.mean(grounded))
+    return figures
+
+
+def train_vla(dataset: str, env, args: argparse.Namespace) -> tuple[object, float]:
+    """The end-to-end VLA on the recorded demonstrations; ``(policy, CPU seconds)``."""
+    from il_toolkit.config.training_config import ILConfig
+    from il_toolkit.model.vla import VLAModel
+    from il_toolkit.policies import load
+    from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader
+    from il_toolkit.train.il.vla import VLABehavioralCloning
+
+    torch.manual_seed(args.seed)
+    data = ChunkedEpisodeDataset(dataset, "all", chunk_size=1)
+    model = VLAModel(observation_space=env.observation_space, action_space=env.action_space, cameras=(), state_dim=5,
+                     chunk_size=1, features=default_state_features(env).to_json(), seed=args.seed)
+    config = ILConfig.behavioral_cloning(output_dir=str(Path(args.output_dir) / "instructed_pusht_vla"),
+                                         batch_size=256, learning_rate=1e-3, seed=args.seed, bc_epochs=10_000)
+    cpu = time.process_time()
+    result = VLABehavioralCloning(model, config, use_wandb=False, dataset_name=dataset, progress=True).train(
+        create_lerobot_dataloader(data, batch_size=256, seed=args.seed), max_steps=args.vla_steps)
+    return load(result["policy_path"]), time.process_time() - cpu
 
 
 def main() -> None:
@@ -122,6 +155,16 @@ def main() -> None:
         print(f"instructions {instructions}: {r['pc_success']:.0f}% success, {r['pc_reached_other_target']:.0f}% reached "
               f"the other target, grounded to the instructed target {r['pc_grounded_to_instructed_target']:.0f}%",
               flush=True)
+    vla = None
+    if args.vla_steps > 0:
+        vla_policy, vla_cpu = train_vla(dataset, env, args)
+        vla = {"steps": args.vla_steps, "batch_size": 256, "cpu_seconds": round(vla_cpu, 1),
+               "parameters": vla_policy.num_parameters(), "evaluation": {}}
+        for instructions in INSTRUCTION_SETS:
+            vla["evaluation"][instructions] = r = evaluate_instruction_set(vla_policy, instructions,
+                                                                          args.vla_eval_episodes)
+            print(f"end-to-end VLA, instructions {instructions}: {r['pc_success']:.0f}% success, "
+                  f"{r['pc_reached_other_target']:.0f}% reached the other target", flush=True)
     observation, _ = env.reset(seed=0)
     for _ in range(3):
         policy.predict(observation)
@@ -147,6 +190,8 @@ def main() -> None:
         "evaluation": results,
         "ms_per_action": round(1000 * (time.perf_counter() - start) / 50, 2),
     }
+    if vla is not None:
+        figures["end_to_end_vla"] = vla
     write_results(name, figures)
 
 

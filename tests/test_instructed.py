@@ -174,3 +174,13 @@ def test_train_flow_on_a_goal_by_instruction_dataset_saves_an_instructed_policy(
     with pytest.raises(SystemExit, match="drop --estimate_state"):
         main(["train", "flow", "--dataset", two_target_dataset, "--estimate_state", "--no_wandb",
               "--output_dir", str(tmp_path / "other")])
+
+
+def test_chunked_datasets_give_each_episodes_own_instruction(two_target_dataset):
+    from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset
+
+    data = ChunkedEpisodeDataset(two_target_dataset, "all", chunk_size=2)
+    assert [e["task"] for e in data.episodes] == load_instructions(two_target_dataset)
+    assert data[0]["task"] == data.episodes[0]["task"]
+    forced = ChunkedEpisodeDataset(two_target_dataset, "all", chunk_size=2, instruction="go")
+    assert forced[0]["task"] == "go"  # an instruction given by the caller wins

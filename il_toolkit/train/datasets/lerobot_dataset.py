@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from il_toolkit.features.observations import STATE_KEYS, ObservationKeyError, batch_from_observations  # noqa: F401
-from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, open_dataset
+from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, instruction_of, open_dataset
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ def flatten_observation(observation: Any) -> dict[str, np.ndarray]:
 
 class ChunkedEpisodeDataset:
     """A torch map-style dataset of (observation window, action chunk) samples from a
-    Minari dataset, split by whole episodes into ``train`` / ``val``."""
+    Minari dataset, split by whole episodes into ``train`` / ``val``. Each sample's ``task`` is
+    ``instruction`` when given, else the instruction its episode was recorded with (envs that draw
+    one per episode, such as the two-target PushT), else the dataset's."""
 
     def __init__(
         self,
@@ -128,8 +130,12 @@ class ChunkedEpisodeDataset:
         self.episodes = []
         for episode in dataset.iterate_episodes(sorted(int(i) for i in chosen)):
             frames = flatten_observation(episode.observations)
-            self.episodes.append({"id": int(episode.id), "frames": {k: v[:-1] for k, v in frames.items()},
-                                  "actions": np.asarray(episode.actions, dtype=np.float32).reshape(len(episode.actions), -1)})
+            record = {"id": int(episode.id), "frames": {k: v[:-1] for k, v in frames.items()},
+                      "actions": np.asarray(episode.actions, dtype=np.float32).reshape(len(episode.actions), -1)}
+            recorded = instruction_of(episode)  # envs that draw an instruction per episode (two-target PushT)
+            if recorded is not None and not instruction:
+                record["task"] = recorded
+            self.episodes.append(record)
         if not self.episodes:
             raise DatasetError(f"split {split!r} of {dataset_id!r} has no episodes (the dataset has {len(order)})")
         self.index = [(e, t) for e, episode in enumerate(self.episodes) for t in range(len(episode["actions"]))]
