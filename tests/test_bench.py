@@ -55,8 +55,8 @@ def test_the_shipped_suites_parse(name):
         assert set(pusht.methods) == state_methods  # every method that reads a state
         cartpole = next(t for t in suite.tasks if t.env_id == "il_toolkit/CartPole-v1")
         # they need continuous actions
-        assert set(cartpole.skipped_methods) == {"flow_bc", "flow_chunked", "flow_estimated_state", "ensemble_dagger",
-                                                 "thrifty_dagger"}
+        assert set(cartpole.skipped_methods) == {"flow_bc", "flow_chunked", "flow_estimated_state", "flow_instructed",
+                                                 "ensemble_dagger", "thrifty_dagger"}
 
 
 def test_a_suite_is_found_by_name_and_unknown_names_list_the_known_ones():
@@ -69,8 +69,8 @@ def test_unknown_method_and_env_are_refused_with_the_known_lists():
     with pytest.raises(SuiteError) as info:
         parse_suite(_suite(methods=["bc", "behaviour_cloning"]))
     assert "unknown method 'behaviour_cloning'" in str(info.value)
-    assert ("known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, flow_estimated_state, gail, hg_dagger, "
-            "thrifty_dagger") in str(info.value)
+    assert ("known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, flow_estimated_state, flow_instructed, "
+            "gail, hg_dagger, thrifty_dagger") in str(info.value)
     with pytest.raises(SuiteError) as info:
         parse_suite(_suite(env="CartPol-v1"))
     assert "unknown env 'CartPol-v1'" in str(info.value) and "il_toolkit/PushT-v0" in str(info.value)
@@ -105,7 +105,9 @@ def test_observation_types_pick_the_methods_that_can_read_them():
     data = _suite(env="PushT-v0", obs_type="pixels_agent_pos", methods="all", budgets={})
     (task,) = parse_suite(data).tasks
     assert task.methods == ("flow_bc", "flow_chunked", "flow_estimated_state") and set(task.skipped_methods) == {
-        "bc", "dagger", "gail", "hg_dagger", "ensemble_dagger", "thrifty_dagger"}
+        "bc", "dagger", "gail", "hg_dagger", "ensemble_dagger", "thrifty_dagger", "flow_instructed"}
+    (instructed,) = parse_suite(_suite(env="PushTTwoTarget-v0", methods="all", budgets={})).tasks
+    assert instructed.methods == ("flow_chunked", "flow_instructed")  # flow_chunked: blind to the instruction
     trial = parse_suite(data).trials()[0]
     assert trial.env_kwargs == {"obs_type": "pixels_agent_pos"} and ":pixels_agent_pos|" in trial.key
     state = parse_suite(_suite(env="PushT-v0", obs_type="state", methods=["bc"], budgets={})).trials()[0]
@@ -132,8 +134,7 @@ def test_the_cli_refuses_a_bad_suite_before_any_work(tmp_path, capsys):
     results = tmp_path / "r.jsonl"
     assert main(["run", str(suite), "--results", str(results)]) == 2
     assert ("unknown method 'ppo'; known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, "
-            "flow_estimated_state, gail, hg_dagger, "
-            "thrifty_dagger") in capsys.readouterr().err
+            "flow_estimated_state, flow_instructed, gail, hg_dagger, thrifty_dagger") in capsys.readouterr().err
     assert not results.exists()
 
 

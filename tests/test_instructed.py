@@ -184,3 +184,13 @@ def test_chunked_datasets_give_each_episodes_own_instruction(two_target_dataset)
     assert data[0]["task"] == data.episodes[0]["task"]
     forced = ChunkedEpisodeDataset(two_target_dataset, "all", chunk_size=2, instruction="go")
     assert forced[0]["task"] == "go"  # an instruction given by the caller wins
+
+
+def test_the_benchmark_method_trains_an_instructed_policy(two_target_dataset, tmp_path):
+    from il_toolkit.bench.methods import METHOD_REGISTRY, TrainRequest
+
+    request = TrainRequest(env_id=ENV, dataset_id=two_target_dataset, n_demos=4, seed=0,
+                           budget={"flow_steps": 5, "grounder_steps": 3}, output_dir=str(tmp_path))
+    outcome = METHOD_REGISTRY.get("flow_instructed")(request)
+    assert isinstance(load(outcome.policy_path), InstructedPolicy)
+    assert outcome.extra["grounder_steps"] == 3 and outcome.expert_labels > 0

@@ -7,7 +7,8 @@ An adapter trains one policy from an expert Minari dataset under one training bu
 and must be deterministic given ``request.seed``. Metadata per method (read without importing
 anything heavy): ``action_spaces`` (the action-space kinds it can learn: ``"discrete"``,
 ``"box"``), ``observations`` (``"state"``: flat vectors; ``"pixels"``: images or dicts of
-them), ``extra_budget_keys`` (budget keys besides ``ILConfig`` fields), ``interactive``
+them; ``"instructed_state"``: a flat state whose env names the goal in the instruction, declared
+by its ``goal_frame``, such as the two-target PushT), ``extra_budget_keys`` (budget keys besides ``ILConfig`` fields), ``interactive``
 (queries the expert during training) and ``description``.
 """
 
@@ -82,7 +83,8 @@ METHOD_REGISTRY.register(
     "trained by BC's supervised loop on its flow-matching loss",
 )
 METHOD_REGISTRY.register(
-    "flow_chunked", indirect=f"{_ADAPTERS}:train_flow_chunked", action_spaces=("box",), observations=("state", "pixels"),
+    "flow_chunked", indirect=f"{_ADAPTERS}:train_flow_chunked", action_spaces=("box",),
+    observations=("state", "pixels", "instructed_state"),  # on an instructed state: blind to the instruction
     extra_budget_keys=("flow_trainer", "flow_steps", "flow_horizon", "flow_n_obs_steps", "flow_n_action_steps",
                        "flow_n_steps", "flow_d_model"),
     interactive=False,
@@ -97,12 +99,22 @@ METHOD_REGISTRY.register(
     "demonstrations, behind a keypoint CNN that estimates it from the cameras (the state supervises training only)",
 )
 
+METHOD_REGISTRY.register(
+    "flow_instructed", indirect=f"{_ADAPTERS}:train_flow_instructed", action_spaces=("box",),
+    observations=("instructed_state",), extra_budget_keys=("flow_steps", "grounder_steps"), interactive=False,
+    description="instructions that name the goal: a flow-matching policy on the demonstrations moved into their "
+    "goal's frame, behind an instruction grounder (the goal recorded beside the demonstrations supervises training only)",
+)
 
-def observation_kind(space: Any) -> str:
-    """``"state"`` for a flat Box vector, ``"pixels"`` for anything else (images, dicts)."""
+
+def observation_kind(space: Any, env: Any = None) -> str:
+    """``"state"`` for a flat Box vector (``"instructed_state"`` where ``env`` declares a
+    ``goal_frame``: the instruction names the goal), ``"pixels"`` for anything else (images, dicts)."""
     from gymnasium import spaces
 
-    return "state" if isinstance(space, spaces.Box) and len(space.shape) == 1 else "pixels"
+    if not (isinstance(space, spaces.Box) and len(space.shape) == 1):
+        return "pixels"
+    return "instructed_state" if getattr(getattr(env, "unwrapped", None), "goal_frame", None) else "state"
 
 
 def action_space_kind(space: Any) -> str:

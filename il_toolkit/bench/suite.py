@@ -341,7 +341,7 @@ def _space_kinds(problems: list[str], where: str, env_id: str, obs_type: str | N
         problems.append(f"{where}: the env cannot be made ({type(exc).__name__}: {exc})")
         return None
     try:
-        return action_space_kind(env.action_space), observation_kind(env.observation_space)
+        return action_space_kind(env.action_space), observation_kind(env.observation_space, env)
     finally:
         env.close()
 
