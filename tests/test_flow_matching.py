@@ -115,6 +115,31 @@ def test_sinkhorn_divergence() -> None:
     assert y.grad is not None and torch.isfinite(y.grad).all()
 
 
+def test_the_ot_gradient_is_the_one_of_differentiating_every_sinkhorn_iteration() -> None:
+    """Only the last potential update is differentiated (envelope theorem): same value and gradient
+    as autograd through a fully converged loop."""
+    import math
+
+    from il_toolkit.model.ot import entropic_ot
+
+    def unrolled(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters: int = 300) -> torch.Tensor:
+        cost = torch.cdist(x, y).pow(2) / x.shape[-1]
+        log_a, log_b = torch.full((len(x),), -math.log(len(x))), torch.full((len(y),), -math.log(len(y)))
+        f, g = torch.zeros(len(x)), torch.zeros(len(y))
+        for _ in range(n_iters):
+            f = -epsilon * torch.logsumexp(log_b[None] + (g[None] - cost) / epsilon, dim=1)
+            g = -epsilon * torch.logsumexp(log_a[:, None] + (f[:, None] - cost) / epsilon, dim=0)
+        return f.mean() + g.mean()
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(48, 8, generator=gen).requires_grad_(True)
+    y = torch.randn(40, 8, generator=gen) * 0.5 + 0.3
+    fast, slow = entropic_ot(x, y, n_iters=300), unrolled(x, y)
+    (fast_grad,), (slow_grad,) = torch.autograd.grad(fast, x), torch.autograd.grad(slow, x)
+    assert abs(float(fast) - float(slow)) < 1e-4
+    assert float((fast_grad - slow_grad).norm() / slow_grad.norm()) < 1e-3
+
+
 def test_vq_replaces_dead_codes() -> None:
     torch.manual_seed(0)
     vq = VectorQuantizer(8, 4, dead_threshold=0.5, usage_decay=0.1)

@@ -88,7 +88,7 @@ class FlowMatchingTrainer:
         for name, module in models.items():
             params = [p for p in module.parameters() if p.requires_grad]
             if params:
-                optimizers[name] = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+                optimizers[name] = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)  # one kernel per step: ~10% of a state step
         return optimizers
 
     @classmethod
