@@ -94,6 +94,11 @@ class PushTTwoTargetEnv(PushTEnv):
         return "pusht"
 
     @property
+    def instruction_per_episode(self) -> bool:
+        """True: every episode draws its own instruction (learners must read it per episode)."""
+        return True
+
+    @property
     def goal_pose(self) -> np.ndarray:
         """The instructed target's pose (x, y, angle)."""
         return TARGETS[self.target].copy()
@@ -114,9 +119,9 @@ class PushTTwoTargetEnv(PushTEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         options = dict(options or {})
         target = options.pop("target", None) or self.fixed_target
-        obs, info = super().reset(seed=seed, options=options or None)
         if target is not None and target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        obs, info = super().reset(seed=seed, options=options or None)
         names = list(TARGETS)
         self.target = target or names[int(self.np_random.integers(len(names)))]
         choices = phrasings(self.instructions, self.target)
@@ -143,4 +148,4 @@ class PushTTwoTargetEnv(PushTEnv):
 
     def _info(self, info: dict, coverage: float) -> dict:
         return {**super()._info(info, coverage), "instruction": self.instruction, "target": self.target,
-                "reached_other": self._max_other > SUCCESS_COVERAGE}
+                "goal_pose": self.goal_pose, "reached_other": self._max_other > SUCCESS_COVERAGE}

@@ -132,21 +132,29 @@ def test_the_grounder_learns_which_goal_an_instruction_names():
 def test_an_instructed_policy_acts_toward_the_goal_it_is_told_and_saves(two_target_dataset, tmp_path, caplog):
     env = make_env(ENV)
     demos = instructed_demonstrations(two_target_dataset, env)
-    state_policy = MLPPolicy(env.observation_space, env.action_space, hidden_sizes=(16,))
+    state_policy = MLPPolicy(env.observation_space, demos.action_space, hidden_sizes=(16,))
     torch.manual_seed(0)
     policy, report = train_instructed_policy(demos, state_policy, env.observation_space, env.action_space, steps=100,
                                              batch_size=4, learning_rate=3e-3, progress=False)
     assert report["steps"] == 100 and report["train_accuracy"] == 1.0
     obs, info = env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="no instruction since its last reset"):
+        policy.predict(obs)  # never a guess
     moves = {}
     for side in TARGETS:
         policy.set_instruction(f"push the T onto the {side} target")
         assert np.array_equal(policy.goal, TARGETS[side])
         moves[side] = policy.predict(obs)[0]
-    assert not np.allclose(moves["left"], moves["right"])  # same state, other goal: another action
+    policy.reset()
+    with pytest.raises(RuntimeError, match="no instruction"):
+        policy.predict(obs)  # a new episode does not inherit the last one's instruction
+    # the state policy acts in the moved scene, whose bounds hold every moved board corner
+    assert policy.state_policy.action_space.low[0] < 0 and policy.state_policy.action_space.high[0] > 512
+    policy.set_instruction("push the T onto the right target")
     path = policy.save(tmp_path / "instructed")
     restored = load(path)
     assert isinstance(restored, InstructedPolicy) and restored.goal_frame == "pusht"
+    assert restored.state_policy.action_space == policy.state_policy.action_space
     restored.set_instruction("push the T onto the right target")
     np.testing.assert_allclose(restored.predict(obs)[0], moves["right"], atol=1e-4)
     with caplog.at_level(logging.INFO, logger="il_toolkit.policies.instructed"):
@@ -194,3 +202,54 @@ def test_the_benchmark_method_trains_an_instructed_policy(two_target_dataset, tm
     outcome = METHOD_REGISTRY.get("flow_instructed")(request)
     assert isinstance(load(outcome.policy_path), InstructedPolicy)
     assert outcome.extra["grounder_steps"] == 3 and outcome.expert_labels > 0
+
+
+def test_an_instructed_policy_acts_as_its_state_policy_would_at_the_named_goal():
+    """The composition itself: with the scripted expert as the state policy (it pushes to gym-pusht's
+    target), the instructed policy's action is the expert's for the instructed target."""
+    from il_toolkit.experts.pusht import PushTExpert
+    from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder
+
+    env = make_env(ENV)
+    grounder = InstructionGrounder(GrounderConfig(goals=(tuple(TARGETS["left"]), tuple(TARGETS["right"]))))
+    policy = InstructedPolicy(grounder, PushTExpert(), "pusht", env.observation_space, env.action_space)
+    rng = np.random.default_rng(0)
+    states = np.c_[rng.uniform(180, 330, (30, 4)), rng.uniform(0, 2 * np.pi, 30)]
+    for index, side in enumerate(TARGETS):
+        policy.reset()
+        policy.set_instruction(side)
+        policy.goal_index, policy.goal = index, TARGETS[side]  # whatever the untrained grounder says
+        acted = policy.predict(states)[0]
+        expected = np.stack([expert_target(s, goal=TARGETS[side]) for s in states])
+        assert np.mean(np.linalg.norm(acted - expected, axis=1) < 1e-3) >= 0.9
+
+
+def test_the_harness_timing_wrapper_hands_the_instruction_on(two_target_dataset, tmp_path):
+    from il_toolkit.bench.trial import TimedPolicy
+    from il_toolkit.policies.mlp import MLPPolicy as Plain
+
+    env = make_env(ENV)
+    demos = instructed_demonstrations(two_target_dataset, env)
+    policy, _ = train_instructed_policy(demos, Plain(env.observation_space, demos.action_space, hidden_sizes=(8,)),
+                                        env.observation_space, env.action_space, steps=2, progress=False)
+    timed = TimedPolicy(policy)
+    episode = rollout_episode(timed, make_env(ENV, target="right"), 0)
+    assert policy.instruction == episode.instruction and "right" in episode.instruction
+    assert not hasattr(TimedPolicy(Plain(env.observation_space, env.action_space)), "set_instruction")
+
+
+def test_learners_that_cannot_read_a_per_episode_instruction_refuse_it(two_target_dataset):
+    from il_toolkit.model.vla import VLAModel
+    from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset
+    from il_toolkit.train.datasets.multitask import MultiTaskDataset
+    from il_toolkit.train.il.dagger import VLADAgger
+
+    env = make_env(ENV)
+    vla = VLAModel(observation_space=env.observation_space, action_space=env.action_space, cameras=(), state_dim=5,
+                   chunk_size=1, hidden_size=32, llm_layers=1, n_heads=2, head_dim=32, head_layers=1)
+    with pytest.raises(ValueError, match="draws a new instruction every episode"):
+        VLADAgger(ENV, vla)
+    collect_dataset("il_toolkit/PushT-v0", "test/one-target-mt-v0", 1, progress=False)
+    with pytest.raises(DatasetError, match="records an instruction per episode"):
+        MultiTaskDataset([ChunkedEpisodeDataset(two_target_dataset, "all", 1),
+                          ChunkedEpisodeDataset("test/one-target-mt-v0", "all", 1)])

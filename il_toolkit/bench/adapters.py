@@ -222,40 +222,28 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
 
 
 def train_flow_instructed(request: TrainRequest) -> TrainOutcome:
-    """Instructions that name the goal (``il-toolkit train flow``'s route on such a dataset): a
-    flow-matching policy on the demonstrations moved into their goal's frame (with the frame's
-    reference env's feature pipeline and defaults), behind an instruction grounder.
+    """Instructions that name the goal (``il-toolkit train flow``'s route on such a dataset,
+    :func:`il_toolkit.train.instructed.train_flow_instructed_policy`): a flow-matching policy on the
+    demonstrations moved into their goal's frame, behind an instruction grounder.
 
-    Budget keys: ``flow_steps`` (default: ``train flow``'s for the reference env: PushT 6,000),
-    ``grounder_steps`` (400); ``batch_size`` and ``learning_rate`` as in ``ILConfig``.
+    Budget keys: ``flow_steps`` (default: ``train flow``'s for the frame's reference env: PushT
+    6,000), ``grounder_steps`` (400); ``batch_size`` and ``learning_rate`` as in ``ILConfig``.
     """
     from il_toolkit.envs import make_env
-    from il_toolkit.features.goals import get_goal_frame
-    from il_toolkit.policies.flow_policy import default_state_features
-    from il_toolkit.train.imitation_learning.cli import defaults_for
-    from il_toolkit.train.imitation_learning.loop import train_flow_policy
-    from il_toolkit.train.instructed import instructed_demonstrations, train_instructed_policy
+    from il_toolkit.train.instructed import instructed_demonstrations, train_flow_instructed_policy
 
     budget = request.budget
     config = _config("behavioral_cloning", request)
     env = make_env(request.env_id, **request.env_kwargs)
     try:
         demos = instructed_demonstrations(request.dataset_id, env)
-        reference = make_env(get_goal_frame(demos.goal_frame).reference_env)
-        settings = defaults_for(reference)
-        steps = int(budget.get("flow_steps", settings["steps"]))
-        state_policy = train_flow_policy(
-            "naive_flow_matching_policy_trainer", demos.in_goal_frame, reference.observation_space,
-            reference.action_space, steps=steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
-            seed=request.seed, device=config.device, features=default_state_features(reference),
-            spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": "mlp"},
-            policy_options={"n_action_steps": settings["n_action_steps"]},
-        )
-        policy, report = train_instructed_policy(demos, state_policy, env.observation_space, env.action_space,
-                                                 steps=int(budget.get("grounder_steps", 400)), seed=request.seed,
-                                                 progress=request.progress)
+        policy, report = train_flow_instructed_policy(
+            demos, env.observation_space, env.action_space, steps=budget.get("flow_steps"),
+            grounder_steps=int(budget.get("grounder_steps", 400)), batch_size=config.batch_size,
+            learning_rate=config.learning_rate, seed=request.seed, device=config.device, progress=request.progress)
     finally:
         env.close()
     path = policy.save(f"{request.output_dir}/policy")
     return TrainOutcome(str(path), _transitions(demos.trajectories),
-                        {"steps": steps, "grounder_steps": report["steps"], "grounder_accuracy": report["train_accuracy"]})
+                        {"steps": report["state_policy_steps"], "grounder_steps": report["steps"],
+                         "grounder_accuracy": report["train_accuracy"]})

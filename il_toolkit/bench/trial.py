@@ -63,6 +63,8 @@ class TimedPolicy:
         self.observation_space = policy.observation_space
         self.action_space = policy.action_space
         self.seconds: list[float] = []
+        if hasattr(policy, "set_instruction"):  # rollouts hand it the env's per-episode instruction
+            self.set_instruction = policy.set_instruction
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True):
         start = time.perf_counter()

@@ -1,7 +1,8 @@
 """Goal frames: a state seen from a goal pose, so that one state policy serves every goal.
 
 A :class:`GoalFrame` moves a batch of states rigidly, so that the goal the states are meant to reach
-lands on the frame's ``reference`` pose, and moves the policy's actions back. A state policy trained
+lands on a reference pose (the one goal of the frame's ``reference_env``), and moves the
+policy's actions back. A state policy trained
 on the moved states of demonstrations (for PushT: the task PushT always sets, its target at
 gym-pusht's pose) then acts for any goal: the goal-conditioned policy is
 ``decode(state_policy(encode(state, goal)), goal)``. Envs name their frame in
@@ -29,26 +30,26 @@ def _rotate(vectors: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return np.stack([c * vectors[:, 0] - s * vectors[:, 1], s * vectors[:, 0] + c * vectors[:, 1]], axis=1)
 
 
+def pusht_actions_to_reference(points: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """Board positions (B, 2) (pusher targets, the agent, the block) in the scene whose target is
+    ``goals`` (B, 3) -> where the same rigid motion that takes that target onto gym-pusht's
+    (256, 256, π/4) puts them."""
+    return _rotate(points - goals[:, :2], GOAL_POSE[2] - goals[:, 2]) + GOAL_POSE[:2]
+
+
+def pusht_actions_from_reference(points: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`pusht_actions_to_reference`: positions in the reference scene -> board pixels."""
+    return _rotate(points - GOAL_POSE[:2], goals[:, 2] - GOAL_POSE[2]) + goals[:, :2]
+
+
 def pusht_to_reference(states: np.ndarray, goals: np.ndarray) -> np.ndarray:
     """(B, 5) PushT states with target poses ``goals`` (B, 3) -> the same scenes moved so that the
-    target is gym-pusht's (256, 256, π/4); angles in [0, 2π)."""
-    turn = GOAL_POSE[2] - goals[:, 2]
+    target is gym-pusht's; angles in [0, 2π)."""
     out = np.array(states, dtype=np.float64, copy=True)
     for at in (0, 2):  # agent, block
-        out[:, at:at + 2] = _rotate(states[:, at:at + 2] - goals[:, :2], turn) + GOAL_POSE[:2]
-    out[:, 4] = (states[:, 4] + turn) % (2 * np.pi)
+        out[:, at:at + 2] = pusht_actions_to_reference(states[:, at:at + 2], goals)
+    out[:, 4] = (states[:, 4] + GOAL_POSE[2] - goals[:, 2]) % (2 * np.pi)
     return out
-
-
-def pusht_actions_from_reference(actions: np.ndarray, goals: np.ndarray) -> np.ndarray:
-    """Pusher targets (B, 2) chosen in the reference scene -> board pixels of the scene whose
-    target is ``goals`` (B, 3): the inverse of :func:`pusht_to_reference` on positions."""
-    return _rotate(actions - GOAL_POSE[:2], goals[:, 2] - GOAL_POSE[2]) + goals[:, :2]
-
-
-def pusht_actions_to_reference(actions: np.ndarray, goals: np.ndarray) -> np.ndarray:
-    """Pusher targets (B, 2) in board pixels -> the reference scene's (what demonstrations are turned into)."""
-    return _rotate(actions - goals[:, :2], GOAL_POSE[2] - goals[:, 2]) + GOAL_POSE[:2]
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,13 @@ class GoalFrame:
     reference_env: str
     state_dim: int
     goal_dim: int
-    reference: tuple[float, ...]
     encode: Callable[[np.ndarray, np.ndarray], np.ndarray]
     actions_to: Callable[[np.ndarray, np.ndarray], np.ndarray]
     decode: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 GOAL_FRAMES: dict[str, GoalFrame] = {
-    "pusht": GoalFrame("il_toolkit/PushT-v0", 5, 3, tuple(float(x) for x in GOAL_POSE), pusht_to_reference, pusht_actions_to_reference,
+    "pusht": GoalFrame("il_toolkit/PushT-v0", 5, 3, pusht_to_reference, pusht_actions_to_reference,
                        pusht_actions_from_reference),
 }
 

@@ -25,8 +25,8 @@ def entropic_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters
     with ``f`` the last update from the converged ``g`` held fixed, and only that update is
     differentiated. At the fixed point the objective's gradient through the potentials vanishes
     (envelope theorem), so its gradient with respect to the cost is the transport plan, as when
-    every iteration is differentiated, at a fraction of the cost. Iterations stop early once no
-    potential moves by more than ``tolerance`` (cost units) in one update (a cloud against itself
+    every iteration is differentiated, at a fraction of the cost. Iterations stop early once the
+    potential ``g`` moves by no more than ``tolerance`` (cost units) in one update (a cloud against itself
     converges in two or three)."""
     cost = _cost(x, y)
     n, m = cost.shape

@@ -1,8 +1,9 @@
 """A policy that follows instructions naming a goal: a grounder and a state policy in the goal's frame.
 
 ``InstructedPolicy(grounder, state_policy, goal_frame)`` acts on the env's state observation and
-the instruction it was last given (:meth:`set_instruction`; rollouts hand it the env's
-``info["instruction"]`` at every reset). The
+the instruction it was given since its last :meth:`reset` (:meth:`set_instruction`; rollouts hand
+it the env's ``info["instruction"]`` after every reset, and acting without one is an error rather
+than a guess). The
 :class:`~il_toolkit.model.grounding.InstructionGrounder` reads which goal the instruction names;
 the :class:`~il_toolkit.features.goals.GoalFrame` moves the state into that goal's frame, where
 ``state_policy`` (any policy trained on demonstrations moved the same way: a flow-matching policy,
@@ -27,7 +28,7 @@ from gymnasium import spaces
 from il_toolkit.features.goals import get_goal_frame
 from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder
 from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, SpaceMismatchError
-from il_toolkit.policies.spaces import describe, space_from_json, space_to_json, spaces_match
+from il_toolkit.policies.spaces import describe, space_from_json, space_to_json
 
 logger = logging.getLogger(__name__)
 GROUNDER, STATE_POLICY = "grounder.", "state_policy."
@@ -40,7 +41,8 @@ class InstructedPolicy(BasePolicy):
         grounder: a trained :class:`InstructionGrounder` whose goals are poses for ``goal_frame``.
         state_policy: a policy trained on states moved into their goal's frame.
         goal_frame: a key of :data:`il_toolkit.features.goals.GOAL_FRAMES` (the env's ``goal_frame``).
-        observation_space, action_space: the env's; the state policy's must match them.
+        observation_space, action_space: the env's; the state policy acts in the goal frame's
+            reference scene, whose action bounds may be wider (moved board corners), not its shape.
     """
 
     checkpoint_kind = "instructed"
@@ -48,9 +50,9 @@ class InstructedPolicy(BasePolicy):
     def __init__(self, grounder: InstructionGrounder, state_policy: BasePolicy, goal_frame: str,
                  observation_space: spaces.Space, action_space: spaces.Space) -> None:
         frame = get_goal_frame(goal_frame)
-        if not spaces_match(state_policy.action_space, action_space):
+        if getattr(state_policy.action_space, "shape", None) != getattr(action_space, "shape", None):
             raise SpaceMismatchError(f"the state policy acts in {describe(state_policy.action_space)}, the env in "
-                                     f"{describe(action_space)}")
+                                     f"{describe(action_space)}: train it on the same env's demonstrations")
         if getattr(observation_space, "shape", None) != (frame.state_dim,):
             raise SpaceMismatchError(f"goal frame {goal_frame!r} moves states of {frame.state_dim} entries; the env "
                                      f"observes {describe(observation_space)}")
@@ -61,19 +63,38 @@ class InstructedPolicy(BasePolicy):
         self.grounder, self.state_policy, self.goal_frame = grounder.eval(), state_policy, goal_frame
         self._frame = frame
         self._warned: set[str] = set()
-        self.set_instruction(grounder.config.instructions[0] if grounder.config.instructions else "")
+        self.instruction: str | None = None
+        self.goal_index: int | None = None
+        self.goal: np.ndarray | None = None
 
     def set_instruction(self, instruction: str) -> None:
-        """Ground ``instruction`` now; later actions go to its goal. One never seen in training is
-        still grounded (to the most likely goal) and logged once."""
+        """Ground ``instruction`` now; later actions go to its goal (a new goal restarts the state
+        policy, whose queued actions were planned for the old one). One never seen in training is
+        still grounded (to the most likely goal) and logged once as a warning."""
         self.instruction = str(instruction)
         if not self.grounder.is_seen(self.instruction) and self.instruction not in self._warned:
             self._warned.add(self.instruction)
-            logger.info("instruction %r was not seen in training; acting on the goal it is closest to", self.instruction)
+            logger.warning("instruction %r was not seen in training; acting on the goal it is closest to",
+                           self.instruction)
         index, goals = self.grounder.ground([self.instruction])
+        if self.goal_index is not None and int(index[0]) != self.goal_index:
+            self.state_policy.reset()
         self.goal_index, self.goal = int(index[0]), goals[0]
 
+    def predict(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """As every policy's; rows flagged in ``episode_start`` restart the state policy (the
+        instruction stays: one instruction serves the whole batch)."""
+        if episode_start is not None and np.any(episode_start):
+            self.state_policy.reset()
+        return super().predict(observation, state, episode_start, deterministic)
+
     def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
+        if self.goal is None:
+            raise RuntimeError(
+                "InstructedPolicy has no instruction since its last reset(): call set_instruction(text) first "
+                "(rollouts do it from the env's info['instruction']; a wrapper around the policy must forward "
+                "set_instruction)")
         states = np.asarray(observations, dtype=np.float64)
         goals = np.broadcast_to(self.goal, (len(states), len(self.goal)))
         actions, _ = self.state_policy.predict(self._frame.encode(states, goals), deterministic=deterministic)
@@ -83,7 +104,10 @@ class InstructedPolicy(BasePolicy):
         return actions.astype(self.action_space.dtype)
 
     def reset(self) -> None:
+        """A new episode: the state policy restarts and the instruction is forgotten until the next
+        :meth:`set_instruction`, so that no episode acts on the one before's."""
         self.state_policy.reset()
+        self.instruction, self.goal_index, self.goal = None, None, None
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
@@ -92,7 +116,8 @@ class InstructedPolicy(BasePolicy):
             raise PolicyNotSaveableError(f"the state policy {type(inner).__name__} cannot be saved")
         return {"goal_frame": self.goal_frame, "grounder": self.grounder.config.to_json(),
                 "state_policy": {"kind": inner.checkpoint_kind, "config": inner.checkpoint_config(),
-                                 "observation_space": space_to_json(inner.observation_space)}}
+                                 "observation_space": space_to_json(inner.observation_space),
+                                 "action_space": space_to_json(inner.action_space)}}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {GROUNDER + k: v for k, v in self.grounder.state_dict().items()}
@@ -108,16 +133,18 @@ class InstructedPolicy(BasePolicy):
         inner = config.get("state_policy") or {}
         kind = inner.get("kind")
         if kind not in POLICY_REGISTRY or kind == cls.checkpoint_kind:
-            raise CheckpointError(f"the state policy has kind {kind!r}, which cannot be restored")
+            raise CheckpointError(f"the state policy has kind {kind!r}, which cannot be restored: the checkpoint was "
+                                  "edited or written by another version; train it again (il-toolkit train flow)")
         grounder = InstructionGrounder(GrounderConfig.from_json(config.get("grounder") or {}))
         own = {k[len(GROUNDER):]: v for k, v in tensors.items() if k.startswith(GROUNDER)}
         result = grounder.load_state_dict(own, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise CheckpointError(f"the grounder's weights do not fit its config: missing {result.missing_keys[:5]}, "
-                                  f"unexpected {result.unexpected_keys[:5]}; the checkpoint was edited")
+                                  f"unexpected {result.unexpected_keys[:5]}; the checkpoint was edited: train it again")
         state_tensors = {k[len(STATE_POLICY):]: v for k, v in tensors.items() if k.startswith(STATE_POLICY)}
+        inner_actions = space_from_json(inner["action_space"]) if "action_space" in inner else action_space
         state_policy = POLICY_REGISTRY.get(kind).from_checkpoint(
-            inner.get("config", {}), state_tensors, space_from_json(inner["observation_space"]), action_space)
+            inner.get("config", {}), state_tensors, space_from_json(inner["observation_space"]), inner_actions)
         return cls(grounder, state_policy, str(config.get("goal_frame")), observation_space, action_space)
 
     def __repr__(self) -> str:

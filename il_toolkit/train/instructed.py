@@ -31,7 +31,8 @@ from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_tr
 class InstructedDemonstrations:
     """Demonstrations of a goal-by-instruction task. ``trajectories``: as recorded;
     ``in_goal_frame``: the same moved into each episode's goal frame (train the state policy on
-    these); ``instructions`` (E strings), ``goal_index`` (E,) into ``goals`` (K, goal_dim)."""
+    these, in ``action_space``: the env's action bounds moved by every goal, so that no moved
+    action is clipped away); ``instructions`` (E strings), ``goal_index`` (E,) into ``goals`` (K, goal_dim)."""
 
     trajectories: list[Any]
     in_goal_frame: list[Any]
@@ -39,6 +40,7 @@ class InstructedDemonstrations:
     goal_index: np.ndarray
     goals: np.ndarray
     goal_frame: str
+    action_space: spaces.Space
 
 
 def goal_table(episode_goals: np.ndarray, decimals: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +68,8 @@ def to_goal_frame(trajectories: Sequence[Any], goals: np.ndarray, frame: GoalFra
     """Each trajectory (state observations, actions) moved into the frame of its goal (E, G)."""
     from imitation.data.types import TrajectoryWithRew
 
+    if len(trajectories) != len(goals):
+        raise ValueError(f"{len(trajectories)} trajectories but {len(goals)} goals: give one goal per episode")
     moved = []
     for t, goal in zip(trajectories, goals):
         obs = np.asarray(t.obs, np.float64)
@@ -76,8 +80,21 @@ def to_goal_frame(trajectories: Sequence[Any], goals: np.ndarray, frame: GoalFra
     return moved
 
 
-def instructed_demonstrations(dataset_id: str, env: Any) -> InstructedDemonstrations:
-    """Read ``dataset_id`` (recorded in ``env``, which declares ``goal_frame`` and ``goal_dims``)."""
+def moved_action_space(action_space: spaces.Space, goals: np.ndarray, frame: GoalFrame) -> spaces.Space:
+    """``action_space`` widened to hold its corners moved into the frame of each goal (K, G): the
+    reference scene's actions for every goal (a Box; other spaces are returned as they are)."""
+    if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1 or action_space.shape[0] > 8:
+        return action_space
+    low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+    corners = np.array(np.meshgrid(*zip(low, high), indexing="ij")).reshape(len(low), -1).T  # (2^Da, Da)
+    moved = np.concatenate([frame.actions_to(corners, np.broadcast_to(g, (len(corners), len(g)))) for g in goals])
+    return spaces.Box(low=np.minimum(low, moved.min(0)), high=np.maximum(high, moved.max(0)), dtype=action_space.dtype)
+
+
+def instructed_demonstrations(dataset_id: str, env: Any, trajectories: Sequence[Any] | None = None
+                              ) -> InstructedDemonstrations:
+    """Read ``dataset_id`` (recorded in ``env``, which declares ``goal_frame`` and ``goal_dims``);
+    ``trajectories``: its demonstrations when already loaded."""
     from il_toolkit.train.datasets.minari_io import load_demonstrations, load_instructions, load_states
 
     unwrapped = env.unwrapped
@@ -85,11 +102,15 @@ def instructed_demonstrations(dataset_id: str, env: Any) -> InstructedDemonstrat
     if frame_name is None or goal_dims is None:
         raise ValueError(f"{type(unwrapped).__name__} declares no goal_frame/goal_dims: instructed policies need an env "
                          "whose instruction names a goal pose it records (such as il_toolkit/PushTTwoTarget-v0)")
-    trajectories = load_demonstrations(dataset_id, env)
+    trajectories = list(trajectories) if trajectories is not None else load_demonstrations(dataset_id, env)
     goals, instructions = goals_of(load_states(dataset_id), goal_dims), load_instructions(dataset_id)
+    if not len(trajectories) == len(goals) == len(instructions):
+        raise ValueError(f"{dataset_id!r}: {len(trajectories)} episodes, {len(goals)} recorded goals and "
+                         f"{len(instructions)} instructions; collect it again with --overwrite")
     table, index = goal_table(goals)
-    return InstructedDemonstrations(trajectories, to_goal_frame(trajectories, goals, get_goal_frame(frame_name)),
-                                    instructions, index, table, frame_name)
+    frame = get_goal_frame(frame_name)
+    return InstructedDemonstrations(trajectories, to_goal_frame(trajectories, goals, frame), instructions, index,
+                                    table, frame_name, moved_action_space(env.action_space, table, frame))
 
 
 def augment_instruction(text: str, rng: np.random.Generator, shuffle: float = 0.5, word_dropout: float = 0.1) -> str:
@@ -147,5 +168,40 @@ def train_instructed_policy(demos: InstructedDemonstrations, state_policy: BaseP
     return InstructedPolicy(grounder, state_policy, demos.goal_frame, observation_space, action_space), report
 
 
-__all__ = ["InstructedDemonstrations", "augment_instruction", "fit_grounder", "goal_table", "goals_of", "instructed_demonstrations",
-           "to_goal_frame", "train_instructed_policy"]
+def train_flow_instructed_policy(demos: InstructedDemonstrations, observation_space: spaces.Space,
+                                 action_space: spaces.Space, *, steps: int | None = None, grounder_steps: int = 400,
+                                 batch_size: int = 256, learning_rate: float | None = None, seed: int = 0,
+                                 device: str = "cpu", progress: bool = True) -> tuple[InstructedPolicy, dict[str, Any]]:
+    """``il-toolkit train flow``'s route on such demonstrations, in one call: a flow-matching policy
+    (naive trainer, MLP velocity net) on ``demos.in_goal_frame`` with the goal frame's reference env's
+    feature pipeline and ``train flow`` defaults (``steps``/``learning_rate`` override them), then the
+    grounder in front. The report adds ``state_policy_seconds`` and ``state_policy_steps`` to
+    :func:`train_instructed_policy`'s."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.train.imitation_learning.defaults import defaults_for
+    from il_toolkit.train.imitation_learning.loop import train_flow_policy
+
+    reference = make_env(get_goal_frame(demos.goal_frame).reference_env)
+    try:
+        settings = defaults_for(reference)
+        steps = int(steps if steps is not None else settings["steps"])
+        start = time.perf_counter()
+        state_policy = train_flow_policy(
+            "naive_flow_matching_policy_trainer", demos.in_goal_frame, reference.observation_space, demos.action_space,
+            steps=steps, batch_size=batch_size, seed=seed, device=device,
+            learning_rate=learning_rate if learning_rate is not None else settings["learning_rate"],
+            features=default_state_features(reference), progress=progress,
+            spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": "mlp"},
+            policy_options={"n_action_steps": settings["n_action_steps"]})
+        state_seconds = time.perf_counter() - start
+    finally:
+        reference.close()
+    policy, report = train_instructed_policy(demos, state_policy, observation_space, action_space, steps=grounder_steps,
+                                             seed=seed, progress=progress)
+    return policy, {**report, "state_policy_steps": steps, "state_policy_seconds": state_seconds}
+
+
+__all__ = ["InstructedDemonstrations", "augment_instruction", "fit_grounder", "goal_table", "goals_of",
+           "instructed_demonstrations", "moved_action_space", "to_goal_frame", "train_flow_instructed_policy",
+           "train_instructed_policy"]

@@ -246,13 +246,18 @@ def load_instructions(dataset_id: str, episode_indices: Sequence[int] | None = N
     """The instruction of each episode (:data:`INSTRUCTION_INFO`, recorded by ``collect`` in envs that
     draw one per episode, such as the two-target PushT). Waits for a writer like :func:`load_demonstrations`."""
     with writer_lock(dataset_id, wait=True):
+        dataset = open_dataset(dataset_id)
+        if not bool(dataset_metadata(dataset).get("il_toolkit_complete", True)):
+            raise DatasetError(f"dataset {dataset_id!r} is incomplete: rerun the same collect command to finish it")
         instructions = []
-        for episode in open_dataset(dataset_id).iterate_episodes(episode_indices):
+        for episode in dataset.iterate_episodes(episode_indices):
             text = instruction_of(episode)
             if text is None:
                 raise DatasetError(
                     f"dataset {dataset_id!r} records no instruction per episode (episode {episode.id}): it was collected "
-                    "in an env whose instruction does not change between episodes, or by another tool")
+                    "in an env whose instruction does not change between episodes, or by another tool; for an "
+                    "instruction-following policy collect one in such an env (il-toolkit collect --env "
+                    "PushTTwoTarget-v0 ...)")
             instructions.append(text)
     return instructions
 

@@ -55,6 +55,11 @@ def _check_compatible(datasets: Sequence[ChunkedEpisodeDataset]) -> None:
                 f"tasks must share cameras and image sizes: {first.dataset_id} has {images}, {other.dataset_id} has "
                 f"{other_images}; collect them with the same camera names and image_size"
             )
+    for d in datasets:
+        if any("task" in episode for episode in d.episodes):
+            raise DatasetError(
+                f"{d.dataset_id} records an instruction per episode (its env draws one each episode), so it cannot be "
+                "one task of a multi-task model told apart by a single instruction: train on it alone")
     instructions = [d.instruction for d in datasets]
     if len(set(instructions)) != len(instructions) or not all(instructions):
         raise DatasetError(

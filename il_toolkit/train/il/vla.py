@@ -62,6 +62,16 @@ def require_single_task(policy: VLAModel, algorithm: str) -> VLAModel:
     return policy
 
 
+def require_fixed_instruction(env: Any, algorithm: str) -> None:
+    """Refuse an env that draws a new instruction every episode (the two-target PushT): VLA DAgger
+    and GAIL retrain on their own rollouts under the one instruction the policy holds."""
+    if getattr(env.unwrapped, "instruction_per_episode", False):
+        raise ValueError(
+            f"{algorithm} retrains a VLA on its rollouts under one instruction, but {common.env_id_of(env)} draws a new "
+            "instruction every episode: train on its demonstrations with VLA BC, or train an instruction-grounded "
+            "policy with il-toolkit train flow --dataset <its dataset>")
+
+
 class TrajectoryChunkDataset(ChunkedEpisodeDataset):
     """Chunked samples (the :class:`ChunkedEpisodeDataset` layout) from in-memory trajectories
     (``obs`` with one more step than ``acts``, as imitation's ``Trajectory``)."""
@@ -359,6 +369,7 @@ class VLAGAIL:
         self.progress = progress
         self.bc = VLABehavioralCloning(model, self.config, use_wandb=False, env=self.env, progress=progress)
         require_single_task(self.policy, "VLA GAIL")
+        require_fixed_instruction(self.env, "VLA GAIL")
         if not self.policy._instruction_given:
             self.policy.instruction = env_entry(common.env_id_of(self.env)).instruction
         network = self.policy.network

@@ -24,6 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from il_toolkit.train.imitation_learning.defaults import (  # noqa: F401  (re-exported)
+    CHUNK_STEPS, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
+
 
 class _DefaultsOnce(argparse.HelpFormatter):
     """Appends ``(default: X)`` to a flag's help unless the help already says its default or there is none."""
@@ -94,32 +97,6 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     return parser
 
 
-# Budgets for a 2-core CPU. State: PushT (200 demonstrations) reaches its plateau in ~6,000 steps of the MLP
-# velocity net, about a minute (benchmarks/flow_state.py).
-STATE_DEFAULTS = {"steps": 6000, "learning_rate": 1e-3, "horizon": 1, "n_obs_steps": 1, "n_action_steps": 1}
-# ALOHA from state, 50 demonstrations, chunks of 16 (8 executed), 50 unseen seeds: 10,000 -> 20,000 steps took
-# transfer from 60% to 90% (seed 0) and 44% to 76% (seed 1), insertion from 66% to 82% and 58% to 78%; ~25 CPU minutes.
-CHUNK_STEPS = 20000
-IMAGE_DEFAULTS = {"steps": 10000, "learning_rate": 3e-4, "horizon": 16, "n_obs_steps": 2, "n_action_steps": 8}
-
-
-def defaults_for(env: Any) -> dict[str, Any]:
-    """The settings ``train flow`` uses where a flag is not given: :data:`STATE_DEFAULTS` for an env
-    whose observation is a flat state vector, :data:`IMAGE_DEFAULTS` otherwise. A state env that
-    declares ``action_chunk`` H > 1 (ALOHA: 16) gets chunks of H, half of them executed, one
-    observation, and :data:`CHUNK_STEPS` steps."""
-    from gymnasium import spaces
-
-    space = env.observation_space
-    if not (isinstance(space, spaces.Box) and len(space.shape) == 1):
-        return dict(IMAGE_DEFAULTS)
-    defaults = dict(STATE_DEFAULTS)
-    chunk = int(getattr(env.unwrapped, "action_chunk", 1))
-    if chunk > 1:
-        defaults.update(horizon=chunk, n_obs_steps=1, n_action_steps=max(1, chunk // 2), steps=CHUNK_STEPS)
-    return defaults
-
-
 def resolve_settings(args: argparse.Namespace, env: Any) -> dict[str, Any]:
     """``args`` with every unset (None) setting replaced by the env's default."""
     settings = {k: v for k, v in vars(args).items() if k != "list"}
@@ -149,7 +126,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     demos = load_demonstrations(dataset, env=env)
     states, instructed = None, None
     if getattr(camera_env.unwrapped, "goal_frame", None) is not None:
-        env, instructed = goal_env_and_demonstrations(dataset, camera_env, args)
+        env, instructed = goal_env_and_demonstrations(dataset, camera_env, demos, args)
         demos = instructed.in_goal_frame
     elif args.estimate_state:
         env, states = state_env_and_states(dataset, camera_env)
@@ -171,7 +148,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     trainer = args.trainer or (start.trainer_key if start is not None else "naive_flow_matching_policy_trainer")
     settings["trainer"] = trainer
     (out / "config.json").write_text(json.dumps(settings, indent=2))
-    (out / "run.json").write_text(json.dumps({"algorithm": "flow", "env_id": common.env_id_of(env), "dataset": dataset,
+    run_env = camera_env if instructed is not None else env  # the env the saved policy acts in
+    (out / "run.json").write_text(json.dumps({"algorithm": "flow", "env_id": common.env_id_of(run_env), "dataset": dataset,
                                               "n_demo_episodes": len(demos)}, indent=2))
     logger = MetricLogger(out, use_wandb=args.use_wandb, run_name=f"flow-{trainer}-s{args.seed}", config=settings,
                           console=False)
@@ -184,7 +162,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         features=default_state_features(env) if args.task_frame else None)
     try:
         policy = train_flow_policy(
-            trainer, train_demos, env.observation_space, env.action_space, steps=steps, batch_size=args.batch_size,
+            trainer, train_demos, env.observation_space, instructed.action_space if instructed is not None else
+            env.action_space, steps=steps, batch_size=args.batch_size,
             learning_rate=settings["learning_rate"], seed=args.seed, policy=start, **new_model,
             log=lambda metrics, step: logger.log(metrics, step) if step % every == 0 or step == steps - 1 else None,
             checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, resume=True, progress=True,
@@ -223,7 +202,7 @@ def state_env_and_states(dataset: str, camera_env: Any) -> tuple[Any, list[Any]]
     return make_env(spec_id, obs_type="state"), load_states(dataset)
 
 
-def goal_env_and_demonstrations(dataset: str, env: Any, args: argparse.Namespace) -> tuple[Any, Any]:
+def goal_env_and_demonstrations(dataset: str, env: Any, trajectories: list, args: argparse.Namespace) -> tuple[Any, Any]:
     """A dataset of an env whose instruction names the goal: the env whose one goal is the goal
     frame's reference (its feature pipeline and defaults suit the moved episodes) and the
     demonstrations with their instructions, goals and moved copies."""
@@ -234,7 +213,7 @@ def goal_env_and_demonstrations(dataset: str, env: Any, args: argparse.Namespace
     if args.estimate_state:
         raise SystemExit("--estimate_state is for camera datasets; this dataset's env observes its state and names "
                          "the goal in the instruction: drop --estimate_state")
-    demos = instructed_demonstrations(dataset, env)
+    demos = instructed_demonstrations(dataset, env, trajectories)
     return make_env(get_goal_frame(demos.goal_frame).reference_env), demos
 
 
