@@ -14,7 +14,7 @@ from il_toolkit.experts import make_expert
 from il_toolkit.experts.pusht import expert_target
 from il_toolkit.features.goals import GOAL_FRAMES
 from il_toolkit.policies import load
-from il_toolkit.policies.instructed import InstructedPolicy
+from il_toolkit.policies.instructed import InstructedPolicy, MissingInstructionError
 from il_toolkit.policies.mlp import MLPPolicy
 from il_toolkit.rollout import rollout_episode
 from il_toolkit.train.datasets.collect import collect_dataset
@@ -138,7 +138,7 @@ def test_an_instructed_policy_acts_toward_the_goal_it_is_told_and_saves(two_targ
                                              batch_size=4, learning_rate=3e-3, progress=False)
     assert report["steps"] == 100 and report["train_accuracy"] == 1.0
     obs, info = env.reset(seed=0)
-    with pytest.raises(RuntimeError, match="no instruction since its last reset"):
+    with pytest.raises(MissingInstructionError, match="no instruction since its last reset"):
         policy.predict(obs)  # never a guess
     moves = {}
     for side in TARGETS:
@@ -146,7 +146,7 @@ def test_an_instructed_policy_acts_toward_the_goal_it_is_told_and_saves(two_targ
         assert np.array_equal(policy.goal, TARGETS[side])
         moves[side] = policy.predict(obs)[0]
     policy.reset()
-    with pytest.raises(RuntimeError, match="no instruction"):
+    with pytest.raises(MissingInstructionError, match="no instruction"):
         policy.predict(obs)  # a new episode does not inherit the last one's instruction
     # the state policy acts in the moved scene, whose bounds hold every moved board corner
     assert policy.state_policy.action_space.low[0] < 0 and policy.state_policy.action_space.high[0] > 512
@@ -253,3 +253,15 @@ def test_learners_that_cannot_read_a_per_episode_instruction_refuse_it(two_targe
     with pytest.raises(DatasetError, match="records an instruction per episode"):
         MultiTaskDataset([ChunkedEpisodeDataset(two_target_dataset, "all", 1),
                           ChunkedEpisodeDataset("test/one-target-mt-v0", "all", 1)])
+
+
+def test_evaluating_an_instructed_policy_where_no_instruction_comes_is_a_clear_error(two_target_dataset, tmp_path, capsys):
+    from il_toolkit.cli import main
+
+    env = make_env(ENV)
+    demos = instructed_demonstrations(two_target_dataset, env)
+    policy, _ = train_instructed_policy(demos, MLPPolicy(env.observation_space, demos.action_space, hidden_sizes=(8,)),
+                                        env.observation_space, env.action_space, steps=2, progress=False)
+    path = policy.save(tmp_path / "instructed")
+    assert main(["eval", "--policy", str(path), "--env", "PushT-v0", "--episodes", "1"]) == 2
+    assert "gives info['instruction'] at reset" in capsys.readouterr().err

@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 GROUNDER, STATE_POLICY = "grounder.", "state_policy."
 
 
+class MissingInstructionError(SpaceMismatchError):
+    """Asked to act with no instruction since the last reset (an env that gives none, or a wrapper
+    that does not forward ``set_instruction``)."""
+
+
 class InstructedPolicy(BasePolicy):
     """Follow the instruction given with :meth:`set_instruction` (module docstring).
 
@@ -91,10 +96,10 @@ class InstructedPolicy(BasePolicy):
 
     def _predict_batch(self, observations: Any, deterministic: bool) -> np.ndarray:
         if self.goal is None:
-            raise RuntimeError(
-                "InstructedPolicy has no instruction since its last reset(): call set_instruction(text) first "
-                "(rollouts do it from the env's info['instruction']; a wrapper around the policy must forward "
-                "set_instruction)")
+            raise MissingInstructionError(
+                "InstructedPolicy has no instruction since its last reset(): act in an env that gives "
+                "info['instruction'] at reset (such as il_toolkit/PushTTwoTarget-v0; rollouts hand it over), or call "
+                "set_instruction(text) first; a wrapper around the policy must forward set_instruction")
         states = np.asarray(observations, dtype=np.float64)
         goals = np.broadcast_to(self.goal, (len(states), len(self.goal)))
         actions, _ = self.state_policy.predict(self._frame.encode(states, goals), deterministic=deterministic)
@@ -152,4 +157,4 @@ class InstructedPolicy(BasePolicy):
                 f"instruction={self.instruction!r}, state_policy={type(self.state_policy).__name__})")
 
 
-__all__ = ["InstructedPolicy"]
+__all__ = ["InstructedPolicy", "MissingInstructionError"]
