@@ -26,8 +26,9 @@ from gymnasium import spaces
 
 from il_toolkit.features.observations import flatten_observations
 from il_toolkit.model.state_estimator import StateEstimator, StateEstimatorConfig
-from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, SpaceMismatchError
-from il_toolkit.policies.spaces import describe, space_from_json, space_to_json, spaces_match
+from il_toolkit.policies.base import BasePolicy, SpaceMismatchError
+from il_toolkit.policies.composite import inner_policy_json, load_part, prefixed, restore_inner_policy
+from il_toolkit.policies.spaces import describe, spaces_match
 
 ESTIMATOR, STATE_POLICY = "estimator.", "state_policy."
 
@@ -70,37 +71,20 @@ class EstimatedStatePolicy(BasePolicy):
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
-        inner = self.state_policy
-        if inner.checkpoint_kind is None:
-            raise PolicyNotSaveableError(f"the state policy {type(inner).__name__} cannot be saved")
         return {"estimator": self.estimator.config.to_json(),
-                "state_policy": {"kind": inner.checkpoint_kind, "config": inner.checkpoint_config(),
-                                 "observation_space": space_to_json(inner.observation_space)}}
+                "state_policy": inner_policy_json(self.state_policy, "state policy")}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {ESTIMATOR + k: v for k, v in self.estimator.state_dict().items()}
-        tensors.update({STATE_POLICY + k: v for k, v in self.state_policy.checkpoint_tensors().items()})
-        return tensors
+        return {**prefixed(ESTIMATOR, self.estimator.state_dict()),
+                **prefixed(STATE_POLICY, self.state_policy.checkpoint_tensors())}
 
     @classmethod
     def from_checkpoint(cls, config: dict[str, Any], tensors: Mapping[str, torch.Tensor],
                         observation_space: spaces.Space, action_space: spaces.Space) -> "EstimatedStatePolicy":
-        from il_toolkit.policies import POLICY_REGISTRY
-        from il_toolkit.policies.checkpoint import CheckpointError
-
-        inner = config.get("state_policy") or {}
-        kind = inner.get("kind")
-        if kind not in POLICY_REGISTRY or kind == cls.checkpoint_kind:
-            raise CheckpointError(f"the state policy has kind {kind!r}, which cannot be restored")
+        state_policy = restore_inner_policy(config.get("state_policy") or {}, tensors, STATE_POLICY, action_space,
+                                            cls.checkpoint_kind, "state policy")
         estimator = StateEstimator(StateEstimatorConfig.from_json(config.get("estimator") or {}))
-        own = {k[len(ESTIMATOR):]: v for k, v in tensors.items() if k.startswith(ESTIMATOR)}
-        result = estimator.load_state_dict(own, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise CheckpointError(f"the estimator's weights do not fit its config: missing {result.missing_keys[:5]}, "
-                                  f"unexpected {result.unexpected_keys[:5]}; the checkpoint was edited")
-        state_tensors = {k[len(STATE_POLICY):]: v for k, v in tensors.items() if k.startswith(STATE_POLICY)}
-        state_policy = POLICY_REGISTRY.get(kind).from_checkpoint(
-            inner.get("config", {}), state_tensors, space_from_json(inner["observation_space"]), action_space)
+        load_part(estimator, tensors, ESTIMATOR, "estimator")
         return cls(estimator, state_policy, observation_space, action_space)
 
     def __repr__(self) -> str:

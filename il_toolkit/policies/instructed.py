@@ -27,8 +27,9 @@ from gymnasium import spaces
 
 from il_toolkit.features.goals import get_goal_frame
 from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder
-from il_toolkit.policies.base import BasePolicy, PolicyNotSaveableError, SpaceMismatchError
-from il_toolkit.policies.spaces import describe, space_from_json, space_to_json
+from il_toolkit.policies.base import BasePolicy, SpaceMismatchError
+from il_toolkit.policies.composite import inner_policy_json, load_part, prefixed, restore_inner_policy
+from il_toolkit.policies.spaces import describe
 
 logger = logging.getLogger(__name__)
 GROUNDER, STATE_POLICY = "grounder.", "state_policy."
@@ -116,40 +117,20 @@ class InstructedPolicy(BasePolicy):
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
-        inner = self.state_policy
-        if inner.checkpoint_kind is None:
-            raise PolicyNotSaveableError(f"the state policy {type(inner).__name__} cannot be saved")
         return {"goal_frame": self.goal_frame, "grounder": self.grounder.config.to_json(),
-                "state_policy": {"kind": inner.checkpoint_kind, "config": inner.checkpoint_config(),
-                                 "observation_space": space_to_json(inner.observation_space),
-                                 "action_space": space_to_json(inner.action_space)}}
+                "state_policy": inner_policy_json(self.state_policy, "state policy")}
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {GROUNDER + k: v for k, v in self.grounder.state_dict().items()}
-        tensors.update({STATE_POLICY + k: v for k, v in self.state_policy.checkpoint_tensors().items()})
-        return tensors
+        return {**prefixed(GROUNDER, self.grounder.state_dict()),
+                **prefixed(STATE_POLICY, self.state_policy.checkpoint_tensors())}
 
     @classmethod
     def from_checkpoint(cls, config: dict[str, Any], tensors: Mapping[str, torch.Tensor],
                         observation_space: spaces.Space, action_space: spaces.Space) -> "InstructedPolicy":
-        from il_toolkit.policies import POLICY_REGISTRY
-        from il_toolkit.policies.checkpoint import CheckpointError
-
-        inner = config.get("state_policy") or {}
-        kind = inner.get("kind")
-        if kind not in POLICY_REGISTRY or kind == cls.checkpoint_kind:
-            raise CheckpointError(f"the state policy has kind {kind!r}, which cannot be restored: the checkpoint was "
-                                  "edited or written by another version; train it again (il-toolkit train flow)")
+        state_policy = restore_inner_policy(config.get("state_policy") or {}, tensors, STATE_POLICY, action_space,
+                                            cls.checkpoint_kind, "state policy")
         grounder = InstructionGrounder(GrounderConfig.from_json(config.get("grounder") or {}))
-        own = {k[len(GROUNDER):]: v for k, v in tensors.items() if k.startswith(GROUNDER)}
-        result = grounder.load_state_dict(own, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise CheckpointError(f"the grounder's weights do not fit its config: missing {result.missing_keys[:5]}, "
-                                  f"unexpected {result.unexpected_keys[:5]}; the checkpoint was edited: train it again")
-        state_tensors = {k[len(STATE_POLICY):]: v for k, v in tensors.items() if k.startswith(STATE_POLICY)}
-        inner_actions = space_from_json(inner["action_space"]) if "action_space" in inner else action_space
-        state_policy = POLICY_REGISTRY.get(kind).from_checkpoint(
-            inner.get("config", {}), state_tensors, space_from_json(inner["observation_space"]), inner_actions)
+        load_part(grounder, tensors, GROUNDER, "grounder")
         return cls(grounder, state_policy, str(config.get("goal_frame")), observation_space, action_space)
 
     def __repr__(self) -> str:
