@@ -14,7 +14,7 @@ import pytest
 
 from il_toolkit.bench import METHOD_REGISTRY, SuiteError, load_suite
 from il_toolkit.bench.results import ResultsFile
-from il_toolkit.bench.stats import bootstrap_ci, iqm, summarize
+from il_toolkit.bench.stats import bootstrap_ci, iqm, summarize, summarize_tasks
 from il_toolkit.bench.suite import parse_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,6 +191,23 @@ def test_iqm_and_bootstrap_interval():
     assert bootstrap_ci(values) == bootstrap_ci(values)  # seeded
     assert bootstrap_ci([0.7]) == (0.7, 0.7)
     assert summarize([None, 0.5, 1.5])["n"] == 2 and summarize([None])["mean"] is None
+    iqm_low, iqm_high = bootstrap_ci(values, statistic="iqm")
+    assert iqm_low <= iqm(values) <= iqm_high
+    with pytest.raises(ValueError, match="mean.*iqm"):
+        bootstrap_ci(values, statistic="median")
+
+
+def test_across_tasks_matrix_is_stratified_by_task():
+    """rliable's stratified bootstrap resamples runs within each task: two tasks far apart still
+    give an interval around their joint mean, never one task's own level."""
+    matrix = np.array([[0.1, 0.9], [0.12, 0.92], [0.08, 0.88], [0.11, 0.91]])
+    stats = summarize_tasks(matrix)
+    assert stats["runs"] == 4 and stats["tasks"] == 2
+    assert stats["mean"] == pytest.approx(matrix.mean())
+    low, high = stats["mean_ci"]
+    assert 0.45 < low <= stats["mean"] <= high < 0.55  # an unstratified bootstrap could draw one task only
+    with pytest.raises(ValueError, match="runs, tasks"):
+        summarize_tasks(np.array([0.1, 0.2]))
 
 
 def _synthetic_records():
@@ -233,6 +250,21 @@ def test_leaderboard_ranks_by_mean_score_with_iqm_and_interval():
     assert board.reference is records[0]  # matched on env, evaluation seeds and episodes
 
 
+def test_across_tasks_aggregates_each_method_over_the_tasks_it_ran():
+    from il_toolkit.bench.leaderboard import across_tasks, build_boards
+
+    records = _synthetic_records()
+    second = [dict(r, env_id="il_toolkit/AlohaTransferCube-v0", key="aloha|" + r["key"], normalized_score=0.5)
+              for r in records if r.get("kind") == "trial" and r["method"] != "flow_bc" and r["seed"] < 3]
+    boards = build_boards(records + second)
+    lines = {line.method: line for line in across_tasks(boards)}
+    assert set(lines) == {"bc", "dagger"}  # flow_bc ran on one task only
+    dagger = lines["dagger"]
+    assert dagger.seeds == [0, 1, 2] and len(dagger.tasks) == 2  # seeds both tasks have
+    pusht = [r["normalized_score"] for r in records if r.get("key", "").startswith("dagger|20|") and r["seed"] < 3]
+    assert dagger.stats["mean"] == pytest.approx(np.mean(pusht + [0.5] * 3))  # the largest demonstration budget
+
+
 def test_leaderboard_pages_keep_published_figures_apart(tmp_path):
     from il_toolkit.bench.leaderboard import write_leaderboard
 
@@ -253,6 +285,7 @@ def test_leaderboard_pages_keep_published_figures_apart(tmp_path):
     assert "truncated" in md
     page = written.html.read_text()
     assert page.count("data:image/png;base64,") == 4 and 'class="anchors"' in page
+    assert "## Across tasks" not in md  # one task: nothing to aggregate across
 
 
 # -- end to end ------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """``il-bench leaderboard RESULTS``: Markdown + a static HTML page (+ PNG plots) from a results file.
 
 Per task and demonstration budget, every (method, training budget) is ranked by its mean
-normalised score over seeds, with the IQM and a bootstrap 95% interval over seeds beside it,
+normalised score over seeds, with the IQM and rliable's bootstrap 95% interval over seeds beside it,
 then success rate, training wall-clock, inference latency and expert labels. Plots per task:
 success (and normalised score) against the number of demonstrations, the expert labels spent
 (with each method's bootstrap band: what interactive methods are compared on), training
 wall-clock and inference latency. Published figures sit in their own table, marked, never ranked with ours.
+A method run on two or more tasks also gets one line across them: rliable's IQM and mean of the
+normalised score over seeds x tasks with stratified-bootstrap intervals (Agarwal et al., 2021).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from il_toolkit.bench.anchors import Anchor, anchors_for, other_anchors
 from il_toolkit.bench.results import ResultsFile
-from il_toolkit.bench.stats import summarize
+from il_toolkit.bench.stats import summarize, summarize_tasks
 
 
 @dataclass
@@ -50,6 +52,17 @@ class TaskBoard:
     rows_by_demos: dict[int, list[Row]]
     reference: dict[str, Any] | None
     trials: list[dict[str, Any]]
+
+
+@dataclass
+class AcrossTasks:
+    """One (method, training budget) aggregated over the tasks it ran on (see :func:`across_tasks`)."""
+
+    method: str
+    budget_name: str
+    tasks: list[str]
+    seeds: list[int]
+    stats: dict[str, Any]
 
 
 @dataclass
@@ -111,6 +124,49 @@ def build_boards(records: list[dict[str, Any]]) -> list[TaskBoard]:
         boards.append(TaskBoard(task, first["env_id"], first.get("score", "sum_reward"),
                                 dict(sorted(rows_by_demos.items())), reference, env_trials))
     return boards
+
+
+def across_tasks(boards: list[TaskBoard]) -> list[AcrossTasks]:
+    """Every (method, training budget) run on two or more tasks, aggregated across them with rliable.
+
+    Each task contributes its normalised scores at the largest demonstration budget the method
+    ran there, for the training seeds every such task has: a ``(seeds, tasks)`` matrix. Ranked by IQM.
+    """
+    import numpy as np
+
+    scores: dict[tuple[str, str], dict[str, dict[int, float]]] = defaultdict(dict)
+    for board in boards:
+        best_demos: dict[tuple[str, str], int] = {}
+        for t in board.trials:
+            key = (t["method"], t["budget_name"])
+            best_demos[key] = max(best_demos.get(key, -1), t["n_demos"])
+        for t in board.trials:
+            key = (t["method"], t["budget_name"])
+            if t["n_demos"] == best_demos[key] and t.get("normalized_score") is not None:
+                scores[key].setdefault(board.task, {})[t["seed"]] = float(t["normalized_score"])
+    lines = []
+    for (method, budget_name), by_task in scores.items():
+        tasks = sorted(by_task)
+        seeds = sorted(set.intersection(*(set(by_task[task]) for task in tasks))) if tasks else []
+        if len(tasks) < 2 or not seeds:
+            continue
+        matrix = np.array([[by_task[task][seed] for task in tasks] for seed in seeds])
+        lines.append(AcrossTasks(method, budget_name, tasks, seeds, summarize_tasks(matrix)))
+    return sorted(lines, key=lambda line: (-line.stats["iqm"], line.method, line.budget_name))
+
+
+ACROSS_HEADER = ["method", "training budget", "tasks", "seeds", "IQM", "IQM 95% CI", "mean", "mean 95% CI"]
+
+
+def across_cells(line: AcrossTasks) -> list[str]:
+    stats = line.stats
+    return [line.method, line.budget_name, str(len(line.tasks)), str(len(line.seeds)), _num(stats["iqm"]),
+            "[{:.2f}, {:.2f}]".format(*stats["iqm_ci"]), _num(stats["mean"]), "[{:.2f}, {:.2f}]".format(*stats["mean_ci"])]
+
+
+ACROSS_NOTE = ("Normalised score over seeds x tasks at each task's largest demonstration budget, for methods run on two "
+               "or more tasks; interquartile mean and stratified-bootstrap 95% intervals from rliable (Agarwal et al., "
+               "2021, \"Deep Reinforcement Learning at the Edge of the Statistical Precipice\").")
 
 
 def _mean_extra(trials: list[dict[str, Any]], key: str) -> float | None:
@@ -311,6 +367,10 @@ def markdown(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dict
         out.append(f"- {line}")
     for problem in problems:
         out.append(f"- **warning:** {problem}")
+    lines = across_tasks(boards)
+    if lines:
+        out += ["", "## Across tasks", "", ACROSS_NOTE, ""]
+        out += table(ACROSS_HEADER, [across_cells(line) for line in lines])
     for board in boards:
         out += ["", f"## {board.task}", "", reference_text(board), ""]
         for n_demos, rows in board.rows_by_demos.items():
@@ -354,6 +414,7 @@ def html_page(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dic
     return environment.get_template("leaderboard.html.j2").render(
         source=source, written=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), run_lines=run_lines(records),
         problems=problems, header=TABLE_HEADER, anchor_header=ANCHOR_HEADER,
+        across_header=ACROSS_HEADER, across_note=ACROSS_NOTE, across=[across_cells(line) for line in across_tasks(boards)],
         boards=[{
             "task": board.task, "reference": reference_text(board),
             "sections": [{"n_demos": n, "rows": [row_cells(i + 1, r) for i, r in enumerate(rows)]}
