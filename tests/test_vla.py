@@ -53,9 +53,10 @@ def env_observation(seed: int = 0) -> dict:
     return {"agent_pos": rng.uniform(0, 1, 2), "pixels": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)}
 
 
+@pytest.mark.parametrize("velocity_net", ["transformer", "mlp"])
 @pytest.mark.parametrize("head", ["flow", "regression"])
-def test_loss_and_sampling_shapes(head):
-    model = tiny_model(action_head=head)
+def test_loss_and_sampling_shapes(head, velocity_net):
+    model = tiny_model(action_head=head, velocity_net=velocity_net, mlp_width=32, mlp_layers=2)
     batch = synthetic_batches(1)[0]
     model.fit_normalizer(batch["action"].numpy(), batch["observation.state"].numpy())
     loss, metrics = model.compute_loss(batch)
@@ -112,8 +113,9 @@ def test_bc_train_epoch_runs_the_seeds_warm_start_loop(tmp_path):
     assert epochs == list(range(1, 11))
 
 
-def test_flow_head_loss_decreases():
-    model = tiny_model()
+@pytest.mark.parametrize("velocity_net", ["transformer", "mlp"])
+def test_flow_head_loss_decreases(velocity_net):
+    model = tiny_model(velocity_net=velocity_net, mlp_width=64, mlp_layers=2)
     batches = synthetic_batches(2)
     model.fit_normalizer(np.concatenate([b["action"].numpy() for b in batches]),
                          np.concatenate([b["observation.state"].numpy() for b in batches]))
@@ -130,8 +132,9 @@ def test_flow_head_loss_decreases():
     assert np.mean(history[-10:]) < 0.6 * np.mean(history[:10])
 
 
-def test_save_load_gives_identical_actions(tmp_path):
-    model = tiny_model(chunk_size=4, n_action_steps=2)
+@pytest.mark.parametrize("velocity_net", ["transformer", "mlp"])
+def test_save_load_gives_identical_actions(tmp_path, velocity_net):
+    model = tiny_model(chunk_size=4, n_action_steps=2, velocity_net=velocity_net, mlp_width=32, mlp_layers=2)
     batch = synthetic_batches(1)[0]
     model.fit_normalizer(batch["action"].numpy(), batch["observation.state"].numpy())
     model.compute_loss(batch)  # records the instruction
@@ -173,6 +176,14 @@ def test_hub_ids_download_only_when_asked_and_only_safetensors(monkeypatch):
         pretrained._from_pretrained(Loader, "org/model", "vision model", "vision_model_name")
     assert calls == [{"local_files_only": True},  # offline
                      {"local_files_only": True}, {"local_files_only": False, "use_safetensors": True}]  # cache, then hub
+
+
+def test_the_mlp_velocity_net_is_the_flow_familys_and_unknown_nets_are_refused():
+    from il_toolkit.model.mlp_velocity import MLPVelocityNet
+
+    assert isinstance(tiny_model(velocity_net="mlp").network.head, MLPVelocityNet)
+    with pytest.raises(ValueError, match="velocity_net must be one of"):
+        tiny_model(velocity_net="unet")
 
 
 def test_camera_mismatch_is_a_clear_error():

@@ -10,6 +10,10 @@ Architecture (pi0-style, small)::
           hidden states of the camera and state tokens (they have read the instruction) --+--> memory (M, d)
     action head: "flow" (default): velocity v(x_t, t | memory) of a chunk (chunk_size, Da),
                  sampled by integrating from noise (il_toolkit.model.flow); "regression": the chunk directly.
+                 The network is the flow family's (il_toolkit.model.components.build_action_decoder):
+                 velocity_net="transformer" (default) cross-attends to the memory tokens;
+                 velocity_net="mlp" reads one summary of them (the last token, which has read
+                 everything before it, beside their mean) through the MLP velocity net.
 
 Batches use the LeRobot keys of :mod:`il_toolkit.train.datasets.lerobot_dataset`:
 ``"observation.images.<camera>"`` ``(B, 1, C, H, W)`` uint8, ``"observation.state"`` ``(B, 1, Ds)``,
@@ -47,6 +51,7 @@ from il_toolkit.model.components import BatchError
 from il_toolkit.model.normalizer import Normalizer
 from il_toolkit.model.pretrained import BUILTIN, OfflineModelError, build_language, build_vision
 from il_toolkit.model.spec import ACTION_KEY, IMAGE_PREFIX, STATE_KEY
+from il_toolkit.model.mlp_velocity import MLPVelocityNet
 from il_toolkit.model.transformer import ActionDecoder
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
@@ -55,6 +60,7 @@ from il_toolkit.policies.spaces import add_batch_axis, check_observation, is_bat
 logger = logging.getLogger(__name__)
 
 ACTION_HEADS = ("flow", "regression")
+VELOCITY_NETS = ("transformer", "mlp")
 __all__ = ["VLAConfig", "VLAModel", "VLANetwork", "OfflineModelError", "BUILTIN"]
 
 
@@ -64,7 +70,9 @@ class VLAConfig:
 
     ``hidden_size``/``llm_layers``/``n_heads`` size the built-in language model (a pretrained
     one brings its own); ``vision_grid``/``vision_width`` the built-in per-camera CNN
-    (``vision_grid**2`` tokens per camera). ``head_dim``/``head_layers`` size the action head.
+    (``vision_grid**2`` tokens per camera). ``head_dim``/``head_layers`` size the action head;
+    ``velocity_net`` picks its network, the flow family's transformer decoder or MLP velocity net
+    (``mlp_width`` x ``mlp_layers``).
     ``image_shift`` is the random-shift augmentation in pixels applied in training.
     ``shared_text_cache`` runs each distinct instruction through the language model once per
     batch and shares its keys/values (exact, and much cheaper for byte-level text).
@@ -91,6 +99,9 @@ class VLAConfig:
     vision_width: int = 32
     head_dim: int = 128
     head_layers: int = 2
+    velocity_net: str = "transformer"
+    mlp_width: int = 256
+    mlp_layers: int = 3
     max_text_tokens: int = 64
     normalization: str = "min_max"
     freeze_vision: bool = False
@@ -118,6 +129,8 @@ class VLAConfig:
             raise ValueError(f"n_action_steps must be in [1, chunk_size={self.chunk_size}], got {self.n_action_steps}")
         if self.action_head not in ACTION_HEADS:
             raise ValueError(f"action_head must be one of {ACTION_HEADS}, got {self.action_head!r}")
+        if self.velocity_net not in VELOCITY_NETS:
+            raise ValueError(f"velocity_net must be one of {VELOCITY_NETS}, got {self.velocity_net!r}")
         if not self.cameras and self.state_dim <= 0:
             raise ValueError("a VLA needs at least one camera (cameras=('top',)) or a state input (state_dim > 0)")
         if len(set(self.cameras)) != len(self.cameras):
@@ -191,7 +204,13 @@ class VLANetwork(nn.Module):
         state_width = self.features.n_features if self.features is not None else config.state_dim
         self.state_proj = nn.Linear(state_width, width) if config.state_dim > 0 else None
         self.memory_proj = nn.Sequential(nn.Linear(width, config.head_dim), nn.LayerNorm(config.head_dim))
-        self.head = ActionDecoder(config.action_dim, config.chunk_size, config.head_dim, config.n_heads, config.head_layers)
+        if config.velocity_net == "mlp":
+            self.summary = nn.Linear(2 * config.head_dim, config.head_dim)
+            self.head = MLPVelocityNet(config.action_dim, config.chunk_size, config.head_dim, config.mlp_width,
+                                       config.mlp_layers)
+        else:
+            self.head = ActionDecoder(config.action_dim, config.chunk_size, config.head_dim, config.n_heads,
+                                      config.head_layers)
         self.normalizer = Normalizer(state_width if config.state_dim else 0, config.action_dim, config.normalization)
         self.time_distribution = flow.TimeDistribution("beta", config.time_alpha, config.time_beta)
         self._token_cache: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
@@ -251,7 +270,8 @@ class VLANetwork(nn.Module):
 
     def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Observation + instruction -> memory ``(B, M, head_dim)`` for the action head,
-        ``M = n_cameras * vision_grid**2 + (1 if state)``."""
+        ``M = n_cameras * vision_grid**2 + (1 if state)`` (``velocity_net="mlp"``: ``M = 1``, the
+        last token beside the mean of all, mapped back to ``head_dim``)."""
         self.check_batch(batch)
         device = self.camera_embed.device
         tokens: list[torch.Tensor] = []
@@ -269,7 +289,10 @@ class VLANetwork(nn.Module):
             if self.config.task_slots:
                 state = state * self._owned_state(texts).to(device)
             tokens.append(self.state_proj(state)[:, None, :])
-        return self.memory_proj(self._read(texts, torch.cat(tokens, dim=1)))
+        memory = self.memory_proj(self._read(texts, torch.cat(tokens, dim=1)))
+        if self.config.velocity_net == "mlp":
+            return self.summary(torch.cat([memory[:, -1], memory.mean(dim=1)], dim=-1))[:, None, :]
+        return memory
 
     @staticmethod
     def _instructions(texts: Any, batch_size: int) -> list[str]:
