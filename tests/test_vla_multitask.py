@@ -153,8 +153,42 @@ def test_cli_trains_one_model_on_comma_separated_datasets_and_eval_picks_the_tas
     policy = load(result["policy_path"])
     assert set(policy.tasks) == {"push the T block onto the target", "transfer the red cube to the other arm"}
     assert policy.network.config.action_dim == 2 + 14 and result["eval"]["n_episodes"] == 1
+    slots = policy.network.config.task_slots  # each task reads its state through its own env's pipeline
+    assert slots["push the T block onto the target"]["features"]["frame"] == "pusht_push"
+    assert slots["transfer the red cube to the other arm"]["features"]["ignored_obs"]  # arm velocities
+    assert policy.network.slot_features.n_features == len(policy.network.normalizer.state_shift)
     evaluation = evaluate_checkpoint(result["policy_path"], "il_toolkit/PushT-v0", n_episodes=1, env_kwargs=pusht)
     assert len(evaluation.episodes) == 1 and evaluation.episodes[0].length > 0
+
+
+def test_slotted_features_read_each_task_through_its_own_pipeline():
+    from il_toolkit.envs import make_env
+    from il_toolkit.features.task_slots import SlottedFeatures
+    from il_toolkit.policies.flow_policy import default_state_features
+
+    pusht = default_state_features(make_env("il_toolkit/PushT-v0"))
+    slots = {PUSH: {"state": [0, 5], "action": [0, 2], "features": pusht.to_json()},
+             LIFT: {"state": [5, 8], "action": [2, 4], "features": None}}
+    slotted = SlottedFeatures(slots)
+    assert slotted.feature_slots == {PUSH: (0, pusht.n_features), LIFT: (pusht.n_features, pusht.n_features + 3)}
+    rng = np.random.default_rng(0)
+    raw = np.zeros((3, 8))
+    raw[0, :5] = [200.0, 300.0, 250.0, 260.0, 1.0]
+    raw[1, 5:] = rng.normal(size=3)
+    tasks = [PUSH, LIFT, "an instruction never seen"]
+    features = slotted.features(raw, tasks)
+    np.testing.assert_allclose(features[0, :pusht.n_features], pusht.features(raw[:1, :5])[0], rtol=1e-6)
+    np.testing.assert_allclose(features[1, pusht.n_features:], raw[1, 5:], rtol=1e-6)  # no pipeline: the raw slot
+    assert not features[0, pusht.n_features:].any() and not features[2].any()  # unknown task: nothing read
+    owned = slotted.owned(tasks)
+    assert owned[0].sum() == pusht.n_features and owned[1].sum() == 3 and owned[2].all()
+    chunks = rng.normal(size=(3, 4, 4)) * 50 + 250
+    encoded = slotted.encode_actions(raw, chunks, tasks)
+    np.testing.assert_allclose(encoded[0, :, :2], pusht.encode_actions(raw[:1, :5], chunks[:1, :, :2])[0])
+    np.testing.assert_array_equal(encoded[1:], chunks[1:])  # no pipeline / unknown task: unchanged
+    np.testing.assert_allclose(slotted.decode_actions(raw, encoded, tasks), chunks)
+    with pytest.raises(ValueError, match="5-entry state"):
+        SlottedFeatures({PUSH: {"state": [0, 4], "action": [0, 2], "features": pusht.to_json()}})
 
 
 def test_dagger_and_gail_refuse_a_multitask_model():

@@ -45,6 +45,7 @@ from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
 from il_toolkit.features.state import StateFeatures
+from il_toolkit.features.task_slots import SlottedFeatures
 from il_toolkit.features.observations import batch_from_observations
 from il_toolkit.model import flow
 from il_toolkit.model.components import BatchError
@@ -79,8 +80,12 @@ class VLAConfig:
     ``instructions`` lists the instructions seen in training. ``task_slots`` (multi-task
     models, see :mod:`il_toolkit.train.datasets.multitask`) maps an instruction to the
     ``{"state": [start, stop], "action": [start, stop]}`` slots its task owns; the state
-    dimensions of other tasks are zeroed after normalisation. ``features``: the state's feature
-    pipeline (``StateFeatures.to_json()``; None: the raw state), single-task models only.
+    dimensions of other tasks are zeroed after normalisation. A task's entry may also carry
+    ``"features"`` (its env's pipeline, ``StateFeatures.to_json()``: the task's slot is read
+    through it, see :class:`~il_toolkit.features.task_slots.SlottedFeatures`) and
+    ``"n_action_steps"`` (actions executed per plan when acting in that task's env).
+    ``features``: the state's feature pipeline (``StateFeatures.to_json()``; None: the raw
+    state), single-task models.
     """
 
     action_dim: int
@@ -142,13 +147,20 @@ class VLAConfig:
         if self.features is not None:
             pipeline = StateFeatures.from_json(self.features)
             if self.task_slots:
-                raise ValueError("a multi-task VLA (task_slots) reads each task's state raw: give features=None")
+                raise ValueError("a multi-task VLA (task_slots) reads each task's state through that task's own "
+                                 "pipeline: give task_slots[task]['features'], not features")
             pipeline.check_fits(self.state_dim, int(self.action_dim), "this VLA's config")
         for task, slots in self.task_slots.items():
             (s0, s1), (a0, a1) = slots["state"], slots["action"]
             if not (0 <= s0 <= s1 <= self.state_dim and 0 <= a0 < a1 <= self.action_dim):
                 raise ValueError(f"task_slots[{task!r}] = {slots} does not fit state_dim={self.state_dim}, "
                                  f"action_dim={self.action_dim}")
+            steps = slots.get("n_action_steps")
+            if steps is not None and not 1 <= steps <= self.chunk_size:
+                raise ValueError(f"task_slots[{task!r}]['n_action_steps'] must be in [1, chunk_size={self.chunk_size}], "
+                                 f"got {steps}")
+        if self.task_slots:
+            SlottedFeatures(self.task_slots)  # each task's pipeline fits its slots
 
     @property
     def actions_per_plan(self) -> int:
@@ -201,7 +213,10 @@ class VLANetwork(nn.Module):
         self.vision_proj = nn.Linear(self.vision.out_dim, width)
         self.camera_embed = nn.Parameter(torch.randn(max(len(config.cameras), 1), width) * 0.02)
         self.features = StateFeatures.from_json(config.features) if config.features is not None else None
-        state_width = self.features.n_features if self.features is not None else config.state_dim
+        slotted = any(slots.get("features") for slots in config.task_slots.values())
+        self.slot_features = SlottedFeatures(config.task_slots) if slotted else None
+        state_width = (self.features.n_features if self.features is not None else
+                       self.slot_features.n_features if self.slot_features is not None else config.state_dim)
         self.state_proj = nn.Linear(state_width, width) if config.state_dim > 0 else None
         self.memory_proj = nn.Sequential(nn.Linear(width, config.head_dim), nn.LayerNorm(config.head_dim))
         if config.velocity_net == "mlp":
@@ -249,24 +264,33 @@ class VLANetwork(nn.Module):
             return None
         return self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float()
 
-    def state_features(self, raw: torch.Tensor) -> torch.Tensor:
-        """Raw states ``(B, Ds)`` -> what the state token reads, ``(B, F)`` (the feature pipeline's, or the raw state)."""
+    def state_features(self, raw: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        """Raw states ``(B, Ds)`` of samples with instructions ``texts`` -> what the state token reads,
+        ``(B, F)`` (the feature pipeline's, each task's in its slot, or the raw state)."""
+        if self.slot_features is not None:
+            return torch.as_tensor(self.slot_features.features(raw.cpu().numpy(), texts), dtype=torch.float32)
         if self.features is None:
             return raw
         return torch.as_tensor(self.features.features(raw.cpu().numpy()), dtype=torch.float32)
 
-    def encode_actions(self, raw: torch.Tensor | None, actions: torch.Tensor) -> torch.Tensor:
+    def encode_actions(self, raw: torch.Tensor | None, actions: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """Chunks ``(B, H, Da)`` in env units -> as regressed (the pipeline's action codec, relative to ``raw``)."""
-        if self.features is None or raw is None:
-            return actions
-        encoded = self.features.encode_actions(raw.cpu().numpy(), actions.detach().cpu().numpy())
-        return torch.as_tensor(encoded, dtype=torch.float32, device=actions.device)
+        return self._code_actions(raw, actions, texts, encode=True)
 
-    def decode_actions(self, raw: torch.Tensor | None, encoded: torch.Tensor) -> torch.Tensor:
-        if self.features is None or raw is None:
-            return encoded
-        return torch.as_tensor(self.features.decode_actions(raw.cpu().numpy(), encoded.cpu().numpy()),
-                               dtype=torch.float32, device=encoded.device)
+    def decode_actions(self, raw: torch.Tensor | None, encoded: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        return self._code_actions(raw, encoded, texts, encode=False)
+
+    def _code_actions(self, raw: torch.Tensor | None, values: torch.Tensor, texts: Sequence[str], *,
+                      encode: bool) -> torch.Tensor:
+        if raw is None or (self.features is None and self.slot_features is None):
+            return values
+        state, array = raw.cpu().numpy(), values.detach().cpu().numpy()
+        if self.slot_features is not None:
+            code = self.slot_features.encode_actions if encode else self.slot_features.decode_actions
+            out = code(state, array, texts)
+        else:
+            out = (self.features.encode_actions if encode else self.features.decode_actions)(state, array)
+        return torch.as_tensor(out, dtype=torch.float32, device=values.device)
 
     def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Observation + instruction -> memory ``(B, M, head_dim)`` for the action head,
@@ -282,10 +306,9 @@ class VLANetwork(nn.Module):
                 images = random_shift(images.float() if images.dtype != torch.uint8 else images, self.config.image_shift)
             tokens.append(self.vision_proj(self.vision(camera, images)) + self.camera_embed[i])
         state = self.raw_state(batch)
-        if state is not None:
-            state = self.normalizer.normalize_state(self.state_features(state).to(device))
         texts = self._instructions(batch.get("task"), tokens[0].shape[0] if tokens else state.shape[0])
         if state is not None:
+            state = self.normalizer.normalize_state(self.state_features(state, texts).to(device))
             if self.config.task_slots:
                 state = state * self._owned_state(texts).to(device)
             tokens.append(self.state_proj(state)[:, None, :])
@@ -304,8 +327,10 @@ class VLANetwork(nn.Module):
         return list(texts)
 
     def _owned_state(self, texts: list[str]) -> torch.Tensor:
-        """``(B, Ds)`` 1 where the sample's task owns the state dimension; an instruction with no
-        slots (one the model never saw) keeps every dimension."""
+        """``(B, F)`` 1 where the sample's task owns the state (or feature) dimension; an
+        instruction with no slots (one the model never saw) keeps every dimension."""
+        if self.slot_features is not None:
+            return torch.as_tensor(self.slot_features.owned(texts))
         mask = torch.ones(len(texts), self.config.state_dim)
         for row, text in enumerate(texts):
             slots = self.config.task_slots.get(text)
@@ -353,7 +378,8 @@ class VLANetwork(nn.Module):
                 f"chunk_size={self.config.chunk_size}"
             )
         memory = self.encode(batch)
-        x1 = self.normalizer.normalize_action(self.encode_actions(self.raw_state(batch), actions))
+        texts = self._instructions(batch.get("task"), len(actions))
+        x1 = self.normalizer.normalize_action(self.encode_actions(self.raw_state(batch), actions, texts))
         dim_pad = batch.get("action_dim_is_pad")  # (B, Da): dimensions another task owns
         owned = None
         if dim_pad is not None:
@@ -392,13 +418,14 @@ class VLANetwork(nn.Module):
         reused by every ODE step."""
         memory = self.encode(batch)
         raw = self.raw_state(batch)
+        texts = self._instructions(batch.get("task"), memory.shape[0])
         if self.config.action_head == "regression":
-            return self.decode_actions(raw, self.normalizer.unnormalize_action(self._regress(memory)))
+            return self.decode_actions(raw, self.normalizer.unnormalize_action(self._regress(memory)), texts)
         shape = (memory.shape[0], self.config.chunk_size, self.config.action_dim)
         x0 = torch.randn(shape, generator=generator, device="cpu").to(memory.device)
         x1 = flow.integrate(lambda x, t: self.head(x, t, memory), x0, n_steps=n_steps or self.config.flow_steps,
                             solver=solver or self.config.solver)
-        return self.decode_actions(raw, self.normalizer.unnormalize_action(x1))
+        return self.decode_actions(raw, self.normalizer.unnormalize_action(x1), texts)
 
 
 # -- the policy ----------------------------------------------------------------------------
@@ -465,11 +492,13 @@ class VLAModel(BasePolicy):
         self._setup(network, observation_space, action_space, instruction, seed, device)
 
     @classmethod
-    def for_dataset(cls, dataset: Any, vision_model_name: str = BUILTIN, llm_model_name: str = BUILTIN,
-                    **fields: Any) -> "VLAModel":
+    def for_dataset(cls, dataset: Any, vision_model_name: str = BUILTIN, llm_model_name: str = BUILTIN, *,
+                    task_options: Mapping[str, Mapping[str, Any]] | None = None, **fields: Any) -> "VLAModel":
         """A model whose cameras, state and action sizes, chunk size and spaces match a chunked
         dataset (:class:`~il_toolkit.train.datasets.lerobot_dataset.ChunkedEpisodeDataset`); pass
-        ``features=default_state_features(env).to_json()`` to see the state as the env's other learners do."""
+        ``features=default_state_features(env).to_json()`` to see the state as the env's other learners do.
+        For a multi-task dataset, ``task_options`` adds to each task's slots (``{instruction:
+        {"features": ..., "n_action_steps": ...}}``)."""
         frames = dataset.episodes[0]["frames"]
         cameras = tuple(sorted(k[len(IMAGE_PREFIX):] for k in frames if k.startswith(IMAGE_PREFIX)))
         inferred: dict[str, Any] = {
@@ -479,7 +508,8 @@ class VLAModel(BasePolicy):
         if cameras:
             inferred["image_size"] = tuple(frames[IMAGE_PREFIX + cameras[0]].shape[-2:])
         if getattr(dataset, "task_slots", None):
-            inferred["task_slots"] = dict(dataset.task_slots)
+            inferred["task_slots"] = {task: {**slots, **dict((task_options or {}).get(task, {}))}
+                                      for task, slots in dataset.task_slots.items()}
         inferred.update(fields)
         return cls(vision_model_name, llm_model_name, action_dim=int(dataset.episodes[0]["actions"].shape[-1]),
                    observation_space=getattr(dataset, "observation_space", None),
@@ -494,6 +524,7 @@ class VLAModel(BasePolicy):
                 raise ValueError(f"this VLA has no task {task!r}; its tasks: {sorted(network.config.task_slots)}")
             self._slots = network.config.task_slots[task]
             instruction = task
+        self.actions_per_plan = ((self._slots or {}).get("n_action_steps") or network.config.actions_per_plan)
         defaults = default_spaces(network.config)
         super().__init__(observation_space or defaults[0], action_space or defaults[1])
         a0, a1 = self._slots["action"] if self._slots else (0, network.config.action_dim)
@@ -571,17 +602,40 @@ class VLAModel(BasePolicy):
                 self.instruction = tasks[0]  # act on the (first) training instruction by default
         return self.network.compute_loss(batch)
 
-    def fit_normalizer(self, actions: Any, states: Any | None = None) -> None:
+    def fit_normalizer(self, actions: Any, states: Any | None = None, tasks: Sequence[str] | None = None) -> None:
         """Set action (and state) normalisation from dataset arrays ``(N, ..., Da)``, ``(N, ..., Ds)``.
         With a feature pipeline, ``states`` ``(N, Ds)`` are the raw states and ``actions`` the actions
         ``(N, Da)`` or chunks ``(N, H, Da)`` that start there (:func:`il_toolkit.train.il.vla.chunk_windows`),
-        so that the statistics are those of what the model reads and regresses."""
+        so that the statistics are those of what the model reads and regresses; a multi-task model
+        with per-task pipelines also needs each row's instruction (``tasks``, ``N``)."""
         features = self.network.features
-        if features is not None and states is not None and self.network.config.state_dim:
+        if self.network.slot_features is not None and states is not None:
+            if tasks is None:
+                raise ValueError("this multi-task VLA reads each task through its own pipeline: pass each row's "
+                                 "instruction (tasks=...) to fit_normalizer")
+            actions, states = self._slotted_statistics(np.asarray(actions), np.asarray(states), list(tasks))
+        elif features is not None and states is not None and self.network.config.state_dim:
             states = np.asarray(states, dtype=np.float64).reshape(-1, features.obs_dim)
             chunks = np.asarray(actions, dtype=np.float64).reshape(len(states), -1, features.action_dim)
             actions, states = features.encode_actions(states, chunks), features.features(states)
         self.network.normalizer.fit(actions=actions, states=states if self.network.config.state_dim else None)
+
+    def _slotted_statistics(self, actions: np.ndarray, states: np.ndarray,
+                            tasks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """What a per-task-pipeline model reads and regresses, NaN outside each row's own slots
+        (so every statistic comes from the task that owns the dimension)."""
+        slotted = self.network.slot_features
+        states = states.astype(np.float64).reshape(len(tasks), -1)
+        chunks = actions.astype(np.float64).reshape(len(tasks), -1, self.network.config.action_dim)
+        encoded = slotted.encode_actions(states, chunks, tasks)
+        features = slotted.features(states, tasks).astype(np.float64)
+        features[slotted.owned(tasks) == 0] = np.nan
+        owned_actions = np.zeros((len(tasks), encoded.shape[-1]), bool)
+        for row, task in enumerate(tasks):
+            a0, a1 = slotted.action_slots.get(task, (0, encoded.shape[-1]))
+            owned_actions[row, a0:a1] = True
+        encoded[~np.broadcast_to(owned_actions[:, None, :], encoded.shape)] = np.nan
+        return encoded, features
 
     @property
     def normalizer_fitted(self) -> bool:
@@ -641,7 +695,7 @@ class VLAModel(BasePolicy):
         if self._queue is not None and (self._queue.shape[1] == 0 or self._queue.shape[0] != len(first)):
             self._queue = None
         if self._queue is None:
-            self._queue = self.predict_chunk(observations)[:, : self.network.config.actions_per_plan]
+            self._queue = self.predict_chunk(observations)[:, : self.actions_per_plan]
         action, self._queue = self._queue[:, 0], self._queue[:, 1:]
         if self._queue.shape[1] == 0:
             self._queue = None

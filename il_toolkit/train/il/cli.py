@@ -497,14 +497,28 @@ def is_vla_request(dataset: str | None, model_path: str | None) -> bool:
 
 def vla_state_features(dataset_ids: Sequence[str], env_id: str | None) -> dict[str, Any] | None:
     """The feature pipeline a new single-task VLA reads its state through: the one every learner in the
-    dataset's env uses (``default_state_features``); None for several tasks (each reads its own raw
-    state slots) or an env whose observation has no state."""
+    dataset's env uses (``default_state_features``); None for several tasks (see
+    :func:`vla_task_options`) or an env whose observation has no state."""
     from il_toolkit.policies.flow_policy import default_state_features
 
     if len(dataset_ids) != 1:
         return None
     features = default_state_features(common.env_for_dataset(dataset_ids[0], env_id))
     return None if features is None else features.to_json()
+
+
+def vla_task_options(train_set: Any, dataset_ids: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """For a multi-task VLA, each task's pipeline (its dataset's env's ``default_state_features``, in
+    that task's slots); None for one task."""
+    from il_toolkit.policies.flow_policy import default_state_features
+
+    if len(dataset_ids) == 1:
+        return None
+    options: dict[str, dict[str, Any]] = {}
+    for task, dataset_id in zip(train_set.tasks(), dataset_ids):
+        features = default_state_features(common.env_for_dataset(dataset_id))
+        options[task] = {"features": None if features is None else features.to_json()}
+    return options
 
 
 def _previous_run(model_path: str | None) -> dict[str, Any]:
@@ -550,7 +564,8 @@ def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, data
         chunk = model.network.config.chunk_size if model is not None else chunk_size
         train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed)
         model = model if model is not None else VLAModel.for_dataset(
-            train_set, seed=config.seed, features=vla_state_features(dataset_ids, env_id))
+            train_set, seed=config.seed, features=vla_state_features(dataset_ids, env_id),
+            task_options=vla_task_options(train_set, dataset_ids))
         trainer = VLABehavioralCloning(model, config, use_wandb=use_wandb, dataset_name=dataset, progress=progress)
         loader = create_lerobot_dataloader(train_set, batch_size=config.batch_size, seed=config.seed)
         val_loader = create_lerobot_dataloader(val_set, batch_size=config.batch_size) if val_set is not None else None

@@ -102,6 +102,12 @@ def chunk_windows(dataset: ChunkedEpisodeDataset, chunk: int) -> tuple[np.ndarra
     return np.concatenate(chunks), np.concatenate(states)
 
 
+def frame_tasks(dataset: ChunkedEpisodeDataset) -> list[str]:
+    """The instruction of every frame, in :func:`chunk_windows`' order (a multi-task dataset's
+    episodes carry their task; otherwise the dataset's one instruction)."""
+    return [episode.get("task", dataset.instruction) for episode in dataset.episodes for _ in episode["actions"]]
+
+
 def dataset_statistics(dataset: Any, max_batches: int = 50) -> tuple[np.ndarray, np.ndarray | None]:
     """``(actions (N, Da), states (N, Ds) or None)`` for normalisation: all frames of a
     :class:`ChunkedEpisodeDataset` (NaN where a multi-task frame's task does not own the
@@ -152,11 +158,13 @@ class VLABehavioralCloning:
         dataset = getattr(dataloader, "dataset", dataloader)
         if not self._normalizer_fitted:
             network = self.policy.network
-            if network.features is not None and network.config.state_dim and isinstance(dataset, ChunkedEpisodeDataset):
+            pipeline = network.features is not None or network.slot_features is not None
+            if pipeline and network.config.state_dim and isinstance(dataset, ChunkedEpisodeDataset):
                 actions, states = chunk_windows(dataset, network.config.chunk_size)
+                self.policy.fit_normalizer(actions, states, frame_tasks(dataset))
             else:
-                actions, states = dataset_statistics(dataset if isinstance(dataset, ChunkedEpisodeDataset) else dataloader)
-            self.policy.fit_normalizer(actions, states)
+                self.policy.fit_normalizer(*dataset_statistics(
+                    dataset if isinstance(dataset, ChunkedEpisodeDataset) else dataloader))
             self._normalizer_fitted = True
         if getattr(dataset, "observation_space", None) is not None and dataset.action_space is not None:
             self.policy.observation_space, self.policy.action_space = dataset.observation_space, dataset.action_space
