@@ -45,9 +45,9 @@ ALOHA_PIXELS = {"obs_type": "pixels_agent_pos", "cameras": ["head", "left_wrist"
                 "depth": False}  # lists: compared with the dataset's stored (JSON) kwargs when a collection resumes
 ENVS = {  # env id, camera env kwargs, demonstrations, evaluation episodes, state-policy settings
     "pusht": ("il_toolkit/PushT-v0", {"obs_type": "pixels_agent_pos"}, 200, 100,
-              {"steps": 6000, "horizon": 1, "n_action_steps": 1}),
+              {"steps": 6000, "horizon": 1, "n_action_steps": 1, "estimator_stride": 4}),
     "aloha_transfer": ("il_toolkit/AlohaTransferCube-v0", ALOHA_PIXELS, 50, 50,
-                       {"steps": 20000, "horizon": 16, "n_action_steps": 8}),
+                       {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 2}),
 }
 
 
@@ -59,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--policy-steps", type=int, default=None, help="flow policy steps, batch 256 (default: PushT "
                         "6,000, ALOHA 20,000: il-toolkit train flow's defaults for the state env)")
     parser.add_argument("--estimator-steps", type=int, default=3000, help="state estimator steps (batch 64)")
+    parser.add_argument("--estimator-stride", type=int, default=None, choices=(2, 4),
+                        help="keypoint maps at 1/stride of the image (default: PushT 4, ALOHA 2)")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="10 demos, 300 + 200 steps, 5 episodes")
@@ -156,6 +158,7 @@ def main() -> None:
     args.demos = args.demos or demos_default
     args.eval_episodes = args.eval_episodes or episodes_default
     args.policy_steps = args.policy_steps or policy_settings["steps"]
+    args.estimator_stride = args.estimator_stride or policy_settings["estimator_stride"]
     if args.quick:
         args.demos, args.policy_steps, args.estimator_steps, args.eval_episodes = 10, 300, 200, 5
     name = args.name or f"pixels_{args.env}" + ("_quick" if args.quick else "")
@@ -194,7 +197,7 @@ def main() -> None:
     (policy, report), estimator_wall, estimator_cpu = timed(
         train_estimated_state_policy, demos[:n_fit], states[:n_fit], state_policy, pixel_env.observation_space,
         pixel_env.action_space, validation=(demos[n_fit:], states[n_fit:]), steps=args.estimator_steps, batch_size=64,
-        seed=args.seed)
+        seed=args.seed, stride=args.estimator_stride)
     val = report["validation"]
     estimated = sorted(int(k.split("/")[1]) for k in val if k.startswith("mae/"))
     print(f"state estimator: {args.estimator_steps} steps in {estimator_cpu:.0f} CPU s; held-out mean error per "

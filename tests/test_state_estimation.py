@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 
 from il_toolkit.envs import make_env
-from il_toolkit.model.state_estimator import SpatialSoftmax, StateEstimator, StateEstimatorConfig
+from il_toolkit.model.state_estimator import SpatialSoftmax, StateEstimator, StateEstimatorConfig, keypoint_encoder
 from il_toolkit.policies import load
 from il_toolkit.policies.checkpoint import CheckpointError
 from il_toolkit.policies.estimated_state import EstimatedStatePolicy
@@ -96,17 +96,27 @@ def _squares(n: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], n
     return {"pixels": images}, positions.astype(np.float64)
 
 
-def test_a_short_fit_locates_an_object():
+@pytest.mark.parametrize("stride", [4, 2])
+def test_a_short_fit_locates_an_object(stride):
     rng = np.random.default_rng(0)
     (train, train_states), (test, test_states) = _squares(512, rng), _squares(128, rng)
     space = spaces.Dict({"pixels": spaces.Box(0, 255, (32, 32, 3), np.uint8)})
     state_space = spaces.Box(0.0, 32.0, (2,), np.float64)
     estimator, history = fit_state_estimator(train, train_states, space, state_space, steps=300, batch_size=32,
-                                             progress=False, width=8, keypoints=8, hidden=64)
+                                             progress=False, width=8, keypoints=8, hidden=64, stride=stride)
     errors = state_errors(estimator, test, test_states)
     guess_mean = np.mean(np.abs(test_states - train_states.mean(0)))  # about 6 pixels
-    assert history.steps == 300
+    assert history.steps == 300 and estimator.config.stride == stride
     assert max(errors["mae/0"], errors["mae/1"]) < guess_mean / 3
+
+
+def test_the_keypoint_maps_resolution_follows_the_stride():
+    images = torch.zeros(2, 3, 48, 64)
+    for stride in (4, 2):
+        maps = keypoint_encoder(8, 4, stride)[:-1](images)  # all but the spatial softmax
+        assert maps.shape == (2, 4, 48 // stride, 64 // stride)
+    with pytest.raises(ValueError, match="stride must be one of"):
+        StateEstimatorConfig(cameras=("pixels",), state_dim=2, stride=8)
 
 
 def test_the_pixel_policy_acts_as_its_state_policy_on_the_estimate_and_reloads(pusht_pixels, tmp_path):

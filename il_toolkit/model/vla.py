@@ -10,7 +10,7 @@ Architecture (pi0-style, small)::
           hidden states of the camera and state tokens (they have read the instruction) --+--> memory (M, d)
     action head: "flow" (default): velocity v(x_t, t | memory) of a chunk (chunk_size, Da),
                  sampled by integrating from noise (il_toolkit.model.flow); "regression": the chunk directly.
-                 The network is the flow family's (il_toolkit.model.components.build_action_decoder):
+                 The network is one of the flow family's velocity networks:
                  velocity_net="transformer" (default) cross-attends to the memory tokens;
                  velocity_net="mlp" reads one summary of them (the last token, which has read
                  everything before it, beside their mean) through the MLP velocity net.

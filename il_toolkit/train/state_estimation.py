@@ -132,7 +132,7 @@ def fit_state_estimator(
 ) -> tuple[StateEstimator, FitHistory]:
     """Fit an estimator of ``states`` ``(N, D)`` from flat ``observations`` (``{key: (N, ...)}``,
     see :func:`estimator_data`) for ``steps`` AdamW steps on a cosine schedule; ``unused`` entries
-    are not estimated. ``sizes``: :class:`StateEstimatorConfig`'s ``width``, ``keypoints``, ``hidden``."""
+    are not estimated. ``sizes``: :class:`StateEstimatorConfig`'s ``width``, ``keypoints``, ``hidden``, ``stride``."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
     torch.manual_seed(seed)
