@@ -185,7 +185,8 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     and the agent's own position only.
 
     Budget keys: ``flow_steps`` (state policy steps, default: ``train flow``'s default for the
-    state env: PushT 6,000, ALOHA 20,000), ``estimator_steps`` (3,000); ``batch_size`` and
+    state env: PushT 6,000, ALOHA 20,000), ``estimator_steps`` (3,000), ``estimator_stride`` (4; 2
+    for small objects); ``batch_size`` and
     ``learning_rate`` as in ``ILConfig`` for the state policy (the estimator: 64 and 1e-3).
     """
     from il_toolkit.envs import make_env
@@ -211,7 +212,8 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
         )
         policy, report = train_estimated_state_policy(
             demos, states, state_policy, env.observation_space, env.action_space,
-            steps=int(budget.get("estimator_steps", 3000)), seed=request.seed, progress=request.progress)
+            steps=int(budget.get("estimator_steps", 3000)), stride=int(budget.get("estimator_stride", 4)),
+            seed=request.seed, progress=request.progress)
     finally:
         env.close()
         state_env.close()

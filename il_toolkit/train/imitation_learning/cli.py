@@ -74,6 +74,9 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "position: the state supervises training only)")
     parser.add_argument("--estimator_steps", type=int, default=3000,
                         help="state estimator steps (batch 64) with --estimate_state (PushT: 3,000 took 6.8 CPU minutes)")
+    parser.add_argument("--estimator_stride", type=int, default=4, choices=(2, 4),
+                        help="with --estimate_state, the estimator's keypoint maps are at 1/stride of the image: 2 for "
+                             "objects only a few pixels across (ALOHA's cube at 48x64), at about 2.5x the compute")
     parser.add_argument("--grounder_steps", type=int, default=400,
                         help="instruction grounder steps (batch 32) for datasets whose instruction names the goal, such "
                              "as il_toolkit/PushTTwoTarget-v0's (400 took 14 CPU seconds)")
@@ -246,7 +249,7 @@ def fit_estimator(state_policy: Any, camera_env: Any, train_episodes: list, val_
     validation = tuple(zip(*val_episodes)) if val_episodes else None  # (demos, states)
     policy, report = train_estimated_state_policy(
         *zip(*train_episodes), state_policy, camera_env.observation_space, camera_env.action_space,
-        validation=validation, steps=args.estimator_steps, seed=args.seed)
+        validation=validation, steps=args.estimator_steps, seed=args.seed, stride=args.estimator_stride)
     (out / "estimator.json").write_text(json.dumps(report, indent=2))
     return policy, report
 
