@@ -110,6 +110,22 @@ def test_a_short_fit_locates_an_object(stride):
     assert max(errors["mae/0"], errors["mae/1"]) < guess_mean / 3
 
 
+def test_the_estimate_is_read_off_the_images_not_the_agents_own_pose():
+    """By default the given entries are copied, never read by the MLP: the arm's pose cannot stand
+    in for the object's (estimators saved before the option read them, and still do)."""
+    config = StateEstimatorConfig(cameras=("pixels",), state_dim=3, given_key="agent_pos", given_dim=1, copied=((0, 0),))
+    estimator = StateEstimator(config)
+    states = np.random.default_rng(0).normal(size=(8, 3))
+    images = np.random.default_rng(1).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
+    estimator.fit_statistics({"pixels": images, "agent_pos": states[:, :1]}, states)
+    one = estimator.estimate({"pixels": images, "agent_pos": states[:, :1]})
+    other = estimator.estimate({"pixels": images, "agent_pos": states[:, :1] + 5.0})
+    np.testing.assert_allclose(one[:, 1:], other[:, 1:])  # estimated entries: the images alone
+    np.testing.assert_allclose(other[:, 0], states[:, 0] + 5.0)  # the given entry: copied
+    old = {k: v for k, v in config.to_json().items() if k != "reads_given"}
+    assert StateEstimatorConfig.from_json(old).reads_given and not StateEstimatorConfig.from_json(config.to_json()).reads_given
+
+
 def test_the_keypoint_maps_resolution_follows_the_stride():
     images = torch.zeros(2, 3, 48, 64)
     for stride in (4, 2):

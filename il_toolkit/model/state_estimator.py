@@ -12,9 +12,13 @@ Architecture, per camera::
     image (B, 3, H, W) uint8 --conv x4 (GroupNorm, ReLU; /stride resolution)--> (B, K, H/s, W/s)
         --spatial softmax--> K expected keypoint positions (B, 2K) in [-1, 1]
 
-then an MLP over every camera's keypoints and the observation's own state entries (PushT's
-``agent_pos``) predicts the state entries the observation does not give: angles as (sin, cos),
-the rest standardised. Entries the observation gives exactly (found in the training data) are
+then an MLP over every camera's keypoints predicts the state entries the observation does not
+give: angles as (sin, cos), the rest standardised. The observation's own state entries (PushT's
+``agent_pos``, ALOHA's joints) are copied into the estimate but are not the MLP's input by
+default (``reads_given``): in expert demonstrations the agent's pose tracks the object it goes
+for, so an estimator that reads it learns the object from the arm, and in closed loop the
+policy's own arm then decides where the object is estimated to be (measured on ALOHA transfer:
+shuffling the joints across frames moved the cube estimate by 65 mm on average). Entries the observation gives exactly (found in the training data) are
 copied, not estimated. Spatial-softmax keypoints as in Levine et al. (2016), "End-to-end training
 of deep visuomotor policies", and robomimic's image encoders.
 """
@@ -74,7 +78,8 @@ class StateEstimatorConfig:
     ``copied``: ``[state index, given index]`` pairs the observation gives exactly. ``unused``:
     entries the state policy never reads (its feature pipeline's ``ignored_obs``, such as ALOHA's
     arm velocities): not estimated (a single image does not show them), filled with their mean.
-    ``width``, ``keypoints``, ``hidden``: the CNN's channels, keypoints per camera and the MLP's
+    ``reads_given``: the MLP also reads the given entries (see the module docstring; estimators
+    saved before this option existed did). ``width``, ``keypoints``, ``hidden``: the CNN's channels, keypoints per camera and the MLP's
     width; ``stride``: the keypoint maps' resolution divisor, 4 or 2 (2 for objects a few pixels
     across, such as ALOHA's cube in a 48x64 image).
     """
@@ -82,6 +87,7 @@ class StateEstimatorConfig:
     cameras: tuple[str, ...]
     state_dim: int
     given_key: str | None = None
+    reads_given: bool = False
     given_dim: int = 0
     periodic: tuple[tuple[int, float], ...] = ()
     copied: tuple[tuple[int, int], ...] = ()
@@ -136,7 +142,9 @@ class StateEstimatorConfig:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "StateEstimatorConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("reads_given", True)  # saved before the option: its MLP read them
+        return cls(**values)
 
 
 class StateEstimator(nn.Module):
@@ -149,7 +157,7 @@ class StateEstimator(nn.Module):
         self.config = config
         self.encoders = nn.ModuleList(keypoint_encoder(config.width, config.keypoints, config.stride)
                                       for _ in config.cameras)
-        inputs = 2 * config.keypoints * len(config.cameras) + config.given_dim
+        inputs = 2 * config.keypoints * len(config.cameras) + (config.given_dim if config.reads_given else 0)
         self.head = nn.Sequential(nn.Linear(inputs, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.hidden),
                                   nn.ReLU(), nn.Linear(config.hidden, config.output_dim))
         n_linear = len(config.linear_dims)
@@ -183,7 +191,7 @@ class StateEstimator(nn.Module):
         for camera, encoder in zip(self.config.cameras, self.encoders):
             images = torch.as_tensor(observations[camera])  # (B, H, W, 3)
             parts.append(encoder(to_float_image(images.permute(0, 3, 1, 2))))
-        if self.config.given_key is not None:
+        if self.config.given_key is not None and self.config.reads_given:
             parts.append((self._given(observations).float() - self.given_mean.float()) / self.given_std.float())
         return self.head(torch.cat(parts, dim=1))
 
