@@ -11,8 +11,8 @@ Data (scripted experts, collected once into the default Minari directory), ``--o
 ALOHA 50, 35 entries), no camera, each task's state read through its env's feature pipeline in its
 own slots (:class:`~il_toolkit.features.task_slots.SlottedFeatures`, what every other learner of
 the env sees), the flow family's MLP velocity net as the action head, batch 256, learning rate
-1e-3; PushT executes 1 action of each 16-action chunk, ALOHA 8 (what the flow family does best
-in each). Written to ``vla_multitask_state.json``.
+1e-3; PushT learns and executes the first action of each chunk (horizon 1), ALOHA learns 16 and
+executes 8 (what the flow family does best in each). Written to ``vla_multitask_state.json``.
 
 Models: the same ``VLAModel("builtin-small", "builtin-small")`` configuration for all three
 (pixels: per-camera CNN, a 2-layer Llama-style LM over byte tokens, flow head over 16-action
@@ -59,7 +59,7 @@ SETTINGS = {  # per --observations: model fields, batch size, learning rate, exe
     "pixels": {"model": dict(chunk_size=CHUNK, n_action_steps=8, vision_width=16), "batch_size": 32,
                "learning_rate": 3e-4, "action_steps": {}},
     "state": {"model": dict(chunk_size=CHUNK, n_action_steps=8, velocity_net="mlp"), "batch_size": 256,
-              "learning_rate": 1e-3, "action_steps": {"pusht": 1, "aloha": 8}},
+              "learning_rate": 1e-3, "action_steps": {"pusht": (1, 1), "aloha": (16, 8)}},  # (horizon, executed)
 }
 TASKS = {
     "pixels": {"pusht": dict(env_id="il_toolkit/PushT-v0", env_kwargs={"obs_type": "pixels_agent_pos"}),
@@ -92,8 +92,8 @@ def task_options(tasks: list[ChunkedEpisodeDataset], args: argparse.Namespace) -
     for data in tasks:
         key, task = next((k, t) for k, t in TASKS["state"].items() if t["dataset_id"] == data.dataset_id)
         features = default_state_features(make_env(task["env_id"], **task["env_kwargs"]))
-        options[data.instruction] = {"features": features.to_json(),
-                                     "n_action_steps": SETTINGS["state"]["action_steps"][key]}
+        horizon, executed = SETTINGS["state"]["action_steps"][key]
+        options[data.instruction] = {"features": features.to_json(), "horizon": horizon, "n_action_steps": executed}
     return options
 
 

@@ -69,8 +69,8 @@ def test_statistics_come_from_the_owning_task_only():
     assert np.all(model.network.normalizer.action_shift[2:].numpy() < 0)  # the lift task's (negative) actions
 
 
-def fitted_model(data: MultiTaskDataset) -> VLAModel:
-    model = VLAModel.for_dataset(data, **TINY)
+def fitted_model(data: MultiTaskDataset, **options) -> VLAModel:
+    model = VLAModel.for_dataset(data, **TINY, **options)
     model.fit_normalizer(*dataset_statistics(data))
     return model
 
@@ -90,6 +90,30 @@ def test_other_tasks_dimensions_do_not_count():
         torch.manual_seed(1)
         same, _ = model.compute_loss(changed)
     assert float(same) == pytest.approx(float(base), rel=1e-5)
+
+
+def test_a_task_learns_only_its_horizon_of_each_chunk():
+    data = two_tasks()
+    model = fitted_model(data, task_options={PUSH: {"horizon": 1, "n_action_steps": 1}})
+    model.model.eval()
+    batch = next(iter(create_lerobot_dataloader(data, batch_size=len(data), shuffle=False)))
+    push = torch.tensor([task == PUSH for task in batch["task"]])
+    with torch.no_grad():
+        torch.manual_seed(1)
+        base, _ = model.compute_loss(batch)
+        changed = dict(batch, action=batch["action"].clone())
+        changed["action"][push, 1:] += 50.0  # what a push sample's chunk holds after its first action
+        torch.manual_seed(1)
+        same, _ = model.compute_loss(changed)
+        changed["action"][~push, 1:] += 50.0  # the lift task learns its whole chunk
+        torch.manual_seed(1)
+        other, _ = model.compute_loss(changed)
+    assert float(same) == pytest.approx(float(base), rel=1e-5) and float(other) > float(base) + 1.0
+    box = lambda n: spaces.Box(-np.inf, np.inf, (n,), np.float32)  # noqa: E731
+    assert model.for_task(PUSH, action_space=box(2)).actions_per_plan == 1
+    assert model.for_task(LIFT, action_space=box(4)).actions_per_plan == 3
+    with pytest.raises(ValueError, match="at most|horizon"):
+        fitted_model(data, task_options={PUSH: {"horizon": 1, "n_action_steps": 2}})
 
 
 def test_task_view_acts_in_its_env_and_round_trips(tmp_path):

@@ -82,8 +82,11 @@ class VLAConfig:
     ``{"state": [start, stop], "action": [start, stop]}`` slots its task owns; the state
     dimensions of other tasks are zeroed after normalisation. A task's entry may also carry
     ``"features"`` (its env's pipeline, ``StateFeatures.to_json()``: the task's slot is read
-    through it, see :class:`~il_toolkit.features.task_slots.SlottedFeatures`) and
-    ``"n_action_steps"`` (actions executed per plan when acting in that task's env).
+    through it, see :class:`~il_toolkit.features.task_slots.SlottedFeatures`),
+    ``"horizon"`` (how many of a chunk's actions the task learns; the rest of its chunk does not
+    count in the loss, so a task that acts best step by step, such as PushT, need not predict 16)
+    and ``"n_action_steps"`` (actions executed per plan when acting in that task's env, at most
+    its horizon).
     ``features``: the state's feature pipeline (``StateFeatures.to_json()``; None: the raw
     state), single-task models.
     """
@@ -155,9 +158,12 @@ class VLAConfig:
             if not (0 <= s0 <= s1 <= self.state_dim and 0 <= a0 < a1 <= self.action_dim):
                 raise ValueError(f"task_slots[{task!r}] = {slots} does not fit state_dim={self.state_dim}, "
                                  f"action_dim={self.action_dim}")
+            horizon = slots.get("horizon") or self.chunk_size
+            if not 1 <= horizon <= self.chunk_size:
+                raise ValueError(f"task_slots[{task!r}]['horizon'] must be in [1, chunk_size={self.chunk_size}], got {horizon}")
             steps = slots.get("n_action_steps")
-            if steps is not None and not 1 <= steps <= self.chunk_size:
-                raise ValueError(f"task_slots[{task!r}]['n_action_steps'] must be in [1, chunk_size={self.chunk_size}], "
+            if steps is not None and not 1 <= steps <= horizon:
+                raise ValueError(f"task_slots[{task!r}]['n_action_steps'] must be in [1, the task's horizon={horizon}], "
                                  f"got {steps}")
         if self.task_slots:
             SlottedFeatures(self.task_slots)  # each task's pipeline fits its slots
@@ -340,6 +346,13 @@ class VLANetwork(nn.Module):
                 mask[row, s0:s1] = 1.0
         return mask
 
+    def _within_horizon(self, texts: list[str]) -> torch.Tensor:
+        """``(B, chunk_size)`` 1 for the chunk steps each sample's task learns (its ``horizon``)."""
+        steps = torch.arange(self.config.chunk_size)
+        horizons = torch.tensor([(self.config.task_slots.get(text) or {}).get("horizon") or self.config.chunk_size
+                                 for text in texts])
+        return (steps[None, :] < horizons[:, None]).float()
+
     def _read(self, texts: list[str], prefix: torch.Tensor) -> torch.Tensor:
         """Language-model hidden states of the observation tokens ``prefix (B, P, H)`` placed
         after their instruction. The text comes first and attention is causal, so the text's
@@ -385,6 +398,9 @@ class VLANetwork(nn.Module):
         if dim_pad is not None:
             owned = (~torch.as_tensor(dim_pad, dtype=torch.bool, device=x1.device)).float()[:, None, :]
             x1 = x1 * owned  # what another task's slots hold must not reach the head's input
+        within = self._within_horizon(texts).to(x1.device) if self.config.task_slots else None
+        if within is not None:
+            x1 = x1 * within[:, :, None]  # nor what lies past the task's horizon
         if self.config.action_head == "flow":
             x0 = torch.randn_like(x1)
             t = self.time_distribution.sample(x1.shape[0], device=x1.device)
@@ -400,6 +416,8 @@ class VLANetwork(nn.Module):
             error = (squared * owned).sum(-1) / owned.sum(-1).clamp_min(1.0)
         pad = batch.get("action_is_pad")
         keep = torch.ones_like(error) if pad is None else (~torch.as_tensor(pad, dtype=torch.bool, device=error.device)).float()
+        if within is not None:
+            keep = keep * within
         count = keep.sum().clamp_min(1.0)
         if batch.get("weight") is not None:  # per-sample weights (advantage-weighted updates in VLA GAIL)
             keep = keep * torch.as_tensor(batch["weight"], dtype=error.dtype, device=error.device).reshape(-1, 1)

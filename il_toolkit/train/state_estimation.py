@@ -9,7 +9,9 @@
   (images -> state) in the toolkit's one training loop;
 - :func:`train_estimated_state_policy` does both halves' glue: the estimator is fitted and put in
   front of a given state policy as an
-  :class:`~il_toolkit.policies.estimated_state.EstimatedStatePolicy`.
+  :class:`~il_toolkit.policies.estimated_state.EstimatedStatePolicy`;
+- :func:`expert_frames` renders more labelled frames from the simulator (the starts of the
+  expert's episodes from other reset seeds) for the estimator alone.
 
 Episodes are split for validation by episode (never frames of one episode on both sides).
 """
@@ -73,6 +75,53 @@ def estimator_config_for(observation_space: spaces.Space, state_space: spaces.Bo
     return StateEstimatorConfig(cameras=tuple(cameras), state_dim=int(states.shape[1]), given_key=given_key,
                                 given_dim=given_dim, periodic=tuple(periodic), copied=tuple(copied),
                                 unused=tuple(unused), **sizes)
+
+
+def flat_observation(obs: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """One (nested) Dict observation as ``{"outer/inner": array}`` (the keys of :func:`flat_spaces`)."""
+    if not isinstance(obs, dict):
+        return {prefix.rstrip("/") or "obs": np.asarray(obs)}
+    flat: dict[str, np.ndarray] = {}
+    for key, value in obs.items():
+        flat.update(flat_observation(value, f"{prefix}{key}/") if isinstance(value, dict) else {f"{prefix}{key}": np.asarray(value)})
+    return flat
+
+
+def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | None = None, steps: int = 100,
+                  every: int = 5, seed: int = 2_000_000) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """More supervision for a state estimator, from the simulator: the camera observations and the
+    env's full state at every ``every``-th of the first ``steps`` steps of the env's scripted
+    expert, from ``n_episodes`` reset seeds ``seed, seed + 1, ...`` (choose them apart from the
+    demonstrations' and the evaluation's). Demonstrations show as many object placements as there
+    are episodes (ALOHA: 50 cube positions); these frames add one per reset where, before the
+    object is reached, only the images say where it is. No action is kept. Returns
+    ``({key: (N, ...)}, states (N, D))`` as :func:`estimator_data`."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.experts import make_expert
+    from il_toolkit.rollout import privileged_state
+
+    env = make_env(env_id, **(env_kwargs or {}))
+    expert = make_expert(env_id, env)
+    observations: dict[str, list[np.ndarray]] = {}
+    states: list[np.ndarray] = []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        expert.reset()
+        for t in range(steps):
+            if t % every == 0:
+                state = privileged_state(env)
+                if state is None:
+                    raise ValueError(f"{env_id} with {env_kwargs} observes its full state: a state estimator has nothing "
+                                     "to learn there; use a camera obs_type")
+                for key, value in flat_observation(obs).items():
+                    observations.setdefault(key, []).append(value)
+                states.append(state)
+            action, _ = expert.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+    env.close()
+    return {k: np.stack(v) for k, v in observations.items()}, np.stack(states).astype(np.float64)
 
 
 def estimator_data(trajectories: Sequence[Any], states: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -155,6 +204,7 @@ def train_estimated_state_policy(
     *,
     state_space: spaces.Box | None = None,
     validation: tuple[Sequence[Any], Sequence[np.ndarray]] | None = None,
+    extra_frames: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
     **fit: Any,
 ) -> tuple[EstimatedStatePolicy, dict[str, Any]]:
     """Fit a state estimator on pixel ``trajectories`` and their recorded ``states`` and put it in
@@ -162,10 +212,18 @@ def train_estimated_state_policy(
     state's unless ``state_space`` says otherwise). Entries its feature pipeline ignores are not
     estimated. Returns the pixel policy and a report:
     steps, seconds, frames, final loss, and with ``validation`` (held-out episodes and their
-    states) the estimator's errors on them (:func:`state_errors`). ``fit``:
+    states) the estimator's errors on them (:func:`state_errors`); ``extra_frames`` (from
+    :func:`expert_frames`) join the estimator's training frames. ``fit``:
     :func:`fit_state_estimator`'s options."""
     state_space = state_space if state_space is not None else state_policy.observation_space
     observations, flat_states = estimator_data(trajectories, states)
+    if extra_frames is not None:
+        extra_obs, extra_states = extra_frames
+        if set(extra_obs) != set(observations):
+            raise ValueError(f"extra frames have keys {sorted(extra_obs)}, the demonstrations {sorted(observations)}: "
+                             "render them with the demonstrations' env_kwargs")
+        observations = {k: np.concatenate([v, extra_obs[k]]) for k, v in observations.items()}
+        flat_states = np.concatenate([flat_states, extra_states])
     features = getattr(state_policy, "features", None)  # what the state policy never reads need not be estimated
     fit.setdefault("unused", tuple(getattr(features, "ignored_obs", ())))
     start = time.perf_counter()
@@ -179,5 +237,5 @@ def train_estimated_state_policy(
     return EstimatedStatePolicy(estimator, state_policy, observation_space, action_space), report
 
 
-__all__ = ["camera_keys", "estimator_config_for", "estimator_data", "fit_state_estimator", "state_errors",
+__all__ = ["camera_keys", "estimator_config_for", "estimator_data", "expert_frames", "fit_state_estimator", "state_errors",
            "state_trajectories", "train_estimated_state_policy"]
