@@ -11,7 +11,10 @@ Everything goes through the public API, as a user's script would:
    ALOHA chunks of 16 with 8 executed) trains on the recorded *states* (``state_trajectories``).
 3. ``train_estimated_state_policy`` fits a keypoint CNN that reads the state off the images
    (trained on the first 90% of the episodes; the last 10% give its errors) and puts it in front of
-   the state policy.
+   the state policy. With ``--extra-frames N`` (ALOHA's default: 300) it also trains on frames
+   rendered by ``expert_frames``: every 5th of the first 100 steps of the expert from N other reset
+   seeds (from 2,000,000), the simulator's state as the label, no action used; 45 demonstrations
+   show the estimator only 45 cube positions.
 4. ``evaluate_checkpoint`` on unseen reset seeds from 1,000,000 (PushT 100, ALOHA 50) in the
    *pixel* env: the policy sees the cameras and the agent's own joints/position only.
 
@@ -45,9 +48,9 @@ ALOHA_PIXELS = {"obs_type": "pixels_agent_pos", "cameras": ["head", "left_wrist"
                 "depth": False}  # lists: compared with the dataset's stored (JSON) kwargs when a collection resumes
 ENVS = {  # env id, camera env kwargs, demonstrations, evaluation episodes, state-policy settings
     "pusht": ("il_toolkit/PushT-v0", {"obs_type": "pixels_agent_pos"}, 200, 100,
-              {"steps": 6000, "horizon": 1, "n_action_steps": 1, "estimator_stride": 4}),
+              {"steps": 6000, "horizon": 1, "n_action_steps": 1, "estimator_stride": 4, "extra_frames": 0}),
     "aloha_transfer": ("il_toolkit/AlohaTransferCube-v0", ALOHA_PIXELS, 50, 50,
-                       {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 2}),
+                       {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 4, "extra_frames": 300}),
 }
 
 
@@ -59,6 +62,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--policy-steps", type=int, default=None, help="flow policy steps, batch 256 (default: PushT "
                         "6,000, ALOHA 20,000: il-toolkit train flow's defaults for the state env)")
     parser.add_argument("--estimator-steps", type=int, default=3000, help="state estimator steps (batch 64)")
+    parser.add_argument("--extra-frames", type=int, default=None, metavar="EPISODES",
+                        help="also train the estimator on the first 100 steps (every 5th frame) of the expert from this "
+                             "many other reset seeds (states only; default: PushT 0, ALOHA 300)")
     parser.add_argument("--estimator-stride", type=int, default=None, choices=(2, 4),
                         help="keypoint maps at 1/stride of the image (default: PushT 4, ALOHA 2)")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
@@ -159,6 +165,8 @@ def main() -> None:
     args.eval_episodes = args.eval_episodes or episodes_default
     args.policy_steps = args.policy_steps or policy_settings["steps"]
     args.estimator_stride = args.estimator_stride or policy_settings["estimator_stride"]
+    if args.extra_frames is None:
+        args.extra_frames = policy_settings["extra_frames"]
     if args.quick:
         args.demos, args.policy_steps, args.estimator_steps, args.eval_episodes = 10, 300, 200, 5
     name = args.name or f"pixels_{args.env}" + ("_quick" if args.quick else "")
@@ -170,7 +178,7 @@ def main() -> None:
     from il_toolkit.train.datasets.collect import collect_dataset
     from il_toolkit.train.datasets.minari_io import load_demonstrations, load_states
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
-    from il_toolkit.train.state_estimation import state_trajectories, train_estimated_state_policy
+    from il_toolkit.train.state_estimation import expert_frames, state_trajectories, train_estimated_state_policy
 
     if args.evaluate:
         evaluate_saved(args, env_id, pixels, name)
@@ -194,10 +202,15 @@ def main() -> None:
             features=default_state_features(state_env), policy_options={"n_action_steps": n_action_steps}, progress=True)
     print(f"state policy: {args.policy_steps} steps in {policy_cpu:.0f} CPU s", flush=True)
     n_fit = args.demos - max(1, args.demos // 10)  # the last 10% of the episodes measure the estimator's errors
+    extra, extra_seconds = None, 0.0
+    if args.extra_frames:
+        extra, _, extra_seconds = timed(expert_frames, env_id, args.extra_frames, env_kwargs=pixels, steps=100, every=5)
+        print(f"{len(extra[1])} extra labelled frames from {args.extra_frames} expert starts in {extra_seconds:.0f} CPU s",
+              flush=True)
     (policy, report), estimator_wall, estimator_cpu = timed(
         train_estimated_state_policy, demos[:n_fit], states[:n_fit], state_policy, pixel_env.observation_space,
         pixel_env.action_space, validation=(demos[n_fit:], states[n_fit:]), steps=args.estimator_steps, batch_size=64,
-        seed=args.seed, stride=args.estimator_stride)
+        seed=args.seed, stride=args.estimator_stride, extra_frames=extra)
     val = report["validation"]
     estimated = sorted(int(k.split("/")[1]) for k in val if k.startswith("mae/"))
     print(f"state estimator: {args.estimator_steps} steps in {estimator_cpu:.0f} CPU s; held-out mean error per "
@@ -214,7 +227,10 @@ def main() -> None:
                                    "features": "the state env's feature pipeline", "trained_on": "recorded states"},
                   "estimator": {"steps": args.estimator_steps, "batch_size": 64, "config": policy.estimator.config.to_json(),
                                 "parameters": sum(p.numel() for p in policy.estimator.parameters()),
-                                "trained_on_episodes": n_fit},
+                                "trained_on_episodes": n_fit,
+                                "extra_frames": {"expert_starts": args.extra_frames, "steps": 100, "every": 5,
+                                                 "frames": 0 if extra is None else len(extra[1]),
+                                                 "reset_seeds_from": 2_000_000, "cpu_seconds": round(extra_seconds, 1)}},
                   "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000, "torch_threads": 1,
                   "privileged_state": "training only: estimator targets and state-policy inputs; acting reads the "
                                       "observation (cameras + agent_pos) alone",

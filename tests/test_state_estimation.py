@@ -17,9 +17,11 @@ from il_toolkit.train.datasets.minari_io import DatasetError, load_demonstration
 from il_toolkit.train.state_estimation import (
     estimator_config_for,
     estimator_data,
+    expert_frames,
     fit_state_estimator,
     state_errors,
     state_trajectories,
+    train_estimated_state_policy,
 )
 
 PIXELS = {"obs_type": "pixels_agent_pos"}
@@ -124,6 +126,25 @@ def test_the_estimate_is_read_off_the_images_not_the_agents_own_pose():
     np.testing.assert_allclose(other[:, 0], states[:, 0] + 5.0)  # the given entry: copied
     old = {k: v for k, v in config.to_json().items() if k != "reads_given"}
     assert StateEstimatorConfig.from_json(old).reads_given and not StateEstimatorConfig.from_json(config.to_json()).reads_given
+
+
+def test_expert_frames_add_labelled_frames_from_other_resets(pusht_pixels):
+    env, demos, states = pusht_pixels
+    observations, labels = expert_frames("il_toolkit/PushT-v0", 2, env_kwargs=PIXELS, steps=10, every=5)
+    assert observations["pixels"].shape == (4, 96, 96, 3) and labels.shape == (4, 5)
+    assert len({tuple(label[2:]) for label in labels[::2]}) == 2  # two resets: two block placements
+    np.testing.assert_allclose(observations["agent_pos"], labels[:, :2])  # the state beside its own frame
+    from il_toolkit.experts.pusht import PushTExpert
+
+    state_policy = PushTExpert()  # acts on (B, 5) states
+    policy, report = train_estimated_state_policy(demos, states, state_policy, env.observation_space, env.action_space,
+                                                  steps=2, progress=False, extra_frames=(observations, labels))
+    assert report["frames"] == sum(len(s) for s in states) + 4
+    with pytest.raises(ValueError, match="render them with the demonstrations' env_kwargs"):
+        train_estimated_state_policy(demos, states, state_policy, env.observation_space, env.action_space, steps=1,
+                                     progress=False, extra_frames=({"pixels": observations["pixels"]}, labels))
+    with pytest.raises(ValueError, match="observes its full state"):
+        expert_frames("il_toolkit/PushT-v0", 1, steps=1)
 
 
 def test_the_keypoint_maps_resolution_follows_the_stride():
