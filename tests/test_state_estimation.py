@@ -147,6 +147,27 @@ def test_expert_frames_add_labelled_frames_from_other_resets(pusht_pixels):
         expert_frames("il_toolkit/PushT-v0", 1, steps=1)
 
 
+def test_decoy_frames_move_the_agent_towards_objects_that_are_not_there():
+    """With decoys the expert acts on another reset's object poses: the agent's path no longer
+    follows the real object, whose true pose stays the label."""
+    real_obs, real = expert_frames("il_toolkit/PushT-v0", 1, env_kwargs=PIXELS, steps=30, every=10)
+    decoy_obs, decoy = expert_frames("il_toolkit/PushT-v0", 1, env_kwargs=PIXELS, steps=30, every=10, decoys=True)
+    np.testing.assert_allclose(decoy[0], real[0])  # the same reset
+    assert not np.allclose(decoy[1:, :2], real[1:, :2])  # the pusher heads elsewhere
+    np.testing.assert_allclose(decoy_obs["agent_pos"], decoy[:, :2])  # labels are the real state
+
+
+def test_object_entries_are_what_resets_change_and_the_observation_does_not_give():
+    from il_toolkit.rollout import privileged_state
+    from il_toolkit.train.state_estimation import _object_entries
+
+    env = make_env("il_toolkit/PushT-v0", **PIXELS)
+    env.reset(seed=5)
+    other = privileged_state(env)
+    obs, _ = env.reset(seed=6)
+    np.testing.assert_array_equal(_object_entries(obs, privileged_state(env), other), [2, 3, 4])  # the block
+
+
 def test_the_keypoint_maps_resolution_follows_the_stride():
     images = torch.zeros(2, 3, 48, 64)
     for stride in (4, 2):
