@@ -50,7 +50,7 @@ ENVS = {  # env id, camera env kwargs, demonstrations, evaluation episodes, stat
     "pusht": ("il_toolkit/PushT-v0", {"obs_type": "pixels_agent_pos"}, 200, 100,
               {"steps": 6000, "horizon": 1, "n_action_steps": 1, "estimator_stride": 4, "extra_frames": 0}),
     "aloha_transfer": ("il_toolkit/AlohaTransferCube-v0", ALOHA_PIXELS, 50, 50,
-                       {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 4, "extra_frames": 300}),
+                       {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 4, "extra_frames": 0}),
 }
 
 
@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--estimator-steps", type=int, default=3000, help="state estimator steps (batch 64)")
     parser.add_argument("--extra-frames", type=int, default=None, metavar="EPISODES",
                         help="also train the estimator on the first 100 steps (every 5th frame) of the expert from this "
-                             "many other reset seeds (states only; default: PushT 0, ALOHA 300)")
+                             "many other reset seeds (states only; default 0)")
     parser.add_argument("--estimator-stride", type=int, default=None, choices=(2, 4),
                         help="keypoint maps at 1/stride of the image (default: PushT 4, ALOHA 2)")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
