@@ -181,7 +181,14 @@ def test_hub_ids_download_only_when_asked_and_only_safetensors(monkeypatch):
 def test_the_mlp_velocity_net_is_the_flow_familys_and_unknown_nets_are_refused():
     from il_toolkit.model.mlp_velocity import MLPVelocityNet
 
+    from il_toolkit.model.transformer import ActionDecoder
+    from il_toolkit.model.vla import VLAConfig
+
     assert isinstance(tiny_model(velocity_net="mlp").network.head, MLPVelocityNet)
+    assert VLAConfig(action_dim=2, cameras=(), state_dim=5).velocity_net == "mlp"  # no camera: the MLP
+    assert isinstance(tiny_model().network.head, ActionDecoder)  # cameras: the transformer
+    saved = {k: v for k, v in VLAConfig(action_dim=2, cameras=(), state_dim=5).to_json().items() if k != "velocity_net"}
+    assert VLAConfig.from_json(saved).velocity_net == "transformer"  # saved before the option
     with pytest.raises(ValueError, match="velocity_net must be one of"):
         tiny_model(velocity_net="unet")
 
