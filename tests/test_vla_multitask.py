@@ -114,6 +114,21 @@ def test_a_task_learns_only_its_horizon_of_each_chunk():
     assert model.for_task(LIFT, action_space=box(4)).actions_per_plan == 3
     with pytest.raises(ValueError, match="at most|horizon"):
         fitted_model(data, task_options={PUSH: {"horizon": 1, "n_action_steps": 2}})
+    unset = fitted_model(data, task_options={PUSH: {"horizon": 2}})  # never acts past what it learned
+    assert unset.for_task(PUSH, action_space=box(2)).actions_per_plan == 2
+
+
+def test_a_task_view_reads_its_own_slots_whatever_the_instruction():
+    """A view acts in its task's env: a paraphrased instruction changes what the language model
+    reads, not which slots, pipeline and codec apply."""
+    data = two_tasks()
+    model = fitted_model(data)
+    view = model.for_task(PUSH, action_space=spaces.Box(-np.inf, np.inf, (2,), np.float32))
+    obs = {"agent_pos": np.zeros((3, 2)), "pixels": np.zeros((3, 16, 16, 3), np.uint8)}
+    batch = view.to_batch(obs)
+    assert batch["slot_task"] == [PUSH] * 3
+    assert model.network._slot_owners(batch, ["push it, please"] * 3) == [PUSH] * 3
+    assert model.network._slot_owners({}, ["push it, please"]) == ["push it, please"]
 
 
 def test_task_view_acts_in_its_env_and_round_trips(tmp_path):

@@ -136,13 +136,14 @@ def across_tasks(boards: list[TaskBoard]) -> list[AcrossTasks]:
 
     scores: dict[tuple[str, str], dict[str, dict[int, float]]] = defaultdict(dict)
     for board in boards:
+        scored = [t for t in board.trials if t.get("normalized_score") is not None and np.isfinite(t["normalized_score"])]
         best_demos: dict[tuple[str, str], int] = {}
-        for t in board.trials:
+        for t in scored:
             key = (t["method"], t["budget_name"])
             best_demos[key] = max(best_demos.get(key, -1), t["n_demos"])
-        for t in board.trials:
+        for t in scored:
             key = (t["method"], t["budget_name"])
-            if t["n_demos"] == best_demos[key] and t.get("normalized_score") is not None:
+            if t["n_demos"] == best_demos[key]:
                 scores[key].setdefault(board.task, {})[t["seed"]] = float(t["normalized_score"])
     lines = []
     for (method, budget_name), by_task in scores.items():

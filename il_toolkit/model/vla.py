@@ -61,6 +61,7 @@ from il_toolkit.policies.spaces import add_batch_axis, check_observation, is_bat
 logger = logging.getLogger(__name__)
 
 ACTION_HEADS = ("flow", "regression")
+SLOT_TASK_KEY = "slot_task"  # batch key: the task whose slots a sample uses, where it is not its instruction
 VELOCITY_NETS = ("transformer", "mlp")
 __all__ = ["VLAConfig", "VLAModel", "VLANetwork", "OfflineModelError", "BUILTIN"]
 
@@ -316,15 +317,22 @@ class VLANetwork(nn.Module):
             tokens.append(self.vision_proj(self.vision(camera, images)) + self.camera_embed[i])
         state = self.raw_state(batch)
         texts = self._instructions(batch.get("task"), tokens[0].shape[0] if tokens else state.shape[0])
+        owners = self._slot_owners(batch, texts)
         if state is not None:
-            state = self.normalizer.normalize_state(self.state_features(state, texts).to(device))
+            state = self.normalizer.normalize_state(self.state_features(state, owners).to(device))
             if self.config.task_slots:
-                state = state * self._owned_state(texts).to(device)
+                state = state * self._owned_state(owners).to(device)
             tokens.append(self.state_proj(state)[:, None, :])
         memory = self.memory_proj(self._read(texts, torch.cat(tokens, dim=1)))
         if self.config.velocity_net == "mlp":
             return self.summary(torch.cat([memory[:, -1], memory.mean(dim=1)], dim=-1))[:, None, :]
         return memory
+
+    def _slot_owners(self, batch: Mapping[str, Any], texts: list[str]) -> list[str]:
+        """The task whose slots, pipeline and horizon each sample uses: ``batch["slot_task"]`` where a
+        task view set it (it acts in its task's env whatever the instruction), else the instruction."""
+        owners = batch.get(SLOT_TASK_KEY)
+        return list(owners) if owners is not None else texts
 
     @staticmethod
     def _instructions(texts: Any, batch_size: int) -> list[str]:
@@ -394,7 +402,7 @@ class VLANetwork(nn.Module):
                 f"chunk_size={self.config.chunk_size}"
             )
         memory = self.encode(batch)
-        texts = self._instructions(batch.get("task"), len(actions))
+        texts = self._slot_owners(batch, self._instructions(batch.get("task"), len(actions)))
         x1 = self.normalizer.normalize_action(self.encode_actions(self.raw_state(batch), actions, texts))
         dim_pad = batch.get("action_dim_is_pad")  # (B, Da): dimensions another task owns
         owned = None
@@ -439,7 +447,7 @@ class VLANetwork(nn.Module):
         reused by every ODE step."""
         memory = self.encode(batch)
         raw = self.raw_state(batch)
-        texts = self._instructions(batch.get("task"), memory.shape[0])
+        texts = self._slot_owners(batch, self._instructions(batch.get("task"), memory.shape[0]))
         if self.config.action_head == "regression":
             return self.decode_actions(raw, self.normalizer.unnormalize_action(self._regress(memory)), texts)
         shape = (memory.shape[0], self.config.chunk_size, self.config.action_dim)
@@ -545,7 +553,9 @@ class VLAModel(BasePolicy):
                 raise ValueError(f"this VLA has no task {task!r}; its tasks: {sorted(network.config.task_slots)}")
             self._slots = network.config.task_slots[task]
             instruction = task
-        self.actions_per_plan = ((self._slots or {}).get("n_action_steps") or network.config.actions_per_plan)
+        horizon = (self._slots or {}).get("horizon") or network.config.chunk_size  # never act past what was learned
+        self.actions_per_plan = ((self._slots or {}).get("n_action_steps")
+                                 or min(network.config.actions_per_plan, horizon))
         defaults = default_spaces(network.config)
         super().__init__(observation_space or defaults[0], action_space or defaults[1])
         a0, a1 = self._slots["action"] if self._slots else (0, network.config.action_dim)
@@ -601,6 +611,9 @@ class VLAModel(BasePolicy):
             batch = dict(observations)
         else:
             batch = {k: torch.as_tensor(v) for k, v in flatten_env_observation(observations).items()}
+            if self._slots:  # whatever the instruction says, this view's state and actions are its task's
+                n = len(next(v for k, v in batch.items() if k.startswith("observation.")))
+                batch[SLOT_TASK_KEY] = [self.task] * n
             if self._slots and STATE_KEY in batch:  # a task's env state -> its slots of the long state
                 s0, s1 = self._slots["state"]
                 state = torch.zeros(*batch[STATE_KEY].shape[:-1], self.network.config.state_dim)
@@ -649,6 +662,10 @@ class VLAModel(BasePolicy):
         states = states.astype(np.float64).reshape(len(tasks), -1)
         chunks = actions.astype(np.float64).reshape(len(tasks), -1, self.network.config.action_dim)
         encoded = slotted.encode_actions(states, chunks, tasks)
+        for row, task in enumerate(tasks):  # the chunk steps past a task's horizon are never learned
+            horizon = (self.network.config.task_slots.get(task) or {}).get("horizon")
+            if horizon:
+                encoded[row, horizon:] = np.nan
         features = slotted.features(states, tasks).astype(np.float64)
         features[slotted.owned(tasks) == 0] = np.nan
         owned_actions = np.zeros((len(tasks), encoded.shape[-1]), bool)

@@ -91,8 +91,9 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
                   every: int = 5, seed: int = 2_000_000, decoys: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """More supervision for a state estimator, from the simulator: the camera observations and the
     env's full state at every ``every``-th of the first ``steps`` steps of the env's scripted
-    expert, from ``n_episodes`` reset seeds ``seed, seed + 1, ...`` (choose them apart from the
-    demonstrations' and the evaluation's). Demonstrations show as many object placements as there
+    expert, from ``n_episodes`` reset seeds ``seed, seed + 1, ...`` (with ``decoys``, the decoys
+    come from ``seed + n_episodes, ...``: choose the range apart from the demonstrations' and the
+    evaluation's). Demonstrations show as many object placements as there
     are episodes (ALOHA: 50 cube positions); these frames add one per reset where, before the
     object is reached, only the images say where it is. No action is kept. Returns
     ``({key: (N, ...)}, states (N, D))`` as :func:`estimator_data`.
@@ -106,10 +107,22 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
     Decoy frames make the arm's pose say nothing about the object's."""
     from il_toolkit.envs import make_env
     from il_toolkit.experts import make_expert
-    from il_toolkit.rollout import privileged_state
 
     env = make_env(env_id, **(env_kwargs or {}))
-    expert = make_expert(env_id, make_env(env_id, obs_type="state"))  # acts on the state vectors given it
+    expert_env = make_env(env_id, **{**(env_kwargs or {}), "obs_type": "state"})
+    expert = make_expert(env_id, expert_env)  # acts on the state vectors given it
+    try:
+        return _render_frames(env, expert, n_episodes, steps=steps, every=every, seed=seed, decoys=decoys)
+    finally:
+        env.close()
+        expert_env.close()
+
+
+def _render_frames(env: Any, expert: Any, n_episodes: int, *, steps: int, every: int, seed: int,
+                   decoys: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`expert_frames`' loop."""
+    from il_toolkit.rollout import privileged_state
+
     observations: dict[str, list[np.ndarray]] = {}
     states: list[np.ndarray] = []
     for episode in range(n_episodes):
@@ -125,8 +138,8 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
             if t % every == 0:
                 state = privileged_state(env)
                 if state is None:
-                    raise ValueError(f"{env_id} with {env_kwargs} observes its full state: a state estimator has nothing "
-                                     "to learn there; use a camera obs_type")
+                    raise ValueError(f"{env.spec.id if env.spec else env} observes its full state: a state estimator "
+                                     "has nothing to learn there; use a camera obs_type")
                 for key, value in flat_observation(obs).items():
                     observations.setdefault(key, []).append(value)
                 states.append(state)
@@ -137,15 +150,14 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
             obs, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 break
-    env.close()
     return {k: np.stack(v) for k, v in observations.items()}, np.stack(states).astype(np.float64)
 
 
 def _object_entries(obs: Any, state: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Indices of the state entries that differ between two resets' states and that the
     observation does not give itself (its agent's own position): the objects' poses."""
-    given = np.concatenate([np.ravel(v) for k, v in flat_observation(obs).items()
-                            if np.asarray(v).dtype != np.uint8]) if isinstance(obs, dict) else np.ravel(obs)
+    vectors = [np.ravel(v) for v in flat_observation(obs).values() if np.asarray(v).dtype != np.uint8]  # not images
+    given = np.concatenate(vectors) if vectors else np.zeros(0)
     differ = ~np.isclose(state, other)
     shown = np.array([np.any(np.abs(given - value) <= COPY_TOLERANCE) for value in state])
     return np.flatnonzero(differ & ~shown)
