@@ -203,7 +203,8 @@ def evaluate(
 def policy_for_env(policy: Policy, env: gym.Env) -> Policy:
     """The policy to run in ``env``: a multi-task policy (one with ``tasks`` and ``for_task``,
     such as a VLA trained on several tasks) acting in the env of one of its tasks gets that
-    task's view (its instruction, state and action slots); any other policy is returned as is."""
+    task's view (its instruction, state and action slots), and in any other env a ValueError naming
+    its tasks; any other policy is returned as is."""
     tasks = getattr(policy, "tasks", ())
     if not tasks or getattr(policy, "task", None) is not None:
         return policy
@@ -211,7 +212,11 @@ def policy_for_env(policy: Policy, env: gym.Env) -> Policy:
 
     entry = env_entry(env.spec.id) if env.spec is not None else None
     if entry is None or entry.instruction not in tasks:
-        return policy
+        env_name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        raise ValueError(
+            f"this multi-task policy was trained on the tasks {list(tasks)}; {env_name} is none of them"
+            + (f" (its instruction: {entry.instruction!r})" if entry is not None else "")
+            + ": evaluate it in the env of one of its tasks, or pick a task with policy.for_task(instruction, ...)")
     return policy.for_task(entry.instruction, env.observation_space, env.action_space)
 
 

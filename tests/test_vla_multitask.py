@@ -198,6 +198,9 @@ def test_cli_trains_one_model_on_comma_separated_datasets_and_eval_picks_the_tas
     assert policy.network.slot_features.n_features == len(policy.network.normalizer.state_shift)
     evaluation = evaluate_checkpoint(result["policy_path"], "il_toolkit/PushT-v0", n_episodes=1, env_kwargs=pusht)
     assert len(evaluation.episodes) == 1 and evaluation.episodes[0].length > 0
+    with pytest.raises(ValueError, match="none of them.*env of one of its tasks"):
+        evaluate_checkpoint(result["policy_path"], "il_toolkit/AlohaInsertion-v0", n_episodes=1,
+                            env_kwargs={"obs_type": "state"})
 
 
 def test_slotted_features_read_each_task_through_its_own_pipeline():
