@@ -61,11 +61,18 @@ class SlottedFeatures:
 
     def owned(self, tasks: Sequence[str]) -> np.ndarray:
         """``(B, n_features)`` 1.0 in each row's task's feature slot (every entry for an unknown task)."""
-        mask = np.ones((len(tasks), self.n_features), np.float32)
+        return self._slot_mask(tasks, self.feature_slots, self.n_features)
+
+    def owned_actions(self, tasks: Sequence[str], action_dim: int) -> np.ndarray:
+        """``(B, action_dim)`` 1.0 in each row's task's action slot (every entry for an unknown task)."""
+        return self._slot_mask(tasks, self.action_slots, action_dim)
+
+    def _slot_mask(self, tasks: Sequence[str], slots: Mapping[str, tuple[int, int]], width: int) -> np.ndarray:
+        mask = np.ones((len(tasks), width), np.float32)
         for task, rows in self._rows(tasks).items():
-            f0, f1 = self.feature_slots[task]
+            start, stop = slots[task]
             mask[rows] = 0.0
-            mask[np.ix_(rows, np.arange(f0, f1))] = 1.0
+            mask[np.ix_(rows, np.arange(start, stop))] = 1.0
         return mask
 
     def encode_actions(self, raw: np.ndarray, actions: np.ndarray, tasks: Sequence[str]) -> np.ndarray:

@@ -162,7 +162,7 @@ class VLAConfig:
             if not (0 <= s0 <= s1 <= self.state_dim and 0 <= a0 < a1 <= self.action_dim):
                 raise ValueError(f"task_slots[{task!r}] = {slots} does not fit state_dim={self.state_dim}, "
                                  f"action_dim={self.action_dim}")
-            horizon = slots.get("horizon") or self.chunk_size
+            horizon = self.task_horizon(task)
             if not 1 <= horizon <= self.chunk_size:
                 raise ValueError(f"task_slots[{task!r}]['horizon'] must be in [1, chunk_size={self.chunk_size}], got {horizon}")
             steps = slots.get("n_action_steps")
@@ -175,6 +175,11 @@ class VLAConfig:
     @property
     def actions_per_plan(self) -> int:
         return self.n_action_steps or self.chunk_size
+
+    def task_horizon(self, task: str | None) -> int:
+        """How many of a chunk's actions ``task`` learns (``task_slots[task]["horizon"]``; the whole
+        chunk for a task without one, an unknown task or None)."""
+        return (self.task_slots.get(task) or {}).get("horizon") or self.chunk_size
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -360,8 +365,7 @@ class VLANetwork(nn.Module):
     def _within_horizon(self, texts: list[str]) -> torch.Tensor:
         """``(B, chunk_size)`` 1 for the chunk steps each sample's task learns (its ``horizon``)."""
         steps = torch.arange(self.config.chunk_size)
-        horizons = torch.tensor([(self.config.task_slots.get(text) or {}).get("horizon") or self.config.chunk_size
-                                 for text in texts])
+        horizons = torch.tensor([self.config.task_horizon(text) for text in texts])
         return (steps[None, :] < horizons[:, None]).float()
 
     def _read(self, texts: list[str], prefix: torch.Tensor) -> torch.Tensor:
@@ -553,7 +557,7 @@ class VLAModel(BasePolicy):
                 raise ValueError(f"this VLA has no task {task!r}; its tasks: {sorted(network.config.task_slots)}")
             self._slots = network.config.task_slots[task]
             instruction = task
-        horizon = (self._slots or {}).get("horizon") or network.config.chunk_size  # never act past what was learned
+        horizon = network.config.task_horizon(task)  # never act past what was learned
         self.actions_per_plan = ((self._slots or {}).get("n_action_steps")
                                  or min(network.config.actions_per_plan, horizon))
         defaults = default_spaces(network.config)
@@ -662,17 +666,11 @@ class VLAModel(BasePolicy):
         states = states.astype(np.float64).reshape(len(tasks), -1)
         chunks = actions.astype(np.float64).reshape(len(tasks), -1, self.network.config.action_dim)
         encoded = slotted.encode_actions(states, chunks, tasks)
-        for row, task in enumerate(tasks):  # the chunk steps past a task's horizon are never learned
-            horizon = (self.network.config.task_slots.get(task) or {}).get("horizon")
-            if horizon:
-                encoded[row, horizon:] = np.nan
+        steps = self.network._within_horizon(tasks).numpy()[:, : encoded.shape[1], None]  # past the horizon: 0
+        dims = slotted.owned_actions(tasks, encoded.shape[-1])[:, None, :]  # other tasks' dimensions: 0
+        encoded[steps * dims == 0] = np.nan
         features = slotted.features(states, tasks).astype(np.float64)
         features[slotted.owned(tasks) == 0] = np.nan
-        owned_actions = np.zeros((len(tasks), encoded.shape[-1]), bool)
-        for row, task in enumerate(tasks):
-            a0, a1 = slotted.action_slots.get(task, (0, encoded.shape[-1]))
-            owned_actions[row, a0:a1] = True
-        encoded[~np.broadcast_to(owned_actions[:, None, :], encoded.shape)] = np.nan
         return encoded, features
 
     @property
