@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from il_toolkit.features.observations import STATE_KEYS
+from il_toolkit.features.observations import STATE_KEYS, flatten_observations
 from il_toolkit.features.state import periodic_dims
 from il_toolkit.model.state_estimator import StateEstimator, StateEstimatorConfig
 from il_toolkit.policies.base import BasePolicy
@@ -77,14 +77,11 @@ def estimator_config_for(observation_space: spaces.Space, state_space: spaces.Bo
                                 unused=tuple(unused), **sizes)
 
 
-def flat_observation(obs: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    """One (nested) Dict observation as ``{"outer/inner": array}`` (the keys of :func:`flat_spaces`)."""
-    if not isinstance(obs, dict):
-        return {prefix.rstrip("/") or "obs": np.asarray(obs)}
-    flat: dict[str, np.ndarray] = {}
-    for key, value in obs.items():
-        flat.update(flat_observation(value, f"{prefix}{key}/") if isinstance(value, dict) else {f"{prefix}{key}": np.asarray(value)})
-    return flat
+def flat_observation(obs: Any) -> dict[str, np.ndarray]:
+    """One observation as ``{"outer/inner": array}`` (:func:`flatten_observations`), a plain array as
+    ``{"obs": array}`` (the keys of :func:`flat_spaces` and :func:`estimator_data`)."""
+    flat = flatten_observations(obs)
+    return flat if isinstance(flat, dict) else {"obs": flat}
 
 
 def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | None = None, steps: int = 100,
