@@ -353,8 +353,8 @@ def run_lines(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def markdown(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dict[str, list[Path]],
-             problems: list[str], include_anchors: bool, source: str) -> str:
+def markdown(boards: list[TaskBoard], across: list[AcrossTasks], records: list[dict[str, Any]],
+             plots: dict[str, list[Path]], problems: list[str], include_anchors: bool, source: str) -> str:
     def table(header: list[str], rows: list[list[str]]) -> list[str]:
         esc = [[c.replace("|", "\\|") for c in r] for r in rows]
         return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in esc]
@@ -368,10 +368,9 @@ def markdown(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dict
         out.append(f"- {line}")
     for problem in problems:
         out.append(f"- **warning:** {problem}")
-    lines = across_tasks(boards)
-    if lines:
+    if across:
         out += ["", "## Across tasks", "", ACROSS_NOTE, ""]
-        out += table(ACROSS_HEADER, [across_cells(line) for line in lines])
+        out += table(ACROSS_HEADER, [across_cells(line) for line in across])
     for board in boards:
         out += ["", f"## {board.task}", "", reference_text(board), ""]
         for n_demos, rows in board.rows_by_demos.items():
@@ -401,8 +400,8 @@ def anchors_for_missing(shown: set[str]) -> list[Anchor]:
     return [a for a in ANCHORS if a.task.startswith("il_toolkit/") and a.task not in shown]
 
 
-def html_page(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dict[str, list[Path]],
-              problems: list[str], include_anchors: bool, source: str) -> str:
+def html_page(boards: list[TaskBoard], across: list[AcrossTasks], records: list[dict[str, Any]],
+              plots: dict[str, list[Path]], problems: list[str], include_anchors: bool, source: str) -> str:
     """The static page, rendered from ``templates/leaderboard.html.j2`` (jinja2, every value escaped;
     Markdown-style ``code`` spans become <code>), the plots embedded as base64 PNGs."""
     import jinja2
@@ -415,7 +414,7 @@ def html_page(boards: list[TaskBoard], records: list[dict[str, Any]], plots: dic
     return environment.get_template("leaderboard.html.j2").render(
         source=source, written=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), run_lines=run_lines(records),
         problems=problems, header=TABLE_HEADER, anchor_header=ANCHOR_HEADER,
-        across_header=ACROSS_HEADER, across_note=ACROSS_NOTE, across=[across_cells(line) for line in across_tasks(boards)],
+        across_header=ACROSS_HEADER, across_note=ACROSS_NOTE, across=[across_cells(line) for line in across],
         boards=[{
             "task": board.task, "reference": reference_text(board),
             "sections": [{"n_demos": n, "rows": [row_cells(i + 1, r) for i, r in enumerate(rows)]}
@@ -449,8 +448,11 @@ def write_leaderboard(results: str | Path, out_dir: str | Path | None = None, *,
     plots = {b.task: plot_task(b, out) for b in boards}
     written = Written(out / "leaderboard.md", out / "index.html", [p for ps in plots.values() for p in ps],
                       sum(len(b.trials) for b in boards), list(report.problems))
-    written.markdown.write_text(markdown(boards, report.records, plots, report.problems, include_anchors, results.name))
-    written.html.write_text(html_page(boards, report.records, plots, report.problems, include_anchors, results.name))
+    across = across_tasks(boards)  # rliable's bootstrap: computed once for both pages
+    written.markdown.write_text(markdown(boards, across, report.records, plots, report.problems, include_anchors,
+                                         results.name))
+    written.html.write_text(html_page(boards, across, report.records, plots, report.problems, include_anchors,
+                                      results.name))
     (out / "leaderboard.json").write_text(json.dumps(
         [{"task": b.task, "env_id": b.env_id, "score": b.score, "demos": {str(n): [r.__dict__ for r in rows]
                                                           for n, rows in b.rows_by_demos.items()}} for b in boards],
