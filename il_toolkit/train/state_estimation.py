@@ -106,50 +106,55 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
     did not place the cube closely enough.)"""
     from il_toolkit.envs import make_env
     from il_toolkit.experts import make_expert
+    from il_toolkit.rollout import privileged_state, rollout_episode
 
-    env = make_env(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, **(env_kwargs or {}), max_episode_steps=steps)
     expert_env = make_env(env_id, **{**(env_kwargs or {}), "obs_type": "state"})
-    expert = make_expert(env_id, expert_env)  # acts on the state vectors given it
-    try:
-        return _render_frames(env, expert, n_episodes, steps=steps, every=every, seed=seed, decoys=decoys)
-    finally:
-        env.close()
-        expert_env.close()
-
-
-def _render_frames(env: Any, expert: Any, n_episodes: int, *, steps: int, every: int, seed: int,
-                   decoys: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """:func:`expert_frames`' loop."""
-    from il_toolkit.rollout import privileged_state
-
+    expert = _ExpertOnState(make_expert(env_id, expert_env), env)
     observations: dict[str, list[np.ndarray]] = {}
     states: list[np.ndarray] = []
-    for episode in range(n_episodes):
-        decoy = None
-        if decoys:
-            env.reset(seed=seed + n_episodes + episode)
-            decoy_state = privileged_state(env)
-        obs, _ = env.reset(seed=seed + episode)
-        if decoys:
-            decoy = _object_entries(obs, privileged_state(env), decoy_state)
-        expert.reset()
-        for t in range(steps):
-            if t % every == 0:
-                state = privileged_state(env)
-                if state is None:
-                    raise ValueError(f"{env.spec.id if env.spec else env} observes its full state: a state estimator "
-                                     "has nothing to learn there; use a camera obs_type")
+    try:
+        env.reset(seed=seed)
+        if privileged_state(env) is None:
+            raise ValueError(f"{env_id} with {env_kwargs} observes its full state: a state estimator has nothing to "
+                             "learn there; use a camera obs_type")
+        for episode in range(n_episodes):
+            if decoys:
+                env.reset(seed=seed + n_episodes + episode)
+                decoy_state = privileged_state(env)
+                obs, _ = env.reset(seed=seed + episode)
+                expert.decoy = (_object_entries(obs, privileged_state(env), decoy_state), decoy_state)
+            rolled = rollout_episode(expert, env, seed + episode)
+            for obs, state in list(zip(rolled.observations, rolled.states))[:steps:every]:
                 for key, value in flat_observation(obs).items():
                     observations.setdefault(key, []).append(value)
                 states.append(state)
-            acted_on = privileged_state(env)
-            if decoy is not None:
-                acted_on[decoy] = decoy_state[decoy]
-            action, _ = expert.predict(acted_on, deterministic=True)
-            obs, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                break
+    finally:
+        env.close()
+        expert_env.close()
     return {k: np.stack(v) for k, v in observations.items()}, np.stack(states).astype(np.float64)
+
+
+class _ExpertOnState:
+    """The env's expert acting on the simulator's state of ``env`` (whatever the observation),
+    with ``decoy = (entries, state)`` in place of the real object entries when set."""
+
+    def __init__(self, expert: Any, env: Any) -> None:
+        self.expert, self.env = expert, env
+        self.decoy: tuple[np.ndarray, np.ndarray] | None = None
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        from il_toolkit.rollout import privileged_state
+
+        acted_on = privileged_state(self.env)
+        if self.decoy is not None:
+            entries, decoy_state = self.decoy
+            acted_on[entries] = decoy_state[entries]
+        return self.expert.predict(acted_on, deterministic=deterministic)
 
 
 def _object_entries(obs: Any, state: np.ndarray, other: np.ndarray) -> np.ndarray:
