@@ -60,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--env", default="pusht", choices=sorted(ENVS))
     parser.add_argument("--demos", type=int, default=None, help="default: PushT 200, ALOHA 50")
     parser.add_argument("--policy-steps", type=int, default=None, help="flow policy steps, batch 256 (default: PushT "
-                        "6,000, ALOHA 20,000: il-toolkit train flow's defaults for the state env)")
+                        "6,000, ALOHA 20,000; il-toolkit train flow's defaults for the state env are 6,000 and 40,000)")
     parser.add_argument("--estimator-steps", type=int, default=3000, help="state estimator steps (batch 64)")
     parser.add_argument("--extra-frames", type=int, default=None, metavar="EPISODES",
                         help="also train the estimator on the first 100 steps (every 5th frame) of the expert from this "

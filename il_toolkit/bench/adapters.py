@@ -185,7 +185,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     and the agent's own position only.
 
     Budget keys: ``flow_steps`` (state policy steps, default: ``train flow``'s default for the
-    state env: PushT 6,000, ALOHA 20,000), ``estimator_steps`` (3,000), ``estimator_stride`` (4; 2
+    state env: PushT 6,000, ALOHA 40,000), ``estimator_steps`` (3,000), ``estimator_stride`` (4; 2
     for small objects); ``batch_size`` and
     ``learning_rate`` as in ``ILConfig`` for the state policy (the estimator: 64 and 1e-3).
     """

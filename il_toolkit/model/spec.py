@@ -20,6 +20,7 @@ from typing import Any
 from il_toolkit.config.dataclass_fields import from_known_fields
 
 STATE_KEY = "observation.state"
+ENV_STATE_KEY = "observation.environment_state"  # the simulator's full state: training-time supervision only
 ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
 DEPTH_PREFIX = "observation.depth."

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ class SpatialSoftmax(nn.Module):
 
 
 KEYPOINT_STRIDES = (2, 4)
+COPY_TOLERANCE = 1e-6  # relative: a state entry this close to an observation entry on every frame is copied
 
 
 def keypoint_encoder(width: int, keypoints: int, stride: int = 4) -> nn.Sequential:
@@ -138,6 +139,27 @@ class StateEstimatorConfig:
         data.update(cameras=list(self.cameras), periodic=[list(p) for p in self.periodic],
                     copied=[list(c) for c in self.copied], unused=list(self.unused))
         return data
+
+    @classmethod
+    def infer(cls, cameras: Sequence[str], given_key: str | None, given: np.ndarray | None, states: np.ndarray,
+              periodic: Sequence[tuple[int, float]] = (), unused: Sequence[int] = (),
+              **sizes: Any) -> "StateEstimatorConfig":
+        """The estimator for data: images under ``cameras``, the observation's own state ``given``
+        ``(N, Dg)`` under ``given_key`` (or None) beside the full ``states`` ``(N, D)``; a state entry
+        equal to a given entry on every frame (to float32 precision) is copied, not estimated."""
+        copied: list[tuple[int, int]] = []
+        given_dim = 0
+        if given_key is not None and given is not None:
+            given = np.asarray(given, np.float64).reshape(len(states), -1)
+            given_dim = given.shape[1]
+            for i in range(states.shape[1]):
+                column = states[:, i : i + 1]
+                close = np.abs(given - column) <= COPY_TOLERANCE * np.maximum(1.0, np.abs(column))
+                match = np.flatnonzero(np.all(close, axis=0))
+                if len(match):
+                    copied.append((i, int(match[0])))
+        return cls(cameras=tuple(cameras), state_dim=int(states.shape[1]), given_key=given_key if given_dim else None,
+                   given_dim=given_dim, periodic=tuple(periodic), copied=tuple(copied), unused=tuple(unused), **sizes)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "StateEstimatorConfig":

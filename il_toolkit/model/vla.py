@@ -44,14 +44,15 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
-from il_toolkit.features.state import StateFeatures
+from il_toolkit.features.state import StateFeatures, periodic_dims
 from il_toolkit.features.task_slots import SlottedFeatures
 from il_toolkit.features.observations import batch_from_observations
 from il_toolkit.model import flow
 from il_toolkit.model.components import BatchError
 from il_toolkit.model.normalizer import Normalizer
 from il_toolkit.model.pretrained import BUILTIN, OfflineModelError, build_language, build_vision
-from il_toolkit.model.spec import ACTION_KEY, IMAGE_PREFIX, STATE_KEY
+from il_toolkit.model.spec import ACTION_KEY, ENV_STATE_KEY, IMAGE_PREFIX, STATE_KEY
+from il_toolkit.model.state_estimator import StateEstimator, StateEstimatorConfig
 from il_toolkit.model.mlp_velocity import MLPVelocityNet
 from il_toolkit.model.transformer import ActionDecoder
 from il_toolkit.policies.base import BasePolicy
@@ -91,6 +92,14 @@ class VLAConfig:
     its horizon).
     ``features``: the state's feature pipeline (``StateFeatures.to_json()``; None: the raw
     state), single-task models.
+    ``state_estimator`` (``StateEstimatorConfig.to_json()``, cameras named by their batch keys):
+    the cameras are read by a keypoint state estimator instead of becoming tokens; it estimates the
+    env's full state (``state_dim`` entries, the observation's own ``observation.state`` copied in
+    where it gives them), and the state token reads that estimate through ``features``. In training
+    the estimator regresses the simulator's recorded state (``observation.environment_state``) on
+    the first ``estimator_batch`` samples of each batch, and the action head reads the recorded
+    state itself; acting reads the cameras and ``observation.state`` alone. (On PushT from pixels
+    camera tokens learned nothing in CPU minutes; see :mod:`il_toolkit.model.state_estimator`.)
     """
 
     action_dim: int
@@ -126,6 +135,8 @@ class VLAConfig:
     task_slots: dict[str, Any] = field(default_factory=dict)
     pretrained: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] | None = None
+    state_estimator: dict[str, Any] | None = None
+    estimator_batch: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
@@ -140,7 +151,7 @@ class VLAConfig:
         if self.action_head not in ACTION_HEADS:
             raise ValueError(f"action_head must be one of {ACTION_HEADS}, got {self.action_head!r}")
         if self.velocity_net is None:
-            object.__setattr__(self, "velocity_net", "transformer" if self.cameras else "mlp")
+            object.__setattr__(self, "velocity_net", "transformer" if self.camera_tokens else "mlp")
         if self.velocity_net not in VELOCITY_NETS:
             raise ValueError(f"velocity_net must be one of {VELOCITY_NETS}, got {self.velocity_net!r}")
         if not self.cameras and self.state_dim <= 0:
@@ -171,6 +182,29 @@ class VLAConfig:
                                  f"got {steps}")
         if self.task_slots:
             SlottedFeatures(self.task_slots)  # each task's pipeline fits its slots
+        if self.state_estimator is not None:
+            self._check_state_estimator(StateEstimatorConfig.from_json(self.state_estimator))
+
+    def _check_state_estimator(self, estimator: StateEstimatorConfig) -> None:
+        keys = sorted(IMAGE_PREFIX + camera for camera in self.cameras)
+        if sorted(estimator.cameras) != keys or not keys:
+            raise ValueError(f"the state estimator reads {sorted(estimator.cameras)}, but this VLA's cameras are {keys}: "
+                             "build it with VLAModel.for_dataset(..., estimate_state=True)")
+        if estimator.state_dim != self.state_dim:
+            raise ValueError(f"the state estimator estimates {estimator.state_dim} state entries but state_dim is "
+                             f"{self.state_dim}: with an estimator, state_dim is the full state's size")
+        if estimator.given_key not in (None, STATE_KEY):
+            raise ValueError(f"the state estimator's given entries must come from {STATE_KEY!r}, not {estimator.given_key!r}")
+        if self.vision_model_name != BUILTIN or self.task_slots:
+            raise ValueError("a VLA whose cameras are read by a state estimator has no vision backbone and one task: "
+                             f"leave vision_model_name at {BUILTIN!r} and task_slots empty")
+        if self.estimator_batch < 1:
+            raise ValueError(f"estimator_batch must be >= 1, got {self.estimator_batch}")
+
+    @property
+    def camera_tokens(self) -> bool:
+        """Whether the cameras become language-model tokens (not with a state estimator)."""
+        return bool(self.cameras) and self.state_estimator is None
 
     @property
     def actions_per_plan(self) -> int:
@@ -216,9 +250,11 @@ class VLANetwork(nn.Module):
         self.config = config
         stored = config.pretrained if not load_pretrained else {}
         self.vision, vision_info = build_vision(
-            config.vision_model_name, config.cameras, out_dim=config.hidden_size, grid=config.vision_grid,
-            width=config.vision_width, freeze=config.freeze_vision, stored=stored.get("vision"),
+            config.vision_model_name, config.cameras if config.camera_tokens else (), out_dim=config.hidden_size,
+            grid=config.vision_grid, width=config.vision_width, freeze=config.freeze_vision, stored=stored.get("vision"),
         )
+        self.estimator = (StateEstimator(StateEstimatorConfig.from_json(config.state_estimator))
+                          if config.state_estimator is not None else None)
         self.llm, self.tokenizer, llm_info = build_language(
             config.llm_model_name, hidden_size=config.hidden_size, n_layers=config.llm_layers, n_heads=config.n_heads,
             freeze=config.freeze_llm, stored=stored.get("llm"),
@@ -254,7 +290,8 @@ class VLANetwork(nn.Module):
                 f"the batch has cameras {cams} but this VLA was built for cameras {sorted(self.config.cameras)}: build "
                 f"VLAModel(cameras={tuple(cams)}, ...) for this dataset, or rename the dataset's cameras to match"
             )
-        if self.config.state_dim and STATE_KEY not in batch:
+        reads_state = (self.estimator.config.given_key is not None) if self.estimator is not None else self.config.state_dim
+        if reads_state and STATE_KEY not in batch:
             raise BatchError(f"the batch has no {STATE_KEY!r}, but this VLA reads a state of dimension {self.config.state_dim}")
 
     def _tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -274,10 +311,41 @@ class VLANetwork(nn.Module):
         raise BatchError(f"batch[{key!r}] has shape {tuple(value.shape)}; expected (B, To, ...) or (B, ...)")
 
     def raw_state(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
-        """The newest ``observation.state`` of each sample ``(B, Ds)`` in env units (None without a state input)."""
+        """The newest ``observation.state`` of each sample ``(B, Ds)`` in env units (None without a
+        state input); with a state estimator, the full state it estimates from the observation."""
         if self.state_proj is None:
             return None
+        if self.estimator is not None:
+            return torch.as_tensor(self.estimator.estimate(self._estimator_inputs(batch)), dtype=torch.float32)
         return self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float()
+
+    def training_state(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
+        """The state the action head learns from: :meth:`raw_state`, or with a state estimator
+        the simulator's recorded state ``observation.environment_state`` ``(B, Ds)``."""
+        if self.estimator is None:
+            return self.raw_state(batch)
+        if ENV_STATE_KEY not in batch:
+            raise BatchError(
+                f"this VLA learns to estimate the state from its cameras and needs the recorded state "
+                f"{ENV_STATE_KEY!r} in training batches: load the dataset with environment_state=True (collect it "
+                "with a camera obs_type, which records the state beside each observation)")
+        return self._last_step(torch.as_tensor(batch[ENV_STATE_KEY]), 1, ENV_STATE_KEY).float()
+
+    def _estimator_inputs(self, batch: Mapping[str, Any], rows: int | None = None) -> dict[str, torch.Tensor]:
+        """The estimator's view of the batch (its first ``rows`` samples): images ``(B, H, W, 3)``
+        and the observation's own state ``(B, Dg)``."""
+        config = self.estimator.config
+        keys = list(config.cameras) + ([config.given_key] if config.given_key is not None else [])
+        inputs = {}
+        for key in keys:
+            value = self._last_step(torch.as_tensor(batch[key]), 3 if key in config.cameras else 1, key)[:rows]
+            inputs[key] = value.permute(0, 2, 3, 1) if key in config.cameras else value
+        return inputs
+
+    def estimator_loss(self, batch: Mapping[str, Any], states: torch.Tensor) -> torch.Tensor:
+        """The state estimator's regression loss on the batch's first ``estimator_batch`` samples."""
+        rows = self.config.estimator_batch
+        return self.estimator.loss(self._estimator_inputs(batch, rows), states[:rows].double())[0]
 
     def state_features(self, raw: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """Raw states ``(B, Ds)`` of samples with instructions ``texts`` -> what the state token reads,
@@ -307,20 +375,21 @@ class VLANetwork(nn.Module):
             out = (self.features.encode_actions if encode else self.features.decode_actions)(state, array)
         return torch.as_tensor(out, dtype=torch.float32, device=values.device)
 
-    def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
+    def encode(self, batch: Mapping[str, Any], state: torch.Tensor | None = None) -> torch.Tensor:
         """Observation + instruction -> memory ``(B, M, head_dim)`` for the action head,
         ``M = n_cameras * vision_grid**2 + (1 if state)`` (``velocity_net="mlp"``: ``M = 1``, the
-        last token beside the mean of all, mapped back to ``head_dim``)."""
+        last token beside the mean of all, mapped back to ``head_dim``). ``state``: the raw state
+        ``(B, Ds)`` to read (default :meth:`raw_state`)."""
         self.check_batch(batch)
         device = self.camera_embed.device
         tokens: list[torch.Tensor] = []
-        for i, camera in enumerate(self.config.cameras):
+        for i, camera in enumerate(self.config.cameras if self.config.camera_tokens else ()):
             key = IMAGE_PREFIX + camera
             images = self._last_step(torch.as_tensor(batch[key]), 3, key).to(device)
             if self.training and self.config.image_shift:
                 images = random_shift(images.float() if images.dtype != torch.uint8 else images, self.config.image_shift)
             tokens.append(self.vision_proj(self.vision(camera, images)) + self.camera_embed[i])
-        state = self.raw_state(batch)
+        state = self.raw_state(batch) if state is None else state
         texts = self._instructions(batch.get("task"), tokens[0].shape[0] if tokens else state.shape[0])
         owners = self._slot_owners(batch, texts)
         if state is not None:
@@ -405,9 +474,10 @@ class VLANetwork(nn.Module):
                 f"(B, chunk_size={self.config.chunk_size}, action_dim={self.config.action_dim}): build the dataset with "
                 f"chunk_size={self.config.chunk_size}"
             )
-        memory = self.encode(batch)
+        raw = self.training_state(batch)
+        memory = self.encode(batch, raw)
         texts = self._slot_owners(batch, self._instructions(batch.get("task"), len(actions)))
-        x1 = self.normalizer.normalize_action(self.encode_actions(self.raw_state(batch), actions, texts))
+        x1 = self.normalizer.normalize_action(self.encode_actions(raw, actions, texts))
         dim_pad = batch.get("action_dim_is_pad")  # (B, Da): dimensions another task owns
         owned = None
         if dim_pad is not None:
@@ -437,7 +507,12 @@ class VLANetwork(nn.Module):
         if batch.get("weight") is not None:  # per-sample weights (advantage-weighted updates in VLA GAIL)
             keep = keep * torch.as_tensor(batch["weight"], dtype=error.dtype, device=error.device).reshape(-1, 1)
         loss = (error * keep).sum() / count
-        return loss, {"loss": float(loss.detach())}
+        metrics = {"action_loss": float(loss.detach())} if self.estimator is not None else {}
+        if self.estimator is not None:
+            estimator_loss = self.estimator_loss(batch, raw)
+            loss = loss + estimator_loss
+            metrics["estimator_loss"] = float(estimator_loss.detach())
+        return loss, {"loss": float(loss.detach()), **metrics}
 
     def _regress(self, memory: torch.Tensor) -> torch.Tensor:
         b = memory.shape[0]
@@ -449,8 +524,8 @@ class VLANetwork(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Action chunks ``(B, chunk_size, Da)`` in env units. The memory is computed once and
         reused by every ODE step."""
-        memory = self.encode(batch)
         raw = self.raw_state(batch)
+        memory = self.encode(batch, raw)
         texts = self._slot_owners(batch, self._instructions(batch.get("task"), memory.shape[0]))
         if self.config.action_head == "regression":
             return self.decode_actions(raw, self.normalizer.unnormalize_action(self._regress(memory)), texts)
@@ -526,12 +601,18 @@ class VLAModel(BasePolicy):
 
     @classmethod
     def for_dataset(cls, dataset: Any, vision_model_name: str = BUILTIN, llm_model_name: str = BUILTIN, *,
-                    task_options: Mapping[str, Mapping[str, Any]] | None = None, **fields: Any) -> "VLAModel":
+                    task_options: Mapping[str, Mapping[str, Any]] | None = None, estimate_state: bool = False,
+                    estimator_options: Mapping[str, Any] | None = None, **fields: Any) -> "VLAModel":
         """A model whose cameras, state and action sizes, chunk size and spaces match a chunked
         dataset (:class:`~il_toolkit.train.datasets.lerobot_dataset.ChunkedEpisodeDataset`); pass
         ``features=default_state_features(env).to_json()`` to see the state as the env's other learners do.
         For a multi-task dataset, ``task_options`` adds to each task's slots (``{instruction:
-        {"features": ..., "n_action_steps": ...}}``)."""
+        {"features": ..., "n_action_steps": ...}}``). ``estimate_state``: the cameras are read by a
+        state estimator of the env's full state (see :class:`VLAConfig`), learned from the state the
+        dataset recorded (load it with ``environment_state=True``); ``features`` then is the pipeline
+        of the env's state observation (``default_state_features(state_env)``).
+        ``estimator_options``: :class:`~il_toolkit.model.state_estimator.StateEstimatorConfig`'s
+        ``width``, ``keypoints``, ``hidden``, ``stride``."""
         frames = dataset.episodes[0]["frames"]
         cameras = tuple(sorted(k[len(IMAGE_PREFIX):] for k in frames if k.startswith(IMAGE_PREFIX)))
         inferred: dict[str, Any] = {
@@ -540,6 +621,8 @@ class VLAModel(BasePolicy):
         }
         if cameras:
             inferred["image_size"] = tuple(frames[IMAGE_PREFIX + cameras[0]].shape[-2:])
+        if estimate_state:
+            inferred.update(cls._estimator_fields(dataset, cameras, fields.get("features"), estimator_options or {}))
         if getattr(dataset, "task_slots", None):
             inferred["task_slots"] = {task: {**slots, **dict((task_options or {}).get(task, {}))}
                                       for task, slots in dataset.task_slots.items()}
@@ -547,6 +630,25 @@ class VLAModel(BasePolicy):
         return cls(vision_model_name, llm_model_name, action_dim=int(dataset.episodes[0]["actions"].shape[-1]),
                    observation_space=getattr(dataset, "observation_space", None),
                    action_space=getattr(dataset, "action_space", None), **inferred)
+
+    @staticmethod
+    def _estimator_fields(dataset: Any, cameras: tuple[str, ...], features: Mapping[str, Any] | None,
+                          options: Mapping[str, Any]) -> dict[str, Any]:
+        """``state_estimator`` and ``state_dim`` for :meth:`for_dataset`'s ``estimate_state``."""
+        frames = dataset.episodes[0]["frames"]
+        if not cameras:
+            raise ValueError("estimate_state reads the state off camera images, and this dataset has none")
+        if ENV_STATE_KEY not in frames:
+            raise ValueError(f"estimate_state learns from the recorded state {ENV_STATE_KEY!r}, which this dataset was "
+                             "not loaded with: pass environment_state=True to the dataset")
+        states = np.concatenate([e["frames"][ENV_STATE_KEY] for e in dataset.episodes]).astype(np.float64)
+        given = (np.concatenate([e["frames"][STATE_KEY] for e in dataset.episodes]) if STATE_KEY in frames else None)
+        space = dataset.state_space
+        periodic = [(i, float(space.low[i])) for i in periodic_dims(space)]
+        unused = StateFeatures.from_json(features).ignored_obs if features is not None else ()
+        config = StateEstimatorConfig.infer([IMAGE_PREFIX + c for c in cameras], STATE_KEY if given is not None else None,
+                                            given, states, periodic, unused, **options)
+        return {"state_estimator": config.to_json(), "state_dim": int(states.shape[1])}
 
     def _setup(self, network: VLANetwork, observation_space: spaces.Space | None, action_space: spaces.Space | None,
                instruction: str | None, seed: int, device: str, task: str | None = None) -> None:
@@ -640,12 +742,21 @@ class VLAModel(BasePolicy):
                 self.instruction = tasks[0]  # act on the (first) training instruction by default
         return self.network.compute_loss(batch)
 
-    def fit_normalizer(self, actions: Any, states: Any | None = None, tasks: Sequence[str] | None = None) -> None:
+    def fit_normalizer(self, actions: Any, states: Any | None = None, tasks: Sequence[str] | None = None,
+                       given: Any | None = None) -> None:
         """Set action (and state) normalisation from dataset arrays ``(N, ..., Da)``, ``(N, ..., Ds)``.
         With a feature pipeline, ``states`` ``(N, Ds)`` are the raw states and ``actions`` the actions
         ``(N, Da)`` or chunks ``(N, H, Da)`` that start there (:func:`il_toolkit.train.il.vla.chunk_windows`),
         so that the statistics are those of what the model reads and regresses; a multi-task model
-        with per-task pipelines also needs each row's instruction (``tasks``, ``N``)."""
+        with per-task pipelines also needs each row's instruction (``tasks``, ``N``). With a state
+        estimator ``states`` are the recorded full states and ``given`` the observation's own state
+        ``(N, Dg)`` beside them."""
+        estimator = self.network.estimator
+        if estimator is not None:
+            if states is None or (estimator.config.given_key is not None and given is None):
+                raise ValueError("this VLA's state estimator needs the recorded states and the observation's own "
+                                 "state: fit_normalizer(actions, states, given=observation_states)")
+            estimator.fit_statistics({STATE_KEY: np.asarray(given)} if given is not None else {}, np.asarray(states))
         features = self.network.features
         if self.network.slot_features is not None and states is not None:
             if tasks is None:

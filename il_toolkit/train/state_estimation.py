@@ -27,12 +27,11 @@ from gymnasium import spaces
 
 from il_toolkit.features.observations import STATE_KEYS, flatten_observations
 from il_toolkit.features.state import periodic_dims
-from il_toolkit.model.state_estimator import StateEstimator, StateEstimatorConfig
+from il_toolkit.model.state_estimator import COPY_TOLERANCE, StateEstimator, StateEstimatorConfig
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.estimated_state import EstimatedStatePolicy
 from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_training, take_rows
 
-COPY_TOLERANCE = 1e-6  # a state entry equal to an observation entry within this on every frame is copied
 
 
 def flat_spaces(space: spaces.Space, prefix: str = "") -> dict[str, spaces.Space]:
@@ -63,18 +62,9 @@ def estimator_config_for(observation_space: spaces.Space, state_space: spaces.Bo
                          f"{observation_space}. Collect with a pixel obs_type (e.g. obs_type='pixels_agent_pos')")
     flat = flat_spaces(observation_space)
     given_key = next((k for k in STATE_KEYS if k in flat), None)
-    given_dim = int(np.prod(flat[given_key].shape)) if given_key else 0
-    copied: list[tuple[int, int]] = []
-    if given_key is not None:
-        given = np.asarray(observations[given_key], np.float64).reshape(len(states), -1)
-        for i in range(states.shape[1]):
-            match = np.flatnonzero(np.all(np.abs(given - states[:, i : i + 1]) <= COPY_TOLERANCE, axis=0))
-            if len(match):
-                copied.append((i, int(match[0])))
     periodic = [(i, float(state_space.low[i])) for i in periodic_dims(state_space)]
-    return StateEstimatorConfig(cameras=tuple(cameras), state_dim=int(states.shape[1]), given_key=given_key,
-                                given_dim=given_dim, periodic=tuple(periodic), copied=tuple(copied),
-                                unused=tuple(unused), **sizes)
+    return StateEstimatorConfig.infer(cameras, given_key, observations.get(given_key) if given_key else None, states,
+                                      periodic, unused, **sizes)
 
 
 def flat_observation(obs: Any) -> dict[str, np.ndarray]:

@@ -10,6 +10,9 @@ A sample (LeRobot / diffusion-policy vocabulary, see :mod:`il_toolkit.model.spec
 
     "observation.state"            (To, Ds) float32      proprioception
     "observation.images.<camera>"  (To, C, H, W) uint8   one entry per camera
+    "observation.environment_state" (To, D) float32     the simulator's full state (with
+                                                         ``environment_state=True``; training-time
+                                                         supervision, never an input when acting)
     "action"                       (chunk_size, Da)      actions t .. t+chunk_size-1
     "action_is_pad"                (chunk_size,) bool     True past the episode's end
     "task"                         str                   the episode's instruction
@@ -31,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from il_toolkit.features.observations import STATE_KEYS, ObservationKeyError, batch_from_observations  # noqa: F401
-from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, instruction_of, open_dataset
+from il_toolkit.model.spec import ENV_STATE_KEY
+from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, instruction_of, load_states, open_dataset
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,10 @@ class ChunkedEpisodeDataset:
     """A torch map-style dataset of (observation window, action chunk) samples from a
     Minari dataset, split by whole episodes into ``train`` / ``val``. Each sample's ``task`` is
     ``instruction`` when given, else the instruction its episode was recorded with (envs that draw
-    one per episode, such as the two-target PushT), else the dataset's."""
+    one per episode, such as the two-target PushT), else the dataset's. With ``environment_state``
+    each sample also holds the env's full state recorded beside the observation (``collect`` records
+    it for camera observations of envs with a ``state_vector()``), the supervision a VLA's state
+    estimator learns from."""
 
     def __init__(
         self,
@@ -110,6 +117,7 @@ class ChunkedEpisodeDataset:
         val_fraction: float = 0.1,
         seed: int = 0,
         instruction: str | None = None,
+        environment_state: bool = False,
     ) -> None:
         if split not in ("train", "val", "all"):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
@@ -127,9 +135,14 @@ class ChunkedEpisodeDataset:
         order = np.random.default_rng(seed).permutation(dataset.total_episodes)
         n_val = max(1, int(round(val_fraction * len(order)))) if len(order) > 1 and val_fraction > 0 else 0
         chosen = {"train": order[n_val:], "val": order[:n_val], "all": order}[split]
+        self.env_id = meta.get("il_toolkit_env_id") or None
         self.episodes = []
-        for episode in dataset.iterate_episodes(sorted(int(i) for i in chosen)):
+        chosen = sorted(int(i) for i in chosen)
+        states = load_states(dataset_id, chosen) if environment_state else None  # (T+1, D) per episode
+        for n, episode in enumerate(dataset.iterate_episodes(chosen)):
             frames = flatten_observation(episode.observations)
+            if states is not None:
+                frames[ENV_STATE_KEY] = states[n].astype(np.float32)
             record = {"id": int(episode.id), "frames": {k: v[:-1] for k, v in frames.items()},
                       "actions": np.asarray(episode.actions, dtype=np.float32).reshape(len(episode.actions), -1)}
             recorded = instruction_of(episode)  # envs that draw an instruction per episode (two-target PushT)
@@ -139,6 +152,20 @@ class ChunkedEpisodeDataset:
         if not self.episodes:
             raise DatasetError(f"split {split!r} of {dataset_id!r} has no episodes (the dataset has {len(order)})")
         self.index = [(e, t) for e, episode in enumerate(self.episodes) for t in range(len(episode["actions"]))]
+
+    @property
+    def state_space(self):
+        """The env's full-state space (its ``obs_type="state"`` observation space), what
+        ``observation.environment_state`` holds; needs the env the dataset was recorded in."""
+        if self.env_id is None:
+            raise DatasetError(f"{self.dataset_id!r} does not say which env recorded it, so its state space is unknown")
+        from il_toolkit.envs import make_env
+
+        env = make_env(self.env_id, obs_type="state")
+        try:
+            return env.observation_space
+        finally:
+            env.close()
 
     @property
     def keys(self) -> list[str]:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from il_toolkit.config.training_config import ILConfig
-from il_toolkit.model.spec import STATE_KEY
+from il_toolkit.model.spec import ENV_STATE_KEY, STATE_KEY
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader, flatten_observation
 from il_toolkit.train.datasets.multitask import dataset_statistics as episode_statistics
@@ -90,15 +90,17 @@ class TrajectoryChunkDataset(ChunkedEpisodeDataset):
         self.index = [(e, s) for e, episode in enumerate(self.episodes) for s in range(len(episode["actions"]))]
 
 
-def chunk_windows(dataset: ChunkedEpisodeDataset, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+def chunk_windows(dataset: ChunkedEpisodeDataset, chunk: int,
+                  state_key: str = STATE_KEY) -> tuple[np.ndarray, np.ndarray]:
     """``(chunks (N, chunk, Da), states (N, Ds))``: for every frame, the actions from it on (the last
-    repeated past the episode's end) and its state, what a VLA with a feature pipeline normalises."""
+    repeated past the episode's end) and its state (the frames' ``state_key``), what a VLA with a
+    feature pipeline normalises."""
     chunks, states = [], []
     for episode in dataset.episodes:
         actions = np.asarray(episode["actions"], dtype=np.float64)
         index = np.minimum(np.arange(len(actions))[:, None] + np.arange(chunk)[None], len(actions) - 1)
         chunks.append(actions[index])
-        states.append(np.asarray(episode["frames"][STATE_KEY], dtype=np.float64)[: len(actions)])
+        states.append(np.asarray(episode["frames"][state_key], dtype=np.float64)[: len(actions)])
     return np.concatenate(chunks), np.concatenate(states)
 
 
@@ -159,7 +161,9 @@ class VLABehavioralCloning:
         if not self._normalizer_fitted:
             network = self.policy.network
             pipeline = network.features is not None or network.slot_features is not None
-            if pipeline and network.config.state_dim and isinstance(dataset, ChunkedEpisodeDataset):
+            if network.estimator is not None:
+                self._fit_estimated_state_normalizer(dataset)
+            elif pipeline and network.config.state_dim and isinstance(dataset, ChunkedEpisodeDataset):
                 actions, states = chunk_windows(dataset, network.config.chunk_size)
                 self.policy.fit_normalizer(actions, states, frame_tasks(dataset))
             else:
@@ -171,6 +175,17 @@ class VLABehavioralCloning:
         instruction = getattr(dataset, "instruction", None)
         if instruction and not self.policy._instruction_given:
             self.policy.instruction = instruction
+
+    def _fit_estimated_state_normalizer(self, dataset: Any) -> None:
+        """Statistics of a VLA with a state estimator: of the recorded full states (what the head
+        reads in training) and of the observation's own state (what the estimator is given)."""
+        if not isinstance(dataset, ChunkedEpisodeDataset) or ENV_STATE_KEY not in dataset.episodes[0]["frames"]:
+            raise ValueError("a VLA with a state estimator trains on a ChunkedEpisodeDataset (PushTDataset, ...) "
+                             "loaded with environment_state=True")
+        chunk = self.policy.network.config.chunk_size
+        actions, states = chunk_windows(dataset, chunk, ENV_STATE_KEY)
+        given = chunk_windows(dataset, chunk)[1] if STATE_KEY in dataset.episodes[0]["frames"] else None
+        self.policy.fit_normalizer(actions, states, given=given)
 
     def train(self, dataloader: Iterable[Any], val_dataloader: Iterable[Any] | None = None, *,
               epochs: int | None = None, max_steps: int | None = None, evaluate_env: str | None = None,

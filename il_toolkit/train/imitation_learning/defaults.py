@@ -8,9 +8,10 @@ from typing import Any
 # Budgets for a 2-core CPU. State: PushT (200 demonstrations) reaches its plateau in ~6,000 steps of the MLP
 # velocity net, about a minute (benchmarks/flow_state.py).
 STATE_DEFAULTS = {"steps": 6000, "learning_rate": 1e-3, "horizon": 1, "n_obs_steps": 1, "n_action_steps": 1}
-# ALOHA from state, 50 demonstrations, chunks of 16 (8 executed), 50 unseen seeds: 10,000 -> 20,000 steps took
-# transfer from 60% to 90% (seed 0) and 44% to 76% (seed 1), insertion from 66% to 82% and 58% to 78%; ~25 CPU minutes.
-CHUNK_STEPS = 20000
+# ALOHA from state, 50 demonstrations, chunks of 16 (8 executed), 50 unseen seeds (benchmarks/flow_state.py, training
+# seeds 0 and 1): transfer 60%/44% at 10,000 steps, 90%/76% at 20,000, 98%/100% at 40,000; insertion 66%/58%, 82%/78%,
+# 94%/96%. 40,000 steps take 40-48 CPU minutes.
+CHUNK_STEPS = 40000
 IMAGE_DEFAULTS = {"steps": 10000, "learning_rate": 3e-4, "horizon": 16, "n_obs_steps": 2, "n_action_steps": 8}
 
 
