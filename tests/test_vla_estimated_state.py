@@ -105,3 +105,31 @@ def test_an_estimator_that_does_not_fit_the_vla_is_refused(pixel_data):
         config.replace(state_dim=2, features=None)
     with pytest.raises(ValueError, match="no vision backbone"):
         config.replace(vision_model_name="google/siglip-base-patch16-224")
+
+
+def test_dagger_and_gail_refuse_it_naming_what_to_do(pixel_data):
+    from il_toolkit.train.il.dagger import VLADAgger
+    from il_toolkit.train.il.vla import VLAGAIL
+
+    model = estimating_vla(pixel_data)
+    for trainer in (VLADAgger, VLAGAIL):
+        with pytest.raises(ValueError, match="record no simulator state.*VLA BC"):
+            trainer(make_env(ENV_ID, **PIXELS), model, ILConfig.dagger(output_dir="unused"))
+
+
+def test_train_bc_estimate_state_trains_and_evaluates_it_in_the_camera_env(pixel_data, tmp_path, capsys):
+    import json
+
+    from il_toolkit.policies import load_config
+    from il_toolkit.train.il.cli import main_bc
+
+    out = tmp_path / "bc"
+    code = main_bc(["--dataset", DATASET, "--estimate_state", "--bc_epochs", "1", "--batch_size", "16",
+                    "--eval_episodes", "1", "--bc_validation_split", "0", "--output_dir", str(out), "--no_wandb",
+                    "--no_progress"])
+    assert code == 0
+    results = json.loads(capsys.readouterr().out)
+    config = load_config(results["policy_path"])["config"]["vla"]
+    assert config["state_estimator"]["cameras"] == ["observation.images.top"]
+    assert config["chunk_size"] == 1 and config["features"]["frame"] == "pusht_push"  # PushT's state settings
+    assert results["eval"]["n_episodes"] == 1  # evaluated in the env the camera dataset was recorded in

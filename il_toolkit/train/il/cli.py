@@ -249,8 +249,9 @@ def _run_cli(algorithm: str, parser: argparse.ArgumentParser, preset: ILConfig, 
                 config = interactive_defaults(env, config, args.given_flags)
             print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
             return 0
-        if is_vla_request(args.dataset, args.model_path):
-            results = run_vla(algorithm, config, **common_flags)
+        estimate_state = getattr(args, "estimate_state", False)  # (VLA BC only)
+        if estimate_state or is_vla_request(args.dataset, args.model_path):
+            results = run_vla(algorithm, config, **common_flags, **({"estimate_state": True} if estimate_state else {}))
         else:
             results = train(config, expert=args.expert, overwrite=args.overwrite, **common_flags,
                             **{name: getattr(args, name) for name in extra_flags})
@@ -268,13 +269,19 @@ BC_FIELDS = (
 
 
 def build_bc_parser(prog: str = "python -m il_toolkit.train.il.behavioral_cloning"):
-    return _build_parser(
+    parser = _build_parser(
         prog,
         "Behavioural cloning: learn a policy from expert demonstrations, either collected "
         "live from the env's registered expert (--env) or read from a Minari dataset (--dataset).",
         ILConfig.behavioral_cloning(use_wandb=True),
         BC_FIELDS,
     )
+    parser.add_argument("--estimate_state", action="store_true", help=(
+        "VLA BC on camera demonstrations that record the simulator's state (lerobot/pusht, ...): the cameras are read "
+        "by a keypoint state estimator learned from that state in the same loop, and the actions predicted from the "
+        "estimate through the env's state features, with the env's chunk size (PushT 1, ALOHA 16); acting reads the "
+        "cameras and the robot's own state alone"))
+    return parser
 
 
 def train_bc(config: ILConfig, *, env_id: str | None, dataset: str | None, expert: str, model_path: str | None,
@@ -521,16 +528,49 @@ def vla_task_options(train_set: Any, dataset_ids: Sequence[str]) -> dict[str, di
     return options
 
 
+def estimating_vla_fields(dataset_ids: Sequence[str], env_id: str | None) -> dict[str, Any]:
+    """``VLAModel.for_dataset`` fields of a new VLA that reads its cameras through a state estimator
+    (``--estimate_state``): the features, chunk size and actions executed per plan that
+    ``il-toolkit train flow`` gives the env's state observation (PushT 1 and 1, ALOHA 16 and 8)."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.train.imitation_learning.defaults import defaults_for
+
+    if len(dataset_ids) != 1:
+        raise SystemExit("--estimate_state trains a single-task VLA: give one --dataset")
+    camera_env = common.env_for_dataset(dataset_ids[0], env_id)
+    state_env = make_env(common.env_id_of(camera_env), obs_type="state")
+    try:
+        settings, features = defaults_for(state_env), default_state_features(state_env)
+    finally:
+        state_env.close()
+        camera_env.close()
+    return {"estimate_state": True, "features": None if features is None else features.to_json(),
+            "chunk_size": settings["horizon"], "n_action_steps": settings["n_action_steps"]}
+
+
+def recorded_env(dataset: str | None) -> tuple[str | None, dict[str, Any]]:
+    """The env id and keywords (``obs_type``, cameras) one local Minari dataset was recorded with
+    (None and {} for none, several datasets or one not collected yet)."""
+    from il_toolkit.train.datasets.minari_io import dataset_exists, dataset_metadata, open_dataset
+
+    if not dataset or "," in dataset or not dataset_exists(dataset):
+        return None, {}
+    meta = dataset_metadata(open_dataset(dataset))
+    return meta.get("il_toolkit_env_id") or None, dict(meta.get("il_toolkit_env_kwargs") or {})
+
+
 def _previous_run(model_path: str | None) -> dict[str, Any]:
     return next(_recorded_runs(model_path), {}) if model_path is not None else {}
 
 
-def chunked_splits(dataset_ids: Sequence[str], chunk_size: int, val_fraction: float,
-                   seed: int) -> tuple[ChunkedEpisodeDataset, ChunkedEpisodeDataset | None]:
+def chunked_splits(dataset_ids: Sequence[str], chunk_size: int, val_fraction: float, seed: int,
+                   environment_state: bool = False) -> tuple[ChunkedEpisodeDataset, ChunkedEpisodeDataset | None]:
     """Train and validation sets (validation ``None`` when ``val_fraction`` is 0) of one Minari
     dataset, or, for several (one per task), :class:`MultiTaskDataset` s over them."""
     def split(dataset_id: str, part: str) -> ChunkedEpisodeDataset:
-        return ChunkedEpisodeDataset(dataset_id, part, chunk_size, val_fraction=val_fraction, seed=seed)
+        return ChunkedEpisodeDataset(dataset_id, part, chunk_size, val_fraction=val_fraction, seed=seed,
+                                     environment_state=environment_state)
 
     train = [split(d, "train" if val_fraction > 0 else "all") for d in dataset_ids]
     val = [split(d, "val") for d in dataset_ids] if val_fraction > 0 else None
@@ -541,31 +581,38 @@ def chunked_splits(dataset_ids: Sequence[str], chunk_size: int, val_fraction: fl
 
 def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, dataset: str | None = None,
             model_path: str | None = None, use_wandb: bool = False, progress: bool = True,
-            chunk_size: int = 10, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+            chunk_size: int = 10, env_kwargs: dict[str, Any] | None = None,
+            estimate_state: bool = False) -> dict[str, Any]:
     """What ``behavioral_cloning`` / ``dagger`` / ``gail`` run for a VLA (``algorithm`` = "bc",
     "dagger", "gail"), with the seed's flags: ``--dataset lerobot/pusht`` (mapped to our local
     data; for BC, comma-separated datasets train one multi-task model, conditioned on each
     dataset's instruction), ``--model_path DIR`` (chaining: the env, its kwargs and the dataset are read from the
     ``run.json`` of the run that wrote DIR), ``--env`` (``env_kwargs`` for ``make_env``). A new
-    model is sized from the dataset."""
+    model is sized from the dataset; with ``estimate_state`` it reads the cameras through a state
+    estimator (:func:`estimating_vla_fields`)."""
+    from il_toolkit.envs import canonical_env_id
     from il_toolkit.train.datasets.lerobot_dataset import LEROBOT_ALIASES, resolve_dataset
 
     previous = _previous_run(model_path)
     dataset = dataset or previous.get("dataset")
     source = LEROBOT_ALIASES.get(dataset) if dataset else None
-    env_id = env_id or previous.get("env_id") or (source.env_id if source else None)
+    recorded_id, recorded_kwargs = (source.env_id, source.env_kwargs) if source else recorded_env(dataset)
+    env_id = env_id or previous.get("env_id") or recorded_id
     if env_kwargs is None:
-        env_kwargs = dict(previous.get("env_kwargs") or (source.env_kwargs if source else {}) or {})
+        same_env = recorded_id is not None and env_id is not None and canonical_env_id(env_id) == canonical_env_id(recorded_id)
+        env_kwargs = dict(previous.get("env_kwargs") or (recorded_kwargs if same_env else {}) or {})
     model = VLAModel.load(model_path) if model_path is not None else None
     if algorithm == "bc":
         if dataset is None:
             raise SystemExit("VLA BC needs --dataset (e.g. lerobot/pusht)")
         dataset_ids = [resolve_dataset(name.strip(), progress=progress) for name in dataset.split(",") if name.strip()]
-        chunk = model.network.config.chunk_size if model is not None else chunk_size
-        train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed)
+        estimated = model.network.estimator is not None if model is not None else estimate_state
+        fields = estimating_vla_fields(dataset_ids, env_id) if estimated and model is None else {}
+        chunk = model.network.config.chunk_size if model is not None else fields.get("chunk_size", chunk_size)
+        train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed, estimated)
         model = model if model is not None else VLAModel.for_dataset(
-            train_set, seed=config.seed, features=vla_state_features(dataset_ids, env_id),
-            task_options=vla_task_options(train_set, dataset_ids))
+            train_set, seed=config.seed, **({"features": vla_state_features(dataset_ids, env_id),
+                                              "task_options": vla_task_options(train_set, dataset_ids)} | fields))
         trainer = VLABehavioralCloning(model, config, use_wandb=use_wandb, dataset_name=dataset, progress=progress)
         loader = create_lerobot_dataloader(train_set, batch_size=config.batch_size, seed=config.seed)
         val_loader = create_lerobot_dataloader(val_set, batch_size=config.batch_size) if val_set is not None else None

@@ -99,7 +99,7 @@ from il_toolkit.train.il.gates import BetaGate, Gate, PersonAtControls, Simulate
 from il_toolkit.train.il.interactive import ExpertFailure, InteractiveActor, LabelAccount, labelled_segments
 from il_toolkit.train.il.rollout_limits import EndWhenStuck, LabelBudget, StuckDetector
 from il_toolkit.train.il.query_rules import ENSEMBLE_VARIANTS, QueryCalibration
-from il_toolkit.train.il.vla import VLABehavioralCloning, as_vla, require_fixed_instruction, require_single_task
+from il_toolkit.train.il.vla import VLABehavioralCloning, as_vla, require_fixed_instruction, require_retrainable_on_rollouts
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.train.logging import MetricLogger
 
@@ -621,7 +621,7 @@ class VLADAgger(DAgger):
 
         if isinstance(env, str):
             env = make_env(env, **(env_kwargs or {}))
-        policy = require_single_task(as_vla(model), "VLA DAgger")
+        policy = require_retrainable_on_rollouts(as_vla(model), "VLA DAgger")
         require_fixed_instruction(env, "VLA DAgger")
         super().__init__(env, expert_policy, config, use_wandb, policy=policy, progress=progress)
         self.env_kwargs, self.dataset_name = dict(env_kwargs or {}), dataset_name

@@ -51,13 +51,20 @@ def as_vla(model: VLAModel | str | os.PathLike) -> VLAModel:
     return VLAModel.load(model)
 
 
-def require_single_task(policy: VLAModel, algorithm: str) -> VLAModel:
-    """``policy``, unless it was trained on several tasks: DAgger and GAIL roll out in one env
-    and retrain on that env's actions, which do not fill a multi-task model's slots."""
+def require_retrainable_on_rollouts(policy: VLAModel, algorithm: str) -> VLAModel:
+    """``policy``, unless DAgger and GAIL cannot retrain it on rollouts in one env: a multi-task
+    model (one env's actions do not fill its slots) or one that estimates its state from its cameras
+    (rollouts record no simulator state for its estimator to learn from)."""
     if len(policy.tasks) > 1:
         raise ValueError(
             f"{algorithm} fine-tunes a single-task VLA, but this one has {len(policy.tasks)} tasks {list(policy.tasks)}: "
             "fine-tune it with VLA BC on its datasets (--dataset A,B), or start from a single-task model"
+        )
+    if policy.network.estimator is not None:
+        raise ValueError(
+            f"{algorithm} retrains a VLA on its own rollouts, which record no simulator state for this VLA's state "
+            "estimator to learn from: fine-tune it with VLA BC on camera demonstrations that record the state "
+            "(--estimate_state), or start from a VLA that reads its cameras as tokens"
         )
     return policy
 
@@ -391,7 +398,7 @@ class VLAGAIL:
         self.use_wandb = self.config.use_wandb if use_wandb is None else use_wandb
         self.progress = progress
         self.bc = VLABehavioralCloning(model, self.config, use_wandb=False, env=self.env, progress=progress)
-        require_single_task(self.policy, "VLA GAIL")
+        require_retrainable_on_rollouts(self.policy, "VLA GAIL")
         require_fixed_instruction(self.env, "VLA GAIL")
         if not self.policy._instruction_given:
             self.policy.instruction = env_entry(common.env_id_of(self.env)).instruction
