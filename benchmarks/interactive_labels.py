@@ -1,11 +1,13 @@
 """Success against expert labels: BC and the DAgger variants (DAgger, HG-DAgger with a simulated
-person, EnsembleDAgger, ThriftyDAgger) on PushT state, all with the same learner.
+person, EnsembleDAgger, ThriftyDAgger) on PushT or ALOHA state, all with the same learner.
 
 Everything goes through the public API, as a user's script would: ``collect_dataset`` (the
 scripted expert's demonstrations, seeds 0, 1, ...), ``BehavioralCloning`` and ``DAgger`` with
-``ILConfig(policy_type="flow", dagger_variant=...)`` (a flow-matching learner with an MLP
-velocity net on the env's features, horizon 1, trained for ``--epochs`` passes over its data at
-batch 256), and ``evaluate_checkpoint`` on unseen seeds from 1,000,000.
+``ILConfig(dagger_variant=...)`` and the env's learner (PushT: ``policy_type="flow"``, an MLP
+velocity net on the env's features, horizon 1; ALOHA: the 3x512 GELU MLP with actions relative to
+the arm that ``bc_dagger.py`` measured, DAgger rolling out the learner alone, β = 0), trained for
+``--epochs`` passes over its data at batch 256, and ``evaluate_checkpoint`` on unseen seeds from
+1,000,000.
 
 - BC: one fit per demonstration budget (``--bc-demos``); its labels are its demonstrations' steps.
 - Each DAgger variant starts from the first ``--d0`` demonstrations (their labels counted), fits
@@ -14,10 +16,11 @@ batch 256), and ``evaluate_checkpoint`` on unseen seeds from 1,000,000.
   spent by then (labels: states the expert labelled; HG-DAgger's simulated person also watches
   every step, which is reported as ``expert_queries``, not counted as labels).
 
-Writes ``benchmarks/results/<name>.json`` (default ``interactive_labels_pusht``) with every
+Writes ``benchmarks/results/<name>.json`` (default ``interactive_labels_<env>``) with every
 point, the mean curve per method, and the wall-clock per round (``--ensemble-size`` learners).
 
     .venv/bin/python benchmarks/interactive_labels.py --seeds 0 1 --workers 2
+    .venv/bin/python benchmarks/interactive_labels.py --env aloha_transfer --methods bc dagger hg_dagger --workers 2
     .venv/bin/python benchmarks/interactive_labels.py --quick      # a smoke run, about a minute
 """
 
@@ -36,50 +39,72 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RESULTS_DIR, write_results  # noqa: E402
 
-ENV_ID = "il_toolkit/PushT-v0"
-DATASET = "bench/pusht-expert-{n}-v0"
 VARIANTS = ("dagger", "hg_dagger", "ensemble_dagger", "thrifty_dagger")
+ALOHA_LEARNER = dict(policy_type="mlp", policy_hidden_sizes=[512, 512, 512], policy_activation="gelu",
+                     lr_schedule="onecycle", weight_decay=1e-4, dagger_beta_schedule="constant", dagger_initial_beta=0.0)
+ALOHA_BUDGETS = dict(bc_demos=[10, 20, 50, 100], d0=10, rounds=6, episodes=10, epochs=100, eval_episodes=50)
+ENVS = {  # env id, learner (ILConfig fields), its description, budgets where a flag is not given
+    "pusht": ("il_toolkit/PushT-v0", dict(policy_type="flow"), "flow matching, MLP velocity net, horizon 1, env features",
+              dict(bc_demos=[10, 20, 30, 50], d0=10, rounds=5, episodes=8, epochs=150, eval_episodes=50)),
+    "aloha_transfer": ("il_toolkit/AlohaTransferCube-v0", ALOHA_LEARNER, "MLP 3x512 GELU, one-cycle, actions relative "
+                       "to the arm; DAgger rolls out the learner alone (beta 0)", ALOHA_BUDGETS),
+    "aloha_insertion": ("il_toolkit/AlohaInsertion-v0", ALOHA_LEARNER, "MLP 3x512 GELU, one-cycle, actions relative "
+                        "to the arm; DAgger rolls out the learner alone (beta 0)", ALOHA_BUDGETS),
+}
+
+
+def dataset_id(args: argparse.Namespace, demos: int) -> str:
+    return f"bench/{args.env}-expert-{demos}-v0"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="pusht", choices=sorted(ENVS))
     parser.add_argument("--methods", nargs="+", default=["bc", *VARIANTS], choices=["bc", *VARIANTS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
-    parser.add_argument("--bc-demos", nargs="+", type=int, default=[10, 20, 30, 50], help="BC's demonstration budgets")
-    parser.add_argument("--d0", type=int, default=10, help="demonstrations the DAgger variants start from")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--episodes", type=int, default=8, help="episodes per round")
-    parser.add_argument("--epochs", type=int, default=150, help="passes over the data per fit (batch 256)")
+    parser.add_argument("--bc-demos", nargs="+", type=int, default=None,
+                        help="BC's demonstration budgets (default: PushT 10 20 30 50, ALOHA 10 20 50 100)")
+    parser.add_argument("--d0", type=int, default=None, help="demonstrations the DAgger variants start from (default 10)")
+    parser.add_argument("--rounds", type=int, default=None, help="default: PushT 5, ALOHA 6")
+    parser.add_argument("--episodes", type=int, default=None, help="episodes per round (default: PushT 8, ALOHA 10)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the data per fit, batch 256 (default: PushT 150, ALOHA 100)")
     parser.add_argument("--ensemble-size", type=int, default=5)
     parser.add_argument("--query-rate", type=float, default=0.1, help="ensemble/thrifty target query rate")
-    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--eval-episodes", type=int, default=None, help="default 50")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
-    parser.add_argument("--name", default="interactive_labels_pusht")
+    parser.add_argument("--name", default=None, help="default: interactive_labels_<env>")
     parser.add_argument("--update", action="store_true",
                         help="replace only --methods' rows in the existing results file (same settings otherwise)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    for key, value in ENVS[args.env][3].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.name = args.name or f"interactive_labels_{args.env}"
+    return args
 
 
 def config(args: argparse.Namespace, seed: int, output_dir: str, **overrides):
     from il_toolkit import ILConfig
 
-    return ILConfig.dagger(policy_type="flow", bc_epochs=args.epochs, batch_size=256, learning_rate=1e-3, seed=seed,
-                           eval_episodes=args.eval_episodes, output_dir=output_dir, use_wandb=False, **overrides)
+    return ILConfig.dagger(**{**ENVS[args.env][1], **overrides}, bc_epochs=args.epochs, batch_size=256,
+                           learning_rate=1e-3, seed=seed, eval_episodes=args.eval_episodes, output_dir=output_dir,
+                           use_wandb=False)
 
 
 def evaluate(path: Path, args: argparse.Namespace) -> float:
     from il_toolkit.evaluation import evaluate_checkpoint
 
-    return float(evaluate_checkpoint(path, ENV_ID, args.eval_episodes, num_envs=1).aggregates["pc_success"])
+    return float(evaluate_checkpoint(path, ENVS[args.env][0], args.eval_episodes, num_envs=1).aggregates["pc_success"])
 
 
 def run_bc(args: argparse.Namespace, seed: int, demos: int, tmp: str) -> dict:
     from il_toolkit import BehavioralCloning, load_demonstrations
     from il_toolkit.envs import make_env
 
-    env = make_env(ENV_ID)
-    trajectories = load_demonstrations(DATASET.format(n=demos), env=env)
+    env = make_env(ENVS[args.env][0])
+    trajectories = load_demonstrations(dataset_id(args, demos), env=env)
     start = time.perf_counter()
     bc = BehavioralCloning(env, config(args, seed, f"{tmp}/bc-{demos}-s{seed}", bc_validation_split=0.0),
                            progress=False)
@@ -101,7 +126,7 @@ def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> 
                  dagger_episodes_per_iter=args.episodes, dagger_ensemble_size=args.ensemble_size,
                  dagger_target_query_rate=args.query_rate, bc_validation_split=0.0)
     start = time.perf_counter()
-    results = DAgger(make_env(ENV_ID), None, cfg, progress=False).train(initial_dataset=DATASET.format(n=args.d0))
+    results = DAgger(make_env(ENVS[args.env][0]), None, cfg, progress=False).train(initial_dataset=dataset_id(args, args.d0))
     seconds = time.perf_counter() - start
     points = []
     for record in results["rounds"]:
@@ -154,7 +179,7 @@ def main() -> None:
     from il_toolkit import collect_dataset
 
     for n in sorted({*args.bc_demos, args.d0}):
-        collect_dataset(ENV_ID, DATASET.format(n=n), n, seed=0, num_envs=2, progress=False, if_missing=True)
+        collect_dataset(ENVS[args.env][0], dataset_id(args, n), n, seed=0, num_envs=2, progress=False, if_missing=True)
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [("bc", args, s, n, tmp) for s in args.seeds for n in args.bc_demos if "bc" in args.methods]
         jobs = [("variant", args, s, v, tmp) for v in args.methods if v != "bc" for s in args.seeds] + jobs
@@ -176,7 +201,7 @@ def main() -> None:
         print(method + ": " + ", ".join(f"{p['labels']:.0f} labels {p['pc_success']:.0f}%" for p in curve))
     ensemble_rounds = [r["seconds_per_round"] for r in rows if r["method"] in ("ensemble_dagger", "thrifty_dagger")]
     write_results(args.name, {
-        "settings": {"env_id": ENV_ID, "learner": "flow matching, MLP velocity net, horizon 1, env features",
+        "settings": {"env_id": ENVS[args.env][0], "learner": ENVS[args.env][2], "learner_config": ENVS[args.env][1],
                      "epochs_per_fit": args.epochs, "batch_size": 256, "learning_rate": 1e-3, "d0_demos": args.d0,
                      "rounds": args.rounds, "episodes_per_round": args.episodes, "ensemble_size": args.ensemble_size,
                      "target_query_rate": args.query_rate, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000,
