@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from il_toolkit.features.state import periodic_dims
 from il_toolkit.model.backbones import to_float_image
 
 
@@ -142,11 +143,12 @@ class StateEstimatorConfig:
 
     @classmethod
     def infer(cls, cameras: Sequence[str], given_key: str | None, given: np.ndarray | None, states: np.ndarray,
-              periodic: Sequence[tuple[int, float]] = (), unused: Sequence[int] = (),
-              **sizes: Any) -> "StateEstimatorConfig":
+              state_space: Any, unused: Sequence[int] = (), **sizes: Any) -> "StateEstimatorConfig":
         """The estimator for data: images under ``cameras``, the observation's own state ``given``
-        ``(N, Dg)`` under ``given_key`` (or None) beside the full ``states`` ``(N, D)``; a state entry
-        equal to a given entry on every frame (to float32 precision) is copied, not estimated."""
+        ``(N, Dg)`` under ``given_key`` (or None) beside the full ``states`` ``(N, D)`` of
+        ``state_space`` (a Box; its angles are found from its bounds); a state entry equal to a given
+        entry on every frame (to float32 precision) is copied, not estimated."""
+        periodic = [(i, float(state_space.low[i])) for i in periodic_dims(state_space)]
         copied: list[tuple[int, int]] = []
         given_dim = 0
         if given_key is not None and given is not None:
@@ -210,8 +212,9 @@ class StateEstimator(nn.Module):
     def forward(self, observations: Mapping[str, Any]) -> torch.Tensor:
         """``(B, output_dim)``: standardised linear entries, then (sin, cos) of each angle."""
         parts = []
+        device = self.state_mean.device
         for camera, encoder in zip(self.config.cameras, self.encoders):
-            images = torch.as_tensor(observations[camera])  # (B, H, W, 3)
+            images = torch.as_tensor(observations[camera]).to(device)  # (B, H, W, 3)
             parts.append(encoder(to_float_image(images.permute(0, 3, 1, 2))))
         if self.config.given_key is not None and self.config.reads_given:
             parts.append((self._given(observations).float() - self.given_mean.float()) / self.given_std.float())
@@ -219,11 +222,11 @@ class StateEstimator(nn.Module):
 
     def _given(self, observations: Mapping[str, Any]) -> torch.Tensor:
         given = torch.as_tensor(observations[self.config.given_key])
-        return given.reshape(len(given), -1).to(torch.float64)
+        return given.reshape(len(given), -1).to(device=self.state_mean.device, dtype=torch.float64)
 
     def targets(self, states: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Full states ``(B, state_dim)`` -> what :meth:`forward` regresses ``(B, output_dim)``."""
-        states = torch.as_tensor(states, dtype=torch.float64)
+        states = torch.as_tensor(states, dtype=torch.float64).to(self.state_mean.device)
         c = self.config
         linear = (states[:, c.linear_dims] - self.state_mean) / self.state_std
         angles = states[:, c.periodic_dims]
@@ -239,9 +242,9 @@ class StateEstimator(nn.Module):
         c = self.config
         out = self(observations).double()
         n_linear, n_angles = len(c.linear_dims), len(c.periodic_dims)
-        states = torch.zeros(len(out), c.state_dim, dtype=torch.float64)
+        states = torch.zeros(len(out), c.state_dim, dtype=torch.float64, device=out.device)
         states[:, c.linear_dims] = out[:, :n_linear] * self.state_std + self.state_mean
-        lows = torch.tensor([low for i, low in c.periodic if i in c.periodic_dims], dtype=torch.float64)
+        lows = torch.tensor([low for i, low in c.periodic if i in c.periodic_dims], dtype=torch.float64, device=out.device)
         angle = torch.atan2(out[:, n_linear:n_linear + n_angles], out[:, n_linear + n_angles:])
         states[:, c.periodic_dims] = torch.remainder(angle - lows, 2 * np.pi) + lows
         if c.unused:
@@ -249,7 +252,7 @@ class StateEstimator(nn.Module):
         if c.copied:
             given = self._given(observations)
             states[:, c.copied_dims] = given[:, [j for _, j in c.copied]]
-        return states.numpy()
+        return states.cpu().numpy()
 
 
 __all__ = ["SpatialSoftmax", "StateEstimator", "StateEstimatorConfig", "keypoint_encoder"]

@@ -44,7 +44,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
-from il_toolkit.features.state import StateFeatures, periodic_dims
+from il_toolkit.features.state import StateFeatures
 from il_toolkit.features.task_slots import SlottedFeatures
 from il_toolkit.features.observations import batch_from_observations
 from il_toolkit.model import flow
@@ -290,9 +290,9 @@ class VLANetwork(nn.Module):
                 f"the batch has cameras {cams} but this VLA was built for cameras {sorted(self.config.cameras)}: build "
                 f"VLAModel(cameras={tuple(cams)}, ...) for this dataset, or rename the dataset's cameras to match"
             )
-        reads_state = (self.estimator.config.given_key is not None) if self.estimator is not None else self.config.state_dim
-        if reads_state and STATE_KEY not in batch:
-            raise BatchError(f"the batch has no {STATE_KEY!r}, but this VLA reads a state of dimension {self.config.state_dim}")
+        given = self.estimator.config.given_dim if self.estimator is not None else self.config.state_dim
+        if given and STATE_KEY not in batch:
+            raise BatchError(f"the batch has no {STATE_KEY!r}, but this VLA reads a state of dimension {given}")
 
     def _tokens(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         key = tuple(texts)
@@ -316,7 +316,8 @@ class VLANetwork(nn.Module):
         if self.state_proj is None:
             return None
         if self.estimator is not None:
-            return torch.as_tensor(self.estimator.estimate(self._estimator_inputs(batch)), dtype=torch.float32)
+            estimate = self.estimator.estimate(self._estimator_inputs(batch))
+            return torch.as_tensor(estimate, dtype=torch.float32, device=self.camera_embed.device)
         return self._last_step(torch.as_tensor(batch[STATE_KEY]), 1, STATE_KEY).float()
 
     def training_state(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
@@ -329,7 +330,7 @@ class VLANetwork(nn.Module):
                 f"this VLA learns to estimate the state from its cameras and needs the recorded state "
                 f"{ENV_STATE_KEY!r} in training batches: load the dataset with environment_state=True (collect it "
                 "with a camera obs_type, which records the state beside each observation)")
-        return self._last_step(torch.as_tensor(batch[ENV_STATE_KEY]), 1, ENV_STATE_KEY).float()
+        return self._last_step(torch.as_tensor(batch[ENV_STATE_KEY]), 1, ENV_STATE_KEY).float().to(self.camera_embed.device)
 
     def _estimator_inputs(self, batch: Mapping[str, Any], rows: int | None = None) -> dict[str, torch.Tensor]:
         """The estimator's view of the batch (its first ``rows`` samples): images ``(B, H, W, 3)``
@@ -377,9 +378,9 @@ class VLANetwork(nn.Module):
 
     def encode(self, batch: Mapping[str, Any], state: torch.Tensor | None = None) -> torch.Tensor:
         """Observation + instruction -> memory ``(B, M, head_dim)`` for the action head,
-        ``M = n_cameras * vision_grid**2 + (1 if state)`` (``velocity_net="mlp"``: ``M = 1``, the
-        last token beside the mean of all, mapped back to ``head_dim``). ``state``: the raw state
-        ``(B, Ds)`` to read (default :meth:`raw_state`)."""
+        ``M = n_cameras * vision_grid**2 + (1 if state)`` (camera tokens only: none with a state
+        estimator; ``velocity_net="mlp"``: ``M = 1``, the last token beside the mean of all, mapped
+        back to ``head_dim``). ``state``: the raw state ``(B, Ds)`` to read (default :meth:`raw_state`)."""
         self.check_batch(batch)
         device = self.camera_embed.device
         tokens: list[torch.Tensor] = []
@@ -474,6 +475,7 @@ class VLANetwork(nn.Module):
                 f"(B, chunk_size={self.config.chunk_size}, action_dim={self.config.action_dim}): build the dataset with "
                 f"chunk_size={self.config.chunk_size}"
             )
+        self.check_batch(batch)
         raw = self.training_state(batch)
         memory = self.encode(batch, raw)
         texts = self._slot_owners(batch, self._instructions(batch.get("task"), len(actions)))
@@ -524,6 +526,7 @@ class VLANetwork(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Action chunks ``(B, chunk_size, Da)`` in env units. The memory is computed once and
         reused by every ODE step."""
+        self.check_batch(batch)
         raw = self.raw_state(batch)
         memory = self.encode(batch, raw)
         texts = self._slot_owners(batch, self._instructions(batch.get("task"), memory.shape[0]))
@@ -643,11 +646,14 @@ class VLAModel(BasePolicy):
                              "not loaded with: pass environment_state=True to the dataset")
         states = np.concatenate([e["frames"][ENV_STATE_KEY] for e in dataset.episodes]).astype(np.float64)
         given = (np.concatenate([e["frames"][STATE_KEY] for e in dataset.episodes]) if STATE_KEY in frames else None)
-        space = dataset.state_space
-        periodic = [(i, float(space.low[i])) for i in periodic_dims(space)]
-        unused = StateFeatures.from_json(features).ignored_obs if features is not None else ()
+        pipeline = StateFeatures.from_json(features) if features is not None else None
+        if pipeline is not None and pipeline.obs_dim != states.shape[1]:
+            raise ValueError(f"with estimate_state the features read the env's full state ({states.shape[1]} entries), "
+                             f"but these read {pipeline.obs_dim}: pass the pipeline of the env's state observation, "
+                             "default_state_features(make_env(env_id, obs_type='state'))")
         config = StateEstimatorConfig.infer([IMAGE_PREFIX + c for c in cameras], STATE_KEY if given is not None else None,
-                                            given, states, periodic, unused, **options)
+                                            given, states, dataset.state_space, pipeline.ignored_obs if pipeline else (),
+                                            **options)
         return {"state_estimator": config.to_json(), "state_dim": int(states.shape[1])}
 
     def _setup(self, network: VLANetwork, observation_space: spaces.Space | None, action_space: spaces.Space | None,

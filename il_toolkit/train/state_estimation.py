@@ -26,13 +26,10 @@ import torch
 from gymnasium import spaces
 
 from il_toolkit.features.observations import STATE_KEYS, flatten_observations
-from il_toolkit.features.state import periodic_dims
 from il_toolkit.model.state_estimator import COPY_TOLERANCE, StateEstimator, StateEstimatorConfig
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.estimated_state import EstimatedStatePolicy
 from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_training, take_rows
-
-
 
 def flat_spaces(space: spaces.Space, prefix: str = "") -> dict[str, spaces.Space]:
     """A (nested) Dict space as ``{"outer/inner": Box}``, the keys of flattened observations."""
@@ -62,9 +59,8 @@ def estimator_config_for(observation_space: spaces.Space, state_space: spaces.Bo
                          f"{observation_space}. Collect with a pixel obs_type (e.g. obs_type='pixels_agent_pos')")
     flat = flat_spaces(observation_space)
     given_key = next((k for k in STATE_KEYS if k in flat), None)
-    periodic = [(i, float(state_space.low[i])) for i in periodic_dims(state_space)]
     return StateEstimatorConfig.infer(cameras, given_key, observations.get(given_key) if given_key else None, states,
-                                      periodic, unused, **sizes)
+                                      state_space, unused, **sizes)
 
 
 def flat_observation(obs: Any) -> dict[str, np.ndarray]:
@@ -153,7 +149,7 @@ def _object_entries(obs: Any, state: np.ndarray, other: np.ndarray) -> np.ndarra
     vectors = [np.ravel(v) for v in flat_observation(obs).values() if np.asarray(v).dtype != np.uint8]  # not images
     given = np.concatenate(vectors) if vectors else np.zeros(0)
     differ = ~np.isclose(state, other)
-    shown = np.array([np.any(np.abs(given - value) <= COPY_TOLERANCE) for value in state])
+    shown = np.array([np.any(np.abs(given - value) <= COPY_TOLERANCE * max(1.0, abs(value))) for value in state])
     return np.flatnonzero(differ & ~shown)
 
 

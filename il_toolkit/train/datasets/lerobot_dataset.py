@@ -35,7 +35,7 @@ import numpy as np
 
 from il_toolkit.features.observations import STATE_KEYS, ObservationKeyError, batch_from_observations  # noqa: F401
 from il_toolkit.model.spec import ENV_STATE_KEY
-from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, instruction_of, load_states, open_dataset
+from il_toolkit.train.datasets.minari_io import DatasetError, dataset_metadata, episode_states, instruction_of, open_dataset
 
 
 @dataclass(frozen=True)
@@ -137,12 +137,10 @@ class ChunkedEpisodeDataset:
         chosen = {"train": order[n_val:], "val": order[:n_val], "all": order}[split]
         self.env_id = meta.get("il_toolkit_env_id") or None
         self.episodes = []
-        chosen = sorted(int(i) for i in chosen)
-        states = load_states(dataset_id, chosen) if environment_state else None  # (T+1, D) per episode
-        for n, episode in enumerate(dataset.iterate_episodes(chosen)):
+        for episode in dataset.iterate_episodes(sorted(int(i) for i in chosen)):
             frames = flatten_observation(episode.observations)
-            if states is not None:
-                frames[ENV_STATE_KEY] = states[n].astype(np.float32)
+            if environment_state:
+                frames[ENV_STATE_KEY] = episode_states(dataset_id, episode).astype(np.float32)
             record = {"id": int(episode.id), "frames": {k: v[:-1] for k, v in frames.items()},
                       "actions": np.asarray(episode.actions, dtype=np.float32).reshape(len(episode.actions), -1)}
             recorded = instruction_of(episode)  # envs that draw an instruction per episode (two-target PushT)

@@ -225,21 +225,23 @@ def load_states(dataset_id: str, episode_indices: Sequence[int] | None = None, *
         dataset = open_dataset(dataset_id)
         if not allow_incomplete and not bool(dataset_metadata(dataset).get("il_toolkit_complete", True)):
             raise DatasetError(f"dataset {dataset_id!r} is incomplete: rerun the same collect command to finish it")
-        states = []
-        for episode in dataset.iterate_episodes(episode_indices):
-            infos = episode.infos or {}
-            if STATE_INFO not in infos:
-                raise DatasetError(
-                    f"dataset {dataset_id!r} has no {STATE_INFO!r} info beside its observations (episode {episode.id}): "
-                    "a state dataset's observations are the state itself; otherwise it was recorded from an env without "
-                    "state_vector(), by another tool, or before states were recorded: collect it again with --overwrite")
-            values = np.asarray(infos[STATE_INFO], dtype=np.float64)
-            if len(values) != len(episode.actions) + 1:
-                raise DatasetError(f"dataset {dataset_id!r} episode {episode.id} has {len(values)} states for "
-                                   f"{len(episode.actions) + 1} observations; collect it again with --overwrite")
-            _check_finite(STATE_INFO, episode.id, values)
-            states.append(values)
-    return states
+        return [episode_states(dataset_id, episode) for episode in dataset.iterate_episodes(episode_indices)]
+
+
+def episode_states(dataset_id: str, episode: Any) -> np.ndarray:
+    """One Minari episode's recorded full states ``(T+1, D)`` float64 (see :func:`load_states`)."""
+    infos = episode.infos or {}
+    if STATE_INFO not in infos:
+        raise DatasetError(
+            f"dataset {dataset_id!r} has no {STATE_INFO!r} info beside its observations (episode {episode.id}): "
+            "a state dataset's observations are the state itself; otherwise it was recorded from an env without "
+            "state_vector(), by another tool, or before states were recorded: collect it again with --overwrite")
+    values = np.asarray(infos[STATE_INFO], dtype=np.float64)
+    if len(values) != len(episode.actions) + 1:
+        raise DatasetError(f"dataset {dataset_id!r} episode {episode.id} has {len(values)} states for "
+                           f"{len(episode.actions) + 1} observations; collect it again with --overwrite")
+    _check_finite(STATE_INFO, episode.id, values)
+    return values
 
 
 def load_instructions(dataset_id: str, episode_indices: Sequence[int] | None = None) -> list[str]:

@@ -552,11 +552,13 @@ def estimating_vla_fields(dataset_ids: Sequence[str], env_id: str | None) -> dic
 def recorded_env(dataset: str | None) -> tuple[str | None, dict[str, Any]]:
     """The env id and keywords (``obs_type``, cameras) one local Minari dataset was recorded with
     (None and {} for none, several datasets or one not collected yet)."""
-    from il_toolkit.train.datasets.minari_io import dataset_exists, dataset_metadata, open_dataset
+    from il_toolkit.train.datasets.minari_io import dataset_exists, dataset_metadata, open_dataset, writer_lock
 
+    dataset = (dataset or "").strip()
     if not dataset or "," in dataset or not dataset_exists(dataset):
         return None, {}
-    meta = dataset_metadata(open_dataset(dataset))
+    with writer_lock(dataset, wait=True):  # a collect rewrites metadata.json in place
+        meta = dataset_metadata(open_dataset(dataset))
     return meta.get("il_toolkit_env_id") or None, dict(meta.get("il_toolkit_env_kwargs") or {})
 
 
@@ -607,6 +609,9 @@ def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, data
             raise SystemExit("VLA BC needs --dataset (e.g. lerobot/pusht)")
         dataset_ids = [resolve_dataset(name.strip(), progress=progress) for name in dataset.split(",") if name.strip()]
         estimated = model.network.estimator is not None if model is not None else estimate_state
+        if estimate_state and not estimated:
+            raise SystemExit(f"--estimate_state: the VLA at {model_path} reads its cameras as tokens and has no state "
+                             "estimator; train a new one (leave out --model_path) or drop --estimate_state")
         fields = estimating_vla_fields(dataset_ids, env_id) if estimated and model is None else {}
         chunk = model.network.config.chunk_size if model is not None else fields.get("chunk_size", chunk_size)
         train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed, estimated)

@@ -10,7 +10,7 @@ from typing import Any
 STATE_DEFAULTS = {"steps": 6000, "learning_rate": 1e-3, "horizon": 1, "n_obs_steps": 1, "n_action_steps": 1}
 # ALOHA from state, 50 demonstrations, chunks of 16 (8 executed), 50 unseen seeds (benchmarks/flow_state.py, training
 # seeds 0 and 1): transfer 60%/44% at 10,000 steps, 90%/76% at 20,000, 98%/100% at 40,000; insertion 66%/58%, 82%/78%,
-# 94%/96%. 40,000 steps take 40-48 CPU minutes.
+# 94%/96%. 40,000 steps take 37-48 minutes on one thread.
 CHUNK_STEPS = 40000
 IMAGE_DEFAULTS = {"steps": 10000, "learning_rate": 3e-4, "horizon": 16, "n_obs_steps": 2, "n_action_steps": 8}
 
