@@ -509,11 +509,11 @@ class VLANetwork(nn.Module):
         if batch.get("weight") is not None:  # per-sample weights (advantage-weighted updates in VLA GAIL)
             keep = keep * torch.as_tensor(batch["weight"], dtype=error.dtype, device=error.device).reshape(-1, 1)
         loss = (error * keep).sum() / count
-        metrics = {"action_loss": float(loss.detach())} if self.estimator is not None else {}
+        metrics: dict[str, float] = {}
         if self.estimator is not None:
             estimator_loss = self.estimator_loss(batch, raw)
+            metrics = {"action_loss": float(loss.detach()), "estimator_loss": float(estimator_loss.detach())}
             loss = loss + estimator_loss
-            metrics["estimator_loss"] = float(estimator_loss.detach())
         return loss, {"loss": float(loss.detach()), **metrics}
 
     def _regress(self, memory: torch.Tensor) -> torch.Tensor:
