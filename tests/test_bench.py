@@ -56,7 +56,7 @@ def test_the_shipped_suites_parse(name):
         cartpole = next(t for t in suite.tasks if t.env_id == "il_toolkit/CartPole-v1")
         # they need continuous actions
         assert set(cartpole.skipped_methods) == {"flow_bc", "flow_chunked", "flow_estimated_state", "flow_instructed",
-                                                 "ensemble_dagger", "thrifty_dagger"}
+                                                 "ensemble_dagger", "thrifty_dagger", "vla"}
 
 
 def test_a_suite_is_found_by_name_and_unknown_names_list_the_known_ones():
@@ -70,7 +70,7 @@ def test_unknown_method_and_env_are_refused_with_the_known_lists():
         parse_suite(_suite(methods=["bc", "behaviour_cloning"]))
     assert "unknown method 'behaviour_cloning'" in str(info.value)
     assert ("known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, flow_estimated_state, flow_instructed, "
-            "gail, hg_dagger, thrifty_dagger") in str(info.value)
+            "gail, hg_dagger, thrifty_dagger, vla") in str(info.value)
     with pytest.raises(SuiteError) as info:
         parse_suite(_suite(env="CartPol-v1"))
     assert "unknown env 'CartPol-v1'" in str(info.value) and "il_toolkit/PushT-v0" in str(info.value)
@@ -104,7 +104,7 @@ def test_observation_types_pick_the_methods_that_can_read_them():
         parse_suite(_suite(obs_type="pixels"))
     data = _suite(env="PushT-v0", obs_type="pixels_agent_pos", methods="all", budgets={})
     (task,) = parse_suite(data).tasks
-    assert task.methods == ("flow_bc", "flow_chunked", "flow_estimated_state") and set(task.skipped_methods) == {
+    assert task.methods == ("flow_bc", "flow_chunked", "flow_estimated_state", "vla") and set(task.skipped_methods) == {
         "bc", "dagger", "gail", "hg_dagger", "ensemble_dagger", "thrifty_dagger", "flow_instructed"}
     (instructed,) = parse_suite(_suite(env="PushTTwoTarget-v0", methods="all", budgets={})).tasks
     assert instructed.methods == ("flow_chunked", "flow_instructed")  # flow_chunked: blind to the instruction
@@ -134,7 +134,7 @@ def test_the_cli_refuses_a_bad_suite_before_any_work(tmp_path, capsys):
     results = tmp_path / "r.jsonl"
     assert main(["run", str(suite), "--results", str(results)]) == 2
     assert ("unknown method 'ppo'; known methods: bc, dagger, ensemble_dagger, flow_bc, flow_chunked, "
-            "flow_estimated_state, flow_instructed, gail, hg_dagger, thrifty_dagger") in capsys.readouterr().err
+            "flow_estimated_state, flow_instructed, gail, hg_dagger, thrifty_dagger, vla") in capsys.readouterr().err
     assert not results.exists()
 
 
@@ -362,12 +362,13 @@ def test_pixel_observations_and_aloha_run_end_to_end(tmp_path):
         {"env": "PushT-v0", "obs_type": "pixels_agent_pos", "demos": [1], "score": "max_reward", "methods": "all",
          "budgets": {"flow_bc": [{"bc_epochs": 1, "flow_d_model": 32, "flow_n_steps": 1}],
                      "flow_chunked": [{"flow_steps": 2, "flow_d_model": 32}],
-                     "flow_estimated_state": [{"flow_steps": 2, "estimator_steps": 2}]}},
+                     "flow_estimated_state": [{"flow_steps": 2, "estimator_steps": 2}],
+                     "vla": [{"vla_steps": 2, "batch_size": 8}]}},
         {"env": "AlohaTransferCube-v0", "demos": [1], "score": "max_reward", "methods": ["bc", "dagger"],
          "budgets": {"bc": [{"bc_epochs": 1}], "dagger": [{"dagger_iterations": 1, "dagger_episodes_per_iter": 1, "bc_epochs": 1}]}},
     ]}
     summary = _run(tmp_path, data)
-    assert (summary.n_ok, summary.n_failed) == (5, 0)
+    assert (summary.n_ok, summary.n_failed) == (6, 0)
     trials = ResultsFile(tmp_path / "results.jsonl").read().trials()
     assert {t["obs_type"] for t in trials if t["env_id"] == "il_toolkit/PushT-v0"} == {"pixels_agent_pos"}
     assert {t["dataset_id"] for t in trials if t["env_id"] == "il_toolkit/PushT-v0"} == {

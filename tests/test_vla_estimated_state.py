@@ -179,3 +179,16 @@ def spaces_box(n: int):
     from gymnasium import spaces
 
     return spaces.Box(-np.inf, np.inf, (n,), np.float64)
+
+
+def test_the_benchmark_method_trains_a_vla_that_acts_on_pixels(pixel_data, tmp_path):
+    from il_toolkit.bench.methods import METHOD_REGISTRY, TrainRequest
+
+    request = TrainRequest(env_id=ENV_ID, dataset_id=DATASET, n_demos=2, seed=0, budget={"vla_steps": 2, "batch_size": 8},
+                           output_dir=str(tmp_path), env_kwargs=PIXELS)
+    outcome = METHOD_REGISTRY.get("vla")(request)
+    policy = load(outcome.policy_path)
+    assert isinstance(policy, VLAModel) and policy.network.estimator is not None
+    assert outcome.expert_labels == len(pixel_data) and outcome.extra["steps"] == 2
+    obs, _ = make_env(ENV_ID, **PIXELS).reset(seed=0)
+    assert policy.predict(obs)[0].shape == (2,)

@@ -100,6 +100,13 @@ METHOD_REGISTRY.register(
 )
 
 METHOD_REGISTRY.register(
+    "vla", indirect=f"{_ADAPTERS}:train_vla", action_spaces=("box",), observations=("pixels",),
+    extra_budget_keys=("vla_steps",), interactive=False,
+    description="the built-in small vision-language-action model by VLA BC, its cameras read by a keypoint state "
+    "estimator learned in the same loop from the state recorded beside the demonstrations (training only)",
+)
+
+METHOD_REGISTRY.register(
     "flow_instructed", indirect=f"{_ADAPTERS}:train_flow_instructed", action_spaces=("box",),
     observations=("instructed_state",), extra_budget_keys=("flow_steps", "grounder_steps"), interactive=False,
     description="instructions that name the goal: a flow-matching policy on the demonstrations moved into their "
