@@ -19,7 +19,10 @@ With ``--vla-steps N`` (N > 0) the toolkit's ``VLAModel`` is trained end to end 
 demonstrations as they were recorded (the state through the env's feature pipeline as its one
 observation token, the instruction through its built-in language model, chunks of 1) and
 evaluated the same way: whether a single network learns to follow the instruction from
-demonstrations alone, without the recorded goal.
+demonstrations alone, without the recorded goal. A second VLA is trained with goal grounding
+(``VLAModel.for_dataset(..., goal_env=env)``): the recorded target supervises a grounder inside it
+in training, and it reads the state and predicts actions in the grounded target's frame (PushT's
+pipeline); acting, it reads the state and the instruction alone.
 
 Figures per instruction set: success % (the instructed target covered > 95%), % reaching the
 *other* target, mean max coverage of the instructed target, and how often the grounder chose the
@@ -71,6 +74,14 @@ def timed(fn, *args, **kwargs):
     return fn(*args, **kwargs), time.process_time() - cpu
 
 
+def grounded_goal(policy) -> np.ndarray | None:
+    """The goal the policy grounded its current instruction to (None for a policy without grounding)."""
+    if hasattr(policy, "goal_index"):
+        return policy.goal
+    goals = getattr(getattr(policy, "network", None), "goals", None)
+    return None if goals is None else goals.ground([policy.instruction])[0]
+
+
 def evaluate_instruction_set(policy, instructions: str, episodes: int) -> dict:
     """Run ``policy`` on ``episodes`` seeds of the env giving instructions from ``instructions``."""
     from il_toolkit.envs import make_env
@@ -83,8 +94,9 @@ def evaluate_instruction_set(policy, instructions: str, episodes: int) -> dict:
         success.append(episode.success)
         other.append(bool(episode.final_info["reached_other"]))
         coverage.append(float(episode.final_info["max_coverage"]))
-        if hasattr(policy, "goal_index"):
-            grounded.append(bool(np.allclose(policy.goal, env.unwrapped.goal_pose)))
+        goal = grounded_goal(policy)
+        if goal is not None:
+            grounded.append(bool(np.allclose(goal, env.unwrapped.goal_pose)))
     figures = {"pc_success": 100 * float(np.mean(success)), "pc_reached_other_target": 100 * float(np.mean(other)),
                "avg_max_coverage": round(float(np.mean(coverage)), 4), "episodes": episodes}
     if grounded:
@@ -92,8 +104,9 @@ def evaluate_instruction_set(policy, instructions: str, episodes: int) -> dict:
     return figures
 
 
-def train_vla(dataset: str, env, args: argparse.Namespace) -> tuple[object, float]:
-    """The end-to-end VLA on the recorded demonstrations; ``(policy, CPU seconds)``."""
+def train_vla(dataset: str, env, args: argparse.Namespace, grounded: bool) -> tuple[object, float]:
+    """The VLA on the recorded demonstrations, end to end or with goal grounding (in the frame of the
+    target the instruction names, PushT's feature pipeline); ``(policy, CPU seconds)``."""
     from il_toolkit.config.training_config import ILConfig
     from il_toolkit.model.vla import VLAModel
     from il_toolkit.policies import load
@@ -102,10 +115,17 @@ def train_vla(dataset: str, env, args: argparse.Namespace) -> tuple[object, floa
     from il_toolkit.train.il.vla import VLABehavioralCloning
 
     torch.manual_seed(args.seed)
-    data = ChunkedEpisodeDataset(dataset, "all", chunk_size=1)
-    model = VLAModel(observation_space=env.observation_space, action_space=env.action_space, cameras=(), state_dim=5,
-                     chunk_size=1, features=default_state_features(env).to_json(), seed=args.seed)
-    config = ILConfig.behavioral_cloning(output_dir=str(Path(args.output_dir) / "instructed_pusht_vla"),
+    data = ChunkedEpisodeDataset(dataset, "all", chunk_size=1, environment_state=grounded)
+    if grounded:
+        from il_toolkit.envs import make_env
+
+        model = VLAModel.for_dataset(data, features=default_state_features(make_env("il_toolkit/PushT-v0")).to_json(),
+                                     goal_env=env, seed=args.seed)
+    else:
+        model = VLAModel(observation_space=env.observation_space, action_space=env.action_space, cameras=(), state_dim=5,
+                         chunk_size=1, features=default_state_features(env).to_json(), seed=args.seed)
+    name = "instructed_pusht_grounded_vla" if grounded else "instructed_pusht_vla"
+    config = ILConfig.behavioral_cloning(output_dir=str(Path(args.output_dir) / name),
                                          batch_size=256, learning_rate=1e-3, seed=args.seed, bc_epochs=10_000)
     cpu = time.process_time()
     result = VLABehavioralCloning(model, config, use_wandb=False, dataset_name=dataset, progress=True).train(
@@ -147,15 +167,17 @@ def main() -> None:
         print(f"instructions {instructions}: {r['pc_success']:.0f}% success, {r['pc_reached_other_target']:.0f}% reached "
               f"the other target, grounded to the instructed target {r['pc_grounded_to_instructed_target']:.0f}%",
               flush=True)
-    vla = None
-    if args.vla_steps > 0:
-        vla_policy, vla_cpu = train_vla(dataset, env, args)
-        vla = {"steps": args.vla_steps, "batch_size": 256, "cpu_seconds": round(vla_cpu, 1),
-               "parameters": vla_policy.num_parameters(), "evaluation": {}}
+    vlas = {}
+    for label, grounded in (("end_to_end_vla", False), ("grounded_vla", True)):
+        if args.vla_steps <= 0:
+            break
+        vla_policy, vla_cpu = train_vla(dataset, env, args, grounded)
+        vla = vlas[label] = {"steps": args.vla_steps, "batch_size": 256, "cpu_seconds": round(vla_cpu, 1),
+                             "parameters": vla_policy.num_parameters(), "evaluation": {}}
         for instructions in INSTRUCTION_SETS:
             vla["evaluation"][instructions] = r = evaluate_instruction_set(vla_policy, instructions,
                                                                           args.vla_eval_episodes)
-            print(f"end-to-end VLA, instructions {instructions}: {r['pc_success']:.0f}% success, "
+            print(f"{label.replace('_', ' ')}, instructions {instructions}: {r['pc_success']:.0f}% success, "
                   f"{r['pc_reached_other_target']:.0f}% reached the other target", flush=True)
     observation, _ = env.reset(seed=0)
     for _ in range(3):
@@ -182,8 +204,7 @@ def main() -> None:
         "evaluation": results,
         "ms_per_action": round(1000 * (time.perf_counter() - start) / 50, 2),
     }
-    if vla is not None:
-        figures["end_to_end_vla"] = vla
+    figures.update(vlas)
     write_results(name, figures)
 
 

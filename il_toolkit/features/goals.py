@@ -73,6 +73,14 @@ GOAL_FRAMES: dict[str, GoalFrame] = {
 }
 
 
+def goal_table(episode_goals: np.ndarray, decimals: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct goals (K, G) among ``episode_goals`` (E, G) (equal to ``decimals`` places; each as first
+    recorded, not rounded) and each episode's index into them."""
+    goals = np.asarray(episode_goals, np.float64)
+    _, first, index = np.unique(np.round(goals, decimals), axis=0, return_index=True, return_inverse=True)
+    return goals[first], index.reshape(-1)
+
+
 def get_goal_frame(name: str) -> GoalFrame:
     if name not in GOAL_FRAMES:
         raise ValueError(f"unknown goal frame {name!r}; known: {', '.join(sorted(GOAL_FRAMES))}")

@@ -55,6 +55,19 @@ class GrounderConfig:
         return from_known_fields(cls, data)
 
 
+def augment_instruction(text: str, rng: np.random.Generator, shuffle: float = 0.5, word_dropout: float = 0.1) -> str:
+    """``text`` with its words in a random order (probability ``shuffle``) and each word dropped with
+    probability ``word_dropout`` (one is always kept): a grounder trained on these cannot lean on the
+    wording around the words that name the goal."""
+    words = text.split()
+    if len(words) < 2:
+        return text
+    if rng.random() < shuffle:
+        words = [words[i] for i in rng.permutation(len(words))]
+    kept = [w for w in words if rng.random() >= word_dropout]
+    return " ".join(kept or [words[int(rng.integers(len(words)))]])
+
+
 class InstructionGrounder(nn.Module):
     """Instructions (B strings) -> goal logits (B, K) (module docstring)."""
 
@@ -96,4 +109,4 @@ class InstructionGrounder(nn.Module):
         return instruction in self.config.instructions
 
 
-__all__ = ["GrounderConfig", "InstructionGrounder"]
+__all__ = ["GrounderConfig", "InstructionGrounder", "augment_instruction"]

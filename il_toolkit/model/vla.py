@@ -44,6 +44,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
+from il_toolkit.features.goals import goal_table
 from il_toolkit.features.state import StateFeatures
 from il_toolkit.features.task_slots import SlottedFeatures
 from il_toolkit.features.observations import batch_from_observations
@@ -55,6 +56,7 @@ from il_toolkit.model.spec import ACTION_KEY, ENV_STATE_KEY, IMAGE_PREFIX, STATE
 from il_toolkit.model.state_estimator import StateEstimator, StateEstimatorConfig
 from il_toolkit.model.mlp_velocity import MLPVelocityNet
 from il_toolkit.model.transformer import ActionDecoder
+from il_toolkit.model.vla_goals import VLAGoals, goal_grounding_spec
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
 from il_toolkit.policies.spaces import add_batch_axis, check_observation, is_batched
@@ -100,6 +102,10 @@ class VLAConfig:
     the first ``estimator_batch`` samples of each batch, and the action head reads the recorded
     state itself; acting reads the cameras and ``observation.state`` alone. (On PushT from pixels
     camera tokens learned nothing in CPU minutes; see :mod:`il_toolkit.model.state_estimator`.)
+    ``goal_grounding`` (:func:`~il_toolkit.model.vla_goals.goal_grounding_spec`): tasks whose
+    instruction names the goal; a grounder inside the model picks the goal and the state and actions
+    are read in its frame (:mod:`il_toolkit.model.vla_goals`; trained on the goals recorded in
+    ``observation.environment_state``, the first ``grounder_batch`` instructions of each batch).
     """
 
     action_dim: int
@@ -137,6 +143,8 @@ class VLAConfig:
     features: dict[str, Any] | None = None
     state_estimator: dict[str, Any] | None = None
     estimator_batch: int = 64
+    goal_grounding: dict[str, Any] | None = None
+    grounder_batch: int = 32
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
@@ -184,6 +192,9 @@ class VLAConfig:
             SlottedFeatures(self.task_slots)  # each task's pipeline fits its slots
         if self.state_estimator is not None:
             self._check_state_estimator(StateEstimatorConfig.from_json(self.state_estimator))
+        if self.goal_grounding is not None and (self.task_slots or self.state_dim <= 0 or self.grounder_batch < 1):
+            raise ValueError("goal grounding reads the state of one task in its goal's frame: it needs state_dim > 0, "
+                             f"no task_slots and grounder_batch >= 1 (got {self.grounder_batch})")
 
     def _check_state_estimator(self, estimator: StateEstimatorConfig) -> None:
         keys = sorted(IMAGE_PREFIX + camera for camera in self.cameras)
@@ -255,6 +266,7 @@ class VLANetwork(nn.Module):
         )
         self.estimator = (StateEstimator(StateEstimatorConfig.from_json(config.state_estimator))
                           if config.state_estimator is not None else None)
+        self.goals = VLAGoals(config.goal_grounding) if config.goal_grounding is not None else None
         self.llm, self.tokenizer, llm_info = build_language(
             config.llm_model_name, hidden_size=config.hidden_size, n_layers=config.llm_layers, n_heads=config.n_heads,
             freeze=config.freeze_llm, stored=stored.get("llm"),
@@ -323,13 +335,17 @@ class VLANetwork(nn.Module):
     def training_state(self, batch: Mapping[str, Any]) -> torch.Tensor | None:
         """The state the action head learns from: :meth:`raw_state`, or with a state estimator
         the simulator's recorded state ``observation.environment_state`` ``(B, Ds)``."""
-        if self.estimator is None:
-            return self.raw_state(batch)
+        return self.recorded_state(batch) if self.estimator is not None else self.raw_state(batch)
+
+    def recorded_state(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The simulator's state recorded beside each observation ``(B, D)``: training-time supervision
+        of the state estimator and of goal grounding."""
         if ENV_STATE_KEY not in batch:
             raise BatchError(
-                f"this VLA learns to estimate the state from its cameras and needs the recorded state "
-                f"{ENV_STATE_KEY!r} in training batches: load the dataset with environment_state=True (collect it "
-                "with a camera obs_type, which records the state beside each observation)")
+                f"this VLA learns from the simulator's state recorded beside the observations ({ENV_STATE_KEY!r}: its "
+                "state estimator or its goal grounding): load the dataset with environment_state=True (collect records "
+                "it in envs whose observation is not the whole state, such as camera observations or the two-target "
+                "PushT)")
         return self._last_step(torch.as_tensor(batch[ENV_STATE_KEY]), 1, ENV_STATE_KEY).float().to(self.camera_embed.device)
 
     def _estimator_inputs(self, batch: Mapping[str, Any], rows: int | None = None) -> dict[str, torch.Tensor]:
@@ -477,8 +493,11 @@ class VLANetwork(nn.Module):
             )
         self.check_batch(batch)
         raw = self.training_state(batch)
-        memory = self.encode(batch, raw)
         texts = self._slot_owners(batch, self._instructions(batch.get("task"), len(actions)))
+        goals = self.goals.recorded(self.recorded_state(batch)) if self.goals is not None else None
+        if goals is not None:
+            raw, actions = self.goals.states_to_frame(raw, goals), self.goals.actions_to_frame(actions, goals)
+        memory = self.encode(batch, raw)
         x1 = self.normalizer.normalize_action(self.encode_actions(raw, actions, texts))
         dim_pad = batch.get("action_dim_is_pad")  # (B, Da): dimensions another task owns
         owned = None
@@ -514,6 +533,11 @@ class VLANetwork(nn.Module):
             estimator_loss = self.estimator_loss(batch, raw)
             metrics = {"action_loss": float(loss.detach()), "estimator_loss": float(estimator_loss.detach())}
             loss = loss + estimator_loss
+        if goals is not None:
+            rows = self.config.grounder_batch
+            grounding_loss = self.goals.loss(texts[:rows], goals[:rows])
+            metrics["grounding_loss"] = float(grounding_loss.detach())
+            loss = loss + grounding_loss
         return loss, {"loss": float(loss.detach()), **metrics}
 
     def _regress(self, memory: torch.Tensor) -> torch.Tensor:
@@ -528,15 +552,21 @@ class VLANetwork(nn.Module):
         reused by every ODE step."""
         self.check_batch(batch)
         raw = self.raw_state(batch)
+        goals = None
+        if self.goals is not None:
+            goals = self.goals.ground(self._instructions(batch.get("task"), raw.shape[0]))
+            raw = self.goals.states_to_frame(raw, goals)
         memory = self.encode(batch, raw)
         texts = self._slot_owners(batch, self._instructions(batch.get("task"), memory.shape[0]))
         if self.config.action_head == "regression":
-            return self.decode_actions(raw, self.normalizer.unnormalize_action(self._regress(memory)), texts)
-        shape = (memory.shape[0], self.config.chunk_size, self.config.action_dim)
-        x0 = torch.randn(shape, generator=generator, device="cpu").to(memory.device)
-        x1 = flow.integrate(lambda x, t: self.head(x, t, memory), x0, n_steps=n_steps or self.config.flow_steps,
-                            solver=solver or self.config.solver)
-        return self.decode_actions(raw, self.normalizer.unnormalize_action(x1), texts)
+            x1 = self._regress(memory)
+        else:
+            shape = (memory.shape[0], self.config.chunk_size, self.config.action_dim)
+            x0 = torch.randn(shape, generator=generator, device="cpu").to(memory.device)
+            x1 = flow.integrate(lambda x, t: self.head(x, t, memory), x0, n_steps=n_steps or self.config.flow_steps,
+                                solver=solver or self.config.solver)
+        actions = self.decode_actions(raw, self.normalizer.unnormalize_action(x1), texts)
+        return actions if goals is None else self.goals.actions_from_frame(actions, goals)
 
 
 # -- the policy ----------------------------------------------------------------------------
@@ -605,7 +635,8 @@ class VLAModel(BasePolicy):
     @classmethod
     def for_dataset(cls, dataset: Any, vision_model_name: str = BUILTIN, llm_model_name: str = BUILTIN, *,
                     task_options: Mapping[str, Mapping[str, Any]] | None = None, estimate_state: bool = False,
-                    estimator_options: Mapping[str, Any] | None = None, **fields: Any) -> "VLAModel":
+                    estimator_options: Mapping[str, Any] | None = None, goal_env: Any = None,
+                    **fields: Any) -> "VLAModel":
         """A model whose cameras, state and action sizes, chunk size and spaces match a chunked
         dataset (:class:`~il_toolkit.train.datasets.lerobot_dataset.ChunkedEpisodeDataset`); pass
         ``features=default_state_features(env).to_json()`` to see the state as the env's other learners do.
@@ -615,7 +646,11 @@ class VLAModel(BasePolicy):
         dataset recorded (load it with ``environment_state=True``); ``features`` then is the pipeline
         of the env's state observation (``default_state_features(state_env)``).
         ``estimator_options``: :class:`~il_toolkit.model.state_estimator.StateEstimatorConfig`'s
-        ``width``, ``keypoints``, ``hidden``, ``stride``."""
+        ``width``, ``keypoints``, ``hidden``, ``stride``. ``goal_env``: the env of a dataset whose
+        instructions name the goal (the two-target PushT; the dataset loaded with
+        ``environment_state=True``): the model grounds the instruction to one of the recorded goals
+        and acts in its frame (:mod:`il_toolkit.model.vla_goals`); ``features`` then is the pipeline
+        of the frame's reference env (one-target PushT)."""
         frames = dataset.episodes[0]["frames"]
         cameras = tuple(sorted(k[len(IMAGE_PREFIX):] for k in frames if k.startswith(IMAGE_PREFIX)))
         inferred: dict[str, Any] = {
@@ -626,6 +661,8 @@ class VLAModel(BasePolicy):
             inferred["image_size"] = tuple(frames[IMAGE_PREFIX + cameras[0]].shape[-2:])
         if estimate_state:
             inferred.update(cls._estimator_fields(dataset, cameras, fields.get("features"), estimator_options or {}))
+        if goal_env is not None:
+            inferred["goal_grounding"] = cls._goal_grounding(dataset, goal_env)
         if getattr(dataset, "task_slots", None):
             inferred["task_slots"] = {task: {**slots, **dict((task_options or {}).get(task, {}))}
                                       for task, slots in dataset.task_slots.items()}
@@ -655,6 +692,18 @@ class VLAModel(BasePolicy):
                                             given, states, dataset.state_space, pipeline.ignored_obs if pipeline else (),
                                             **options)
         return {"state_estimator": config.to_json(), "state_dim": int(states.shape[1])}
+
+    @staticmethod
+    def _goal_grounding(dataset: Any, env: Any) -> dict[str, Any]:
+        """``goal_grounding`` for :meth:`for_dataset`'s ``goal_env``: the goals recorded beside the
+        dataset's observations and the instructions of its episodes."""
+        if ENV_STATE_KEY not in dataset.episodes[0]["frames"]:
+            raise ValueError(f"goal grounding learns from the goals recorded in {ENV_STATE_KEY!r}, which this dataset "
+                             "was not loaded with: pass environment_state=True to the dataset")
+        start, stop = getattr(env.unwrapped, "goal_dims", (0, 0))
+        goals = np.concatenate([e["frames"][ENV_STATE_KEY][:, start:stop] for e in dataset.episodes]).astype(np.float64)
+        instructions = [e.get("task", dataset.instruction) for e in dataset.episodes]
+        return goal_grounding_spec(env, goal_table(goals)[0], instructions)
 
     def _setup(self, network: VLANetwork, observation_space: spaces.Space | None, action_space: spaces.Space | None,
                instruction: str | None, seed: int, device: str, task: str | None = None) -> None:
@@ -749,14 +798,24 @@ class VLAModel(BasePolicy):
         return self.network.compute_loss(batch)
 
     def fit_normalizer(self, actions: Any, states: Any | None = None, tasks: Sequence[str] | None = None,
-                       given: Any | None = None) -> None:
+                       given: Any | None = None, goals: Any | None = None) -> None:
         """Set action (and state) normalisation from dataset arrays ``(N, ..., Da)``, ``(N, ..., Ds)``.
         With a feature pipeline, ``states`` ``(N, Ds)`` are the raw states and ``actions`` the actions
         ``(N, Da)`` or chunks ``(N, H, Da)`` that start there (:func:`il_toolkit.train.il.vla.chunk_windows`),
         so that the statistics are those of what the model reads and regresses; a multi-task model
         with per-task pipelines also needs each row's instruction (``tasks``, ``N``). With a state
         estimator ``states`` are the recorded full states and ``given`` the observation's own state
-        ``(N, Dg)`` beside them."""
+        ``(N, Dg)`` beside them; with goal grounding, ``goals`` ``(N, G)`` are each row's recorded goal
+        (states and actions are moved into its frame first)."""
+        if self.network.goals is not None:
+            if goals is None or states is None:
+                raise ValueError("this VLA acts in the frame of the instructed goal: fit_normalizer(actions, states, "
+                                 "goals=recorded_goals)")
+            goals = np.asarray(goals, np.float64)
+            states = torch.as_tensor(np.asarray(states, np.float64).reshape(len(goals), -1))
+            chunks = torch.as_tensor(np.asarray(actions, np.float64).reshape(len(goals), -1, self.network.config.action_dim))
+            states = self.network.goals.states_to_frame(states, goals).double().numpy()
+            actions = self.network.goals.actions_to_frame(chunks, goals).double().numpy()
         estimator = self.network.estimator
         if estimator is not None:
             if states is None or (estimator.config.given_key is not None and given is None):

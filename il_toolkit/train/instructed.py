@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from il_toolkit.features.goals import GoalFrame, get_goal_frame
-from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder
+from il_toolkit.features.goals import GoalFrame, get_goal_frame, goal_table
+from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder, augment_instruction
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.instructed import InstructedPolicy
 from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_training
@@ -41,14 +41,6 @@ class InstructedDemonstrations:
     goals: np.ndarray
     goal_frame: str
     action_space: spaces.Space
-
-
-def goal_table(episode_goals: np.ndarray, decimals: int = 6) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct goals (K, G) among ``episode_goals`` (E, G) (equal to ``decimals`` places; each as first
-    recorded, not rounded) and each episode's index into them."""
-    goals = np.asarray(episode_goals, np.float64)
-    _, first, index = np.unique(np.round(goals, decimals), axis=0, return_index=True, return_inverse=True)
-    return goals[first], index.reshape(-1)
 
 
 def goals_of(states: Sequence[np.ndarray], goal_dims: tuple[int, int]) -> np.ndarray:
@@ -111,19 +103,6 @@ def instructed_demonstrations(dataset_id: str, env: Any, trajectories: Sequence[
     frame = get_goal_frame(frame_name)
     return InstructedDemonstrations(trajectories, to_goal_frame(trajectories, goals, frame), instructions, index,
                                     table, frame_name, moved_action_space(env.action_space, table, frame))
-
-
-def augment_instruction(text: str, rng: np.random.Generator, shuffle: float = 0.5, word_dropout: float = 0.1) -> str:
-    """``text`` with its words in a random order (probability ``shuffle``) and each word dropped with
-    probability ``word_dropout`` (one is always kept): a grounder trained on these cannot lean on the
-    wording around the words that name the goal."""
-    words = text.split()
-    if len(words) < 2:
-        return text
-    if rng.random() < shuffle:
-        words = [words[i] for i in rng.permutation(len(words))]
-    kept = [w for w in words if rng.random() >= word_dropout]
-    return " ".join(kept or [words[int(rng.integers(len(words)))]])
 
 
 def fit_grounder(instructions: Sequence[str], goal_index: np.ndarray, goals: np.ndarray, *, steps: int = 400,

@@ -168,8 +168,8 @@ class VLABehavioralCloning:
         if not self._normalizer_fitted:
             network = self.policy.network
             pipeline = network.features is not None or network.slot_features is not None
-            if network.estimator is not None:
-                self._fit_estimated_state_normalizer(dataset)
+            if network.estimator is not None or network.goals is not None:
+                self._fit_with_recorded_state(dataset)
             elif pipeline and network.config.state_dim and isinstance(dataset, ChunkedEpisodeDataset):
                 actions, states = chunk_windows(dataset, network.config.chunk_size)
                 self.policy.fit_normalizer(actions, states, frame_tasks(dataset))
@@ -183,16 +183,23 @@ class VLABehavioralCloning:
         if instruction and not self.policy._instruction_given:
             self.policy.instruction = instruction
 
-    def _fit_estimated_state_normalizer(self, dataset: Any) -> None:
-        """Statistics of a VLA with a state estimator: of the recorded full states (what the head
-        reads in training) and of the observation's own state (what the estimator is given)."""
+    def _fit_with_recorded_state(self, dataset: Any) -> None:
+        """Statistics of a VLA that learns from the recorded state: with a state estimator, of the
+        recorded full states (what the head reads in training) and of the observation's own state
+        (what the estimator is given); with goal grounding, of the states and actions moved into
+        the frame of each frame's recorded goal."""
+        network = self.policy.network
         if not isinstance(dataset, ChunkedEpisodeDataset) or ENV_STATE_KEY not in dataset.episodes[0]["frames"]:
-            raise ValueError("a VLA with a state estimator trains on a ChunkedEpisodeDataset (PushTDataset, ...) "
-                             "loaded with environment_state=True")
-        chunk = self.policy.network.config.chunk_size
-        actions, states = chunk_windows(dataset, chunk, ENV_STATE_KEY)
-        given = chunk_windows(dataset, chunk)[1] if STATE_KEY in dataset.episodes[0]["frames"] else None
-        self.policy.fit_normalizer(actions, states, given=given)
+            raise ValueError("a VLA with a state estimator or goal grounding trains on a ChunkedEpisodeDataset "
+                             "(PushTDataset, ...) loaded with environment_state=True")
+        chunk = network.config.chunk_size
+        actions, recorded = chunk_windows(dataset, chunk, ENV_STATE_KEY)
+        observed = chunk_windows(dataset, chunk)[1] if STATE_KEY in dataset.episodes[0]["frames"] else None
+        if network.estimator is not None:
+            self.policy.fit_normalizer(actions, recorded, given=observed)
+        else:
+            start, stop = network.goals.goal_dims
+            self.policy.fit_normalizer(actions, observed, goals=recorded[:, start:stop])
 
     def train(self, dataloader: Iterable[Any], val_dataloader: Iterable[Any] | None = None, *,
               epochs: int | None = None, max_steps: int | None = None, evaluate_env: str | None = None,
