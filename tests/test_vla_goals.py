@@ -35,9 +35,9 @@ def two_target_data() -> ChunkedEpisodeDataset:
     return ChunkedEpisodeDataset(DATASET, "all", chunk_size=1, environment_state=True)
 
 
-def grounded_vla(data: ChunkedEpisodeDataset) -> VLAModel:
+def grounded_vla(data: ChunkedEpisodeDataset, **fields) -> VLAModel:
     features = default_state_features(make_env("il_toolkit/PushT-v0")).to_json()  # the frame's reference env
-    return VLAModel.for_dataset(data, features=features, goal_env=make_env(ENV_ID), **SMALL)
+    return VLAModel.for_dataset(data, features=features, goal_env=make_env(ENV_ID), **{**SMALL, **fields})
 
 
 def test_the_goal_table_and_instructions_come_from_the_recorded_episodes(two_target_data):
@@ -58,11 +58,14 @@ def test_moving_actions_into_a_goals_frame_and_back_is_the_identity(two_target_d
 
 def test_it_trains_the_grounder_in_the_loop_and_acts_on_the_instruction_alone(two_target_data, tmp_path):
     model = grounded_vla(two_target_data)
+    before = [p.detach().clone() for p in model.network.goals.grounder.head.parameters()]
     config = ILConfig.behavioral_cloning(output_dir=str(tmp_path / "run"), batch_size=16, learning_rate=1e-3)
     result = VLABehavioralCloning(model, config, use_wandb=False, progress=False).train(
         create_lerobot_dataloader(two_target_data, batch_size=16), max_steps=3)
+    after = list(model.network.goals.grounder.head.parameters())
+    assert not all(torch.equal(b, a) for b, a in zip(before, after))  # the grounder learns in the VLA's loop
     _, metrics = model.network.compute_loss(collate([two_target_data[i] for i in range(8)]))
-    assert metrics["grounding_loss"] > 0
+    assert {"action_loss", "grounding_loss"} <= set(metrics)
     env = make_env(ENV_ID)
     obs, info = env.reset(seed=5)
     policy = load(result["policy_path"])
@@ -86,6 +89,22 @@ def test_the_grounded_goal_decides_the_frame_and_the_recorded_state_is_never_rea
     assert not np.allclose(plans["left"][0], plans["right"][0])
 
 
+def test_a_head_that_predicts_its_training_targets_gives_back_the_demonstrated_actions(two_target_data, monkeypatch):
+    """The moves into the goal's frame, the features, the normaliser and the moves back fit together."""
+    model = grounded_vla(two_target_data, action_head="regression")
+    VLABehavioralCloning(model, ILConfig.behavioral_cloning(output_dir="unused"), use_wandb=False,
+                         progress=False).prepare(two_target_data)
+    batch = collate([two_target_data[i] for i in range(0, 60, 10)])
+    network = model.network
+    goals = network.goals.recorded(network.recorded_state(batch))
+    state = network.goals.states_to_frame(network.raw_state(batch), goals)
+    actions = network.goals.actions_to_frame(batch["action"].float(), goals)
+    target = network.normalizer.normalize_action(network.encode_actions(state, actions, [""] * len(goals)))
+    monkeypatch.setattr(network, "_regress", lambda memory: target)
+    monkeypatch.setattr(network.goals, "ground", lambda texts: goals)
+    np.testing.assert_allclose(model.predict_chunk(batch), batch["action"].numpy(), atol=1e-2)
+
+
 def test_training_without_the_recorded_goal_names_the_fix(two_target_data):
     without = ChunkedEpisodeDataset(DATASET, "all", chunk_size=1)
     with pytest.raises(ValueError, match="environment_state=True"):
@@ -96,3 +115,23 @@ def test_training_without_the_recorded_goal_names_the_fix(two_target_data):
         grounded_vla(two_target_data).network.compute_loss(batch)
     with pytest.raises(ValueError, match="declares no goal_frame"):
         VLAModel.for_dataset(two_target_data, goal_env=make_env("il_toolkit/PushT-v0"), **SMALL)
+
+
+def test_dagger_and_gail_refuse_it_and_a_wrong_state_size_is_refused(two_target_data):
+    from il_toolkit.train.il.dagger import VLADAgger
+
+    model = grounded_vla(two_target_data)
+    with pytest.raises(ValueError, match="goal grounding to learn from"):
+        VLADAgger(make_env("il_toolkit/PushT-v0"), model, ILConfig.dagger(output_dir="unused"))
+    with pytest.raises(ValueError, match="5 entries"):
+        model.config.replace(state_dim=7, features=None)
+
+
+def test_vla_bc_continues_a_grounded_vla_on_its_dataset(two_target_data, tmp_path):
+    from il_toolkit.train.il.cli import run_vla
+
+    path = grounded_vla(two_target_data).save(tmp_path / "start")
+    config = ILConfig.behavioral_cloning(bc_epochs=1, batch_size=64, eval_episodes=1, bc_validation_split=0.0,
+                                         output_dir=str(tmp_path / "more"))
+    result = run_vla("bc", config, model_path=str(path), dataset=DATASET, env_id=ENV_ID, progress=False)
+    assert load(result["policy_path"]).network.goals is not None and result["eval"]["n_episodes"] == 1

@@ -44,7 +44,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
-from il_toolkit.features.goals import goal_table
+from il_toolkit.features.goals import get_goal_frame, goal_table
 from il_toolkit.features.state import StateFeatures
 from il_toolkit.features.task_slots import SlottedFeatures
 from il_toolkit.features.observations import batch_from_observations
@@ -192,9 +192,13 @@ class VLAConfig:
             SlottedFeatures(self.task_slots)  # each task's pipeline fits its slots
         if self.state_estimator is not None:
             self._check_state_estimator(StateEstimatorConfig.from_json(self.state_estimator))
-        if self.goal_grounding is not None and (self.task_slots or self.state_dim <= 0 or self.grounder_batch < 1):
-            raise ValueError("goal grounding reads the state of one task in its goal's frame: it needs state_dim > 0, "
-                             f"no task_slots and grounder_batch >= 1 (got {self.grounder_batch})")
+        if self.goal_grounding is not None:
+            frame_dim = get_goal_frame(self.goal_grounding["frame"]).state_dim
+            if self.task_slots or self.state_estimator is not None or self.state_dim != frame_dim or self.grounder_batch < 1:
+                raise ValueError(f"goal grounding reads one task's observed state ({frame_dim} entries for the "
+                                 f"{self.goal_grounding['frame']!r} frame, got state_dim={self.state_dim}) in its goal's "
+                                 "frame: no task_slots, no state estimator, and grounder_batch >= 1 "
+                                 f"(got {self.grounder_batch})")
 
     def _check_state_estimator(self, estimator: StateEstimatorConfig) -> None:
         keys = sorted(IMAGE_PREFIX + camera for camera in self.cameras)
@@ -536,7 +540,7 @@ class VLANetwork(nn.Module):
         if goals is not None:
             rows = self.config.grounder_batch
             grounding_loss = self.goals.loss(texts[:rows], goals[:rows])
-            metrics["grounding_loss"] = float(grounding_loss.detach())
+            metrics = {"action_loss": float(loss.detach()), "grounding_loss": float(grounding_loss.detach())}
             loss = loss + grounding_loss
         return loss, {"loss": float(loss.detach()), **metrics}
 

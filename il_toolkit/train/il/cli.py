@@ -608,13 +608,15 @@ def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, data
         if dataset is None:
             raise SystemExit("VLA BC needs --dataset (e.g. lerobot/pusht)")
         dataset_ids = [resolve_dataset(name.strip(), progress=progress) for name in dataset.split(",") if name.strip()]
+        recorded = model is not None and (model.network.estimator is not None or model.network.goals is not None)
         estimated = model.network.estimator is not None if model is not None else estimate_state
         if estimate_state and not estimated:
             raise SystemExit(f"--estimate_state: the VLA at {model_path} reads its cameras as tokens and has no state "
                              "estimator; train a new one (leave out --model_path) or drop --estimate_state")
         fields = estimating_vla_fields(dataset_ids, env_id) if estimated and model is None else {}
         chunk = model.network.config.chunk_size if model is not None else fields.get("chunk_size", chunk_size)
-        train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed, estimated)
+        train_set, val_set = chunked_splits(dataset_ids, chunk, config.bc_validation_split, config.seed,
+                                            estimated or recorded)
         model = model if model is not None else VLAModel.for_dataset(
             train_set, seed=config.seed, **({"features": vla_state_features(dataset_ids, env_id),
                                               "task_options": vla_task_options(train_set, dataset_ids)} | fields))

@@ -60,11 +60,12 @@ def require_retrainable_on_rollouts(policy: VLAModel, algorithm: str) -> VLAMode
             f"{algorithm} fine-tunes a single-task VLA, but this one has {len(policy.tasks)} tasks {list(policy.tasks)}: "
             "fine-tune it with VLA BC on its datasets (--dataset A,B), or start from a single-task model"
         )
-    if policy.network.estimator is not None:
+    if policy.network.estimator is not None or policy.network.goals is not None:
+        part = "state estimator" if policy.network.estimator is not None else "goal grounding"
         raise ValueError(
-            f"{algorithm} retrains a VLA on its own rollouts, which record no simulator state for this VLA's state "
-            "estimator to learn from: fine-tune it with VLA BC on camera demonstrations that record the state "
-            "(--estimate_state), or start from a VLA that reads its cameras as tokens"
+            f"{algorithm} retrains a VLA on its own rollouts, which record no simulator state for this VLA's {part} "
+            "to learn from: fine-tune it with VLA BC on demonstrations that record the state (environment_state=True, "
+            "--estimate_state), or start from a VLA without it"
         )
     return policy
 
