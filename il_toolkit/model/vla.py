@@ -106,6 +106,8 @@ class VLAConfig:
     instruction names the goal; a grounder inside the model picks the goal and the state and actions
     are read in its frame (:mod:`il_toolkit.model.vla_goals`; trained on the goals recorded in
     ``observation.environment_state``, the first ``grounder_batch`` instructions of each batch).
+    ``grounded_action_text``: with grounding, whether the action path also reads the instruction
+    (off: an empty one; the goal is in the state's frame already).
     """
 
     action_dim: int
@@ -145,6 +147,7 @@ class VLAConfig:
     estimator_batch: int = 64
     goal_grounding: dict[str, Any] | None = None
     grounder_batch: int = 32
+    grounded_action_text: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
@@ -423,6 +426,13 @@ class VLANetwork(nn.Module):
             return self.summary(torch.cat([memory[:, -1], memory.mean(dim=1)], dim=-1))[:, None, :]
         return memory
 
+    def _action_batch(self, batch: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the action path reads: the batch, or with goal grounding and ``grounded_action_text``
+        off, the batch with an empty instruction (the goal is in the state's frame already)."""
+        if self.goals is None or self.config.grounded_action_text:
+            return batch
+        return {**batch, "task": ""}
+
     def _slot_owners(self, batch: Mapping[str, Any], texts: list[str]) -> list[str]:
         """The task whose slots, pipeline and horizon each sample uses: ``batch["slot_task"]`` where a
         task view set it (it acts in its task's env whatever the instruction), else the instruction."""
@@ -501,7 +511,7 @@ class VLANetwork(nn.Module):
         goals = self.goals.recorded(self.recorded_state(batch)) if self.goals is not None else None
         if goals is not None:
             raw, actions = self.goals.states_to_frame(raw, goals), self.goals.actions_to_frame(actions, goals)
-        memory = self.encode(batch, raw)
+        memory = self.encode(self._action_batch(batch), raw)
         x1 = self.normalizer.normalize_action(self.encode_actions(raw, actions, texts))
         dim_pad = batch.get("action_dim_is_pad")  # (B, Da): dimensions another task owns
         owned = None
@@ -560,7 +570,7 @@ class VLANetwork(nn.Module):
         if self.goals is not None:
             goals = self.goals.ground(self._instructions(batch.get("task"), raw.shape[0]))
             raw = self.goals.states_to_frame(raw, goals)
-        memory = self.encode(batch, raw)
+        memory = self.encode(self._action_batch(batch), raw)
         texts = self._slot_owners(batch, self._instructions(batch.get("task"), memory.shape[0]))
         if self.config.action_head == "regression":
             x1 = self._regress(memory)
