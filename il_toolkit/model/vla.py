@@ -107,7 +107,8 @@ class VLAConfig:
     are read in its frame (:mod:`il_toolkit.model.vla_goals`; trained on the goals recorded in
     ``observation.environment_state``, the first ``grounder_batch`` instructions of each batch).
     ``grounded_action_text``: with grounding, whether the action path also reads the instruction
-    (off: an empty one; the goal is in the state's frame already).
+    (default off: it reads an empty one, the goal being in the state's frame already; on the
+    two-target PushT that took the grounded VLA from 74% / 78% to 86% / 84% and halved its step time).
     """
 
     action_dim: int
@@ -147,7 +148,7 @@ class VLAConfig:
     estimator_batch: int = 64
     goal_grounding: dict[str, Any] | None = None
     grounder_batch: int = 32
-    grounded_action_text: bool = True
+    grounded_action_text: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
