@@ -61,6 +61,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--vla-steps", type=int, default=0, help="also train an end-to-end VLA for this many steps "
                         "(batch 256; 0: not)")
     parser.add_argument("--vla-eval-episodes", type=int, default=50, help="episodes per instruction set for the VLA")
+    parser.add_argument("--vla-variants", nargs="+", choices=("end_to_end", "grounded"), default=["end_to_end", "grounded"],
+                        help="which VLAs --vla-steps trains")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="10 demos, 300 + 100 steps, 4 episodes per set")
     parser.add_argument("--name", default=None, help="results file name (default: instructed_pusht)")
@@ -169,8 +171,8 @@ def main() -> None:
               flush=True)
     vlas = {}
     for label, grounded in (("end_to_end_vla", False), ("grounded_vla", True)):
-        if args.vla_steps <= 0:
-            break
+        if args.vla_steps <= 0 or label.removesuffix("_vla") not in args.vla_variants:
+            continue
         vla_policy, vla_cpu = train_vla(dataset, env, args, grounded)
         vla = vlas[label] = {"steps": args.vla_steps, "batch_size": 256, "cpu_seconds": round(vla_cpu, 1),
                              "parameters": vla_policy.num_parameters(), "evaluation": {}}
