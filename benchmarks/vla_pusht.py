@@ -50,7 +50,7 @@ from il_toolkit.evaluation import evaluate  # noqa: E402
 from il_toolkit.model.vla import VLAModel  # noqa: E402
 from il_toolkit.policies import FunctionPolicy  # noqa: E402
 from il_toolkit.train.datasets.lerobot_dataset import PushTDataset, create_lerobot_dataloader  # noqa: E402
-from il_toolkit.train.il.vla import VLABehavioralCloning  # noqa: E402
+from il_toolkit.train.il.vla import VLABehavioralCloning, estimated_state_fields  # noqa: E402
 from il_toolkit.train.supervised import evaluate_loader_loss  # noqa: E402
 
 ENV_ID = "il_toolkit/PushT-v0"
@@ -74,19 +74,16 @@ def datasets(perception: str, dataset: str | None) -> tuple[PushTDataset, PushTD
     if dataset is None:  # a dataset given by id is used as it is
         dataset = ESTIMATOR_DATASET
         collect_dataset(ENV_ID, dataset, 200, env_kwargs=ENV_KWARGS, num_envs=2, if_missing=True)
-    return tuple(PushTDataset(split=split, chunk_size=1, dataset=dataset, environment_state=True)
-                 for split in ("train", "val")), 1
+    chunk = estimated_state_fields(ENV_ID)["chunk_size"]  # PushT: 1, as train bc --estimate_state
+    return tuple(PushTDataset(split=split, chunk_size=chunk, dataset=dataset, environment_state=True)
+                 for split in ("train", "val")), chunk
 
 
 def build_model(perception: str, train_set: PushTDataset, seed: int) -> VLAModel:
     if perception == "tokens":
         return VLAModel("builtin-small", "builtin-small", action_dim=2, observation_space=train_set.observation_space,
                         action_space=train_set.action_space, seed=seed, **MODEL)
-    from il_toolkit.envs import make_env
-    from il_toolkit.policies.flow_policy import default_state_features
-
-    features = default_state_features(make_env(ENV_ID)).to_json()  # the state env's pipeline
-    return VLAModel.for_dataset(train_set, features=features, estimate_state=True, seed=seed)
+    return VLAModel.for_dataset(train_set, seed=seed, **estimated_state_fields(ENV_ID))  # the state env's pipeline
 
 
 def chunk_latency_ms(policy: VLAModel, dataset: PushTDataset, repeats: int = 30) -> dict[str, float]:

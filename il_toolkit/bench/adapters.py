@@ -228,24 +228,16 @@ def train_vla(request: TrainRequest) -> TrainOutcome:
     --estimate_state``): the built-in VLA with a state estimator, the state env's feature pipeline
     and chunking. Budget keys: ``vla_steps`` (3,000); ``batch_size`` (256) and ``learning_rate``
     (1e-3) as in ``ILConfig``."""
-    from il_toolkit.envs import make_env
     from il_toolkit.model.vla import VLAModel
-    from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader
-    from il_toolkit.train.il.vla import VLABehavioralCloning
-    from il_toolkit.train.imitation_learning.defaults import defaults_for
+    from il_toolkit.train.il.vla import VLABehavioralCloning, estimated_state_fields
 
     budget = request.budget
     config = _config("behavioral_cloning", request, batch_size=int(budget.get("batch_size", 256)),
                      learning_rate=float(budget.get("learning_rate", 1e-3)), bc_epochs=10_000)
-    state_env = make_env(request.env_id, obs_type="state")
-    try:
-        settings, features = defaults_for(state_env), default_state_features(state_env)
-    finally:
-        state_env.close()
-    data = ChunkedEpisodeDataset(request.dataset_id, "all", chunk_size=settings["horizon"], environment_state=True)
-    model = VLAModel.for_dataset(data, features=None if features is None else features.to_json(), estimate_state=True,
-                                 n_action_steps=settings["n_action_steps"], seed=request.seed)
+    fields = estimated_state_fields(request.env_id)
+    data = ChunkedEpisodeDataset(request.dataset_id, "all", chunk_size=fields["chunk_size"], environment_state=True)
+    model = VLAModel.for_dataset(data, seed=request.seed, **fields)
     steps = int(budget.get("vla_steps", 3000))
     result = VLABehavioralCloning(model, config, use_wandb=False, progress=request.progress).train(
         create_lerobot_dataloader(data, batch_size=config.batch_size, seed=request.seed), max_steps=steps)

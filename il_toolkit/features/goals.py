@@ -17,7 +17,7 @@ A rigid motion of the pusher, the block and the target together leaves the push 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -79,6 +79,17 @@ def goal_table(episode_goals: np.ndarray, decimals: int = 6) -> tuple[np.ndarray
     goals = np.asarray(episode_goals, np.float64)
     _, first, index = np.unique(np.round(goals, decimals), axis=0, return_index=True, return_inverse=True)
     return goals[first], index.reshape(-1)
+
+
+def env_goal_frame(env: Any, user: str) -> tuple[str, tuple[int, int]]:
+    """``(goal_frame, goal_dims)`` an env declares (its instruction names a goal pose it records in
+    ``state_vector()[goal_dims]``); a ValueError saying that ``user`` needs them otherwise."""
+    unwrapped = env.unwrapped
+    frame, dims = getattr(unwrapped, "goal_frame", None), getattr(unwrapped, "goal_dims", None)
+    if frame is None or dims is None:
+        raise ValueError(f"{type(unwrapped).__name__} declares no goal_frame/goal_dims: {user} needs an env whose "
+                         "instruction names a goal pose it records (such as il_toolkit/PushTTwoTarget-v0)")
+    return frame, (int(dims[0]), int(dims[1]))
 
 
 def get_goal_frame(name: str) -> GoalFrame:

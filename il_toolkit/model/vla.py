@@ -44,7 +44,7 @@ from gymnasium import spaces
 from torch import nn
 
 from il_toolkit.config.dataclass_fields import from_known_fields
-from il_toolkit.features.goals import get_goal_frame, goal_table
+from il_toolkit.features.goals import env_goal_frame, get_goal_frame, goal_table
 from il_toolkit.features.state import StateFeatures
 from il_toolkit.features.task_slots import SlottedFeatures
 from il_toolkit.features.observations import batch_from_observations
@@ -715,7 +715,7 @@ class VLAModel(BasePolicy):
         if ENV_STATE_KEY not in dataset.episodes[0]["frames"]:
             raise ValueError(f"goal grounding learns from the goals recorded in {ENV_STATE_KEY!r}, which this dataset "
                              "was not loaded with: pass environment_state=True to the dataset")
-        start, stop = getattr(env.unwrapped, "goal_dims", (0, 0))
+        _, (start, stop) = env_goal_frame(env, "goal grounding")
         goals = np.concatenate([e["frames"][ENV_STATE_KEY][:, start:stop] for e in dataset.episodes]).astype(np.float64)
         instructions = [e.get("task", dataset.instruction) for e in dataset.episodes]
         return goal_grounding_spec(env, goal_table(goals)[0], instructions)

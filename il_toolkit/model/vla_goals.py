@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from il_toolkit.features.goals import GoalFrame, get_goal_frame
+from il_toolkit.features.goals import GoalFrame, env_goal_frame, get_goal_frame
 from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder, augment_instruction
 
 
@@ -83,11 +83,7 @@ def goal_grounding_spec(env: Any, goals: np.ndarray, instructions: Sequence[str]
     """``VLAConfig.goal_grounding`` for an env that declares ``goal_frame`` and ``goal_dims`` (the
     two-target PushT), from the table of its goals ``(K, G)`` and the training instructions;
     ``grounder``: :class:`GrounderConfig` sizes."""
-    unwrapped = env.unwrapped
-    frame, dims = getattr(unwrapped, "goal_frame", None), getattr(unwrapped, "goal_dims", None)
-    if frame is None or dims is None:
-        raise ValueError(f"{type(unwrapped).__name__} declares no goal_frame/goal_dims: goal grounding needs an env "
-                         "whose instruction names a goal pose it records (such as il_toolkit/PushTTwoTarget-v0)")
+    frame, dims = env_goal_frame(env, "goal grounding")
     config = GrounderConfig(goals=tuple(map(tuple, goals)), instructions=tuple(sorted(set(instructions))), **grounder)
     return {"frame": frame, "goal_dims": list(dims), "grounder": config.to_json()}
 

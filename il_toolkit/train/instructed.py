@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from il_toolkit.features.goals import GoalFrame, get_goal_frame, goal_table
+from il_toolkit.features.goals import GoalFrame, env_goal_frame, get_goal_frame, goal_table
 from il_toolkit.model.grounding import GrounderConfig, InstructionGrounder, augment_instruction
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.instructed import InstructedPolicy
@@ -89,11 +89,7 @@ def instructed_demonstrations(dataset_id: str, env: Any, trajectories: Sequence[
     ``trajectories``: its demonstrations when already loaded."""
     from il_toolkit.train.datasets.minari_io import load_demonstrations, load_instructions, load_states
 
-    unwrapped = env.unwrapped
-    frame_name, goal_dims = getattr(unwrapped, "goal_frame", None), getattr(unwrapped, "goal_dims", None)
-    if frame_name is None or goal_dims is None:
-        raise ValueError(f"{type(unwrapped).__name__} declares no goal_frame/goal_dims: instructed policies need an env "
-                         "whose instruction names a goal pose it records (such as il_toolkit/PushTTwoTarget-v0)")
+    frame_name, goal_dims = env_goal_frame(env, "an instructed policy")
     trajectories = list(trajectories) if trajectories is not None else load_demonstrations(dataset_id, env)
     goals, instructions = goals_of(load_states(dataset_id), goal_dims), load_instructions(dataset_id)
     if not len(trajectories) == len(goals) == len(instructions):

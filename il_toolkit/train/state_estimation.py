@@ -31,6 +31,7 @@ from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.estimated_state import EstimatedStatePolicy
 from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_training, take_rows
 
+
 def flat_spaces(space: spaces.Space, prefix: str = "") -> dict[str, spaces.Space]:
     """A (nested) Dict space as ``{"outer/inner": Box}``, the keys of flattened observations."""
     if not isinstance(space, spaces.Dict):

@@ -28,7 +28,7 @@ from il_toolkit.train.il import common
 from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
 from il_toolkit.train.il.dagger import DAgger, VLADAgger
 from il_toolkit.train.il.gail import GAIL
-from il_toolkit.train.il.vla import VLABehavioralCloning, VLAGAIL
+from il_toolkit.train.il.vla import VLABehavioralCloning, VLAGAIL, estimated_state_fields
 
 
 # -- flags shared by the three command lines ---------------------------------------------------
@@ -530,23 +530,14 @@ def vla_task_options(train_set: Any, dataset_ids: Sequence[str]) -> dict[str, di
 
 def estimating_vla_fields(dataset_ids: Sequence[str], env_id: str | None) -> dict[str, Any]:
     """``VLAModel.for_dataset`` fields of a new VLA that reads its cameras through a state estimator
-    (``--estimate_state``): the features, chunk size and actions executed per plan that
-    ``il-toolkit train flow`` gives the env's state observation (PushT 1 and 1, ALOHA 16 and 8)."""
-    from il_toolkit.envs import make_env
-    from il_toolkit.policies.flow_policy import default_state_features
-    from il_toolkit.train.imitation_learning.defaults import defaults_for
-
+    (``--estimate_state``) in the env the one dataset was recorded in (:func:`estimated_state_fields`)."""
     if len(dataset_ids) != 1:
         raise SystemExit("--estimate_state trains a single-task VLA: give one --dataset")
     camera_env = common.env_for_dataset(dataset_ids[0], env_id)
-    state_env = make_env(common.env_id_of(camera_env), obs_type="state")
     try:
-        settings, features = defaults_for(state_env), default_state_features(state_env)
+        return estimated_state_fields(common.env_id_of(camera_env))
     finally:
-        state_env.close()
         camera_env.close()
-    return {"estimate_state": True, "features": None if features is None else features.to_json(),
-            "chunk_size": settings["horizon"], "n_action_steps": settings["n_action_steps"]}
 
 
 def recorded_env(dataset: str | None) -> tuple[str | None, dict[str, Any]]:

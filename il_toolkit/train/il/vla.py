@@ -103,13 +103,37 @@ def chunk_windows(dataset: ChunkedEpisodeDataset, chunk: int,
     """``(chunks (N, chunk, Da), states (N, Ds))``: for every frame, the actions from it on (the last
     repeated past the episode's end) and its state (the frames' ``state_key``), what a VLA with a
     feature pipeline normalises."""
-    chunks, states = [], []
+    chunks = []
     for episode in dataset.episodes:
         actions = np.asarray(episode["actions"], dtype=np.float64)
         index = np.minimum(np.arange(len(actions))[:, None] + np.arange(chunk)[None], len(actions) - 1)
         chunks.append(actions[index])
-        states.append(np.asarray(episode["frames"][state_key], dtype=np.float64)[: len(actions)])
-    return np.concatenate(chunks), np.concatenate(states)
+    return np.concatenate(chunks), frame_values(dataset, state_key)
+
+
+def frame_values(dataset: ChunkedEpisodeDataset, key: str) -> np.ndarray:
+    """The frames' ``key`` entry ``(N, ...)`` float64, one row per frame with an action, in
+    :func:`chunk_windows`' order."""
+    return np.concatenate([np.asarray(episode["frames"][key], dtype=np.float64)[: len(episode["actions"])]
+                           for episode in dataset.episodes])
+
+
+def estimated_state_fields(env_id: str) -> dict[str, Any]:
+    """``VLAModel.for_dataset`` fields of a new VLA that reads its cameras through a state estimator
+    in ``env_id`` (``il-toolkit train bc --estimate_state``): the features, chunk size and actions
+    executed per plan that ``il-toolkit train flow`` gives the env's state observation (PushT 1 and
+    1, ALOHA 16 and 8)."""
+    from il_toolkit.envs import make_env
+    from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.train.imitation_learning.defaults import defaults_for
+
+    state_env = make_env(env_id, obs_type="state")
+    try:
+        settings, features = defaults_for(state_env), default_state_features(state_env)
+    finally:
+        state_env.close()
+    return {"estimate_state": True, "features": None if features is None else features.to_json(),
+            "chunk_size": settings["horizon"], "n_action_steps": settings["n_action_steps"]}
 
 
 def frame_tasks(dataset: ChunkedEpisodeDataset) -> list[str]:
@@ -195,7 +219,7 @@ class VLABehavioralCloning:
                              "(PushTDataset, ...) loaded with environment_state=True")
         chunk = network.config.chunk_size
         actions, recorded = chunk_windows(dataset, chunk, ENV_STATE_KEY)
-        observed = chunk_windows(dataset, chunk)[1] if STATE_KEY in dataset.episodes[0]["frames"] else None
+        observed = frame_values(dataset, STATE_KEY) if STATE_KEY in dataset.episodes[0]["frames"] else None
         if network.estimator is not None:
             self.policy.fit_normalizer(actions, recorded, given=observed)
         else:
