@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,9 +49,11 @@ ALOHA_PIXELS = {"obs_type": "pixels_agent_pos", "cameras": ["head", "left_wrist"
                 "depth": False}  # lists: compared with the dataset's stored (JSON) kwargs when a collection resumes
 ENVS = {  # env id, camera env kwargs, demonstrations, evaluation episodes, state-policy settings
     "pusht": ("il_toolkit/PushT-v0", {"obs_type": "pixels_agent_pos"}, 200, 100,
-              {"steps": 6000, "horizon": 1, "n_action_steps": 1, "estimator_stride": 4, "extra_frames": 0}),
+              {"steps": 6000, "horizon": 1, "n_action_steps": 1, "estimator_stride": 4, "extra_frames": 0,
+               "recombined_frames": 0}),
     "aloha_transfer": ("il_toolkit/AlohaTransferCube-v0", ALOHA_PIXELS, 50, 50,
-                       {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 4, "extra_frames": 0}),
+                       {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 4, "extra_frames": 0,
+                        "recombined_frames": 6000}),
 }
 
 
@@ -65,6 +68,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--extra-frames", type=int, default=None, metavar="EPISODES",
                         help="also train the estimator on the first 100 steps (every 5th frame) of the expert from this "
                              "many other reset seeds (states only; default 0)")
+    parser.add_argument("--recombined-frames", type=int, default=None, metavar="N",
+                        help="also train the estimator on N frames that pair the arms of one recorded state with the "
+                             "objects of another or of a fresh reset (recombined_frames), on which the estimator "
+                             "first learns the objects' positions alone for --locate-steps (default: PushT 0, ALOHA "
+                             "6,000)")
+    parser.add_argument("--locate-steps", type=int, default=2000,
+                        help="steps on the recombined frames alone, the loss on the objects' positions, before the "
+                             "estimator's --estimator-steps on everything"),
+    parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="ALOHA's camera size (default 48 64)")
     parser.add_argument("--estimator-stride", type=int, default=None, choices=(2, 4),
                         help="keypoint maps at 1/stride of the image (default: PushT 4, ALOHA 2)")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
@@ -167,8 +180,15 @@ def main() -> None:
     args.estimator_stride = args.estimator_stride or policy_settings["estimator_stride"]
     if args.extra_frames is None:
         args.extra_frames = policy_settings["extra_frames"]
+    if args.recombined_frames is None:
+        args.recombined_frames = policy_settings["recombined_frames"]
+    if args.image_size:
+        if "image_size" not in pixels:
+            raise SystemExit(f"--image-size: {env_id}'s pixel observations have one size (96x96)")
+        pixels = {**pixels, "image_size": list(args.image_size)}
     if args.quick:
         args.demos, args.policy_steps, args.estimator_steps, args.eval_episodes = 10, 300, 200, 5
+        args.recombined_frames, args.locate_steps = min(args.recombined_frames, 100), min(args.locate_steps, 50)
     name = args.name or f"pixels_{args.env}" + ("_quick" if args.quick else "")
     torch.set_num_threads(1)
     import il_toolkit  # noqa: F401
@@ -178,12 +198,18 @@ def main() -> None:
     from il_toolkit.train.datasets.collect import collect_dataset
     from il_toolkit.train.datasets.minari_io import load_demonstrations, load_states
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
-    from il_toolkit.train.state_estimation import expert_frames, state_trajectories, train_estimated_state_policy
+    from il_toolkit.train.state_estimation import (
+        expert_frames,
+        recombined_frames,
+        state_trajectories,
+        train_estimated_state_policy,
+    )
 
     if args.evaluate:
         evaluate_saved(args, env_id, pixels, name)
         return
-    dataset = f"bench/{args.env}-pixels-expert-{args.demos}-v1"  # v1: with the recorded states
+    size = "" if pixels.get("image_size", [48, 64]) == [48, 64] else "%dx%d" % tuple(pixels["image_size"])
+    dataset = f"bench/{args.env}-pixels{size}-expert-{args.demos}-v1"  # v1: with the recorded states
     pixel_env, state_env = make_env(env_id, **pixels), make_env(env_id, obs_type="state")
     collected = collect_dataset(env_id, dataset, args.demos, env_kwargs=pixels, num_envs=2, if_missing=True)
     demos, states = load_demonstrations(dataset, pixel_env), load_states(dataset)
@@ -207,10 +233,18 @@ def main() -> None:
         extra, _, extra_seconds = timed(expert_frames, env_id, args.extra_frames, env_kwargs=pixels, steps=100, every=5)
         print(f"{len(extra[1])} extra labelled frames from {args.extra_frames} expert starts in {extra_seconds:.0f} CPU s",
               flush=True)
+    recombined, recombined_seconds = None, 0.0
+    if args.recombined_frames:
+        recombined, _, recombined_seconds = timed(recombined_frames, env_id, states[:n_fit], args.recombined_frames,
+                                                  env_kwargs=pixels)
+        print(f"{args.recombined_frames} recombined frames in {recombined_seconds:.0f} CPU s", flush=True)
+        extra = recombined if extra is None else ({k: np.concatenate([v, recombined[0][k]]) for k, v in extra[0].items()},
+                                                  np.concatenate([extra[1], recombined[1]]))
     (policy, report), estimator_wall, estimator_cpu = timed(
         train_estimated_state_policy, demos[:n_fit], states[:n_fit], state_policy, pixel_env.observation_space,
         pixel_env.action_space, validation=(demos[n_fit:], states[n_fit:]), steps=args.estimator_steps, batch_size=64,
-        seed=args.seed, stride=args.estimator_stride, extra_frames=extra)
+        seed=args.seed, stride=args.estimator_stride, extra_frames=extra, locate_steps=args.locate_steps,
+        locate_entries=pixel_env.unwrapped.object_position_entries if recombined is not None else ())
     val = report["validation"]
     estimated = sorted(int(k.split("/")[1]) for k in val if k.startswith("mae/"))
     print(f"state estimator: {args.estimator_steps} steps in {estimator_cpu:.0f} CPU s; held-out mean error per "
@@ -230,7 +264,10 @@ def main() -> None:
                                 "trained_on_episodes": n_fit,
                                 "extra_frames": {"expert_starts": args.extra_frames, "steps": 100, "every": 5,
                                                  "frames": 0 if extra is None else len(extra[1]),
-                                                 "reset_seeds_from": 2_000_000, "cpu_seconds": round(extra_seconds, 1)}},
+                                                 "reset_seeds_from": 2_000_000, "cpu_seconds": round(extra_seconds, 1)},
+                                "recombined_frames": {"frames": args.recombined_frames, "fresh_share": 0.5,
+                                                      "cpu_seconds": round(recombined_seconds, 1),
+                                                      "locate_steps": args.locate_steps if recombined is not None else 0}},
                   "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000, "torch_threads": 1,
                   "privileged_state": "training only: estimator targets and state-policy inputs; acting reads the "
                                       "observation (cameras + agent_pos) alone",
@@ -240,6 +277,7 @@ def main() -> None:
             "state_policy_cpu_seconds": round(policy_cpu, 1), "state_policy_wall_seconds": round(policy_wall, 1),
             "estimator_cpu_seconds": round(estimator_cpu, 1), "estimator_wall_seconds": round(estimator_wall, 1),
             "total_cpu_minutes": round((policy_cpu + estimator_cpu) / 60, 2),
+            "rendered_frames_cpu_seconds": round(extra_seconds + recombined_seconds, 1),
             "estimator_images_per_second": round(args.estimator_steps * 64 / report["seconds"], 1),
             "estimator_final_loss": report["final_loss"],
         },

@@ -218,6 +218,34 @@ class AlohaEnv(gym.Env):
         """The ``state`` observation, whatever ``obs_type`` is: (35,) or (42,) float64."""
         return np.concatenate([self.scene.agent_qpos(), self.scene.agent_qvel(), self.scene.object_poses()])
 
+    @property
+    def object_state_entries(self) -> tuple[int, ...]:
+        """The :meth:`state_vector` entries that hold the objects' poses (the cube's 7, or the
+        peg's and the socket's 14): what a camera must show, as the agent's joints are measured."""
+        return tuple(range(28, 28 + self.scene.object_qpos.size))
+
+    @property
+    def object_position_entries(self) -> tuple[int, ...]:
+        """The objects' positions (x, y, z in metres) among :attr:`object_state_entries`."""
+        return tuple(e for start in range(28, 28 + self.scene.object_qpos.size, 7) for e in range(start, start + 3))
+
+    def observe_state(self, state: np.ndarray) -> Any:
+        """The observation the env would give with the scene in ``state`` (:meth:`state_vector`'s
+        layout): the arms and objects posed there and rendered, without simulating a step. The
+        episode in progress is left as it was. For labelled camera frames of states no episode
+        reached (:func:`il_toolkit.train.state_estimation.recombined_frames`)."""
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != self.state_space.shape:
+            raise ValueError(f"state must have shape {self.state_space.shape} (state_vector's layout), got {state.shape}")
+        data = self.scene.data
+        saved = data.qpos.copy(), data.qvel.copy()
+        try:
+            self.scene.pose(state[:14], state[28:])
+            return self._observation()
+        finally:
+            data.qpos[:], data.qvel[:] = saved
+            self.scene.forward()
+
     def _observation(self) -> Any:
         if self.obs_type == "state":
             return self.state_vector()

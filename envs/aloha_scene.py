@@ -164,6 +164,22 @@ class AlohaScene:
             self.data.ctrl[:] = (closed, -closed, closed, -closed)
         mujoco.mj_forward(self.model, self.data)
 
+    def pose(self, agent_qpos: np.ndarray, object_poses: np.ndarray) -> None:
+        """Put the arms at ``agent_qpos`` (:meth:`agent_qpos`'s layout, (14,)) and the objects at
+        ``object_poses`` without simulating, at rest; positions only, for rendering."""
+        for i, arm in enumerate(ARMS):
+            index = self.arms[arm].qpos
+            self.data.qpos[index[:6]] = agent_qpos[7 * i : 7 * i + 6]
+            finger = unnormalize_gripper_position(agent_qpos[7 * i + 6])
+            self.data.qpos[index[6:8]] = (finger, -finger)
+        self.data.qpos[self.object_qpos] = object_poses
+        self.data.qvel[:] = 0.0
+        self.forward()
+
+    def forward(self) -> None:
+        """Recompute positions, contacts and sensors from ``qpos``/``qvel`` (no time passes)."""
+        mujoco.mj_forward(self.model, self.data)
+
     def apply_joint_action(self, action: np.ndarray) -> None:
         """``action`` (14,): per arm 6 joint targets (rad) and a normalised gripper target."""
         ctrl = np.empty(16)

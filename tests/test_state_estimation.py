@@ -19,6 +19,7 @@ from il_toolkit.train.state_estimation import (
     estimator_data,
     expert_frames,
     fit_state_estimator,
+    recombined_frames,
     state_errors,
     state_trajectories,
     train_estimated_state_policy,
@@ -112,6 +113,38 @@ def test_a_short_fit_locates_an_object(stride):
     assert max(errors["mae/0"], errors["mae/1"]) < guess_mean / 3
 
 
+def test_locating_first_trains_the_chosen_entries_on_the_given_frames():
+    rng = np.random.default_rng(0)
+    (frames, frame_states), (test, test_states) = _squares(512, rng), _squares(128, rng)
+    blank = {"pixels": np.zeros((64, 32, 32, 3), np.uint8)}  # the main fit sees no object at all
+    space = spaces.Dict({"pixels": spaces.Box(0, 255, (32, 32, 3), np.uint8)})
+    state_space = spaces.Box(0.0, 32.0, (2,), np.float64)
+    sizes = dict(progress=False, width=8, keypoints=8, hidden=64, batch_size=32)
+    estimator, history = fit_state_estimator(blank, frame_states[:64], space, state_space, steps=1,
+                                             locate=(frames, frame_states, [0, 1]), locate_steps=300, **sizes)
+    errors = state_errors(estimator, test, test_states)
+    guess_mean = np.mean(np.abs(test_states - frame_states.mean(0)))
+    assert history.steps == 1 and max(errors["mae/0"], errors["mae/1"]) < guess_mean / 3
+    with pytest.raises(ValueError, match="not regressed as numbers"):
+        fit_state_estimator(blank, frame_states[:64], space, state_space, steps=1, locate=(frames, frame_states, [5]),
+                            **sizes)
+
+
+def test_the_loss_on_chosen_entries_ignores_the_others():
+    config = StateEstimatorConfig(cameras=("pixels",), state_dim=3, given_key="agent_pos", given_dim=1, copied=((0, 0),))
+    estimator = StateEstimator(config)
+    states = np.random.default_rng(0).normal(size=(8, 3))
+    observations = {"pixels": np.zeros((8, 16, 16, 3), np.uint8), "agent_pos": states[:, :1]}
+    estimator.fit_statistics(observations, states)
+    moved = states.copy()
+    moved[:, 2] += 3.0
+    assert estimator.loss(observations, states, [1])[0].item() == estimator.loss(observations, moved, [1])[0].item()
+    assert estimator.loss(observations, states)[0].item() != estimator.loss(observations, moved)[0].item()
+    assert estimator.output_columns([2, 1]) == [1, 0]
+    with pytest.raises(ValueError, match="not regressed as numbers"):
+        estimator.output_columns([0])  # copied from the observation
+
+
 def test_the_estimate_is_read_off_the_images_not_the_agents_own_pose():
     """By default the given entries are copied, never read by the MLP: the arm's pose cannot stand
     in for the object's (estimators saved before the option read them, and still do)."""
@@ -155,6 +188,55 @@ def test_decoy_frames_move_the_agent_towards_objects_that_are_not_there():
     np.testing.assert_allclose(decoy[0], real[0])  # the same reset
     assert not np.allclose(decoy[1:, :2], real[1:, :2])  # the pusher heads elsewhere
     np.testing.assert_allclose(decoy_obs["agent_pos"], decoy[:, :2])  # labels are the real state
+
+
+ALOHA_SMALL = {"obs_type": "pixels_agent_pos", "cameras": ["head"], "image_size": [24, 32]}
+
+
+def test_aloha_observes_a_given_state_without_disturbing_its_episode():
+    env = make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL)
+    first, _ = env.reset(seed=1)
+    env.step(env.action_space.sample())
+    before = env.unwrapped.state_vector()
+    env.reset(seed=2)
+    other = env.unwrapped.state_vector()
+    env.reset(seed=1)
+    env.step(env.action_space.sample())
+    now = env.unwrapped.state_vector()
+    seen = env.unwrapped.observe_state(other)  # seed 2's cube, rendered in seed 1's episode
+    np.testing.assert_array_equal(env.unwrapped.state_vector(), now)  # the episode is untouched
+    np.testing.assert_allclose(seen["agent_pos"], other[:14], atol=1e-9)
+    reset_2, _ = env.reset(seed=2)
+    np.testing.assert_array_equal(seen["pixels"]["head"], reset_2["pixels"]["head"])  # what the env shows there
+    assert not np.array_equal(seen["pixels"]["head"], first["pixels"]["head"])
+    assert env.unwrapped.object_state_entries == tuple(range(28, 35))
+    assert env.unwrapped.object_position_entries == (28, 29, 30)
+    with pytest.raises(ValueError, match="state_vector's layout"):
+        env.unwrapped.observe_state(before[:10])
+
+
+def test_recombined_frames_pair_one_states_arms_with_anothers_objects():
+    env = make_env("il_toolkit/AlohaTransferCube-v0", obs_type="state")
+    states = []
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        episode = [env.unwrapped.state_vector()]
+        for _ in range(3):
+            env.step(env.action_space.sample())
+            episode.append(env.unwrapped.state_vector())
+        states.append(np.stack(episode))
+    pool = np.concatenate(states)
+    observations, labels = recombined_frames("il_toolkit/AlohaTransferCube-v0", states, 12, env_kwargs=ALOHA_SMALL)
+    assert observations["pixels/head"].shape == (12, 24, 32, 3) and labels.shape == (12, 35)
+    np.testing.assert_allclose(observations["agent_pos"], labels[:, :14], atol=1e-9)
+    arms_recorded = [np.any(np.all(np.isclose(pool[:, :28], label[:28]), axis=1)) for label in labels]
+    assert all(arms_recorded)  # the agent (joints and speeds) of a recorded state
+    paired_elsewhere = [not np.any(np.all(np.isclose(pool, label), axis=1)) for label in labels]
+    assert sum(paired_elsewhere) >= 6  # mostly objects of another moment or a fresh reset
+    with pytest.raises(ValueError, match="cannot render a state"):
+        recombined_frames("il_toolkit/PushT-v0", [np.zeros((2, 5))], 1, env_kwargs=PIXELS)
+    with pytest.raises(ValueError, match=r"\(T, 35\)"):
+        recombined_frames("il_toolkit/AlohaTransferCube-v0", [np.zeros((2, 5))], 1, env_kwargs=ALOHA_SMALL)
 
 
 def test_object_entries_are_what_resets_change_and_the_observation_does_not_give():

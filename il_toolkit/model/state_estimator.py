@@ -232,9 +232,24 @@ class StateEstimator(nn.Module):
         angles = states[:, c.periodic_dims]
         return torch.cat([linear, angles.sin(), angles.cos()], dim=1).float()
 
-    def loss(self, observations: Mapping[str, Any], states: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
-        """Mean squared error on the regressed targets."""
-        return nn.functional.mse_loss(self(observations), self.targets(states)), {}
+    def loss(self, observations: Mapping[str, Any], states: np.ndarray,
+             entries: Sequence[int] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean squared error on the regressed targets; with ``entries``, on those state entries'
+        targets only (entries regressed as numbers: not copied, unused or angles)."""
+        outputs, targets = self(observations), self.targets(states)
+        if entries is not None:
+            columns = self.output_columns(entries)
+            outputs, targets = outputs[:, columns], targets[:, columns]
+        return nn.functional.mse_loss(outputs, targets), {}
+
+    def output_columns(self, entries: Sequence[int]) -> list[int]:
+        """The columns of :meth:`forward`'s output that regress state ``entries``."""
+        linear = self.config.linear_dims
+        missing = [i for i in entries if i not in linear]
+        if missing or not entries:
+            raise ValueError(f"state entries {missing or list(entries)} are not regressed as numbers by this estimator "
+                             f"(those are {linear})")
+        return [linear.index(i) for i in entries]
 
     @torch.no_grad()
     def estimate(self, observations: Mapping[str, Any]) -> np.ndarray:
