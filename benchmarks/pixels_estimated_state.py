@@ -235,8 +235,7 @@ def main() -> None:
               flush=True)
     recombined, recombined_seconds = None, 0.0
     if args.recombined_frames:
-        recombined, _, recombined_seconds = timed(recombined_frames, env_id, states[:n_fit], args.recombined_frames,
-                                                  env_kwargs=pixels)
+        recombined, _, recombined_seconds = timed(recombined_frames, pixel_env, states[:n_fit], args.recombined_frames)
         print(f"{args.recombined_frames} recombined frames in {recombined_seconds:.0f} CPU s", flush=True)
         extra = recombined if extra is None else ({k: np.concatenate([v, recombined[0][k]]) for k, v in extra[0].items()},
                                                   np.concatenate([extra[1], recombined[1]]))

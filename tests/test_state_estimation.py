@@ -19,6 +19,7 @@ from il_toolkit.train.state_estimation import (
     estimator_data,
     expert_frames,
     fit_state_estimator,
+    locating_options,
     recombined_frames,
     state_errors,
     state_trajectories,
@@ -226,7 +227,7 @@ def test_recombined_frames_pair_one_states_arms_with_anothers_objects():
             episode.append(env.unwrapped.state_vector())
         states.append(np.stack(episode))
     pool = np.concatenate(states)
-    observations, labels = recombined_frames("il_toolkit/AlohaTransferCube-v0", states, 12, env_kwargs=ALOHA_SMALL)
+    observations, labels = recombined_frames(make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL), states, 12)
     assert observations["pixels/head"].shape == (12, 24, 32, 3) and labels.shape == (12, 35)
     np.testing.assert_allclose(observations["agent_pos"], labels[:, :14], atol=1e-9)
     arms_recorded = [np.any(np.all(np.isclose(pool[:, :28], label[:28]), axis=1)) for label in labels]
@@ -234,9 +235,12 @@ def test_recombined_frames_pair_one_states_arms_with_anothers_objects():
     paired_elsewhere = [not np.any(np.all(np.isclose(pool, label), axis=1)) for label in labels]
     assert sum(paired_elsewhere) >= 6  # mostly objects of another moment or a fresh reset
     with pytest.raises(ValueError, match="cannot render a state"):
-        recombined_frames("il_toolkit/PushT-v0", [np.zeros((2, 5))], 1, env_kwargs=PIXELS)
+        recombined_frames(make_env("il_toolkit/PushT-v0", **PIXELS), [np.zeros((2, 5))], 1)
     with pytest.raises(ValueError, match=r"\(T, 35\)"):
-        recombined_frames("il_toolkit/AlohaTransferCube-v0", [np.zeros((2, 5))], 1, env_kwargs=ALOHA_SMALL)
+        recombined_frames(make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL), [np.zeros((2, 5))], 1)
+    assert locating_options(make_env("il_toolkit/PushT-v0", **PIXELS), [np.zeros((2, 5))]) == {}
+    options = locating_options(make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL), states, 3)
+    assert options["locate_entries"] == (28, 29, 30) and len(options["extra_frames"][1]) == 3
 
 
 def test_object_entries_are_what_resets_change_and_the_observation_does_not_give():
@@ -316,6 +320,18 @@ def test_train_flow_estimate_state_saves_a_policy_that_acts_on_pixels(pusht_pixe
     assert policy.state_policy.observation_space.shape == (5,)
     assert result["state_estimator"]["validation"]["episodes"] == 1
     assert (tmp_path / "estimator.json").exists() and result["eval"]["n_episodes"] == 1
+
+
+def test_train_flow_estimate_state_on_aloha_locates_the_objects_on_recombined_frames(tmp_path):
+    from il_toolkit.train.imitation_learning.cli import build_parser, train
+
+    collect_dataset("il_toolkit/AlohaTransferCube-v0", "test/aloha-pixels-v0", 1, env_kwargs=ALOHA_SMALL, progress=False)
+    args = build_parser().parse_args(["--dataset", "test/aloha-pixels-v0", "--estimate_state", "--steps", "2",
+                                      "--estimator_steps", "2", "--recombined_frames", "8", "--locate_steps", "3",
+                                      "--eval_episodes", "0", "--no_wandb", "--output_dir", str(tmp_path)])
+    result = train(args)
+    assert result["state_estimator"]["frames"] == 401 + 8  # the episode's frames and the recombined ones
+    assert isinstance(load(result["policy_path"]), EstimatedStatePolicy)
 
 
 def test_estimate_state_on_a_state_dataset_says_it_is_not_needed(tmp_path):

@@ -94,7 +94,8 @@ METHOD_REGISTRY.register(
 
 METHOD_REGISTRY.register(
     "flow_estimated_state", indirect=f"{_ADAPTERS}:train_flow_estimated_state", action_spaces=("box",),
-    observations=("pixels",), extra_budget_keys=("flow_steps", "estimator_steps", "estimator_stride"), interactive=False,
+    observations=("pixels",), interactive=False,
+    extra_budget_keys=("flow_steps", "estimator_steps", "estimator_stride", "recombined_frames", "locate_steps"),
     description="pixels through an estimated state: a flow-matching policy on the full state recorded beside the "
     "demonstrations, behind a keypoint CNN that estimates it from the cameras (the state supervises training only)",
 )

@@ -124,55 +124,71 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
     return {k: np.stack(v) for k, v in observations.items()}, np.stack(states).astype(np.float64)
 
 
-def recombined_frames(env_id: str, states: Sequence[np.ndarray], n_frames: int, *,
-                      env_kwargs: dict[str, Any] | None = None, fresh_share: float = 0.5, seed: int = 3_000_000,
-                      rng_seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+DEFAULT_RECOMBINED_FRAMES = 6000  # ALOHA transfer from three 48x64 cameras: see fit_state_estimator's locate
+
+
+def recombined_frames(env: Any, states: Sequence[np.ndarray], n_frames: int, *, fresh_share: float = 0.5,
+                      seed: int = 3_000_000, rng_seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Labelled frames in which the agent's pose says nothing of the objects', for a state
     estimator: each takes the agent (every entry but the objects') from one recorded state and the
     objects' poses (``object_state_entries``) from another recorded state or, for ``fresh_share``
-    of the frames, from a reset at a seed from ``seed`` on; the env renders it without simulating
-    (``observe_state``) and that state is the label. ``states``: the recorded states of the
-    demonstrations, a list of (T, D) arrays. Returns ``({key: (N, ...)}, states (N, D))`` as
-    :func:`estimator_data`.
+    of the frames, from a reset of ``env`` at a seed from ``seed`` on; ``env`` renders it without
+    simulating (``observe_state``) and that state is the label. ``env``: the camera env (reset
+    here); ``states``: the demonstrations' recorded states, a list of (T, D) arrays. Returns
+    ``({key: (N, ...)}, states (N, D))`` as :func:`estimator_data`.
 
     Why: in demonstrations the arm always heads for the object, so an estimator can read the object
     off the arm in the image; in closed loop the policy's own arm then says where the object is and
-    the arm follows that estimate (ALOHA transfer from three 96x128 cameras: cube error 25 mm on held-out
-    demonstration frames before the grasp, 78 mm in closed loop; success 0%). Recombined frames
-    break that link, where :func:`expert_frames`'s decoys only weaken it."""
-    from il_toolkit.envs import make_env
-
+    the arm follows that estimate (ALOHA transfer from three 96x128 cameras: cube error 25 mm on
+    held-out demonstration frames before the grasp, 78 mm in closed loop; success 0%). Recombined
+    frames break that link, where :func:`expert_frames`'s decoys only weaken it."""
     if n_frames <= 0:
         raise ValueError(f"n_frames must be positive, got {n_frames}")
     if not 0.0 <= fresh_share <= 1.0:
         raise ValueError(f"fresh_share must be in [0, 1], got {fresh_share}")
-    env = make_env(env_id, **(env_kwargs or {}))
-    try:
-        base = env.unwrapped
-        if not (hasattr(base, "observe_state") and hasattr(base, "object_state_entries")):
-            raise ValueError(f"{env_id} cannot render a state it is given (no observe_state/object_state_entries): "
-                             "recombined frames need that; use expert_frames(..., decoys=True) instead")
-        pool = np.concatenate([np.asarray(s, dtype=np.float64) for s in states])
-        if pool.ndim != 2 or pool.shape[1:] != base.state_space.shape:
-            raise ValueError(f"states must be (T, {base.state_space.shape[0]}) arrays of {env_id}'s state_vector, got "
-                             f"rows of shape {pool.shape[1:]}")
-        objects = np.asarray(base.object_state_entries)
-        rng = np.random.default_rng(rng_seed)
-        observations: dict[str, list[np.ndarray]] = {}
-        labels = []
-        for i in range(n_frames):
-            state = pool[rng.integers(len(pool))].copy()
-            if rng.random() < fresh_share:
-                env.reset(seed=seed + i)
-                state[objects] = base.state_vector()[objects]
-            else:
-                state[objects] = pool[rng.integers(len(pool))][objects]
-            for key, value in flat_observation(base.observe_state(state)).items():
-                observations.setdefault(key, []).append(value)
-            labels.append(state)
-    finally:
-        env.close()
+    base = env.unwrapped
+    if not can_recombine(env):
+        raise ValueError(f"{base.spec.id if base.spec else type(base).__name__} cannot render a state it is given (no "
+                         "observe_state/object_state_entries): recombined frames need that; use "
+                         "expert_frames(..., decoys=True) instead")
+    pool = np.concatenate([np.asarray(s, dtype=np.float64) for s in states])
+    if pool.ndim != 2 or pool.shape[1:] != base.state_space.shape:
+        raise ValueError(f"states must be (T, {base.state_space.shape[0]}) arrays of the env's state_vector, got rows "
+                         f"of shape {pool.shape[1:]}")
+    objects = np.asarray(base.object_state_entries)
+    rng = np.random.default_rng(rng_seed)
+    observations: dict[str, list[np.ndarray]] = {}
+    labels = []
+    for i in range(n_frames):
+        state = pool[rng.integers(len(pool))].copy()
+        if rng.random() < fresh_share:
+            env.reset(seed=seed + i)
+            state[objects] = base.state_vector()[objects]
+        else:
+            state[objects] = pool[rng.integers(len(pool))][objects]
+        for key, value in flat_observation(base.observe_state(state)).items():
+            observations.setdefault(key, []).append(value)
+        labels.append(state)
     return {k: np.stack(v) for k, v in observations.items()}, np.stack(labels)
+
+
+def can_recombine(env: Any) -> bool:
+    """Whether ``env`` renders given states and names its objects' entries (ALOHA does; PushT, whose
+    block an estimator finds without help, does not)."""
+    base = env.unwrapped
+    return all(hasattr(base, name) for name in ("observe_state", "object_state_entries", "object_position_entries"))
+
+
+def locating_options(env: Any, states: Sequence[np.ndarray],
+                     n_frames: int = DEFAULT_RECOMBINED_FRAMES) -> dict[str, Any]:
+    """:func:`train_estimated_state_policy`'s options that make its estimator find the objects in
+    the images first: ``n_frames`` :func:`recombined_frames` as extra frames, the env's object
+    positions as ``locate_entries``. Empty for ``n_frames`` 0 or an env that cannot render a given
+    state."""
+    if n_frames <= 0 or not can_recombine(env):
+        return {}
+    return {"extra_frames": recombined_frames(env, states, n_frames),
+            "locate_entries": tuple(env.unwrapped.object_position_entries)}
 
 
 class _ExpertOnState:

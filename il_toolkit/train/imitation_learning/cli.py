@@ -77,6 +77,13 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--estimator_stride", type=int, default=4, choices=(2, 4),
                         help="with --estimate_state, the estimator's keypoint maps are at 1/stride of the image: 2 for "
                              "objects only a few pixels across (ALOHA's cube at 48x64), at about 2.5x the compute")
+    parser.add_argument("--recombined_frames", type=int, default=None,
+                        help="with --estimate_state on an env that can render a given state (ALOHA): frames pairing one "
+                             "recorded state's arms with another's objects, on which the estimator first learns where "
+                             "the objects are, so that the arm cannot stand in for them (default 6,000 there; 0: none)")
+    parser.add_argument("--locate_steps", type=int, default=2000,
+                        help="with recombined frames: the estimator's steps (batch 64) on them alone, the loss on the "
+                             "objects' positions, before its --estimator_steps on everything")
     parser.add_argument("--grounder_steps", type=int, default=400,
                         help="instruction grounder steps (batch 32) for datasets whose instruction names the goal, such "
                              "as il_toolkit/PushTTwoTarget-v0's (400 took 14 CPU seconds)")
@@ -93,7 +100,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "without a validation split)")
     parser.add_argument("--checkpoint_every", type=int, default=1000, help="steps between resumable checkpoints")
     parser.add_argument("--seed", type=int, default=0, help="training seed (weights, minibatches, noise)")
-    parser.add_argument("--eval_episodes", type=int, default=50, help="evaluation episodes after training, seeds from 1,000,000")
+    parser.add_argument("--eval_episodes", type=int, default=50, help="evaluation episodes after training, seeds from 1,000,000 (0: none)")
     parser.add_argument("--output_dir", default="./output/flow", help="where the run, its checkpoint and policy go")
     parser.add_argument("--no_wandb", dest="use_wandb", action="store_false",
                         help="do not log to wandb (default: log to an offline wandb run, no account needed)")
@@ -185,7 +192,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if instructed is not None:
         policy, result["grounder"] = fit_grounder_in_front(policy, instructed, camera_env, args, out)
     path = policy.save(out / "best")
-    aggregates = evaluate_and_report(policy, camera_env, args.eval_episodes, out / "eval.json", progress=True)
+    aggregates = (evaluate_and_report(policy, camera_env, args.eval_episodes, out / "eval.json", progress=True)
+                  if args.eval_episodes > 0 else None)
     return {"policy_path": str(path), "eval": aggregates, **result}
 
 
@@ -244,12 +252,19 @@ def fit_estimator(state_policy: Any, camera_env: Any, train_episodes: list, val_
                   args: argparse.Namespace, out: Path) -> tuple[Any, dict[str, Any]]:
     """``--estimate_state``: a state estimator on the training episodes' cameras in front of the
     trained state policy; its held-out errors (with ``--validation_split``) go to ``estimator.json``."""
-    from il_toolkit.train.state_estimation import train_estimated_state_policy
+    from il_toolkit.train.state_estimation import (
+        DEFAULT_RECOMBINED_FRAMES,
+        locating_options,
+        train_estimated_state_policy,
+    )
 
     validation = tuple(zip(*val_episodes)) if val_episodes else None  # (demos, states)
+    demos, states = zip(*train_episodes)
+    n_frames = DEFAULT_RECOMBINED_FRAMES if args.recombined_frames is None else args.recombined_frames
     policy, report = train_estimated_state_policy(
-        *zip(*train_episodes), state_policy, camera_env.observation_space, camera_env.action_space,
-        validation=validation, steps=args.estimator_steps, seed=args.seed, stride=args.estimator_stride)
+        demos, states, state_policy, camera_env.observation_space, camera_env.action_space,
+        validation=validation, steps=args.estimator_steps, seed=args.seed, stride=args.estimator_stride,
+        locate_steps=args.locate_steps, **locating_options(camera_env, states, n_frames))
     (out / "estimator.json").write_text(json.dumps(report, indent=2))
     return policy, report
 
