@@ -37,7 +37,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,15 +74,16 @@ def parse_args() -> argparse.Namespace:
                              "6,000)")
     parser.add_argument("--locate-steps", type=int, default=2000,
                         help="steps on the recombined frames alone, the loss on the objects' positions, before the "
-                             "estimator's --estimator-steps on everything"),
+                             "estimator's --estimator-steps on everything")
     parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help="ALOHA's camera size (default 48 64)")
     parser.add_argument("--estimator-stride", type=int, default=None, choices=(2, 4),
-                        help="keypoint maps at 1/stride of the image (default: PushT 4, ALOHA 2)")
+                        help="keypoint maps at 1/stride of the image (default 4)")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="10 demos, 300 + 200 steps, 5 episodes")
-    parser.add_argument("--name", default=None, help="results file name (default: pixels_<env>)")
+    parser.add_argument("--name", default=None, help="results file name (default: pixels_<env>, with the image size "
+                        "when --image-size is given)")
     parser.add_argument("--output-dir", default="output/bench", help="the trained policy goes to OUTPUT_DIR/NAME/")
     parser.add_argument("--diagnose", action="store_true",
                         help="also evaluate the state policy on the true state, and on the true state with one group "
@@ -189,7 +189,8 @@ def main() -> None:
     if args.quick:
         args.demos, args.policy_steps, args.estimator_steps, args.eval_episodes = 10, 300, 200, 5
         args.recombined_frames, args.locate_steps = min(args.recombined_frames, 100), min(args.locate_steps, 50)
-    name = args.name or f"pixels_{args.env}" + ("_quick" if args.quick else "")
+    size_tag = "_%dx%d" % tuple(args.image_size) if args.image_size else ""
+    name = args.name or f"pixels_{args.env}{size_tag}" + ("_quick" if args.quick else "")
     torch.set_num_threads(1)
     import il_toolkit  # noqa: F401
     from il_toolkit.envs import make_env
@@ -233,17 +234,15 @@ def main() -> None:
         extra, _, extra_seconds = timed(expert_frames, env_id, args.extra_frames, env_kwargs=pixels, steps=100, every=5)
         print(f"{len(extra[1])} extra labelled frames from {args.extra_frames} expert starts in {extra_seconds:.0f} CPU s",
               flush=True)
-    recombined, recombined_seconds = None, 0.0
+    locate, recombined_seconds = None, 0.0
     if args.recombined_frames:
         recombined, _, recombined_seconds = timed(recombined_frames, pixel_env, states[:n_fit], args.recombined_frames)
+        locate = (*recombined, pixel_env.unwrapped.object_position_entries)
         print(f"{args.recombined_frames} recombined frames in {recombined_seconds:.0f} CPU s", flush=True)
-        extra = recombined if extra is None else ({k: np.concatenate([v, recombined[0][k]]) for k, v in extra[0].items()},
-                                                  np.concatenate([extra[1], recombined[1]]))
     (policy, report), estimator_wall, estimator_cpu = timed(
         train_estimated_state_policy, demos[:n_fit], states[:n_fit], state_policy, pixel_env.observation_space,
         pixel_env.action_space, validation=(demos[n_fit:], states[n_fit:]), steps=args.estimator_steps, batch_size=64,
-        seed=args.seed, stride=args.estimator_stride, extra_frames=extra, locate_steps=args.locate_steps,
-        locate_entries=pixel_env.unwrapped.object_position_entries if recombined is not None else ())
+        seed=args.seed, stride=args.estimator_stride, extra_frames=extra, locate=locate, locate_steps=args.locate_steps)
     val = report["validation"]
     estimated = sorted(int(k.split("/")[1]) for k in val if k.startswith("mae/"))
     print(f"state estimator: {args.estimator_steps} steps in {estimator_cpu:.0f} CPU s; held-out mean error per "
@@ -266,7 +265,7 @@ def main() -> None:
                                                  "reset_seeds_from": 2_000_000, "cpu_seconds": round(extra_seconds, 1)},
                                 "recombined_frames": {"frames": args.recombined_frames, "fresh_share": 0.5,
                                                       "cpu_seconds": round(recombined_seconds, 1),
-                                                      "locate_steps": args.locate_steps if recombined is not None else 0}},
+                                                      "locate_steps": report["locate_steps"]}},
                   "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000, "torch_threads": 1,
                   "privileged_state": "training only: estimator targets and state-policy inputs; acting reads the "
                                       "observation (cameras + agent_pos) alone",
@@ -277,7 +276,7 @@ def main() -> None:
             "estimator_cpu_seconds": round(estimator_cpu, 1), "estimator_wall_seconds": round(estimator_wall, 1),
             "total_cpu_minutes": round((policy_cpu + estimator_cpu) / 60, 2),
             "rendered_frames_cpu_seconds": round(extra_seconds + recombined_seconds, 1),
-            "estimator_images_per_second": round(args.estimator_steps * 64 / report["seconds"], 1),
+            "estimator_images_per_second": round((report["steps"] + report["locate_steps"]) * 64 / report["seconds"], 1),
             "estimator_final_loss": report["final_loss"],
         },
         "estimator_validation": {"episodes": val["episodes"], "frames": val["frames"],

@@ -229,33 +229,38 @@ class AlohaEnv(gym.Env):
         """The objects' positions (x, y, z in metres) among :attr:`object_state_entries`."""
         return tuple(e for start in range(28, 28 + self.scene.object_qpos.size, 7) for e in range(start, start + 3))
 
+    @property
+    def renders_given_states(self) -> bool:
+        """Whether :meth:`observe_state` works: joint control. The end-effector scenes also draw
+        their mocap targets, which a state does not place."""
+        return self.control == "joint"
+
     def observe_state(self, state: np.ndarray) -> Any:
         """The observation the env would give with the scene in ``state`` (:meth:`state_vector`'s
-        layout): the arms and objects posed there and rendered, without simulating a step. The
-        episode in progress is left as it was. For labelled camera frames of states no episode
-        reached (:func:`il_toolkit.train.state_estimation.recombined_frames`)."""
+        layout): the arms and objects posed there, at rest, and rendered on scratch data, without
+        simulating. The episode in progress is not touched. For labelled camera frames of states no
+        episode reached (:func:`il_toolkit.train.state_estimation.recombined_frames`)."""
+        if not self.renders_given_states:
+            raise ValueError("observe_state needs control='joint': the end-effector scenes draw their mocap targets, "
+                             "which a state does not place")
         state = np.asarray(state, dtype=np.float64)
         if state.shape != self.state_space.shape:
             raise ValueError(f"state must have shape {self.state_space.shape} (state_vector's layout), got {state.shape}")
-        data = self.scene.data
-        saved = data.qpos.copy(), data.qvel.copy()
-        try:
-            self.scene.pose(state[:14], state[28:])
-            return self._observation()
-        finally:
-            data.qpos[:], data.qvel[:] = saved
-            self.scene.forward()
+        if self.obs_type == "state":
+            return state.copy()
+        return self._observation(self.scene.posed(state[:14], state[28:]))
 
-    def _observation(self) -> Any:
+    def _observation(self, data: Any = None) -> Any:
+        """The observation of ``data`` (MuJoCo data; by default the episode's)."""
         if self.obs_type == "state":
             return self.state_vector()
-        images = {c: self._render_camera(c, self.image_size) for c in self.cameras}
+        images = {c: self._render_camera(c, self.image_size, data=data) for c in self.cameras}
         obs: dict[str, Any] = dict(images) if self.obs_type == "pixels" else {
             "pixels": images,
-            "agent_pos": self.scene.agent_qpos(),
+            "agent_pos": self.scene.agent_qpos(data),
         }
         if self.depth:
-            obs["depth"] = {c: self._render_camera(c, self.image_size, depth=True) for c in self.cameras}
+            obs["depth"] = {c: self._render_camera(c, self.image_size, depth=True, data=data) for c in self.cameras}
         return obs
 
     # -- rendering -----------------------------------------------------------------------
@@ -269,14 +274,14 @@ class AlohaEnv(gym.Env):
             self._renderers[size] = mujoco.Renderer(model, height=size[0], width=size[1])
         return self._renderers[size]
 
-    def _render_camera(self, camera: str, size: tuple[int, int], depth: bool = False) -> np.ndarray:
+    def _render_camera(self, camera: str, size: tuple[int, int], depth: bool = False, data: Any = None) -> np.ndarray:
         import mujoco
 
         renderer = self._renderer(size)
         if depth:
             renderer.enable_depth_rendering()
         try:
-            renderer.update_scene(self.scene.data, camera=CAMERA_ALIASES.get(camera, camera))
+            renderer.update_scene(self.scene.data if data is None else data, camera=CAMERA_ALIASES.get(camera, camera))
             if self.render_quality == "fast":
                 renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
                 renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False

@@ -104,6 +104,7 @@ class AlohaScene:
         self.data = mujoco.MjData(self.model)
         self.n_substeps = int(round(CONTROL_DT / self.model.opt.timestep))
         self.arms = {arm: self._arm_index(arm) for arm in ARMS}
+        self._scratch: mujoco.MjData | None = None  # for posed()
         self.object_qpos = np.concatenate(
             [self._joint_qpos_slice(name) for name in OBJECT_JOINTS[task]]
         )  # (7,) or (14,)
@@ -164,21 +165,22 @@ class AlohaScene:
             self.data.ctrl[:] = (closed, -closed, closed, -closed)
         mujoco.mj_forward(self.model, self.data)
 
-    def pose(self, agent_qpos: np.ndarray, object_poses: np.ndarray) -> None:
-        """Put the arms at ``agent_qpos`` (:meth:`agent_qpos`'s layout, (14,)) and the objects at
-        ``object_poses`` without simulating, at rest; positions only, for rendering."""
+    def posed(self, agent_qpos: np.ndarray, object_poses: np.ndarray) -> mujoco.MjData:
+        """Scratch data (reused by the next call) with the arms at ``agent_qpos`` (:meth:`agent_qpos`'s
+        layout, (14,)) and the objects at ``object_poses``, at rest, positions computed: for
+        rendering a state without simulating. The scene's own ``data`` is not touched."""
+        if self._scratch is None:
+            self._scratch = mujoco.MjData(self.model)
+        data = self._scratch
+        mujoco.mj_resetData(self.model, data)
         for i, arm in enumerate(ARMS):
             index = self.arms[arm].qpos
-            self.data.qpos[index[:6]] = agent_qpos[7 * i : 7 * i + 6]
+            data.qpos[index[:6]] = agent_qpos[7 * i : 7 * i + 6]
             finger = unnormalize_gripper_position(agent_qpos[7 * i + 6])
-            self.data.qpos[index[6:8]] = (finger, -finger)
-        self.data.qpos[self.object_qpos] = object_poses
-        self.data.qvel[:] = 0.0
-        self.forward()
-
-    def forward(self) -> None:
-        """Recompute positions, contacts and sensors from ``qpos``/``qvel`` (no time passes)."""
-        mujoco.mj_forward(self.model, self.data)
+            data.qpos[index[6:8]] = (finger, -finger)
+        data.qpos[self.object_qpos] = object_poses
+        mujoco.mj_forward(self.model, data)
+        return data
 
     def apply_joint_action(self, action: np.ndarray) -> None:
         """``action`` (14,): per arm 6 joint targets (rad) and a normalised gripper target."""
@@ -216,11 +218,12 @@ class AlohaScene:
         return any(self.data.warning[w].number > 0 for w in _BLOW_UP_WARNINGS)
 
     # -- observations --------------------------------------------------------------------
-    def agent_qpos(self) -> np.ndarray:
-        """gym-aloha's ``qpos`` (14,): joint angles and normalised gripper openings."""
+    def agent_qpos(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """gym-aloha's ``qpos`` (14,): joint angles and normalised gripper openings (of ``data``,
+        by default the scene's)."""
         out = np.empty(14)
         for i, arm in enumerate(ARMS):
-            q = self.data.qpos[self.arms[arm].qpos]
+            q = (self.data if data is None else data).qpos[self.arms[arm].qpos]
             out[7 * i : 7 * i + 6] = q[:6]
             out[7 * i + 6] = normalize_gripper_position(q[6])
         return out

@@ -195,17 +195,18 @@ ALOHA_SMALL = {"obs_type": "pixels_agent_pos", "cameras": ["head"], "image_size"
 
 
 def test_aloha_observes_a_given_state_without_disturbing_its_episode():
-    env = make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL)
-    first, _ = env.reset(seed=1)
-    env.step(env.action_space.sample())
-    before = env.unwrapped.state_vector()
+    env, twin = (make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL) for _ in range(2))
     env.reset(seed=2)
     other = env.unwrapped.state_vector()
-    env.reset(seed=1)
-    env.step(env.action_space.sample())
-    now = env.unwrapped.state_vector()
-    seen = env.unwrapped.observe_state(other)  # seed 2's cube, rendered in seed 1's episode
-    np.testing.assert_array_equal(env.unwrapped.state_vector(), now)  # the episode is untouched
+    first, _ = env.reset(seed=1)
+    twin.reset(seed=1)
+    actions = np.random.default_rng(0).uniform(env.action_space.low, env.action_space.high, (5, 14)).astype(np.float32)
+    seen = None
+    for action in actions:
+        seen = env.unwrapped.observe_state(other)  # seed 2's scene, rendered in seed 1's episode
+        env.step(action)
+        twin.step(action)
+    np.testing.assert_array_equal(env.unwrapped.state_vector(), twin.unwrapped.state_vector())  # untouched, exactly
     np.testing.assert_allclose(seen["agent_pos"], other[:14], atol=1e-9)
     reset_2, _ = env.reset(seed=2)
     np.testing.assert_array_equal(seen["pixels"]["head"], reset_2["pixels"]["head"])  # what the env shows there
@@ -213,7 +214,11 @@ def test_aloha_observes_a_given_state_without_disturbing_its_episode():
     assert env.unwrapped.object_state_entries == tuple(range(28, 35))
     assert env.unwrapped.object_position_entries == (28, 29, 30)
     with pytest.raises(ValueError, match="state_vector's layout"):
-        env.unwrapped.observe_state(before[:10])
+        env.unwrapped.observe_state(other[:10])
+    state_env = make_env("il_toolkit/AlohaTransferCube-v0")
+    np.testing.assert_array_equal(state_env.unwrapped.observe_state(other), other)  # the state observation: itself
+    with pytest.raises(ValueError, match="control='joint'"):
+        make_env("il_toolkit/AlohaTransferCubeEE-v0", **ALOHA_SMALL).unwrapped.observe_state(other)
 
 
 def test_recombined_frames_pair_one_states_arms_with_anothers_objects():
@@ -238,9 +243,14 @@ def test_recombined_frames_pair_one_states_arms_with_anothers_objects():
         recombined_frames(make_env("il_toolkit/PushT-v0", **PIXELS), [np.zeros((2, 5))], 1)
     with pytest.raises(ValueError, match=r"\(T, 35\)"):
         recombined_frames(make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL), [np.zeros((2, 5))], 1)
-    assert locating_options(make_env("il_toolkit/PushT-v0", **PIXELS), [np.zeros((2, 5))]) == {}
-    options = locating_options(make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL), states, 3)
-    assert options["locate_entries"] == (28, 29, 30) and len(options["extra_frames"][1]) == 3
+    assert locating_options(make_env("il_toolkit/PushT-v0", **PIXELS), [np.zeros((2, 5))]) == {}  # default: none
+    with pytest.raises(ValueError, match="renders a given state"):
+        locating_options(make_env("il_toolkit/PushT-v0", **PIXELS), [np.zeros((2, 5))], 3)
+    frames, frame_states, entries = locating_options(make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL), states,
+                                                     3)["locate"]
+    assert entries == (28, 29, 30) and len(frame_states) == len(frames["agent_pos"]) == 3
+    capped = locating_options(make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL), states, memory_bytes=5 * 2304)
+    assert len(capped["locate"][1]) == 4  # a 24x32 camera and 14 joints: 2,318 numbers a frame
 
 
 def test_object_entries_are_what_resets_change_and_the_observation_does_not_give():
@@ -330,7 +340,8 @@ def test_train_flow_estimate_state_on_aloha_locates_the_objects_on_recombined_fr
                                       "--estimator_steps", "2", "--recombined_frames", "8", "--locate_steps", "3",
                                       "--eval_episodes", "0", "--no_wandb", "--output_dir", str(tmp_path)])
     result = train(args)
-    assert result["state_estimator"]["frames"] == 401 + 8  # the episode's frames and the recombined ones
+    report = result["state_estimator"]
+    assert report["frames"] == 401 + 8 and report["locate_steps"] == 3  # the episode's frames and the recombined ones
     assert isinstance(load(result["policy_path"]), EstimatedStatePolicy)
 
 

@@ -186,8 +186,9 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
 
     Budget keys: ``flow_steps`` (state policy steps, default: ``train flow``'s default for the
     state env: PushT 6,000, ALOHA 40,000), ``estimator_steps`` (3,000), ``estimator_stride`` (4; 2
-    for small objects), ``recombined_frames`` (where the env renders given states, ALOHA: 6,000
-    frames on which the estimator first locates the objects for ``locate_steps``, 2,000; 0: none);
+    for small objects), ``recombined_frames`` (frames on which the estimator first locates the
+    objects for ``locate_steps``, 2,000; default: 6,000 where the env renders given states, ALOHA;
+    0: none);
     ``batch_size`` and
     ``learning_rate`` as in ``ILConfig`` for the state policy (the estimator: 64 and 1e-3).
     """
@@ -196,12 +197,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     from il_toolkit.train.datasets.minari_io import load_demonstrations, load_states
     from il_toolkit.train.imitation_learning.cli import defaults_for
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
-    from il_toolkit.train.state_estimation import (
-        DEFAULT_RECOMBINED_FRAMES,
-        locating_options,
-        state_trajectories,
-        train_estimated_state_policy,
-    )
+    from il_toolkit.train.state_estimation import locating_options, state_trajectories, train_estimated_state_policy
 
     budget = request.budget
     config = _config("behavioral_cloning", request)
@@ -210,6 +206,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
         demos, states = load_demonstrations(request.dataset_id, env=env), load_states(request.dataset_id)
         settings = defaults_for(state_env)
         steps = int(budget.get("flow_steps", settings["steps"]))
+        frames = budget.get("recombined_frames")  # None: the default where the env can render given states
         state_policy = train_flow_policy(
             "naive_flow_matching_policy_trainer", state_trajectories(demos, states), state_env.observation_space,
             state_env.action_space, steps=steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
@@ -221,7 +218,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
             demos, states, state_policy, env.observation_space, env.action_space,
             steps=int(budget.get("estimator_steps", 3000)), stride=int(budget.get("estimator_stride", 4)),
             seed=request.seed, progress=request.progress, locate_steps=int(budget.get("locate_steps", 2000)),
-            **locating_options(env, states, int(budget.get("recombined_frames", DEFAULT_RECOMBINED_FRAMES))))
+            **locating_options(env, states, None if frames is None else int(frames), seed=request.seed))
     finally:
         env.close()
         state_env.close()

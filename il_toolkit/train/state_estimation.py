@@ -20,6 +20,7 @@ Episodes are split for validation by episode (never frames of one episode on bot
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Sequence
 
@@ -90,9 +91,10 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
     demonstrations the agent always moves towards the object, so an estimator can learn to read
     the object off the arm in the image; in closed loop the policy's own arm then says where the
     object is (ALOHA transfer: 20 mm cube error on demonstration frames, 50-100 mm in closed loop).
-    Decoy frames make the arm's pose say nothing about the object's. (On ALOHA transfer from 48x64
-    cameras neither these frames nor decoys raised closed-loop success: there the images alone
-    did not place the cube closely enough.)"""
+    Decoy frames make the arm's pose say less about the object's. (On ALOHA transfer from 48x64
+    cameras neither these frames nor decoys raised closed-loop success over 5%: the estimator had
+    not found the cube in the images at all, 55 mm off on fresh resets. :func:`recombined_frames`
+    with :func:`fit_state_estimator`'s ``locate`` found it: 9 mm.)"""
     from il_toolkit.envs import make_env
     from il_toolkit.experts import make_expert
     from il_toolkit.rollout import privileged_state, rollout_episode
@@ -173,22 +175,32 @@ def recombined_frames(env: Any, states: Sequence[np.ndarray], n_frames: int, *, 
 
 
 def can_recombine(env: Any) -> bool:
-    """Whether ``env`` renders given states and names its objects' entries (ALOHA does; PushT, whose
-    block an estimator finds without help, does not)."""
+    """Whether ``env`` renders given states and names its objects' entries (ALOHA in joint control
+    does; PushT, whose block an estimator finds without help, does not)."""
     base = env.unwrapped
-    return all(hasattr(base, name) for name in ("observe_state", "object_state_entries", "object_position_entries"))
+    return bool(getattr(base, "renders_given_states", False)) and hasattr(base, "object_position_entries")
 
 
-def locating_options(env: Any, states: Sequence[np.ndarray],
-                     n_frames: int = DEFAULT_RECOMBINED_FRAMES) -> dict[str, Any]:
-    """:func:`train_estimated_state_policy`'s options that make its estimator find the objects in
-    the images first: ``n_frames`` :func:`recombined_frames` as extra frames, the env's object
-    positions as ``locate_entries``. Empty for ``n_frames`` 0 or an env that cannot render a given
-    state."""
-    if n_frames <= 0 or not can_recombine(env):
+def locating_options(env: Any, states: Sequence[np.ndarray], n_frames: int | None = None, *,
+                     seed: int = 0, memory_bytes: int = 2**30) -> dict[str, Any]:
+    """:func:`train_estimated_state_policy`'s ``locate``, which makes its estimator find the objects
+    in the images first: ``n_frames`` :func:`recombined_frames` (reset seeds and pairing from
+    ``seed``) with the env's object positions. ``n_frames`` None: :data:`DEFAULT_RECOMBINED_FRAMES`,
+    fewer if their images would pass ``memory_bytes``, none for an env that cannot render a given
+    state; 0: none. A positive ``n_frames`` for such an env raises ``ValueError``."""
+    if n_frames == 0 or (n_frames is None and not can_recombine(env)):
         return {}
-    return {"extra_frames": recombined_frames(env, states, n_frames),
-            "locate_entries": tuple(env.unwrapped.object_position_entries)}
+    if not can_recombine(env):
+        raise ValueError("recombined frames need an env that renders a given state (ALOHA in joint control); this "
+                         "one cannot: leave the number of recombined frames at its default or 0")
+    if n_frames is None:
+        frame_bytes = sum(int(np.prod(space.shape)) for space in flat_spaces(env.observation_space).values())
+        n_frames = min(DEFAULT_RECOMBINED_FRAMES, max(1, memory_bytes // frame_bytes))
+        if n_frames < DEFAULT_RECOMBINED_FRAMES:
+            print(f"recombined frames: {n_frames}, not {DEFAULT_RECOMBINED_FRAMES}, so that their images stay under "
+                  f"{memory_bytes / 2**30:.0f} GiB (smaller cameras allow more)", file=sys.stderr)
+    frames, frame_states = recombined_frames(env, states, n_frames, seed=3_000_000 + 100_000 * seed, rng_seed=seed)
+    return {"locate": (frames, frame_states, tuple(env.unwrapped.object_position_entries))}
 
 
 class _ExpertOnState:
@@ -289,7 +301,7 @@ def fit_state_estimator(
     positions), at a constant learning rate: the keypoints find the objects in the images before
     anything else can stand in for them. Measured on ALOHA transfer from three 48x64 cameras: trained
     on everything from the start, the estimator placed the cube of a fresh reset 55 mm off (the
-    spread of the cube's placements: it had not found it); after 2,000 such steps, 7 mm."""
+    spread of the cube's placements: it had not found it); with 2,000 such steps first, 9 mm."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
     torch.manual_seed(seed)
@@ -321,7 +333,7 @@ def train_estimated_state_policy(
     state_space: spaces.Box | None = None,
     validation: tuple[Sequence[Any], Sequence[np.ndarray]] | None = None,
     extra_frames: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
-    locate_entries: Sequence[int] = (),
+    locate: tuple[dict[str, np.ndarray], np.ndarray, Sequence[int]] | None = None,
     **fit: Any,
 ) -> tuple[EstimatedStatePolicy, dict[str, Any]]:
     """Fit a state estimator on pixel ``trajectories`` and their recorded ``states`` and put it in
@@ -330,28 +342,27 @@ def train_estimated_state_policy(
     estimated. Returns the pixel policy and a report:
     steps, seconds, frames, final loss, and with ``validation`` (held-out episodes and their
     states) the estimator's errors on them (:func:`state_errors`); ``extra_frames`` (from
-    :func:`expert_frames` or :func:`recombined_frames`) join the estimator's training frames, and
-    with ``locate_entries`` (e.g. the env's ``object_position_entries``) the estimator first learns
-    those entries on the extra frames alone (:func:`fit_state_estimator`'s ``locate``). ``fit``:
+    :func:`expert_frames`) join the estimator's training frames; so do ``locate``'s
+    ``(frames, states, entries)`` (:func:`locating_options`), on which the estimator first learns
+    ``entries`` alone (:func:`fit_state_estimator`'s ``locate``). ``fit``:
     :func:`fit_state_estimator`'s options."""
     state_space = state_space if state_space is not None else state_policy.observation_space
     observations, flat_states = estimator_data(trajectories, states)
-    if locate_entries:
-        if extra_frames is None:
-            raise ValueError("locate_entries trains on the extra frames first: pass extra_frames (recombined_frames)")
-        fit["locate"] = (*extra_frames, tuple(locate_entries))
-    if extra_frames is not None:
-        extra_obs, extra_states = extra_frames
+    for extra_obs, extra_states in [part[:2] for part in (extra_frames, locate) if part is not None]:
         if set(extra_obs) != set(observations):
             raise ValueError(f"extra frames have keys {sorted(extra_obs)}, the demonstrations {sorted(observations)}: "
                              "render them with the demonstrations' env_kwargs")
         observations = {k: np.concatenate([v, extra_obs[k]]) for k, v in observations.items()}
         flat_states = np.concatenate([flat_states, extra_states])
+    if locate is not None:  # the locate frames are the last rows: views, not copies
+        n = len(locate[1])
+        fit["locate"] = ({k: v[-n:] for k, v in observations.items()}, flat_states[-n:], tuple(locate[2]))
     features = getattr(state_policy, "features", None)  # what the state policy never reads need not be estimated
     fit.setdefault("unused", tuple(getattr(features, "ignored_obs", ())))
     start = time.perf_counter()
     estimator, history = fit_state_estimator(observations, flat_states, observation_space, state_space, **fit)
-    report: dict[str, Any] = {"steps": history.steps, "seconds": time.perf_counter() - start,
+    locate_steps = fit.get("locate_steps", 2000) if locate is not None else 0
+    report: dict[str, Any] = {"steps": history.steps, "locate_steps": locate_steps, "seconds": time.perf_counter() - start,
                               "frames": len(flat_states), "final_loss": history.final_train_loss}
     if validation is not None and len(validation[0]):
         val_obs, val_states = estimator_data(*validation)
@@ -360,5 +371,6 @@ def train_estimated_state_policy(
     return EstimatedStatePolicy(estimator, state_policy, observation_space, action_space), report
 
 
-__all__ = ["camera_keys", "estimator_config_for", "estimator_data", "expert_frames", "fit_state_estimator", "state_errors",
+__all__ = ["DEFAULT_RECOMBINED_FRAMES", "camera_keys", "can_recombine", "estimator_config_for", "estimator_data",
+           "expert_frames", "fit_state_estimator", "locating_options", "recombined_frames", "state_errors",
            "state_trajectories", "train_estimated_state_policy"]

@@ -252,19 +252,18 @@ def fit_estimator(state_policy: Any, camera_env: Any, train_episodes: list, val_
                   args: argparse.Namespace, out: Path) -> tuple[Any, dict[str, Any]]:
     """``--estimate_state``: a state estimator on the training episodes' cameras in front of the
     trained state policy; its held-out errors (with ``--validation_split``) go to ``estimator.json``."""
-    from il_toolkit.train.state_estimation import (
-        DEFAULT_RECOMBINED_FRAMES,
-        locating_options,
-        train_estimated_state_policy,
-    )
+    from il_toolkit.train.state_estimation import locating_options, train_estimated_state_policy
 
     validation = tuple(zip(*val_episodes)) if val_episodes else None  # (demos, states)
     demos, states = zip(*train_episodes)
-    n_frames = DEFAULT_RECOMBINED_FRAMES if args.recombined_frames is None else args.recombined_frames
+    try:
+        locating = locating_options(camera_env, states, args.recombined_frames, seed=args.seed)
+    except ValueError as error:
+        raise SystemExit(f"--recombined_frames: {error}") from None
     policy, report = train_estimated_state_policy(
         demos, states, state_policy, camera_env.observation_space, camera_env.action_space,
         validation=validation, steps=args.estimator_steps, seed=args.seed, stride=args.estimator_stride,
-        locate_steps=args.locate_steps, **locating_options(camera_env, states, n_frames))
+        locate_steps=args.locate_steps, **locating)
     (out / "estimator.json").write_text(json.dumps(report, indent=2))
     return policy, report
 
