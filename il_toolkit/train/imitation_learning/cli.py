@@ -76,7 +76,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         help="state estimator steps (batch 64) with --estimate_state (PushT: 3,000 took 6.8 CPU minutes)")
     parser.add_argument("--estimator_stride", type=int, default=4, choices=(2, 4),
                         help="with --estimate_state, the estimator's keypoint maps are at 1/stride of the image: 2 for "
-                             "objects only a few pixels across (ALOHA's cube at 48x64), at about 2.5x the compute")
+                             "objects only a few pixels across, at about 2.5x the compute")
     parser.add_argument("--recombined_frames", type=int, default=None,
                         help="with --estimate_state on an env that can render a given state (ALOHA): frames pairing one "
                              "recorded state's arms with another's objects, on which the estimator first learns where "
