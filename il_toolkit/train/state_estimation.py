@@ -150,9 +150,9 @@ def recombined_frames(env: Any, states: Sequence[np.ndarray], n_frames: int, *, 
         raise ValueError(f"fresh_share must be in [0, 1], got {fresh_share}")
     base = env.unwrapped
     if not can_recombine(env):
-        raise ValueError(f"{base.spec.id if base.spec else type(base).__name__} cannot render a state it is given (no "
-                         "observe_state/object_state_entries): recombined frames need that; use "
-                         "expert_frames(..., decoys=True) instead")
+        raise ValueError(f"{base.spec.id if base.spec else type(base).__name__} cannot render a state it is given (it has "
+                         "no observe_state, or not in this configuration: ALOHA renders them in joint control): "
+                         "recombined frames need that; use expert_frames(..., decoys=True) instead")
     pool = np.concatenate([np.asarray(s, dtype=np.float64) for s in states])
     if pool.ndim != 2 or pool.shape[1:] != base.state_space.shape:
         raise ValueError(f"states must be (T, {base.state_space.shape[0]}) arrays of the env's state_vector, got rows "
