@@ -201,7 +201,7 @@ def main() -> None:
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
     from il_toolkit.train.state_estimation import (
         expert_frames,
-        recombined_frames,
+        locating_options,
         state_trajectories,
         train_estimated_state_policy,
     )
@@ -234,15 +234,15 @@ def main() -> None:
         extra, _, extra_seconds = timed(expert_frames, env_id, args.extra_frames, env_kwargs=pixels, steps=100, every=5)
         print(f"{len(extra[1])} extra labelled frames from {args.extra_frames} expert starts in {extra_seconds:.0f} CPU s",
               flush=True)
-    locate, recombined_seconds = None, 0.0
-    if args.recombined_frames:
-        recombined, _, recombined_seconds = timed(recombined_frames, pixel_env, states[:n_fit], args.recombined_frames)
-        locate = (*recombined, pixel_env.unwrapped.object_position_entries)
+    locating, _, recombined_seconds = timed(locating_options, pixel_env, states[:n_fit], args.recombined_frames,
+                                            seed=args.seed)
+    if locating:
         print(f"{args.recombined_frames} recombined frames in {recombined_seconds:.0f} CPU s", flush=True)
     (policy, report), estimator_wall, estimator_cpu = timed(
         train_estimated_state_policy, demos[:n_fit], states[:n_fit], state_policy, pixel_env.observation_space,
         pixel_env.action_space, validation=(demos[n_fit:], states[n_fit:]), steps=args.estimator_steps, batch_size=64,
-        seed=args.seed, stride=args.estimator_stride, extra_frames=extra, locate=locate, locate_steps=args.locate_steps)
+        seed=args.seed, stride=args.estimator_stride, extra_frames=extra, locate_steps=args.locate_steps,
+        **locating)
     val = report["validation"]
     estimated = sorted(int(k.split("/")[1]) for k in val if k.startswith("mae/"))
     print(f"state estimator: {args.estimator_steps} steps in {estimator_cpu:.0f} CPU s; held-out mean error per "

@@ -197,7 +197,12 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     from il_toolkit.train.datasets.minari_io import load_demonstrations, load_states
     from il_toolkit.train.imitation_learning.cli import defaults_for
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
-    from il_toolkit.train.state_estimation import locating_options, state_trajectories, train_estimated_state_policy
+    from il_toolkit.train.state_estimation import (
+        DEFAULT_LOCATE_STEPS,
+        locating_options,
+        state_trajectories,
+        train_estimated_state_policy,
+    )
 
     budget = request.budget
     config = _config("behavioral_cloning", request)
@@ -217,7 +222,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
         policy, report = train_estimated_state_policy(
             demos, states, state_policy, env.observation_space, env.action_space,
             steps=int(budget.get("estimator_steps", 3000)), stride=int(budget.get("estimator_stride", 4)),
-            seed=request.seed, progress=request.progress, locate_steps=int(budget.get("locate_steps", 2000)),
+            seed=request.seed, progress=request.progress, locate_steps=int(budget.get("locate_steps", DEFAULT_LOCATE_STEPS)),
             **locating_options(env, states, None if frames is None else int(frames), seed=request.seed))
     finally:
         env.close()

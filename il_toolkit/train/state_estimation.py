@@ -32,6 +32,7 @@ from il_toolkit.features.observations import STATE_KEYS, flatten_observations
 from il_toolkit.model.state_estimator import COPY_TOLERANCE, StateEstimator, StateEstimatorConfig
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.estimated_state import EstimatedStatePolicy
+from il_toolkit.train.imitation_learning.defaults import DEFAULT_LOCATE_STEPS, DEFAULT_RECOMBINED_FRAMES
 from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_training, take_rows
 
 
@@ -125,8 +126,6 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
         expert_env.close()
     return {k: np.stack(v) for k, v in observations.items()}, np.stack(states).astype(np.float64)
 
-
-DEFAULT_RECOMBINED_FRAMES = 6000  # ALOHA transfer from three 48x64 cameras: see fit_state_estimator's locate
 
 
 def recombined_frames(env: Any, states: Sequence[np.ndarray], n_frames: int, *, fresh_share: float = 0.5,
@@ -289,7 +288,7 @@ def fit_state_estimator(
     progress: bool = True,
     unused: Sequence[int] = (),
     locate: tuple[dict[str, np.ndarray], np.ndarray, Sequence[int]] | None = None,
-    locate_steps: int = 2000,
+    locate_steps: int = DEFAULT_LOCATE_STEPS,
     **sizes: Any,
 ) -> tuple[StateEstimator, FitHistory]:
     """Fit an estimator of ``states`` ``(N, D)`` from flat ``observations`` (``{key: (N, ...)}``,
@@ -361,7 +360,7 @@ def train_estimated_state_policy(
     fit.setdefault("unused", tuple(getattr(features, "ignored_obs", ())))
     start = time.perf_counter()
     estimator, history = fit_state_estimator(observations, flat_states, observation_space, state_space, **fit)
-    locate_steps = fit.get("locate_steps", 2000) if locate is not None else 0
+    locate_steps = fit.get("locate_steps", DEFAULT_LOCATE_STEPS) if locate is not None else 0
     report: dict[str, Any] = {"steps": history.steps, "locate_steps": locate_steps, "seconds": time.perf_counter() - start,
                               "frames": len(flat_states), "final_loss": history.final_train_loss}
     if validation is not None and len(validation[0]):
@@ -371,6 +370,6 @@ def train_estimated_state_policy(
     return EstimatedStatePolicy(estimator, state_policy, observation_space, action_space), report
 
 
-__all__ = ["DEFAULT_RECOMBINED_FRAMES", "camera_keys", "can_recombine", "estimator_config_for", "estimator_data",
+__all__ = ["DEFAULT_LOCATE_STEPS", "DEFAULT_RECOMBINED_FRAMES", "camera_keys", "can_recombine", "estimator_config_for", "estimator_data",
            "expert_frames", "fit_state_estimator", "locating_options", "recombined_frames", "state_errors",
            "state_trajectories", "train_estimated_state_policy"]

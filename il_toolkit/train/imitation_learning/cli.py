@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from il_toolkit.train.imitation_learning.defaults import (  # noqa: F401  (re-exported)
-    CHUNK_STEPS, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
+    CHUNK_STEPS, DEFAULT_LOCATE_STEPS, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
 
 
 class _DefaultsOnce(argparse.HelpFormatter):
@@ -81,7 +81,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         help="with --estimate_state on an env that can render a given state (ALOHA): frames pairing one "
                              "recorded state's arms with another's objects, on which the estimator first learns where "
                              "the objects are, so that the arm cannot stand in for them (default 6,000 there; 0: none)")
-    parser.add_argument("--locate_steps", type=int, default=2000,
+    parser.add_argument("--locate_steps", type=int, default=DEFAULT_LOCATE_STEPS,
                         help="with recombined frames: the estimator's steps (batch 64) on them alone, the loss on the "
                              "objects' positions, before its --estimator_steps on everything")
     parser.add_argument("--grounder_steps", type=int, default=400,

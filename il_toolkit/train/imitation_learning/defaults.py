@@ -13,6 +13,10 @@ STATE_DEFAULTS = {"steps": 6000, "learning_rate": 1e-3, "horizon": 1, "n_obs_ste
 # 94%/96%. 40,000 steps take 37-48 minutes on one thread.
 CHUNK_STEPS = 40000
 IMAGE_DEFAULTS = {"steps": 10000, "learning_rate": 3e-4, "horizon": 16, "n_obs_steps": 2, "n_action_steps": 8}
+# --estimate_state where the env renders given states: recombined frames, and the estimator's steps on them alone
+# first (ALOHA transfer from three 48x64 cameras: see il_toolkit.train.state_estimation.fit_state_estimator).
+DEFAULT_RECOMBINED_FRAMES = 6000
+DEFAULT_LOCATE_STEPS = 2000
 
 
 def defaults_for(env: Any) -> dict[str, Any]:
