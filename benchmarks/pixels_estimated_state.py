@@ -8,7 +8,9 @@ Everything goes through the public API, as a user's script would:
    state is recorded beside each observation (``load_states``).
 2. A flow-matching policy (``naive_flow_matching_policy_trainer``, MLP velocity net, the env's
    feature pipeline and ``il-toolkit train flow``'s defaults for the state env: PushT horizon 1,
-   ALOHA chunks of 16 with 8 executed) trains on the recorded *states* (``state_trajectories``).
+   ALOHA chunks of 16 with 8 executed) trains on the recorded *states* (``state_trajectories``);
+   on ALOHA also on two copies of each episode whose cube position carries an estimate's error
+   (``--noisy-copies``, ``--state-noise``: a 6 mm per-episode offset and 5 mm per-frame jitter).
 3. ``train_estimated_state_policy`` fits a keypoint CNN that reads the state off the images
    (trained on the first 90% of the episodes; the last 10% give its errors) and puts it in front of
    the state policy. With ``--extra-frames N`` (ALOHA's default: 300) it also trains on frames
@@ -49,10 +51,10 @@ ALOHA_PIXELS = {"obs_type": "pixels_agent_pos", "cameras": ["head", "left_wrist"
 ENVS = {  # env id, camera env kwargs, demonstrations, evaluation episodes, state-policy settings
     "pusht": ("il_toolkit/PushT-v0", {"obs_type": "pixels_agent_pos"}, 200, 100,
               {"steps": 6000, "horizon": 1, "n_action_steps": 1, "estimator_stride": 4, "extra_frames": 0,
-               "recombined_frames": 0}),
+               "recombined_frames": 0, "noisy_copies": 0}),
     "aloha_transfer": ("il_toolkit/AlohaTransferCube-v0", ALOHA_PIXELS, 50, 50,
                        {"steps": 20000, "horizon": 16, "n_action_steps": 8, "estimator_stride": 4, "extra_frames": 0,
-                        "recombined_frames": 6000}),
+                        "recombined_frames": 6000, "noisy_copies": None}),  # None: noise_options' default
 }
 
 
@@ -75,6 +77,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--locate-steps", type=int, default=2000,
                         help="steps on the recombined frames alone, the loss on the objects' positions, before the "
                              "estimator's --estimator-steps on everything")
+    parser.add_argument("--noisy-copies", type=int, default=None, metavar="N",
+                        help="the state policy also trains on N copies of each episode whose objects' positions carry "
+                             "an estimate's error (--state-noise; default: PushT 0, ALOHA 2)")
+    parser.add_argument("--state-noise", type=float, nargs=2, default=None, metavar=("OFFSET", "JITTER"),
+                        help="standard deviations of the noisy copies' per-episode offset and per-frame jitter, in the "
+                             "state's units (ALOHA: metres; default 0.006 0.005)")
     parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help="ALOHA's camera size (default 48 64)")
     parser.add_argument("--estimator-stride", type=int, default=None, choices=(2, 4),
@@ -182,6 +190,8 @@ def main() -> None:
         args.extra_frames = policy_settings["extra_frames"]
     if args.recombined_frames is None:
         args.recombined_frames = policy_settings["recombined_frames"]
+    if args.noisy_copies is None:
+        args.noisy_copies = policy_settings["noisy_copies"]
     if args.image_size:
         if "image_size" not in pixels:
             raise SystemExit(f"--image-size: {env_id}'s pixel observations have one size (96x96)")
@@ -202,6 +212,7 @@ def main() -> None:
     from il_toolkit.train.state_estimation import (
         expert_frames,
         locating_options,
+        noise_options,
         state_trajectories,
         train_estimated_state_policy,
     )
@@ -216,6 +227,7 @@ def main() -> None:
     demos, states = load_demonstrations(dataset, pixel_env), load_states(dataset)
 
     horizon, n_action_steps = policy_settings["horizon"], policy_settings["n_action_steps"]
+    noise = noise_options(pixel_env, args.noisy_copies, *(args.state_noise or (None, None)), seed=args.seed)
     if args.state_policy:  # an earlier run's: only the estimator is trained
         from il_toolkit.policies import load
 
@@ -223,7 +235,7 @@ def main() -> None:
         state_policy = getattr(state_policy, "state_policy", state_policy)
     else:
         state_policy, policy_wall, policy_cpu = timed(
-            train_flow_policy, TRAINER, state_trajectories(demos, states), state_env.observation_space,
+            train_flow_policy, TRAINER, state_trajectories(demos, states, **noise), state_env.observation_space,
             state_env.action_space, steps=args.policy_steps, batch_size=256, learning_rate=1e-3, seed=args.seed,
             spec_fields={"horizon": horizon, "n_obs_steps": 1, "velocity_net": "mlp"},
             features=default_state_features(state_env), policy_options={"n_action_steps": n_action_steps}, progress=True)
@@ -256,7 +268,11 @@ def main() -> None:
         "setup": {"env": env_id, "env_kwargs": pixels, "dataset": dataset, "demos": args.demos,
                   "state_policy": {"reused": args.state_policy, "trainer": TRAINER, "steps": args.policy_steps, "batch_size": 256, "horizon": horizon,
                                    "n_action_steps": n_action_steps, "velocity_net": "mlp",
-                                   "features": "the state env's feature pipeline", "trained_on": "recorded states"},
+                                   "features": "the state env's feature pipeline", "trained_on": "recorded states",
+                                   "noisy_copies": ({"copies": noise["noise"].copies, "entries": noise["noise"].entries,
+                                                     "offset_std": noise["noise"].offset,
+                                                     "jitter_std": noise["noise"].jitter}
+                                                    if noise and not args.state_policy else None)},
                   "estimator": {"steps": args.estimator_steps, "batch_size": 64, "config": policy.estimator.config.to_json(),
                                 "parameters": sum(p.numel() for p in policy.estimator.parameters()),
                                 "trained_on_episodes": n_fit,

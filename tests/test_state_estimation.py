@@ -15,11 +15,13 @@ from il_toolkit.policies.estimated_state import EstimatedStatePolicy
 from il_toolkit.train.datasets.collect import collect_dataset
 from il_toolkit.train.datasets.minari_io import DatasetError, load_demonstrations, load_states
 from il_toolkit.train.state_estimation import (
+    EstimateNoise,
     estimator_config_for,
     estimator_data,
     expert_frames,
     fit_state_estimator,
     locating_options,
+    noise_options,
     recombined_frames,
     state_errors,
     state_trajectories,
@@ -58,6 +60,34 @@ def test_state_trajectories_train_state_learners_on_the_recorded_states(pusht_pi
     as_states = state_trajectories(demos, states)
     assert as_states[0].obs.shape == states[0].shape
     np.testing.assert_array_equal(as_states[0].acts, demos[0].acts)
+
+
+def test_noisy_copies_shift_only_the_chosen_entries_by_an_offset_and_a_jitter(pusht_pixels):
+    _, demos, states = pusht_pixels
+    noise = EstimateNoise(entries=(2, 3), copies=2, offset=5.0, jitter=1.0, seed=0)
+    noisy = state_trajectories(demos, states, noise=noise)
+    assert len(noisy) == 3 * len(demos)  # the clean episodes, then each copy of all of them
+    np.testing.assert_array_equal(noisy[0].obs, states[0])
+    for copy in (1, 2):
+        shifted = noisy[copy * len(demos)]
+        np.testing.assert_array_equal(shifted.acts, demos[0].acts)
+        difference = shifted.obs - states[0]
+        assert np.all(difference[:, [0, 1, 4]] == 0)
+        assert 0.5 < difference[:, 2].std() < 2.0  # the jitter, around one episode-long offset
+    assert not np.allclose(noisy[len(demos)].obs, noisy[2 * len(demos)].obs)
+    with pytest.raises(ValueError, match=">= 0"):
+        EstimateNoise(entries=(2,), offset=-1.0)
+
+
+def test_noise_options_default_to_the_object_positions_where_the_estimator_locates_them():
+    aloha = make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL)
+    noise = noise_options(aloha)["noise"]
+    assert noise.entries == (28, 29, 30) and noise.copies == 2
+    assert noise_options(aloha, 0) == {} and noise_options(aloha, 1, 0.01, 0.0)["noise"].offset == 0.01
+    pusht = make_env("il_toolkit/PushT-v0", **PIXELS)
+    assert noise_options(pusht) == {}
+    with pytest.raises(ValueError, match="object_position_entries"):
+        noise_options(pusht, 2)
 
 
 def test_the_estimator_copies_what_the_observation_gives_and_finds_the_angle(pusht_pixels):
@@ -330,6 +360,10 @@ def test_train_flow_estimate_state_saves_a_policy_that_acts_on_pixels(pusht_pixe
     assert policy.state_policy.observation_space.shape == (5,)
     assert result["state_estimator"]["validation"]["episodes"] == 1
     assert (tmp_path / "estimator.json").exists() and result["eval"]["n_episodes"] == 1
+    assert result["state_policy_episodes"] == 1  # no noisy copies on PushT
+    args.noisy_copies = 2
+    with pytest.raises(SystemExit, match="--noisy_copies: .*object_position_entries"):
+        train(args)
 
 
 def test_train_flow_estimate_state_on_aloha_locates_the_objects_on_recombined_frames(tmp_path):
@@ -342,6 +376,7 @@ def test_train_flow_estimate_state_on_aloha_locates_the_objects_on_recombined_fr
     result = train(args)
     report = result["state_estimator"]
     assert report["frames"] == 401 + 8 and report["locate_steps"] == 3  # the episode's frames and the recombined ones
+    assert result["state_policy_episodes"] == 3  # the episode and its two noisy copies (the default on ALOHA)
     assert isinstance(load(result["policy_path"]), EstimatedStatePolicy)
 
 

@@ -188,8 +188,9 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     state env: PushT 6,000, ALOHA 40,000), ``estimator_steps`` (3,000), ``estimator_stride`` (4; 2
     for small objects), ``recombined_frames`` (frames on which the estimator first locates the
     objects for ``locate_steps``, 2,000; default: 6,000 where the env renders given states, ALOHA;
-    0: none);
-    ``batch_size`` and
+    0: none), ``noisy_copies`` (copies of each episode whose objects' positions carry an
+    estimate's error, for the state policy; default: 2 there, 0 elsewhere) and ``state_noise``
+    (their offset and jitter standard deviations, ``[0.006, 0.005]``); ``batch_size`` and
     ``learning_rate`` as in ``ILConfig`` for the state policy (the estimator: 64 and 1e-3).
     """
     from il_toolkit.envs import make_env
@@ -200,6 +201,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     from il_toolkit.train.state_estimation import (
         DEFAULT_LOCATE_STEPS,
         locating_options,
+        noise_options,
         state_trajectories,
         train_estimated_state_policy,
     )
@@ -212,8 +214,11 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
         settings = defaults_for(state_env)
         steps = int(budget.get("flow_steps", settings["steps"]))
         frames = budget.get("recombined_frames")  # None: the default where the env can render given states
+        copies = budget.get("noisy_copies")
+        noise = noise_options(env, None if copies is None else int(copies), *budget.get("state_noise", (None, None)),
+                              seed=request.seed)
         state_policy = train_flow_policy(
-            "naive_flow_matching_policy_trainer", state_trajectories(demos, states), state_env.observation_space,
+            "naive_flow_matching_policy_trainer", state_trajectories(demos, states, **noise), state_env.observation_space,
             state_env.action_space, steps=steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
             seed=request.seed, device=config.device, features=default_state_features(state_env),
             spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": "mlp"},

@@ -95,7 +95,8 @@ METHOD_REGISTRY.register(
 METHOD_REGISTRY.register(
     "flow_estimated_state", indirect=f"{_ADAPTERS}:train_flow_estimated_state", action_spaces=("box",),
     observations=("pixels",), interactive=False,
-    extra_budget_keys=("flow_steps", "estimator_steps", "estimator_stride", "recombined_frames", "locate_steps"),
+    extra_budget_keys=("flow_steps", "estimator_steps", "estimator_stride", "recombined_frames", "locate_steps",
+                       "noisy_copies", "state_noise"),
     description="pixels through an estimated state: a flow-matching policy on the full state recorded beside the "
     "demonstrations, behind a keypoint CNN that estimates it from the cameras (the state supervises training only)",
 )

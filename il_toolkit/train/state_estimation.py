@@ -5,6 +5,8 @@
 
 - :func:`state_trajectories` gives the demonstrations with the recorded states as observations,
   so any state learner (flow matching, BC, DAgger's learner) trains on them as on a state dataset;
+  with an :class:`EstimateNoise` (:func:`noise_options`) it adds copies whose object positions carry
+  an estimator's error, so that the state policy tolerates it;
 - :func:`fit_state_estimator` fits a :class:`~il_toolkit.model.state_estimator.StateEstimator`
   (images -> state) in the toolkit's one training loop;
 - :func:`train_estimated_state_policy` does both halves' glue: the estimator is fitted and put in
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -32,7 +35,12 @@ from il_toolkit.features.observations import STATE_KEYS, flatten_observations
 from il_toolkit.model.state_estimator import COPY_TOLERANCE, StateEstimator, StateEstimatorConfig
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.estimated_state import EstimatedStatePolicy
-from il_toolkit.train.imitation_learning.defaults import DEFAULT_LOCATE_STEPS, DEFAULT_RECOMBINED_FRAMES
+from il_toolkit.train.imitation_learning.defaults import (
+    DEFAULT_ESTIMATE_NOISE,
+    DEFAULT_LOCATE_STEPS,
+    DEFAULT_NOISY_COPIES,
+    DEFAULT_RECOMBINED_FRAMES,
+)
 from il_toolkit.train.loop import ArrayBatches, FitHistory, GradientStep, run_training, take_rows
 
 
@@ -249,12 +257,76 @@ def estimator_data(trajectories: Sequence[Any], states: Sequence[np.ndarray]) ->
     return {k: np.concatenate(v) for k, v in observations.items()}, np.concatenate(states).astype(np.float64)
 
 
-def state_trajectories(trajectories: Sequence[Any], states: Sequence[np.ndarray]) -> list[Any]:
+@dataclass(frozen=True)
+class EstimateNoise:
+    """An estimator's error on some state entries, for a state policy to learn to tolerate:
+    ``copies`` noisy copies of each episode, whose ``entries`` get a per-episode offset and a
+    per-frame jitter drawn from normals with standard deviations ``offset`` and ``jitter`` (the
+    state's units; ALOHA: metres), from ``seed``.
+
+    Why both: an estimate's error is partly a bias that lasts the episode (where the object sits
+    in the images) and partly frame-to-frame. Measured on ALOHA transfer (state env, 40 seeds), a
+    policy trained on clean states fell from 87.5% to 70-72% with 9 mm of either on the cube's x, y."""
+
+    entries: tuple[int, ...]
+    copies: int = DEFAULT_NOISY_COPIES
+    offset: float = DEFAULT_ESTIMATE_NOISE[0]
+    jitter: float = DEFAULT_ESTIMATE_NOISE[1]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.copies < 0 or self.offset < 0 or self.jitter < 0:
+            raise ValueError(f"noisy copies and noise scales must be >= 0, got copies={self.copies}, "
+                             f"offset={self.offset}, jitter={self.jitter}")
+        if self.copies and not self.entries:
+            raise ValueError("noisy copies need the state entries to add noise to")
+
+    def noisy_copies(self, states: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``copies`` noisy versions of every (T, D) array in ``states``, copy by copy."""
+        rng = np.random.default_rng(self.seed)
+        entries = list(self.entries)
+        out = []
+        for _ in range(self.copies):
+            for episode in states:
+                noisy = np.array(episode, dtype=np.float64)
+                noisy[:, entries] += (rng.normal(0.0, self.offset, len(entries))
+                                      + rng.normal(0.0, self.jitter, (len(noisy), len(entries))))
+                out.append(noisy)
+        return out
+
+
+def noise_options(env: Any, copies: int | None = None, offset: float | None = None, jitter: float | None = None, *,
+                  seed: int = 0) -> dict[str, Any]:
+    """:func:`state_trajectories`' ``noise`` for the camera ``env``: noise on the objects'
+    positions (``object_position_entries``). ``copies`` None: :data:`DEFAULT_NOISY_COPIES` where
+    the env's estimator first locates the objects (:func:`can_recombine`: ALOHA), none elsewhere
+    (PushT's block is found to a few board units); 0: none. ``offset``, ``jitter`` None:
+    :data:`DEFAULT_ESTIMATE_NOISE`. A positive ``copies`` for an env that names no object
+    positions raises ``ValueError``."""
+    if copies == 0 or (copies is None and not can_recombine(env)):
+        return {}
+    entries = getattr(env.unwrapped, "object_position_entries", None)
+    if entries is None:
+        raise ValueError("noisy copies add noise to the objects' positions, and this env does not name them "
+                         "(object_position_entries; ALOHA does): leave the number of noisy copies at its default or 0")
+    return {"noise": EstimateNoise(
+        tuple(entries), DEFAULT_NOISY_COPIES if copies is None else copies,
+        DEFAULT_ESTIMATE_NOISE[0] if offset is None else offset, DEFAULT_ESTIMATE_NOISE[1] if jitter is None else jitter,
+        seed)}
+
+
+def state_trajectories(trajectories: Sequence[Any], states: Sequence[np.ndarray], *,
+                       noise: EstimateNoise | None = None) -> list[Any]:
     """The demonstrations with the recorded states as their observations (actions, rewards and
-    endings unchanged): train a state policy on them as on a ``state`` dataset."""
+    endings unchanged): train a state policy on them as on a ``state`` dataset. With ``noise``,
+    its noisy copies of every episode follow (same actions)."""
     from imitation.data.types import TrajectoryWithRew
 
-    return [TrajectoryWithRew(obs=np.asarray(s, np.float64), acts=t.acts, infos=None, terminal=t.terminal, rews=t.rews)
+    trajectories, states = list(trajectories), [np.asarray(s, np.float64) for s in states]
+    if noise is not None:
+        states = states + noise.noisy_copies(states)
+        trajectories = trajectories * (1 + noise.copies)
+    return [TrajectoryWithRew(obs=s, acts=t.acts, infos=None, terminal=t.terminal, rews=t.rews)
             for t, s in zip(trajectories, states)]
 
 
@@ -370,6 +442,6 @@ def train_estimated_state_policy(
     return EstimatedStatePolicy(estimator, state_policy, observation_space, action_space), report
 
 
-__all__ = ["DEFAULT_LOCATE_STEPS", "DEFAULT_RECOMBINED_FRAMES", "camera_keys", "can_recombine", "estimator_config_for", "estimator_data",
-           "expert_frames", "fit_state_estimator", "locating_options", "recombined_frames", "state_errors",
+__all__ = ["DEFAULT_LOCATE_STEPS", "DEFAULT_RECOMBINED_FRAMES", "EstimateNoise", "camera_keys", "can_recombine", "estimator_config_for", "estimator_data",
+           "expert_frames", "fit_state_estimator", "locating_options", "noise_options", "recombined_frames", "state_errors",
            "state_trajectories", "train_estimated_state_policy"]
