@@ -241,6 +241,30 @@ def test_a_chunked_learner_is_a_flow_policy_retrained_each_round(tmp_path):
 
 
 @pytest.mark.parametrize("warm_start", [False, True])
+def test_a_chunked_learner_continues_from_the_last_rounds_weights_when_warm_started(tmp_path, monkeypatch, warm_start):
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    starts, fitted = [], []
+    original = BehavioralCloning.fit_chunked
+
+    def recording(self, *args, start=None, **kwargs):
+        starts.append(start)
+        history = original(self, *args, start=start, **kwargs)
+        fitted.append(self.policy)
+        return history
+
+    monkeypatch.setattr(BehavioralCloning, "fit_chunked", recording)
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
+    config = _config(tmp_path, dagger_iterations=2, bc_epochs=1, batch_size=16, eval_episodes=1, action_chunk_size=4,
+                     dagger_warm_start=warm_start)
+    DAgger(env, None, config, progress=False).train()
+    assert starts[0] is None  # round 1's learner: no earlier one
+    assert (starts[1] is fitted[0]) == warm_start and (starts[1] is None) != warm_start
+    if warm_start:  # the normaliser D0 fitted is kept: the weights were fitted to it
+        assert fitted[1] is fitted[0]
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
 def test_each_round_trains_a_fresh_learner_unless_warm_started(tmp_path, monkeypatch, warm_start):
     """Ross et al. train a new policy on the aggregate each round (the default); imitation's
     DAgger continues from the last round's weights (dagger_warm_start). Either way a round keeps

@@ -149,7 +149,8 @@ class ILConfig(_ConfigMixin):
     dagger_beta_schedule: str = "linear"
     dagger_initial_beta: float = 1.0
     # False: each round trains a freshly initialised learner on the aggregate (Ross et al. 2011);
-    # True: each round continues from the last round's weights (imitation's SimpleDAggerTrainer).
+    # True: each round continues from the last round's weights (imitation's SimpleDAggerTrainer; a flow
+    # learner keeps the normaliser it fitted on D0).
     # Which is better depends on the task: on ALOHA (D0 + 20 learner episodes, each fit's last epoch)
     # fresh 62.5% vs warm-started 45% success over 40 rollouts; on PushT (seed 0, D0 = 100 demos,
     # 4 rounds x 16 episodes) the rounds' rollouts succeeded 45/60/75/75% warm, 55/50/25/50% fresh.

@@ -347,10 +347,12 @@ class BehavioralCloning:
         return {**history, "n_train": len(train), "n_val": 0 if val is None else len(val)}
 
     def fit_chunked(self, train_demos: Sequence[Any], logger: MetricLogger, *, val_demos: Sequence[Any] = (),
-                    step_offset: int = 0, seed: int | None = None, keep: str | None = None) -> dict[str, Any]:
+                    step_offset: int = 0, seed: int | None = None, keep: str | None = None,
+                    start: Any = None) -> dict[str, Any]:
         """Train a flow-matching policy (``policy_type="flow"``, or ACT-style chunking with
         ``action_chunk_size > 1``) that predicts ``action_chunk_size`` actions per observation, for
-        ``bc_epochs`` passes' worth of gradient steps. With ``temporal_aggregation`` it
+        ``bc_epochs`` passes' worth of gradient steps; from ``start``'s weights, features and
+        normaliser where given (a flow policy this method trained), else from scratch. With ``temporal_aggregation`` it
         re-plans every step and averages overlapping chunks (ACT's temporal ensembling, k=0.01);
         without, it executes each chunk in full. Each epoch logs ``train/loss`` (and ``val/loss`` on
         ``val_demos``) at ``step_offset + epoch``; ``keep`` as in :meth:`fit` (default: the config's
@@ -368,15 +370,16 @@ class BehavioralCloning:
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
             logger.log({**metrics, "epoch": step_offset + epoch}, step=step_offset + epoch)
 
+        new_model = {} if start is not None else dict(
+            spec_fields={"horizon": chunk, "n_obs_steps": 1},
+            features=default_state_features(self.env) if self.config.task_frame else None,
+            policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
+            else {"n_action_steps": chunk})
         self.policy, fit = fit_flow_policy(
             "naive_flow_matching_policy_trainer", train_demos, self.env.observation_space, self.env.action_space,
             steps=self.config.bc_epochs * max(1, n // self.config.batch_size), batch_size=self.config.batch_size,
             learning_rate=self.config.learning_rate, seed=self.config.seed if seed is None else seed,
-            spec_fields={"horizon": chunk, "n_obs_steps": 1},
-            features=default_state_features(self.env) if self.config.task_frame else None,
-            policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
-            else {"n_action_steps": chunk},
-            val_trajectories=list(val_demos) or None, keep=keep, on_epoch_end=on_epoch_end,
+            policy=start, val_trajectories=list(val_demos) or None, keep=keep, on_epoch_end=on_epoch_end, **new_model,
         )
         selected_by = ("val/loss" if val_demos else "train/loss") if keep == "best" else "last epoch"
         return {"best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss if val_demos else None,

@@ -406,7 +406,8 @@ class DAgger:
         """Retrain the learner on ``trajectories`` (round ``iteration``; None: the fit on D0): an
         MLP or SB3 learner is reinitialised (unless ``dagger_warm_start``) and its normaliser refit
         on them, learner-visited states included; a flow learner (``policy_type="flow"`` or
-        ``action_chunk_size > 1``) is trained afresh on them. An ensemble's members each train on
+        ``action_chunk_size > 1``) is trained afresh on them, or with ``dagger_warm_start`` from the
+        last round's weights (and D0's normaliser). An ensemble's members each train on
         the same split from their own initial weights (the first member logs)."""
         from il_toolkit.policies.ensemble import EnsemblePolicy
 
@@ -428,8 +429,9 @@ class DAgger:
         seed = self.config.seed * 1000 + (iteration + 1 if iteration is not None else 0) + 100_000 * member
         keep = self.config.kept_weights("flow" if self.config.trains_flow else "dagger_round")
         if self.config.trains_flow:
+            start = bc.policy if iteration is not None and self.config.dagger_warm_start else None
             return bc.fit_chunked(train_demos, logger, val_demos=val_demos, step_offset=step_offset,
-                                  seed=seed if self.members else None, keep=keep)
+                                  seed=seed if self.members else None, keep=keep, start=start)
         if iteration is not None and not self.config.dagger_warm_start and self.retrains_fresh:
             bc.reinitialize(seed=seed)
         elif member > 0 and bc.policy is not None and not bc.fitted:
