@@ -5,9 +5,10 @@ Everything goes through the public API, as a user's script would: ``collect_data
 scripted expert's demonstrations, seeds 0, 1, ...), ``BehavioralCloning`` and ``DAgger`` with
 ``ILConfig(dagger_variant=...)`` and the env's learner (PushT: ``policy_type="flow"``, an MLP
 velocity net on the env's features, horizon 1; ALOHA: the 3x512 GELU MLP with actions relative to
-the arm that ``bc_dagger.py`` measured, DAgger rolling out the learner alone, β = 0), trained for
-``--epochs`` passes over its data at batch 256, and ``evaluate_checkpoint`` on unseen seeds from
-1,000,000.
+the arm that ``bc_dagger.py`` measured, DAgger rolling out the learner alone, β = 0; or with
+``--learner flow_chunks`` a flow-matching policy over chunks of 8 actions, each executed in full, which
+each DAgger round continues from the last round's weights), trained for ``--epochs`` passes over its
+data at batch 256, and ``evaluate_checkpoint`` on unseen seeds from 1,000,000.
 
 - BC: one fit per demonstration budget (``--bc-demos``); its labels are its demonstrations' steps.
 - Each DAgger variant starts from the first ``--d0`` demonstrations (their labels counted), fits
@@ -21,6 +22,7 @@ point, the mean curve per method, and the wall-clock per round (``--ensemble-siz
 
     .venv/bin/python benchmarks/interactive_labels.py --seeds 0 1 --workers 2
     .venv/bin/python benchmarks/interactive_labels.py --env aloha_transfer --methods bc dagger hg_dagger --workers 2
+    .venv/bin/python benchmarks/interactive_labels.py --env aloha_insertion --learner flow_chunks --methods bc hg_dagger
     .venv/bin/python benchmarks/interactive_labels.py --quick      # a smoke run, about a minute
 """
 
@@ -43,6 +45,11 @@ VARIANTS = ("dagger", "hg_dagger", "ensemble_dagger", "thrifty_dagger")
 ALOHA_LEARNER = dict(policy_type="mlp", policy_hidden_sizes=[512, 512, 512], policy_activation="gelu",
                      lr_schedule="onecycle", weight_decay=1e-4, dagger_beta_schedule="constant", dagger_initial_beta=0.0)
 ALOHA_BUDGETS = dict(bc_demos=[10, 20, 50, 100], d0=10, rounds=6, episodes=10, epochs=100, eval_episodes=50)
+FLOW_CHUNKS = (dict(policy_type="flow", action_chunk_size=8, dagger_beta_schedule="constant", dagger_initial_beta=0.0,
+                    dagger_warm_start=True),
+               "flow matching, MLP velocity net, chunks of 8 actions executed in full, env features; DAgger rolls out "
+               "the learner alone (beta 0) and continues each round from the last round's weights",
+               dict(bc_demos=[10, 20, 50], d0=10, rounds=4, episodes=5, epochs=200, eval_episodes=50))
 ENVS = {  # env id, learner (ILConfig fields), its description, budgets where a flag is not given
     "pusht": ("il_toolkit/PushT-v0", dict(policy_type="flow"), "flow matching, MLP velocity net, horizon 1, env features",
               dict(bc_demos=[10, 20, 30, 50], d0=10, rounds=5, episodes=8, epochs=150, eval_episodes=50)),
@@ -60,6 +67,9 @@ def dataset_id(args: argparse.Namespace, demos: int) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="pusht", choices=sorted(ENVS))
+    parser.add_argument("--learner", default="env", choices=("env", "flow_chunks"),
+                        help="env: the env's learner (PushT: flow, horizon 1; ALOHA: the 3x512 MLP); flow_chunks: a "
+                             "flow policy over chunks of 8 actions, warm-started each DAgger round")
     parser.add_argument("--methods", nargs="+", default=["bc", *VARIANTS], choices=["bc", *VARIANTS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
     parser.add_argument("--bc-demos", nargs="+", type=int, default=None,
@@ -78,17 +88,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--update", action="store_true",
                         help="replace only --methods' rows in the existing results file (same settings otherwise)")
     args = parser.parse_args()
-    for key, value in ENVS[args.env][3].items():
+    for key, value in learner(args)[2].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.name = args.name or f"interactive_labels_{args.env}"
+    args.name = args.name or f"interactive_labels_{args.env}" + ("" if args.learner == "env" else f"_{args.learner}")
     return args
+
+
+def learner(args: argparse.Namespace) -> tuple[dict, str, dict]:
+    """The learner's ILConfig fields, its description and the budgets where a flag is not given."""
+    return FLOW_CHUNKS if args.learner == "flow_chunks" else ENVS[args.env][1:]
 
 
 def config(args: argparse.Namespace, seed: int, output_dir: str, **overrides):
     from il_toolkit import ILConfig
 
-    return ILConfig.dagger(**{**ENVS[args.env][1], **overrides}, bc_epochs=args.epochs, batch_size=256,
+    return ILConfig.dagger(**{**learner(args)[0], **overrides}, bc_epochs=args.epochs, batch_size=256,
                            learning_rate=1e-3, seed=seed, eval_episodes=args.eval_episodes, output_dir=output_dir,
                            use_wandb=False)
 
@@ -201,7 +216,7 @@ def main() -> None:
         print(method + ": " + ", ".join(f"{p['labels']:.0f} labels {p['pc_success']:.0f}%" for p in curve))
     ensemble_rounds = [r["seconds_per_round"] for r in rows if r["method"] in ("ensemble_dagger", "thrifty_dagger")]
     write_results(args.name, {
-        "settings": {"env_id": ENVS[args.env][0], "learner": ENVS[args.env][2], "learner_config": ENVS[args.env][1],
+        "settings": {"env_id": ENVS[args.env][0], "learner": learner(args)[1], "learner_config": learner(args)[0],
                      "epochs_per_fit": args.epochs, "batch_size": 256, "learning_rate": 1e-3, "d0_demos": args.d0,
                      "rounds": args.rounds, "episodes_per_round": args.episodes, "ensemble_size": args.ensemble_size,
                      "target_query_rate": args.query_rate, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000,
