@@ -87,8 +87,8 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--noisy_copies", type=int, default=None,
                         help="with --estimate_state: the flow policy also trains on this many copies of each episode "
                              "whose objects' positions carry an estimate's error (--state_noise), so that it tolerates "
-                             "the estimator's (default 2 where the env renders given states, ALOHA: 40%% -> 72%% on "
-                             "transfer from three 48x64 cameras; 0: none)")
+                             "the estimator's (default 2 where the env renders given states; ALOHA transfer from three "
+                             "48x64 cameras: 40%% success without, 72%% with; 0: none)")
     parser.add_argument("--state_noise", type=float, nargs=2, default=None, metavar=("OFFSET", "JITTER"),
                         help="standard deviations of the noisy copies' per-episode offset and per-frame jitter, in the "
                              "state's units (ALOHA: metres; default %g %g)" % DEFAULT_ESTIMATE_NOISE)
