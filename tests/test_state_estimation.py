@@ -88,6 +88,8 @@ def test_noise_options_default_to_the_object_positions_where_the_estimator_locat
     assert noise_options(pusht) == {}
     with pytest.raises(ValueError, match="object_position_entries"):
         noise_options(pusht, 2)
+    with pytest.raises(ValueError, match="no noisy copies"):
+        noise_options(aloha, 0, 0.01, 0.01)
 
 
 def test_the_estimator_copies_what_the_observation_gives_and_finds_the_angle(pusht_pixels):

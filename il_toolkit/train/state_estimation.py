@@ -302,8 +302,11 @@ def noise_options(env: Any, copies: int | None = None, offset: float | None = No
     the env's estimator first locates the objects (:func:`can_recombine`: ALOHA), none elsewhere
     (PushT's block is found to a few board units); 0: none. ``offset``, ``jitter`` None:
     :data:`DEFAULT_ESTIMATE_NOISE`. A positive ``copies`` for an env that names no object
-    positions raises ``ValueError``."""
+    positions, or a noise scale with no copies, raises ``ValueError``."""
     if copies == 0 or (copies is None and not can_recombine(env)):
+        if offset is not None or jitter is not None:
+            raise ValueError("a noise scale was given but there are no noisy copies to add it to: give their number "
+                             "too (ALOHA's default is 2; PushT's is none)")
         return {}
     entries = getattr(env.unwrapped, "object_position_entries", None)
     if entries is None:
