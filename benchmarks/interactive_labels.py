@@ -49,7 +49,7 @@ FLOW_CHUNKS = (dict(policy_type="flow", action_chunk_size=8, dagger_beta_schedul
                     dagger_warm_start=True),
                "flow matching, MLP velocity net, chunks of 8 actions executed in full, env features; DAgger rolls out "
                "the learner alone (beta 0) and continues each round from the last round's weights",
-               dict(bc_demos=[10, 20, 50], d0=10, rounds=4, episodes=5, epochs=200, eval_episodes=50))
+               dict(bc_demos=[10, 20, 50], d0=10, rounds=4, episodes=5, epochs=600, eval_episodes=50))
 ENVS = {  # env id, learner (ILConfig fields), its description, budgets where a flag is not given
     "pusht": ("il_toolkit/PushT-v0", dict(policy_type="flow"), "flow matching, MLP velocity net, horizon 1, env features",
               dict(bc_demos=[10, 20, 30, 50], d0=10, rounds=5, episodes=8, epochs=150, eval_episodes=50)),
