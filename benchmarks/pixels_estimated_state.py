@@ -227,7 +227,7 @@ def main() -> None:
     demos, states = load_demonstrations(dataset, pixel_env), load_states(dataset)
 
     horizon, n_action_steps = policy_settings["horizon"], policy_settings["n_action_steps"]
-    noise = noise_options(pixel_env, args.noisy_copies, *(args.state_noise or (None, None)), seed=args.seed)
+    noise = noise_options(pixel_env, args.noisy_copies, args.state_noise, seed=args.seed)
     if args.state_policy:  # an earlier run's: only the estimator is trained
         from il_toolkit.policies import load
 

@@ -83,13 +83,17 @@ def test_noise_options_default_to_the_object_positions_where_the_estimator_locat
     aloha = make_env("il_toolkit/AlohaTransferCube-v0", **ALOHA_SMALL)
     noise = noise_options(aloha)["noise"]
     assert noise.entries == (28, 29, 30) and noise.copies == 2
-    assert noise_options(aloha, 0) == {} and noise_options(aloha, 1, 0.01, 0.0)["noise"].offset == 0.01
+    assert noise_options(aloha, 0) == {} and noise_options(aloha, 1, (0.01, 0.0))["noise"].offset == 0.01
     pusht = make_env("il_toolkit/PushT-v0", **PIXELS)
     assert noise_options(pusht) == {}
     with pytest.raises(ValueError, match="object_position_entries"):
         noise_options(pusht, 2)
     with pytest.raises(ValueError, match="no noisy copies"):
-        noise_options(aloha, 0, 0.01, 0.01)
+        noise_options(aloha, 0, (0.01, 0.01))
+    with pytest.raises(ValueError, match="two numbers"):
+        noise_options(aloha, 2, [0.01])
+    with pytest.raises(ValueError, match=">= 0"):
+        noise_options(pusht, -1)
 
 
 def test_the_estimator_copies_what_the_observation_gives_and_finds_the_angle(pusht_pixels):
@@ -364,7 +368,7 @@ def test_train_flow_estimate_state_saves_a_policy_that_acts_on_pixels(pusht_pixe
     assert (tmp_path / "estimator.json").exists() and result["eval"]["n_episodes"] == 1
     assert result["state_policy_episodes"] == 1  # no noisy copies on PushT
     args.noisy_copies = 2
-    with pytest.raises(SystemExit, match="--noisy_copies: .*object_position_entries"):
+    with pytest.raises(SystemExit, match="--noisy_copies / --state_noise: .*object_position_entries"):
         train(args)
 
 

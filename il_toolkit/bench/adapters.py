@@ -215,8 +215,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
         steps = int(budget.get("flow_steps", settings["steps"]))
         frames = budget.get("recombined_frames")  # None: the default where the env can render given states
         copies = budget.get("noisy_copies")
-        noise = noise_options(env, None if copies is None else int(copies), *budget.get("state_noise", (None, None)),
-                              seed=request.seed)
+        noise = noise_options(env, None if copies is None else int(copies), budget.get("state_noise"), seed=request.seed)
         state_policy = train_flow_policy(
             "naive_flow_matching_policy_trainer", state_trajectories(demos, states, **noise), state_env.observation_space,
             state_env.action_space, steps=steps, batch_size=config.batch_size, learning_rate=config.learning_rate,

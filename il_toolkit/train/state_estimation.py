@@ -295,27 +295,33 @@ class EstimateNoise:
         return out
 
 
-def noise_options(env: Any, copies: int | None = None, offset: float | None = None, jitter: float | None = None, *,
+def noise_options(env: Any, copies: int | None = None, state_noise: Sequence[float] | None = None, *,
                   seed: int = 0) -> dict[str, Any]:
     """:func:`state_trajectories`' ``noise`` for the camera ``env``: noise on the objects'
     positions (``object_position_entries``). ``copies`` None: :data:`DEFAULT_NOISY_COPIES` where
     the env's estimator first locates the objects (:func:`can_recombine`: ALOHA), none elsewhere
-    (PushT's block is found to a few board units); 0: none. ``offset``, ``jitter`` None:
-    :data:`DEFAULT_ESTIMATE_NOISE`. A positive ``copies`` for an env that names no object
-    positions, or a noise scale with no copies, raises ``ValueError``."""
+    (PushT's block is found to a few board units); 0: none. ``state_noise``: ``(offset, jitter)``
+    standard deviations, None: :data:`DEFAULT_ESTIMATE_NOISE`. ``ValueError`` for a negative count,
+    a positive count on an env that names no object positions, or a noise scale with no copies."""
+    if state_noise is not None:
+        if np.ndim(state_noise) != 1 or len(state_noise) != 2:
+            raise ValueError(f"the state noise is two numbers, the offset's and the jitter's standard deviations; "
+                             f"got {state_noise!r}")
+        state_noise = (float(state_noise[0]), float(state_noise[1]))
+    if copies is not None and copies < 0:
+        raise ValueError(f"the number of noisy copies must be >= 0, got {copies}")
     if copies == 0 or (copies is None and not can_recombine(env)):
-        if offset is not None or jitter is not None:
-            raise ValueError("a noise scale was given but there are no noisy copies to add it to: give their number "
+        if state_noise is not None:
+            raise ValueError("a state noise was given but there are no noisy copies to add it to: give their number "
                              "too (ALOHA's default is 2; PushT's is none)")
         return {}
     entries = getattr(env.unwrapped, "object_position_entries", None)
     if entries is None:
         raise ValueError("noisy copies add noise to the objects' positions, and this env does not name them "
                          "(object_position_entries; ALOHA does): leave the number of noisy copies at its default or 0")
-    return {"noise": EstimateNoise(
-        tuple(entries), DEFAULT_NOISY_COPIES if copies is None else copies,
-        DEFAULT_ESTIMATE_NOISE[0] if offset is None else offset, DEFAULT_ESTIMATE_NOISE[1] if jitter is None else jitter,
-        seed)}
+    offset, jitter = state_noise if state_noise is not None else DEFAULT_ESTIMATE_NOISE
+    return {"noise": EstimateNoise(tuple(entries), DEFAULT_NOISY_COPIES if copies is None else copies, offset, jitter,
+                                   seed)}
 
 
 def state_trajectories(trajectories: Sequence[Any], states: Sequence[np.ndarray], *,

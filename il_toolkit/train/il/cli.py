@@ -106,7 +106,8 @@ _HELP = {
     "dagger_reaction_steps": "hg_dagger's simulated person: steps in a row the learner must stray before they take over",
     "dagger_settle_steps": "hg_dagger's simulated person: steps they keep control at least before handing back",
     "action_chunk_size": "> 1: train a flow-matching policy that predicts this many actions per observation (ACT-style "
-                         "chunking; continuous actions); DAgger retrains it afresh each round",
+                         "chunking; continuous actions); DAgger retrains it afresh each round (--dagger_warm_start: "
+                         "continues it)",
     "temporal_aggregation": "chunked policies: re-plan every step and average the overlapping chunks (ACT's temporal "
                             "ensembling) instead of executing each chunk in full",
     "output_dir": "where the checkpoint, config, metrics and evaluation are written",

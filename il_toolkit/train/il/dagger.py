@@ -26,7 +26,8 @@ episodes with the expert at each step with probability ``beta_i`` (else the lear
 for ``bc_epochs``: a freshly initialised learner of the same architecture, as Ross et al. do
 (``dagger_warm_start`` continues from the last round's weights instead, as imitation's
 ``SimpleDAggerTrainer`` does; warm-started networks generalise worse). A chunked learner
-(``action_chunk_size > 1``) is a flow policy trained afresh on the aggregate, its targets the
+(``action_chunk_size > 1``) is a flow policy trained afresh on the aggregate (continued, with
+``dagger_warm_start``), its targets the
 expert's labels of the states that follow. Given an initial dataset D0 (``--dataset``), a
 fresh learner is fitted on it before round 1, so round 1's learner acts as BC on D0. Beta
 schedules (the user guide): constant ``beta0``, linear ``max(0, beta0 * (1 - i/N))``, exponential

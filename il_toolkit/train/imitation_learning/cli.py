@@ -163,6 +163,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = resolve_settings(args, env)
+    if states is not None:  # what the state policy was trained on, defaults resolved
+        resolved = noise.get("noise")
+        settings["noisy_copies"] = resolved.copies if resolved else 0
+        settings["state_noise"] = [resolved.offset, resolved.jitter] if resolved else None
     start = starting_policy(args.model_path)
     trainer = args.trainer or (start.trainer_key if start is not None else "naive_flow_matching_policy_trainer")
     settings["trainer"] = trainer
@@ -255,9 +259,9 @@ def state_noise_options(camera_env: Any, args: argparse.Namespace) -> dict[str, 
     from il_toolkit.train.state_estimation import noise_options
 
     try:
-        return noise_options(camera_env, args.noisy_copies, *(args.state_noise or (None, None)), seed=args.seed)
+        return noise_options(camera_env, args.noisy_copies, args.state_noise, seed=args.seed)
     except ValueError as error:
-        raise SystemExit(f"--noisy_copies: {error}") from None
+        raise SystemExit(f"--noisy_copies / --state_noise: {error}") from None
 
 
 def suggest_estimate_state(dataset: str, env: Any) -> bool:
