@@ -264,6 +264,38 @@ def test_a_chunked_learner_continues_from_the_last_rounds_weights_when_warm_star
         assert fitted[1] is fitted[0]
 
 
+def test_a_resumed_warm_started_chunked_learner_continues_from_its_saved_round(tmp_path, monkeypatch):
+    from il_toolkit.policies import load
+    from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
+    config = _config(tmp_path, dagger_iterations=2, bc_epochs=1, batch_size=16, eval_episodes=1, action_chunk_size=4,
+                     dagger_warm_start=True)
+    original_collect = DAgger.collect_round
+
+    def crash_in_round_two(self, iteration, *args):
+        if iteration == 1:
+            raise KeyboardInterrupt
+        return original_collect(self, iteration, *args)
+
+    monkeypatch.setattr(DAgger, "collect_round", crash_in_round_two)
+    with pytest.raises(KeyboardInterrupt):
+        DAgger(env, None, config, progress=False).train()
+    monkeypatch.setattr(DAgger, "collect_round", original_collect)
+    saved = load(tmp_path / "dagger" / "rounds" / "001")
+    starts = []
+    original_fit = BehavioralCloning.fit_chunked
+
+    def recording(self, *args, start=None, **kwargs):
+        starts.append(None if start is None else {k: v.clone() for k, v in start.model.state_dict().items()})
+        return original_fit(self, *args, start=start, **kwargs)
+
+    monkeypatch.setattr(BehavioralCloning, "fit_chunked", recording)
+    DAgger(env, None, config, progress=False).train()
+    assert len(starts) == 1 and starts[0] is not None  # round 2 continued round 1's saved policy
+    assert all(torch.equal(v, saved.model.state_dict()[k]) for k, v in starts[0].items())
+
+
 @pytest.mark.parametrize("warm_start", [False, True])
 def test_each_round_trains_a_fresh_learner_unless_warm_started(tmp_path, monkeypatch, warm_start):
     """Ross et al. train a new policy on the aggregate each round (the default); imitation's
