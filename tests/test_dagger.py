@@ -17,6 +17,20 @@ def _config(tmp_path, **overrides):
     return ILConfig.dagger(**{**base, **overrides})
 
 
+def _crash_in_round(monkeypatch, iteration: int):
+    """Make ``DAgger.collect_round`` raise KeyboardInterrupt in round ``iteration`` (0-based), as a
+    run killed there would stop; returns the original, to restore."""
+    original = DAgger.collect_round
+
+    def crashing(self, i, *args):
+        if i == iteration:
+            raise KeyboardInterrupt
+        return original(self, i, *args)
+
+    monkeypatch.setattr(DAgger, "collect_round", crashing)
+    return original
+
+
 def test_seed_api_learns_cartpole_and_records_every_round(tmp_path):
     env = make_env("CartPole-v1")
 
@@ -49,14 +63,7 @@ def test_labels_are_the_experts_even_when_the_learner_acts():
 def test_a_crashed_run_resumes_after_its_last_finished_round(tmp_path, monkeypatch):
     config = _config(tmp_path)
     trainer = DAgger("CartPole-v1", None, config, progress=False)
-    original = DAgger.collect_round
-
-    def crash_in_round_three(self, iteration, *args):
-        if iteration == 2:
-            raise KeyboardInterrupt
-        return original(self, iteration, *args)
-
-    monkeypatch.setattr(DAgger, "collect_round", crash_in_round_three)
+    original = _crash_in_round(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     state = json.loads((tmp_path / "dagger" / "state.json").read_text())
@@ -271,14 +278,7 @@ def test_a_resumed_warm_started_chunked_learner_continues_from_its_saved_round(t
     env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=20)
     config = _config(tmp_path, dagger_iterations=2, bc_epochs=1, batch_size=16, eval_episodes=1, action_chunk_size=4,
                      dagger_warm_start=True)
-    original_collect = DAgger.collect_round
-
-    def crash_in_round_two(self, iteration, *args):
-        if iteration == 1:
-            raise KeyboardInterrupt
-        return original_collect(self, iteration, *args)
-
-    monkeypatch.setattr(DAgger, "collect_round", crash_in_round_two)
+    original_collect = _crash_in_round(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         DAgger(env, None, config, progress=False).train()
     monkeypatch.setattr(DAgger, "collect_round", original_collect)

@@ -135,7 +135,6 @@ def expert_frames(env_id: str, n_episodes: int, *, env_kwargs: dict[str, Any] | 
     return {k: np.stack(v) for k, v in observations.items()}, np.stack(states).astype(np.float64)
 
 
-
 def recombined_frames(env: Any, states: Sequence[np.ndarray], n_frames: int, *, fresh_share: float = 0.5,
                       seed: int = 3_000_000, rng_seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Labelled frames in which the agent's pose says nothing of the objects', for a state
