@@ -23,6 +23,8 @@ point, the mean curve per method, and the wall-clock per round (``--ensemble-siz
     .venv/bin/python benchmarks/interactive_labels.py --seeds 0 1 --workers 2
     .venv/bin/python benchmarks/interactive_labels.py --env aloha_transfer --methods bc dagger hg_dagger --workers 2
     .venv/bin/python benchmarks/interactive_labels.py --env aloha_insertion --learner flow_chunks --methods bc hg_dagger
+    .venv/bin/python benchmarks/interactive_labels.py --env aloha_insertion --learner flow_chunks --methods dagger \
+        --chunk-labels visited --name interactive_labels_aloha_insertion_flow_chunks_visited
     .venv/bin/python benchmarks/interactive_labels.py --quick      # a smoke run, about a minute
 """
 
@@ -79,6 +81,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=None, help="episodes per round (default: PushT 8, ALOHA 10)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the data per fit, batch 256 (default: PushT 150, ALOHA 100)")
+    parser.add_argument("--chunk-labels", default="auto", choices=("auto", "expert_chunks", "visited"),
+                        help="plain DAgger with a chunked learner: the expert's own chunk from each state where the "
+                             "learner plans, acted out in a branch of the simulation (expert_chunks; auto where the env "
+                             "can branch, as ALOHA's can), or its labels of the states the learner visits (visited)")
     parser.add_argument("--ensemble-size", type=int, default=5)
     parser.add_argument("--query-rate", type=float, default=0.1, help="ensemble/thrifty target query rate")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default 50")
@@ -139,7 +145,8 @@ def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> 
     out = Path(tmp) / f"{variant}-s{seed}"
     cfg = config(args, seed, str(out), dagger_variant=variant, dagger_iterations=args.rounds,
                  dagger_episodes_per_iter=args.episodes, dagger_ensemble_size=args.ensemble_size,
-                 dagger_target_query_rate=args.query_rate, bc_validation_split=0.0)
+                 dagger_target_query_rate=args.query_rate, dagger_chunk_labels=args.chunk_labels,
+                 bc_validation_split=0.0)
     start = time.perf_counter()
     results = DAgger(make_env(ENVS[args.env][0]), None, cfg, progress=False).train(initial_dataset=dataset_id(args, args.d0))
     seconds = time.perf_counter() - start
@@ -219,7 +226,7 @@ def main() -> None:
         "settings": {"env_id": ENVS[args.env][0], "learner": learner(args)[1], "learner_config": learner(args)[0],
                      "epochs_per_fit": args.epochs, "batch_size": 256, "learning_rate": 1e-3, "d0_demos": args.d0,
                      "rounds": args.rounds, "episodes_per_round": args.episodes, "ensemble_size": args.ensemble_size,
-                     "target_query_rate": args.query_rate, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000,
+                     "target_query_rate": args.query_rate, "chunk_labels": args.chunk_labels, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000,
                      "seeds": args.seeds, "workers": args.workers},
         "summary": summary,
         "seconds_per_round_with_ensemble": float(np.mean(ensemble_rounds)) if ensemble_rounds else None,

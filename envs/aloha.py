@@ -42,9 +42,11 @@ mocap position (see :mod:`il_toolkit.experts.aloha_ik`), as in ACT's scripted de
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 from gymnasium import spaces
 
@@ -208,6 +210,18 @@ class AlohaEnv(gym.Env):
         if self.scene.diverged:  # the state is MuJoCo's reset, not the episode's
             return {"is_success": False, "stage": 0, "physics_diverged": True}
         return {"is_success": self.scene.is_success(), "stage": self.scene.stage()}
+
+    def snapshot(self) -> Any:
+        """The episode's whole simulation state (a copy of the MuJoCo data), for :meth:`restore`:
+        what lets an expert show what it would do from a state the learner reached, then the
+        episode go on from there as if nothing happened."""
+        return copy.copy(self.scene.data)
+
+    def restore(self, snapshot: Any) -> None:
+        """Put the simulation back to ``snapshot`` (from :meth:`snapshot` of this env)."""
+        if not isinstance(snapshot, mujoco.MjData) or snapshot.qpos.shape != self.scene.data.qpos.shape:
+            raise ValueError("restore() takes a snapshot() of this env")
+        mujoco.mj_copyData(self.scene.data, self.scene.model, snapshot)
 
     @property
     def state_space(self) -> spaces.Box:

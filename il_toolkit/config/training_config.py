@@ -28,6 +28,7 @@ LR_SCHEDULES = ("constant", "cosine", "onecycle")  # il_toolkit.train.loop.lr_sc
 KEEP_WEIGHTS = ("auto", "best", "last")  # which weights a fit keeps: ILConfig.kept_weights
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")  # MLPPolicy's
 ON_STUCK = ("end", "expert")  # what a DAgger rollout does once stuck (dagger_stuck_steps)
+CHUNK_LABELS = ("auto", "expert_chunks", "visited")  # what DAgger labels for a chunked learner (dagger_chunk_labels)
 MAX_SEED = 100
 
 
@@ -166,6 +167,13 @@ class ILConfig(_ConfigMixin):
     # labels: the rollout in progress is cut there and no later round starts, so DAgger can be held
     # to the labels a BC run got (dagger_iterations is then at most the rounds). 0: no limit.
     dagger_label_budget: int = 0
+    # What plain DAgger labels for a chunked learner (action_chunk_size > 1): "expert_chunks" (where the
+    # learner plans, the expert acts for a chunk in a branch of the simulation that is then undone, and
+    # that chunk is the target; each of its actions is a label), "visited" (the expert's labels of the
+    # states the learner goes on to visit; after the first action they mostly repeat the learner's own
+    # motion), or "auto": expert_chunks where the env can save and restore its simulation (ALOHA), else
+    # visited. See il_toolkit.train.il.expert_chunks.
+    dagger_chunk_labels: str = "auto"
     # Which DAgger: "dagger" (Ross et al.: the beta mixture acts, the expert labels every visited state),
     # "hg_dagger" (the learner acts; a person, or a model of one, takes over where it strays and labels
     # only the states it acts in), "ensemble_dagger" (K learners; the expert acts where they disagree or
@@ -267,6 +275,8 @@ class ILConfig(_ConfigMixin):
                  f"space; 2 is as far apart as two actions can be), got {self.dagger_intervention_threshold!r}")
         _positive_int("dagger_reaction_steps", self.dagger_reaction_steps)
         _positive_int("dagger_settle_steps", self.dagger_settle_steps)
+        _require(self.dagger_chunk_labels in CHUNK_LABELS,
+                 f"dagger_chunk_labels must be one of {', '.join(CHUNK_LABELS)}; got {self.dagger_chunk_labels!r}")
         _require(self.dagger_on_stuck in ON_STUCK,
                  f"dagger_on_stuck must be one of {', '.join(ON_STUCK)}; got {self.dagger_on_stuck!r}")
         _positive_int("gail_disc_hidden_dim", self.gail_disc_hidden_dim)

@@ -29,6 +29,19 @@ STATE_INFO = "state"  # the Minari info holding the env's full state beside pixe
 # the episode's instruction where the env draws one per episode: its UTF-8 bytes zero-padded, (T+1, L) uint8
 # (bytes, not strings: every Minari storage keeps numeric arrays)
 INSTRUCTION_INFO = "instruction"
+# where a training window may start, (T+1,) uint8 (the last observation's entry is 0): stretches an expert
+# acted out from a learner's state mark their first steps only (il_toolkit.train.il.expert_chunks)
+CHUNK_START_INFO = "chunk_start"
+
+
+def chunk_start_mask(trajectory: Any) -> np.ndarray:
+    """``(T,)`` bool: the steps of ``trajectory`` at which a training window may start (every step
+    unless its infos carry :data:`CHUNK_START_INFO`)."""
+    steps = len(trajectory.acts)
+    infos = getattr(trajectory, "infos", None)
+    if infos is None or not len(infos) or not isinstance(infos[0], dict) or CHUNK_START_INFO not in infos[0]:
+        return np.ones(steps, dtype=bool)
+    return np.array([bool(info.get(CHUNK_START_INFO, False)) for info in infos[:steps]])
 
 
 class DatasetError(ValueError):
@@ -180,10 +193,11 @@ def _to_trajectory(episode: Any):
 
     _check_finite("actions", episode.id, episode.actions)
     _check_finite("observations", episode.id, flatten_observations(episode.observations))
+    starts = (episode.infos or {}).get(CHUNK_START_INFO)
     return TrajectoryWithRew(
         obs=_episode_observations(episode.observations),
         acts=np.asarray(episode.actions),
-        infos=None,
+        infos=None if starts is None else np.array([{CHUNK_START_INFO: bool(x)} for x in starts[:len(episode.actions)]]),
         terminal=bool(episode.terminations[-1]),
         rews=np.asarray(episode.rewards, dtype=np.float32),
     )
@@ -384,11 +398,12 @@ def instruction_of(episode: Any) -> str | None:
 
 def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
                    terminated: bool, seed: int | None, states: Sequence[Any] | None = None,
-                   instruction: str | None = None):
+                   instruction: str | None = None, chunk_starts: Sequence[bool] | None = None):
     """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards (stacked at
     once: building it step by step through ``add_step_data`` cost more than writing it);
     ``states``: the env's full state beside each observation, stored as the info :data:`STATE_INFO`;
-    ``instruction``: the episode's instruction, stored as :data:`INSTRUCTION_INFO`."""
+    ``instruction``: the episode's instruction, stored as :data:`INSTRUCTION_INFO`; ``chunk_starts``:
+    T flags, where a training window may start, stored as :data:`CHUNK_START_INFO`."""
     from minari.data_collector import EpisodeBuffer
 
     if not len(actions):
@@ -397,6 +412,8 @@ def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards:
     infos = {STATE_INFO: np.stack([np.asarray(x, np.float64) for x in states])} if states else {}
     if instruction is not None:
         infos[INSTRUCTION_INFO] = encode_instruction(instruction, len(actions) + 1)
+    if chunk_starts is not None:
+        infos[CHUNK_START_INFO] = np.append(np.asarray(chunk_starts, dtype=np.uint8), np.uint8(0))
     return EpisodeBuffer(
         seed=seed,
         observations=_stack(list(observations)),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from il_toolkit.cli_flags import harmonise
-from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, DAGGER_VARIANTS, KEEP_WEIGHTS, LR_SCHEDULES, ON_STUCK,
+from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, DAGGER_VARIANTS, KEEP_WEIGHTS, LR_SCHEDULES, ON_STUCK, CHUNK_LABELS,
                                                POLICY_TYPES, ILConfig)
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.policies import load
@@ -91,6 +91,11 @@ _HELP = {
                        "rest of it, so its labels show the way out)",
     "dagger_label_budget": "> 0: stop once the aggregate (the initial dataset included) holds this many expert labels, "
                            "cutting the rollout in progress (to compare with BC at equal labels); 0: no limit",
+    "dagger_chunk_labels": "plain DAgger with a chunked learner: expert_chunks (where the learner plans, the expert "
+                           "acts for a chunk in a branch of the simulation that is then undone; that chunk is the "
+                           "target and each of its actions a label), visited (the expert's labels of the states the "
+                           "learner goes on to visit), or auto (expert_chunks where the env can save and restore its "
+                           "simulation, as ALOHA's can; else visited)",
     "dagger_variant": "dagger: the beta mixture acts and the expert labels every visited state (Ross et al. 2011); "
                       "hg_dagger: the learner acts and the expert (a person at the controls, or a model of one) takes "
                       "over where it strays, labelling only those states (Kelly et al. 2019); ensemble_dagger: K "
@@ -114,7 +119,8 @@ _HELP = {
 }
 
 
-CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "dagger_variant": DAGGER_VARIANTS, "dagger_on_stuck": ON_STUCK, "policy_type": POLICY_TYPES,
+CHOICES = {"dagger_beta_schedule": BETA_SCHEDULES, "dagger_variant": DAGGER_VARIANTS, "dagger_on_stuck": ON_STUCK,
+           "dagger_chunk_labels": CHUNK_LABELS, "policy_type": POLICY_TYPES,
            "lr_schedule": LR_SCHEDULES, "policy_activation": ACTIVATIONS, "keep_weights": KEEP_WEIGHTS}
 
 
@@ -308,7 +314,8 @@ def main_bc(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 # -- DAgger --------------------------------------------------------------------------------
 DAGGER_FIELDS = (
     "dagger_variant", "dagger_iterations", "dagger_episodes_per_iter", "dagger_beta_schedule", "dagger_initial_beta",
-    "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget", "dagger_ensemble_size",
+    "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget", "dagger_chunk_labels",
+    "dagger_ensemble_size",
     "dagger_target_query_rate", "dagger_intervention_threshold", "dagger_reaction_steps", "dagger_settle_steps",
     "bc_epochs", "batch_size", "learning_rate", "weight_decay", "bc_validation_split", "policy_type",
     "policy_hidden_sizes", "policy_activation", "relative_actions", "drop_velocity_obs", "task_frame",

@@ -27,8 +27,11 @@ for ``bc_epochs``: a freshly initialised learner of the same architecture, as Ro
 (``dagger_warm_start`` continues from the last round's weights instead, as imitation's
 ``SimpleDAggerTrainer`` does; warm-started networks generalise worse). A chunked learner
 (``action_chunk_size > 1``) is a flow policy trained afresh on the aggregate (continued, with
-``dagger_warm_start``), its targets the
-expert's labels of the states that follow. Given an initial dataset D0 (``--dataset``), a
+``dagger_warm_start``). Its targets are chunks: where the env can save and restore its
+simulation (ALOHA), the expert's own next actions from each state where the learner plans,
+acted out in a branch of the simulation that is then undone (each of them a label;
+:mod:`il_toolkit.train.il.expert_chunks`); elsewhere, or with ``dagger_chunk_labels="visited"``,
+the expert's labels of the states that follow. Given an initial dataset D0 (``--dataset``), a
 fresh learner is fitted on it before round 1, so round 1's learner acts as BC on D0. Beta
 schedules (the user guide): constant ``beta0``, linear ``max(0, beta0 * (1 - i/N))``, exponential
 ``beta0 * 0.9**i``.
@@ -96,6 +99,7 @@ from il_toolkit.rollout import rollout_episode
 from il_toolkit.train.il import common
 from il_toolkit.train.il.common import ResumeMismatchError
 from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
+from il_toolkit.train.il.expert_chunks import ExpertChunks, can_branch, expert_stretches
 from il_toolkit.train.il.gates import BetaGate, Gate, PersonAtControls, SimulatedPerson
 from il_toolkit.train.il.interactive import ExpertFailure, InteractiveActor, LabelAccount, labelled_segments
 from il_toolkit.train.il.rollout_limits import EndWhenStuck, LabelBudget, StuckDetector
@@ -176,6 +180,7 @@ class DAgger:
         if self.members:
             self.bc.policy = ensemble  # acts in round 1; None: no learner until the first fit
         self.expert = self._expert(expert_policy)
+        self.chunk_labels = self._chunk_labels()
         self.rng = np.random.default_rng(self.config.seed + 1)
         self.output_dir = Path(self.config.output_dir).resolve()  # minari mangles relative storage paths
         self.query = QueryCalibration(self.config, self.env)  # the ensemble variants' thresholds and models
@@ -227,6 +232,22 @@ class DAgger:
                      fix="DAgger needs an expert for the env it trains in")
         return expert
 
+    def _chunk_labels(self) -> ExpertChunks | None:
+        """Where plain DAgger labels a chunked learner with the expert's own chunks (``dagger_chunk_labels``)."""
+        c = self.config
+        chunked = c.action_chunk_size > 1 and c.dagger_variant == "dagger"
+        if c.dagger_chunk_labels == "expert_chunks" and not chunked:
+            raise ValueError(f"dagger_chunk_labels='expert_chunks' labels a chunked learner in plain DAgger; this run has "
+                             f"action_chunk_size={c.action_chunk_size} and dagger_variant={c.dagger_variant!r}: set "
+                             "--action_chunk_size above 1 and --dagger_variant dagger, or leave dagger_chunk_labels "
+                             "at auto")
+        wanted = c.dagger_chunk_labels == "expert_chunks" or (c.dagger_chunk_labels == "auto" and chunked
+                                                               and can_branch(self.env))
+        if not wanted:
+            return None
+        every = 1 if c.temporal_aggregation else c.action_chunk_size
+        return ExpertChunks(self.env, self.expert, c.action_chunk_size, every)
+
     @property
     def policy(self) -> Policy:
         """The learner."""
@@ -247,7 +268,8 @@ class DAgger:
         takeover = StuckDetector(stuck_steps) if stuck_steps > 0 and on_stuck == "expert" else None
         gate = self._gate(iteration)
         learner = None if isinstance(gate, BetaGate) and gate.beta >= 1 else self.bc.policy
-        actor = InteractiveActor(self.expert, learner, gate, takeover_when=takeover)
+        actor = InteractiveActor(self.expert, learner, gate, takeover_when=takeover, chunk_labels=self.chunk_labels,
+                                 label_limit=label_limit)
         budget = LabelBudget(self.env, label_limit, spent=lambda: actor.account.labels) if label_limit is not None else None
         env = budget if budget is not None else self.env
         env = EndWhenStuck(env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else env
@@ -261,7 +283,10 @@ class DAgger:
             ended_stuck = isinstance(env, EndWhenStuck) and env.detector.still >= stuck_steps
             stuck += int(actor.taken_over or ended_stuck)
             rolled = episode.to_trajectory()
-            trajectories += labelled_segments(rolled, actor.labels)
+            if actor.chunk_labels is not None:
+                trajectories += expert_stretches(rolled, actor.labels, self.chunk_labels.horizon) + actor.chunk_segments
+            else:
+                trajectories += labelled_segments(rolled, actor.labels)
             returns.append(episode.sum_reward)
             successes.append(episode.success)
             cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
@@ -501,7 +526,7 @@ class DAgger:
                 "task_frame", "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation",
                 "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget",
                 "dagger_variant", "dagger_ensemble_size", "dagger_target_query_rate", "dagger_intervention_threshold",
-                "dagger_reaction_steps", "dagger_settle_steps")
+                "dagger_reaction_steps", "dagger_settle_steps", "dagger_chunk_labels")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
                 "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
 
@@ -550,9 +575,10 @@ class DAgger:
 
     def _append(self, trajectories: Sequence[Any]) -> None:
         from il_toolkit import __version__
-        from il_toolkit.train.datasets.minari_io import episode_buffer, unstack_observations, write_progress
+        from il_toolkit.train.datasets.minari_io import chunk_start_mask, episode_buffer, unstack_observations, write_progress
 
-        buffers = [episode_buffer(unstack_observations(t.obs, len(t.acts) + 1), list(t.acts), list(t.rews), t.terminal, None)
+        buffers = [episode_buffer(unstack_observations(t.obs, len(t.acts) + 1), list(t.acts), list(t.rews), t.terminal, None,
+                                  chunk_starts=chunk_start_mask(t))
                    for t in trajectories]
         write_progress(self.output_dir / DATASET_DIR, self.env, buffers, {
             "dataset_id": "dagger/aggregate-v0",

@@ -95,15 +95,25 @@ class InteractiveActor(BasePolicy):
     rest of the episode. When control returns to the learner its ``reset()`` drops plans made
     before the expert took over.
 
+    With ``chunk_labels`` (an :class:`~il_toolkit.train.il.expert_chunks.ExpertChunks`, for a
+    chunked learner under a gate that labels every state) the visited states the learner acts in
+    are not labelled one by one: every ``chunk_labels.every`` steps the expert shows its own chunk
+    from there in a branch of the simulation, kept in ``chunk_segments``; ``label_limit`` caps the
+    labels the account may reach.
+
     After each episode, ``labels`` holds one entry per step (the expert's action or None),
     ``expert_acted`` who acted at each step, and ``account`` the running counts."""
 
-    def __init__(self, expert: Policy, learner: Policy | None, gate: Gate, takeover_when: Any = None) -> None:
+    def __init__(self, expert: Policy, learner: Policy | None, gate: Gate, takeover_when: Any = None,
+                 chunk_labels: Any = None, label_limit: int | None = None) -> None:
         super().__init__(expert.observation_space, expert.action_space)
         self.expert, self.learner, self.gate, self.takeover_when = expert, learner, gate, takeover_when
+        self.chunk_labels = chunk_labels if learner is not None and gate.labels_every_state else None
+        self.label_limit = label_limit
         self.account = LabelAccount()
         self.labels: list[np.ndarray | None] = []
         self.expert_acted: list[bool] = []
+        self.chunk_segments: list[Any] = []
         self.expert_in_control = False
         self.taken_over = False
 
@@ -123,7 +133,10 @@ class InteractiveActor(BasePolicy):
                 if not self.gate.labels_every_state:  # a gate that hands over (not DAgger's coin): stale plans go
                     self.learner.reset()
         self.expert_in_control = expert_acts
-        label = view.expert_action() if expert_acts or self.gate.labels_every_state else None
+        labels_visited = self.gate.labels_every_state and self.chunk_labels is None
+        if not expert_acts and self.chunk_labels is not None and len(self.labels) % self.chunk_labels.every == 0:
+            self._label_chunk(observation)
+        label = view.expert_action() if expert_acts or labels_visited else None
         self.labels.append(label)
         self.expert_acted.append(bool(expert_acts))
         self.account.labels += int(label is not None)
@@ -131,6 +144,14 @@ class InteractiveActor(BasePolicy):
         self.account.expert_steps += int(expert_acts)
         self.account.learner_steps += int(not expert_acts)
         return (label if expert_acts else learner_action), state
+
+    def _label_chunk(self, observation: Any) -> None:
+        room = None if self.label_limit is None else self.label_limit - self.account.labels
+        segment = self.chunk_labels.label(observation, room)
+        if segment is not None:
+            self.chunk_segments.append(segment)
+            self.account.labels += len(segment.acts)
+            self.account.expert_queries += len(segment.acts)
 
     def _learner_proposal(self, observation: Any, deterministic: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self.learner is None:
@@ -149,6 +170,7 @@ class InteractiveActor(BasePolicy):
         self.gate.reset()
         self.labels = []
         self.expert_acted = []
+        self.chunk_segments = []
         self.expert_in_control = False
         self.taken_over = False
 

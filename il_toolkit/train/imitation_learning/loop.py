@@ -24,6 +24,7 @@ import torch
 from gymnasium import spaces
 
 from il_toolkit.config.training_config import LR_SCHEDULES
+from il_toolkit.train.datasets.minari_io import chunk_start_mask
 from il_toolkit.features.state import StateFeatures
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
@@ -90,6 +91,7 @@ def fit_flow_policy(
     else:
         _check_continuable(policy, trainer_key, observation_space, action_space, spec_fields, features, policy_options)
         data = WindowDataset.from_trajectories(trajectories, policy)
+    val_trajectories = [t for t in val_trajectories or () if chunk_start_mask(t).any()]
     val_data = WindowDataset.from_trajectories(val_trajectories, policy) if val_trajectories else None
     models = policy.model
     trainer = trainer_class(

@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from il_toolkit.train.datasets.minari_io import chunk_start_mask
+
 
 @dataclass(frozen=True)
 class WindowDataset:
@@ -112,12 +114,23 @@ class WindowDataset:
                 return {k: plain(v) for k, v in obs.items()}
             return np.asarray(obs)
 
+        masks = [chunk_start_mask(t) for t in trajectories]
+        trajectories = [t for t, mask in zip(trajectories, masks) if mask.any()]  # stretches too short for a chunk
         features = getattr(policy, "features", None)
         if features is None:
             episodes = ((policy.observation_batch(plain(t.obs)), t.acts) for t in trajectories)
-            return cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon)
-        triples = ((policy.observation_batch(obs), t.acts, policy.raw_state(obs)) for t in trajectories for obs in [plain(t.obs)])
-        return cls.from_episodes(triples, spec.n_obs_steps, spec.horizon, encode_chunk=policy.encode_actions)
+            windows = cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon)
+        else:
+            triples = ((policy.observation_batch(obs), t.acts, policy.raw_state(obs))
+                       for t in trajectories for obs in [plain(t.obs)])
+            windows = cls.from_episodes(triples, spec.n_obs_steps, spec.horizon, encode_chunk=policy.encode_actions)
+        starts = np.concatenate([mask for mask in masks if mask.any()])
+        return windows if starts.all() else windows.select(torch.as_tensor(starts))
+
+    def select(self, keep: torch.Tensor) -> "WindowDataset":
+        """The windows where ``keep`` ``(N,)`` bool is set (the per-step arrays are shared)."""
+        return WindowDataset(self.observations, self.actions, self.obs_index[keep], self.action_index[keep],
+                             None if self.chunks is None else self.chunks[keep])
 
 
 def _check_lengths(lengths: Sequence[int], horizon: int) -> None:
