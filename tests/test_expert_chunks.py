@@ -112,6 +112,7 @@ def test_dagger_labels_a_chunked_learner_with_the_experts_chunks_on_aloha(tmp_pa
     trainer = DAgger(env, None, config, progress=False)
     assert trainer.chunk_labels.length == 7
     results = trainer.train()
+    assert results["chunk_labels"] == "expert_chunks"
     first, second = results["rounds"]  # beta 1, then 0.5: the learner plans in some steps, the expert acts in others
     episodes = trajectories_from(minari.MinariDataset(results["dataset_path"]), "aggregate")
     assert chunk_start_mask(episodes[0]).all() and len(episodes[0].acts) == first["round/expert_labels"] == 24
@@ -133,4 +134,4 @@ def test_chunk_labels_are_checked():
                progress=False)
     visited = DAgger(make_env(INSERTION), None, ILConfig.dagger(action_chunk_size=4, dagger_chunk_labels="visited",
                                                                use_wandb=False), progress=False)
-    assert visited.chunk_labels is None
+    assert visited.chunk_labels is None and visited.chunk_labels_used == "visited"

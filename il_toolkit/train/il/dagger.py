@@ -249,6 +249,13 @@ class DAgger:
         return ExpertChunks(self.env, self.expert, c.action_chunk_size, every)
 
     @property
+    def chunk_labels_used(self) -> str | None:
+        """What a chunked learner's targets are: "expert_chunks", "visited", or None (no chunks)."""
+        if self.config.action_chunk_size <= 1:
+            return None
+        return "expert_chunks" if self.chunk_labels is not None else "visited"
+
+    @property
     def policy(self) -> Policy:
         """The learner."""
         return self.bc.policy
@@ -386,6 +393,7 @@ class DAgger:
             "last_policy_path": str(last),
             "dataset_path": str(self.output_dir / DATASET_DIR),
             "dagger_variant": self.config.dagger_variant,
+            "chunk_labels": self.chunk_labels_used,
             "rounds": state["rounds"],
             "n_episodes": len(trajectories),
             "expert_labels": _labels(trajectories),
@@ -394,7 +402,7 @@ class DAgger:
             "train_seconds": train_seconds,
         }
         common.update_run_file(self.output_dir, {"labels": {**account, "total_expert_labels": _labels(trajectories)},
-                                                 "best_round": best_round})
+                                                 "best_round": best_round, "chunk_labels": self.chunk_labels_used})
         results["eval"] = self.bc.evaluate(self.output_dir / "eval.json")
         return results
 
