@@ -85,6 +85,9 @@ def parse_args() -> argparse.Namespace:
                         help="plain DAgger with a chunked learner: the expert's own chunk from each state where the "
                              "learner plans, acted out in a branch of the simulation (expert_chunks; auto where the env "
                              "can branch, as ALOHA's can), or its labels of the states the learner visits (visited)")
+    parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
+                        help="DAgger rounds continue from the last round's weights (default: the learner's setting; "
+                             "flow_chunks: yes) or train afresh on the aggregate (--no-warm-start)")
     parser.add_argument("--ensemble-size", type=int, default=5)
     parser.add_argument("--query-rate", type=float, default=0.1, help="ensemble/thrifty target query rate")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default 50")
@@ -103,7 +106,12 @@ def parse_args() -> argparse.Namespace:
 
 def learner(args: argparse.Namespace) -> tuple[dict, str, dict]:
     """The learner's ILConfig fields, its description and the budgets where a flag is not given."""
-    return FLOW_CHUNKS if args.learner == "flow_chunks" else ENVS[args.env][1:]
+    fields, description, budgets = FLOW_CHUNKS if args.learner == "flow_chunks" else ENVS[args.env][1:]
+    if args.warm_start is not None and args.warm_start != fields.get("dagger_warm_start", False):
+        fields = {**fields, "dagger_warm_start": args.warm_start}
+        description += "; DAgger rounds " + ("continue from the last round's weights" if args.warm_start else
+                                             "train a fresh learner on the aggregate")
+    return fields, description, budgets
 
 
 def config(args: argparse.Namespace, seed: int, output_dir: str, **overrides):
@@ -145,8 +153,8 @@ def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> 
     out = Path(tmp) / f"{variant}-s{seed}"
     cfg = config(args, seed, str(out), dagger_variant=variant, dagger_iterations=args.rounds,
                  dagger_episodes_per_iter=args.episodes, dagger_ensemble_size=args.ensemble_size,
-                 dagger_target_query_rate=args.query_rate, dagger_chunk_labels=args.chunk_labels,
-                 bc_validation_split=0.0)
+                 dagger_target_query_rate=args.query_rate, bc_validation_split=0.0,
+                 **({"dagger_chunk_labels": args.chunk_labels} if variant == "dagger" else {}))
     start = time.perf_counter()
     results = DAgger(make_env(ENVS[args.env][0]), None, cfg, progress=False).train(initial_dataset=dataset_id(args, args.d0))
     seconds = time.perf_counter() - start
@@ -161,6 +169,7 @@ def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> 
         print(f"{variant} seed {seed} round {record['round']}: {record['expert_labels']} labels, {success:.0f}% "
               f"(expert share {record['round/expert_share']:.2f}, {record['round/context_switches']} switches)", flush=True)
     return {"method": variant, "seed": seed, "points": points, "labels": results["labels"],
+            "chunk_labels": results["chunk_labels"],
             "train_seconds": round(seconds, 1), "seconds_per_round": round(seconds / max(len(points), 1), 1)}
 
 
@@ -226,8 +235,9 @@ def main() -> None:
         "settings": {"env_id": ENVS[args.env][0], "learner": learner(args)[1], "learner_config": learner(args)[0],
                      "epochs_per_fit": args.epochs, "batch_size": 256, "learning_rate": 1e-3, "d0_demos": args.d0,
                      "rounds": args.rounds, "episodes_per_round": args.episodes, "ensemble_size": args.ensemble_size,
-                     "target_query_rate": args.query_rate, "chunk_labels": args.chunk_labels, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000,
-                     "seeds": args.seeds, "workers": args.workers},
+                     "target_query_rate": args.query_rate, "chunk_labels": args.chunk_labels,
+                     "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000, "seeds": args.seeds,
+                     "workers": args.workers},
         "summary": summary,
         "seconds_per_round_with_ensemble": float(np.mean(ensemble_rounds)) if ensemble_rounds else None,
         "rows": rows,

@@ -111,6 +111,7 @@ class AlohaStateExpert(BasePolicy):
     """
 
     task: str = ""
+    memoryless = True  # state feedback: the action depends on the state alone
     # Tuned per task (the picks differ: a cube alone on the table vs. two objects side by side).
     FREE_MOVE_MIN = 0.03  # m; closer than this even a free move finishes in Cartesian steps
     RISE_BELOW = 0.05  # m above the grasp point below which an arm rises before crossing over

@@ -171,8 +171,9 @@ class ILConfig(_ConfigMixin):
     # learner plans, the expert acts for a chunk in a branch of the simulation that is then undone, and
     # that chunk is the target; each of its actions is a label), "visited" (the expert's labels of the
     # states the learner goes on to visit; after the first action they mostly repeat the learner's own
-    # motion), or "auto": expert_chunks where the env can save and restore its simulation (ALOHA), else
-    # visited. See il_toolkit.train.il.expert_chunks.
+    # motion), or "auto": expert_chunks where the env can save and restore its simulation (ALOHA) and the
+    # expert is memoryless, else visited. A chunk costs action_chunk_size + executed - 1 labels per plan
+    # (with temporal_aggregation the learner plans every step). See il_toolkit.train.il.expert_chunks.
     dagger_chunk_labels: str = "auto"
     # Which DAgger: "dagger" (Ross et al.: the beta mixture acts, the expert labels every visited state),
     # "hg_dagger" (the learner acts; a person, or a model of one, takes over where it strays and labels
@@ -307,6 +308,12 @@ class ILConfig(_ConfigMixin):
     def trains_flow(self) -> bool:
         """BC and DAgger train a flow-matching policy: ``policy_type="flow"``, or chunks of actions."""
         return self.policy_type == "flow" or self.action_chunk_size > 1
+
+    @property
+    def executed_per_chunk(self) -> int:
+        """Actions a chunked policy executes of each chunk before it plans again: 1 with
+        ``temporal_aggregation`` (it re-plans every step), else the whole ``action_chunk_size``."""
+        return 1 if self.temporal_aggregation else self.action_chunk_size
 
     def kept_weights(self, fit: str) -> str:
         """"best" or "last": the weights a ``fit`` ("bc", "dagger_round" or "flow") keeps under ``keep_weights``."""

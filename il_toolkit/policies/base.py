@@ -85,6 +85,9 @@ class BasePolicy(ModelHubMixin, library_name="il_toolkit", tags=["il_toolkit", "
     """
 
     checkpoint_kind: ClassVar[str | None] = None
+    # True: the action depends on the observation alone (no memory, no queue of planned actions), so asking
+    # it about states off the episode (DAgger's chunk labels, acted out in a branch) changes nothing after
+    memoryless: ClassVar[bool] = False
     eval_info: dict[str, Any] | None = None  # written as eval_info.json beside a save_pretrained checkpoint
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:

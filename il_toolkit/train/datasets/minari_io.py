@@ -44,6 +44,11 @@ def chunk_start_mask(trajectory: Any) -> np.ndarray:
     return np.array([bool(info.get(CHUNK_START_INFO, False)) for info in infos[:steps]])
 
 
+def chunk_start_infos(starts: Sequence[bool]) -> np.ndarray:
+    """imitation ``infos`` (one dict per step) carrying :data:`CHUNK_START_INFO` from ``starts`` (T flags)."""
+    return np.array([{CHUNK_START_INFO: bool(s)} for s in starts])
+
+
 class DatasetError(ValueError):
     """A dataset that is missing, corrupt, or does not fit what it is used with."""
 
@@ -197,7 +202,7 @@ def _to_trajectory(episode: Any):
     return TrajectoryWithRew(
         obs=_episode_observations(episode.observations),
         acts=np.asarray(episode.actions),
-        infos=None if starts is None else np.array([{CHUNK_START_INFO: bool(x)} for x in starts[:len(episode.actions)]]),
+        infos=None if starts is None else chunk_start_infos(starts[:len(episode.actions)]),
         terminal=bool(episode.terminations[-1]),
         rews=np.asarray(episode.rewards, dtype=np.float32),
     )

@@ -358,6 +358,7 @@ class BehavioralCloning:
         ``val_demos``) at ``step_offset + epoch``; ``keep`` as in :meth:`fit` (default: the config's
         rule for a flow learner); ``seed`` (default: the config's) seeds the fit."""
         from il_toolkit.policies.flow_policy import default_state_features
+        from il_toolkit.train.datasets.minari_io import chunk_start_mask
         from il_toolkit.train.imitation_learning.loop import fit_flow_policy
 
         if not isinstance(self.env.action_space, gym.spaces.Box):
@@ -365,7 +366,7 @@ class BehavioralCloning:
                              f"{self.env.action_space}: set action_chunk_size=1 and policy_type mlp or sb3")
         chunk = self.config.action_chunk_size
         keep = keep or self.config.kept_weights("flow")
-        n = sum(len(t.acts) for t in train_demos)
+        n = sum(int(chunk_start_mask(t).sum()) for t in train_demos)  # windows: an epoch is a pass over them
 
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
             logger.log({**metrics, "epoch": step_offset + epoch}, step=step_offset + epoch)
@@ -374,7 +375,7 @@ class BehavioralCloning:
             spec_fields={"horizon": chunk, "n_obs_steps": 1},
             features=default_state_features(self.env) if self.config.task_frame else None,
             policy_options={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01} if self.config.temporal_aggregation
-            else {"n_action_steps": chunk})
+            else {"n_action_steps": self.config.executed_per_chunk})
         self.policy, fit = fit_flow_policy(
             "naive_flow_matching_policy_trainer", train_demos, self.env.observation_space, self.env.action_space,
             steps=self.config.bc_epochs * max(1, n // self.config.batch_size), batch_size=self.config.batch_size,
@@ -384,7 +385,7 @@ class BehavioralCloning:
         selected_by = ("val/loss" if val_demos else "train/loss") if keep == "best" else "last epoch"
         return {"best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss if val_demos else None,
                 "final_train_loss": fit.final_train_loss, "selected_by": selected_by, "last_state": fit.last_state,
-                "n_train": n, "n_val": sum(len(t.acts) for t in val_demos)}
+                "n_train": n, "n_val": sum(int(chunk_start_mask(t).sum()) for t in val_demos)}
 
     def _fit_toolkit(self, train: Any, val: Any, logger: MetricLogger, epochs: int, step_offset: int,
                      keep: str) -> dict[str, Any]:

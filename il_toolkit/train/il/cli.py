@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from il_toolkit.cli_flags import harmonise
-from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, DAGGER_VARIANTS, KEEP_WEIGHTS, LR_SCHEDULES, ON_STUCK, CHUNK_LABELS,
-                                               POLICY_TYPES, ILConfig)
+from il_toolkit.config.training_config import (ACTIVATIONS, BETA_SCHEDULES, CHUNK_LABELS, DAGGER_VARIANTS, KEEP_WEIGHTS,
+                                               LR_SCHEDULES, ON_STUCK, POLICY_TYPES, ILConfig)
 from il_toolkit.model.vla import VLAModel
 from il_toolkit.policies import load
 from il_toolkit.train.datasets.lerobot_dataset import ChunkedEpisodeDataset, create_lerobot_dataloader
@@ -95,7 +95,8 @@ _HELP = {
                            "acts for a chunk in a branch of the simulation that is then undone; that chunk is the "
                            "target and each of its actions a label), visited (the expert's labels of the states the "
                            "learner goes on to visit), or auto (expert_chunks where the env can save and restore its "
-                           "simulation, as ALOHA's can; else visited)",
+                           "simulation, as ALOHA's can, and the expert is memoryless; else visited). A chunk costs "
+                           "action_chunk_size + executed - 1 labels per plan (--temporal_aggregation plans every step)",
     "dagger_variant": "dagger: the beta mixture acts and the expert labels every visited state (Ross et al. 2011); "
                       "hg_dagger: the learner acts and the expert (a person at the controls, or a model of one) takes "
                       "over where it strays, labelling only those states (Kelly et al. 2019); ensemble_dagger: K "

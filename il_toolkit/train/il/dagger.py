@@ -99,7 +99,7 @@ from il_toolkit.rollout import rollout_episode
 from il_toolkit.train.il import common
 from il_toolkit.train.il.common import ResumeMismatchError
 from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
-from il_toolkit.train.il.expert_chunks import ExpertChunks, can_branch, expert_stretches
+from il_toolkit.train.il.expert_chunks import ExpertChunks, can_branch
 from il_toolkit.train.il.gates import BetaGate, Gate, PersonAtControls, SimulatedPerson
 from il_toolkit.train.il.interactive import ExpertFailure, InteractiveActor, LabelAccount, labelled_segments
 from il_toolkit.train.il.rollout_limits import EndWhenStuck, LabelBudget, StuckDetector
@@ -242,16 +242,14 @@ class DAgger:
                              "--action_chunk_size above 1 and --dagger_variant dagger, or leave dagger_chunk_labels "
                              "at auto")
         wanted = c.dagger_chunk_labels == "expert_chunks" or (c.dagger_chunk_labels == "auto" and chunked
-                                                               and can_branch(self.env))
-        if not wanted:
-            return None
-        every = 1 if c.temporal_aggregation else c.action_chunk_size
-        return ExpertChunks(self.env, self.expert, c.action_chunk_size, every)
+                                                               and can_branch(self.env, self.expert))
+        return ExpertChunks(self.env, self.expert, c.action_chunk_size, c.executed_per_chunk) if wanted else None
 
     @property
     def chunk_labels_used(self) -> str | None:
-        """What a chunked learner's targets are: "expert_chunks", "visited", or None (no chunks)."""
-        if self.config.action_chunk_size <= 1:
+        """Plain DAgger's chunk labels: "expert_chunks", "visited", or None (no chunked learner, or a
+        variant that labels only where the expert acts)."""
+        if self.config.action_chunk_size <= 1 or self.config.dagger_variant != "dagger":
             return None
         return "expert_chunks" if self.chunk_labels is not None else "visited"
 
@@ -277,7 +275,8 @@ class DAgger:
         learner = None if isinstance(gate, BetaGate) and gate.beta >= 1 else self.bc.policy
         actor = InteractiveActor(self.expert, learner, gate, takeover_when=takeover, chunk_labels=self.chunk_labels,
                                  label_limit=label_limit)
-        budget = LabelBudget(self.env, label_limit, spent=lambda: actor.account.labels) if label_limit is not None else None
+        spent = lambda: label_limit if actor.out_of_labels else actor.account.labels  # noqa: E731
+        budget = LabelBudget(self.env, label_limit, spent=spent) if label_limit is not None else None
         env = budget if budget is not None else self.env
         env = EndWhenStuck(env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else env
         n = self.config.dagger_episodes_per_iter
@@ -290,10 +289,7 @@ class DAgger:
             ended_stuck = isinstance(env, EndWhenStuck) and env.detector.still >= stuck_steps
             stuck += int(actor.taken_over or ended_stuck)
             rolled = episode.to_trajectory()
-            if actor.chunk_labels is not None:
-                trajectories += expert_stretches(rolled, actor.labels, self.chunk_labels.horizon) + actor.chunk_segments
-            else:
-                trajectories += labelled_segments(rolled, actor.labels)
+            trajectories += labelled_segments(rolled, actor.labels) + actor.chunk_segments
             returns.append(episode.sum_reward)
             successes.append(episode.success)
             cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
@@ -534,9 +530,10 @@ class DAgger:
                 "task_frame", "policy_mixture_components", "lr_schedule", "action_chunk_size", "temporal_aggregation",
                 "dagger_warm_start", "dagger_stuck_steps", "dagger_on_stuck", "dagger_label_budget",
                 "dagger_variant", "dagger_ensemble_size", "dagger_target_query_rate", "dagger_intervention_threshold",
-                "dagger_reaction_steps", "dagger_settle_steps", "dagger_chunk_labels")
+                "dagger_reaction_steps", "dagger_settle_steps")
         return {"env_id": common.env_id_of(self.env), "initial_dataset": initial_dataset,
-                "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys}}
+                "expert": type(self.expert).__name__, **{k: getattr(self.config, k) for k in keys},
+                "chunk_labels": self.chunk_labels_used}
 
     def _resume_state(self, initial_dataset: str | None) -> dict[str, Any]:
         signature = self._run_signature(initial_dataset)
@@ -546,6 +543,8 @@ class DAgger:
             state = json.loads(path.read_text())
             # settings added to the signature after a run was written count as their defaults
             stored = {**{k: v for k, v in ILConfig().to_dict().items() if k in signature}, **state["signature"]}
+            stored.setdefault("chunk_labels", "visited" if stored["action_chunk_size"] > 1 and stored[
+                "dagger_variant"] == "dagger" else None)  # before expert chunks, a chunked learner's were visited
             if stored != signature:
                 changed = sorted(k for k in signature if stored.get(k) != signature[k])
                 raise ResumeMismatchError(
@@ -585,15 +584,18 @@ class DAgger:
         from il_toolkit import __version__
         from il_toolkit.train.datasets.minari_io import chunk_start_mask, episode_buffer, unstack_observations, write_progress
 
+        marked = self.chunk_labels is not None  # then every episode records where its windows may start
         buffers = [episode_buffer(unstack_observations(t.obs, len(t.acts) + 1), list(t.acts), list(t.rews), t.terminal, None,
-                                  chunk_starts=chunk_start_mask(t))
+                                  chunk_starts=chunk_start_mask(t) if marked else None)
                    for t in trajectories]
         write_progress(self.output_dir / DATASET_DIR, self.env, buffers, {
             "dataset_id": "dagger/aggregate-v0",
             "il_toolkit_env_id": common.env_id_of(self.env),
             "il_toolkit_expert": type(self.expert).__name__,
             "il_toolkit_version": __version__,
-            "description": "DAgger aggregate: observations visited by the beta-mixture, actions labelled by the expert",
+            "description": "DAgger aggregate: observations visited by the beta-mixture, actions labelled by the expert"
+                           + ("; and the expert's chunks acted out from the learner's states in branches of the simulation"
+                              if marked else ""),
         })
 
     def _drop_round(self, state: dict[str, Any], iteration: int, reason: str) -> None:

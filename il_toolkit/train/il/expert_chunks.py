@@ -21,23 +21,29 @@ counts as an expert label.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from il_toolkit.policies.base import Policy
-from il_toolkit.train.datasets.minari_io import CHUNK_START_INFO
+from il_toolkit.train.datasets.minari_io import chunk_start_infos
 from il_toolkit.train.il.interactive import checked_expert_action
 
+if TYPE_CHECKING:
+    from imitation.data.types import TrajectoryWithRew
 
-def can_branch(env: gym.Env) -> bool:
-    """Whether ``env`` can save and restore its simulation (``snapshot()``/``restore()`` on the
-    unwrapped env, as the ALOHA envs have) and its wrappers leave observations as they are."""
+
+def can_branch(env: gym.Env, expert: Any) -> bool:
+    """Whether the expert's chunk can be acted out in a branch of ``env``: the unwrapped env can
+    save and restore its simulation (``snapshot()``/``restore()``, as the ALOHA envs can), has the
+    same spaces as the wrapped one and vector observations (a branch of a camera env would render
+    every step of it), and the expert is memoryless (its ``memoryless`` attribute: a branch must not
+    change what it does next; a person at the controls is not)."""
     base = env.unwrapped
     return (callable(getattr(base, "snapshot", None)) and callable(getattr(base, "restore", None))
-            and base.observation_space == env.observation_space)
+            and base.observation_space == env.observation_space and base.action_space == env.action_space
+            and isinstance(env.observation_space, gym.spaces.Box) and bool(getattr(expert, "memoryless", False)))
 
 
 class ExpertChunks:
@@ -53,10 +59,12 @@ class ExpertChunks:
     """
 
     def __init__(self, env: gym.Env, expert: Policy, horizon: int, every: int) -> None:
-        if not can_branch(env):
-            raise ValueError(f"{type(env.unwrapped).__name__} cannot save and restore its simulation (snapshot() and "
-                             "restore()), so the expert cannot show its chunk from a learner's state: label the "
-                             "visited states instead (dagger_chunk_labels='visited')")
+        if not can_branch(env, expert):
+            raise ValueError(f"the expert ({type(expert).__name__}) cannot act out its chunk in a branch of "
+                             f"{type(env.unwrapped).__name__}: that needs an env that saves and restores its simulation "
+                             "(snapshot() and restore()) with vector observations, and a memoryless expert (memoryless = "
+                             "True: the scripted ALOHA experts); label the visited states instead "
+                             "(dagger_chunk_labels='visited')")
         if horizon < 1 or not 1 <= every <= horizon:
             raise ValueError(f"need horizon >= 1 and 1 <= every <= horizon, got horizon {horizon}, every {every}")
         self.sim, self.expert, self.action_space = env.unwrapped, expert, env.action_space
@@ -67,15 +75,14 @@ class ExpertChunks:
         """Expert actions (labels) per branch."""
         return self.horizon + self.every - 1
 
-    def label(self, observation: Any, max_labels: int | None = None) -> Any:
-        """The expert's stretch from the current state, as an imitation ``TrajectoryWithRew``
-        (at most ``max_labels`` actions; None when that is 0); the simulation is restored after.
-        Raises :class:`~il_toolkit.train.il.interactive.ExpertFailure` as a visited-state label would."""
+    def label(self, observation: Any, max_labels: int | None = None) -> TrajectoryWithRew:
+        """The expert's stretch from the current state (at most ``max_labels`` actions, at least 1),
+        the first ``every`` steps from which a whole chunk follows marked as chunk starts; the
+        simulation is restored after. Raises :class:`~il_toolkit.train.il.interactive.ExpertFailure`
+        as a visited-state label would."""
         from imitation.data.types import TrajectoryWithRew
 
-        length = self.length if max_labels is None else min(self.length, max_labels)
-        if length <= 0:
-            return None
+        length = self.length if max_labels is None else max(1, min(self.length, max_labels))
         saved = self.sim.snapshot()
         observations, actions, rewards, ended = [observation], [], [], False
         try:
@@ -89,33 +96,9 @@ class ExpertChunks:
                     break
         finally:
             self.sim.restore(saved)
-        starts = whole_chunk_starts(len(actions), self.horizon, ended) & (np.arange(len(actions)) < self.every)
-        return TrajectoryWithRew(obs=np.stack(observations), acts=np.stack(actions), infos=chunk_start_infos(starts),
-                                 terminal=bool(ended), rews=np.asarray(rewards, dtype=np.float32))
-
-
-def whole_chunk_starts(steps: int, horizon: int, ends_episode: bool) -> np.ndarray:
-    """``(steps,)`` bool: the steps of a stretch from which ``horizon`` of its actions follow, or
-    every step where the stretch ends its episode (there the chunk is padded with the last action,
-    as the episode's own end is)."""
-    t = np.arange(steps)
-    return np.ones(steps, dtype=bool) if ends_episode else t + horizon <= steps
-
-
-def chunk_start_infos(starts: np.ndarray) -> np.ndarray:
-    """imitation ``infos`` (one dict per step) carrying :data:`CHUNK_START_INFO`."""
-    return np.array([{CHUNK_START_INFO: bool(s)} for s in starts])
-
-
-def expert_stretches(trajectory: Any, labels: list[np.ndarray | None], horizon: int) -> list[Any]:
-    """:func:`~il_toolkit.train.il.interactive.labelled_segments` of an episode rolled out with
-    chunk labels, where the labelled stretches are the steps the expert acted in: each marks as
-    chunk starts only the steps :func:`whole_chunk_starts` allows (a stretch the learner took over
-    from gives no chunk past its end)."""
-    from il_toolkit.train.il.interactive import labelled_segments
-
-    segments = labelled_segments(trajectory, labels)
-    reaches_end = bool(labels) and labels[-1] is not None
-    return [dataclasses.replace(segment, infos=chunk_start_infos(whole_chunk_starts(
-        len(segment.acts), horizon, reaches_end and i == len(segments) - 1))) for i, segment in enumerate(segments)]
+        t = np.arange(len(actions))
+        whole = np.ones(len(actions), dtype=bool) if ended else t + self.horizon <= len(actions)  # an episode's end pads
+        return TrajectoryWithRew(obs=np.stack(observations), acts=np.stack(actions),
+                                 infos=chunk_start_infos(whole & (t < self.every)), terminal=bool(ended),
+                                 rews=np.asarray(rewards, dtype=np.float32))
 

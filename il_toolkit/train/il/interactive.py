@@ -10,7 +10,7 @@ the expert-labelled stretches a learner trains on.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
@@ -87,6 +87,15 @@ class LabelAccount:
         return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
 
 
+class ChunkLabeler(Protocol):
+    """Labels a state with the expert's chunk (:class:`~il_toolkit.train.il.expert_chunks.ExpertChunks`)."""
+
+    horizon: int  # actions per chunk
+    every: int  # steps between the learner's plans
+
+    def label(self, observation: Any, max_labels: int | None = None) -> Any: ...
+
+
 class InteractiveActor(BasePolicy):
     """Rolls out the learner under a gate: each step the learner proposes an action (asked every
     step, so a chunked learner's queue keeps to the clock), the gate says whether the expert acts,
@@ -96,20 +105,24 @@ class InteractiveActor(BasePolicy):
     before the expert took over.
 
     With ``chunk_labels`` (an :class:`~il_toolkit.train.il.expert_chunks.ExpertChunks`, for a
-    chunked learner under a gate that labels every state) the visited states the learner acts in
-    are not labelled one by one: every ``chunk_labels.every`` steps the expert shows its own chunk
-    from there in a branch of the simulation, kept in ``chunk_segments``; ``label_limit`` caps the
-    labels the account may reach.
+    chunked learner under a gate that labels every state: plain DAgger) the labels are chunks, not
+    visited states: at each step where the learner plans (every ``chunk_labels.every`` steps) the
+    expert acts out its own chunk from there in a branch of the simulation (kept in
+    ``chunk_segments``; each of its actions a label), and the gate's choice of who acts holds
+    until the next plan, so the expert, where it acts, replays the first actions of its branch.
+    A branch needs room for a whole chunk under ``label_limit``; once there is none,
+    ``out_of_labels`` is set and no more are taken.
 
     After each episode, ``labels`` holds one entry per step (the expert's action or None),
     ``expert_acted`` who acted at each step, and ``account`` the running counts."""
 
     def __init__(self, expert: Policy, learner: Policy | None, gate: Gate, takeover_when: Any = None,
-                 chunk_labels: Any = None, label_limit: int | None = None) -> None:
+                 chunk_labels: ChunkLabeler | None = None, label_limit: int | None = None) -> None:
         super().__init__(expert.observation_space, expert.action_space)
         self.expert, self.learner, self.gate, self.takeover_when = expert, learner, gate, takeover_when
         self.chunk_labels = chunk_labels if learner is not None and gate.labels_every_state else None
         self.label_limit = label_limit
+        self.out_of_labels = False
         self.account = LabelAccount()
         self.labels: list[np.ndarray | None] = []
         self.expert_acted: list[bool] = []
@@ -123,7 +136,11 @@ class InteractiveActor(BasePolicy):
                         lambda: checked_expert_action(self.expert, observation, self.action_space), member_actions=members)
         if self.takeover_when is not None and not self.taken_over:
             self.taken_over = self.takeover_when.update(observation)
-        expert_acts = self.taken_over or self.gate.expert_acts(view, self.expert_in_control)
+        plans = self.chunk_labels is not None and len(self.labels) % self.chunk_labels.every == 0
+        if self.chunk_labels is not None and not plans and not self.taken_over:
+            expert_acts = self.expert_in_control  # the coin holds until the learner's next plan
+        else:
+            expert_acts = self.taken_over or self.gate.expert_acts(view, self.expert_in_control)
         in_control_before = self.expert_in_control if self.labels else self.learner is None  # episodes start with the learner
         if expert_acts != in_control_before:
             if expert_acts:
@@ -133,25 +150,29 @@ class InteractiveActor(BasePolicy):
                 if not self.gate.labels_every_state:  # a gate that hands over (not DAgger's coin): stale plans go
                     self.learner.reset()
         self.expert_in_control = expert_acts
-        labels_visited = self.gate.labels_every_state and self.chunk_labels is None
-        if not expert_acts and self.chunk_labels is not None and len(self.labels) % self.chunk_labels.every == 0:
+        if plans and not self.out_of_labels:
             self._label_chunk(observation)
-        label = view.expert_action() if expert_acts or labels_visited else None
+        labels_visited = self.gate.labels_every_state and self.chunk_labels is None
+        label = view.expert_action() if (expert_acts and self.chunk_labels is None) or labels_visited else None
+        action = view.expert_action() if expert_acts else learner_action
         self.labels.append(label)
         self.expert_acted.append(bool(expert_acts))
         self.account.labels += int(label is not None)
         self.account.expert_queries += int(view.expert_asked)
         self.account.expert_steps += int(expert_acts)
         self.account.learner_steps += int(not expert_acts)
-        return (label if expert_acts else learner_action), state
+        return action, state
 
     def _label_chunk(self, observation: Any) -> None:
+        """The expert's chunk from here, in a branch; none once a whole chunk no longer fits the label limit."""
         room = None if self.label_limit is None else self.label_limit - self.account.labels
+        if room is not None and room < self.chunk_labels.horizon:
+            self.out_of_labels = True
+            return
         segment = self.chunk_labels.label(observation, room)
-        if segment is not None:
-            self.chunk_segments.append(segment)
-            self.account.labels += len(segment.acts)
-            self.account.expert_queries += len(segment.acts)
+        self.chunk_segments.append(segment)
+        self.account.labels += len(segment.acts)
+        self.account.expert_queries += len(segment.acts)
 
     def _learner_proposal(self, observation: Any, deterministic: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self.learner is None:

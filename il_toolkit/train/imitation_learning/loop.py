@@ -24,9 +24,9 @@ import torch
 from gymnasium import spaces
 
 from il_toolkit.config.training_config import LR_SCHEDULES
-from il_toolkit.train.datasets.minari_io import chunk_start_mask
 from il_toolkit.features.state import StateFeatures
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+from il_toolkit.train.datasets.minari_io import chunk_start_mask
 from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 from il_toolkit.train.imitation_learning.windows import WindowDataset
 from il_toolkit.train.loop import KEEP_RULES, FitHistory, Position, SampledBatches, run_training

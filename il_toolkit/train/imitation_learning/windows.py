@@ -115,7 +115,10 @@ class WindowDataset:
             return np.asarray(obs)
 
         masks = [chunk_start_mask(t) for t in trajectories]
-        trajectories = [t for t, mask in zip(trajectories, masks) if mask.any()]  # stretches too short for a chunk
+        if trajectories and not any(mask.any() for mask in masks):
+            raise ValueError(f"none of the {len(trajectories)} episodes has a step a training window may start from "
+                             "(their chunk_start info is all false): nothing to train on")
+        trajectories = [t for t, mask in zip(trajectories, masks) if mask.any()]
         features = getattr(policy, "features", None)
         if features is None:
             episodes = ((policy.observation_batch(plain(t.obs)), t.acts) for t in trajectories)
