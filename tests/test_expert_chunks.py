@@ -169,3 +169,15 @@ def test_chunk_labels_are_checked():
     visited = DAgger(make_env(INSERTION), None, ILConfig.dagger(action_chunk_size=4, dagger_chunk_labels="visited",
                                                                use_wandb=False), progress=False)
     assert visited.chunk_labels is None and visited.chunk_labels_used == "visited"
+
+
+def test_a_label_budget_stops_where_no_whole_chunk_fits(tmp_path):
+    from il_toolkit.train.il.dagger import DAgger
+
+    env = make_env(INSERTION, max_episode_steps=24)
+    config = ILConfig.dagger(dagger_iterations=3, dagger_episodes_per_iter=1, bc_epochs=1, batch_size=16,
+                             eval_episodes=1, action_chunk_size=4, output_dir=str(tmp_path / "dagger"), use_wandb=False,
+                             bc_validation_split=0.0, dagger_label_budget=24 + 7 * 2 + 3)
+    results = DAgger(env, None, config, progress=False).train()
+    assert [r["round/expert_labels"] for r in results["rounds"]] == [24, 14]  # 3 labels left: no chunk fits
+    assert results["expert_labels"] == 38

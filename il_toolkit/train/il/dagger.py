@@ -471,7 +471,10 @@ class DAgger:
     def _labels_left(self, trajectories: list[Any]) -> int | None:
         """Expert labels the budget (``dagger_label_budget``) still allows; None: no budget."""
         budget = self.config.dagger_label_budget
-        return max(budget - _labels(trajectories), 0) if budget > 0 else None
+        if budget <= 0:
+            return None
+        left = max(budget - _labels(trajectories), 0)
+        return 0 if self.chunk_labels is not None and left < self.chunk_labels.horizon else left  # no whole chunk fits
 
     def _check_budget(self, state: dict[str, Any], initial: list[Any]) -> None:
         """A budget that the initial dataset already spends would leave no round to run."""
@@ -479,7 +482,8 @@ class DAgger:
             raise ValueError(
                 f"dagger_label_budget={self.config.dagger_label_budget} is spent by the initial dataset alone "
                 f"({_labels(initial)} labels), so no DAgger round could run: raise --dagger_label_budget above "
-                "that, or start from a smaller initial dataset (--dataset)"
+                "that" + (f" by a whole chunk at least ({self.chunk_labels.horizon} labels)" if self.chunk_labels else "")
+                + ", or start from a smaller initial dataset (--dataset)"
             )
 
     def _check_first_learner(self, state: dict[str, Any], initial: list[Any]) -> None:
