@@ -13,10 +13,10 @@ from the same state lies 0.10 rad from them at the 4th action and 0.17 rad at th
 :class:`ExpertChunks` labels a state with the expert's chunk instead: it saves the simulation
 (``env.unwrapped.snapshot()``), lets the expert act for ``horizon + every - 1`` steps, and puts the
 simulation back (``restore``), so the episode goes on as if nothing happened. The stretch is
-stored as an episode whose first ``every`` steps are marked as chunk starts
-(:data:`CHUNK_START_INFO`): each such step's window then holds ``horizon`` actions the expert
-really took from there, and no window runs past the stretch's end. Every action of the stretch
-counts as an expert label.
+stored as an episode whose first ``every`` steps are marked as chunk starts (the info
+:data:`~il_toolkit.train.datasets.minari_io.CHUNK_START_INFO`): each such step's window then holds
+``horizon`` actions the expert really took from there, and no window runs past the stretch's
+end. Every action of the stretch counts as an expert label.
 """
 
 from __future__ import annotations
