@@ -8,7 +8,7 @@ of the chunk, averaged over the plans):
 - ``visited``: the expert's labels of the states the learner went on to visit (the target plain
   DAgger built before expert chunks: ``--dagger_chunk_labels visited``);
 - ``expert``: what the expert does from that state, acted out in a branch of the simulation
-  (``env.unwrapped.snapshot()`` / ``restore()``; the target ``expert_chunks`` gives);
+  (:class:`~il_toolkit.train.il.expert_chunks.ExpertChunks`; the target ``expert_chunks`` gives);
 - ``learner``: the actions the learner itself executed.
 
 Writes ``benchmarks/results/chunk_labels.json``.
@@ -41,17 +41,15 @@ def rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def compare_along_rollout(env, expert, learner, seed: int, horizon: int, every: int) -> list[dict[str, np.ndarray]]:
     """Roll the learner out for one episode; at every ``every``-th step, the three chunks' distances."""
+    from il_toolkit.train.il.expert_chunks import ExpertChunks
+
+    expert_chunk = ExpertChunks(env, expert, horizon, every=1)  # the expert's next `horizon` actions, in a branch
     observation, _ = env.reset(seed=seed)
     learner.reset()
-    sim, branches, labels, actions = env.unwrapped, {}, [], []
+    branches, labels, actions = {}, [], []
     for t in range(env.spec.max_episode_steps):
         if t % every == 0:
-            saved, o, chunk = sim.snapshot(), observation, []
-            for _ in range(horizon):
-                chunk.append(np.asarray(expert.predict(o, deterministic=True)[0]))
-                o = sim.step(chunk[-1])[0]
-            sim.restore(saved)
-            branches[t] = np.stack(chunk)
+            branches[t] = expert_chunk.label(observation).acts
         labels.append(np.asarray(expert.predict(observation, deterministic=True)[0]))
         actions.append(np.asarray(learner.predict(observation, deterministic=True)[0]))
         observation, _, terminated, truncated, _ = env.step(actions[-1])

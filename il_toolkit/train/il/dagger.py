@@ -232,10 +232,15 @@ class DAgger:
                      fix="DAgger needs an expert for the env it trains in")
         return expert
 
+    @property
+    def _labels_chunks(self) -> bool:
+        """Plain DAgger with a chunked learner: the one case whose targets ``dagger_chunk_labels`` picks."""
+        return self.config.action_chunk_size > 1 and self.config.dagger_variant == "dagger"
+
     def _chunk_labels(self) -> ExpertChunks | None:
         """Where plain DAgger labels a chunked learner with the expert's own chunks (``dagger_chunk_labels``)."""
         c = self.config
-        chunked = c.action_chunk_size > 1 and c.dagger_variant == "dagger"
+        chunked = self._labels_chunks
         if c.dagger_chunk_labels == "expert_chunks" and not chunked:
             raise ValueError(f"dagger_chunk_labels='expert_chunks' labels a chunked learner in plain DAgger; this run has "
                              f"action_chunk_size={c.action_chunk_size} and dagger_variant={c.dagger_variant!r}: set "
@@ -249,7 +254,7 @@ class DAgger:
     def chunk_labels_used(self) -> str | None:
         """Plain DAgger's chunk labels: "expert_chunks", "visited", or None (no chunked learner, or a
         variant that labels only where the expert acts)."""
-        if self.config.action_chunk_size <= 1 or self.config.dagger_variant != "dagger":
+        if not self._labels_chunks:
             return None
         return "expert_chunks" if self.chunk_labels is not None else "visited"
 

@@ -21,12 +21,14 @@ end. Every action of the stretch counts as an expert label.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from il_toolkit.policies.base import Policy
+from il_toolkit.rollout import Episode
 from il_toolkit.train.datasets.minari_io import chunk_start_infos
 from il_toolkit.train.il.interactive import checked_expert_action
 
@@ -80,25 +82,19 @@ class ExpertChunks:
         the first ``every`` steps from which a whole chunk follows marked as chunk starts; the
         simulation is restored after. Raises :class:`~il_toolkit.train.il.interactive.ExpertFailure`
         as a visited-state label would."""
-        from imitation.data.types import TrajectoryWithRew
-
         length = self.length if max_labels is None else max(1, min(self.length, max_labels))
+        branch = Episode(seed=None, observations=[observation])
         saved = self.sim.snapshot()
-        observations, actions, rewards, ended = [observation], [], [], False
         try:
-            for _ in range(length):
-                action = checked_expert_action(self.expert, observations[-1], self.action_space)
-                observation, reward, ended, _, _ = self.sim.step(action)
-                observations.append(observation)
-                actions.append(action)
-                rewards.append(float(reward))
-                if ended:
-                    break
+            while branch.length < length and not branch.terminated:
+                action = checked_expert_action(self.expert, branch.observations[-1], self.action_space)
+                observation, reward, branch.terminated, _, _ = self.sim.step(action)
+                branch.observations.append(observation)
+                branch.actions.append(action)
+                branch.rewards.append(float(reward))
         finally:
             self.sim.restore(saved)
-        t = np.arange(len(actions))
-        whole = np.ones(len(actions), dtype=bool) if ended else t + self.horizon <= len(actions)  # an episode's end pads
-        return TrajectoryWithRew(obs=np.stack(observations), acts=np.stack(actions),
-                                 infos=chunk_start_infos(whole & (t < self.every)), terminal=bool(ended),
-                                 rews=np.asarray(rewards, dtype=np.float32))
+        t = np.arange(branch.length)
+        whole = np.ones(branch.length, dtype=bool) if branch.terminated else t + self.horizon <= branch.length  # an end pads
+        return dataclasses.replace(branch.to_trajectory(), infos=chunk_start_infos(whole & (t < self.every)))
 

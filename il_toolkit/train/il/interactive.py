@@ -152,8 +152,8 @@ class InteractiveActor(BasePolicy):
         self.expert_in_control = expert_acts
         if plans and not self.out_of_labels:
             self._label_chunk(observation)
-        labels_visited = self.gate.labels_every_state and self.chunk_labels is None
-        label = view.expert_action() if (expert_acts and self.chunk_labels is None) or labels_visited else None
+        labels_state = self.chunk_labels is None and (expert_acts or self.gate.labels_every_state)
+        label = view.expert_action() if labels_state else None
         action = view.expert_action() if expert_acts else learner_action
         self.labels.append(label)
         self.expert_acted.append(bool(expert_acts))

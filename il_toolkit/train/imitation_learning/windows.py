@@ -114,11 +114,11 @@ class WindowDataset:
                 return {k: plain(v) for k, v in obs.items()}
             return np.asarray(obs)
 
-        masks = [chunk_start_mask(t) for t in trajectories]
-        if trajectories and not any(mask.any() for mask in masks):
+        kept = [(t, mask) for t in trajectories for mask in [chunk_start_mask(t)] if mask.any()]
+        if trajectories and not kept:
             raise ValueError(f"none of the {len(trajectories)} episodes has a step a training window may start from "
                              "(their chunk_start info is all false): nothing to train on")
-        trajectories = [t for t, mask in zip(trajectories, masks) if mask.any()]
+        trajectories = [t for t, _ in kept]
         features = getattr(policy, "features", None)
         if features is None:
             episodes = ((policy.observation_batch(plain(t.obs)), t.acts) for t in trajectories)
@@ -127,7 +127,7 @@ class WindowDataset:
             triples = ((policy.observation_batch(obs), t.acts, policy.raw_state(obs))
                        for t in trajectories for obs in [plain(t.obs)])
             windows = cls.from_episodes(triples, spec.n_obs_steps, spec.horizon, encode_chunk=policy.encode_actions)
-        starts = np.concatenate([mask for mask in masks if mask.any()])
+        starts = np.concatenate([mask for _, mask in kept])
         return windows if starts.all() else windows.select(torch.as_tensor(starts))
 
     def select(self, keep: torch.Tensor) -> "WindowDataset":
