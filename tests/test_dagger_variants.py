@@ -119,6 +119,45 @@ def test_labelled_segments_are_the_runs_of_labelled_steps():
     assert labelled_segments(trajectory, [None] * 6) == []
 
 
+def test_a_stretch_handed_back_keeps_only_whole_chunk_windows_for_a_chunked_learner():
+    from imitation.data.types import TrajectoryWithRew
+
+    from il_toolkit.train.datasets.minari_io import chunk_start_mask
+
+    trajectory = TrajectoryWithRew(obs=np.arange(10, dtype=np.float32)[:, None], acts=np.zeros((9, 1)), infos=None,
+                                   terminal=False, rews=np.zeros(9, dtype=np.float32))
+    one = np.ones(1)
+    labels = [one] * 4 + [None] * 2 + [one] * 3
+    handed_back, at_the_end = labelled_segments(trajectory, labels, horizon=3)
+    np.testing.assert_array_equal(chunk_start_mask(handed_back), [True, True, False, False])  # no action past step 4
+    np.testing.assert_array_equal(chunk_start_mask(at_the_end), [True, True, True])  # padded, as a demonstration
+    short, _ = labelled_segments(trajectory, labels, horizon=5)
+    assert not chunk_start_mask(short).any() and len(short.acts) == 4  # no window, the labels still there
+    assert all(s.infos is None for s in labelled_segments(trajectory, labels))  # one action per window: all whole
+
+
+def test_chunked_hg_dagger_trains_on_whole_expert_chunks_and_resumes_with_them(tmp_path, monkeypatch):
+    from minari import MinariDataset
+
+    from il_toolkit.train.datasets.minari_io import chunk_start_mask, trajectories_from
+    from il_toolkit.train.il.dagger import DATASET_DIR
+
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
+    config = _config(tmp_path, dagger_variant="hg_dagger", action_chunk_size=4, dagger_intervention_threshold=0.05,
+                     dagger_iterations=3)  # round 1 is the expert's alone
+    original = _fail_rounds(monkeypatch, {2: KeyboardInterrupt()})
+    with pytest.raises(KeyboardInterrupt):
+        DAgger(env, None, config, progress=False).train()
+    aggregate = trajectories_from(MinariDataset(tmp_path / "run" / DATASET_DIR), "aggregate", env)
+    masks = [chunk_start_mask(t) for t in aggregate]  # read back from the Minari aggregate, as a resumed run sees it
+    whole = [m[:len(m) - 3].all() and not m[len(m) - 3:].any() for m in masks]  # a stretch handed back
+    assert any(whole), "the simulated person should have handed back at least once"
+    assert all(w or m.all() for w, m in zip(whole, masks))  # else the stretch ran to the episode's end: padded there
+    monkeypatch.setattr(DAgger, "collect_round", original)
+    results = DAgger(env, None, config, progress=False).train()
+    assert len(results["rounds"]) == 3
+
+
 def test_an_ensemble_means_its_members_measures_their_spread_and_round_trips(tmp_path):
     ensemble = EnsemblePolicy([_constant([-0.5, 0.0]), _constant([0.5, 0.0])])
     np.testing.assert_allclose(ensemble.predict(np.zeros(3, np.float32))[0], [-0.5, 0.0])  # the first member acts

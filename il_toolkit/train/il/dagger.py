@@ -294,7 +294,7 @@ class DAgger:
             ended_stuck = isinstance(env, EndWhenStuck) and env.detector.still >= stuck_steps
             stuck += int(actor.taken_over or ended_stuck)
             rolled = episode.to_trajectory()
-            trajectories += labelled_segments(rolled, actor.labels) + actor.chunk_segments
+            trajectories += labelled_segments(rolled, actor.labels, self.config.action_chunk_size) + actor.chunk_segments
             returns.append(episode.sum_reward)
             successes.append(episode.success)
             cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
@@ -593,7 +593,7 @@ class DAgger:
         from il_toolkit import __version__
         from il_toolkit.train.datasets.minari_io import chunk_start_mask, episode_buffer, unstack_observations, write_progress
 
-        marked = self.chunk_labels is not None  # then every episode records where its windows may start
+        marked = self.config.action_chunk_size > 1  # a chunked learner's episodes record where its windows may start
         buffers = [episode_buffer(unstack_observations(t.obs, len(t.acts) + 1), list(t.acts), list(t.rews), t.terminal, None,
                                   chunk_starts=chunk_start_mask(t) if marked else None)
                    for t in trajectories]
@@ -604,7 +604,7 @@ class DAgger:
             "il_toolkit_version": __version__,
             "description": "DAgger aggregate: observations visited by the beta-mixture, actions labelled by the expert"
                            + ("; and the expert's chunks acted out from the learner's states in branches of the simulation"
-                              if marked else ""),
+                              if self.chunk_labels is not None else ""),
         })
 
     def _drop_round(self, state: dict[str, Any], iteration: int, reason: str) -> None:

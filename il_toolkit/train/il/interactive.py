@@ -196,20 +196,32 @@ class InteractiveActor(BasePolicy):
         self.taken_over = False
 
 
-def labelled_segments(trajectory: Any, labels: list[np.ndarray | None]) -> list[Any]:
+def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon: int = 1) -> list[Any]:
     """The maximal runs of labelled steps of one episode, as imitation ``TrajectoryWithRew``\\ s
     whose actions are the expert's labels. ``trajectory``: the episode as rolled out (T steps,
     T+1 observations); ``labels``: T entries, None where the expert gave no label. A run ending
-    at the episode's last step keeps its ``terminal`` flag; earlier runs are not terminal."""
+    at the episode's last step keeps its ``terminal`` flag; earlier runs are not terminal.
+
+    ``horizon``: actions per chunk of the learner. A run that ends before the episode does (the
+    expert handed back, and the learner acted next) has no expert actions past its end, so for a
+    chunked learner only its steps from which a whole chunk follows are marked as chunk starts
+    (:data:`~il_toolkit.train.datasets.minari_io.CHUNK_START_INFO`); a window padded past the
+    hand-back would teach "hold the last action". A run shorter than the chunk then holds no
+    window, though its labels still count. A run that ends with the episode is padded at its end,
+    as a demonstration is."""
     from imitation.data.types import TrajectoryWithRew
+
+    from il_toolkit.train.datasets.minari_io import chunk_start_infos
 
     segments, start = [], None
     for t, label in enumerate([*labels, None]):
         if label is not None and start is None:
             start = t
         elif label is None and start is not None:
+            steps, ends_episode = t - start, t == len(labels)
+            starts = None if ends_episode or horizon <= 1 else chunk_start_infos(np.arange(steps) + horizon <= steps)
             segments.append(TrajectoryWithRew(
-                obs=trajectory.obs[start:t + 1], acts=np.stack(labels[start:t]), infos=None,
-                terminal=bool(trajectory.terminal and t == len(labels)), rews=trajectory.rews[start:t]))
+                obs=trajectory.obs[start:t + 1], acts=np.stack(labels[start:t]), infos=starts,
+                terminal=bool(trajectory.terminal and ends_episode), rews=trajectory.rews[start:t]))
             start = None
     return segments
