@@ -88,6 +88,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
                         help="DAgger rounds continue from the last round's weights (default: the learner's setting; "
                              "flow_chunks: yes) or train afresh on the aggregate (--no-warm-start)")
+    parser.add_argument("--intervention-threshold", type=float, default=None,
+                        help="HG-DAgger's simulated person takes over where the learner's action strays from the "
+                             "expert's by more than this (RMS in half-ranges; default: ILConfig's)")
     parser.add_argument("--ensemble-size", type=int, default=5)
     parser.add_argument("--query-rate", type=float, default=0.1, help="ensemble/thrifty target query rate")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default 50")
@@ -154,6 +157,8 @@ def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> 
     cfg = config(args, seed, str(out), dagger_variant=variant, dagger_iterations=args.rounds,
                  dagger_episodes_per_iter=args.episodes, dagger_ensemble_size=args.ensemble_size,
                  dagger_target_query_rate=args.query_rate, bc_validation_split=0.0,
+                 **({"dagger_intervention_threshold": args.intervention_threshold}
+                    if args.intervention_threshold is not None else {}),
                  **({"dagger_chunk_labels": args.chunk_labels} if variant == "dagger" else {}))
     start = time.perf_counter()
     results = DAgger(make_env(ENVS[args.env][0]), None, cfg, progress=False).train(initial_dataset=dataset_id(args, args.d0))
@@ -207,7 +212,7 @@ def main() -> None:
     if args.quick:
         args.bc_demos, args.d0, args.rounds, args.episodes, args.epochs = [3, 5], 3, 2, 2, 5
         args.eval_episodes, args.seeds, args.ensemble_size = 2, args.seeds[:1], 2
-    from il_toolkit import collect_dataset
+    from il_toolkit import ILConfig, collect_dataset
 
     for n in sorted({*args.bc_demos, args.d0}):
         collect_dataset(ENVS[args.env][0], dataset_id(args, n), n, seed=0, num_envs=2, progress=False, if_missing=True)
@@ -236,6 +241,8 @@ def main() -> None:
                      "epochs_per_fit": args.epochs, "batch_size": 256, "learning_rate": 1e-3, "d0_demos": args.d0,
                      "rounds": args.rounds, "episodes_per_round": args.episodes, "ensemble_size": args.ensemble_size,
                      "target_query_rate": args.query_rate, "chunk_labels": args.chunk_labels,
+                     "intervention_threshold": (args.intervention_threshold if args.intervention_threshold is not None
+                                                else ILConfig().dagger_intervention_threshold),
                      "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000, "seeds": args.seeds,
                      "workers": args.workers},
         "summary": summary,
