@@ -134,6 +134,10 @@ def test_a_stretch_handed_back_keeps_only_whole_chunk_windows_for_a_chunked_lear
     short, _ = labelled_segments(trajectory, labels, horizon=5)
     assert not chunk_start_mask(short).any() and len(short.acts) == 4  # no window, the labels still there
     assert all(s.infos is None for s in labelled_segments(trajectory, labels))  # one action per window: all whole
+    _, cut = labelled_segments(trajectory, labels, horizon=3, cut_short=True)  # a label budget ended the episode
+    np.testing.assert_array_equal(chunk_start_mask(cut), [True, False, False])
+    with pytest.raises(ValueError, match="one per step"):
+        labelled_segments(trajectory, labels[:-1])
 
 
 def test_chunked_hg_dagger_trains_on_whole_expert_chunks_and_resumes_with_them(tmp_path, monkeypatch):

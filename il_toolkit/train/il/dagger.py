@@ -294,10 +294,11 @@ class DAgger:
             ended_stuck = isinstance(env, EndWhenStuck) and env.detector.still >= stuck_steps
             stuck += int(actor.taken_over or ended_stuck)
             rolled = episode.to_trajectory()
-            trajectories += labelled_segments(rolled, actor.labels, self.config.action_chunk_size) + actor.chunk_segments
+            cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
+            trajectories += labelled_segments(rolled, actor.labels, self.config.action_chunk_size,
+                                              cut_short=cut_by_budget) + actor.chunk_segments
             returns.append(episode.sum_reward)
             successes.append(episode.success)
-            cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
             if _is_vector_space(self.env.observation_space):
                 visited.append(np.asarray(rolled.obs[:-1]))
                 if not cut_by_budget:  # an episode the budget cut short neither failed nor succeeded

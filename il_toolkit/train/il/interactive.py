@@ -196,7 +196,8 @@ class InteractiveActor(BasePolicy):
         self.taken_over = False
 
 
-def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon: int = 1) -> list[Any]:
+def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon: int = 1,
+                      cut_short: bool = False) -> list[Any]:
     """The maximal runs of labelled steps of one episode, as imitation ``TrajectoryWithRew``\\ s
     whose actions are the expert's labels. ``trajectory``: the episode as rolled out (T steps,
     T+1 observations); ``labels``: T entries, None where the expert gave no label. A run ending
@@ -208,7 +209,10 @@ def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon:
     (:data:`~il_toolkit.train.datasets.minari_io.CHUNK_START_INFO`); a window padded past the
     hand-back would teach "hold the last action". A run shorter than the chunk then holds no
     window, though its labels still count. A run that ends with the episode is padded at its end,
-    as a demonstration is."""
+    as a demonstration is, unless ``cut_short`` (a label budget ended the episode: the expert would
+    have gone on), when it too keeps only whole chunks."""
+    if len(labels) != len(trajectory.acts):
+        raise ValueError(f"{len(labels)} labels for an episode of {len(trajectory.acts)} steps: one per step is needed")
     from imitation.data.types import TrajectoryWithRew
 
     from il_toolkit.train.datasets.minari_io import chunk_start_infos
@@ -219,7 +223,7 @@ def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon:
             start = t
         elif label is None and start is not None:
             steps, ends_episode = t - start, t == len(labels)
-            starts = None if ends_episode or horizon <= 1 else chunk_start_infos(np.arange(steps) + horizon <= steps)
+            starts = None if (ends_episode and not cut_short) or horizon <= 1 else chunk_start_infos(np.arange(steps) + horizon <= steps)
             segments.append(TrajectoryWithRew(
                 obs=trajectory.obs[start:t + 1], acts=np.stack(labels[start:t]), infos=starts,
                 terminal=bool(trajectory.terminal and ends_episode), rews=trajectory.rews[start:t]))
