@@ -29,45 +29,38 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RESULTS_DIR, write_results  # noqa: E402
+from interactive_labels import ENVS, FLOW_CHUNKS  # noqa: E402
 
-ENVS = {"aloha_insertion": "il_toolkit/AlohaInsertion-v0", "aloha_transfer": "il_toolkit/AlohaTransferCube-v0",
-        "pusht": "il_toolkit/PushT-v0"}
 THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 
 
-def fit_learner(env_id: str, env, demos: int, epochs: int, out: str) -> str:
-    """BC as the interactive benchmark's ``flow_chunks`` learner; returns the policy's directory."""
+def fit_learner(env_name: str, env, demos: int, epochs: int, out: str) -> str:
+    """BC with the interactive benchmark's ``flow_chunks`` learner, on its dataset; returns the policy's directory."""
     from il_toolkit import BehavioralCloning, ILConfig, collect_dataset, load_demonstrations
 
-    dataset = f"bench/{next(k for k, v in ENVS.items() if v == env_id)}-expert-{demos}-v0"
-    collect_dataset(env_id, dataset, demos, seed=0, num_envs=2, progress=False, if_missing=True)
-    config = ILConfig.dagger(policy_type="flow", action_chunk_size=8, bc_epochs=epochs, batch_size=256,
-                             learning_rate=1e-3, seed=0, output_dir=out, use_wandb=False, bc_validation_split=0.0)
+    dataset = f"bench/{env_name}-expert-{demos}-v0"
+    collect_dataset(ENVS[env_name][0], dataset, demos, seed=0, num_envs=2, progress=False, if_missing=True)
+    config = ILConfig.dagger(**FLOW_CHUNKS[0], bc_epochs=epochs, batch_size=256, learning_rate=1e-3, seed=0,
+                             output_dir=out, use_wandb=False, bc_validation_split=0.0)
     result = BehavioralCloning(env, config, progress=False).train(
         trajectories=load_demonstrations(dataset, env=env), evaluate_policy=False)
     return result["policy_path"]
 
 
 def watch_episode(env, learner, expert, seed: int) -> dict:
-    """One learner rollout with the expert asked (never acting) at every step."""
+    """One learner rollout with the expert asked (never acting) at every step: plain DAgger's actor
+    at beta 0, whose labels are the expert's actions at the states the learner visits."""
     from il_toolkit.policies.spaces import half_ranges
-    from il_toolkit.train.il.gates import action_distance
+    from il_toolkit.rollout import rollout_episode
+    from il_toolkit.train.il.gates import BetaGate, action_distance
+    from il_toolkit.train.il.interactive import InteractiveActor
 
-    observation, _ = env.reset(seed=seed)
-    learner.reset()
-    expert.reset()
-    distances, squared, success = [], [], False
-    scale = half_ranges(env.action_space)
-    while True:
-        action = np.asarray(learner.predict(observation, deterministic=True)[0])
-        wanted = np.asarray(expert.predict(observation, deterministic=True)[0])
-        distances.append(action_distance(action, wanted, env.action_space))
-        squared.append(((action - wanted).reshape(-1) / scale) ** 2)
-        observation, _, terminated, truncated, info = env.step(action)
-        success = success or bool(info.get("is_success", False))
-        if terminated or truncated:
-            break
-    d, squared = np.asarray(distances), np.asarray(squared)
+    actor = InteractiveActor(expert, learner, BetaGate(0.0, np.random.default_rng(0)))
+    episode = rollout_episode(actor, env, seed)
+    actions, wanted = np.asarray(episode.actions), np.stack(actor.labels)
+    d = np.array([action_distance(a, w, env.action_space) for a, w in zip(actions, wanted)])
+    squared = ((actions - wanted).reshape(len(d), -1) / half_ranges(env.action_space)) ** 2
+    success = episode.success
     far = squared[d > 0.1]
     share = far.sum(0) / max(far.sum(), 1e-12) if len(far) else np.zeros(squared.shape[1])
     return {"seed": seed, "success": success, "steps": len(d), "median": round(float(np.median(d)), 4),
@@ -92,10 +85,10 @@ def main() -> None:
     from il_toolkit.policies import load
 
     torch.set_num_threads(1)
-    env_id = ENVS[args.env]
+    env_id = ENVS[args.env][0]
     env = make_env(env_id)
     with tempfile.TemporaryDirectory() as tmp:
-        policy = args.policy or fit_learner(env_id, env, args.demos, args.epochs, tmp)
+        policy = args.policy or fit_learner(args.env, env, args.demos, args.epochs, tmp)
         learner = load(policy)
     expert = make_expert(env_id, env=env)
     episodes = []

@@ -30,7 +30,7 @@ import numpy as np
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import Episode
 from il_toolkit.train.datasets.minari_io import chunk_start_infos
-from il_toolkit.train.il.interactive import checked_expert_action
+from il_toolkit.train.il.interactive import checked_expert_action, whole_chunk_starts
 
 if TYPE_CHECKING:
     from imitation.data.types import TrajectoryWithRew
@@ -94,7 +94,7 @@ class ExpertChunks:
                 branch.rewards.append(float(reward))
         finally:
             self.sim.restore(saved)
-        t = np.arange(branch.length)
-        whole = np.ones(branch.length, dtype=bool) if branch.terminated else t + self.horizon <= branch.length  # an end pads
-        return dataclasses.replace(branch.to_trajectory(), infos=chunk_start_infos(whole & (t < self.every)))
+        whole = whole_chunk_starts(branch.length, self.horizon, padded_end=branch.terminated)
+        return dataclasses.replace(branch.to_trajectory(),
+                                   infos=chunk_start_infos(whole & (np.arange(branch.length) < self.every)))
 

@@ -196,6 +196,14 @@ class InteractiveActor(BasePolicy):
         self.taken_over = False
 
 
+def whole_chunk_starts(steps: int, horizon: int, padded_end: bool) -> np.ndarray:
+    """``(steps,)`` bool: the steps of a stretch of expert actions from which a whole chunk of
+    ``horizon`` of them follows; with ``padded_end`` (the stretch ends with its episode, where a
+    chunk is padded as a demonstration's is) every step."""
+    t = np.arange(steps)
+    return np.ones(steps, dtype=bool) if padded_end else t + horizon <= steps
+
+
 def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon: int = 1,
                       cut_short: bool = False) -> list[Any]:
     """The maximal runs of labelled steps of one episode, as imitation ``TrajectoryWithRew``\\ s
@@ -223,7 +231,8 @@ def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon:
             start = t
         elif label is None and start is not None:
             steps, ends_episode = t - start, t == len(labels)
-            starts = None if (ends_episode and not cut_short) or horizon <= 1 else chunk_start_infos(np.arange(steps) + horizon <= steps)
+            padded_end = ends_episode and not cut_short
+            starts = None if padded_end or horizon <= 1 else chunk_start_infos(whole_chunk_starts(steps, horizon, False))
             segments.append(TrajectoryWithRew(
                 obs=trajectory.obs[start:t + 1], acts=np.stack(labels[start:t]), infos=starts,
                 terminal=bool(trajectory.terminal and ends_episode), rews=trajectory.rews[start:t]))
