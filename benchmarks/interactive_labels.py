@@ -31,6 +31,7 @@ point, the mean curve per method, and the wall-clock per round (``--ensemble-siz
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -95,6 +96,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--query-rate", type=float, default=0.1, help="ensemble/thrifty target query rate")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default 50")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="keep every run's output (checkpoints per round, the DAgger aggregate) here, and resume "
+                             "runs found there after the last finished round (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
     parser.add_argument("--name", default=None, help="default: interactive_labels_<env>")
     parser.add_argument("--update", action="store_true",
@@ -216,7 +220,7 @@ def main() -> None:
 
     for n in sorted({*args.bc_demos, args.d0}):
         collect_dataset(ENVS[args.env][0], dataset_id(args, n), n, seed=0, num_envs=2, progress=False, if_missing=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.nullcontext(str(args.work_dir)) if args.work_dir else tempfile.TemporaryDirectory() as tmp:
         jobs = [("bc", args, s, n, tmp) for s in args.seeds for n in args.bc_demos if "bc" in args.methods]
         jobs = [("variant", args, s, v, tmp) for v in args.methods if v != "bc" for s in args.seeds] + jobs
         if args.workers > 1:

@@ -297,6 +297,12 @@ def test_the_command_line_gives_gated_variants_settings_that_suit_the_env():
     assert plain == ILConfig.dagger()  # plain DAgger keeps its documented defaults
     cartpole = interactive_defaults(make_env("CartPole-v1"), ILConfig.dagger(dagger_variant="hg_dagger"), frozenset())
     assert cartpole.policy_type == "auto" and cartpole.dagger_episodes_per_iter == 5
+    hg = ILConfig.dagger(dagger_variant="hg_dagger")
+    insertion = interactive_defaults(make_env("il_toolkit/AlohaInsertion-v0"), hg, frozenset({"bc_epochs"}))
+    assert (insertion.policy_type, insertion.action_chunk_size, insertion.dagger_warm_start) == ("flow", 8, True)
+    assert insertion.bc_epochs == hg.bc_epochs  # the env's own settings, the flags given still win
+    transfer = interactive_defaults(make_env("il_toolkit/AlohaTransferCube-v0"), hg, frozenset())
+    assert (transfer.policy_type, transfer.action_chunk_size) == ("mlp", hg.action_chunk_size)
 
 
 def test_review_cases_ensemble_members_start_apart_and_switches_balance(tmp_path):
