@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 from il_toolkit.config.training_config import ConfigError, ILConfig
@@ -119,31 +120,62 @@ def test_labelled_segments_are_the_runs_of_labelled_steps():
     assert labelled_segments(trajectory, [None] * 6) == []
 
 
-def test_a_stretch_handed_back_keeps_only_whole_chunk_windows_for_a_chunked_learner():
+def test_a_stretch_handed_back_is_cut_for_a_chunked_learner():
     from imitation.data.types import TrajectoryWithRew
 
-    from il_toolkit.train.datasets.minari_io import chunk_start_mask
+    from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask
 
     trajectory = TrajectoryWithRew(obs=np.arange(10, dtype=np.float32)[:, None], acts=np.zeros((9, 1)), infos=None,
                                    terminal=False, rews=np.zeros(9, dtype=np.float32))
     one = np.ones(1)
     labels = [one] * 4 + [None] * 2 + [one] * 3
     handed_back, at_the_end = labelled_segments(trajectory, labels, horizon=3)
-    np.testing.assert_array_equal(chunk_start_mask(handed_back), [True, True, False, False])  # no action past step 4
-    np.testing.assert_array_equal(chunk_start_mask(at_the_end), [True, True, True])  # padded, as a demonstration
-    short, _ = labelled_segments(trajectory, labels, horizon=5)
-    assert not chunk_start_mask(short).any() and len(short.acts) == 4  # no window, the labels still there
-    assert all(s.infos is None for s in labelled_segments(trajectory, labels))  # one action per window: all whole
-    _, cut = labelled_segments(trajectory, labels, horizon=3, cut_short=True)  # a label budget ended the episode
-    np.testing.assert_array_equal(chunk_start_mask(cut), [True, False, False])
+    assert actions_cut(handed_back) and chunk_start_mask(handed_back).all()  # every window, masked past step 4
+    assert not actions_cut(at_the_end) and at_the_end.infos is None  # padded at the episode's end, as a demonstration
+    assert all(s.infos is None for s in labelled_segments(trajectory, labels))  # one action per window: nothing to cut
+    _, budget_end = labelled_segments(trajectory, labels, horizon=3, cut_short=True)  # a label budget ended the episode
+    assert actions_cut(budget_end)
     with pytest.raises(ValueError, match="one per step"):
         labelled_segments(trajectory, labels[:-1])
 
 
-def test_chunked_hg_dagger_trains_on_whole_expert_chunks_and_resumes_with_them(tmp_path, monkeypatch):
+def test_windows_of_a_cut_episode_mark_the_positions_past_its_end_and_the_loss_leaves_them_out():
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+    from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+    from il_toolkit.train.imitation_learning.windows import WindowDataset
+
+    episodes = [({"observation.state": np.zeros((3, 2))}, np.arange(3.0)[:, None]),
+                ({"observation.state": np.zeros((2, 2))}, np.arange(2.0)[:, None])]
+    windows = WindowDataset.from_episodes(episodes, n_obs_steps=1, horizon=3, cut=[False, True])  # no warning: cut
+    pad = windows.batch(torch.arange(len(windows)))["action_is_pad"]
+    np.testing.assert_array_equal(pad.numpy(), [[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 1], [0, 1, 1]])
+    np.testing.assert_array_equal(windows.batch(torch.tensor([2]))["action"][0, :, 0].numpy(), [2, 2, 2])  # padded
+    with pytest.warns(UserWarning, match="padded with their last action"):  # a short episode that is not cut
+        assert WindowDataset.from_episodes(episodes, 1, 3, cut=[False, False]).action_is_pad is None
+
+    key = "naive_flow_matching_policy_trainer"
+    space = spaces.Box(-1, 1, (2,), np.float32)
+    policy = FlowMatchingPolicy.create(key, space, spaces.Box(-1, 1, (2,), np.float32), horizon=3, n_obs_steps=1)
+    trainer_cls = TRAINER_REGISTRY.get(key)
+    batch = {"observation.state": torch.zeros(4, 1, 2), "action": torch.rand(4, 3, 2, generator=torch.Generator().manual_seed(1)),
+             "action_is_pad": torch.tensor([[False, False, True]] * 4)}
+    other = {**batch, "action": batch["action"].clone()}
+    other["action"][:, 2] += 0.5  # differs only where there is no label
+
+    def loss(data):
+        trainer = trainer_cls(policy.model, {}, None, "cpu", generator=torch.Generator().manual_seed(0))
+        trainer.velocity = lambda x_t, t, context: torch.zeros_like(x_t)  # the net's input sees every position
+        return float(trainer.compute_loss(data)[0])
+
+    assert loss(batch) == pytest.approx(loss(other))
+    unmasked = {k: v for k, v in batch.items() if k != "action_is_pad"}
+    assert loss(unmasked) != pytest.approx(loss({**unmasked, "action": other["action"]}))
+
+
+def test_chunked_hg_dagger_trains_on_cut_expert_stretches_and_resumes_with_them(tmp_path, monkeypatch):
     from minari import MinariDataset
 
-    from il_toolkit.train.datasets.minari_io import chunk_start_mask, trajectories_from
+    from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask, trajectories_from
     from il_toolkit.train.il.dagger import DATASET_DIR
 
     env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
@@ -153,10 +185,10 @@ def test_chunked_hg_dagger_trains_on_whole_expert_chunks_and_resumes_with_them(t
     with pytest.raises(KeyboardInterrupt):
         DAgger(env, None, config, progress=False).train()
     aggregate = trajectories_from(MinariDataset(tmp_path / "run" / DATASET_DIR), "aggregate", env)
-    masks = [chunk_start_mask(t) for t in aggregate]  # read back from the Minari aggregate, as a resumed run sees it
-    whole = [m[:len(m) - 3].all() and not m[len(m) - 3:].any() for m in masks]  # a stretch handed back
-    assert any(whole), "the simulated person should have handed back at least once"
-    assert all(w or m.all() for w, m in zip(whole, masks))  # else the stretch ran to the episode's end: padded there
+    cut = [actions_cut(t) for t in aggregate]  # read back from the Minari aggregate, as a resumed run sees it
+    assert any(cut), "the simulated person should have handed back at least once"
+    assert not all(cut)  # round 1's whole episodes (and stretches that ran to an episode's end) are padded there
+    assert all(chunk_start_mask(t).all() for t in aggregate)  # every step starts a window
     monkeypatch.setattr(DAgger, "collect_round", original)
     results = DAgger(env, None, config, progress=False).train()
     assert len(results["rounds"]) == 3

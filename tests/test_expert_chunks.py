@@ -11,7 +11,7 @@ from il_toolkit import ILConfig
 from il_toolkit.envs import make_env
 from il_toolkit.experts import make_expert
 from il_toolkit.policies import FunctionPolicy
-from il_toolkit.train.datasets.minari_io import chunk_start_mask
+from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask
 from il_toolkit.train.il.expert_chunks import ExpertChunks, can_branch
 from il_toolkit.train.il.gates import BetaGate
 from il_toolkit.train.il.interactive import InteractiveActor
@@ -58,7 +58,8 @@ def test_the_expert_shows_its_chunk_in_a_branch_and_the_episode_is_untouched(ins
     np.testing.assert_array_equal(segment.acts, actions)
     np.testing.assert_array_equal(segment.obs, observations)
     cut = chunks.label(observations[-1], max_labels=3)
-    assert len(cut.acts) == 3 and not chunk_start_mask(cut).any()  # no whole chunk of 4 in it
+    assert len(cut.acts) == 3 and chunk_start_mask(cut).tolist() == [True, True, False]
+    assert actions_cut(cut)  # its windows leave out the positions past the label budget
 
 
 def test_an_env_or_expert_that_cannot_branch_is_refused_with_the_fix(insertion):

@@ -22,6 +22,7 @@ from il_toolkit.config.dataclass_fields import from_known_fields
 STATE_KEY = "observation.state"
 ENV_STATE_KEY = "observation.environment_state"  # the simulator's full state: training-time supervision only
 ACTION_KEY = "action"
+ACTION_PAD_KEY = "action_is_pad"  # (B, H) bool: chunk positions with no label, left out of the loss
 IMAGE_PREFIX = "observation.images."
 DEPTH_PREFIX = "observation.depth."
 NORMALIZATION_MODES = ("mean_std", "min_max", "identity")

@@ -32,21 +32,41 @@ INSTRUCTION_INFO = "instruction"
 # where a training window may start, (T+1,) uint8 (the last observation's entry is 0): stretches an expert
 # acted out from a learner's state mark their first steps only (il_toolkit.train.il.expert_chunks)
 CHUNK_START_INFO = "chunk_start"
+# (T+1,) uint8, 1 throughout an episode whose actions stop short of where the episode went on (an expert's
+# stretch that handed control back, or one a label budget ended): a chunk reaching past its last action has
+# no label there, and those positions are left out of the loss (LeRobot's action_is_pad) instead of being
+# padded with the last action, as a demonstration's end is (the expert holds there)
+ACTIONS_CUT_INFO = "actions_cut"
+
+
+def _step_infos(trajectory: Any) -> Any:
+    infos = getattr(trajectory, "infos", None)
+    return infos if infos is not None and len(infos) and isinstance(infos[0], dict) else None
 
 
 def chunk_start_mask(trajectory: Any) -> np.ndarray:
     """``(T,)`` bool: the steps of ``trajectory`` at which a training window may start (every step
     unless its infos carry :data:`CHUNK_START_INFO`)."""
     steps = len(trajectory.acts)
-    infos = getattr(trajectory, "infos", None)
-    if infos is None or not len(infos) or not isinstance(infos[0], dict) or CHUNK_START_INFO not in infos[0]:
+    infos = _step_infos(trajectory)
+    if infos is None or CHUNK_START_INFO not in infos[0]:
         return np.ones(steps, dtype=bool)
     return np.array([bool(info.get(CHUNK_START_INFO, False)) for info in infos[:steps]])
 
 
-def chunk_start_infos(starts: Sequence[bool]) -> np.ndarray:
-    """imitation ``infos`` (one dict per step) carrying :data:`CHUNK_START_INFO` from ``starts`` (T flags)."""
-    return np.array([{CHUNK_START_INFO: bool(s)} for s in starts])
+def actions_cut(trajectory: Any) -> bool:
+    """Whether ``trajectory``'s actions stop at a cut (:data:`ACTIONS_CUT_INFO`), not at the episode's end."""
+    infos = _step_infos(trajectory)
+    return infos is not None and bool(infos[0].get(ACTIONS_CUT_INFO, False))
+
+
+def window_infos(steps: int, starts: Sequence[bool] | None = None, cut: bool = False) -> np.ndarray | None:
+    """imitation ``infos`` (one dict per step) carrying :data:`CHUNK_START_INFO` from ``starts`` (T flags)
+    and :data:`ACTIONS_CUT_INFO` where ``cut``; None when there is nothing to carry."""
+    if starts is None and not cut:
+        return None
+    flags = [True] * steps if starts is None else [bool(s) for s in starts]
+    return np.array([{CHUNK_START_INFO: s, **({ACTIONS_CUT_INFO: True} if cut else {})} for s in flags])
 
 
 class DatasetError(ValueError):
@@ -198,11 +218,13 @@ def _to_trajectory(episode: Any):
 
     _check_finite("actions", episode.id, episode.actions)
     _check_finite("observations", episode.id, flatten_observations(episode.observations))
+    steps = len(episode.actions)
     starts = (episode.infos or {}).get(CHUNK_START_INFO)
+    cut = (episode.infos or {}).get(ACTIONS_CUT_INFO)
     return TrajectoryWithRew(
         obs=_episode_observations(episode.observations),
         acts=np.asarray(episode.actions),
-        infos=None if starts is None else chunk_start_infos(starts[:len(episode.actions)]),
+        infos=window_infos(steps, None if starts is None else starts[:steps], cut is not None and bool(cut[0])),
         terminal=bool(episode.terminations[-1]),
         rews=np.asarray(episode.rewards, dtype=np.float32),
     )
@@ -403,12 +425,14 @@ def instruction_of(episode: Any) -> str | None:
 
 def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
                    terminated: bool, seed: int | None, states: Sequence[Any] | None = None,
-                   instruction: str | None = None, chunk_starts: Sequence[bool] | None = None):
+                   instruction: str | None = None, chunk_starts: Sequence[bool] | None = None,
+                   cut: bool | None = None):
     """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards (stacked at
     once: building it step by step through ``add_step_data`` cost more than writing it);
     ``states``: the env's full state beside each observation, stored as the info :data:`STATE_INFO`;
     ``instruction``: the episode's instruction, stored as :data:`INSTRUCTION_INFO`; ``chunk_starts``:
-    T flags, where a training window may start, stored as :data:`CHUNK_START_INFO`."""
+    T flags, where a training window may start, stored as :data:`CHUNK_START_INFO`; ``cut``: whether the
+    actions stop short of where the episode went on, stored as :data:`ACTIONS_CUT_INFO` (None: not stored)."""
     from minari.data_collector import EpisodeBuffer
 
     if not len(actions):
@@ -419,6 +443,8 @@ def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards:
         infos[INSTRUCTION_INFO] = encode_instruction(instruction, len(actions) + 1)
     if chunk_starts is not None:
         infos[CHUNK_START_INFO] = np.append(np.asarray(chunk_starts, dtype=np.uint8), np.uint8(0))
+    if cut is not None:
+        infos[ACTIONS_CUT_INFO] = np.full(len(actions) + 1, int(cut), dtype=np.uint8)
     return EpisodeBuffer(
         seed=seed,
         observations=_stack(list(observations)),

@@ -592,11 +592,12 @@ class DAgger:
 
     def _append(self, trajectories: Sequence[Any]) -> None:
         from il_toolkit import __version__
-        from il_toolkit.train.datasets.minari_io import chunk_start_mask, episode_buffer, unstack_observations, write_progress
+        from il_toolkit.train.datasets.minari_io import (actions_cut, chunk_start_mask, episode_buffer, unstack_observations,
+                                                         write_progress)
 
         marked = self.config.action_chunk_size > 1  # a chunked learner's episodes record where its windows may start
         buffers = [episode_buffer(unstack_observations(t.obs, len(t.acts) + 1), list(t.acts), list(t.rews), t.terminal, None,
-                                  chunk_starts=chunk_start_mask(t) if marked else None)
+                                  chunk_starts=chunk_start_mask(t) if marked else None, cut=actions_cut(t) if marked else None)
                    for t in trajectories]
         write_progress(self.output_dir / DATASET_DIR, self.env, buffers, {
             "dataset_id": "dagger/aggregate-v0",

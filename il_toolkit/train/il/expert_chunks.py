@@ -29,8 +29,8 @@ import numpy as np
 
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import Episode
-from il_toolkit.train.datasets.minari_io import chunk_start_infos
-from il_toolkit.train.il.interactive import checked_expert_action, whole_chunk_starts
+from il_toolkit.train.datasets.minari_io import window_infos
+from il_toolkit.train.il.interactive import checked_expert_action
 
 if TYPE_CHECKING:
     from imitation.data.types import TrajectoryWithRew
@@ -79,7 +79,8 @@ class ExpertChunks:
 
     def label(self, observation: Any, max_labels: int | None = None) -> TrajectoryWithRew:
         """The expert's stretch from the current state (at most ``max_labels`` actions, at least 1),
-        the first ``every`` steps from which a whole chunk follows marked as chunk starts; the
+        its first ``every`` steps marked as chunk starts and the stretch as cut (a window reaching
+        past a branch stopped by ``max_labels`` leaves those positions out of the loss); the
         simulation is restored after. Raises :class:`~il_toolkit.train.il.interactive.ExpertFailure`
         as a visited-state label would."""
         length = self.length if max_labels is None else max(1, min(self.length, max_labels))
@@ -94,7 +95,9 @@ class ExpertChunks:
                 branch.rewards.append(float(reward))
         finally:
             self.sim.restore(saved)
-        whole = whole_chunk_starts(branch.length, self.horizon, padded_end=branch.terminated)
-        return dataclasses.replace(branch.to_trajectory(),
-                                   infos=chunk_start_infos(whole & (np.arange(branch.length) < self.every)))
+        # a branch the episode's end stopped is padded there, as a demonstration is; one stopped early (a label
+        # budget) is cut: its windows train the positions they have labels for
+        starts = np.arange(branch.length) < self.every
+        return dataclasses.replace(branch.to_trajectory(), infos=window_infos(branch.length, starts,
+                                                                              cut=not branch.terminated))
 

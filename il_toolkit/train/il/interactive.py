@@ -196,14 +196,6 @@ class InteractiveActor(BasePolicy):
         self.taken_over = False
 
 
-def whole_chunk_starts(steps: int, horizon: int, padded_end: bool) -> np.ndarray:
-    """``(steps,)`` bool: the steps of a stretch of expert actions from which a whole chunk of
-    ``horizon`` of them follows; with ``padded_end`` (the stretch ends with its episode, where a
-    chunk is padded as a demonstration's is) every step."""
-    t = np.arange(steps)
-    return np.ones(steps, dtype=bool) if padded_end else t + horizon <= steps
-
-
 def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon: int = 1,
                       cut_short: bool = False) -> list[Any]:
     """The maximal runs of labelled steps of one episode, as imitation ``TrajectoryWithRew``\\ s
@@ -213,17 +205,17 @@ def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon:
 
     ``horizon``: actions per chunk of the learner. A run that ends before the episode does (the
     expert handed back, and the learner acted next) has no expert actions past its end, so for a
-    chunked learner only its steps from which a whole chunk follows are marked as chunk starts
-    (:data:`~il_toolkit.train.datasets.minari_io.CHUNK_START_INFO`); a window padded past the
-    hand-back would teach "hold the last action". A run shorter than the chunk then holds no
-    window, though its labels still count. A run that ends with the episode is padded at its end,
-    as a demonstration is, unless ``cut_short`` (a label budget ended the episode: the expert would
-    have gone on), when it too keeps only whole chunks."""
+    chunked learner it is marked as cut
+    (:data:`~il_toolkit.train.datasets.minari_io.ACTIONS_CUT_INFO`): a window reaching past the
+    hand-back trains the positions it has labels for and leaves the rest out of the loss, where
+    padding them with the last action would teach "hold". A run that ends with the episode is
+    padded at its end, as a demonstration is, unless ``cut_short`` (a label budget ended the
+    episode: the expert would have gone on), when it too is cut."""
     if len(labels) != len(trajectory.acts):
         raise ValueError(f"{len(labels)} labels for an episode of {len(trajectory.acts)} steps: one per step is needed")
     from imitation.data.types import TrajectoryWithRew
 
-    from il_toolkit.train.datasets.minari_io import chunk_start_infos
+    from il_toolkit.train.datasets.minari_io import window_infos
 
     segments, start = [], None
     for t, label in enumerate([*labels, None]):
@@ -231,10 +223,9 @@ def labelled_segments(trajectory: Any, labels: list[np.ndarray | None], horizon:
             start = t
         elif label is None and start is not None:
             steps, ends_episode = t - start, t == len(labels)
-            padded_end = ends_episode and not cut_short
-            starts = None if padded_end or horizon <= 1 else chunk_start_infos(whole_chunk_starts(steps, horizon, False))
+            cut = horizon > 1 and not (ends_episode and not cut_short)
             segments.append(TrajectoryWithRew(
-                obs=trajectory.obs[start:t + 1], acts=np.stack(labels[start:t]), infos=starts,
+                obs=trajectory.obs[start:t + 1], acts=np.stack(labels[start:t]), infos=window_infos(steps, cut=cut),
                 terminal=bool(trajectory.terminal and ends_episode), rews=trajectory.rews[start:t]))
             start = None
     return segments

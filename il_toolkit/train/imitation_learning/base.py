@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from il_toolkit.model.components import FlowModels, build_flow_models, check_batch, n_sources, observation_sources
 from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate
-from il_toolkit.model.spec import ACTION_KEY, FlowModelSpec
+from il_toolkit.model.spec import ACTION_KEY, ACTION_PAD_KEY, FlowModelSpec
 
 Context = dict[str, Any]
 
@@ -174,7 +174,8 @@ class FlowMatchingTrainer:
 
     # -- the step -----------------------------------------------------------------------
     def compute_loss(self, data: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Steps 1-5 on one batch: ``(total loss, metrics)``."""
+        """Steps 1-5 on one batch: ``(total loss, metrics)``; chunk positions marked in
+        ``data["action_is_pad"]`` ``(B, H)``, where present, count as zero velocity error."""
         batch = self.to_device(data)
         check_batch(batch, self.spec, need_action=True)
         actions = self.models["normalizer"].normalize_action(batch[ACTION_KEY].float())
@@ -184,6 +185,9 @@ class FlowMatchingTrainer:
         x_t, target = flow_matching_pair(x0, actions, t)
         context = self.training_context(cond, actions)
         predicted = self.velocity(x_t, t, context)
+        pad = batch.get(ACTION_PAD_KEY)
+        if pad is not None:  # no label there: zero error, LeRobot's mean of the masked loss over every position
+            predicted = torch.where(pad[..., None], target, predicted)
         velocity_loss = self.velocity_loss(predicted, target)
         extra, metrics = self.extra_losses(context, x_t, t, predicted, actions)
         total = velocity_loss + extra

@@ -7,6 +7,11 @@ executes the chunk from the action at ``t`` on. Arrays are stored once per step 
 are gathered by index, so images are not duplicated ``To`` times in memory. Where the policy
 expresses actions relative to the state (its feature pipeline's action codec), each window's
 chunk is encoded relative to the state at ``t``, the one it is planned from, and stored whole.
+
+An episode whose actions stop at a cut (an expert's stretch that handed control back: the info
+:data:`~il_toolkit.train.datasets.minari_io.ACTIONS_CUT_INFO`) has no label past its end; its
+windows' positions there are marked in ``action_is_pad`` ``(B, H)`` and left out of the loss
+(LeRobot's convention), where a demonstration's end is padded with its last action and trained.
 """
 
 from __future__ import annotations
@@ -18,28 +23,33 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from il_toolkit.train.datasets.minari_io import chunk_start_mask
+from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask
 
 
 @dataclass(frozen=True)
 class WindowDataset:
     """``observations[key]`` ``(M, ...)`` per step, ``actions`` ``(M, Da)``; ``obs_index`` ``(N, To)``
     and ``action_index`` ``(N, H)`` pick each window's rows; ``chunks`` ``(N, H, Da)``, when set, holds
-    each window's encoded chunk (see the module docstring) and is what :meth:`batch` returns."""
+    each window's encoded chunk (see the module docstring) and is what :meth:`batch` returns;
+    ``action_is_pad`` ``(N, H)`` bool, set when some episode is cut, marks the positions with no label."""
 
     observations: Mapping[str, torch.Tensor]
     actions: torch.Tensor
     obs_index: torch.Tensor
     action_index: torch.Tensor
     chunks: torch.Tensor | None = None
+    action_is_pad: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.obs_index.shape[0])
 
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{batch_key: (B, To, ...), "action": (B, H, Da)}`` for window ``indices`` ``(B,)``."""
+        """``{batch_key: (B, To, ...), "action": (B, H, Da)}`` for window ``indices`` ``(B,)``, and
+        ``"action_is_pad": (B, H)`` where some episode is cut."""
         out = {key: value[self.obs_index[indices]] for key, value in self.observations.items()}
         out["action"] = self.chunks[indices] if self.chunks is not None else self.actions[self.action_index[indices]]
+        if self.action_is_pad is not None:
+            out["action_is_pad"] = self.action_is_pad[indices]
         return out
 
     def action_chunks(self) -> torch.Tensor:
@@ -56,17 +66,20 @@ class WindowDataset:
         n_obs_steps: int,
         horizon: int,
         encode_chunk: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        cut: Sequence[bool] | None = None,
     ) -> "WindowDataset":
         """``episodes``: ``(observations {batch_key: (T or T+1, ...)}, actions (T, Da))`` pairs, or
         triples with the raw states ``(T or T+1, D)`` that ``encode_chunk(states (T, D), chunks (T, H, Da))``
-        expresses each step's chunk relative to.
+        expresses each step's chunk relative to; ``cut``: one flag per episode, whether its actions
+        stop at a cut (positions past its end are then marked in ``action_is_pad``, not trained).
 
         A trailing final observation (``T + 1`` rows, imitation's convention) is dropped.
         """
         obs_parts: dict[str, list[torch.Tensor]] = {}
-        act_parts, obs_index, act_index, chunk_parts = [], [], [], []
+        act_parts, obs_index, act_index, chunk_parts, pad_parts = [], [], [], [], []
+        padded_lengths: list[int] = []  # of the episodes whose chunks are padded at their end
         offset = 0
-        for observations, actions, *raw in episodes:
+        for index, (observations, actions, *raw) in enumerate(episodes):
             acts = torch.as_tensor(np.asarray(actions, dtype=np.float32))
             steps = acts.shape[0]
             if steps == 0:
@@ -82,8 +95,12 @@ class WindowDataset:
             t = np.arange(steps)
             first = t - (n_obs_steps - 1)
             obs_index.append(offset + np.clip(first[:, None] + np.arange(n_obs_steps), 0, steps - 1))
-            local = np.clip(first[:, None] + np.arange(horizon), 0, steps - 1)
+            unclipped = first[:, None] + np.arange(horizon)
+            local = np.clip(unclipped, 0, steps - 1)
             act_index.append(offset + local)
+            is_cut = cut is not None and bool(cut[index])
+            pad_parts.append(unclipped > steps - 1 if is_cut else np.zeros_like(local, bool))
+            padded_lengths += [] if is_cut else [steps]
             if encode_chunk is not None:
                 states = np.asarray(raw[0], dtype=np.float64)[:steps].reshape(steps, -1)
                 chunk = np.asarray(actions, dtype=np.float64).reshape(steps, -1)[local]
@@ -91,13 +108,15 @@ class WindowDataset:
             offset += steps
         if not act_parts:
             raise ValueError("no episode with at least one action: nothing to train on")
-        _check_lengths([len(a) for a in act_parts], horizon)
+        if padded_lengths:
+            _check_lengths(padded_lengths, horizon)
         return cls(
             observations={key: torch.cat(parts) for key, parts in obs_parts.items()},
             actions=torch.cat(act_parts),
             obs_index=torch.as_tensor(np.concatenate(obs_index)),
             action_index=torch.as_tensor(np.concatenate(act_index)),
             chunks=torch.cat(chunk_parts) if chunk_parts else None,
+            action_is_pad=torch.as_tensor(np.concatenate(pad_parts)) if cut is not None and any(cut) else None,
         )
 
     @classmethod
@@ -119,21 +138,24 @@ class WindowDataset:
             raise ValueError(f"none of the {len(trajectories)} episodes has a step a training window may start from "
                              "(their chunk_start info is all false): nothing to train on")
         trajectories = [t for t, _ in kept]
+        cut = [actions_cut(t) for t in trajectories]
         features = getattr(policy, "features", None)
         if features is None:
             episodes = ((policy.observation_batch(plain(t.obs)), t.acts) for t in trajectories)
-            windows = cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon)
+            windows = cls.from_episodes(episodes, spec.n_obs_steps, spec.horizon, cut=cut)
         else:
             triples = ((policy.observation_batch(obs), t.acts, policy.raw_state(obs))
                        for t in trajectories for obs in [plain(t.obs)])
-            windows = cls.from_episodes(triples, spec.n_obs_steps, spec.horizon, encode_chunk=policy.encode_actions)
+            windows = cls.from_episodes(triples, spec.n_obs_steps, spec.horizon, encode_chunk=policy.encode_actions,
+                                        cut=cut)
         starts = np.concatenate([mask for _, mask in kept])
         return windows if starts.all() else windows.select(torch.as_tensor(starts))
 
     def select(self, keep: torch.Tensor) -> "WindowDataset":
         """The windows where ``keep`` ``(N,)`` bool is set (the per-step arrays are shared)."""
         return WindowDataset(self.observations, self.actions, self.obs_index[keep], self.action_index[keep],
-                             None if self.chunks is None else self.chunks[keep])
+                             None if self.chunks is None else self.chunks[keep],
+                             None if self.action_is_pad is None else self.action_is_pad[keep])
 
 
 def _check_lengths(lengths: Sequence[int], horizon: int) -> None:
