@@ -192,6 +192,8 @@ def test_chunked_hg_dagger_trains_on_cut_expert_stretches_and_resumes_with_them(
     monkeypatch.setattr(DAgger, "collect_round", original)
     results = DAgger(env, None, config, progress=False).train()
     assert len(results["rounds"]) == 3
+    aggregate = trajectories_from(MinariDataset(tmp_path / "run" / DATASET_DIR), "aggregate", env)
+    assert results["rounds"][-1]["n_samples"] == sum(len(t.acts) for t in aggregate)  # a window per labelled step
 
 
 def test_an_ensemble_means_its_members_measures_their_spread_and_round_trips(tmp_path):
