@@ -98,7 +98,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep every run's output (checkpoints per round, the DAgger aggregate) here, and resume "
-                             "runs found there after the last finished round (default: a temporary directory)")
+                             "DAgger runs found there after their last finished round; BC fits are redone (default: a "
+                             "temporary directory)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
     parser.add_argument("--name", default=None, help="default: interactive_labels_<env>")
     parser.add_argument("--update", action="store_true",
@@ -143,7 +144,7 @@ def run_bc(args: argparse.Namespace, seed: int, demos: int, tmp: str) -> dict:
     trajectories = load_demonstrations(dataset_id(args, demos), env=env)
     start = time.perf_counter()
     bc = BehavioralCloning(env, config(args, seed, f"{tmp}/bc-{demos}-s{seed}", bc_validation_split=0.0),
-                           progress=False)
+                           progress=False, overwrite=True)  # a BC fit in a kept --work-dir is redone
     result = bc.train(trajectories=trajectories, evaluate_policy=False)
     seconds = time.perf_counter() - start
     success = evaluate(Path(result["policy_path"]), args)
