@@ -98,8 +98,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep every run's output (checkpoints per round, the DAgger aggregate) here, and resume "
-                             "DAgger runs found there after their last finished round; BC fits are redone (default: a "
-                             "temporary directory)")
+                             "DAgger runs found there after their last finished round (their train_seconds then count this "
+                             "call's rounds only); BC fits are redone (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
     parser.add_argument("--name", default=None, help="default: interactive_labels_<env>")
     parser.add_argument("--update", action="store_true",

@@ -27,7 +27,7 @@ from il_toolkit.model.backbones import SmallCNN, to_float_image
 from il_toolkit.model.encoders import StateEncoder
 from il_toolkit.model.mlp_velocity import FlatInfoEmbedder, MLPVelocityNet, WindowStateEncoder
 from il_toolkit.model.normalizer import Normalizer
-from il_toolkit.model.spec import ACTION_KEY, STATE_KEY, FlowModelSpec
+from il_toolkit.model.spec import ACTION_KEY, ACTION_PAD_KEY, STATE_KEY, FlowModelSpec
 from il_toolkit.model.transformer import ActionDecoder, InfoEmbedder
 
 
@@ -116,6 +116,12 @@ def check_batch(batch: Mapping[str, torch.Tensor], spec: FlowModelSpec, *, need_
             raise BatchError(
                 f"batch[{ACTION_KEY!r}] has shape {tuple(action.shape)}; expected (B, {spec.horizon}, {spec.action_dim}) "
                 "(batch, horizon, action_dim)"
+            )
+        pad = batch.get(ACTION_PAD_KEY)
+        if pad is not None and tuple(pad.shape) != tuple(action.shape[:2]):
+            raise BatchError(
+                f"batch[{ACTION_PAD_KEY!r}] has shape {tuple(pad.shape)}; expected (B, horizon) = {tuple(action.shape[:2])}, "
+                "True at the chunk positions that have no label"
             )
 
 

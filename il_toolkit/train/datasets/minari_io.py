@@ -32,10 +32,10 @@ INSTRUCTION_INFO = "instruction"
 # where a training window may start, (T+1,) uint8 (the last observation's entry is 0): stretches an expert
 # acted out from a learner's state mark their first steps only (il_toolkit.train.il.expert_chunks)
 CHUNK_START_INFO = "chunk_start"
-# (T+1,) uint8, 1 throughout an episode whose actions stop short of where the episode went on (an expert's
-# stretch that handed control back, or one a label budget ended): a chunk reaching past its last action has
-# no label there, and those positions are left out of the loss (LeRobot's action_is_pad) instead of being
-# padded with the last action, as a demonstration's end is (the expert holds there)
+# (T+1,) uint8, 1 throughout an episode whose actions are a stretch cut out of a longer one (an expert's
+# stretch that handed control back, or one a label budget ended): a chunk reaching past its last action (or,
+# with an observation history, before its first) has no label there, and those positions are left out of the
+# loss (LeRobot's action_is_pad) instead of being padded with the edge action, as a demonstration's ends are
 ACTIONS_CUT_INFO = "actions_cut"
 
 

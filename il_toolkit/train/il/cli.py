@@ -370,11 +370,14 @@ GATED_DEFAULTS = {
     # discrete actions (CartPole): SB3's actor-critic, 10 epochs a round at lr 1e-3, rounds of 5 episodes
     "discrete": dict(bc_epochs=10, learning_rate=1e-3, dagger_episodes_per_iter=5),
 }
-# Where an env's own measurements chose otherwise, its settings replace its kind's.
+LEARNER_FIELDS = frozenset({"policy_type", "action_chunk_size"})  # the flags that choose the learner itself
+# Where an env's own measurements chose otherwise, its learner and settings replace its kind's (all of them, unless
+# the command line names the learner: --policy_type or --action_chunk_size).
 GATED_ENV_DEFAULTS = {
     # ALOHA insertion: a flow-matching learner over chunks of 8 actions, 600 passes per fit, each round continued from
-    # the last one's weights, rounds of 20 episodes (HG-DAgger 55% at 11k labels from 20 demonstrations, 78% at 15.6k
-    # from 30; the MLP was never measured there; benchmarks/interactive_labels.py --learner flow_chunks)
+    # the last one's weights, rounds of 20 episodes (measured with HG-DAgger: BC with it 81% from 50 demonstrations,
+    # HG-DAgger 55% at 11k labels from 20, 78% at 15.6k from 30; the MLP was never measured there;
+    # benchmarks/interactive_labels.py --learner flow_chunks). The ensemble variants train 5 such learners a round.
     "il_toolkit/AlohaInsertion-v0": dict(policy_type="flow", action_chunk_size=8, bc_epochs=600, batch_size=256,
                                          learning_rate=1e-3, bc_validation_split=0.0, dagger_warm_start=True,
                                          dagger_episodes_per_iter=20),
@@ -409,7 +412,8 @@ def interactive_defaults(env: Any, config: ILConfig, given: frozenset[str]) -> I
         kind = "chunked"
     else:
         kind = "state"
-    defaults = GATED_ENV_DEFAULTS.get(common.env_id_of(env), GATED_DEFAULTS[kind])
+    own = GATED_ENV_DEFAULTS.get(common.env_id_of(env))
+    defaults = own if own is not None and not given & LEARNER_FIELDS else GATED_DEFAULTS[kind]
     return config.replace(**{k: v for k, v in defaults.items() if k not in given})
 
 

@@ -15,8 +15,9 @@ from the same state lies 0.10 rad from them at the 4th action and 0.17 rad at th
 simulation back (``restore``), so the episode goes on as if nothing happened. The stretch is
 stored as an episode whose first ``every`` steps are marked as chunk starts (the info
 :data:`~il_toolkit.train.datasets.minari_io.CHUNK_START_INFO`): each such step's window then holds
-``horizon`` actions the expert really took from there, and no window runs past the stretch's
-end. Every action of the stretch counts as an expert label.
+``horizon`` actions the expert really took from there (a branch a label budget stopped early is
+marked cut, :data:`~il_toolkit.train.datasets.minari_io.ACTIONS_CUT_INFO`, and its windows train
+only the positions it has). Every action of the stretch counts as an expert label.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class ExpertChunks:
         horizon: actions per chunk the learner predicts.
         every: steps between the learner's plans (the actions it executes per chunk); each branch
             holds ``horizon + every - 1`` actions, so the ``every`` windows starting in its first
-            steps are whole.
+            steps are whole (unless a label budget stopped it early: then the positions past its
+            end are left out of the loss).
     """
 
     def __init__(self, env: gym.Env, expert: Policy, horizon: int, every: int) -> None:

@@ -175,7 +175,9 @@ class FlowMatchingTrainer:
     # -- the step -----------------------------------------------------------------------
     def compute_loss(self, data: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Steps 1-5 on one batch: ``(total loss, metrics)``; chunk positions marked in
-        ``data["action_is_pad"]`` ``(B, H)``, where present, count as zero velocity error."""
+        ``data["action_is_pad"]`` ``(B, H)``, where present, count as zero velocity error (a
+        family's own parts, its posterior codes for one, see the chunk as given, the edge action
+        repeated there, as at a demonstration's end)."""
         batch = self.to_device(data)
         check_batch(batch, self.spec, need_action=True)
         actions = self.models["normalizer"].normalize_action(batch[ACTION_KEY].float())
@@ -187,7 +189,7 @@ class FlowMatchingTrainer:
         predicted = self.velocity(x_t, t, context)
         pad = batch.get(ACTION_PAD_KEY)
         if pad is not None:  # no label there: zero error, LeRobot's mean of the masked loss over every position
-            predicted = torch.where(pad[..., None], target, predicted)
+            predicted = torch.where(pad.bool()[..., None], target, predicted)
         velocity_loss = self.velocity_loss(predicted, target)
         extra, metrics = self.extra_losses(context, x_t, t, predicted, actions)
         total = velocity_loss + extra

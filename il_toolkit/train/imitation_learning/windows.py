@@ -8,10 +8,11 @@ are gathered by index, so images are not duplicated ``To`` times in memory. Wher
 expresses actions relative to the state (its feature pipeline's action codec), each window's
 chunk is encoded relative to the state at ``t``, the one it is planned from, and stored whole.
 
-An episode whose actions stop at a cut (an expert's stretch that handed control back: the info
-:data:`~il_toolkit.train.datasets.minari_io.ACTIONS_CUT_INFO`) has no label past its end; its
-windows' positions there are marked in ``action_is_pad`` ``(B, H)`` and left out of the loss
-(LeRobot's convention), where a demonstration's end is padded with its last action and trained.
+An episode whose actions are cut out of a longer one (an expert's stretch that handed control
+back: the info :data:`~il_toolkit.train.datasets.minari_io.ACTIONS_CUT_INFO`) has no label past
+its end nor before its start; its windows' positions there are marked in ``action_is_pad``
+``(B, H)`` and left out of the loss (LeRobot's convention), where a demonstration's ends are
+padded with its edge actions and trained.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ class WindowDataset:
         return out
 
     def action_chunks(self) -> torch.Tensor:
-        """Every window's chunk ``(N, H, Da)`` as :meth:`batch` returns it (normaliser statistics)."""
+        """Every window's chunk ``(N, H, Da)`` as :meth:`batch` returns it."""
         return self.chunks if self.chunks is not None else self.actions[self.action_index]
+
+    def labelled_actions(self) -> torch.Tensor:
+        """``(M, Da)``: every chunk position that has a label, of every window (normaliser statistics)."""
+        chunks = self.action_chunks()
+        return chunks.reshape(-1, chunks.shape[-1]) if self.action_is_pad is None else chunks[~self.action_is_pad]
 
     def state_rows(self, key: str = "observation.state") -> torch.Tensor | None:
         return self.observations.get(key)
@@ -77,7 +83,7 @@ class WindowDataset:
         """
         obs_parts: dict[str, list[torch.Tensor]] = {}
         act_parts, obs_index, act_index, chunk_parts, pad_parts = [], [], [], [], []
-        padded_lengths: list[int] = []  # of the episodes whose chunks are padded at their end
+        lengths: list[tuple[int, bool]] = []  # (actions, cut) per episode
         offset = 0
         for index, (observations, actions, *raw) in enumerate(episodes):
             acts = torch.as_tensor(np.asarray(actions, dtype=np.float32))
@@ -99,8 +105,8 @@ class WindowDataset:
             local = np.clip(unclipped, 0, steps - 1)
             act_index.append(offset + local)
             is_cut = cut is not None and bool(cut[index])
-            pad_parts.append(unclipped > steps - 1 if is_cut else np.zeros_like(local, bool))
-            padded_lengths += [] if is_cut else [steps]
+            pad_parts.append((unclipped > steps - 1) | (unclipped < 0) if is_cut else np.zeros_like(local, bool))
+            lengths.append((steps, is_cut))
             if encode_chunk is not None:
                 states = np.asarray(raw[0], dtype=np.float64)[:steps].reshape(steps, -1)
                 chunk = np.asarray(actions, dtype=np.float64).reshape(steps, -1)[local]
@@ -108,8 +114,7 @@ class WindowDataset:
             offset += steps
         if not act_parts:
             raise ValueError("no episode with at least one action: nothing to train on")
-        if padded_lengths:
-            _check_lengths(padded_lengths, horizon)
+        _check_lengths(lengths, horizon)
         return cls(
             observations={key: torch.cat(parts) for key, parts in obs_parts.items()},
             actions=torch.cat(act_parts),
@@ -158,20 +163,22 @@ class WindowDataset:
                              None if self.action_is_pad is None else self.action_is_pad[keep])
 
 
-def _check_lengths(lengths: Sequence[int], horizon: int) -> None:
-    """Episodes shorter than the chunk are padded by repeating their last action (diffusion_policy's
-    convention), which is harmless for a few of them; when none reaches the horizon, no chunk in
-    the data shows ``horizon`` real actions and the policy would learn the padding."""
-    shortest = min(lengths)
-    if shortest >= horizon:
-        return
-    if max(lengths) < horizon:
+def _check_lengths(lengths: Sequence[tuple[int, bool]], horizon: int) -> None:
+    """``lengths``: (actions, cut) per episode. Episodes shorter than the chunk are padded by
+    repeating their last action (diffusion_policy's convention), which is harmless for a few of
+    them; when none reaches the horizon, no chunk in the data shows ``horizon`` real actions and
+    the policy would learn the padding. Cut stretches are not padded (their missing positions are
+    left out of the loss), so only their length counts."""
+    longest = max(n for n, _ in lengths)
+    padded = [n for n, cut in lengths if not cut]
+    if longest < horizon:
         raise ValueError(
-            f"every episode is shorter than the action chunk (the longest has {max(lengths)} actions, the shortest "
-            f"{shortest}; horizon {horizon}): lower the horizon to at most {max(lengths)} (--horizon) or collect longer "
-            "episodes"
+            f"every episode is shorter than the action chunk (the longest has {longest} actions, the shortest "
+            f"{min(n for n, _ in lengths)}; horizon {horizon}): lower the horizon to at most {longest} (--horizon) or "
+            "collect longer episodes"
         )
-    short = sum(n < horizon for n in lengths)
-    warnings.warn(
-        f"{short} of {len(lengths)} episodes are shorter than the action chunk (shortest: {shortest} actions, horizon "
-        f"{horizon}); their chunks are padded with their last action", stacklevel=3)
+    short = sum(n < horizon for n in padded)
+    if short:
+        warnings.warn(
+            f"{short} of {len(padded)} episodes are shorter than the action chunk (shortest: {min(padded)} actions, "
+            f"horizon {horizon}); their chunks are padded with their last action", stacklevel=3)
