@@ -181,10 +181,28 @@ def test_windows_of_a_cut_episode_mark_the_positions_past_its_end_and_the_loss_l
     assert loss(unmasked) != pytest.approx(loss({**unmasked, "action": other["action"]}))
 
 
+def test_a_validation_split_keeps_the_stretches_of_one_rollout_together():
+    from imitation.data.types import TrajectoryWithRew
+
+    from il_toolkit.train.datasets.minari_io import from_rollout, rollout_seed
+    from il_toolkit.train.il.common import split_episodes
+
+    def stretch(seed):
+        t = TrajectoryWithRew(obs=np.zeros((3, 1)), acts=np.zeros((2, 1)), infos=None, terminal=False, rews=np.zeros(2))
+        return t if seed is None else from_rollout(t, seed)
+
+    episodes = [stretch(None), stretch(None)] + [stretch(seed) for seed in (7, 7, 7, 8, 8, 9)]
+    for split_seed in range(5):
+        train, val = split_episodes(episodes, 0.4, np.random.default_rng(split_seed))
+        assert len(train) + len(val) == 8 and len(val) in (1, 2, 3, 4)
+        assert {rollout_seed(t) for t in train} & {rollout_seed(t) for t in val} <= {None}
+    assert sum(len(split_episodes(episodes, 0.4, np.random.default_rng(s))[1]) for s in range(5)) > 5  # a rollout in val
+
+
 def test_chunked_hg_dagger_trains_on_cut_expert_stretches_and_resumes_with_them(tmp_path, monkeypatch):
     from minari import MinariDataset
 
-    from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask, trajectories_from
+    from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask, rollout_seed, trajectories_from
     from il_toolkit.train.il.dagger import DATASET_DIR
 
     env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=30)
@@ -198,6 +216,7 @@ def test_chunked_hg_dagger_trains_on_cut_expert_stretches_and_resumes_with_them(
     assert any(cut), "the simulated person should have handed back at least once"
     assert not all(cut)  # round 1's whole episodes (and stretches that ran to an episode's end) are padded there
     assert all(chunk_start_mask(t).all() for t in aggregate)  # every step starts a window
+    assert all(rollout_seed(t) is not None for t in aggregate)  # the rollout each stretch came from, for the split
     monkeypatch.setattr(DAgger, "collect_round", original)
     results = DAgger(env, None, config, progress=False).train()
     assert len(results["rounds"]) == 3

@@ -37,6 +37,9 @@ CHUNK_START_INFO = "chunk_start"
 # with an observation history, before its first) has no label there, and those positions are left out of the
 # loss (LeRobot's action_is_pad) instead of being padded with the edge action, as a demonstration's ends are
 ACTIONS_CUT_INFO = "actions_cut"
+# (T+1,) int64: the reset seed of the rollout an episode's stretch was cut from (DAgger's aggregate), so that the
+# stretches and branches of one rollout land on the same side of a train/validation split
+ROLLOUT_SEED_INFO = "rollout_seed"
 
 
 def _step_infos(trajectory: Any) -> Any:
@@ -60,13 +63,33 @@ def actions_cut(trajectory: Any) -> bool:
     return infos is not None and bool(infos[0].get(ACTIONS_CUT_INFO, False))
 
 
-def window_infos(steps: int, starts: Sequence[bool] | None = None, cut: bool = False) -> np.ndarray | None:
-    """imitation ``infos`` (one dict per step) carrying :data:`CHUNK_START_INFO` from ``starts`` (T flags)
-    and :data:`ACTIONS_CUT_INFO` where ``cut``; None when there is nothing to carry."""
-    if starts is None and not cut:
+def rollout_seed(trajectory: Any) -> int | None:
+    """The reset seed of the rollout ``trajectory`` was cut from (:data:`ROLLOUT_SEED_INFO`), or None."""
+    infos = _step_infos(trajectory)
+    seed = None if infos is None else infos[0].get(ROLLOUT_SEED_INFO)
+    return None if seed is None else int(seed)
+
+
+def window_infos(steps: int, starts: Sequence[bool] | None = None, cut: bool = False,
+                 seed: int | None = None) -> np.ndarray | None:
+    """imitation ``infos`` (one dict per step) carrying :data:`CHUNK_START_INFO` from ``starts`` (T flags),
+    :data:`ACTIONS_CUT_INFO` where ``cut`` and :data:`ROLLOUT_SEED_INFO` where ``seed`` is given; None when
+    there is nothing to carry."""
+    if starts is None and not cut and seed is None:
         return None
     flags = [True] * steps if starts is None else [bool(s) for s in starts]
-    return np.array([{CHUNK_START_INFO: s, **({ACTIONS_CUT_INFO: True} if cut else {})} for s in flags])
+    extra = {**({ACTIONS_CUT_INFO: True} if cut else {}), **({ROLLOUT_SEED_INFO: int(seed)} if seed is not None else {})}
+    return np.array([{CHUNK_START_INFO: s, **extra} for s in flags])
+
+
+def from_rollout(trajectory: Any, seed: int) -> Any:
+    """``trajectory`` marked as cut from the rollout reset with ``seed`` (:data:`ROLLOUT_SEED_INFO`)."""
+    import dataclasses
+
+    steps = len(trajectory.acts)
+    infos = _step_infos(trajectory)
+    starts = None if infos is None or CHUNK_START_INFO not in infos[0] else chunk_start_mask(trajectory)
+    return dataclasses.replace(trajectory, infos=window_infos(steps, starts, actions_cut(trajectory), seed))
 
 
 class DatasetError(ValueError):
@@ -221,10 +244,12 @@ def _to_trajectory(episode: Any):
     steps = len(episode.actions)
     starts = (episode.infos or {}).get(CHUNK_START_INFO)
     cut = (episode.infos or {}).get(ACTIONS_CUT_INFO)
+    seed = (episode.infos or {}).get(ROLLOUT_SEED_INFO)
     return TrajectoryWithRew(
         obs=_episode_observations(episode.observations),
         acts=np.asarray(episode.actions),
-        infos=window_infos(steps, None if starts is None else starts[:steps], cut is not None and bool(cut[0])),
+        infos=window_infos(steps, None if starts is None else starts[:steps], cut is not None and bool(cut[0]),
+                           None if seed is None else int(seed[0])),
         terminal=bool(episode.terminations[-1]),
         rews=np.asarray(episode.rewards, dtype=np.float32),
     )
@@ -426,13 +451,14 @@ def instruction_of(episode: Any) -> str | None:
 def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards: Sequence[float],
                    terminated: bool, seed: int | None, states: Sequence[Any] | None = None,
                    instruction: str | None = None, chunk_starts: Sequence[bool] | None = None,
-                   cut: bool | None = None):
+                   cut: bool | None = None, rollout: int | None = None):
     """A Minari ``EpisodeBuffer`` from T+1 observations, T actions and T rewards (stacked at
     once: building it step by step through ``add_step_data`` cost more than writing it);
     ``states``: the env's full state beside each observation, stored as the info :data:`STATE_INFO`;
     ``instruction``: the episode's instruction, stored as :data:`INSTRUCTION_INFO`; ``chunk_starts``:
     T flags, where a training window may start, stored as :data:`CHUNK_START_INFO`; ``cut``: whether the
-    actions stop short of where the episode went on, stored as :data:`ACTIONS_CUT_INFO` (None: not stored)."""
+    actions stop short of where the episode went on, stored as :data:`ACTIONS_CUT_INFO` (None: not stored);
+    ``rollout``: the reset seed of the rollout it was cut from, stored as :data:`ROLLOUT_SEED_INFO`."""
     from minari.data_collector import EpisodeBuffer
 
     if not len(actions):
@@ -445,6 +471,8 @@ def episode_buffer(observations: Sequence[Any], actions: Sequence[Any], rewards:
         infos[CHUNK_START_INFO] = np.append(np.asarray(chunk_starts, dtype=np.uint8), np.uint8(0))
     if cut is not None:
         infos[ACTIONS_CUT_INFO] = np.full(len(actions) + 1, int(cut), dtype=np.uint8)
+    if rollout is not None:
+        infos[ROLLOUT_SEED_INFO] = np.full(len(actions) + 1, rollout, dtype=np.int64)
     return EpisodeBuffer(
         seed=seed,
         observations=_stack(list(observations)),

@@ -100,15 +100,24 @@ def demonstration_seeds(config: ILConfig, n_episodes: int) -> list[int]:
 
 
 def split_episodes(trajectories: Sequence[Any], validation_split: float, rng: np.random.Generator) -> tuple[list, list]:
-    """Split whole episodes (not steps, so no episode leaks into both) into train / validation."""
-    n = len(trajectories)
+    """Split whole episodes (not steps, so no episode leaks into both) into train / validation.
+    Stretches cut from one rollout (DAgger's aggregate records its reset seed) go to the same side,
+    as one episode would; ``validation_split`` is then the share of rollouts."""
+    from il_toolkit.train.datasets.minari_io import rollout_seed
+
+    groups: dict[Any, list[int]] = {}
+    for i, trajectory in enumerate(trajectories):
+        seed = rollout_seed(trajectory)
+        groups.setdefault(("episode", i) if seed is None else ("rollout", seed), []).append(i)
+    members = list(groups.values())
+    n = len(members)
     n_val = int(round(n * validation_split)) if validation_split > 0 and n >= 2 else 0
     if validation_split > 0 and n >= 2:
         n_val = max(1, min(n - 1, n_val))
     order = rng.permutation(n)
-    val = [trajectories[i] for i in sorted(order[:n_val])]
-    train = [trajectories[i] for i in sorted(order[n_val:])]
-    return train, val
+    val = sorted(i for g in order[:n_val] for i in members[g])
+    train = sorted(i for g in order[n_val:] for i in members[g])
+    return [trajectories[i] for i in train], [trajectories[i] for i in val]
 
 
 def filter_demonstrations(trajectories: Sequence[Any], config: ILConfig) -> list[Any]:

@@ -96,6 +96,7 @@ from il_toolkit.config.training_config import ILConfig, get_beta
 from il_toolkit.policies import as_policy, check_spaces, load
 from il_toolkit.policies.base import Policy
 from il_toolkit.rollout import rollout_episode
+from il_toolkit.train.datasets.minari_io import from_rollout
 from il_toolkit.train.il import common
 from il_toolkit.train.il.common import ResumeMismatchError
 from il_toolkit.train.il.behavioral_cloning import BehavioralCloning
@@ -295,8 +296,8 @@ class DAgger:
             stuck += int(actor.taken_over or ended_stuck)
             rolled = episode.to_trajectory()
             cut_by_budget = budget is not None and budget.exhausted and not episode.terminated
-            trajectories += labelled_segments(rolled, actor.labels, self.config.action_chunk_size,
-                                              cut_short=cut_by_budget) + actor.chunk_segments
+            trajectories += [from_rollout(t, seed) for t in labelled_segments(
+                rolled, actor.labels, self.config.action_chunk_size, cut_short=cut_by_budget) + actor.chunk_segments]
             returns.append(episode.sum_reward)
             successes.append(episode.success)
             if _is_vector_space(self.env.observation_space):
@@ -592,12 +593,13 @@ class DAgger:
 
     def _append(self, trajectories: Sequence[Any]) -> None:
         from il_toolkit import __version__
-        from il_toolkit.train.datasets.minari_io import (actions_cut, chunk_start_mask, episode_buffer, unstack_observations,
-                                                         write_progress)
+        from il_toolkit.train.datasets.minari_io import (actions_cut, chunk_start_mask, episode_buffer, rollout_seed,
+                                                         unstack_observations, write_progress)
 
         marked = self.config.action_chunk_size > 1  # a chunked learner's episodes record where its windows may start
         buffers = [episode_buffer(unstack_observations(t.obs, len(t.acts) + 1), list(t.acts), list(t.rews), t.terminal, None,
-                                  chunk_starts=chunk_start_mask(t) if marked else None, cut=actions_cut(t) if marked else None)
+                                  chunk_starts=chunk_start_mask(t) if marked else None, cut=actions_cut(t) if marked else None,
+                                  rollout=rollout_seed(t))
                    for t in trajectories]
         write_progress(self.output_dir / DATASET_DIR, self.env, buffers, {
             "dataset_id": "dagger/aggregate-v0",
