@@ -375,12 +375,12 @@ LEARNER_FIELDS = frozenset({"policy_type", "action_chunk_size"})  # the flags th
 # the command line names the learner: --policy_type or --action_chunk_size).
 GATED_ENV_DEFAULTS = {
     # ALOHA insertion: a flow-matching learner over chunks of 8 actions, 600 passes per fit, each round continued from
-    # the last one's weights, rounds of 20 episodes (measured with HG-DAgger: BC with it 81% from 50 demonstrations,
-    # HG-DAgger 55% at 11k labels from 20, 78% at 15.6k from 30; the MLP was never measured there;
-    # benchmarks/interactive_labels.py --learner flow_chunks). The ensemble variants train 5 such learners a round.
+    # the last one's weights, rounds of 40 episodes (BC with it 81% from 50 demonstrations; HG-DAgger from 30, 3 seeds:
+    # 85% at 15.9k labels; the MLP was never measured there; benchmarks/interactive_labels.py --learner flow_chunks).
+    # The ensemble variants train 5 such learners a round.
     "il_toolkit/AlohaInsertion-v0": dict(policy_type="flow", action_chunk_size=8, bc_epochs=600, batch_size=256,
                                          learning_rate=1e-3, bc_validation_split=0.0, dagger_warm_start=True,
-                                         dagger_episodes_per_iter=20),
+                                         dagger_episodes_per_iter=40),
 }
 
 
