@@ -86,10 +86,8 @@ def from_rollout(trajectory: Any, seed: int) -> Any:
     """``trajectory`` marked as cut from the rollout reset with ``seed`` (:data:`ROLLOUT_SEED_INFO`)."""
     import dataclasses
 
-    steps = len(trajectory.acts)
-    infos = _step_infos(trajectory)
-    starts = None if infos is None or CHUNK_START_INFO not in infos[0] else chunk_start_mask(trajectory)
-    return dataclasses.replace(trajectory, infos=window_infos(steps, starts, actions_cut(trajectory), seed))
+    infos = window_infos(len(trajectory.acts), chunk_start_mask(trajectory), actions_cut(trajectory), seed)
+    return dataclasses.replace(trajectory, infos=infos)
 
 
 class DatasetError(ValueError):
@@ -242,9 +240,8 @@ def _to_trajectory(episode: Any):
     _check_finite("actions", episode.id, episode.actions)
     _check_finite("observations", episode.id, flatten_observations(episode.observations))
     steps = len(episode.actions)
-    starts = (episode.infos or {}).get(CHUNK_START_INFO)
-    cut = (episode.infos or {}).get(ACTIONS_CUT_INFO)
-    seed = (episode.infos or {}).get(ROLLOUT_SEED_INFO)
+    stored = episode.infos or {}
+    starts, cut, seed = (stored.get(key) for key in (CHUNK_START_INFO, ACTIONS_CUT_INFO, ROLLOUT_SEED_INFO))
     return TrajectoryWithRew(
         obs=_episode_observations(episode.observations),
         acts=np.asarray(episode.actions),

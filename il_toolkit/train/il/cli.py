@@ -400,8 +400,8 @@ def _env_to_print_for(args: argparse.Namespace) -> Any:
 
 def interactive_defaults(env: Any, config: ILConfig, given: frozenset[str]) -> ILConfig:
     """``config`` with :data:`GATED_ENV_DEFAULTS` for ``env``, else :data:`GATED_DEFAULTS` for its kind, in
-    every field not in ``given`` (the flags on the command line), for the gated variants (``hg_dagger``, ``ensemble_dagger``, ``thrifty_dagger``);
-    plain DAgger keeps its documented defaults (``ILConfig.dagger()``)."""
+    every field not in ``given`` (the flags on the command line), for the gated variants (``hg_dagger``,
+    ``ensemble_dagger``, ``thrifty_dagger``); plain DAgger keeps its documented defaults (``ILConfig.dagger()``)."""
     import gymnasium as gym
 
     if config.dagger_variant == "dagger":
