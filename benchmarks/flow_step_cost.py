@@ -7,9 +7,14 @@ transformer flow model was benchmarked with), one CPU thread; the transformer se
 5-entry state, the MLP the env's feature pipeline (11 task-frame features), as each would be
 trained. A third column times each trainer at what ``il-toolkit train flow`` now trains PushT state
 with (MLP velocity net, horizon 1, one observation: ``STATE_DEFAULTS``), the step a user's run
-takes. Median ms over 20 steps after 3 warm-up steps.
+takes.
 
-    .venv/bin/python benchmarks/flow_step_cost.py [--trainers KEY ...]
+The three nets are timed in interleaved blocks (``--blocks`` rounds, each timing every net for
+about ``--block-seconds``, in a rotating order), so a change in the machine's load falls on all
+three alike; each net's figure is the median of its blocks' ms per step, and the speed-up is the
+median of the blocks' own ratios, with their range.
+
+    .venv/bin/python benchmarks/flow_step_cost.py [--trainers KEY ...] [--blocks 9]
 
 Writes ``benchmarks/results/flow_step_cost.json``.
 """
@@ -20,6 +25,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_results  # noqa: E402
 
 ENV_ID = "il_toolkit/PushT-v0"
+BATCH = 256
 
 
-def ms_per_step(trainer_key: str, env, velocity_net: str, features, repeats: int = 20, horizon: int = 16,
-                n_obs_steps: int = 2) -> tuple[float, int]:
+def make_step(trainer_key: str, env, velocity_net: str, features, horizon: int, n_obs_steps: int) -> tuple[Callable[[], None], int]:
+    """One trainer on a fixed random batch: ``(step, parameter count)``; ``step()`` runs one ``train_step``."""
     from il_toolkit.policies.flow_policy import FlowMatchingPolicy
     from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 
@@ -39,15 +46,40 @@ def ms_per_step(trainer_key: str, env, velocity_net: str, features, repeats: int
     policy = FlowMatchingPolicy.create(trainer_key, env.observation_space, env.action_space, features=features,
                                        horizon=horizon, n_obs_steps=n_obs_steps, velocity_net=velocity_net)
     generator = torch.Generator().manual_seed(0)
-    batch = {"observation.state": torch.randn(256, n_obs_steps, policy.spec.state_dim, generator=generator),
-             "action": torch.randn(256, horizon, policy.spec.action_dim, generator=generator)}
+    batch = {"observation.state": torch.randn(BATCH, n_obs_steps, policy.spec.state_dim, generator=generator),
+             "action": torch.randn(BATCH, horizon, policy.spec.action_dim, generator=generator)}
     trainer = cls(policy.model, cls.build_optimizers(policy.model), None, "cpu", generator=generator)
-    times = []
-    for i in range(3 + repeats):
-        start = time.perf_counter()
-        trainer.train_step(batch, 0, 1, i)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times[3:])), int(sum(p.numel() for p in policy.parameters()))
+    counter = iter(range(10**9))
+
+    def step() -> None:
+        trainer.train_step(batch, 0, 1, next(counter))
+
+    return step, int(sum(p.numel() for p in policy.parameters()))
+
+
+def ms_per_step(step: Callable[[], None], n_steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        step()
+    return 1000 * (time.perf_counter() - start) / n_steps
+
+
+def interleaved_ms(steps: dict[str, Callable[[], None]], blocks: int, block_seconds: float) -> dict[str, list[float]]:
+    """Per net, its ms per step in each of ``blocks`` interleaved blocks (3 warm-up steps first; a
+    block runs as many steps as fill ``block_seconds`` at the warm-up's pace, at least one)."""
+    names = list(steps)
+    n_steps = {name: max(1, int(block_seconds * 1000 / ms_per_step(steps[name], 3))) for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for block in range(blocks):
+        for name in names[block % len(names):] + names[:block % len(names)]:
+            times[name].append(ms_per_step(steps[name], n_steps[name]))
+    return times
+
+
+def ratio_summary(numerator: list[float], denominator: list[float]) -> dict[str, float]:
+    ratios = np.asarray(numerator) / np.asarray(denominator)
+    return {"median": round(float(np.median(ratios)), 1), "min": round(float(ratios.min()), 1),
+            "max": round(float(ratios.max()), 1)}
 
 
 def main() -> None:
@@ -58,23 +90,32 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trainers", nargs="+", default=[k for k in TRAINER_REGISTRY.keys() if not k.endswith("_depth")])
+    parser.add_argument("--blocks", type=int, default=9, help="interleaved timing rounds per trainer (default 9)")
+    parser.add_argument("--block-seconds", type=float, default=0.5, help="seconds each net runs per block (default 0.5)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     env = make_env(ENV_ID)
+    features = default_state_features(env)
     rows = []
     for key in args.trainers:
-        transformer_ms, transformer_params = ms_per_step(key, env, "transformer", None)
-        mlp_ms, mlp_params = ms_per_step(key, env, "mlp", default_state_features(env))
-        default_ms, _ = ms_per_step(key, env, "mlp", default_state_features(env), horizon=STATE_DEFAULTS["horizon"],
-                                    n_obs_steps=STATE_DEFAULTS["n_obs_steps"])
-        rows.append({"trainer": key, "transformer_ms_per_step": round(transformer_ms, 1), "mlp_ms_per_step": round(mlp_ms, 2),
-                     "speedup": round(transformer_ms / mlp_ms, 1), "transformer_parameters": transformer_params,
-                     "mlp_parameters": mlp_params, "default_ms_per_step": round(default_ms, 2),
-                     "speedup_at_defaults": round(transformer_ms / default_ms, 1)})
-        print(f"{key:42s} transformer {transformer_ms:7.1f} ms  mlp {mlp_ms:6.2f} ms  {transformer_ms / mlp_ms:5.1f}x  "
-              f"train flow's defaults {default_ms:6.2f} ms  {transformer_ms / default_ms:5.1f}x", flush=True)
+        transformer, transformer_params = make_step(key, env, "transformer", None, 16, 2)
+        mlp, mlp_params = make_step(key, env, "mlp", features, 16, 2)
+        default, _ = make_step(key, env, "mlp", features, STATE_DEFAULTS["horizon"], STATE_DEFAULTS["n_obs_steps"])
+        times = interleaved_ms({"transformer": transformer, "mlp": mlp, "default": default}, args.blocks, args.block_seconds)
+        medians = {name: float(np.median(values)) for name, values in times.items()}
+        speedup = ratio_summary(times["transformer"], times["mlp"])
+        at_defaults = ratio_summary(times["transformer"], times["default"])
+        rows.append({"trainer": key, "transformer_ms_per_step": round(medians["transformer"], 1),
+                     "mlp_ms_per_step": round(medians["mlp"], 2), "speedup": speedup["median"],
+                     "speedup_range": [speedup["min"], speedup["max"]], "transformer_parameters": transformer_params,
+                     "mlp_parameters": mlp_params, "default_ms_per_step": round(medians["default"], 2),
+                     "speedup_at_defaults": at_defaults["median"], "speedup_at_defaults_range": [at_defaults["min"], at_defaults["max"]]})
+        print(f"{key:42s} transformer {medians['transformer']:7.1f} ms  mlp {medians['mlp']:6.2f} ms  "
+              f"{speedup['median']:5.1f}x ({speedup['min']}-{speedup['max']})  train flow's defaults "
+              f"{medians['default']:6.2f} ms  {at_defaults['median']:5.1f}x ({at_defaults['min']}-{at_defaults['max']})", flush=True)
     env.close()
-    write_results("flow_step_cost", {"batch": 256, "n_obs_steps": 2, "horizon": 16, "threads": 1,
+    write_results("flow_step_cost", {"batch": BATCH, "n_obs_steps": 2, "horizon": 16, "threads": 1,
+                                     "blocks": args.blocks, "block_seconds": args.block_seconds,
                                      "defaults": {k: STATE_DEFAULTS[k] for k in ("horizon", "n_obs_steps")}, "rows": rows})
 
 

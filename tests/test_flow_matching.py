@@ -139,6 +139,20 @@ def test_the_ot_gradient_is_the_one_of_differentiating_every_sinkhorn_iteration(
     assert abs(float(fast) - float(slow)) < 1e-4
     assert float((fast_grad - slow_grad).norm() / slow_grad.norm()) < 1e-3
 
+def test_the_kernel_and_log_domain_sinkhorn_reach_the_same_potentials() -> None:
+    """The kernel iterations (float64 matrix-vector products) and the log-domain ones they stand in
+    for converge to the same potential; costs too large for the kernel take the log domain."""
+    from il_toolkit.model.ot import _converged_g_kernel, _converged_g_log, _cost, entropic_ot
+
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(30, 3, generator=gen), torch.randn(25, 3, generator=gen) + 0.5
+    cost = _cost(x, y)
+    kernel, log = _converged_g_kernel(cost, 0.05, 500, 1e-7), _converged_g_log(cost, 0.05, 500, 1e-7)
+    assert float((kernel - log).abs().max()) < 1e-4
+    far = entropic_ot(x * 100.0, y * 100.0)  # cost / epsilon ~ 1e6: exp underflows, the log domain runs
+    assert torch.isfinite(far) and float(far) > 0
+
+
 
 def test_vq_replaces_dead_codes() -> None:
     torch.manual_seed(0)

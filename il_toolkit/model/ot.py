@@ -12,43 +12,69 @@ import math
 
 import torch
 
+# Above this cost/epsilon ratio exp(-cost/epsilon) can underflow float64 (exp(-745) is 0) and the
+# iterations run on log-potentials instead.
+_KERNEL_LIMIT = 600.0
+
 
 def _cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cdist(x, y).pow(2) / x.shape[-1]
 
 
+def _update_f(g: torch.Tensor, cost: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """``f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)`` with uniform ``b``: ``(N,)``."""
+    log_b = -math.log(cost.shape[1])
+    return -epsilon * torch.logsumexp(log_b + (g[None, :] - cost) / epsilon, dim=1)
+
+
+def _converged_g_kernel(cost: torch.Tensor, epsilon: float, n_iters: int, tolerance: float) -> torch.Tensor:
+    """Sinkhorn's iterations on ``u = exp(f / eps)``, ``v = exp(g / eps)`` and the kernel ``K = exp(-C / eps)``
+    in float64: each is two matrix-vector products instead of two log-sum-exps over the whole cost
+    matrix. Returns ``g (M,)``."""
+    n, m = cost.shape
+    kernel = torch.exp(-cost.double() / epsilon)
+    a, b = 1.0 / n, 1.0 / m
+    v = torch.ones(m, dtype=torch.float64, device=cost.device)
+    g = torch.zeros(m, dtype=torch.float64, device=cost.device)
+    for _ in range(n_iters):
+        u = 1.0 / (kernel @ (b * v))
+        v = 1.0 / (kernel.T @ (a * u))
+        previous, g = g, epsilon * torch.log(v)
+        if float((g - previous).abs().max()) <= tolerance:
+            break
+    return g.to(cost.dtype)
+
+
+def _converged_g_log(cost: torch.Tensor, epsilon: float, n_iters: int, tolerance: float) -> torch.Tensor:
+    """The same fixed point by log-domain Sinkhorn, for costs too large against ``epsilon`` for the kernel."""
+    log_a = -math.log(cost.shape[0])
+    g = torch.zeros(cost.shape[1], device=cost.device, dtype=cost.dtype)
+    for _ in range(n_iters):
+        f = _update_f(g, cost, epsilon)
+        previous, g = g, -epsilon * torch.logsumexp(log_a + (f[:, None] - cost) / epsilon, dim=0)
+        if float((g - previous).abs().max()) <= tolerance:
+            break
+    return g
+
+
 def entropic_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters: int = 30,
                 tolerance: float = 1e-5) -> torch.Tensor:
-    """Entropic OT value between uniform clouds (dual objective), by log-domain Sinkhorn.
+    """Entropic OT value between uniform clouds (dual objective).
 
-    The iterations run without autograd; the value is then the semi-dual ``mean(f) + mean(g)``
+    Sinkhorn's iterations run without autograd; the value is then the semi-dual ``mean(f) + mean(g)``
     with ``f`` the last update from the converged ``g`` held fixed, and only that update is
     differentiated. At the fixed point the objective's gradient through the potentials vanishes
     (envelope theorem), so its gradient with respect to the cost is the transport plan, as when
     every iteration is differentiated, at a fraction of the cost. Iterations stop early once the
-    potential ``g`` moves by no more than ``tolerance`` (cost units) in one update (a cloud against itself
-    converges in two or three)."""
+    potential ``g`` moves by no more than ``tolerance`` (cost units) in one update."""
     cost = _cost(x, y)
-    n, m = cost.shape
-    log_a = torch.full((n,), -math.log(n), device=x.device, dtype=cost.dtype)
-    log_b = torch.full((m,), -math.log(m), device=x.device, dtype=cost.dtype)
-
-    def update_f(g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return -epsilon * torch.logsumexp(log_b[None, :] + (g[None, :] - c) / epsilon, dim=1)
-
-    def update_g(f: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return -epsilon * torch.logsumexp(log_a[:, None] + (f[:, None] - c) / epsilon, dim=0)
-
     with torch.no_grad():
         fixed = cost.detach()
-        f, g = torch.zeros(n, device=x.device, dtype=cost.dtype), torch.zeros(m, device=x.device, dtype=cost.dtype)
-        for _ in range(n_iters):
-            previous = g
-            f = update_f(g, fixed)
-            g = update_g(f, fixed)
-            if float((g - previous).abs().max()) <= tolerance:
-                break
-    return update_f(g, cost).mean() + g.mean()  # the dual objective at the fixed point (uniform weights)
+        if float(fixed.max()) / epsilon <= _KERNEL_LIMIT:
+            g = _converged_g_kernel(fixed, epsilon, n_iters, tolerance)
+        else:
+            g = _converged_g_log(fixed, epsilon, n_iters, tolerance)
+    return _update_f(g, cost, epsilon).mean() + g.mean()  # the dual objective at the fixed point (uniform weights)
 
 
 def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters: int = 30) -> torch.Tensor:
