@@ -408,3 +408,23 @@ def test_a_run_resumes_after_a_dropped_round_with_its_records(tmp_path, monkeypa
     assert [("dropped" in r) for r in results["rounds"]] == [True, False, False]
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in records if "pc_success" in r] == [2, 3]
+
+
+def test_rounds_start_from_new_resets_never_a_demonstrated_one(tmp_path, monkeypatch):
+    import il_toolkit.train.il.dagger as dagger_module
+    from il_toolkit.train.il.common import demonstration_seeds
+
+    started = []
+    original = dagger_module.rollout_episode
+
+    def recording(actor, env, seed):
+        started.append(seed)
+        return original(actor, env, seed)
+
+    monkeypatch.setattr(dagger_module, "rollout_episode", recording)
+    env = make_env("il_toolkit/PushT-v0", obs_type="state", max_episode_steps=10)
+    config = _config(tmp_path, policy_type="mlp", num_expert_episodes=3, seed=1)
+    DAgger(env, None, config, progress=False).train()
+    assert len(started) == len(set(started)) == 4  # 2 rounds of 2 episodes
+    assert not set(started) & set(demonstration_seeds(config, 3))
+    assert all(10_000 <= s < 20_000 for s in started)  # within training seed 1's stride, below evaluation's seeds

@@ -92,10 +92,22 @@ def env_id_of(env: gym.Env) -> str:
     return env.spec.id
 
 
+SEED_STRIDE = 10_000  # reset seeds of training seed s: s * SEED_STRIDE and up (evaluation: 1,000,000 and up)
+ROLLOUT_SEED_OFFSET = 5_000  # DAgger's rollouts start here within the stride, demonstrations below
+
+
 def demonstration_seeds(config: ILConfig, n_episodes: int) -> list[int]:
     """Reset seeds for expert demonstrations: disjoint per training seed, and far from the
     evaluation seeds (1,000,000 and up)."""
-    base = config.seed * 10_000
+    base = config.seed * SEED_STRIDE
+    return list(range(base, base + n_episodes))
+
+
+def rollout_seeds(config: ILConfig, iteration: int, n_episodes: int) -> list[int]:
+    """Reset seeds for DAgger's round ``iteration`` (from 0): new starts every round, none shared
+    with the demonstrations of :func:`demonstration_seeds`, so a round never replays a demonstrated
+    start."""
+    base = config.seed * SEED_STRIDE + ROLLOUT_SEED_OFFSET + iteration * n_episodes
     return list(range(base, base + n_episodes))
 
 

@@ -286,9 +286,8 @@ class DAgger:
         env = budget if budget is not None else self.env
         env = EndWhenStuck(env, stuck_steps) if stuck_steps > 0 and on_stuck == "end" else env
         n = self.config.dagger_episodes_per_iter
-        base = self.config.seed * 10_000 + iteration * n
         trajectories, returns, successes, stuck, visited = [], [], [], 0, []
-        for seed in range(base, base + n):
+        for seed in common.rollout_seeds(self.config, iteration, n):
             if budget is not None and budget.exhausted:
                 break
             episode: Episode = rollout_episode(actor, env, seed)
