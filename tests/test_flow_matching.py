@@ -146,7 +146,7 @@ def test_the_kernel_and_log_domain_sinkhorn_reach_the_same_potentials() -> None:
 
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(30, 3, generator=gen), torch.randn(25, 3, generator=gen) + 0.5
-    cost = _cost(x, y)
+    cost = _cost(x, y)[None]
     kernel, log = _converged_g_kernel(cost, 0.05, 500, 1e-7), _converged_g_log(cost, 0.05, 500, 1e-7)
     assert float((kernel - log).abs().max()) < 1e-4
     far = entropic_ot(x * 100.0, y * 100.0)  # cost / epsilon ~ 1e6: exp underflows, the log domain runs

@@ -22,24 +22,25 @@ def _cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _update_f(g: torch.Tensor, cost: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """``f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)`` with uniform ``b``: ``(N,)``."""
-    log_b = -math.log(cost.shape[1])
-    return -epsilon * torch.logsumexp(log_b + (g[None, :] - cost) / epsilon, dim=1)
+    """``f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)`` with uniform ``b``: ``g (P, M)``,
+    ``cost (P, N, M)`` -> ``(P, N)``."""
+    log_b = -math.log(cost.shape[-1])
+    return -epsilon * torch.logsumexp(log_b + (g[:, None, :] - cost) / epsilon, dim=-1)
 
 
 def _converged_g_kernel(cost: torch.Tensor, epsilon: float, n_iters: int, tolerance: float) -> torch.Tensor:
     """Sinkhorn's iterations on ``u = exp(f / eps)``, ``v = exp(g / eps)`` and the kernel ``K = exp(-C / eps)``
-    in float64: each is two matrix-vector products instead of two log-sum-exps over the whole cost
-    matrix. Returns ``g (M,)``."""
-    n, m = cost.shape
+    in float64: each is two (batched) matrix-vector products instead of two log-sum-exps over the
+    whole cost matrix. ``cost (P, N, M)`` (P problems solved together) -> ``g (P, M)``."""
+    n, m = cost.shape[-2:]
     kernel = torch.exp(-cost.double() / epsilon)
     a, b = 1.0 / n, 1.0 / m
-    v = torch.ones(m, dtype=torch.float64, device=cost.device)
-    g = torch.zeros(m, dtype=torch.float64, device=cost.device)
+    v = torch.ones(cost.shape[0], m, 1, dtype=torch.float64, device=cost.device)
+    g = torch.zeros(cost.shape[0], m, dtype=torch.float64, device=cost.device)
     for _ in range(n_iters):
-        u = 1.0 / (kernel @ (b * v))
-        v = 1.0 / (kernel.T @ (a * u))
-        previous, g = g, epsilon * torch.log(v)
+        u = 1.0 / torch.bmm(kernel, b * v)
+        v = 1.0 / torch.bmm(kernel.transpose(1, 2), a * u)
+        previous, g = g, epsilon * torch.log(v[..., 0])
         if float((g - previous).abs().max()) <= tolerance:
             break
     return g.to(cost.dtype)
@@ -47,19 +48,30 @@ def _converged_g_kernel(cost: torch.Tensor, epsilon: float, n_iters: int, tolera
 
 def _converged_g_log(cost: torch.Tensor, epsilon: float, n_iters: int, tolerance: float) -> torch.Tensor:
     """The same fixed point by log-domain Sinkhorn, for costs too large against ``epsilon`` for the kernel."""
-    log_a = -math.log(cost.shape[0])
-    g = torch.zeros(cost.shape[1], device=cost.device, dtype=cost.dtype)
+    log_a = -math.log(cost.shape[-2])
+    g = torch.zeros(cost.shape[0], cost.shape[-1], device=cost.device, dtype=cost.dtype)
     for _ in range(n_iters):
         f = _update_f(g, cost, epsilon)
-        previous, g = g, -epsilon * torch.logsumexp(log_a + (f[:, None] - cost) / epsilon, dim=0)
+        previous, g = g, -epsilon * torch.logsumexp(log_a + (f[:, :, None] - cost) / epsilon, dim=-2)
         if float((g - previous).abs().max()) <= tolerance:
             break
     return g
 
 
+def _entropic_ot_batch(cost: torch.Tensor, epsilon: float, n_iters: int, tolerance: float) -> torch.Tensor:
+    """Entropic OT values ``(P,)`` for the costs ``(P, N, M)`` between uniform clouds (see :func:`entropic_ot`)."""
+    with torch.no_grad():
+        fixed = cost.detach()
+        if float(fixed.max()) / epsilon <= _KERNEL_LIMIT:
+            g = _converged_g_kernel(fixed, epsilon, n_iters, tolerance)
+        else:
+            g = _converged_g_log(fixed, epsilon, n_iters, tolerance)
+    return _update_f(g, cost, epsilon).mean(dim=-1) + g.mean(dim=-1)  # the dual objective at the fixed point
+
+
 def entropic_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters: int = 30,
                 tolerance: float = 1e-5) -> torch.Tensor:
-    """Entropic OT value between uniform clouds (dual objective).
+    """Entropic OT value between uniform clouds ``x (N, D)`` and ``y (M, D)`` (dual objective).
 
     Sinkhorn's iterations run without autograd; the value is then the semi-dual ``mean(f) + mean(g)``
     with ``f`` the last update from the converged ``g`` held fixed, and only that update is
@@ -67,21 +79,17 @@ def entropic_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters
     (envelope theorem), so its gradient with respect to the cost is the transport plan, as when
     every iteration is differentiated, at a fraction of the cost. Iterations stop early once the
     potential ``g`` moves by no more than ``tolerance`` (cost units) in one update."""
-    cost = _cost(x, y)
-    with torch.no_grad():
-        fixed = cost.detach()
-        if float(fixed.max()) / epsilon <= _KERNEL_LIMIT:
-            g = _converged_g_kernel(fixed, epsilon, n_iters, tolerance)
-        else:
-            g = _converged_g_log(fixed, epsilon, n_iters, tolerance)
-    return _update_f(g, cost, epsilon).mean() + g.mean()  # the dual objective at the fixed point (uniform weights)
+    return _entropic_ot_batch(_cost(x, y)[None], epsilon, n_iters, tolerance)[0]
 
 
 def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters: int = 30) -> torch.Tensor:
-    """Debiased Sinkhorn divergence between ``x (N, D)`` and ``y (M, D)``."""
+    """Debiased Sinkhorn divergence between ``x (N, D)`` and ``y (M, D)``; with ``N == M`` the three
+    transport problems are solved together."""
     if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"sinkhorn_divergence takes (N, D) and (M, D) clouds, got {tuple(x.shape)} and {tuple(y.shape)}")
-    xy = entropic_ot(x, y, epsilon, n_iters)
-    xx = entropic_ot(x, x, epsilon, n_iters)
-    yy = entropic_ot(y, y, epsilon, n_iters)
+    costs = [_cost(x, y), _cost(x, x), _cost(y, y)]
+    if len(x) == len(y):
+        xy, xx, yy = _entropic_ot_batch(torch.stack(costs), epsilon, n_iters, 1e-5)
+    else:
+        xy, xx, yy = (_entropic_ot_batch(c[None], epsilon, n_iters, 1e-5)[0] for c in costs)
     return xy - 0.5 * (xx + yy)
