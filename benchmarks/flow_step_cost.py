@@ -65,9 +65,11 @@ def ms_per_step(step: Callable[[], None], n_steps: int) -> float:
 
 
 def interleaved_ms(steps: dict[str, Callable[[], None]], blocks: int, block_seconds: float) -> dict[str, list[float]]:
-    """Per net, its ms per step in each of ``blocks`` interleaved blocks (3 warm-up steps first; a
-    block runs as many steps as fill ``block_seconds`` at the warm-up's pace, at least one)."""
+    """Per net, its ms per step in each of ``blocks`` interleaved blocks (3 warm-up steps, untimed,
+    then 3 timed ones set how many steps fill ``block_seconds``, at least one)."""
     names = list(steps)
+    for name in names:
+        ms_per_step(steps[name], 3)
     n_steps = {name: max(1, int(block_seconds * 1000 / ms_per_step(steps[name], 3))) for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
     for block in range(blocks):
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=9, help="interleaved timing rounds per trainer (default 9)")
     parser.add_argument("--block-seconds", type=float, default=0.5, help="seconds each net runs per block (default 0.5)")
     args = parser.parse_args()
+    if args.blocks < 1 or args.block_seconds <= 0:
+        parser.error("--blocks must be at least 1 and --block-seconds positive")
     torch.set_num_threads(1)
     env = make_env(ENV_ID)
     features = default_state_features(env)

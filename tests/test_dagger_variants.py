@@ -428,3 +428,7 @@ def test_rounds_start_from_new_resets_never_a_demonstrated_one(tmp_path, monkeyp
     assert len(started) == len(set(started)) == 4  # 2 rounds of 2 episodes
     assert not set(started) & set(demonstration_seeds(config, 3))
     assert all(10_000 <= s < 20_000 for s in started)  # within training seed 1's stride, below evaluation's seeds
+    with pytest.raises(ConfigError, match="at most 5000"):
+        ILConfig.dagger(dagger_iterations=100, dagger_episodes_per_iter=51)
+    with pytest.raises(ConfigError, match="num_expert_episodes must be at most 5000"):
+        ILConfig.dagger(num_expert_episodes=5001)

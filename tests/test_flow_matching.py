@@ -139,6 +139,7 @@ def test_the_ot_gradient_is_the_one_of_differentiating_every_sinkhorn_iteration(
     assert abs(float(fast) - float(slow)) < 1e-4
     assert float((fast_grad - slow_grad).norm() / slow_grad.norm()) < 1e-3
 
+
 def test_the_kernel_and_log_domain_sinkhorn_reach_the_same_potentials() -> None:
     """The kernel iterations (float64 matrix-vector products) and the log-domain ones they stand in
     for converge to the same potential; costs too large for the kernel take the log domain."""
@@ -152,6 +153,19 @@ def test_the_kernel_and_log_domain_sinkhorn_reach_the_same_potentials() -> None:
     far = entropic_ot(x * 100.0, y * 100.0)  # cost / epsilon ~ 1e6: exp underflows, the log domain runs
     assert torch.isfinite(far) and float(far) > 0
 
+
+def test_the_three_problems_solved_together_match_solved_apart() -> None:
+    from il_toolkit.model.ot import entropic_ot
+
+    gen = torch.Generator().manual_seed(2)
+    y = torch.randn(40, 4, generator=gen)
+    for x in (torch.randn(40, 4, generator=gen) + 0.3, torch.randn(33, 4, generator=gen) + 0.3):  # together, apart
+        x.requires_grad_(True)
+        together = sinkhorn_divergence(x, y, n_iters=300)
+        apart = entropic_ot(x, y, n_iters=300) - 0.5 * (entropic_ot(x, x, n_iters=300) + entropic_ot(y, y, n_iters=300))
+        (grad_together,), (grad_apart,) = torch.autograd.grad(together, x), torch.autograd.grad(apart, x)
+        assert abs(float(together) - float(apart)) < 1e-4
+        assert float((grad_together - grad_apart).norm() / grad_apart.norm()) < 1e-2
 
 
 def test_vq_replaces_dead_codes() -> None:

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-TRIAL_SEED_STRIDE = 10_000  # demonstration starts of training seed s: s * 10_000, s * 10_000 + 1, ...
+from il_toolkit.config.training_config import SEED_STRIDE
+
+TRIAL_SEED_STRIDE = SEED_STRIDE  # demonstration starts of training seed s: s * 10_000, s * 10_000 + 1, ...
 
 
 def dataset_id(env_id: str, seed: int, n_demos: int, obs_type: str | None = None) -> str:

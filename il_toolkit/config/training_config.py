@@ -30,6 +30,10 @@ ACTIVATIONS = ("relu", "tanh", "gelu", "silu")  # MLPPolicy's
 ON_STUCK = ("end", "expert")  # what a DAgger rollout does once stuck (dagger_stuck_steps)
 CHUNK_LABELS = ("auto", "expert_chunks", "visited")  # what DAgger labels for a chunked learner (dagger_chunk_labels)
 MAX_SEED = 100
+# Reset seeds of training seed s: demonstrations from s * SEED_STRIDE, DAgger's rollouts from
+# s * SEED_STRIDE + ROLLOUT_SEED_OFFSET, so neither reaches the other nor the next seed's.
+SEED_STRIDE = 10_000
+ROLLOUT_SEED_OFFSET = 5_000
 
 
 class ConfigError(ValueError):
@@ -236,9 +240,12 @@ class ILConfig(_ConfigMixin):
         _require(
             isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < MAX_SEED,
             f"seed must be an integer in [0, {MAX_SEED}), got {self.seed!r} (seed s demonstrates from reset seeds "
-            f"s*10000...; evaluation uses 1,000,000 and up, so larger seeds would collide with it)",
+            f"s*{SEED_STRIDE}...; evaluation uses 1,000,000 and up, so larger seeds would collide with it)",
         )
         _positive_int("num_expert_episodes", self.num_expert_episodes)
+        _require(self.num_expert_episodes <= ROLLOUT_SEED_OFFSET,
+                 f"num_expert_episodes must be at most {ROLLOUT_SEED_OFFSET} (the reset seeds a training seed keeps for "
+                 f"demonstrations), got {self.num_expert_episodes}; collect a larger dataset and pass it with --dataset")
         if self.demo_top_percentile is not None:
             _require(
                 isinstance(self.demo_top_percentile, (int, float)) and 0 <= self.demo_top_percentile < 100,
@@ -257,6 +264,10 @@ class ILConfig(_ConfigMixin):
         _positive_int("policy_mixture_components", self.policy_mixture_components)
         _positive_int("dagger_iterations", self.dagger_iterations)
         _positive_int("dagger_episodes_per_iter", self.dagger_episodes_per_iter)
+        rollouts = self.dagger_iterations * self.dagger_episodes_per_iter
+        _require(rollouts <= SEED_STRIDE - ROLLOUT_SEED_OFFSET,
+                 f"dagger_iterations x dagger_episodes_per_iter must be at most {SEED_STRIDE - ROLLOUT_SEED_OFFSET} "
+                 f"(the reset seeds a training seed keeps for DAgger's rollouts), got {rollouts}")
         _require(
             self.dagger_beta_schedule in BETA_SCHEDULES,
             f"dagger_beta_schedule must be one of {', '.join(BETA_SCHEDULES)}; got {self.dagger_beta_schedule!r}",

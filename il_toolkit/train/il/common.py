@@ -11,7 +11,7 @@ from typing import Any, Iterator, Sequence
 import gymnasium as gym
 import numpy as np
 
-from il_toolkit.config.training_config import ILConfig
+from il_toolkit.config.training_config import ROLLOUT_SEED_OFFSET, SEED_STRIDE, ILConfig
 from il_toolkit.envs import make_env
 
 
@@ -90,10 +90,6 @@ def env_id_of(env: gym.Env) -> str:
     if env.spec is None:
         raise ValueError("the env has no spec (id); make it with gymnasium.make or il_toolkit.envs.make_env")
     return env.spec.id
-
-
-SEED_STRIDE = 10_000  # reset seeds of training seed s: s * SEED_STRIDE and up (evaluation: 1,000,000 and up)
-ROLLOUT_SEED_OFFSET = 5_000  # DAgger's rollouts start here within the stride, demonstrations below
 
 
 def demonstration_seeds(config: ILConfig, n_episodes: int) -> list[int]:
