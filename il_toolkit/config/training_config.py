@@ -267,7 +267,7 @@ class ILConfig(_ConfigMixin):
         rollouts = self.dagger_iterations * self.dagger_episodes_per_iter
         _require(rollouts <= SEED_STRIDE - ROLLOUT_SEED_OFFSET,
                  f"dagger_iterations x dagger_episodes_per_iter must be at most {SEED_STRIDE - ROLLOUT_SEED_OFFSET} "
-                 f"(the reset seeds a training seed keeps for DAgger's rollouts), got {rollouts}")
+                 f"(the reset seeds a training seed keeps for DAgger's rollouts), got {rollouts}: lower one of them")
         _require(
             self.dagger_beta_schedule in BETA_SCHEDULES,
             f"dagger_beta_schedule must be one of {', '.join(BETA_SCHEDULES)}; got {self.dagger_beta_schedule!r}",
