@@ -22,6 +22,7 @@ Writes ``benchmarks/results/flow_step_cost.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def make_step(trainer_key: str, env, velocity_net: str, features, horizon: int, 
     batch = {"observation.state": torch.randn(BATCH, n_obs_steps, policy.spec.state_dim, generator=generator),
              "action": torch.randn(BATCH, horizon, policy.spec.action_dim, generator=generator)}
     trainer = cls(policy.model, cls.build_optimizers(policy.model), None, "cpu", generator=generator)
-    counter = iter(range(10**9))
+    counter = itertools.count()
 
     def step() -> None:
         trainer.train_step(batch, 0, 1, next(counter))

@@ -19,8 +19,6 @@ import numpy as np
 
 from il_toolkit.config.training_config import SEED_STRIDE
 
-TRIAL_SEED_STRIDE = SEED_STRIDE  # demonstration starts of training seed s: s * 10_000, s * 10_000 + 1, ...
-
 
 def dataset_id(env_id: str, seed: int, n_demos: int, obs_type: str | None = None) -> str:
     """The Minari id of the expert dataset for ``env_id`` (and ``obs_type``), training seed and
@@ -50,10 +48,10 @@ def ensure_dataset(env_id: str, seed: int, n_demos: int, *, obs_type: str | None
 
     name = dataset_id(env_id, seed, n_demos, obs_type)
     start = time.perf_counter()
-    report = collect_dataset(env_id, name, n_demos, seed=seed * TRIAL_SEED_STRIDE, progress=progress,
+    report = collect_dataset(env_id, name, n_demos, seed=seed * SEED_STRIDE, progress=progress,
                              env_kwargs=None if obs_type is None else {"obs_type": obs_type}, if_missing=True,
                              description=f"il-bench: {n_demos} episodes of {env_id} by its default expert, "
-                             f"reset seeds from {seed * TRIAL_SEED_STRIDE}")
+                             f"reset seeds from {seed * SEED_STRIDE}")
     return name, 0.0 if report.reused else time.perf_counter() - start
 
 

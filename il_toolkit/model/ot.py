@@ -15,6 +15,7 @@ import torch
 # Above this cost/epsilon ratio exp(-cost/epsilon) can underflow float64 (exp(-745) is 0) and the
 # iterations run on log-potentials instead.
 _KERNEL_LIMIT = 600.0
+_TOLERANCE = 1e-5  # cost units: iterations stop once the potential g moves less than this in one update
 
 
 def _cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -70,7 +71,7 @@ def _entropic_ot_batch(cost: torch.Tensor, epsilon: float, n_iters: int, toleran
 
 
 def entropic_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters: int = 30,
-                tolerance: float = 1e-5) -> torch.Tensor:
+                tolerance: float = _TOLERANCE) -> torch.Tensor:
     """Entropic OT value between uniform clouds ``x (N, D)`` and ``y (M, D)`` (dual objective).
 
     Sinkhorn's iterations run without autograd; the value is then the semi-dual ``mean(f) + mean(g)``
@@ -89,7 +90,7 @@ def sinkhorn_divergence(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05,
         raise ValueError(f"sinkhorn_divergence takes (N, D) and (M, D) clouds, got {tuple(x.shape)} and {tuple(y.shape)}")
     costs = [_cost(x, y), _cost(x, x), _cost(y, y)]
     if len(x) == len(y):
-        xy, xx, yy = _entropic_ot_batch(torch.stack(costs), epsilon, n_iters, 1e-5)
+        xy, xx, yy = _entropic_ot_batch(torch.stack(costs), epsilon, n_iters, _TOLERANCE)
     else:
-        xy, xx, yy = (_entropic_ot_batch(c[None], epsilon, n_iters, 1e-5)[0] for c in costs)
+        xy, xx, yy = (_entropic_ot_batch(c[None], epsilon, n_iters, _TOLERANCE)[0] for c in costs)
     return xy - 0.5 * (xx + yy)
