@@ -16,9 +16,16 @@ the machine's load; the wall-clock each run took is reported beside them. Unset 
     .venv/bin/python benchmarks/flow_state.py --trainers naive_flow_matching_policy_trainer --seeds 0 \\
         --horizon 16 --n-obs-steps 2 --n-action-steps 8 --also-execute 4 1 --name flow_state_pusht_chunks
 
-Also measured (``--latency``): ms per action chunk against ODE steps and solver on the first
-trained checkpoint (``flow_step_cost.py`` measures the cost of a training step). Writes
-``benchmarks/results/<name>.json`` (default ``flow_state_<env>``).
+Fewer ODE steps: ``--also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4`` evaluates every
+checkpoint at each of those integration settings (inference settings: the weights are the same)
+and times a chunk at each on every trainer's first checkpoint (batch 1, one thread), so the
+summary holds each trainer's success/latency curve and the fastest setting that keeps >= 95% of
+the 10-step Euler success on every seed; the curve is also drawn to ``<name>_ode_curve.png``.
+``--latency`` times the chunks without evaluating the grid (``flow_step_cost.py`` measures the
+cost of a training step). Writes ``benchmarks/results/<name>.json`` (default ``flow_state_<env>``).
+
+    .venv/bin/python benchmarks/flow_state.py --also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4 \
+        --name flow_state_pusht_ode
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ ENVS = {  # env id, demonstrations, evaluation episodes
     "aloha_insertion": ("il_toolkit/AlohaInsertion-v0", 50, 50),
 }
 DATASET = "bench/{env}-expert-{n}-v0"
+SOLVERS = ("euler", "midpoint", "rk4")
+LATENCY_STEPS = (1, 2, 5, 10)
+KEEP_FRACTION = 0.95  # a cheaper ODE setting "keeps" the success when it reaches this share of the 10-step Euler one
 DEFAULT_TRAINERS = (
     "naive_flow_matching_policy_trainer",
     "vfp_single_expert_trainer",
@@ -76,7 +86,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency", action="store_true", help="also time chunks against ODE steps and solvers")
     parser.add_argument("--quick", action="store_true", help="20 demos, 300 steps, 10 episodes: a smoke run")
     parser.add_argument("--also-ode-steps", nargs="+", type=int, default=[], metavar="N",
-                        help="also evaluate each checkpoint integrating with N Euler steps")
+                        help="also evaluate each checkpoint integrating with N steps of each --also-solvers solver")
+    parser.add_argument("--also-solvers", nargs="+", default=["euler"], choices=SOLVERS,
+                        help="ODE solvers for --also-ode-steps")
+    parser.add_argument("--keep-checkpoints", type=Path, default=None, metavar="DIR",
+                        help="save the trained checkpoints here instead of a temporary directory")
     parser.add_argument("--name", default=None, help="results file name (default flow_state_<env>)")
     return parser.parse_args()
 
@@ -109,30 +123,40 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
            "parameters": int(sum(p.numel() for p in policy.parameters())), "velocity_net": policy.spec.velocity_net}
     print(f"{trainer} seed {seed}: {a['pc_success']:.0f}% success, avg max reward {a['avg_max_reward']:.3f}, "
           f"{settings['steps']} steps in {train_seconds:.0f} s", flush=True)
-    variants = [("n_action_steps", n) for n in args.also_execute if n != settings["n_action_steps"]]
-    if args.temporal_ensemble is not None:
-        variants.append(("temporal_ensemble_coeff", args.temporal_ensemble))
-    variants += [("n_steps", n) for n in args.also_ode_steps]
-    for attribute, value in variants:
+    for key, variant in inference_variants(args, settings, policy):
         variant_policy = load(path)
-        setattr(variant_policy, attribute, value)
-        variant = evaluate_checkpoint(variant_policy.save(out / f"{trainer}-s{seed}-{attribute}{value}"), args.env_id,
-                                      args.eval_episodes, num_envs=2).aggregates
-        row.setdefault("execution_variants", []).append(
-            {attribute: value, "pc_success": variant["pc_success"], "avg_max_reward": round(variant["avg_max_reward"], 4)})
-        print(f"  {attribute}={value}: {variant['pc_success']:.0f}% success", flush=True)
+        for attribute, value in variant.items():
+            setattr(variant_policy, attribute, value)
+        name = "-".join(f"{attribute}={value}" for attribute, value in variant.items())
+        scores = evaluate_checkpoint(variant_policy.save(out / f"{trainer}-s{seed}-{name}"), args.env_id,
+                                     args.eval_episodes, num_envs=2).aggregates
+        row.setdefault(key, []).append(
+            {**variant, "pc_success": scores["pc_success"], "avg_max_reward": round(scores["avg_max_reward"], 4)})
+        print(f"  {name}: {scores['pc_success']:.0f}% success", flush=True)
     return row
 
 
-def latency(path: Path) -> list[dict]:
-    """Median ms per chunk (batch 1) for 1, 2, 5, 10 ODE steps and each solver."""
+def inference_variants(args: argparse.Namespace, settings: dict, policy) -> list[tuple[str, dict]]:
+    """``(row key, {policy attribute: value})`` for each other inference setting to evaluate a checkpoint with."""
+    variants = [("execution_variants", {"n_action_steps": n}) for n in args.also_execute if n != settings["n_action_steps"]]
+    if args.temporal_ensemble is not None:
+        variants.append(("execution_variants", {"temporal_ensemble_coeff": args.temporal_ensemble}))
+    for solver in args.also_solvers:
+        for n_steps in args.also_ode_steps:
+            if (solver, n_steps) != (policy.solver, policy.n_steps):
+                variants.append(("ode_variants", {"solver": solver, "n_steps": n_steps}))
+    return variants
+
+
+def latency(path: Path, steps: tuple[int, ...] = LATENCY_STEPS) -> list[dict]:
+    """Median ms per chunk (batch 1, one thread) for each ODE step count and solver."""
     from il_toolkit.policies import load
 
     policy = load(path)
     window = {"observation.state": torch.zeros(1, policy.spec.n_obs_steps, policy.spec.state_dim)}
     rows = []
-    for solver in ("euler", "midpoint", "rk4"):
-        for n_steps in (1, 2, 5, 10):
+    for solver in SOLVERS:
+        for n_steps in steps:
             times = []
             for _ in range(60):
                 start = time.perf_counter()
@@ -140,6 +164,81 @@ def latency(path: Path) -> list[dict]:
                 times.append(time.perf_counter() - start)
             rows.append({"solver": solver, "ode_steps": n_steps, "ms_per_chunk": round(1000 * float(np.median(times[10:])), 3)})
     return rows
+
+
+EVALUATIONS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}
+
+
+def ode_curve(rows: list[dict], timings: list[dict]) -> dict:
+    """One trainer's success against ODE setting: per (solver, steps) the success per seed, its share
+    of the 10-step Euler success (the trained default, each row's own), velocity-net evaluations and
+    ms per chunk; ``cheapest_kept``: the fastest setting whose share is >= ``KEEP_FRACTION`` on every seed."""
+    ms = {(t["solver"], t["ode_steps"]): t["ms_per_chunk"] for t in timings}
+    settings: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for row in rows:
+        base = row["pc_success"]
+        settings.setdefault(("euler", 10), []).append((base, 1.0 if base > 0 else None))
+        for variant in row.get("ode_variants", []):
+            share = variant["pc_success"] / base if base > 0 else None  # nothing to keep a share of
+            settings.setdefault((variant["solver"], variant["n_steps"]), []).append((variant["pc_success"], share))
+    points = []
+    for (solver, n_steps), values in sorted(settings.items(), key=lambda item: (SOLVERS.index(item[0][0]), item[0][1])):
+        success, shares = zip(*values)
+        min_share = None if None in shares else round(float(min(shares)), 3)
+        points.append({"solver": solver, "n_steps": n_steps, "evaluations": n_steps * EVALUATIONS_PER_STEP[solver],
+                       "ms_per_chunk": ms.get((solver, n_steps)), "per_seed": list(success),
+                       "mean_pc_success": round(float(np.mean(success)), 1), "min_share_of_10_euler": min_share,
+                       "keeps_95": len(values) == len(rows) and min_share is not None and min_share >= KEEP_FRACTION})
+    kept = [p for p in points if p["keeps_95"] and p["ms_per_chunk"] is not None]
+    cheapest = min(kept, key=lambda p: p["ms_per_chunk"]) if kept else None
+    return {"points": points, "cheapest_kept": cheapest}
+
+
+def print_curve(trainer: str, curve: dict) -> None:
+    print(f"  {trainer}: success (mean over seeds) / ms per chunk")
+    for p in curve["points"]:
+        mark = "  keeps >= 95%" if p["keeps_95"] else ""
+        print(f"    {p['solver']:8s} {p['n_steps']:2d} steps ({p['evaluations']:2d} evals): {p['mean_pc_success']:5.1f}% "
+              f"{p['per_seed']}  {p['ms_per_chunk']} ms{mark}")
+    cheapest = curve["cheapest_kept"]
+    if cheapest:
+        print(f"    cheapest that keeps >= 95% of 10-step Euler on every seed: {cheapest['solver']} x {cheapest['n_steps']} "
+              f"({cheapest['ms_per_chunk']} ms)")
+
+
+def plot_ode_curves(summary: dict, path: Path, env_id: str) -> None:
+    """Success against ms per chunk, one panel per trainer, one line per solver."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trainers = [t for t, s in summary.items() if "ode_curve" in s]
+    if not trainers:
+        return
+    fig, axes = plt.subplots(1, len(trainers), figsize=(3.2 * len(trainers), 3.2), sharey=True, squeeze=False)
+    for ax, trainer in zip(axes[0], trainers):
+        for solver in SOLVERS:
+            points = [p for p in summary[trainer]["ode_curve"]["points"] if p["solver"] == solver and p["ms_per_chunk"]]
+            if points:
+                ax.plot([p["ms_per_chunk"] for p in points], [p["mean_pc_success"] for p in points], "o-", label=solver)
+                for p in points:
+                    ax.annotate(str(p["n_steps"]), (p["ms_per_chunk"], p["mean_pc_success"]), fontsize=7,
+                                xytext=(3, -8), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_ylim(0, 102)
+        ax.set_title(trainer.replace("_trainer", "").replace("_", " "), fontsize=8)
+        ax.set_xlabel("ms per chunk (batch 1, 1 thread)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"success % ({env_id})")
+    axes[0][0].legend(fontsize=7, title="solver (labels: ODE steps)", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -170,12 +269,16 @@ def main() -> None:
     collect_dataset(args.env_id, dataset, args.demos, seed=0, num_envs=2, progress=False, if_missing=True)
     demos = load_demonstrations(dataset, env=env)
     rows = []
+    timings: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        out = args.keep_checkpoints or Path(tmp)
         for trainer in args.trainers:
             for seed in args.seeds:
-                rows.append(run(trainer, seed, demos, env, args, settings, Path(tmp)))
-        first = next((Path(tmp) / f"{r['trainer']}-s{r['seed']}" for r in rows if "pc_success" in r), None)
-        timings = latency(first) if args.latency and first is not None else None
+                rows.append(run(trainer, seed, demos, env, args, settings, out))
+            first = next((r for r in rows if r["trainer"] == trainer and "pc_success" in r), None)
+            if first is not None and (args.latency or args.also_ode_steps):
+                steps = tuple(sorted(set(LATENCY_STEPS) | set(args.also_ode_steps)))
+                timings[trainer] = latency(out / f"{trainer}-s{first['seed']}", steps)
     summary = {}
     for trainer in args.trainers:
         done = [r for r in rows if r["trainer"] == trainer and "pc_success" in r]
@@ -185,6 +288,9 @@ def main() -> None:
                                 "mean_train_seconds": round(float(np.mean([r["train_seconds"] for r in done])), 1)}
             print(f"{trainer}: {summary[trainer]['mean_pc_success']:.1f}% over seeds {args.seeds} "
                   f"({summary[trainer]['mean_train_seconds']:.0f} s training each)")
+            if args.also_ode_steps:
+                summary[trainer]["ode_curve"] = ode_curve(done, timings.get(trainer, []))
+                print_curve(trainer, summary[trainer]["ode_curve"])
     figures = {
         "settings": {**settings, "env_id": args.env_id, "demos": args.demos, "dataset": dataset, "batch_size": args.batch_size,
                      "features": "raw state" if args.raw_state else "env's feature pipeline (task frame)",
@@ -192,8 +298,10 @@ def main() -> None:
         "summary": summary,
         "rows": rows,
     }
-    if args.latency:
+    if timings:
         figures["latency_ms_per_chunk"] = timings
+    if args.also_ode_steps:
+        plot_ode_curves(summary, RESULTS_DIR / f"{args.name}_ode_curve.png", args.env_id)
     write_results(args.name, figures)
 
 

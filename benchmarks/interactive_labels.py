@@ -98,8 +98,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep every run's output (checkpoints per round, the DAgger aggregate) here, and resume "
-                             "DAgger runs found there after their last finished round (their train_seconds then count this "
-                             "call's rounds only); BC fits are redone (default: a temporary directory)")
+                             "DAgger runs found there after their last finished round (with another --rounds they stop "
+                             "there or go on; plain DAgger's linear beta schedule excepted); timings add up each round's "
+                             "own record, whichever call ran it; BC fits are redone (default: a temporary directory)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
     parser.add_argument("--name", default=None, help="default: interactive_labels_<env>")
     parser.add_argument("--update", action="store_true",
@@ -178,9 +179,15 @@ def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> 
                        "expert_queries": record["round/expert_queries"]})
         print(f"{variant} seed {seed} round {record['round']}: {record['expert_labels']} labels, {success:.0f}% "
               f"(expert share {record['round/expert_share']:.2f}, {record['round/context_switches']} switches)", flush=True)
+    round_seconds = [record.get("round/seconds") for record in results["rounds"]]
+    per_round = seconds / max(len(points), 1)  # a run started before rounds recorded their own time: this call's clock
+    if round_seconds and None not in round_seconds:
+        per_round = sum(round_seconds) / len(round_seconds)
+        if results["initial_fit_seconds"] is not None:
+            seconds = results["initial_fit_seconds"] + sum(round_seconds)  # every round, whichever call ran it
     return {"method": variant, "seed": seed, "points": points, "labels": results["labels"],
             "chunk_labels": results["chunk_labels"],
-            "train_seconds": round(seconds, 1), "seconds_per_round": round(seconds / max(len(points), 1), 1)}
+            "train_seconds": round(seconds, 1), "seconds_per_round": round(per_round, 1)}
 
 
 def job(spec: tuple) -> dict:

@@ -84,7 +84,39 @@ def test_a_crashed_run_resumes_after_its_last_finished_round(tmp_path, monkeypat
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
     DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1), progress=False).train()
-    with pytest.raises(ResumeMismatchError, match="different settings \\(dagger_iterations\\)"):
+    with pytest.raises(ResumeMismatchError, match="different settings \\(bc_epochs\\)"):
+        DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1, bc_epochs=5), progress=False).train()
+
+
+def test_a_resumed_run_goes_on_for_more_rounds_or_stops_where_it_is_and_each_round_keeps_its_time(tmp_path, monkeypatch):
+    config = _config(tmp_path, dagger_iterations=1, dagger_beta_schedule="constant", dagger_initial_beta=0.5)
+    first = DAgger("CartPole-v1", None, config, progress=False).train()
+    seen = []
+    original = DAgger.collect_round
+    monkeypatch.setattr(DAgger, "collect_round", lambda self, i, *args: seen.append(i) or original(self, i, *args))
+    more = DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=3, dagger_beta_schedule="constant",
+                                               dagger_initial_beta=0.5), progress=False).train()
+    assert seen == [1, 2] and len(more["rounds"]) == 3 and more["rounds"][0] == first["rounds"][0]
+    assert all(r["round/seconds"] > 0 for r in more["rounds"])
+    with pytest.raises(ResumeMismatchError, match="has finished 3 rounds; dagger_iterations=2 asks for fewer"):
+        DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=2, dagger_beta_schedule="constant",
+                                            dagger_initial_beta=0.5), progress=False).train()
+
+
+def test_a_run_cut_short_can_be_finished_with_the_rounds_it_has(tmp_path, monkeypatch):
+    gated = dict(dagger_variant="hg_dagger", dagger_iterations=3)
+    _crash_in_round(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        DAgger("CartPole-v1", None, _config(tmp_path, **gated), progress=False).train()
+    monkeypatch.undo()
+    monkeypatch.setattr(DAgger, "collect_round", lambda *args: pytest.fail("no round is left to run"))
+    results = DAgger("CartPole-v1", None, _config(tmp_path, **{**gated, "dagger_iterations": 1}), progress=False).train()
+    assert len(results["rounds"]) == 1 and results["best_round"] == 1
+
+
+def test_a_linear_beta_run_keeps_its_round_count(tmp_path):
+    DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=1), progress=False).train()
+    with pytest.raises(ResumeMismatchError, match="linear beta schedule decays over dagger_iterations=1 rounds"):
         DAgger("CartPole-v1", None, _config(tmp_path, dagger_iterations=2), progress=False).train()
 
 

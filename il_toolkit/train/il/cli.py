@@ -331,7 +331,8 @@ def build_dagger_parser(prog: str = "python -m il_toolkit.train.il.dagger"):
         "DAgger and its interactive variants (--dagger_variant): roll out the learner with the expert at hand, "
         "aggregate the expert's labels and retrain, round after round. Plain DAgger (Ross et al. 2011) labels every "
         "visited state; HG-DAgger, EnsembleDAgger and ThriftyDAgger ask the expert only where a gate says so. "
-        "--dataset gives an initial dataset D0. Rerun the same command to resume.",
+        "--dataset gives an initial dataset D0. Rerun the same command to resume; with another "
+        "--dagger_iterations the run stops there or goes on for more rounds (not with plain DAgger's linear beta).",
         ILConfig.dagger(use_wandb=True),
         DAGGER_FIELDS,
     )

@@ -76,7 +76,11 @@ by 20 rollouts of its own, and ``state.json`` records the finished rounds last. 
 ``best/`` holds the round policy that did best in those rollouts (:meth:`DAgger.best_round`)
 and ``last/`` the final round's; the final evaluation is of ``best/``. Rerunning the same
 command after a crash or Ctrl-C resumes after the last finished round; a round that was cut
-short is redone.
+short is redone. Resumed with another ``dagger_iterations``, a run stops after that many rounds
+or goes on for more (never below the rounds it has finished, and not at all for plain DAgger's
+linear beta schedule, whose betas depend on the count). Each round's record carries its
+wall-clock (``round/seconds``: rollouts, fit and its evaluation rollouts), so a run's timing
+survives being resumed.
 """
 
 from __future__ import annotations
@@ -353,12 +357,15 @@ class DAgger:
             self._check_first_learner(state, trajectories)
             self._check_budget(state, trajectories)
             if state["completed_rounds"] == 0 and trajectories and not self._learner_given:
+                fit_start = time.perf_counter()
                 self._fit_initial(trajectories, logger)
                 state["initial_fit"], offset = True, self.config.bc_epochs
+                state["initial_fit_seconds"] = round(time.perf_counter() - fit_start, 1)
             for iteration in range(state["completed_rounds"], self.config.dagger_iterations):
                 labels_left = self._labels_left(trajectories)
                 if labels_left == 0:
                     break
+                round_start = time.perf_counter()
                 before = self.query.snapshot()
                 try:
                     new, stats = self.collect_round(iteration, labels_left)
@@ -374,7 +381,8 @@ class DAgger:
                 stats.update({"round": iteration + 1, "n_samples": history["n_train"] + history["n_val"],
                               "expert_labels": _labels(trajectories),
                               "train/loss": history["final_train_loss"], "best_val_loss": history["best_val_loss"],
-                              "mean_reward": round_eval["mean_return"], "pc_success": round_eval["pc_success"]})
+                              "mean_reward": round_eval["mean_return"], "pc_success": round_eval["pc_success"],
+                              "round/seconds": round(time.perf_counter() - round_start, 1)})
                 logger.log(stats, step=offset + (iteration + 1) * self.config.bc_epochs, console_keys=ROUND_CONSOLE)
                 self._finish_round(state, iteration, len(new), stats)
                 bar.update(1)
@@ -402,6 +410,7 @@ class DAgger:
             "label_budget": self.config.dagger_label_budget,
             "labels": account,
             "train_seconds": train_seconds,
+            "initial_fit_seconds": state.get("initial_fit_seconds"),
         }
         common.update_run_file(self.output_dir, {"labels": {**account, "total_expert_labels": _labels(trajectories)},
                                                  "best_round": best_round, "chunk_labels": self.chunk_labels_used})
@@ -555,12 +564,14 @@ class DAgger:
             stored = {**{k: v for k, v in ILConfig().to_dict().items() if k in signature}, **state["signature"]}
             stored.setdefault("chunk_labels", "visited" if stored["action_chunk_size"] > 1 and stored[
                 "dagger_variant"] == "dagger" else None)  # before expert chunks, a chunked learner's were visited
-            if stored != signature:
-                changed = sorted(k for k in signature if stored.get(k) != signature[k])
+            changed = sorted(k for k in signature if stored.get(k) != signature[k] and k != "dagger_iterations")
+            if changed:
                 raise ResumeMismatchError(
                     f"{self.output_dir} holds a DAgger run with different settings ({', '.join(changed)}); pass a "
                     "new --output_dir, rerun with the original settings to resume it, or --overwrite to start afresh"
                 )
+            self._check_round_count(stored["dagger_iterations"], state["completed_rounds"])
+            state["signature"]["dagger_iterations"] = self.config.dagger_iterations
             saved = [r for r in range(state["completed_rounds"], 0, -1)
                      if (self.output_dir / "rounds" / f"{r:03d}").is_dir()]  # a dropped round may have saved none
             if saved:
@@ -570,6 +581,27 @@ class DAgger:
         shutil.rmtree(self.output_dir / DATASET_DIR.parent, ignore_errors=True)
         common.write_run_files(self.output_dir, self.config, {"algorithm": "dagger", **signature})
         return {"signature": signature, "completed_rounds": 0, "episodes": 0, "rounds": []}
+
+    def _check_round_count(self, stored: int, completed: int) -> None:
+        """A resumed run may stop after fewer rounds than it was started with, or go on for more,
+        unless the rounds it has run would have been run differently: refuse a count below the
+        rounds already finished, and any change to a plain-DAgger run whose linear beta schedule
+        spreads its decay over ``dagger_iterations`` rounds."""
+        requested = self.config.dagger_iterations
+        if requested == stored:
+            return
+        if requested < completed:
+            raise ResumeMismatchError(
+                f"{self.output_dir} holds a DAgger run that has finished {completed} rounds; dagger_iterations={requested} "
+                f"asks for fewer: pass dagger_iterations >= {completed} to resume it, or a new --output_dir"
+            )
+        if completed > 0 and self.config.dagger_variant == "dagger" and self.config.dagger_beta_schedule == "linear":
+            raise ResumeMismatchError(
+                f"{self.output_dir} holds a DAgger run whose linear beta schedule decays over dagger_iterations={stored} "
+                f"rounds, {completed} of them run already: with {requested} the rounds left would follow another "
+                f"schedule. Resume it with dagger_iterations={stored}, or start a run with a schedule that does not "
+                "depend on the number of rounds (dagger_beta_schedule constant or exponential) to change it later"
+            )
 
     def _load_aggregate(self, state: dict[str, Any]) -> list[Any]:
         """The aggregated data of every finished round (episodes past the recorded count, from a
