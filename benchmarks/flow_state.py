@@ -77,6 +77,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-action-steps", type=int, default=None)
     parser.add_argument("--velocity-net", default="auto", choices=("auto", "mlp", "transformer"))
     parser.add_argument("--mlp-width", type=int, default=None, help="MLP velocity net width (default: the spec's)")
+    parser.add_argument("--action-statistics", default="per_position", choices=("per_position", "per_dimension"),
+                        help="action chunks scaled position by position or every position alike")
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--also-execute", nargs="+", type=int, default=[], metavar="N",
@@ -102,7 +104,8 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
     features = None if args.raw_state else default_state_features(env)
-    spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net}
+    spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net,
+                   "action_statistics": args.action_statistics}
     if args.mlp_width is not None:
         spec_fields["mlp_width"] = args.mlp_width
     if trainer.endswith("_depth"):
@@ -294,7 +297,8 @@ def main() -> None:
     figures = {
         "settings": {**settings, "env_id": args.env_id, "demos": args.demos, "dataset": dataset, "batch_size": args.batch_size,
                      "features": "raw state" if args.raw_state else "env's feature pipeline (task frame)",
-                     "velocity_net": args.velocity_net, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
+                     "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
+                     "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
         "summary": summary,
         "rows": rows,
     }

@@ -645,3 +645,47 @@ def test_episodes_shorter_than_the_chunk_are_padded_with_a_warning_and_all_short
     assert len(data) == 23
     with pytest.raises(ValueError, match="every episode is shorter than the action chunk.*horizon 8.*at most 5"):
         WindowDataset.from_episodes([episode(3), episode(5)], n_obs_steps=1, horizon=8)
+
+
+# -- action statistics per chunk position ------------------------------------------------------
+def test_each_chunk_position_gets_its_own_scale_and_unlabelled_positions_are_left_out() -> None:
+    from il_toolkit.model.normalizer import Normalizer
+
+    rng = np.random.default_rng(0)
+    spread = np.array([1.0, 3.0, 9.0])[None, :, None]  # relative actions: far positions spread wider
+    chunks = rng.normal(0.0, 1.0, (4000, 3, 2)) * spread
+    chunks[:10, 2] = 1e6  # positions past a cut episode's end: no label, must not count
+    labelled = chunks.copy()
+    labelled[:10, 2] = np.nan
+    normalizer = Normalizer(0, 2, action_positions=3).fit(actions=labelled)
+    assert normalizer.action_scale.shape == (3, 2)
+    np.testing.assert_allclose(normalizer.action_scale[:, 0].numpy(), [1.0, 3.0, 9.0], rtol=0.05)
+    normalized = normalizer.normalize_action(torch.as_tensor(chunks[10:]).float())
+    np.testing.assert_allclose(normalized.std(dim=0).numpy(), np.ones((3, 2)), rtol=0.05)
+    with pytest.raises(ValueError, match="position by position"):
+        normalizer.normalize_action(torch.zeros(5, 2))
+    pooled = Normalizer(0, 2).fit(actions=labelled)
+    assert pooled.action_scale.shape == (2,) and float(pooled.action_scale[0]) > 5  # one scale for the three
+    flat = Normalizer(0, 2, action_positions=3).fit(actions=labelled.reshape(-1, 2))  # no chunk axis: pooled
+    np.testing.assert_allclose(flat.action_scale.numpy(), pooled.action_scale.expand(3, 2).numpy())
+
+
+def test_a_policy_saved_before_per_position_statistics_loads_with_its_per_dimension_ones(tmp_path) -> None:
+    import json
+
+    key = "naive_flow_matching_policy_trainer"
+    spec = _spec(key, state_dim=3, action_statistics="per_dimension")
+    models = TRAINER_REGISTRY.get(key).build_models(spec)
+    models["normalizer"].fit(actions=np.random.default_rng(0).normal(1.0, 2.0, (100, spec.horizon, 2)),
+                             states=np.random.default_rng(1).normal(size=(100, 3)))
+    obs_space, act_space = spaces.Box(-np.inf, np.inf, (3,), np.float32), spaces.Box(-10, 10, (2,), np.float32)
+    policy = FlowMatchingPolicy(key, models, obs_space, act_space, seed=3)
+    path = policy.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    del config["config"]["spec"]["action_statistics"]  # as written before the option existed
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = load_policy(path)
+    assert loaded.spec.action_statistics == "per_dimension" and loaded.model["normalizer"].action_scale.shape == (2,)
+    obs = np.zeros(3, np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], policy.predict(obs)[0])
+    assert FlowModelSpec(action_dim=2, state_dim=3).action_statistics == "per_position"  # new policies: per position

@@ -56,7 +56,8 @@ def build_flow_models(spec: FlowModelSpec) -> FlowModels:
     """The components every flow trainer shares (see module docstring)."""
     d = spec.d_model
     models = FlowModels(spec)
-    models["normalizer"] = Normalizer(spec.state_dim, spec.action_dim, spec.normalization)
+    positions = spec.horizon if spec.action_statistics == "per_position" else None
+    models["normalizer"] = Normalizer(spec.state_dim, spec.action_dim, spec.normalization, action_positions=positions)
     for name, _, channels in spec.visual_inputs:
         models[name] = SmallCNN(channels, d, grid=spec.image_token_grid)
     flat = spec.velocity_net == "mlp"

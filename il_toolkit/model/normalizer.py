@@ -1,7 +1,8 @@
 """State and action normalisation that lives inside the model, so it is saved with it.
 
 Buffers (all saved in ``model.safetensors``): ``state_shift``/``state_scale`` ``(Ds,)`` and
-``action_shift``/``action_scale`` ``(Da,)``; ``normalised = (x - shift) / scale``.
+``action_shift``/``action_scale`` ``(Da,)``, or ``(H, Da)`` with ``action_positions = H`` (each
+position of an action chunk scaled by its own statistics); ``normalised = (x - shift) / scale``.
 ``"mean_std"`` uses mean and std; ``"min_max"`` maps [min, max] to [-1, 1]; ``"identity"``
 leaves data as is. :meth:`fit` computes them from dataset arrays.
 """
@@ -18,13 +19,14 @@ _EPS = 1e-6
 
 
 class Normalizer(nn.Module):
-    def __init__(self, state_dim: int, action_dim: int, mode: str = "mean_std") -> None:
+    def __init__(self, state_dim: int, action_dim: int, mode: str = "mean_std", *, action_positions: int | None = None) -> None:
         super().__init__()
         self.mode = mode
+        action_shape = (action_dim,) if action_positions is None else (action_positions, action_dim)
         self.register_buffer("state_shift", torch.zeros(max(state_dim, 0)))
         self.register_buffer("state_scale", torch.ones(max(state_dim, 0)))
-        self.register_buffer("action_shift", torch.zeros(action_dim))
-        self.register_buffer("action_scale", torch.ones(action_dim))
+        self.register_buffer("action_shift", torch.zeros(action_shape))
+        self.register_buffer("action_scale", torch.ones(action_shape))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     @staticmethod
@@ -44,12 +46,36 @@ class Normalizer(nn.Module):
                 shift[present], scale[present] = (hi + lo) / 2, np.maximum((hi - lo) / 2, _EPS)
         return torch.as_tensor(shift).float(), torch.as_tensor(scale).float()
 
+    @property
+    def per_position(self) -> bool:
+        return self.action_shift.dim() == 2
+
+    def _action_stats(self, actions: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(shift, scale)`` shaped like the action buffers. Per position, from chunks ``(N, H, Da)``;
+        a position without values, and every position when the actions come without their chunk
+        axis (``(M, Da)``), takes the statistics of all positions together."""
+        x = np.asarray(actions, dtype=np.float64)
+        pooled = self._stats(x, self.mode)
+        if not self.per_position:
+            return pooled
+        if x.ndim != 3 or x.shape[1:] != tuple(self.action_shift.shape):
+            return pooled[0].expand_as(self.action_shift).clone(), pooled[1].expand_as(self.action_scale).clone()
+        shifts, scales = [], []
+        for position in range(x.shape[1]):
+            shift, scale = self._stats(x[:, position], self.mode)
+            missing = torch.as_tensor(np.all(np.isnan(x[:, position]), axis=0))
+            shifts.append(torch.where(missing, pooled[0], shift))
+            scales.append(torch.where(missing, pooled[1], scale))
+        return torch.stack(shifts), torch.stack(scales)
+
     @torch.no_grad()
     def fit(self, *, actions: Any, states: Any | None = None) -> "Normalizer":
-        """Set the statistics from ``actions (N, ..., Da)`` and ``states (N, ..., Ds)`` arrays."""
-        shift, scale = self._stats(actions, self.mode)
+        """Set the statistics from ``actions (N, ..., Da)`` (per position: ``(N, H, Da)`` chunks, NaN
+        where a position has no label; other shapes give every position the same statistics) and
+        ``states (N, ..., Ds)`` arrays."""
+        shift, scale = self._action_stats(actions)
         if shift.shape != self.action_shift.shape:
-            raise ValueError(f"actions have dimension {shift.shape[0]}, the model expects {self.action_shift.shape[0]}")
+            raise ValueError(f"actions have dimension {shift.shape[-1]}, the model expects {self.action_shift.shape[-1]}")
         self.action_shift.copy_(shift)
         self.action_scale.copy_(scale)
         if self.state_shift.numel():
@@ -66,8 +92,15 @@ class Normalizer(nn.Module):
     def normalize_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.state_shift) / self.state_scale
 
+    def _check_chunk(self, action: torch.Tensor) -> None:
+        if self.per_position and tuple(action.shape[-2:]) != tuple(self.action_shift.shape):
+            raise ValueError(f"actions of shape {tuple(action.shape)}: this normaliser scales chunks (..., "
+                             f"{self.action_shift.shape[0]}, {self.action_shift.shape[1]}) position by position")
+
     def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        self._check_chunk(action)
         return (action - self.action_shift) / self.action_scale
 
     def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        self._check_chunk(action)
         return action * self.action_scale + self.action_shift

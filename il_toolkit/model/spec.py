@@ -26,6 +26,7 @@ ACTION_PAD_KEY = "action_is_pad"  # (B, H) bool: chunk positions with no label, 
 IMAGE_PREFIX = "observation.images."
 DEPTH_PREFIX = "observation.depth."
 NORMALIZATION_MODES = ("mean_std", "min_max", "identity")
+ACTION_STATISTICS = ("per_position", "per_dimension")
 VELOCITY_NETS = ("auto", "mlp", "transformer")
 
 
@@ -44,7 +45,12 @@ class FlowModelSpec:
     ``cameras``/``depth_cameras`` name the RGB and depth inputs (``depth_cameras`` entries
     are read from ``observation.depth.<name>``). ``image_size`` is ``(H, W)`` in pixels for
     every visual input. ``normalization`` is how state and actions are scaled
-    (``"mean_std"``, ``"min_max"`` to [-1, 1], or ``"identity"``).
+    (``"mean_std"``, ``"min_max"`` to [-1, 1], or ``"identity"``). ``action_statistics``:
+    ``"per_position"`` scales each position of the action chunk by its own statistics,
+    ``"per_dimension"`` every position alike (policies saved before the option were so). With
+    actions relative to the state a chunk is planned from, its far positions spread several times
+    wider than its first (PushT: 38 against 91 pixels), and one scale for all of them squeezes the
+    near actions, the ones executed first, into a small part of the range the loss sees.
     """
 
     action_dim: int
@@ -63,6 +69,7 @@ class FlowModelSpec:
     ff_mult: int = 4
     dropout: float = 0.0
     normalization: str = "mean_std"
+    action_statistics: str = "per_position"
     codebook_size: int = 16
     n_experts: int = 4
     mi_dim: int = 64
@@ -102,6 +109,8 @@ class FlowModelSpec:
             object.__setattr__(self, "mlp_width", 1 << (max(256, 4 * self.horizon * self.action_dim) - 1).bit_length())
         if self.normalization not in NORMALIZATION_MODES:
             raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
+        if self.action_statistics not in ACTION_STATISTICS:
+            raise ValueError(f"action_statistics must be one of {ACTION_STATISTICS}, got {self.action_statistics!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             raise ValueError(f"image_size must be (H, W) with both >= 8 pixels, got {self.image_size}")
 
@@ -121,8 +130,8 @@ class FlowModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FlowModelSpec":
-        # specs saved before velocity_net existed were all transformers
-        return from_known_fields(cls, {"velocity_net": "transformer", **data})
+        # specs saved before velocity_net existed were all transformers; before action_statistics, per dimension
+        return from_known_fields(cls, {"velocity_net": "transformer", "action_statistics": "per_dimension", **data})
 
     def replace(self, **changes: Any) -> "FlowModelSpec":
         return dataclasses.replace(self, **changes)

@@ -67,6 +67,9 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         f"{IMAGE_DEFAULTS['n_action_steps']})")
     parser.add_argument("--velocity_net", default="auto", choices=("auto", "mlp", "transformer"),
                         help="auto: an MLP velocity net for state inputs, a transformer over tokens for cameras")
+    parser.add_argument("--action_statistics", default="per_position", choices=("per_position", "per_dimension"),
+                        help="how action chunks are scaled for training: each chunk position by its own statistics (actions "
+                             "relative to the state spread wider further ahead), or every position alike")
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
@@ -180,7 +183,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     every = max(1, steps // 20)
     new_model = {} if start is not None else dict(
         spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "d_model": args.d_model,
-                     "velocity_net": args.velocity_net},
+                     "velocity_net": args.velocity_net, "action_statistics": args.action_statistics},
         policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
         features=default_state_features(env) if args.task_frame else None)
     try:

@@ -175,7 +175,7 @@ def fit_normalizer(policy: FlowMatchingPolicy, trajectories: Sequence[Any]) -> W
     data = WindowDataset.from_trajectories(trajectories, policy)
     states = data.state_rows()
     states = None if states is None or policy.spec.state_dim == 0 else states.float().numpy()
-    policy.model["normalizer"].fit(actions=data.labelled_actions().numpy(), states=states)
+    policy.model["normalizer"].fit(actions=data.labelled_chunks().numpy(), states=states)
     return data
 
 

@@ -58,9 +58,14 @@ class WindowDataset:
         return self.chunks if self.chunks is not None else self.actions[self.action_index]
 
     def labelled_actions(self) -> torch.Tensor:
-        """``(M, Da)``: every chunk position that has a label, of every window (normaliser statistics)."""
+        """``(M, Da)``: every chunk position that has a label, of every window."""
         chunks = self.action_chunks()
         return chunks.reshape(-1, chunks.shape[-1]) if self.action_is_pad is None else chunks[~self.action_is_pad]
+
+    def labelled_chunks(self) -> torch.Tensor:
+        """Every window's chunk ``(N, H, Da)`` in float64, NaN at the positions without a label (normaliser statistics)."""
+        chunks = self.action_chunks().double()
+        return chunks if self.action_is_pad is None else chunks.masked_fill(self.action_is_pad[..., None], float("nan"))
 
     def state_rows(self, key: str = "observation.state") -> torch.Tensor | None:
         return self.observations.get(key)
