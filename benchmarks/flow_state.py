@@ -20,11 +20,11 @@ Fewer ODE steps: ``--also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4``
 checkpoint at each of those integration settings (inference settings: the weights are the same)
 and times a chunk at each on every trainer's first checkpoint (batch 1, one thread), so the
 summary holds each trainer's success/latency curve and the fastest setting that keeps >= 95% of
-the 10-step Euler success on every seed; the curve is also drawn to ``<name>_ode_curve.png``.
+the success at the policy's own setting (10 Euler steps) on every seed; the curve is also drawn to ``<name>_ode_curve.png``.
 ``--latency`` times the chunks without evaluating the grid (``flow_step_cost.py`` measures the
 cost of a training step). Writes ``benchmarks/results/<name>.json`` (default ``flow_state_<env>``).
 
-    .venv/bin/python benchmarks/flow_state.py --also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4 \
+    .venv/bin/python benchmarks/flow_state.py --also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4 \\
         --name flow_state_pusht_ode
 """
 
@@ -51,7 +51,7 @@ ENVS = {  # env id, demonstrations, evaluation episodes
 DATASET = "bench/{env}-expert-{n}-v0"
 SOLVERS = ("euler", "midpoint", "rk4")
 LATENCY_STEPS = (1, 2, 5, 10)
-KEEP_FRACTION = 0.95  # a cheaper ODE setting "keeps" the success when it reaches this share of the 10-step Euler one
+KEEP_FRACTION = 0.95  # a cheaper ODE setting "keeps" the success when it reaches this share of the policy's own setting's
 DEFAULT_TRAINERS = (
     "naive_flow_matching_policy_trainer",
     "vfp_single_expert_trainer",
@@ -123,7 +123,8 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
     row = {"trainer": trainer, "seed": seed, "pc_success": a["pc_success"], "avg_max_reward": round(a["avg_max_reward"], 4),
            "train_steps": settings["steps"], "train_seconds": round(train_seconds, 1),
            "steps_per_second": round(settings["steps"] / train_seconds, 1), "eval_seconds": round(result.seconds, 1),
-           "parameters": int(sum(p.numel() for p in policy.parameters())), "velocity_net": policy.spec.velocity_net}
+           "parameters": int(sum(p.numel() for p in policy.parameters())), "velocity_net": policy.spec.velocity_net,
+           "solver": policy.solver, "n_steps": policy.n_steps}
     print(f"{trainer} seed {seed}: {a['pc_success']:.0f}% success, avg max reward {a['avg_max_reward']:.3f}, "
           f"{settings['steps']} steps in {train_seconds:.0f} s", flush=True)
     for key, variant in inference_variants(args, settings, policy):
@@ -174,13 +175,14 @@ EVALUATIONS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}
 
 def ode_curve(rows: list[dict], timings: list[dict]) -> dict:
     """One trainer's success against ODE setting: per (solver, steps) the success per seed, its share
-    of the 10-step Euler success (the trained default, each row's own), velocity-net evaluations and
-    ms per chunk; ``cheapest_kept``: the fastest setting whose share is >= ``KEEP_FRACTION`` on every seed."""
+    of the success at the policy's own setting (each row's), velocity-net evaluations and ms per
+    chunk; ``cheapest_kept``: the fastest setting whose share is >= ``KEEP_FRACTION`` on every seed."""
     ms = {(t["solver"], t["ode_steps"]): t["ms_per_chunk"] for t in timings}
     settings: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for row in rows:
         base = row["pc_success"]
-        settings.setdefault(("euler", 10), []).append((base, 1.0 if base > 0 else None))
+        own = (row.get("solver", "euler"), row.get("n_steps", 10))
+        settings.setdefault(own, []).append((base, 1.0 if base > 0 else None))
         for variant in row.get("ode_variants", []):
             share = variant["pc_success"] / base if base > 0 else None  # nothing to keep a share of
             settings.setdefault((variant["solver"], variant["n_steps"]), []).append((variant["pc_success"], share))
@@ -190,7 +192,7 @@ def ode_curve(rows: list[dict], timings: list[dict]) -> dict:
         min_share = None if None in shares else round(float(min(shares)), 3)
         points.append({"solver": solver, "n_steps": n_steps, "evaluations": n_steps * EVALUATIONS_PER_STEP[solver],
                        "ms_per_chunk": ms.get((solver, n_steps)), "per_seed": list(success),
-                       "mean_pc_success": round(float(np.mean(success)), 1), "min_share_of_10_euler": min_share,
+                       "mean_pc_success": round(float(np.mean(success)), 1), "min_share_of_own_setting": min_share,
                        "keeps_95": len(values) == len(rows) and min_share is not None and min_share >= KEEP_FRACTION})
     kept = [p for p in points if p["keeps_95"] and p["ms_per_chunk"] is not None]
     cheapest = min(kept, key=lambda p: p["ms_per_chunk"]) if kept else None
@@ -205,7 +207,7 @@ def print_curve(trainer: str, curve: dict) -> None:
               f"{p['per_seed']}  {p['ms_per_chunk']} ms{mark}")
     cheapest = curve["cheapest_kept"]
     if cheapest:
-        print(f"    cheapest that keeps >= 95% of 10-step Euler on every seed: {cheapest['solver']} x {cheapest['n_steps']} "
+        print(f"    cheapest that keeps >= 95% of the policy's own setting on every seed: {cheapest['solver']} x {cheapest['n_steps']} "
               f"({cheapest['ms_per_chunk']} ms)")
 
 

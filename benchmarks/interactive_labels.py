@@ -180,14 +180,15 @@ def run_variant(args: argparse.Namespace, seed: int, variant: str, tmp: str) -> 
         print(f"{variant} seed {seed} round {record['round']}: {record['expert_labels']} labels, {success:.0f}% "
               f"(expert share {record['round/expert_share']:.2f}, {record['round/context_switches']} switches)", flush=True)
     round_seconds = [record.get("round/seconds") for record in results["rounds"]]
-    per_round = seconds / max(len(points), 1)  # a run started before rounds recorded their own time: this call's clock
-    if round_seconds and None not in round_seconds:
+    timing = "this call's clock (rounds recorded no time of their own)"
+    per_round = seconds / max(len(points), 1)
+    if round_seconds and None not in round_seconds:  # every round, whichever call ran it; no final evaluation
+        timing = "initial fit + each round's own record (rollouts, fit, its evaluation rollouts)"
         per_round = sum(round_seconds) / len(round_seconds)
-        if results["initial_fit_seconds"] is not None:
-            seconds = results["initial_fit_seconds"] + sum(round_seconds)  # every round, whichever call ran it
+        seconds = (results["initial_fit_seconds"] or 0.0) + sum(round_seconds)
     return {"method": variant, "seed": seed, "points": points, "labels": results["labels"],
             "chunk_labels": results["chunk_labels"],
-            "train_seconds": round(seconds, 1), "seconds_per_round": round(per_round, 1)}
+            "train_seconds": round(seconds, 1), "seconds_per_round": round(per_round, 1), "timing": timing}
 
 
 def job(spec: tuple) -> dict:

@@ -689,3 +689,31 @@ def test_a_policy_saved_before_per_position_statistics_loads_with_its_per_dimens
     obs = np.zeros(3, np.float32)
     np.testing.assert_array_equal(loaded.predict(obs)[0], policy.predict(obs)[0])
     assert FlowModelSpec(action_dim=2, state_dim=3).action_statistics == "per_position"  # new policies: per position
+
+
+def test_a_training_state_saved_before_per_position_statistics_resumes_with_its_own(tmp_path) -> None:
+    import json
+
+    key = "naive_flow_matching_policy_trainer"
+    old_spec = _spec(key, action_statistics="per_dimension")
+    _trainer(key, old_spec).save_training_state(tmp_path / "state", epoch=0, iterations=5)
+    meta_path = tmp_path / "state" / "trainer_state.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["spec"]["action_statistics"]  # as written before the option existed
+    meta_path.write_text(json.dumps(meta))
+    assert _trainer(key, old_spec).load_training_state(tmp_path / "state")["iterations"] == 5
+    with pytest.raises(CheckpointError, match="action_statistics: saved 'per_dimension', here 'per_position'"):
+        _trainer(key, _spec(key)).load_training_state(tmp_path / "state")
+
+
+def test_normaliser_statistics_refuse_actions_of_another_shape() -> None:
+    from il_toolkit.model.normalizer import Normalizer
+
+    with pytest.raises(ValueError, match="actions have dimension 4, the model expects 2"):
+        Normalizer(0, 2, action_positions=3).fit(actions=np.zeros((10, 3, 4)))
+    with pytest.raises(ValueError, match="pass chunks \\(N, 3, 2\\)"):
+        Normalizer(0, 2, action_positions=3).fit(actions=np.zeros((10, 4, 2)))
+    sparse = np.random.default_rng(0).normal(0.0, 1.0, (100, 2, 1))
+    sparse[5:, 1] = np.nan  # 5 labelled values at position 1: too few for statistics of its own
+    normalizer = Normalizer(0, 1, action_positions=2).fit(actions=sparse)
+    assert float(normalizer.action_scale[1, 0]) == float(Normalizer(0, 1).fit(actions=sparse).action_scale[0])

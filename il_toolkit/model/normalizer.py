@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 _EPS = 1e-6
+_MIN_POSITION_VALUES = 10  # a chunk position with fewer labelled values takes the statistics of all positions
 
 
 class Normalizer(nn.Module):
@@ -52,20 +53,26 @@ class Normalizer(nn.Module):
 
     def _action_stats(self, actions: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``(shift, scale)`` shaped like the action buffers. Per position, from chunks ``(N, H, Da)``;
-        a position without values, and every position when the actions come without their chunk
-        axis (``(M, Da)``), takes the statistics of all positions together."""
+        a position with fewer than ``_MIN_POSITION_VALUES`` labelled values, and every position when
+        the actions come without their chunk axis (``(M, Da)``), takes the statistics of all positions."""
         x = np.asarray(actions, dtype=np.float64)
+        if x.shape[-1] != self.action_shift.shape[-1]:
+            raise ValueError(f"actions have dimension {x.shape[-1]}, the model expects {self.action_shift.shape[-1]}")
         pooled = self._stats(x, self.mode)
         if not self.per_position:
             return pooled
-        if x.ndim != 3 or x.shape[1:] != tuple(self.action_shift.shape):
+        if x.ndim == 2:
             return pooled[0].expand_as(self.action_shift).clone(), pooled[1].expand_as(self.action_scale).clone()
+        if x.ndim != 3 or x.shape[1] != self.action_shift.shape[0]:
+            raise ValueError(f"actions of shape {x.shape}: pass chunks (N, {self.action_shift.shape[0]}, "
+                             f"{self.action_shift.shape[1]}), NaN where a position has no label, or flat (M, "
+                             f"{self.action_shift.shape[1]}) actions (every position then gets their statistics)")
         shifts, scales = [], []
         for position in range(x.shape[1]):
             shift, scale = self._stats(x[:, position], self.mode)
-            missing = torch.as_tensor(np.all(np.isnan(x[:, position]), axis=0))
-            shifts.append(torch.where(missing, pooled[0], shift))
-            scales.append(torch.where(missing, pooled[1], scale))
+            few = torch.as_tensor((~np.isnan(x[:, position])).sum(axis=0) < _MIN_POSITION_VALUES)
+            shifts.append(torch.where(few, pooled[0], shift))
+            scales.append(torch.where(few, pooled[1], scale))
         return torch.stack(shifts), torch.stack(scales)
 
     @torch.no_grad()
@@ -74,8 +81,6 @@ class Normalizer(nn.Module):
         where a position has no label; other shapes give every position the same statistics) and
         ``states (N, ..., Ds)`` arrays."""
         shift, scale = self._action_stats(actions)
-        if shift.shape != self.action_shift.shape:
-            raise ValueError(f"actions have dimension {shift.shape[-1]}, the model expects {self.action_shift.shape[-1]}")
         self.action_shift.copy_(shift)
         self.action_scale.copy_(scale)
         if self.state_shift.numel():

@@ -571,7 +571,9 @@ class DAgger:
                     "new --output_dir, rerun with the original settings to resume it, or --overwrite to start afresh"
                 )
             self._check_round_count(stored["dagger_iterations"], state["completed_rounds"])
-            state["signature"]["dagger_iterations"] = self.config.dagger_iterations
+            if stored["dagger_iterations"] != self.config.dagger_iterations:
+                state["signature"]["dagger_iterations"] = self.config.dagger_iterations
+                common.update_run_file(self.output_dir, {"dagger_iterations": self.config.dagger_iterations})
             saved = [r for r in range(state["completed_rounds"], 0, -1)
                      if (self.output_dir / "rounds" / f"{r:03d}").is_dir()]  # a dropped round may have saved none
             if saved:
@@ -585,7 +587,7 @@ class DAgger:
     def _check_round_count(self, stored: int, completed: int) -> None:
         """A resumed run may stop after fewer rounds than it was started with, or go on for more,
         unless the rounds it has run would have been run differently: refuse a count below the
-        rounds already finished, and any change to a plain-DAgger run whose linear beta schedule
+        rounds already finished, and more rounds for a plain-DAgger run whose linear beta schedule
         spreads its decay over ``dagger_iterations`` rounds."""
         requested = self.config.dagger_iterations
         if requested == stored:
@@ -595,7 +597,9 @@ class DAgger:
                 f"{self.output_dir} holds a DAgger run that has finished {completed} rounds; dagger_iterations={requested} "
                 f"asks for fewer: pass dagger_iterations >= {completed} to resume it, or a new --output_dir"
             )
-        if completed > 0 and self.config.dagger_variant == "dagger" and self.config.dagger_beta_schedule == "linear":
+        c = self.config
+        if (0 < completed < requested and c.dagger_variant == "dagger" and c.dagger_beta_schedule == "linear"
+                and c.dagger_initial_beta > 0):
             raise ResumeMismatchError(
                 f"{self.output_dir} holds a DAgger run whose linear beta schedule decays over dagger_iterations={stored} "
                 f"rounds, {completed} of them run already: with {requested} the rounds left would follow another "

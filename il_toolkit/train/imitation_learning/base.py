@@ -257,8 +257,15 @@ class FlowMatchingTrainer:
                 f"{str(directory)!r} holds the training state of {meta.get('trainer')!r}, not {self.key!r}; "
                 f"resume it with TRAINER_REGISTRY.get({meta.get('trainer')!r})"
             )
-        if meta["spec"] != self.spec.to_json():
-            raise CheckpointError(f"{str(directory)!r} was trained with a different model spec: {meta['spec']}")
+        saved_spec = FlowModelSpec.from_json(meta["spec"]).to_json()  # fields added since count as their old values
+        if saved_spec != self.spec.to_json():
+            changed = ", ".join(f"{k}: saved {saved_spec.get(k)!r}, here {v!r}" for k, v in self.spec.to_json().items()
+                                if saved_spec.get(k) != v)
+            raise CheckpointError(
+                f"{str(directory)!r} was trained with a different model spec ({changed}); resume it with the "
+                "settings it was started with (train flow: the same flags; --action_statistics per_dimension for a "
+                "run started before per-position action statistics), or start afresh in another directory"
+            )
         tensors = load_file(str(directory / "trainer_state.safetensors"))
         self.models.load_state_dict({k[len("models."):]: v for k, v in tensors.items() if k.startswith("models.")})
         if set(meta["optimizers"]) != set(self.optimizers):
