@@ -94,6 +94,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-checkpoints", type=Path, default=None, metavar="DIR",
                         help="save the trained checkpoints here instead of a temporary directory")
     parser.add_argument("--name", default=None, help="results file name (default flow_state_<env>)")
+    parser.add_argument("--retime", action="store_true",
+                        help="train nothing: time the chunks of the checkpoints an earlier run kept in --keep-checkpoints "
+                             "again (on a quieter machine) and recompute the results file's curves from its rows")
     return parser.parse_args()
 
 
@@ -246,9 +249,36 @@ def plot_ode_curves(summary: dict, path: Path, env_id: str) -> None:
     print(f"wrote {path}")
 
 
+def retime(args: argparse.Namespace) -> None:
+    """``--retime``: new chunk timings for the kept checkpoints, the ODE curves recomputed from the stored rows."""
+    import json
+
+    if args.keep_checkpoints is None:
+        raise SystemExit("--retime needs --keep-checkpoints DIR, the directory the run kept its checkpoints in")
+    path = RESULTS_DIR / f"{args.name or f'flow_state_{args.env}'}.json"
+    figures = json.loads(path.read_text())
+    timings = {}
+    for trainer, summary in figures["summary"].items():
+        first = next(r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r)
+        steps = tuple(sorted(set(LATENCY_STEPS) | {v["n_steps"] for v in first.get("ode_variants", [])}))
+        timings[trainer] = latency(args.keep_checkpoints / f"{trainer}-s{first['seed']}", steps)
+        if any("ode_variants" in r for r in figures["rows"]):
+            rows = [r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r]
+            summary["ode_curve"] = ode_curve(rows, timings[trainer])
+            print_curve(trainer, summary["ode_curve"])
+    figures["latency_ms_per_chunk"] = timings
+    figures["retimed"] = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": os.getloadavg(),
+                          "what": "chunk timings re-measured on the kept checkpoints, ODE curves recomputed from the rows"}
+    path.write_text(json.dumps(figures, indent=2, default=str))
+    plot_ode_curves(figures["summary"], path.with_name(f"{path.stem}_ode_curve.png"), figures["settings"]["env_id"])
+    print(f"wrote {path}")
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
+    if args.retime:
+        return retime(args)
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
     from il_toolkit import collect_dataset, load_demonstrations
     from il_toolkit.envs import make_env
