@@ -77,8 +77,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-action-steps", type=int, default=None)
     parser.add_argument("--velocity-net", default="auto", choices=("auto", "mlp", "transformer"))
     parser.add_argument("--mlp-width", type=int, default=None, help="MLP velocity net width (default: the spec's)")
-    parser.add_argument("--action-statistics", default="per_position", choices=("per_position", "per_dimension"),
-                        help="action chunks scaled position by position or every position alike")
+    parser.add_argument("--action-statistics", default="per_dimension", choices=("per_dimension", "per_position"),
+                        help="action chunks scaled every position alike or position by position")
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--also-execute", nargs="+", type=int, default=[], metavar="N",

@@ -136,17 +136,18 @@ def train_mse_baseline(states: np.ndarray, chunks: np.ndarray, steps: int, seed:
     return net.eval()
 
 
-def flow_spec(key: str) -> FlowModelSpec:
+def flow_spec(key: str, action_statistics: str = "per_dimension") -> FlowModelSpec:
     return FlowModelSpec(
         action_dim=2, horizon=HORIZON, n_obs_steps=1, state_dim=2, d_model=64, n_heads=4,
-        embedder_layers=1, decoder_layers=2, codebook_size=8, n_experts=2,
+        embedder_layers=1, decoder_layers=2, codebook_size=8, n_experts=2, action_statistics=action_statistics,
     )
 
 
-def train_flow(key: str, states: np.ndarray, chunks: np.ndarray, steps: int, seed: int) -> tuple[FlowMatchingPolicy, dict, float]:
+def train_flow(key: str, states: np.ndarray, chunks: np.ndarray, steps: int, seed: int,
+               action_statistics: str = "per_dimension") -> tuple[FlowMatchingPolicy, dict, float]:
     torch.manual_seed(seed)
     cls = TRAINER_REGISTRY.get(key)
-    models = cls.build_models(flow_spec(key))
+    models = cls.build_models(flow_spec(key, action_statistics))
     models["normalizer"].fit(actions=chunks, states=states)
     trainer = cls(models, cls.build_optimizers(models, lr=1e-3), None, "cpu", generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed + 1)
@@ -214,6 +215,8 @@ def main() -> None:
                         help="run only these trainer keys and merge them into the existing JSON")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="JSON to write (e.g. a per-seed file for --seed 1, so seed 0's figures stay)")
+    parser.add_argument("--action-statistics", default="per_dimension", choices=("per_dimension", "per_position"),
+                        help="action chunks scaled every position alike (the default) or position by position")
     args = parser.parse_args()
     torch.set_num_threads(1)
     n_demos, steps, episodes, repeats = (50, 300, 50, 20) if args.quick else (200, 2000, 400, 100)
@@ -222,6 +225,7 @@ def main() -> None:
         "task": {"start": START.tolist(), "goal": GOAL.tolist(), "obstacle_radius": RADIUS, "max_steps": MAX_STEPS,
                  "horizon": HORIZON, "demos": n_demos, "windows": len(states), "train_steps": steps, "batch": 256},
         "quick": args.quick,
+        "action_statistics": args.action_statistics,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "policies": {},
     }
@@ -241,7 +245,7 @@ def main() -> None:
             results["policies"][key] = {"skipped": "needs depth images; this task is state-only"}
             print(f"{key:42s} skipped (needs depth images)")
             continue
-        policy, metrics, seconds = train_flow(key, states, chunks, steps, args.seed)
+        policy, metrics, seconds = train_flow(key, states, chunks, steps, args.seed, args.action_statistics)
         res = rollout(chunk_fn(policy, n_steps=10, solver="euler"), episodes, args.seed + 100)
         res.update(train_seconds=round(seconds, 1), final_velocity_loss=round(metrics["velocity_loss"], 4))
         res.update(usage_summary(key, policy, 1000, args.seed))

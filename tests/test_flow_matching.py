@@ -670,11 +670,11 @@ def test_each_chunk_position_gets_its_own_scale_and_unlabelled_positions_are_lef
     np.testing.assert_allclose(flat.action_scale.numpy(), pooled.action_scale.expand(3, 2).numpy())
 
 
-def test_a_policy_saved_before_per_position_statistics_loads_with_its_per_dimension_ones(tmp_path) -> None:
+def test_a_policy_saved_before_the_statistics_option_loads_with_its_per_dimension_ones(tmp_path) -> None:
     import json
 
     key = "naive_flow_matching_policy_trainer"
-    spec = _spec(key, state_dim=3, action_statistics="per_dimension")
+    spec = _spec(key, state_dim=3)
     models = TRAINER_REGISTRY.get(key).build_models(spec)
     models["normalizer"].fit(actions=np.random.default_rng(0).normal(1.0, 2.0, (100, spec.horizon, 2)),
                              states=np.random.default_rng(1).normal(size=(100, 3)))
@@ -688,14 +688,14 @@ def test_a_policy_saved_before_per_position_statistics_loads_with_its_per_dimens
     assert loaded.spec.action_statistics == "per_dimension" and loaded.model["normalizer"].action_scale.shape == (2,)
     obs = np.zeros(3, np.float32)
     np.testing.assert_array_equal(loaded.predict(obs)[0], policy.predict(obs)[0])
-    assert FlowModelSpec(action_dim=2, state_dim=3).action_statistics == "per_position"  # new policies: per position
+    assert FlowModelSpec(action_dim=2, state_dim=3).action_statistics == "per_dimension"
 
 
-def test_a_training_state_saved_before_per_position_statistics_resumes_with_its_own(tmp_path) -> None:
+def test_a_training_state_saved_before_the_statistics_option_resumes_and_another_spec_is_named(tmp_path) -> None:
     import json
 
     key = "naive_flow_matching_policy_trainer"
-    old_spec = _spec(key, action_statistics="per_dimension")
+    old_spec = _spec(key)
     _trainer(key, old_spec).save_training_state(tmp_path / "state", epoch=0, iterations=5)
     meta_path = tmp_path / "state" / "trainer_state.json"
     meta = json.loads(meta_path.read_text())
@@ -703,7 +703,7 @@ def test_a_training_state_saved_before_per_position_statistics_resumes_with_its_
     meta_path.write_text(json.dumps(meta))
     assert _trainer(key, old_spec).load_training_state(tmp_path / "state")["iterations"] == 5
     with pytest.raises(CheckpointError, match="action_statistics: saved 'per_dimension', here 'per_position'"):
-        _trainer(key, _spec(key)).load_training_state(tmp_path / "state")
+        _trainer(key, _spec(key, action_statistics="per_position")).load_training_state(tmp_path / "state")
 
 
 def test_normaliser_statistics_refuse_actions_of_another_shape() -> None:

@@ -67,9 +67,10 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         f"{IMAGE_DEFAULTS['n_action_steps']})")
     parser.add_argument("--velocity_net", default="auto", choices=("auto", "mlp", "transformer"),
                         help="auto: an MLP velocity net for state inputs, a transformer over tokens for cameras")
-    parser.add_argument("--action_statistics", default="per_position", choices=("per_position", "per_dimension"),
-                        help="how action chunks are scaled for training: each chunk position by its own statistics (actions "
-                             "relative to the state spread wider further ahead), or every position alike")
+    parser.add_argument("--action_statistics", default="per_dimension", choices=("per_dimension", "per_position"),
+                        help="how action chunks are scaled for training: every position alike, or each chunk position by "
+                             "its own statistics (relative actions spread wider further ahead: PushT with chunks of 16 "
+                             "gained 11-23 points, ALOHA transfer lost 8 on one seed)")
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
