@@ -77,7 +77,7 @@ by 20 rollouts of its own, and ``state.json`` records the finished rounds last. 
 and ``last/`` the final round's; the final evaluation is of ``best/``. Rerunning the same
 command after a crash or Ctrl-C resumes after the last finished round; a round that was cut
 short is redone. Resumed with another ``dagger_iterations``, a run stops after that many rounds
-or goes on for more (never below the rounds it has finished, and not at all for plain DAgger's
+or goes on for more (never below the rounds it has finished, and never further for plain DAgger's
 linear beta schedule, whose betas depend on the count). Each round's record carries its
 wall-clock (``round/seconds``: rollouts, fit and its evaluation rollouts), so a run's timing
 survives being resumed.
