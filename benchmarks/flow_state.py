@@ -79,6 +79,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mlp-width", type=int, default=None, help="MLP velocity net width (default: the spec's)")
     parser.add_argument("--action-statistics", default="per_dimension", choices=("per_dimension", "per_position"),
                         help="action chunks scaled every position alike or position by position")
+    parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
+                        help="train shortcut models (Frans et al. 2024) with smallest step 1/M (a power of two; 0: plain "
+                             "flow matching)")
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--also-execute", nargs="+", type=int, default=[], metavar="N",
@@ -108,7 +111,7 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
 
     features = None if args.raw_state else default_state_features(env)
     spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net,
-                   "action_statistics": args.action_statistics}
+                   "action_statistics": args.action_statistics, "shortcut_steps": args.shortcut_steps}
     if args.mlp_width is not None:
         spec_fields["mlp_width"] = args.mlp_width
     if trainer.endswith("_depth"):
@@ -330,7 +333,7 @@ def main() -> None:
         "settings": {**settings, "env_id": args.env_id, "demos": args.demos, "dataset": dataset, "batch_size": args.batch_size,
                      "features": "raw state" if args.raw_state else "env's feature pipeline (task frame)",
                      "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
-                     "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
+                     "shortcut_steps": args.shortcut_steps, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
         "summary": summary,
         "rows": rows,
     }

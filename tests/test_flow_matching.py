@@ -717,3 +717,87 @@ def test_normaliser_statistics_refuse_actions_of_another_shape() -> None:
     sparse[5:, 1] = np.nan  # 5 labelled values at position 1: too few for statistics of its own
     normalizer = Normalizer(0, 1, action_positions=2).fit(actions=sparse)
     assert float(normalizer.action_scale[1, 0]) == float(Normalizer(0, 1).fit(actions=sparse).action_scale[0])
+
+
+# -- shortcut models (Frans et al. 2024) ----------------------------------------------------
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("velocity_net", ["mlp", "transformer"])
+def test_every_trainer_trains_and_samples_a_shortcut_model(key: str, velocity_net: str) -> None:
+    spec = _spec(key, shortcut_steps=8, velocity_net=velocity_net)
+    trainer = _trainer(key, spec)
+    metrics = trainer.train_step(_batch(spec), epoch=0, total_epochs=1, iterations=0)
+    assert all(math.isfinite(v) for v in metrics.values())
+    decoder = trainer.models["action_decoder"]
+    assert any(name.endswith("step.embed.mlp.0.weight") for name, _ in decoder.named_parameters())
+    for n_steps in (1, 2, 3):
+        chunk = trainer.sample_actions(_batch(spec), n_steps=n_steps)
+        assert chunk.shape == (8, spec.horizon, spec.action_dim) and torch.isfinite(chunk).all()
+
+
+def test_shortcut_targets_are_two_half_steps_of_the_model_on_a_quarter_of_the_batch() -> None:
+    key = "naive_flow_matching_policy_trainer"
+    spec = _spec(key, state_dim=3, shortcut_steps=16)
+    trainer = _trainer(key, spec)
+    trainer.generator = torch.Generator().manual_seed(0)
+    batch = 64
+    x1 = torch.randn(batch, spec.horizon, spec.action_dim)
+    x0 = torch.randn_like(x1)
+    t = torch.rand(batch)
+    x_t, target = flow.flow_matching_pair(x0, x1, t)
+    cond = trainer.encode(trainer.to_device(_batch(spec, batch)), training=True)
+    x_s, t_s, target_s, context = trainer.shortcut_targets(x0, x1, x_t, t, target, {"cond": cond})
+    step = context["step_size"]
+    n = batch // 4
+    assert torch.equal(step[n:], torch.zeros(batch - n)) and torch.equal(target_s[n:], target[n:])
+    assert set(step[:n].tolist()) <= {1.0, 0.5, 0.25, 0.125}  # 2^-k, k < log2(16)
+    assert bool(((t_s[:n] / step[:n]) == (t_s[:n] / step[:n]).round()).all()) and bool((t_s[:n] + step[:n] <= 1).all())
+    torch.testing.assert_close(x_s[:n], flow.interpolate(x0[:n], x1[:n], t_s[:n]))
+    half = step[:n] / 2
+    with torch.no_grad():
+        first = trainer.velocity(x_s[:n], t_s[:n], {"cond": cond[:n], "step_size": half})
+        second = trainer.velocity(x_s[:n] + half[:, None, None] * first, t_s[:n] + half, {"cond": cond[:n], "step_size": half})
+    torch.testing.assert_close(target_s[:n], (first + second) / 2)
+
+
+def test_a_shortcut_model_samples_both_modes_in_one_step_where_plain_flow_matching_gives_their_mean() -> None:
+    """Two modes at -1 and +1: one Euler step of plain flow matching lands on E[x1] = 0; a shortcut
+    model's one step lands on the modes."""
+
+    def near_a_mode(shortcut_steps: int) -> float:
+        key = "naive_flow_matching_policy_trainer"
+        spec = FlowModelSpec(action_dim=1, horizon=1, n_obs_steps=1, state_dim=1, d_model=32, mlp_width=64,
+                             shortcut_steps=shortcut_steps)
+        trainer = _trainer(key, spec, lr=3e-3)
+        trainer.generator = torch.Generator().manual_seed(0)
+        g = torch.Generator().manual_seed(1)
+        for i in range(300):
+            modes = torch.randint(0, 2, (128, 1, 1), generator=g).float() * 2 - 1
+            batch = {"observation.state": torch.randn(128, 1, 1, generator=g),
+                     "action": modes + 0.05 * torch.randn(128, 1, 1, generator=g)}
+            trainer.train_step(batch, 0, 1, i)
+        chunk = trainer.sample_actions({"observation.state": torch.randn(1000, 1, 1, generator=g)}, n_steps=1,
+                                       generator=torch.Generator().manual_seed(2))
+        return float((chunk.abs() > 0.5).float().mean())
+
+    assert near_a_mode(0) < 0.2
+    assert near_a_mode(128) > 0.7
+
+
+def test_shortcut_settings_are_checked_and_kept_in_the_checkpoint(tmp_path) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        FlowModelSpec(action_dim=2, state_dim=3, shortcut_steps=12)
+    assert FlowModelSpec.from_json({"action_dim": 2, "state_dim": 3}).shortcut_steps == 0  # saved before the option
+    plain = _spec("naive_flow_matching_policy_trainer")
+    decoder = TRAINER_REGISTRY.get("naive_flow_matching_policy_trainer").build_models(plain)["action_decoder"]
+    with pytest.raises(ValueError, match="without step-size conditioning"):
+        decoder(torch.zeros(1, 4, 2), torch.zeros(1), torch.zeros(1, 1, 32), torch.ones(1))
+    key = "naive_flow_matching_policy_trainer"
+    spec = _spec(key, state_dim=3, shortcut_steps=32)
+    models = TRAINER_REGISTRY.get(key).build_models(spec)
+    obs_space = spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    policy = FlowMatchingPolicy(key, models, obs_space, spaces.Box(-10, 10, (2,), np.float32), n_steps=1, seed=3)
+    policy.save(tmp_path / "p")
+    loaded = load_policy(tmp_path / "p")
+    assert loaded.spec.shortcut_steps == 32 and loaded.n_steps == 1
+    obs = np.zeros((2, 3), np.float32)
+    np.testing.assert_array_equal(policy.predict(obs)[0], loaded.predict(obs)[0])

@@ -75,11 +75,13 @@ def build_flow_models(spec: FlowModelSpec) -> FlowModels:
 
 
 def build_action_decoder(spec: FlowModelSpec) -> nn.Module:
-    """The velocity network the spec asks for: ``forward(x_t (B, H, Da), t (B,), cond (B, N, d)) -> (B, H, Da)``."""
+    """The velocity network the spec asks for: ``forward(x_t (B, H, Da), t (B,), cond (B, N, d), step_size (B,) | None)
+    -> (B, H, Da)`` (``step_size`` only for a shortcut model, ``spec.shortcut_steps > 0``)."""
     if spec.velocity_net == "mlp":
-        return MLPVelocityNet(spec.action_dim, spec.horizon, spec.d_model, spec.mlp_width, spec.mlp_layers)
+        return MLPVelocityNet(spec.action_dim, spec.horizon, spec.d_model, spec.mlp_width, spec.mlp_layers,
+                              spec.shortcut_steps)
     return ActionDecoder(spec.action_dim, spec.horizon, spec.d_model, spec.n_heads, spec.decoder_layers, spec.ff_mult,
-                         spec.dropout)
+                         spec.dropout, spec.shortcut_steps)
 
 
 def _with_time_axis(value: torch.Tensor, key: str, spec: FlowModelSpec, event_dims: int) -> torch.Tensor:

@@ -1,6 +1,8 @@
-"""Low-dimensional encoders: proprioception to a token, and a plain MLP."""
+"""Low-dimensional encoders: proprioception to a token, a plain MLP, flow time and ODE step size."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -45,3 +47,39 @@ class SinusoidalTimeEmbedding(nn.Module):
         if emb.shape[-1] < self.d_model:
             emb = nn.functional.pad(emb, (0, self.d_model - emb.shape[-1]))
         return self.mlp(emb)
+
+
+class StepSizeEmbedding(nn.Module):
+    """ODE step size ``d``, shape ``(B,)``, -> ``(B, d_model)``: what a shortcut model (Frans et al. 2024) is told.
+
+    ``d`` enters as its number of halvings ``log2(1 / d)`` scaled by ``log2(max_steps)`` to [0, 1]: 0 for one step
+    over the whole path, 1 for the smallest step ``1 / max_steps``. Steps below that, and ``d = 0`` (the
+    instantaneous velocity that plain flow matching learns), count as the smallest.
+    """
+
+    def __init__(self, d_model: int, max_steps: int) -> None:
+        super().__init__()
+        if max_steps < 2:
+            raise ValueError(f"max_steps must be >= 2, got {max_steps}")
+        self.max_steps = max_steps
+        self.embed = SinusoidalTimeEmbedding(d_model)
+
+    def forward(self, step_size: torch.Tensor) -> torch.Tensor:
+        d = step_size.float().clamp(1.0 / self.max_steps, 1.0)
+        return self.embed(torch.log2(1.0 / d) / math.log2(self.max_steps))
+
+
+def step_size_term(embedding: StepSizeEmbedding | None, step_size: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """What a velocity net adds to its time embedding ``like`` ``(B, d_model)`` for ``step_size`` ``(B,)``.
+
+    A net built without a step-size embedding (plain flow matching) takes no step size; one built with it treats a
+    missing step size as the smallest (the instantaneous velocity).
+    """
+    if embedding is None:
+        if step_size is not None:
+            raise ValueError("this velocity net was built without step-size conditioning (shortcut_steps=0): "
+                             "it cannot be asked for a step of a given size")
+        return torch.zeros_like(like)
+    if step_size is None:
+        step_size = torch.zeros(like.shape[0], device=like.device)
+    return embedding(step_size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from il_toolkit.model.encoders import SinusoidalTimeEmbedding, mlp
+from il_toolkit.model.encoders import SinusoidalTimeEmbedding, StepSizeEmbedding, mlp, step_size_term
 
 
 class WindowStateEncoder(nn.Module):
@@ -51,22 +51,29 @@ class FlatInfoEmbedder(nn.Module):
 
 
 class MLPVelocityNet(nn.Module):
-    """``forward(x_t (B, H, Da), t (B,), cond (B, N, d_model)) -> v (B, H, Da)``.
+    """``forward(x_t (B, H, Da), t (B,), cond (B, N, d_model), step_size (B,) | None) -> v (B, H, Da)``.
 
-    Input: the flattened noisy chunk, the time embedding and the sum of the conditioning tokens
-    (the observation token, plus a code token where a trainer appends one), through ``n_layers``
-    GELU layers of ``width``.
+    Input: the flattened noisy chunk, the time embedding (plus the step size's, for a shortcut
+    model: ``shortcut_steps > 0``) and the sum of the conditioning tokens (the observation token,
+    plus a code token where a trainer appends one), through ``n_layers`` GELU layers of ``width``.
     """
 
-    def __init__(self, action_dim: int, horizon: int, d_model: int, width: int = 256, n_layers: int = 3) -> None:
+    def __init__(
+        self, action_dim: int, horizon: int, d_model: int, width: int = 256, n_layers: int = 3, shortcut_steps: int = 0
+    ) -> None:
         super().__init__()
         self.horizon = horizon
         self.action_dim = action_dim
         self.time = SinusoidalTimeEmbedding(d_model)
+        self.step = StepSizeEmbedding(d_model, shortcut_steps) if shortcut_steps else None
         self.net = mlp(horizon * action_dim + 2 * d_model, width, horizon * action_dim, n_layers, activation=nn.GELU)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, step_size: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if x_t.shape[1] != self.horizon:
             raise ValueError(f"action chunk has horizon {x_t.shape[1]}, the decoder was built for {self.horizon}")
-        inputs = torch.cat([x_t.flatten(1), self.time(t), cond.sum(dim=1)], dim=-1)
+        time = self.time(t)
+        time = time + step_size_term(self.step, step_size, time)
+        inputs = torch.cat([x_t.flatten(1), time, cond.sum(dim=1)], dim=-1)
         return self.net(inputs).reshape(x_t.shape)

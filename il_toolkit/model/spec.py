@@ -53,6 +53,10 @@ class FlowModelSpec:
     of them squeezes the actions executed first: on PushT with chunks of 16, per position lifted
     success from 33-79% to 44-93% (executing 8 to 1 actions per chunk); on ALOHA transfer it gave
     84% against 92% (one training seed), so it is not yet the default (benchmarks/flow_state.py).
+    ``shortcut_steps``: 0 trains plain flow matching; a power of two ``M`` (128 in the paper)
+    trains a shortcut model (Frans et al. 2024, "One Step Diffusion via Shortcut Models"): the
+    velocity net is also told the ODE step size and learns, from its own pairs of half steps, to
+    take steps as large as the whole path, so that 1 or 2 Euler steps can replace 10.
     """
 
     action_dim: int
@@ -78,6 +82,7 @@ class FlowModelSpec:
     velocity_net: str = "auto"
     mlp_width: int = 0
     mlp_layers: int = 3
+    shortcut_steps: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -113,6 +118,9 @@ class FlowModelSpec:
             raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
         if self.action_statistics not in ACTION_STATISTICS:
             raise ValueError(f"action_statistics must be one of {ACTION_STATISTICS}, got {self.action_statistics!r}")
+        if self.shortcut_steps != 0 and (self.shortcut_steps < 2 or self.shortcut_steps & (self.shortcut_steps - 1)):
+            raise ValueError(f"shortcut_steps must be 0 (plain flow matching) or a power of two >= 2 such as 128 (the "
+                             f"smallest step a shortcut model learns is 1/shortcut_steps), got {self.shortcut_steps}")
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             raise ValueError(f"image_size must be (H, W) with both >= 8 pixels, got {self.image_size}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from il_toolkit.model.encoders import SinusoidalTimeEmbedding
+from il_toolkit.model.encoders import SinusoidalTimeEmbedding, StepSizeEmbedding, step_size_term
 
 
 def _encoder(d_model: int, n_heads: int, n_layers: int, ff_mult: int, dropout: float) -> nn.TransformerEncoder:
@@ -55,27 +55,33 @@ class InfoEmbedder(nn.Module):
 class ActionDecoder(nn.Module):
     """Predict the velocity of a noisy action chunk.
 
-    ``forward(x_t (B, H, Da), t (B,), cond (B, N, d_model)) -> v (B, H, Da)``. The sequence
-    ``[time token, cond tokens, action tokens]`` goes through self-attention; the action tokens
-    also get the time embedding added, and positional embeddings over the horizon.
+    ``forward(x_t (B, H, Da), t (B,), cond (B, N, d_model), step_size (B,) | None) -> v (B, H, Da)``.
+    The sequence ``[time token, cond tokens, action tokens]`` goes through self-attention; the
+    action tokens also get the time embedding added, and positional embeddings over the horizon.
+    A shortcut model (``shortcut_steps > 0``) adds the step size's embedding to the time's.
     """
 
     def __init__(
-        self, action_dim: int, horizon: int, d_model: int, n_heads: int, n_layers: int, ff_mult: int = 4, dropout: float = 0.0
+        self, action_dim: int, horizon: int, d_model: int, n_heads: int, n_layers: int, ff_mult: int = 4,
+        dropout: float = 0.0, shortcut_steps: int = 0,
     ) -> None:
         super().__init__()
         self.horizon = horizon
         self.action_in = nn.Linear(action_dim, d_model)
         self.position = nn.Parameter(torch.randn(horizon, d_model) * 0.02)
         self.time = SinusoidalTimeEmbedding(d_model)
+        self.step = StepSizeEmbedding(d_model, shortcut_steps) if shortcut_steps else None
         self.encoder = _encoder(d_model, n_heads, n_layers, ff_mult, dropout)
         self.norm = nn.LayerNorm(d_model)
         self.action_out = nn.Linear(d_model, action_dim)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, step_size: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if x_t.shape[1] != self.horizon:
             raise ValueError(f"action chunk has horizon {x_t.shape[1]}, the decoder was built for {self.horizon}")
-        time = self.time(t)[:, None, :]  # (B, 1, d)
+        time = self.time(t)
+        time = (time + step_size_term(self.step, step_size, time))[:, None, :]  # (B, 1, d)
         actions = self.action_in(x_t) + self.position + time
         sequence = torch.cat([time, cond, actions], dim=1)
         out = self.norm(self.encoder(sequence))[:, -self.horizon :]

@@ -10,7 +10,9 @@ shapes); raw (un-normalised) state and actions, uint8 or [0, 1] float images.
 
 The step: (1) features per camera, (2) conditioning by the info embedder, (3) flow matching
 (noise x0, time t, x_t, target velocity x1 - x0), (4) velocity from the action decoder,
-(5) loss, (6) zero-grad, backward, gradient clipping per component, optimizer step.
+(5) loss, (6) zero-grad, backward, gradient clipping per component, optimizer step. With
+``spec.shortcut_steps > 0`` part of every batch trains the shortcut model's self-consistency
+instead (:meth:`FlowMatchingTrainer.shortcut_targets`), for every family alike.
 Hooks a family overrides: :meth:`build_models` (extra components), :meth:`drop_sources`,
 :meth:`training_context` / :meth:`inference_context` (extra conditioning such as a code),
 :meth:`velocity` (e.g. a mixture of decoders) and :meth:`extra_losses`.
@@ -28,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from il_toolkit.model.components import FlowModels, build_flow_models, check_batch, n_sources, observation_sources
-from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate
+from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate, interpolate
 from il_toolkit.model.spec import ACTION_KEY, ACTION_PAD_KEY, FlowModelSpec
 
 Context = dict[str, Any]
@@ -42,6 +44,7 @@ class FlowMatchingTrainer:
     camera_dropout: ClassVar[float] = 0.0
     velocity_loss_kind: ClassVar[str] = "l2"
     requires_depth: ClassVar[bool] = False
+    shortcut_fraction: ClassVar[float] = 0.25  # share of a batch on self-consistency targets (Frans et al.: 1/4)
 
     def __init__(
         self,
@@ -156,8 +159,8 @@ class FlowMatchingTrainer:
         return {"cond": cond}
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
-        """Step 4: predicted velocity ``(B, horizon, Da)``."""
-        return self.models["action_decoder"](x_t, t, context["cond"])
+        """Step 4: predicted velocity ``(B, horizon, Da)`` (a shortcut model's over ``context["step_size"]``)."""
+        return self.models["action_decoder"](x_t, t, context["cond"], context.get("step_size"))
 
     def velocity_loss(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.loss is not None:
@@ -186,6 +189,8 @@ class FlowMatchingTrainer:
         t = self.time_distribution.sample(actions.shape[0], device=self.device, generator=self.generator)
         x_t, target = flow_matching_pair(x0, actions, t)
         context = self.training_context(cond, actions)
+        if self.spec.shortcut_steps:
+            x_t, t, target, context = self.shortcut_targets(x0, actions, x_t, t, target, context)
         predicted = self.velocity(x_t, t, context)
         pad = batch.get(ACTION_PAD_KEY)
         if pad is not None:  # no label there: zero error, LeRobot's mean of the masked loss over every position
@@ -194,6 +199,40 @@ class FlowMatchingTrainer:
         extra, metrics = self.extra_losses(context, x_t, t, predicted, actions)
         total = velocity_loss + extra
         return total, {"loss": float(total.detach()), "velocity_loss": float(velocity_loss.detach()), **metrics}
+
+    def shortcut_targets(
+        self, x0: torch.Tensor, actions: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, target: torch.Tensor,
+        context: Context,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Context]:
+        """A shortcut model's batch (Frans et al. 2024): ``(x_t, t, target, context)`` with ``context["step_size"]``.
+
+        The first ``shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
+        ``0 .. log2(shortcut_steps) - 1``), a time on the grid of ``d`` and, as target, the mean of the
+        model's own two half steps from there (no gradient through them): a step of ``d`` must land where
+        two of ``d / 2`` do. The other rows keep their flow-matching pair and step size 0 (the
+        instantaneous velocity, which the smallest step ``1 / shortcut_steps`` stands for).
+        Context tensors whose first dimension is the batch are cut to the rows they belong to.
+        """
+        batch = actions.shape[0]
+        n = int(batch * self.shortcut_fraction)
+        step = torch.zeros(batch, device=self.device)
+        if n == 0:
+            return x_t, t, target, {**context, "step_size": step}
+        levels = int(math.log2(self.spec.shortcut_steps))
+        k = torch.randint(0, levels, (n,), device=self.device, generator=self.generator).float()
+        d = torch.pow(2.0, -k)
+        grid = torch.floor(torch.rand(n, device=self.device, generator=self.generator) * torch.pow(2.0, k))
+        t_b = grid * d  # t + d <= 1
+        x_b = interpolate(x0[:n], actions[:n], t_b)
+        rows = {key: value[:n] if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch
+                else value for key, value in context.items()}
+        half = d / 2
+        with torch.no_grad():
+            first = self.velocity(x_b, t_b, {**rows, "step_size": half})
+            second = self.velocity(x_b + half[:, None, None] * first, t_b + half, {**rows, "step_size": half})
+        step[:n] = d
+        return (torch.cat([x_b, x_t[n:]]), torch.cat([t_b, t[n:]]), torch.cat([(first + second) / 2, target[n:]]),
+                {**context, "step_size": step})
 
     def train_step(self, data: Mapping[str, Any], epoch: int, total_epochs: int, iterations: int) -> dict[str, float]:
         """One gradient step; returns metrics (all finite floats unless training diverged)."""
@@ -305,6 +344,8 @@ class FlowMatchingTrainer:
         batch = self.to_device(data)
         cond = self.encode(batch, training=False)
         context = self.inference_context(cond, deterministic=deterministic, generator=generator, **options)
+        if self.spec.shortcut_steps:  # a shortcut model takes steps of the size the solver takes
+            context["step_size"] = torch.full((cond.shape[0],), 1.0 / n_steps, device=self.device)
         shape = (cond.shape[0], self.spec.horizon, self.spec.action_dim)
         x0 = torch.randn(shape, device=self.device, generator=generator)
         x1 = integrate(lambda x, t: self.velocity(x, t, context), x0, n_steps=n_steps, solver=solver)

@@ -71,6 +71,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         help="how action chunks are scaled for training: every position alike, or each chunk position by "
                              "its own statistics (relative actions spread wider further ahead: PushT with chunks of 16 "
                              "gained 11-23 points, ALOHA transfer lost 8 on one seed)")
+    parser.add_argument("--shortcut_steps", type=int, default=0,
+                        help="0: plain flow matching. A power of two M such as 128: train a shortcut model (Frans et al. "
+                             "2024, One Step Diffusion via Shortcut Models), which is also told the ODE step size and "
+                             "learns large steps from its own pairs of half steps, so that 1 or 2 Euler steps "
+                             "(--ode_steps 1) can stand in for 10")
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
@@ -184,7 +189,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     every = max(1, steps // 20)
     new_model = {} if start is not None else dict(
         spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "d_model": args.d_model,
-                     "velocity_net": args.velocity_net, "action_statistics": args.action_statistics},
+                     "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
+                     "shortcut_steps": args.shortcut_steps},
         policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
         features=default_state_features(env) if args.task_frame else None)
     try:

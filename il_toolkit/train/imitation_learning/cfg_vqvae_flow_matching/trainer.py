@@ -54,9 +54,10 @@ class CFGVQVAEFlowMatchingTrainer(LatentCodeTrainer):
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
         decoder = self.models["action_decoder"]
-        v = decoder(x_t, t, context["cond"])
+        step_size = context.get("step_size")
+        v = decoder(x_t, t, context["cond"], step_size)
         if "uncond" in context:
-            v_uncond = decoder(x_t, t, context["uncond"])
+            v_uncond = decoder(x_t, t, context["uncond"], step_size)
             v = v_uncond + context["guidance_scale"] * (v - v_uncond)
         return v
 
