@@ -136,18 +136,19 @@ def train_mse_baseline(states: np.ndarray, chunks: np.ndarray, steps: int, seed:
     return net.eval()
 
 
-def flow_spec(key: str, action_statistics: str = "per_dimension") -> FlowModelSpec:
+def flow_spec(key: str, action_statistics: str = "per_dimension", shortcut_steps: int = 0) -> FlowModelSpec:
     return FlowModelSpec(
         action_dim=2, horizon=HORIZON, n_obs_steps=1, state_dim=2, d_model=64, n_heads=4,
         embedder_layers=1, decoder_layers=2, codebook_size=8, n_experts=2, action_statistics=action_statistics,
+        shortcut_steps=shortcut_steps,
     )
 
 
 def train_flow(key: str, states: np.ndarray, chunks: np.ndarray, steps: int, seed: int,
-               action_statistics: str = "per_dimension") -> tuple[FlowMatchingPolicy, dict, float]:
+               action_statistics: str = "per_dimension", shortcut_steps: int = 0) -> tuple[FlowMatchingPolicy, dict, float]:
     torch.manual_seed(seed)
     cls = TRAINER_REGISTRY.get(key)
-    models = cls.build_models(flow_spec(key, action_statistics))
+    models = cls.build_models(flow_spec(key, action_statistics, shortcut_steps))
     models["normalizer"].fit(actions=chunks, states=states)
     trainer = cls(models, cls.build_optimizers(models, lr=1e-3), None, "cpu", generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed + 1)
@@ -217,6 +218,9 @@ def main() -> None:
                         help="JSON to write (e.g. a per-seed file for --seed 1, so seed 0's figures stay)")
     parser.add_argument("--action-statistics", default="per_dimension", choices=("per_dimension", "per_position"),
                         help="action chunks scaled every position alike (the default) or position by position")
+    parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
+                        help="train shortcut models (Frans et al. 2024) with smallest step 1/M (a power of two; 0: plain "
+                             "flow matching)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     n_demos, steps, episodes, repeats = (50, 300, 50, 20) if args.quick else (200, 2000, 400, 100)
@@ -226,6 +230,7 @@ def main() -> None:
                  "horizon": HORIZON, "demos": n_demos, "windows": len(states), "train_steps": steps, "batch": 256},
         "quick": args.quick,
         "action_statistics": args.action_statistics,
+        "shortcut_steps": args.shortcut_steps,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "policies": {},
     }
@@ -245,7 +250,8 @@ def main() -> None:
             results["policies"][key] = {"skipped": "needs depth images; this task is state-only"}
             print(f"{key:42s} skipped (needs depth images)")
             continue
-        policy, metrics, seconds = train_flow(key, states, chunks, steps, args.seed, args.action_statistics)
+        policy, metrics, seconds = train_flow(key, states, chunks, steps, args.seed, args.action_statistics,
+                                              args.shortcut_steps)
         res = rollout(chunk_fn(policy, n_steps=10, solver="euler"), episodes, args.seed + 100)
         res.update(train_seconds=round(seconds, 1), final_velocity_loss=round(metrics["velocity_loss"], 4))
         res.update(usage_summary(key, policy, 1000, args.seed))
