@@ -726,7 +726,7 @@ def test_every_trainer_trains_and_samples_a_shortcut_model(key: str, velocity_ne
     spec = _spec(key, shortcut_steps=8, velocity_net=velocity_net)
     trainer = _trainer(key, spec)
     metrics = trainer.train_step(_batch(spec), epoch=0, total_epochs=1, iterations=0)
-    assert all(math.isfinite(v) for v in metrics.values())
+    assert all(math.isfinite(v) for v in metrics.values()) and "self_consistency_loss" in metrics
     decoder = trainer.models["action_decoder"]
     assert any(name.endswith("step.embed.mlp.0.weight") for name, _ in decoder.named_parameters())
     for n_steps in (1, 2, 3):

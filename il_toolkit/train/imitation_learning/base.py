@@ -197,6 +197,11 @@ class FlowMatchingTrainer:
             predicted = torch.where(pad.bool()[..., None], target, predicted)
         velocity_loss = self.velocity_loss(predicted, target)
         extra, metrics = self.extra_losses(context, x_t, t, predicted, actions)
+        if self.spec.shortcut_steps:  # the self-consistency rows' share of the velocity loss, on its own
+            shortcut_rows = context["step_size"] > 0
+            if bool(shortcut_rows.any()):
+                metrics["self_consistency_loss"] = float(
+                    self.velocity_loss(predicted[shortcut_rows], target[shortcut_rows]).detach())
         total = velocity_loss + extra
         return total, {"loss": float(total.detach()), "velocity_loss": float(velocity_loss.detach()), **metrics}
 
