@@ -82,6 +82,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
                         help="train shortcut models (Frans et al. 2024) with smallest step 1/M (a power of two; 0: plain "
                              "flow matching)")
+    parser.add_argument("--shortcut-fraction", type=float, default=0.25,
+                        help="share of every batch on the shortcut's self-consistency targets")
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--also-execute", nargs="+", type=int, default=[], metavar="N",
@@ -111,7 +113,8 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
 
     features = None if args.raw_state else default_state_features(env)
     spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net,
-                   "action_statistics": args.action_statistics, "shortcut_steps": args.shortcut_steps}
+                   "action_statistics": args.action_statistics, "shortcut_steps": args.shortcut_steps,
+                   "shortcut_fraction": args.shortcut_fraction}
     if args.mlp_width is not None:
         spec_fields["mlp_width"] = args.mlp_width
     if trainer.endswith("_depth"):
@@ -333,7 +336,8 @@ def main() -> None:
         "settings": {**settings, "env_id": args.env_id, "demos": args.demos, "dataset": dataset, "batch_size": args.batch_size,
                      "features": "raw state" if args.raw_state else "env's feature pipeline (task frame)",
                      "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
-                     "shortcut_steps": args.shortcut_steps, "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
+                     "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
+                     "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
         "summary": summary,
         "rows": rows,
     }

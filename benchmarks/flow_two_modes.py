@@ -136,19 +136,21 @@ def train_mse_baseline(states: np.ndarray, chunks: np.ndarray, steps: int, seed:
     return net.eval()
 
 
-def flow_spec(key: str, action_statistics: str = "per_dimension", shortcut_steps: int = 0) -> FlowModelSpec:
+def flow_spec(key: str, action_statistics: str = "per_dimension", shortcut_steps: int = 0,
+              shortcut_fraction: float = 0.25) -> FlowModelSpec:
     return FlowModelSpec(
         action_dim=2, horizon=HORIZON, n_obs_steps=1, state_dim=2, d_model=64, n_heads=4,
         embedder_layers=1, decoder_layers=2, codebook_size=8, n_experts=2, action_statistics=action_statistics,
-        shortcut_steps=shortcut_steps,
+        shortcut_steps=shortcut_steps, shortcut_fraction=shortcut_fraction,
     )
 
 
 def train_flow(key: str, states: np.ndarray, chunks: np.ndarray, steps: int, seed: int,
-               action_statistics: str = "per_dimension", shortcut_steps: int = 0) -> tuple[FlowMatchingPolicy, dict, float]:
+               action_statistics: str = "per_dimension", shortcut_steps: int = 0,
+               shortcut_fraction: float = 0.25) -> tuple[FlowMatchingPolicy, dict, float]:
     torch.manual_seed(seed)
     cls = TRAINER_REGISTRY.get(key)
-    models = cls.build_models(flow_spec(key, action_statistics, shortcut_steps))
+    models = cls.build_models(flow_spec(key, action_statistics, shortcut_steps, shortcut_fraction))
     models["normalizer"].fit(actions=chunks, states=states)
     trainer = cls(models, cls.build_optimizers(models, lr=1e-3), None, "cpu", generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed + 1)
@@ -221,6 +223,8 @@ def main() -> None:
     parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
                         help="train shortcut models (Frans et al. 2024) with smallest step 1/M (a power of two; 0: plain "
                              "flow matching)")
+    parser.add_argument("--shortcut-fraction", type=float, default=0.25,
+                        help="share of every batch on the shortcut's self-consistency targets")
     args = parser.parse_args()
     torch.set_num_threads(1)
     n_demos, steps, episodes, repeats = (50, 300, 50, 20) if args.quick else (200, 2000, 400, 100)
@@ -231,6 +235,7 @@ def main() -> None:
         "quick": args.quick,
         "action_statistics": args.action_statistics,
         "shortcut_steps": args.shortcut_steps,
+        "shortcut_fraction": args.shortcut_fraction,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "policies": {},
     }
@@ -251,7 +256,7 @@ def main() -> None:
             print(f"{key:42s} skipped (needs depth images)")
             continue
         policy, metrics, seconds = train_flow(key, states, chunks, steps, args.seed, args.action_statistics,
-                                              args.shortcut_steps)
+                                              args.shortcut_steps, args.shortcut_fraction)
         res = rollout(chunk_fn(policy, n_steps=10, solver="euler"), episodes, args.seed + 100)
         res.update(train_seconds=round(seconds, 1), final_velocity_loss=round(metrics["velocity_loss"], 4))
         res.update(usage_summary(key, policy, 1000, args.seed))

@@ -786,6 +786,8 @@ def test_a_shortcut_model_samples_both_modes_in_one_step_where_plain_flow_matchi
 def test_shortcut_settings_are_checked_and_kept_in_the_checkpoint(tmp_path) -> None:
     with pytest.raises(ValueError, match="power of two"):
         FlowModelSpec(action_dim=2, state_dim=3, shortcut_steps=12)
+    with pytest.raises(ValueError, match="shortcut_fraction"):
+        FlowModelSpec(action_dim=2, state_dim=3, shortcut_steps=8, shortcut_fraction=1.0)
     assert FlowModelSpec.from_json({"action_dim": 2, "state_dim": 3}).shortcut_steps == 0  # saved before the option
     plain = _spec("naive_flow_matching_policy_trainer")
     decoder = TRAINER_REGISTRY.get("naive_flow_matching_policy_trainer").build_models(plain)["action_decoder"]

@@ -56,7 +56,8 @@ class FlowModelSpec:
     ``shortcut_steps``: 0 trains plain flow matching; a power of two ``M`` (128 in the paper)
     trains a shortcut model (Frans et al. 2024, "One Step Diffusion via Shortcut Models"): the
     velocity net is also told the ODE step size and learns, from its own pairs of half steps, to
-    take steps as large as the whole path, so that 1 or 2 Euler steps can replace 10.
+    take steps as large as the whole path, so that 1 or 2 Euler steps can replace 10;
+    ``shortcut_fraction`` of every batch trains that self-consistency, the rest plain flow matching.
     """
 
     action_dim: int
@@ -83,6 +84,7 @@ class FlowModelSpec:
     mlp_width: int = 0
     mlp_layers: int = 3
     shortcut_steps: int = 0
+    shortcut_fraction: float = 0.25
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -121,6 +123,9 @@ class FlowModelSpec:
         if self.shortcut_steps != 0 and (self.shortcut_steps < 2 or self.shortcut_steps & (self.shortcut_steps - 1)):
             raise ValueError(f"shortcut_steps must be 0 (plain flow matching) or a power of two >= 2 such as 128 (the "
                              f"smallest step a shortcut model learns is 1/shortcut_steps), got {self.shortcut_steps}")
+        if not 0.0 < self.shortcut_fraction < 1.0:
+            raise ValueError(f"shortcut_fraction is the share of a batch on self-consistency targets, in (0, 1); got "
+                             f"{self.shortcut_fraction}")
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             raise ValueError(f"image_size must be (H, W) with both >= 8 pixels, got {self.image_size}")
 

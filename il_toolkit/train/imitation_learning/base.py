@@ -44,7 +44,6 @@ class FlowMatchingTrainer:
     camera_dropout: ClassVar[float] = 0.0
     velocity_loss_kind: ClassVar[str] = "l2"
     requires_depth: ClassVar[bool] = False
-    shortcut_fraction: ClassVar[float] = 0.25  # share of a batch on self-consistency targets (Frans et al.: 1/4)
 
     def __init__(
         self,
@@ -211,7 +210,7 @@ class FlowMatchingTrainer:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Context]:
         """A shortcut model's batch (Frans et al. 2024): ``(x_t, t, target, context)`` with ``context["step_size"]``.
 
-        The first ``shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
+        The first ``spec.shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
         ``0 .. log2(shortcut_steps) - 1``), a time on the grid of ``d`` and, as target, the mean of the
         model's own two half steps from there (no gradient through them): a step of ``d`` must land where
         two of ``d / 2`` do. The other rows keep their flow-matching pair and step size 0 (the
@@ -219,7 +218,7 @@ class FlowMatchingTrainer:
         Context tensors whose first dimension is the batch are cut to the rows they belong to.
         """
         batch = actions.shape[0]
-        n = int(batch * self.shortcut_fraction)
+        n = int(batch * self.spec.shortcut_fraction)
         step = torch.zeros(batch, device=self.device)
         if n == 0:
             return x_t, t, target, {**context, "step_size": step}

@@ -76,6 +76,9 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "2024, One Step Diffusion via Shortcut Models), which is also told the ODE step size and "
                              "learns large steps from its own pairs of half steps, so that 1 or 2 Euler steps "
                              "(--ode_steps 1) can stand in for 10")
+    parser.add_argument("--shortcut_fraction", type=float, default=0.25,
+                        help="with --shortcut_steps: the share of every batch that trains the shortcut's "
+                             "self-consistency (the rest trains plain flow matching)")
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
@@ -190,7 +193,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     new_model = {} if start is not None else dict(
         spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "d_model": args.d_model,
                      "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
-                     "shortcut_steps": args.shortcut_steps},
+                     "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction},
         policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
         features=default_state_features(env) if args.task_frame else None)
     try:
