@@ -195,7 +195,8 @@ def test_train_flow_cli_holds_out_episodes_and_keeps_the_best_epoch(tmp_path, ca
     collect_dataset("il_toolkit/PushT-v0", "tests/pusht-flow-val-v0", 4, progress=False)
     assert main(["train", "flow", "--dataset", "tests/pusht-flow-val-v0", "--steps", "12", "--batch_size", "64",
                  "--eval_episodes", "1", "--no_wandb", "--output_dir", str(tmp_path / "run"),
-                 "--validation_split", "0.25", "--keep_weights", "best", "--shortcut_steps", "8", "--ode_steps", "1"]) == 0
+                 "--validation_split", "0.25", "--keep_weights", "best",
+                 "--shortcut_steps", "8", "--ode_steps", "1"]) == 0
     saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())["config"]
     assert saved["spec"]["shortcut_steps"] == 8 and saved["n_steps"] == 1
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

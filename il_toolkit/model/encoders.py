@@ -69,7 +69,9 @@ class StepSizeEmbedding(nn.Module):
         return self.embed(torch.log2(1.0 / d) / math.log2(self.max_steps))
 
 
-def step_size_term(embedding: StepSizeEmbedding | None, step_size: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+def step_size_term(
+    embedding: StepSizeEmbedding | None, step_size: torch.Tensor | None, like: torch.Tensor
+) -> torch.Tensor:
     """What a velocity net adds to its time embedding ``like`` ``(B, d_model)`` for ``step_size`` ``(B,)``.
 
     A net built without a step-size embedding (plain flow matching) takes no step size; one built with it treats a

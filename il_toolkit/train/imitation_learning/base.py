@@ -196,11 +196,11 @@ class FlowMatchingTrainer:
             predicted = torch.where(pad.bool()[..., None], target, predicted)
         velocity_loss = self.velocity_loss(predicted, target)
         extra, metrics = self.extra_losses(context, x_t, t, predicted, actions)
-        if self.spec.shortcut_steps:  # the self-consistency rows' share of the velocity loss, on its own
+        if self.spec.shortcut_steps:  # the two kinds of rows' velocity losses, each on its own
             shortcut_rows = context["step_size"] > 0
-            if bool(shortcut_rows.any()):
-                metrics["self_consistency_loss"] = float(
-                    self.velocity_loss(predicted[shortcut_rows], target[shortcut_rows]).detach())
+            for name, rows in (("self_consistency_loss", shortcut_rows), ("flow_matching_loss", ~shortcut_rows)):
+                if bool(rows.any()):
+                    metrics[name] = float(self.velocity_loss(predicted[rows], target[rows]).detach())
         total = velocity_loss + extra
         return total, {"loss": float(total.detach()), "velocity_loss": float(velocity_loss.detach()), **metrics}
 
@@ -210,12 +210,13 @@ class FlowMatchingTrainer:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Context]:
         """A shortcut model's batch (Frans et al. 2024): ``(x_t, t, target, context)`` with ``context["step_size"]``.
 
-        The first ``spec.shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
-        ``0 .. log2(shortcut_steps) - 1``), a time on the grid of ``d`` and, as target, the mean of the
-        model's own two half steps from there (no gradient through them): a step of ``d`` must land where
-        two of ``d / 2`` do. The other rows keep their flow-matching pair and step size 0 (the
-        instantaneous velocity, which the smallest step ``1 / shortcut_steps`` stands for).
-        Context tensors whose first dimension is the batch are cut to the rows they belong to.
+        Inputs: noise ``x0``, demonstrated chunks ``actions``, their flow-matching pair ``x_t``,
+        ``target`` (all ``(B, H, Da)``), times ``t`` ``(B,)`` and the training context. The first
+        ``spec.shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
+        ``0 .. log2(shortcut_steps) - 1``), a time on the grid of ``d`` (so ``t + d <= 1``) and, as
+        target, the mean of the model's own two half steps from there (:meth:`self_consistency_target`):
+        a step of ``d`` must land where two of ``d / 2`` do. The other rows keep their flow-matching pair
+        and step size 0 (the instantaneous velocity, which the smallest step ``1 / shortcut_steps`` stands for).
         """
         batch = actions.shape[0]
         n = int(batch * self.spec.shortcut_fraction)
@@ -225,18 +226,32 @@ class FlowMatchingTrainer:
         levels = int(math.log2(self.spec.shortcut_steps))
         k = torch.randint(0, levels, (n,), device=self.device, generator=self.generator).float()
         d = torch.pow(2.0, -k)
-        grid = torch.floor(torch.rand(n, device=self.device, generator=self.generator) * torch.pow(2.0, k))
-        t_b = grid * d  # t + d <= 1
+        t_b = torch.floor(torch.rand(n, device=self.device, generator=self.generator) * torch.pow(2.0, k)) * d
         x_b = interpolate(x0[:n], actions[:n], t_b)
-        rows = {key: value[:n] if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch
-                else value for key, value in context.items()}
-        half = d / 2
-        with torch.no_grad():
-            first = self.velocity(x_b, t_b, {**rows, "step_size": half})
-            second = self.velocity(x_b + half[:, None, None] * first, t_b + half, {**rows, "step_size": half})
+        target_b = self.self_consistency_target(x_b, t_b, d, self.context_rows(context, n, batch))
         step[:n] = d
-        return (torch.cat([x_b, x_t[n:]]), torch.cat([t_b, t[n:]]), torch.cat([(first + second) / 2, target[n:]]),
+        return (torch.cat([x_b, x_t[n:]]), torch.cat([t_b, t[n:]]), torch.cat([target_b, target[n:]]),
                 {**context, "step_size": step})
+
+    @torch.no_grad()
+    def self_consistency_target(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, context: Context) -> torch.Tensor:
+        """The mean velocity ``(B, H, Da)`` of two of the model's own steps of ``d / 2`` from ``x`` at ``t``
+        (``d``, ``t`` ``(B,)``), in eval mode and without gradient (the teacher is the model itself)."""
+        was_training = self.models.training
+        self.models.eval()
+        try:
+            half = d / 2
+            first = self.velocity(x, t, {**context, "step_size": half})
+            second = self.velocity(x + half[:, None, None] * first, t + half, {**context, "step_size": half})
+        finally:
+            self.models.train(was_training)
+        return (first + second) / 2
+
+    def context_rows(self, context: Context, n: int, batch: int) -> Context:
+        """The context of the batch's first ``n`` rows: tensors whose first dimension is the ``batch``
+        are cut, everything else is kept (a family whose context holds other per-row data overrides this)."""
+        return {key: value[:n] if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch
+                else value for key, value in context.items()}
 
     def train_step(self, data: Mapping[str, Any], epoch: int, total_epochs: int, iterations: int) -> dict[str, float]:
         """One gradient step; returns metrics (all finite floats unless training diverged)."""

@@ -79,6 +79,8 @@ class LatentCodeTrainer(FlowMatchingTrainer):
         prior_loss = F.cross_entropy(context["prior_logits"], vq.indices)
         prior_accuracy = (context["prior_logits"].argmax(-1) == vq.indices).float().mean()
         late = t >= self.kot_min_time
+        if "step_size" in context:  # a shortcut model's large-step rows: x_t + (1 - t) v is no endpoint there
+            late = late & (context["step_size"] == 0)
         if int(late.sum()) >= 2:
             endpoint = predicted_endpoint(x_t[late], t[late], predicted[late])
             kot = sinkhorn_divergence(endpoint.flatten(1), actions[late].flatten(1), self.kot_epsilon)
