@@ -7,7 +7,8 @@ transformer flow model was benchmarked with), one CPU thread; the transformer se
 5-entry state, the MLP the env's feature pipeline (11 task-frame features), as each would be
 trained. A third column times each trainer at what ``il-toolkit train flow`` now trains PushT state
 with (MLP velocity net, horizon 1, one observation: ``STATE_DEFAULTS``), the step a user's run
-takes.
+takes; ``--shortcut-steps M`` adds a fourth, the same as a shortcut model (``train flow --shortcut_steps``),
+whose self-consistency rows cost two more forward passes each.
 
 The three nets are timed in interleaved blocks (``--blocks`` rounds, each timing every net for
 about ``--block-seconds``, in a rotating order), so a change in the machine's load falls on all
@@ -38,14 +39,16 @@ ENV_ID = "il_toolkit/PushT-v0"
 BATCH = 256
 
 
-def make_step(trainer_key: str, env, velocity_net: str, features, horizon: int, n_obs_steps: int) -> tuple[Callable[[], None], int]:
+def make_step(trainer_key: str, env, velocity_net: str, features, horizon: int, n_obs_steps: int,
+              **spec_fields) -> tuple[Callable[[], None], int]:
     """One trainer on a fixed random batch: ``(step, parameter count)``; ``step()`` runs one ``train_step``."""
     from il_toolkit.policies.flow_policy import FlowMatchingPolicy
     from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 
     cls = TRAINER_REGISTRY.get(trainer_key)
     policy = FlowMatchingPolicy.create(trainer_key, env.observation_space, env.action_space, features=features,
-                                       horizon=horizon, n_obs_steps=n_obs_steps, velocity_net=velocity_net)
+                                       horizon=horizon, n_obs_steps=n_obs_steps, velocity_net=velocity_net,
+                                       **spec_fields)
     generator = torch.Generator().manual_seed(0)
     batch = {"observation.state": torch.randn(BATCH, n_obs_steps, policy.spec.state_dim, generator=generator),
              "action": torch.randn(BATCH, horizon, policy.spec.action_dim, generator=generator)}
@@ -95,6 +98,10 @@ def main() -> None:
     parser.add_argument("--trainers", nargs="+", default=[k for k in TRAINER_REGISTRY.keys() if not k.endswith("_depth")])
     parser.add_argument("--blocks", type=int, default=9, help="interleaved timing rounds per trainer (default 9)")
     parser.add_argument("--block-seconds", type=float, default=0.5, help="seconds each net runs per block (default 0.5)")
+    parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
+                        help="also time train flow's defaults as a shortcut model with smallest step 1/M")
+    parser.add_argument("--shortcut-fraction", type=float, default=0.25, help="its self-consistency share of a batch")
+    parser.add_argument("--name", default="flow_step_cost", help="results file name")
     args = parser.parse_args()
     if args.blocks < 1 or args.block_seconds <= 0:
         parser.error("--blocks must be at least 1 and --block-seconds positive")
@@ -106,7 +113,12 @@ def main() -> None:
         transformer, transformer_params = make_step(key, env, "transformer", None, 16, 2)
         mlp, mlp_params = make_step(key, env, "mlp", features, 16, 2)
         default, _ = make_step(key, env, "mlp", features, STATE_DEFAULTS["horizon"], STATE_DEFAULTS["n_obs_steps"])
-        times = interleaved_ms({"transformer": transformer, "mlp": mlp, "default": default}, args.blocks, args.block_seconds)
+        nets = {"transformer": transformer, "mlp": mlp, "default": default}
+        if args.shortcut_steps:
+            nets["shortcut"], _ = make_step(key, env, "mlp", features, STATE_DEFAULTS["horizon"],
+                                            STATE_DEFAULTS["n_obs_steps"], shortcut_steps=args.shortcut_steps,
+                                            shortcut_fraction=args.shortcut_fraction)
+        times = interleaved_ms(nets, args.blocks, args.block_seconds)
         medians = {name: float(np.median(values)) for name, values in times.items()}
         speedup = ratio_summary(times["transformer"], times["mlp"])
         at_defaults = ratio_summary(times["transformer"], times["default"])
@@ -115,11 +127,17 @@ def main() -> None:
                      "speedup_range": [speedup["min"], speedup["max"]], "transformer_parameters": transformer_params,
                      "mlp_parameters": mlp_params, "default_ms_per_step": round(medians["default"], 2),
                      "speedup_at_defaults": at_defaults["median"], "speedup_at_defaults_range": [at_defaults["min"], at_defaults["max"]]})
+        if args.shortcut_steps:
+            cost = ratio_summary(times["shortcut"], times["default"])
+            rows[-1].update(shortcut_ms_per_step=round(medians["shortcut"], 2), shortcut_cost=cost["median"],
+                            shortcut_cost_range=[cost["min"], cost["max"]])
+            print(f"{key:42s} as a shortcut model: {medians['shortcut']:6.2f} ms, {cost['median']:.1f}x the plain step")
         print(f"{key:42s} transformer {medians['transformer']:7.1f} ms  mlp {medians['mlp']:6.2f} ms  "
               f"{speedup['median']:5.1f}x ({speedup['min']}-{speedup['max']})  train flow's defaults "
               f"{medians['default']:6.2f} ms  {at_defaults['median']:5.1f}x ({at_defaults['min']}-{at_defaults['max']})", flush=True)
     env.close()
-    write_results("flow_step_cost", {"batch": BATCH, "n_obs_steps": 2, "horizon": 16, "threads": 1,
+    write_results(args.name, {"batch": BATCH, "shortcut_steps": args.shortcut_steps,
+                              "shortcut_fraction": args.shortcut_fraction if args.shortcut_steps else None, "n_obs_steps": 2, "horizon": 16, "threads": 1,
                                      "blocks": args.blocks, "block_seconds": args.block_seconds,
                                      "defaults": {k: STATE_DEFAULTS[k] for k in ("horizon", "n_obs_steps")}, "rows": rows})
 
