@@ -205,6 +205,9 @@ def test_train_flow_cli_holds_out_episodes_and_keeps_the_best_epoch(tmp_path, ca
     with pytest.raises(SystemExit, match="validation_split must be in"):
         main(["train", "flow", "--dataset", "tests/pusht-flow-val-v0", "--validation_split", "1.5",
               "--output_dir", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="power of two such as 8"):
+        main(["train", "flow", "--dataset", "tests/pusht-flow-val-v0", "--shortcut_steps", "12",
+              "--output_dir", str(tmp_path / "bad")])
 
 
 def test_train_flow_continues_a_saved_policy_from_model_path(tmp_path, capsys) -> None:

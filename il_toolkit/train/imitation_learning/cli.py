@@ -150,6 +150,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("give --dataset (a Minari id such as pusht/expert-v0, or lerobot/pusht)")
     if not 0.0 <= args.validation_split < 1.0:
         raise SystemExit(f"--validation_split must be in [0, 1), got {args.validation_split}")
+    if args.shortcut_steps and (args.shortcut_steps < 2 or args.shortcut_steps & (args.shortcut_steps - 1)):
+        raise SystemExit(f"--shortcut_steps must be 0 (plain flow matching) or a power of two such as 8 or 128, got "
+                         f"{args.shortcut_steps}")
+    if not 0.0 < args.shortcut_fraction < 1.0:
+        raise SystemExit(f"--shortcut_fraction must be in (0, 1), got {args.shortcut_fraction}")
     rng = common.seed_everything(args.seed)
     dataset = resolve_dataset(args.dataset)
     camera_env = env = common.env_for_dataset(dataset, args.env)
