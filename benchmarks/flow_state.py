@@ -167,6 +167,9 @@ def latency(path: Path, steps: tuple[int, ...] = LATENCY_STEPS) -> list[dict]:
 
     policy = load(path)
     window = {"observation.state": torch.zeros(1, policy.spec.n_obs_steps, policy.spec.state_dim)}
+    warm_until = time.perf_counter() + 0.5  # the first setting timed was up to 1.7x slower than the next without it
+    while time.perf_counter() < warm_until:
+        policy.predict_chunk(window, n_steps=max(steps), solver="euler")
     rows = []
     for solver in SOLVERS:
         for n_steps in steps:
