@@ -38,6 +38,17 @@ def depth_key(camera: str) -> str:
     return DEPTH_PREFIX + camera
 
 
+def shortcut_settings_problem(steps: int, fraction: float) -> str | None:
+    """What is wrong with ``shortcut_steps`` / ``shortcut_fraction``, or ``None``; each message starts
+    with the field's name, so that a command line can prefix its ``--``."""
+    if steps != 0 and (steps < 2 or steps & (steps - 1)):
+        return (f"shortcut_steps must be 0 (plain flow matching) or a power of two such as 8 or 128 (the smallest "
+                f"step a shortcut model learns is 1/shortcut_steps), got {steps}")
+    if not 0.0 < fraction < 1.0:
+        return f"shortcut_fraction is the share of a batch on self-consistency targets, in (0, 1); got {fraction}"
+    return None
+
+
 @dataclass(frozen=True)
 class FlowModelSpec:
     """Shapes and sizes of every component; stored in the checkpoint's ``config.json``.
@@ -120,12 +131,9 @@ class FlowModelSpec:
             raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
         if self.action_statistics not in ACTION_STATISTICS:
             raise ValueError(f"action_statistics must be one of {ACTION_STATISTICS}, got {self.action_statistics!r}")
-        if self.shortcut_steps != 0 and (self.shortcut_steps < 2 or self.shortcut_steps & (self.shortcut_steps - 1)):
-            raise ValueError(f"shortcut_steps must be 0 (plain flow matching) or a power of two >= 2 such as 128 (the "
-                             f"smallest step a shortcut model learns is 1/shortcut_steps), got {self.shortcut_steps}")
-        if not 0.0 < self.shortcut_fraction < 1.0:
-            raise ValueError(f"shortcut_fraction is the share of a batch on self-consistency targets, in (0, 1); got "
-                             f"{self.shortcut_fraction}")
+        problem = shortcut_settings_problem(self.shortcut_steps, self.shortcut_fraction)
+        if problem:
+            raise ValueError(problem)
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             raise ValueError(f"image_size must be (H, W) with both >= 8 pixels, got {self.image_size}")
 

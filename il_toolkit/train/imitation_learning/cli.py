@@ -141,6 +141,7 @@ def resolve_settings(args: argparse.Namespace, env: Any) -> dict[str, Any]:
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """The undecorated function under the CLI."""
     from il_toolkit.evaluation import evaluate_and_report
+    from il_toolkit.model.spec import shortcut_settings_problem
     from il_toolkit.train.datasets.lerobot_dataset import resolve_dataset
     from il_toolkit.train.datasets.minari_io import load_demonstrations
     from il_toolkit.train.il import common
@@ -152,11 +153,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("give --dataset (a Minari id such as pusht/expert-v0, or lerobot/pusht)")
     if not 0.0 <= args.validation_split < 1.0:
         raise SystemExit(f"--validation_split must be in [0, 1), got {args.validation_split}")
-    if args.shortcut_steps and (args.shortcut_steps < 2 or args.shortcut_steps & (args.shortcut_steps - 1)):
-        raise SystemExit(f"--shortcut_steps must be 0 (plain flow matching) or a power of two such as 8 or 128, got "
-                         f"{args.shortcut_steps}")
-    if not 0.0 < args.shortcut_fraction < 1.0:
-        raise SystemExit(f"--shortcut_fraction must be in (0, 1), got {args.shortcut_fraction}")
+    problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction)
+    if problem:
+        raise SystemExit(f"--{problem}")
     rng = common.seed_everything(args.seed)
     dataset = resolve_dataset(args.dataset)
     camera_env = env = common.env_for_dataset(dataset, args.env)
