@@ -42,6 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RESULTS_DIR, write_results  # noqa: E402
+from _flow_options import add_spec_options, spec_options  # noqa: E402
 
 ENVS = {  # env id, demonstrations, evaluation episodes
     "pusht": ("il_toolkit/PushT-v0", 200, 100),
@@ -77,13 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-action-steps", type=int, default=None)
     parser.add_argument("--velocity-net", default="auto", choices=("auto", "mlp", "transformer"))
     parser.add_argument("--mlp-width", type=int, default=None, help="MLP velocity net width (default: the spec's)")
-    parser.add_argument("--action-statistics", default="per_dimension", choices=("per_dimension", "per_position"),
-                        help="action chunks scaled every position alike or position by position")
-    parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
-                        help="train shortcut models (Frans et al. 2024) with smallest step 1/M (a power of two; 0: plain "
-                             "flow matching)")
-    parser.add_argument("--shortcut-fraction", type=float, default=0.25,
-                        help="share of every batch on the shortcut's self-consistency targets")
+    add_spec_options(parser)
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
     parser.add_argument("--also-execute", nargs="+", type=int, default=[], metavar="N",
@@ -113,8 +108,7 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
 
     features = None if args.raw_state else default_state_features(env)
     spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net,
-                   "action_statistics": args.action_statistics, "shortcut_steps": args.shortcut_steps,
-                   "shortcut_fraction": args.shortcut_fraction}
+                   **spec_options(args)}
     if args.mlp_width is not None:
         spec_fields["mlp_width"] = args.mlp_width
     if trainer.endswith("_depth"):
@@ -338,8 +332,7 @@ def main() -> None:
     figures = {
         "settings": {**settings, "env_id": args.env_id, "demos": args.demos, "dataset": dataset, "batch_size": args.batch_size,
                      "features": "raw state" if args.raw_state else "env's feature pipeline (task frame)",
-                     "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
-                     "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
+                     "velocity_net": args.velocity_net, **spec_options(args),
                      "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
         "summary": summary,
         "rows": rows,

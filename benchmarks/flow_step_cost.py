@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_results  # noqa: E402
+from _flow_options import add_shortcut_options  # noqa: E402
 
 ENV_ID = "il_toolkit/PushT-v0"
 BATCH = 256
@@ -98,9 +99,7 @@ def main() -> None:
     parser.add_argument("--trainers", nargs="+", default=[k for k in TRAINER_REGISTRY.keys() if not k.endswith("_depth")])
     parser.add_argument("--blocks", type=int, default=9, help="interleaved timing rounds per trainer (default 9)")
     parser.add_argument("--block-seconds", type=float, default=0.5, help="seconds each net runs per block (default 0.5)")
-    parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
-                        help="also time train flow's defaults as a shortcut model with smallest step 1/M")
-    parser.add_argument("--shortcut-fraction", type=float, default=0.25, help="its self-consistency share of a batch")
+    add_shortcut_options(parser)  # M > 0: also time train flow's defaults as a shortcut model
     parser.add_argument("--name", default="flow_step_cost", help="results file name")
     args = parser.parse_args()
     if args.blocks < 1 or args.block_seconds <= 0:

@@ -30,6 +30,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +41,8 @@ from il_toolkit.model.spec import FlowModelSpec
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
 from il_toolkit.train.loop import GradientStep, SampledBatches, run_training
+
+from _flow_options import add_spec_options, spec_options  # the benchmarks' folder is the script's own
 
 START = np.array([0.0, -0.7])
 GOAL = np.array([0.0, 0.7])
@@ -136,21 +139,19 @@ def train_mse_baseline(states: np.ndarray, chunks: np.ndarray, steps: int, seed:
     return net.eval()
 
 
-def flow_spec(key: str, action_statistics: str = "per_dimension", shortcut_steps: int = 0,
-              shortcut_fraction: float = 0.25) -> FlowModelSpec:
+def flow_spec(key: str, **options: Any) -> FlowModelSpec:
+    """The task's spec; ``options`` are the benchmark's spec options (``_flow_options.spec_options``)."""
     return FlowModelSpec(
         action_dim=2, horizon=HORIZON, n_obs_steps=1, state_dim=2, d_model=64, n_heads=4,
-        embedder_layers=1, decoder_layers=2, codebook_size=8, n_experts=2, action_statistics=action_statistics,
-        shortcut_steps=shortcut_steps, shortcut_fraction=shortcut_fraction,
+        embedder_layers=1, decoder_layers=2, codebook_size=8, n_experts=2, **options,
     )
 
 
 def train_flow(key: str, states: np.ndarray, chunks: np.ndarray, steps: int, seed: int,
-               action_statistics: str = "per_dimension", shortcut_steps: int = 0,
-               shortcut_fraction: float = 0.25) -> tuple[FlowMatchingPolicy, dict, float]:
+               **options: Any) -> tuple[FlowMatchingPolicy, dict, float]:
     torch.manual_seed(seed)
     cls = TRAINER_REGISTRY.get(key)
-    models = cls.build_models(flow_spec(key, action_statistics, shortcut_steps, shortcut_fraction))
+    models = cls.build_models(flow_spec(key, **options))
     models["normalizer"].fit(actions=chunks, states=states)
     trainer = cls(models, cls.build_optimizers(models, lr=1e-3), None, "cpu", generator=torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed + 1)
@@ -218,13 +219,7 @@ def main() -> None:
                         help="run only these trainer keys and merge them into the existing JSON")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="JSON to write (e.g. a per-seed file for --seed 1, so seed 0's figures stay)")
-    parser.add_argument("--action-statistics", default="per_dimension", choices=("per_dimension", "per_position"),
-                        help="action chunks scaled every position alike (the default) or position by position")
-    parser.add_argument("--shortcut-steps", type=int, default=0, metavar="M",
-                        help="train shortcut models (Frans et al. 2024) with smallest step 1/M (a power of two; 0: plain "
-                             "flow matching)")
-    parser.add_argument("--shortcut-fraction", type=float, default=0.25,
-                        help="share of every batch on the shortcut's self-consistency targets")
+    add_spec_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     n_demos, steps, episodes, repeats = (50, 300, 50, 20) if args.quick else (200, 2000, 400, 100)
@@ -233,9 +228,7 @@ def main() -> None:
         "task": {"start": START.tolist(), "goal": GOAL.tolist(), "obstacle_radius": RADIUS, "max_steps": MAX_STEPS,
                  "horizon": HORIZON, "demos": n_demos, "windows": len(states), "train_steps": steps, "batch": 256},
         "quick": args.quick,
-        "action_statistics": args.action_statistics,
-        "shortcut_steps": args.shortcut_steps,
-        "shortcut_fraction": args.shortcut_fraction,
+        **spec_options(args),
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "policies": {},
     }
@@ -255,8 +248,7 @@ def main() -> None:
             results["policies"][key] = {"skipped": "needs depth images; this task is state-only"}
             print(f"{key:42s} skipped (needs depth images)")
             continue
-        policy, metrics, seconds = train_flow(key, states, chunks, steps, args.seed, args.action_statistics,
-                                              args.shortcut_steps, args.shortcut_fraction)
+        policy, metrics, seconds = train_flow(key, states, chunks, steps, args.seed, **spec_options(args))
         res = rollout(chunk_fn(policy, n_steps=10, solver="euler"), episodes, args.seed + 100)
         res.update(train_seconds=round(seconds, 1), final_velocity_loss=round(metrics["velocity_loss"], 4))
         res.update(usage_summary(key, policy, 1000, args.seed))
