@@ -214,7 +214,8 @@ class FlowMatchingTrainer:
         ``target`` (all ``(B, H, Da)``), times ``t`` ``(B,)`` and the training context. The first
         ``spec.shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
         ``0 .. log2(shortcut_steps) - 1``), a time on the grid of ``d`` (so ``t + d <= 1``) and, as
-        target, the mean of the model's own two half steps from there (:meth:`self_consistency_target`):
+        target, the mean of the model's own two half steps from there (:meth:`self_consistency_target`, bounded by
+        the largest absolute noise or action of those rows):
         a step of ``d`` must land where two of ``d / 2`` do. The other rows keep their flow-matching pair
         and step size 0 (the instantaneous velocity, which the smallest step ``1 / shortcut_steps`` stands for).
         """
