@@ -60,7 +60,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         f"the steps (default: state {STATE_DEFAULTS['learning_rate']}, images {IMAGE_DEFAULTS['learning_rate']})")
     parser.add_argument("--horizon", type=int, default=None, help="actions predicted per chunk (default: state "
                         f"{STATE_DEFAULTS['horizon']} or the env's action_chunk, ALOHA 16; images {IMAGE_DEFAULTS['horizon']}). "
-                        "PushT state: 4 with --n_action_steps 2 succeeded as often as 1 (100%% against 99%%, 3 seeds) "
+                        "PushT state: 4 with --n_action_steps 2 succeeded as often as horizon 1 (100%% against 99%%, 3 seeds) "
                         "with half the policy calls; 16 did worse (93%% executing 1)")
     parser.add_argument("--n_obs_steps", type=int, default=None, help="observations per window (default: state "
                         f"{STATE_DEFAULTS['n_obs_steps']}, images {IMAGE_DEFAULTS['n_obs_steps']})")
