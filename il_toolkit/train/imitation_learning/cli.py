@@ -61,7 +61,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--horizon", type=int, default=None, help="actions predicted per chunk (default: state "
                         f"{STATE_DEFAULTS['horizon']} or the env's action_chunk, ALOHA 16; images {IMAGE_DEFAULTS['horizon']}). "
                         "PushT state: 4 with --n_action_steps 2 succeeded as often as horizon 1 (100%% against 99%%, 3 seeds) "
-                        "with half the policy calls; 16 needs more steps (93%% executing 1 at 6,000, 96%% at 24,000)")
+                        "with half the policy calls; 16 needs more steps (one seed executing 1: 92%% at 6,000, 96%% at 24,000)")
     parser.add_argument("--n_obs_steps", type=int, default=None, help="observations per window (default: state "
                         f"{STATE_DEFAULTS['n_obs_steps']}, images {IMAGE_DEFAULTS['n_obs_steps']})")
     parser.add_argument("--n_action_steps", type=int, default=None, help="actions executed per chunk (default: state "
