@@ -237,7 +237,7 @@ class FlowMatchingTrainer:
 
     @torch.no_grad()
     def self_consistency_target(
-        self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, context: Context, bound: torch.Tensor | float = math.inf
+        self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, context: Context, bound: torch.Tensor | float
     ) -> torch.Tensor:
         """The mean velocity ``(B, H, Da)`` of two of the model's own steps of ``d / 2`` from ``x`` at ``t``
         (``d``, ``t`` ``(B,)``), in eval mode and without gradient (the teacher is the model itself).
