@@ -20,6 +20,9 @@ def add_shortcut_options(parser: argparse.ArgumentParser) -> None:
                              "flow matching)")
     parser.add_argument("--shortcut-fraction", type=float, default=0.25,
                         help="share of every batch on the shortcut's self-consistency targets")
+    parser.add_argument("--shortcut-ema-decay", type=float, default=0.999,
+                        help="decay of the moving average of the velocity net that makes the self-consistency "
+                             "targets (0: the net itself)")
 
 
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
@@ -31,4 +34,4 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 def spec_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``FlowModelSpec`` fields the parsed options set, by their spec names."""
     return {"action_statistics": args.action_statistics, "shortcut_steps": args.shortcut_steps,
-            "shortcut_fraction": args.shortcut_fraction}
+            "shortcut_fraction": args.shortcut_fraction, "shortcut_ema_decay": args.shortcut_ema_decay}

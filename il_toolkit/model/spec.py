@@ -38,14 +38,17 @@ def depth_key(camera: str) -> str:
     return DEPTH_PREFIX + camera
 
 
-def shortcut_settings_problem(steps: int, fraction: float) -> str | None:
-    """What is wrong with ``shortcut_steps`` / ``shortcut_fraction``, or ``None``; each message starts
-    with the field's name, so that a command line can prefix its ``--``."""
+def shortcut_settings_problem(steps: int, fraction: float, ema_decay: float = 0.999) -> str | None:
+    """What is wrong with ``shortcut_steps`` / ``shortcut_fraction`` / ``shortcut_ema_decay``, or ``None``; each
+    message starts with the field's name, so that a command line can prefix its ``--``."""
     if steps != 0 and (steps < 2 or steps & (steps - 1)):
         return (f"shortcut_steps must be 0 (plain flow matching) or a power of two such as 8 or 128 (the smallest "
                 f"step a shortcut model learns is 1/shortcut_steps), got {steps}")
     if not 0.0 < fraction < 1.0:
         return f"shortcut_fraction is the share of a batch on self-consistency targets, in (0, 1); got {fraction}"
+    if not 0.0 <= ema_decay < 1.0:
+        return (f"shortcut_ema_decay is the decay of the moving average of the velocity net that makes the "
+                f"self-consistency targets, in [0, 1) (0: the model itself); got {ema_decay}")
     return None
 
 
@@ -69,6 +72,9 @@ class FlowModelSpec:
     velocity net is also told the ODE step size and learns, from its own pairs of half steps, to
     take steps as large as the whole path, so that 1 or 2 Euler steps can replace 10;
     ``shortcut_fraction`` of every batch trains that self-consistency, the rest plain flow matching.
+    The half steps those targets come from are taken by an exponential moving average of the velocity
+    net with decay ``shortcut_ema_decay`` (0: by the net itself, which made the loss flare up in
+    bursts on ALOHA with ``shortcut_fraction=0.75``).
     """
 
     action_dim: int
@@ -96,6 +102,7 @@ class FlowModelSpec:
     mlp_layers: int = 3
     shortcut_steps: int = 0
     shortcut_fraction: float = 0.25
+    shortcut_ema_decay: float = 0.999
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -131,7 +138,7 @@ class FlowModelSpec:
             raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
         if self.action_statistics not in ACTION_STATISTICS:
             raise ValueError(f"action_statistics must be one of {ACTION_STATISTICS}, got {self.action_statistics!r}")
-        problem = shortcut_settings_problem(self.shortcut_steps, self.shortcut_fraction)
+        problem = shortcut_settings_problem(self.shortcut_steps, self.shortcut_fraction, self.shortcut_ema_decay)
         if problem:
             raise ValueError(problem)
         if len(self.image_size) != 2 or min(self.image_size) < 8:

@@ -83,6 +83,10 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "self-consistency on the model's own targets (the rest trains plain flow matching); "
                              "0.75 with --shortcut_steps 8 sampled better in one step on PushT but trained a failing "
                              "policy (0%%) in 40,000 steps on ALOHA transfer")
+    parser.add_argument("--shortcut_ema_decay", type=float, default=0.999,
+                        help="with --shortcut_steps: the self-consistency targets come from a moving average of the "
+                             "velocity net with this decay, which keeps them from feeding on the net's latest errors "
+                             "(0: from the net itself)")
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
@@ -155,7 +159,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("give --dataset (a Minari id such as pusht/expert-v0, or lerobot/pusht)")
     if not 0.0 <= args.validation_split < 1.0:
         raise SystemExit(f"--validation_split must be in [0, 1), got {args.validation_split}")
-    problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction)
+    problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction, args.shortcut_ema_decay)
     if problem:
         raise SystemExit(f"--{problem}")
     rng = common.seed_everything(args.seed)
@@ -201,7 +205,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     new_model = {} if start is not None else dict(
         spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "d_model": args.d_model,
                      "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
-                     "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction},
+                     "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
+                     "shortcut_ema_decay": args.shortcut_ema_decay},
         policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
         features=default_state_features(env) if args.task_frame else None)
     try:
