@@ -20,7 +20,7 @@ def add_shortcut_options(parser: argparse.ArgumentParser) -> None:
                              "flow matching)")
     parser.add_argument("--shortcut-fraction", type=float, default=0.25,
                         help="share of every batch on the shortcut's self-consistency targets")
-    parser.add_argument("--shortcut-ema-decay", type=float, default=0.999,
+    parser.add_argument("--shortcut-ema-decay", type=float, default=0.99,
                         help="decay of the moving average of the velocity net that makes the self-consistency "
                              "targets (0: the net itself)")
 

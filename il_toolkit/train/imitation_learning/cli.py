@@ -83,7 +83,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "self-consistency on the model's own targets (the rest trains plain flow matching); "
                              "0.75 with --shortcut_steps 8 sampled better in one step on PushT but trained a failing "
                              "policy (0%%) in 40,000 steps on ALOHA transfer")
-    parser.add_argument("--shortcut_ema_decay", type=float, default=0.999,
+    parser.add_argument("--shortcut_ema_decay", type=float, default=0.99,
                         help="with --shortcut_steps: the self-consistency targets come from a moving average of the "
                              "velocity net with this decay, which keeps them from feeding on the net's latest errors "
                              "(0: from the net itself)")
