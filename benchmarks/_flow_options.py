@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from il_toolkit.model.spec import ACTION_STATISTICS
+from il_toolkit.model.spec import ACTION_STATISTICS, DEFAULT_SHORTCUT_EMA_DECAY
 
 
 def add_action_statistics_option(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_shortcut_options(parser: argparse.ArgumentParser) -> None:
                              "flow matching)")
     parser.add_argument("--shortcut-fraction", type=float, default=0.25,
                         help="share of every batch on the shortcut's self-consistency targets")
-    parser.add_argument("--shortcut-ema-decay", type=float, default=0.99,
+    parser.add_argument("--shortcut-ema-decay", type=float, default=DEFAULT_SHORTCUT_EMA_DECAY,
                         help="decay of the moving average of the velocity net that makes the self-consistency "
                              "targets (0: the net itself)")
 

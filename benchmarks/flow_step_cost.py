@@ -116,7 +116,8 @@ def main() -> None:
         if args.shortcut_steps:
             nets["shortcut"], _ = make_step(key, env, "mlp", features, STATE_DEFAULTS["horizon"],
                                             STATE_DEFAULTS["n_obs_steps"], shortcut_steps=args.shortcut_steps,
-                                            shortcut_fraction=args.shortcut_fraction)
+                                            shortcut_fraction=args.shortcut_fraction,
+                                            shortcut_ema_decay=args.shortcut_ema_decay)
         times = interleaved_ms(nets, args.blocks, args.block_seconds)
         medians = {name: float(np.median(values)) for name, values in times.items()}
         speedup = ratio_summary(times["transformer"], times["mlp"])
@@ -136,7 +137,8 @@ def main() -> None:
               f"{medians['default']:6.2f} ms  {at_defaults['median']:5.1f}x ({at_defaults['min']}-{at_defaults['max']})", flush=True)
     env.close()
     write_results(args.name, {"batch": BATCH, "shortcut_steps": args.shortcut_steps,
-                              "shortcut_fraction": args.shortcut_fraction if args.shortcut_steps else None, "n_obs_steps": 2, "horizon": 16, "threads": 1,
+                              "shortcut_fraction": args.shortcut_fraction if args.shortcut_steps else None,
+                              "shortcut_ema_decay": args.shortcut_ema_decay if args.shortcut_steps else None, "n_obs_steps": 2, "horizon": 16, "threads": 1,
                                      "blocks": args.blocks, "block_seconds": args.block_seconds,
                                      "defaults": {k: STATE_DEFAULTS[k] for k in ("horizon", "n_obs_steps")}, "rows": rows})
 

@@ -845,17 +845,29 @@ def test_the_shortcut_teacher_is_a_moving_average_of_the_velocity_net() -> None:
         torch.testing.assert_close(now, 0.9 * old + 0.1 * new)
     assert not all(torch.equal(a, b) for a, b in zip(before, live))
 
-    class Constant(torch.nn.Module):  # a teacher that always answers 0.5
-        def forward(self, x, t, cond, step_size):
-            return torch.full_like(x, 0.5)
-
-    trainer.teacher = Constant()
-    cond = trainer.encode(trainer.to_device(_batch(spec, 4)), training=True)
-    x = torch.randn(4, spec.horizon, spec.action_dim)
-    target = trainer.self_consistency_target(x, torch.zeros(4), torch.ones(4), {"cond": cond}, bound=3.0)
-    assert torch.equal(target, torch.full_like(x, 0.5))
     assert _trainer(key, _spec(key, shortcut_steps=8, shortcut_ema_decay=0.0)).teacher is None
     assert _trainer(key, _spec(key)).teacher is None
+    # a policy's sampler never takes a train_step: no average, its compute_loss (BC, DAgger) uses the live net
+    models = TRAINER_REGISTRY.get(key).build_models(spec)
+    box = spaces.Box(-1, 1, (3,), np.float32)
+    assert FlowMatchingPolicy(key, models, box, spaces.Box(-1, 1, (2,), np.float32)).sampler.teacher is None
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_family_takes_its_self_consistency_half_steps_with_the_teacher(key: str) -> None:
+    class Constant(torch.nn.Module):  # a teacher that always answers 0.5
+        def forward(self, x, *args):
+            return torch.full_like(x, 0.5)
+
+    spec = _spec(key, shortcut_steps=8)
+    trainer = _trainer(key, spec)
+    trainer.teacher = Constant()
+    batch = trainer.to_device(_batch(spec, 4))
+    context = trainer.context_rows(trainer.training_context(trainer.encode(batch, training=True),
+                                                            trainer.models["normalizer"].normalize_action(batch["action"])), 4, 4)
+    x = torch.randn(4, spec.horizon, spec.action_dim)
+    target = trainer.self_consistency_target(x, torch.zeros(4), torch.ones(4), context, bound=3.0)
+    assert torch.equal(target, torch.full_like(x, 0.5))
 
 
 def test_a_shortcut_training_state_keeps_its_teacher(tmp_path) -> None:

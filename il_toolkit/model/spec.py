@@ -28,6 +28,7 @@ DEPTH_PREFIX = "observation.depth."
 NORMALIZATION_MODES = ("mean_std", "min_max", "identity")
 ACTION_STATISTICS = ("per_position", "per_dimension")
 VELOCITY_NETS = ("auto", "mlp", "transformer")
+DEFAULT_SHORTCUT_EMA_DECAY = 0.99  # the shortcut teacher's moving average (FlowMatchingTrainer.build_teacher)
 
 
 def image_key(camera: str) -> str:
@@ -38,7 +39,7 @@ def depth_key(camera: str) -> str:
     return DEPTH_PREFIX + camera
 
 
-def shortcut_settings_problem(steps: int, fraction: float, ema_decay: float = 0.99) -> str | None:
+def shortcut_settings_problem(steps: int, fraction: float, ema_decay: float = DEFAULT_SHORTCUT_EMA_DECAY) -> str | None:
     """What is wrong with ``shortcut_steps`` / ``shortcut_fraction`` / ``shortcut_ema_decay``, or ``None``; each
     message starts with the field's name, so that a command line can prefix its ``--``."""
     if steps != 0 and (steps < 2 or steps & (steps - 1)):
@@ -102,7 +103,7 @@ class FlowModelSpec:
     mlp_layers: int = 3
     shortcut_steps: int = 0
     shortcut_fraction: float = 0.25
-    shortcut_ema_decay: float = 0.99
+    shortcut_ema_decay: float = DEFAULT_SHORTCUT_EMA_DECAY
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -115,8 +115,10 @@ class FlowMatchingTrainer:
 
     def build_teacher(self) -> AveragedModel | None:
         """A shortcut model's teacher: the exponential moving average (decay ``spec.shortcut_ema_decay``) of
-        the velocity net, updated after every step, that takes the half steps of the self-consistency targets;
-        ``None`` (the live net is its own teacher) for plain flow matching or a decay of 0.
+        the velocity net, updated after every :meth:`train_step`, that takes the half steps of the self-consistency
+        targets; ``None`` (the live net is its own teacher) for plain flow matching, a decay of 0, or a trainer
+        without optimizers (a policy's sampler, whose :meth:`compute_loss` a BC or DAgger step drives: nothing
+        would update an average there).
 
         Measured on ALOHA transfer (chunks of 16 x 14, ``shortcut_steps=8``, ``shortcut_fraction=0.75``, 3,000
         steps): with the live net as teacher the flow-matching loss flared up to 77-337 in bursts and stood at
@@ -125,7 +127,7 @@ class FlowMatchingTrainer:
         ``1 / (1 - decay)`` steps) adds up over the ``log2(shortcut_steps)`` sizes: on PushT (``shortcut_steps=128``,
         6,000 steps) decay 0.999 left one Euler step at 17-25% success, hence the default of 0.99.
         """
-        if not self.spec.shortcut_steps or self.spec.shortcut_ema_decay == 0:
+        if not self.spec.shortcut_steps or self.spec.shortcut_ema_decay == 0 or not self.optimizers:
             return None
         teacher = AveragedModel(self.models["action_decoder"], multi_avg_fn=get_ema_multi_avg_fn(self.spec.shortcut_ema_decay),
                                 use_buffers=True)
@@ -240,7 +242,7 @@ class FlowMatchingTrainer:
         ``target`` (all ``(B, H, Da)``), times ``t`` ``(B,)`` and the training context. The first
         ``spec.shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
         ``0 .. log2(shortcut_steps) - 1``), a time on the grid of ``d`` (so ``t + d <= 1``) and, as
-        target, the mean of the model's own two half steps from there (:meth:`self_consistency_target`, bounded by
+        target, the mean of two half steps from there by the model's moving average (:meth:`self_consistency_target`, bounded by
         the largest absolute noise or action of those rows):
         a step of ``d`` must land where two of ``d / 2`` do. The other rows keep their flow-matching pair
         and step size 0 (the instantaneous velocity, which the smallest step ``1 / shortcut_steps`` stands for).

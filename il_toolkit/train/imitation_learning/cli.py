@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from il_toolkit.model.spec import DEFAULT_SHORTCUT_EMA_DECAY
 from il_toolkit.train.imitation_learning.defaults import (  # noqa: F401  (re-exported)
     CHUNK_STEPS, DEFAULT_ESTIMATE_NOISE, DEFAULT_LOCATE_STEPS, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
 
@@ -83,7 +84,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "self-consistency on the model's own targets (the rest trains plain flow matching); "
                              "0.75 with --shortcut_steps 8 sampled better in one step on PushT but trained a failing "
                              "policy (0%%) in 40,000 steps on ALOHA transfer")
-    parser.add_argument("--shortcut_ema_decay", type=float, default=0.99,
+    parser.add_argument("--shortcut_ema_decay", type=float, default=DEFAULT_SHORTCUT_EMA_DECAY,
                         help="with --shortcut_steps: the self-consistency targets come from a moving average of the "
                              "velocity net with this decay, which keeps them from feeding on the net's latest errors "
                              "(0: from the net itself)")
