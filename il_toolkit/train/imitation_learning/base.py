@@ -121,9 +121,10 @@ class FlowMatchingTrainer:
         would update an average there).
 
         Measured on ALOHA transfer (chunks of 16 x 14, ``shortcut_steps=8``, ``shortcut_fraction=0.75``, 3,000
-        steps): with the live net as teacher the flow-matching loss flared up to 77-337 in bursts and stood at
-        3.2 after 1,000 steps; with the average (decay 0.99 or 0.999) it never passed 2.3 and was 0.39-0.42 by
-        then. Each step size learns from the teacher's half-size steps, so the average's lag (about
+        steps, ``benchmarks/shortcut_teacher.py``): with the live net as teacher the flow-matching loss flared up
+        to 337 in the first 1,000 steps and then stuck at 1.05 (the self-consistency loss at 0.001: a field that
+        hardly changes along the path agrees with itself); with the average (decay 0.99) it never passed 2.3 and
+        fell to 0.22. Each step size learns from the teacher's half-size steps, so the average's lag (about
         ``1 / (1 - decay)`` steps) adds up over the ``log2(shortcut_steps)`` sizes: on PushT (``shortcut_steps=128``,
         6,000 steps) decay 0.999 left one Euler step at 17-25% success, hence the default of 0.99.
         """
