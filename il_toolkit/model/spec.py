@@ -28,7 +28,7 @@ DEPTH_PREFIX = "observation.depth."
 NORMALIZATION_MODES = ("mean_std", "min_max", "identity")
 ACTION_STATISTICS = ("per_position", "per_dimension")
 VELOCITY_NETS = ("auto", "mlp", "transformer")
-DEFAULT_SHORTCUT_EMA_DECAY = 0.99  # the shortcut teacher's moving average (FlowMatchingTrainer.build_teacher)
+DEFAULT_SHORTCUT_EMA_DECAY = 0.0  # the shortcut teacher: the live net (FlowMatchingTrainer.build_teacher)
 
 
 def image_key(camera: str) -> str:
@@ -73,9 +73,9 @@ class FlowModelSpec:
     velocity net is also told the ODE step size and learns, from its own pairs of half steps, to
     take steps as large as the whole path, so that 1 or 2 Euler steps can replace 10;
     ``shortcut_fraction`` of every batch trains that self-consistency, the rest plain flow matching.
-    The half steps those targets come from are taken by an exponential moving average of the velocity
-    net with decay ``shortcut_ema_decay`` (0: by the net itself, which made the loss flare up in
-    bursts on ALOHA with ``shortcut_fraction=0.75``).
+    The half steps those targets come from are taken by the net itself (``shortcut_ema_decay=0``) or by
+    an exponential moving average of it with that decay, which a large ``shortcut_fraction`` needs (see
+    ``FlowMatchingTrainer.build_teacher``).
     """
 
     action_dim: int

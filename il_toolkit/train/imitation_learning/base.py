@@ -124,9 +124,13 @@ class FlowMatchingTrainer:
         steps, ``benchmarks/shortcut_teacher.py``): with the live net as teacher the flow-matching loss flared up
         to 337 in the first 1,000 steps and then stuck at 1.05 (the self-consistency loss at 0.001: a field that
         hardly changes along the path agrees with itself); with the average (decay 0.99) it never passed 2.3 and
-        fell to 0.22. Each step size learns from the teacher's half-size steps, so the average's lag (about
-        ``1 / (1 - decay)`` steps) adds up over the ``log2(shortcut_steps)`` sizes: on PushT (``shortcut_steps=128``,
-        6,000 steps) decay 0.999 left one Euler step at 17-25% success, hence the default of 0.99.
+        fell to 0.22; after 40,000 steps the policy succeeded in 74% of episodes at ten Euler steps, against 0% with
+        the live net (``benchmarks/flow_state.py``). But each step size learns from the teacher's half-size steps, so
+        the average's lag (about ``1 / (1 - decay)`` steps) adds up over the ``log2(shortcut_steps)`` sizes and the
+        largest steps learn later: with the default fraction of 0.25, decay 0.99 took one Euler step from 58% to 18%
+        on ALOHA insertion (``shortcut_steps=128``, 40,000 steps) and from 67-70% to 49-55% on the two-mode task
+        (2,000 steps, 3 seeds); with decay 0.999 PushT's one step (``shortcut_steps=128``, 6,000 steps) fell to
+        17-25%. Hence the default of 0 (the live net), and an average only with a large fraction.
         """
         if not self.spec.shortcut_steps or self.spec.shortcut_ema_decay == 0 or not self.optimizers:
             return None

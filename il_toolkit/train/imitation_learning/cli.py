@@ -82,12 +82,13 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--shortcut_fraction", type=float, default=0.25,
                         help="with --shortcut_steps: the share of every batch that trains the shortcut's "
                              "self-consistency on the model's own targets (the rest trains plain flow matching); "
-                             "0.75 with --shortcut_steps 8 sampled better in one step on PushT but trained a failing "
-                             "policy (0%%) in 40,000 steps on ALOHA transfer")
+                             "0.75 with --shortcut_steps 8 trained a failing policy (0%%) in 40,000 steps on ALOHA "
+                             "transfer unless --shortcut_ema_decay 0.99 (74%%)")
     parser.add_argument("--shortcut_ema_decay", type=float, default=DEFAULT_SHORTCUT_EMA_DECAY,
-                        help="with --shortcut_steps: the self-consistency targets come from a moving average of the "
-                             "velocity net with this decay, which keeps them from feeding on the net's latest errors "
-                             "(0: from the net itself)")
+                        help="with --shortcut_steps: 0 (the default) makes the self-consistency targets with the "
+                             "velocity net itself; a decay such as 0.99 with a moving average of it, which keeps a "
+                             "large --shortcut_fraction from feeding on the net's latest errors but makes the largest "
+                             "steps learn later (at the default fraction it cost one-step success)")
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
