@@ -32,6 +32,8 @@ from _results import RESULTS_DIR, write_results  # noqa: E402
 from flow_state import DATASET, ENVS  # noqa: E402
 
 LOSSES = ("flow_matching_loss", "self_consistency_loss")
+TRAINER = "naive_flow_matching_policy_trainer"
+BATCH = 256
 
 
 def windows(values: dict[str, list[float]], window: int) -> list[dict]:
@@ -49,17 +51,31 @@ def windows(values: dict[str, list[float]], window: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--env", default="aloha_transfer", choices=sorted(ENVS))
+    parser.add_argument("--env", default="aloha_transfer", choices=sorted(ENVS), help="the env's expert demonstrations")
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps (the cosine schedule's length)")
     parser.add_argument("--window", type=int, default=250, help="steps per reported window")
     parser.add_argument("--decays", nargs="+", type=float, default=[0.0, 0.99],
                         help="teacher moving-average decays to compare (0: the live net)")
-    parser.add_argument("--shortcut-steps", type=int, default=8, metavar="M")
-    parser.add_argument("--shortcut-fraction", type=float, default=0.75)
+    parser.add_argument("--shortcut-steps", type=int, default=8, metavar="M",
+                        help="smallest step 1/M, a power of two (train flow --shortcut_steps)")
+    parser.add_argument("--shortcut-fraction", type=float, default=0.75,
+                        help="share of every batch on self-consistency targets (train flow --shortcut_fraction)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=None, help="results file name (default: shortcut_teacher_<env>)")
     args = parser.parse_args()
     if args.steps < 1 or args.window < 1:
         parser.error("--steps and --window must be at least 1")
+    from il_toolkit.model.spec import shortcut_settings_problem
+
+    if args.shortcut_steps == 0:
+        parser.error("--shortcut-steps must be a power of two such as 8: the benchmark compares shortcut teachers")
+    problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction)
+    if problem:
+        parser.error(f"--{problem.replace('_', '-')}")
+    for decay in args.decays:
+        problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction, decay)
+        if problem:
+            parser.error(f"--decays: {problem}")
     torch.set_num_threads(1)
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
     from il_toolkit import collect_dataset, load_demonstrations
@@ -83,8 +99,8 @@ def main() -> None:
                 values[name].append(metrics[name])
 
         start = time.perf_counter()
-        fit_flow_policy("naive_flow_matching_policy_trainer", demos, env.observation_space, env.action_space,
-                        steps=args.steps, learning_rate=defaults["learning_rate"], seed=args.seed,
+        fit_flow_policy(TRAINER, demos, env.observation_space, env.action_space,
+                        steps=args.steps, batch_size=BATCH, learning_rate=defaults["learning_rate"], seed=args.seed,
                         features=default_state_features(env), log=log,
                         spec_fields={"horizon": defaults["horizon"], "n_obs_steps": defaults["n_obs_steps"],
                                      "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
@@ -100,10 +116,12 @@ def main() -> None:
             print(f"  steps {r['steps']:6d}  flow matching {fm['mean']:8.3g} (max {fm['max']:8.3g})  "
                   f"self-consistency {sc['mean']:8.3g} (max {sc['max']:8.3g})", flush=True)
     env.close()
-    write_results(f"shortcut_teacher_{args.env}", {
-        "env_id": env_id, "dataset": dataset, "steps": args.steps, "window": args.window, "seed": args.seed,
-        "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
-        "horizon": defaults["horizon"], "learning_rate": defaults["learning_rate"], "batch_size": 256, "runs": runs})
+    write_results(args.name or f"shortcut_teacher_{args.env}", {
+        "env_id": env_id, "dataset": dataset, "trainer": TRAINER, "steps": args.steps, "window": args.window,
+        "seed": args.seed, "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
+        "horizon": defaults["horizon"], "n_obs_steps": defaults["n_obs_steps"],
+        "n_action_steps": defaults["n_action_steps"], "learning_rate": defaults["learning_rate"], "batch_size": BATCH,
+        "runs": runs})
 
 
 if __name__ == "__main__":

@@ -901,7 +901,7 @@ def test_a_shortcut_training_state_keeps_its_teacher(tmp_path) -> None:
 def test_a_shortcut_model_samples_both_modes_in_one_step_where_plain_flow_matching_gives_their_mean() -> None:
     """Two modes at -1 and +1: one Euler step of plain flow matching lands on E[x1] = 0; a shortcut
     model's one step lands on the modes, with the net as its own teacher (the default) and with a short
-    moving average of it (0.9: the lag of 0.99, about 100 steps per step size, adds up to these 300 steps)."""
+    moving average of it (0.9: the lag of 0.99, about 100 steps per step size times 7 sizes, exceeds these 300 steps)."""
 
     def near_a_mode(shortcut_steps: int, ema_decay: float = 0.0) -> float:
         key = "naive_flow_matching_policy_trainer"

@@ -12,11 +12,12 @@ The step: (1) features per camera, (2) conditioning by the info embedder, (3) fl
 (noise x0, time t, x_t, target velocity x1 - x0), (4) velocity from the action decoder,
 (5) loss, (6) zero-grad, backward, gradient clipping per component, optimizer step. With
 ``spec.shortcut_steps > 0`` part of every batch trains the shortcut model's self-consistency
-instead (:meth:`FlowMatchingTrainer.shortcut_targets`), for every family alike, with a moving
-average of the velocity net as the teacher (:attr:`FlowMatchingTrainer.teacher`).
+instead (:meth:`FlowMatchingTrainer.shortcut_targets`), for every family alike, with a teacher
+(:attr:`FlowMatchingTrainer.teacher`: the net itself by default, or a moving average of it).
 Hooks a family overrides: :meth:`build_models` (extra components), :meth:`drop_sources`,
 :meth:`training_context` / :meth:`inference_context` (extra conditioning such as a code),
-:meth:`velocity` (e.g. a mixture of decoders) and :meth:`extra_losses`.
+:meth:`velocity` (e.g. a mixture of decoders; it takes the net from :meth:`decoder_for`, so that
+the teacher can stand in) and :meth:`extra_losses`.
 """
 
 from __future__ import annotations
@@ -125,12 +126,12 @@ class FlowMatchingTrainer:
         to 337 in the first 1,000 steps and then stuck at 1.05 (the self-consistency loss at 0.001: a field that
         hardly changes along the path agrees with itself); with the average (decay 0.99) it never passed 2.3 and
         fell to 0.22; after 40,000 steps the policy succeeded in 74% of episodes at ten Euler steps, against 0% with
-        the live net (``benchmarks/flow_state.py``). But each step size learns from the teacher's half-size steps, so
-        the average's lag (about ``1 / (1 - decay)`` steps) adds up over the ``log2(shortcut_steps)`` sizes and the
-        largest steps learn later: with the default fraction of 0.25, decay 0.99 took one Euler step from 58% to 18%
-        on ALOHA insertion (``shortcut_steps=128``, 40,000 steps) and from 67-70% to 49-55% on the two-mode task
-        (2,000 steps, 3 seeds); with decay 0.999 PushT's one step (``shortcut_steps=128``, 6,000 steps) fell to
-        17-25%. Hence the default of 0 (the live net), and an average only with a large fraction.
+        the live net (``benchmarks/flow_state.py``). Elsewhere it cost one-step success: 58% -> 18% on ALOHA insertion
+        (``shortcut_steps=128``, ``shortcut_fraction=0.25``, 40,000 steps, one seed), 67-70% -> 49-55% on the two-mode
+        task (8, 0.75, 2,000 steps, 3 seeds), 99.3% either way on PushT (128, 0.25, 6,000 steps), where decay 0.999
+        gave 17-27%. A likely cause (the 0.999 case fits it; the insertion drop is larger than it explains): each
+        step size learns from the teacher's half-size steps, so the average's lag, about ``1 / (1 - decay)`` steps,
+        adds up over the ``log2(shortcut_steps)`` sizes. Hence the default of 0 (the live net).
         """
         if not self.spec.shortcut_steps or self.spec.shortcut_ema_decay == 0 or not self.optimizers:
             return None
@@ -186,10 +187,11 @@ class FlowMatchingTrainer:
         return {"cond": cond}
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
-        """Step 4: predicted velocity ``(B, horizon, Da)`` (a shortcut model's over ``context["step_size"]``)."""
-        return self.action_decoder(context)(x_t, t, context["cond"], context.get("step_size"))
+        """Step 4: predicted velocity ``(B, horizon, Da)`` (a shortcut model's over ``context["step_size"]``), by
+        :meth:`decoder_for` ``(context)`` (an override must take its net from there too)."""
+        return self.decoder_for(context)(x_t, t, context["cond"], context.get("step_size"))
 
-    def action_decoder(self, context: Context) -> nn.Module:
+    def decoder_for(self, context: Context) -> nn.Module:
         """The velocity net a context asks for: ``context["decoder"]`` (the shortcut teacher) where set, else the model's."""
         decoder = context.get("decoder")
         return self.models["action_decoder"] if decoder is None else decoder
@@ -247,7 +249,7 @@ class FlowMatchingTrainer:
         ``target`` (all ``(B, H, Da)``), times ``t`` ``(B,)`` and the training context. The first
         ``spec.shortcut_fraction`` of the rows get a step ``d = 2^-k`` (``k`` uniform in
         ``0 .. log2(shortcut_steps) - 1``), a time on the grid of ``d`` (so ``t + d <= 1``) and, as
-        target, the mean of two half steps from there by the model's moving average (:meth:`self_consistency_target`, bounded by
+        target, the mean of two half steps from there by the :attr:`teacher` (:meth:`self_consistency_target`, bounded by
         the largest absolute noise or action of those rows):
         a step of ``d`` must land where two of ``d / 2`` do. The other rows keep their flow-matching pair
         and step size 0 (the instantaneous velocity, which the smallest step ``1 / shortcut_steps`` stands for).

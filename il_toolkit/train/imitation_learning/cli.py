@@ -81,14 +81,15 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "(--ode_steps 1) can stand in for 10")
     parser.add_argument("--shortcut_fraction", type=float, default=0.25,
                         help="with --shortcut_steps: the share of every batch that trains the shortcut's "
-                             "self-consistency on the model's own targets (the rest trains plain flow matching); "
-                             "0.75 with --shortcut_steps 8 trained a failing policy (0%%) in 40,000 steps on ALOHA "
-                             "transfer unless --shortcut_ema_decay 0.99 (74%%)")
+                             "self-consistency on targets the model makes itself (the rest trains plain flow "
+                             "matching); 0.75 with --shortcut_steps 8 trained a failing policy (0%%) in 40,000 steps on "
+                             "ALOHA transfer, and with --shortcut_ema_decay 0.99 one reaching 74%% at ten Euler steps "
+                             "(24%% at one)")
     parser.add_argument("--shortcut_ema_decay", type=float, default=DEFAULT_SHORTCUT_EMA_DECAY,
-                        help="with --shortcut_steps: 0 (the default) makes the self-consistency targets with the "
-                             "velocity net itself; a decay such as 0.99 with a moving average of it, which keeps a "
-                             "large --shortcut_fraction from feeding on the net's latest errors but makes the largest "
-                             "steps learn later (at the default fraction it cost one-step success)")
+                        help="with --shortcut_steps: 0 (default: %(default)s) makes the self-consistency targets with "
+                             "the velocity net itself; a decay such as 0.99 with a moving average of it, which kept a "
+                             "large --shortcut_fraction from feeding on the net's latest errors on ALOHA transfer but "
+                             "cost one-step success elsewhere (ALOHA insertion: 18%% against 58%%)")
     parser.add_argument("--estimate_state", action="store_true",
                         help="for a camera dataset that records the env's full state (collect does, for PushT and ALOHA "
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "

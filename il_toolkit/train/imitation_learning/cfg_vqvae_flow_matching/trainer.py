@@ -53,7 +53,7 @@ class CFGVQVAEFlowMatchingTrainer(LatentCodeTrainer):
         return context
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
-        decoder = self.action_decoder(context)
+        decoder = self.decoder_for(context)
         step_size = context.get("step_size")
         v = decoder(x_t, t, context["cond"], step_size)
         if "uncond" in context:

@@ -69,7 +69,7 @@ class VariationalFlowMatchingPolicyTrainer(LatentCodeTrainer):
         return {"cond": self.with_code(cond, code), "weights": weights}
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
-        return self.action_decoder(context)(x_t, t, context["cond"], context["weights"], context.get("step_size"))
+        return self.decoder_for(context)(x_t, t, context["cond"], context["weights"], context.get("step_size"))
 
     def extra_losses(self, context, x_t, t, predicted, actions):
         loss, metrics = self.latent_losses(context, x_t, t, predicted, actions)
