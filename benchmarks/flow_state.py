@@ -22,7 +22,9 @@ and times a chunk at each on every trainer's first checkpoint (batch 1, one thre
 summary holds each trainer's success/latency curve and the fastest setting that keeps >= 95% of
 the success at the policy's own setting (10 Euler steps) on every seed; the curve is also drawn to ``<name>_ode_curve.png``.
 ``--latency`` times the chunks without evaluating the grid (``flow_step_cost.py`` measures the
-cost of a training step). Writes ``benchmarks/results/<name>.json`` (default ``flow_state_<env>``).
+cost of a training step). Writes ``benchmarks/results/<name>.json`` (default ``flow_state_<env>``). ``--reevaluate SOURCE
+--keep-checkpoints DIR --eval-episodes N --name NEW`` trains nothing: it evaluates a run's kept checkpoints again at
+every setting that run evaluated, on more episodes (a success rate over 50 episodes is +-7 points).
 
     .venv/bin/python benchmarks/flow_state.py --also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4 \\
         --name flow_state_pusht_ode
@@ -94,6 +96,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-checkpoints", type=Path, default=None, metavar="DIR",
                         help="save the trained checkpoints here instead of a temporary directory")
     parser.add_argument("--name", default=None, help="results file name (default flow_state_<env>)")
+    parser.add_argument("--reevaluate", default=None, metavar="SOURCE",
+                        help="train nothing: evaluate the checkpoints the run that wrote results/SOURCE.json kept in "
+                             "--keep-checkpoints again, every inference setting it evaluated, on --eval-episodes "
+                             "episodes (from the same first seed), into results/--name.json")
     parser.add_argument("--retime", action="store_true",
                         help="train nothing: time the chunks of the checkpoints an earlier run kept in --keep-checkpoints "
                              "again (on a quieter machine) and recompute the results file's curves from its rows")
@@ -135,11 +141,10 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
         for attribute, value in variant.items():
             setattr(variant_policy, attribute, value)
         name = "-".join(f"{attribute}={value}" for attribute, value in variant.items())
-        scores = evaluate_checkpoint(variant_policy.save(out / f"{trainer}-s{seed}-{name}"), args.env_id,
-                                     args.eval_episodes, num_envs=2).aggregates
-        row.setdefault(key, []).append(
-            {**variant, "pc_success": scores["pc_success"], "avg_max_reward": round(scores["avg_max_reward"], 4)})
-        print(f"  {name}: {scores['pc_success']:.0f}% success", flush=True)
+        figures = scores(evaluate_checkpoint(variant_policy.save(out / f"{trainer}-s{seed}-{name}"), args.env_id,
+                                             args.eval_episodes, num_envs=2))
+        row.setdefault(key, []).append({**variant, **figures})
+        print(f"  {name}: {figures['pc_success']:.0f}% success", flush=True)
     return row
 
 
@@ -277,11 +282,56 @@ def retime(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def reevaluate(args: argparse.Namespace) -> None:
+    """``--reevaluate SOURCE``: the kept checkpoints of the run that wrote ``SOURCE.json``, evaluated again at each
+    inference setting it evaluated on ``--eval-episodes`` episodes; its rows' training figures are kept, the
+    success figures replaced and the summary (ODE curves included, with the run's chunk timings) recomputed."""
+    import json
+
+    from il_toolkit.evaluation import evaluate_checkpoint
+
+    if args.keep_checkpoints is None or args.name in (None, args.reevaluate) or args.eval_episodes is None:
+        raise SystemExit("--reevaluate SOURCE needs --keep-checkpoints DIR (where that run kept its checkpoints), "
+                         "--eval-episodes N and a --name other than SOURCE for the new results file")
+    figures = json.loads((RESULTS_DIR / f"{args.reevaluate}.json").read_text())
+    env_id = figures["settings"]["env_id"]
+    for row in (r for r in figures["rows"] if "pc_success" in r):
+        checkpoint = args.keep_checkpoints / f"{row['trainer']}-s{row['seed']}"
+        row.update(scores(evaluate_checkpoint(checkpoint, env_id, args.eval_episodes, num_envs=2)))
+        print(f"{row['trainer']} seed {row['seed']}: {row['pc_success']:.1f}%", flush=True)
+        for variant in row.get("ode_variants", []) + row.get("execution_variants", []):
+            name = "-".join(f"{key}={value}" for key, value in variant.items() if key not in ("pc_success", "avg_max_reward"))
+            variant.update(scores(evaluate_checkpoint(checkpoint.with_name(f"{checkpoint.name}-{name}"), env_id,
+                                                      args.eval_episodes, num_envs=2)))
+            print(f"  {name}: {variant['pc_success']:.1f}%", flush=True)
+    for trainer, summary in figures["summary"].items():
+        done = [r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r]
+        summary.update(mean_pc_success=round(float(np.mean([r["pc_success"] for r in done])), 1),
+                       per_seed=[r["pc_success"] for r in done])
+        if "ode_curve" in summary:
+            summary["ode_curve"] = ode_curve(done, figures.get("latency_ms_per_chunk", {}).get(trainer, []))
+            print_curve(trainer, summary["ode_curve"])
+    figures["settings"]["eval_episodes"] = args.eval_episodes
+    figures["reevaluated_from"] = args.reevaluate
+    for stale in ("benchmark", "environment"):
+        figures.pop(stale, None)
+    if any("ode_curve" in summary for summary in figures["summary"].values()):
+        plot_ode_curves(figures["summary"], RESULTS_DIR / f"{args.name}_ode_curve.png", env_id)
+    write_results(args.name, figures)
+
+
+def scores(result) -> dict:
+    """A row's success figures from an ``evaluate_checkpoint`` result."""
+    return {"pc_success": result.aggregates["pc_success"], "avg_max_reward": round(result.aggregates["avg_max_reward"], 4)}
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
     if args.retime:
         return retime(args)
+    if args.reevaluate:
+        return reevaluate(args)
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
     from il_toolkit import collect_dataset, load_demonstrations
     from il_toolkit.envs import make_env

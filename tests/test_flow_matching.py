@@ -745,6 +745,33 @@ def test_every_trainer_trains_and_samples_a_shortcut_model(key: str, velocity_ne
         assert chunk.shape == (8, spec.horizon, spec.action_dim) and torch.isfinite(chunk).all()
 
 
+def test_a_shortcut_model_can_be_told_another_step_size_and_a_plain_model_refuses_one() -> None:
+    key = "naive_flow_matching_policy_trainer"
+    spec = _spec(key, shortcut_steps=8)
+    trainer = _trainer(key, spec)
+    for _ in range(3):
+        trainer.train_step(_batch(spec), epoch=0, total_epochs=1, iterations=0)
+
+    def chunk(**told) -> torch.Tensor:
+        return trainer.sample_actions(_batch(spec), n_steps=2, generator=torch.Generator().manual_seed(0), **told)
+
+    assert torch.equal(chunk(shortcut_step_size=0.5), chunk())  # the default: the solver's step, 1 / n_steps
+    assert not torch.allclose(chunk(shortcut_step_size=0.0), chunk())  # the smallest: plain Euler on the same net
+    policy = FlowMatchingPolicy(key, trainer.models, spaces.Box(-np.inf, np.inf, (3,), np.float32),
+                                spaces.Box(-10, 10, (spec.action_dim,), np.float32), n_steps=2,
+                                inference_options={"shortcut_step_size": 0.0})  # the policy passes it on
+    policy.set_seed(0)
+    told_smallest = policy.predict_chunk(_batch(spec))
+    policy.set_seed(0)
+    policy.inference_options = {}
+    assert not np.allclose(told_smallest, policy.predict_chunk(_batch(spec)))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        chunk(shortcut_step_size=1.5)
+    plain = _trainer(key, _spec(key))
+    with pytest.raises(ValueError, match="plain flow matching"):
+        plain.sample_actions(_batch(plain.spec), n_steps=2, shortcut_step_size=0.0)
+
+
 def test_shortcut_targets_are_two_half_steps_of_the_model_on_a_quarter_of_the_batch() -> None:
     key = "naive_flow_matching_policy_trainer"
     spec = _spec(key, state_dim=3, shortcut_steps=16)

@@ -410,19 +410,29 @@ class FlowMatchingTrainer:
         solver: str = "euler",
         deterministic: bool = True,
         generator: torch.Generator | None = None,
+        shortcut_step_size: float | None = None,
         **options: Any,
     ) -> torch.Tensor:
         """Integrate noise to an action chunk ``(B, horizon, Da)`` in the data's (raw) units.
 
         ``deterministic`` only affects discrete choices a family makes (e.g. argmax code);
-        the noise comes from ``generator`` (seed it for reproducible chunks).
+        the noise comes from ``generator`` (seed it for reproducible chunks). A shortcut model is told the
+        step size ``shortcut_step_size`` (default: the solver's, ``1 / n_steps``; 0: the smallest, so that it
+        integrates its instantaneous velocity as plain flow matching does, which shows what the step-size
+        conditioning adds: ``benchmarks/shortcut_chunks.py``); a model trained without it refuses one.
         """
+        if shortcut_step_size is not None and not self.spec.shortcut_steps:
+            raise ValueError("shortcut_step_size is for shortcut models (trained with shortcut_steps > 0); this model "
+                             "was trained with plain flow matching")
+        if shortcut_step_size is not None and not 0.0 <= shortcut_step_size <= 1.0:
+            raise ValueError(f"shortcut_step_size is a share of the path from noise to action, in [0, 1]; got {shortcut_step_size}")
         self.models.eval()
         batch = self.to_device(data)
         cond = self.encode(batch, training=False)
         context = self.inference_context(cond, deterministic=deterministic, generator=generator, **options)
         if self.spec.shortcut_steps:  # a shortcut model takes steps of the size the solver takes
-            context["step_size"] = torch.full((cond.shape[0],), 1.0 / n_steps, device=self.device)
+            step_size = 1.0 / n_steps if shortcut_step_size is None else float(shortcut_step_size)
+            context["step_size"] = torch.full((cond.shape[0],), step_size, device=self.device)
         shape = (cond.shape[0], self.spec.horizon, self.spec.action_dim)
         x0 = torch.randn(shape, device=self.device, generator=generator)
         x1 = integrate(lambda x, t: self.velocity(x, t, context), x0, n_steps=n_steps, solver=solver)
