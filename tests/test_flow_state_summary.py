@@ -33,3 +33,35 @@ def test_a_setting_missing_on_a_seed_or_a_failed_baseline_is_never_kept():
     points = {(p["solver"], p["n_steps"]): p for p in flow_state.ode_curve(rows, TIMINGS)["points"]}
     assert not points[("euler", 1)]["keeps_95"]  # seed 1's baseline is 0%: no share to keep
     assert not points[("euler", 2)]["keeps_95"]  # measured on one seed only
+
+
+def test_reevaluate_scores_every_kept_checkpoint_again_and_recomputes_the_curve(tmp_path, monkeypatch):
+    import argparse
+    import json
+    from types import SimpleNamespace
+
+    import il_toolkit.evaluation
+
+    source = {"settings": {"env_id": "il_toolkit/PushT-v0", "eval_episodes": 50}, "benchmark": "old",
+              "summary": {"t": {"mean_pc_success": 90.0, "per_seed": [90.0], "ode_curve": {}}},
+              "rows": [_row(0, 90, {("euler", 1): 50}), {"trainer": "t", "seed": 1, "skipped": "no state"}],
+              "latency_ms_per_chunk": {"t": TIMINGS}}
+    (tmp_path / "src.json").write_text(json.dumps(source))
+    success = {"t-s0": 80.0, "t-s0-solver=euler-n_steps=1": 78.0}
+    evaluated = []
+
+    def fake_evaluate(path, env_id, episodes, num_envs=1):
+        evaluated.append((Path(path).name, env_id, episodes))
+        return SimpleNamespace(aggregates={"pc_success": success[Path(path).name], "avg_max_reward": 0.5})
+
+    monkeypatch.setattr(il_toolkit.evaluation, "evaluate_checkpoint", fake_evaluate)
+    flow_state.reevaluate(argparse.Namespace(reevaluate=str(tmp_path / "src"), name=str(tmp_path / "new"),
+                                             keep_checkpoints=tmp_path / "ck", eval_episodes=200))
+    assert evaluated == [("t-s0", "il_toolkit/PushT-v0", 200), ("t-s0-solver=euler-n_steps=1", "il_toolkit/PushT-v0", 200)]
+    result = json.loads((tmp_path / "new.json").read_text())
+    assert result["benchmark"] == str(tmp_path / "new") and result["settings"]["eval_episodes"] == 200
+    assert result["summary"]["t"]["per_seed"] == [80.0]
+    points = {(p["solver"], p["n_steps"]): p for p in result["summary"]["t"]["ode_curve"]["points"]}
+    assert points[("euler", 1)]["mean_pc_success"] == 78.0 and points[("euler", 1)]["keeps_95"]  # 78 / 80 = 0.975
+    with pytest.raises(SystemExit, match="--name other than SOURCE"):
+        flow_state.reevaluate(argparse.Namespace(reevaluate="src", name="src", keep_checkpoints=tmp_path, eval_episodes=5))
