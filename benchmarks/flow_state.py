@@ -24,7 +24,8 @@ the success at the policy's own setting (10 Euler steps) on every seed; the curv
 ``--latency`` times the chunks without evaluating the grid (``flow_step_cost.py`` measures the
 cost of a training step). Writes ``benchmarks/results/<name>.json`` (default ``flow_state_<env>``). ``--reevaluate SOURCE
 --keep-checkpoints DIR --eval-episodes N --name NEW`` trains nothing: it evaluates a run's kept checkpoints again at
-every setting that run evaluated, on more episodes (a success rate over 50 episodes is +-7 points).
+every setting that run evaluated, on more episodes (one standard error of a success rate near 50% is 7 points over
+50 episodes, 3.5 over 200).
 
     .venv/bin/python benchmarks/flow_state.py --also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4 \\
         --name flow_state_pusht_ode
@@ -96,11 +97,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-checkpoints", type=Path, default=None, metavar="DIR",
                         help="save the trained checkpoints here instead of a temporary directory")
     parser.add_argument("--name", default=None, help="results file name (default flow_state_<env>)")
-    parser.add_argument("--reevaluate", default=None, metavar="SOURCE",
-                        help="train nothing: evaluate the checkpoints the run that wrote results/SOURCE.json kept in "
-                             "--keep-checkpoints again, every inference setting it evaluated, on --eval-episodes "
-                             "episodes (from the same first seed), into results/--name.json")
-    parser.add_argument("--retime", action="store_true",
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--reevaluate", default=None, metavar="SOURCE",
+                       help="train nothing: evaluate the checkpoints the run that wrote results/SOURCE.json kept in "
+                            "--keep-checkpoints again, at every inference setting it evaluated, on --eval-episodes "
+                            "episodes from the same first seed; writes results/NAME.json (NAME: --name)")
+    again.add_argument("--retime", action="store_true",
                         help="train nothing: time the chunks of the checkpoints an earlier run kept in --keep-checkpoints "
                              "again (on a quieter machine) and recompute the results file's curves from its rows")
     return parser.parse_args()
@@ -126,26 +128,42 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
         policy_options={"n_action_steps": settings["n_action_steps"]},
     )
     train_seconds = time.perf_counter() - start
-    path = policy.save(out / f"{trainer}-s{seed}")
-    result = evaluate_checkpoint(path, args.env_id, args.eval_episodes, num_envs=2)
-    a = result.aggregates
-    row = {"trainer": trainer, "seed": seed, "pc_success": a["pc_success"], "avg_max_reward": round(a["avg_max_reward"], 4),
-           "train_steps": settings["steps"], "train_seconds": round(train_seconds, 1),
-           "steps_per_second": round(settings["steps"] / train_seconds, 1), "eval_seconds": round(result.seconds, 1),
+    path = policy.save(checkpoint_path(out, trainer, seed))
+    own = scores(evaluate_checkpoint(path, args.env_id, args.eval_episodes, num_envs=2))
+    row = {"trainer": trainer, "seed": seed, **own, "train_steps": settings["steps"], "train_seconds": round(train_seconds, 1),
+           "steps_per_second": round(settings["steps"] / train_seconds, 1),
            "parameters": int(sum(p.numel() for p in policy.parameters())), "velocity_net": policy.spec.velocity_net,
            "solver": policy.solver, "n_steps": policy.n_steps}
-    print(f"{trainer} seed {seed}: {a['pc_success']:.0f}% success, avg max reward {a['avg_max_reward']:.3f}, "
+    print(f"{trainer} seed {seed}: {own['pc_success']:.0f}% success, avg max reward {own['avg_max_reward']:.3f}, "
           f"{settings['steps']} steps in {train_seconds:.0f} s", flush=True)
     for key, variant in inference_variants(args, settings, policy):
         variant_policy = load(path)
         for attribute, value in variant.items():
             setattr(variant_policy, attribute, value)
-        name = "-".join(f"{attribute}={value}" for attribute, value in variant.items())
-        figures = scores(evaluate_checkpoint(variant_policy.save(out / f"{trainer}-s{seed}-{name}"), args.env_id,
-                                             args.eval_episodes, num_envs=2))
-        row.setdefault(key, []).append({**variant, **figures})
-        print(f"  {name}: {figures['pc_success']:.0f}% success", flush=True)
+        variant_path = variant_policy.save(checkpoint_path(out, trainer, seed, variant))
+        variant_scores = scores(evaluate_checkpoint(variant_path, args.env_id, args.eval_episodes, num_envs=2))
+        row.setdefault(key, []).append({**variant, **variant_scores})
+        print(f"  {variant_label(variant)}: {variant_scores['pc_success']:.0f}% success", flush=True)
     return row
+
+
+SCORE_KEYS = ("pc_success", "avg_max_reward", "eval_seconds")
+
+
+def scores(result) -> dict:
+    """A row's (or an inference variant's) ``SCORE_KEYS`` from an ``evaluate_checkpoint`` result."""
+    return {"pc_success": result.aggregates["pc_success"], "avg_max_reward": round(result.aggregates["avg_max_reward"], 4),
+            "eval_seconds": round(result.seconds, 1)}
+
+
+def variant_label(variant: dict) -> str:
+    """``attribute=value-...`` for an inference variant (its scores, where stored beside it, left out)."""
+    return "-".join(f"{attribute}={value}" for attribute, value in variant.items() if attribute not in SCORE_KEYS)
+
+
+def checkpoint_path(out: Path, trainer: str, seed: int, variant: dict | None = None) -> Path:
+    """Where a run keeps a trained checkpoint (``variant``: the same weights saved with other inference settings)."""
+    return out / (f"{trainer}-s{seed}" + (f"-{variant_label(variant)}" if variant else ""))
 
 
 def inference_variants(args: argparse.Namespace, settings: dict, policy) -> list[tuple[str, dict]]:
@@ -269,7 +287,7 @@ def retime(args: argparse.Namespace) -> None:
     for trainer, summary in figures["summary"].items():
         first = next(r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r)
         steps = tuple(sorted(set(LATENCY_STEPS) | {v["n_steps"] for v in first.get("ode_variants", [])}))
-        timings[trainer] = latency(args.keep_checkpoints / f"{trainer}-s{first['seed']}", steps)
+        timings[trainer] = latency(checkpoint_path(args.keep_checkpoints, trainer, first["seed"]), steps)
         if any("ode_variants" in r for r in figures["rows"]):
             rows = [r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r]
             summary["ode_curve"] = ode_curve(rows, timings[trainer])
@@ -294,16 +312,19 @@ def reevaluate(args: argparse.Namespace) -> None:
         raise SystemExit("--reevaluate SOURCE needs --keep-checkpoints DIR (where that run kept its checkpoints), "
                          "--eval-episodes N and a --name other than SOURCE for the new results file")
     figures = json.loads((RESULTS_DIR / f"{args.reevaluate}.json").read_text())
-    env_id = figures["settings"]["env_id"]
+    env_id, seed = figures["settings"]["env_id"], figures["settings"].get("eval_seed", 1_000_000)
+    targets = []  # (the row or variant whose scores are replaced, its checkpoint)
     for row in (r for r in figures["rows"] if "pc_success" in r):
-        checkpoint = args.keep_checkpoints / f"{row['trainer']}-s{row['seed']}"
-        row.update(scores(evaluate_checkpoint(checkpoint, env_id, args.eval_episodes, num_envs=2)))
-        print(f"{row['trainer']} seed {row['seed']}: {row['pc_success']:.1f}%", flush=True)
-        for variant in row.get("ode_variants", []) + row.get("execution_variants", []):
-            name = "-".join(f"{key}={value}" for key, value in variant.items() if key not in ("pc_success", "avg_max_reward"))
-            variant.update(scores(evaluate_checkpoint(checkpoint.with_name(f"{checkpoint.name}-{name}"), env_id,
-                                                      args.eval_episodes, num_envs=2)))
-            print(f"  {name}: {variant['pc_success']:.1f}%", flush=True)
+        targets.append((row, checkpoint_path(args.keep_checkpoints, row["trainer"], row["seed"])))
+        targets += [(variant, checkpoint_path(args.keep_checkpoints, row["trainer"], row["seed"], variant))
+                    for variant in row.get("ode_variants", []) + row.get("execution_variants", [])]
+    missing = [str(path) for _, path in targets if not path.is_dir()]
+    if missing:
+        raise SystemExit(f"--reevaluate: {len(missing)} of the run's checkpoints are not in {args.keep_checkpoints}: "
+                         f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    for target, path in targets:
+        target.update(scores(evaluate_checkpoint(path, env_id, args.eval_episodes, seed, num_envs=2)))
+        print(f"{path.name}: {target['pc_success']:.1f}%", flush=True)
     for trainer, summary in figures["summary"].items():
         done = [r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r]
         summary.update(mean_pc_success=round(float(np.mean([r["pc_success"] for r in done])), 1),
@@ -313,16 +334,11 @@ def reevaluate(args: argparse.Namespace) -> None:
             print_curve(trainer, summary["ode_curve"])
     figures["settings"]["eval_episodes"] = args.eval_episodes
     figures["reevaluated_from"] = args.reevaluate
-    for stale in ("benchmark", "environment"):
-        figures.pop(stale, None)
+    figures.pop("benchmark", None)
+    figures["source_environment"] = figures.pop("environment", None)  # where and with what the checkpoints were trained
     if any("ode_curve" in summary for summary in figures["summary"].values()):
         plot_ode_curves(figures["summary"], RESULTS_DIR / f"{args.name}_ode_curve.png", env_id)
     write_results(args.name, figures)
-
-
-def scores(result) -> dict:
-    """A row's success figures from an ``evaluate_checkpoint`` result."""
-    return {"pc_success": result.aggregates["pc_success"], "avg_max_reward": round(result.aggregates["avg_max_reward"], 4)}
 
 
 def main() -> None:
@@ -366,7 +382,7 @@ def main() -> None:
             first = next((r for r in rows if r["trainer"] == trainer and "pc_success" in r), None)
             if first is not None and (args.latency or args.also_ode_steps):
                 steps = tuple(sorted(set(LATENCY_STEPS) | set(args.also_ode_steps)))
-                timings[trainer] = latency(out / f"{trainer}-s{first['seed']}", steps)
+                timings[trainer] = latency(checkpoint_path(out, trainer, first["seed"]), steps)
     summary = {}
     for trainer in args.trainers:
         done = [r for r in rows if r["trainer"] == trainer and "pc_success" in r]

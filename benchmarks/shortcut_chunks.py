@@ -11,12 +11,15 @@ trains on, collected if missing), one CPU thread; uses the public API (``load``,
 ``predict_chunk``, the ``shortcut_step_size`` inference option).
 
     .venv/bin/python benchmarks/shortcut_chunks.py --env aloha_insertion \\
-        --policy DIR/naive_flow_matching_policy_trainer-s0
+        --policy DIR/naive_flow_matching_policy_trainer-s0 [--rollout-steps 2 --episodes 200]
+
+Chunk distances do not settle success, so ``--rollout-steps N`` also rolls the policy out at N steps told each way.
 
 Writes ``benchmarks/results/shortcut_chunks_<env>.json`` (``--name``): per step count, the root-mean-square
 difference from the reference chunks over states, chunk positions and action dimensions (in the policy's action
 units, relative to the state where the env's features make them so), overall and per dimension, each also as
-a share of that dimension's spread (standard deviation of the reference chunks' values over the states), and
+a share of that dimension's spread (standard deviation of the reference chunks' values over states and chunk
+positions), and
 for scale the difference between two reference chunks from different noise (the policy's own randomness).
 """
 
@@ -46,34 +49,57 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--states", type=int, default=512, help="demonstration states drawn (seed 0)")
     parser.add_argument("--steps", nargs="+", type=int, default=[1, 2, 4, 8, 16], help="Euler step counts compared")
     parser.add_argument("--reference-steps", type=int, default=128, help="Euler steps of the reference chunks")
+    parser.add_argument("--rollout-steps", nargs="*", type=int, default=[], metavar="N",
+                        help="also roll the policy out at these step counts (of --steps), told each way")
+    parser.add_argument("--episodes", type=int, default=50, help="rollouts per setting, seeds from 1,000,000")
     parser.add_argument("--name", default=None, help="results file name (default shortcut_chunks_<env>)")
     args = parser.parse_args()
-    if args.states < 2 or args.reference_steps < 1 or min(args.steps) < 1:
-        parser.error("--states must be >= 2 and step counts >= 1")
+    if args.states < 2 or args.reference_steps < 1 or min(args.steps) < 1 or args.episodes < 1:
+        parser.error("--states must be >= 2, step counts and --episodes >= 1")
+    if not set(args.rollout_steps) <= set(args.steps):
+        parser.error("--rollout-steps must be among --steps")
     return args
 
 
 def demonstration_windows(policy, demos, n_states: int) -> dict[str, torch.Tensor]:
-    """Observation windows ``(n_states, To, ...)`` ending at demonstration states drawn with seed 0 (earlier
-    observations of the same episode before them, the first repeated at an episode's start)."""
-    n_obs = policy.spec.n_obs_steps
-    places = [(e, i) for e, trajectory in enumerate(demos) for i in range(len(trajectory.acts))]
-    if n_states > len(places):
-        raise SystemExit(f"--states {n_states} is more than the demonstrations' {len(places)} states")
-    drawn = np.random.default_rng(0).choice(len(places), n_states, replace=False)
-    steps = []
-    for back in range(n_obs - 1, -1, -1):
-        rows = np.stack([np.asarray(demos[e].obs[max(0, i - back)]) for e, i in (places[k] for k in drawn)])
-        steps.append(policy.observation_batch(rows))
-    return {key: torch.stack([step[key] for step in steps], dim=1) for key in steps[0]}
+    """``n_states`` observation windows ``(n_states, To, ...)`` drawn with seed 0 from those the policy trains on
+    (``WindowDataset.from_trajectories``)."""
+    from il_toolkit.train.imitation_learning.windows import WindowDataset
+
+    windows = WindowDataset.from_trajectories(demos, policy)
+    if n_states > len(windows):
+        raise SystemExit(f"--states {n_states} is more than the demonstrations' {len(windows)} windows")
+    drawn = torch.as_tensor(np.random.default_rng(0).choice(len(windows), n_states, replace=False))
+    return {key: value for key, value in windows.batch(drawn).items() if not key.startswith("action")}
 
 
-def chunks(policy, window: dict[str, torch.Tensor], n_steps: int, told: float | None, noise_seed: int = 0) -> np.ndarray:
+def told_options(saved: dict, told: float | None) -> dict:
+    """The checkpoint's own inference options with the step size the model is told (None: the solver's)."""
+    options = {key: value for key, value in saved.items() if key != "shortcut_step_size"}
+    return options if told is None else {**options, "shortcut_step_size": told}
+
+
+def chunks(policy, window: dict[str, torch.Tensor], n_steps: int, told: float | None, saved: dict,
+           noise_seed: int = 0) -> np.ndarray:
     """Chunks ``(B, H, Da)`` from the noise of ``noise_seed``, the model told ``told`` as its step size (None: the
     solver's)."""
     policy.generator = torch.Generator().manual_seed(noise_seed)
-    policy.inference_options = {} if told is None else {"shortcut_step_size": told}
+    policy.inference_options = told_options(saved, told)
     return policy.predict_chunk(window, n_steps=n_steps, solver="euler")
+
+
+def rollouts(policy, path: Path, env_id: str, n_steps: int, told: float | None, saved: dict, episodes: int) -> float:
+    """Success (%) over ``episodes`` unseen seeds (from 1,000,000) with ``n_steps`` Euler steps, told ``told``."""
+    import tempfile
+
+    from il_toolkit.evaluation import evaluate_checkpoint
+    from il_toolkit.policies import load
+
+    variant = load(path)
+    variant.n_steps, variant.solver, variant.inference_options = n_steps, "euler", told_options(saved, told)
+    with tempfile.TemporaryDirectory() as tmp:
+        return float(evaluate_checkpoint(variant.save(Path(tmp) / "variant"), env_id, episodes, num_envs=2)
+                     .aggregates["pc_success"])
 
 
 def difference(chunk: np.ndarray, reference: np.ndarray, spread: np.ndarray) -> dict:
@@ -101,27 +127,38 @@ def main() -> None:
     if not getattr(policy, "spec", None) or not policy.spec.shortcut_steps:
         raise SystemExit(f"{args.policy} is not a shortcut model (train it with --shortcut_steps M)")
     window = demonstration_windows(policy, load_demonstrations(dataset, env=make_env(env_id)), args.states)
-    reference = chunks(policy, window, args.reference_steps, None)
+    saved = dict(policy.inference_options)
+    reference = chunks(policy, window, args.reference_steps, None, saved)
     spread = np.maximum(reference.reshape(-1, reference.shape[-1]).std(axis=0), 1e-8)
-    other_noise = difference(chunks(policy, window, args.reference_steps, None, noise_seed=1), reference, spread)
+    other_noise = difference(chunks(policy, window, args.reference_steps, None, saved, noise_seed=1), reference, spread)
     rows = []
     print(f"{args.policy} on {args.states} states of {dataset}: rms difference from {args.reference_steps} Euler steps "
           "(share of the spread), told the solver's step / told the smallest")
     for n_steps in sorted(args.steps):
-        row = {"n_steps": n_steps, **{name: difference(chunks(policy, window, n_steps, told), reference, spread)
+        if n_steps >= policy.spec.shortcut_steps:  # a step of 1 / M or less is the smallest the model knows
+            print(f"  {n_steps:3d} steps: skipped, the model's smallest step is 1/{policy.spec.shortcut_steps}")
+            continue
+        row = {"n_steps": n_steps, **{name: difference(chunks(policy, window, n_steps, told, saved), reference, spread)
                                       for name, told in TOLD.items()}}
+        if n_steps in args.rollout_steps:
+            row["pc_success"] = {name: rollouts(policy, args.policy, env_id, n_steps, told, saved, args.episodes)
+                                 for name, told in TOLD.items()}
         rows.append(row)
         worst = int(np.argmax(row["shortcut"]["per_dimension_share_of_spread"]))
         print(f"  {n_steps:3d} steps: shortcut {row['shortcut']['rms']:.4f} ({row['shortcut']['rms_share_of_spread']:.3f})"
               f"  plain Euler {row['plain_euler']['rms']:.4f} ({row['plain_euler']['rms_share_of_spread']:.3f})"
               f"  largest: dimension {worst} ({row['shortcut']['per_dimension_share_of_spread'][worst]:.3f} of its spread)")
+        if "pc_success" in row:
+            print(f"       success over {args.episodes} episodes: shortcut {row['pc_success']['shortcut']:.1f}%  "
+                  f"plain Euler {row['pc_success']['plain_euler']:.1f}%", flush=True)
     print(f"  for scale, {args.reference_steps} steps from other noise: {other_noise['rms']:.4f} "
           f"({other_noise['rms_share_of_spread']:.3f})")
     write_results(args.name or f"shortcut_chunks_{args.env}", {
         "settings": {"policy": str(args.policy), "env_id": env_id, "dataset": dataset, "states": args.states,
                      "reference_steps": args.reference_steps, "shortcut_steps": policy.spec.shortcut_steps,
                      "shortcut_fraction": policy.spec.shortcut_fraction, "horizon": policy.spec.horizon,
-                     "spread_per_dimension": np.round(spread, 5).tolist()},
+                     "spread_per_dimension": np.round(spread, 5).tolist(), "inference_options": saved,
+                     "rollout_episodes": args.episodes if args.rollout_steps else None, "eval_seed": 1_000_000},
         "rows": rows,
         "reference_from_other_noise": other_noise,
     })

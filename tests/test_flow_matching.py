@@ -745,7 +745,7 @@ def test_every_trainer_trains_and_samples_a_shortcut_model(key: str, velocity_ne
         assert chunk.shape == (8, spec.horizon, spec.action_dim) and torch.isfinite(chunk).all()
 
 
-def test_a_shortcut_model_can_be_told_another_step_size_and_a_plain_model_refuses_one() -> None:
+def test_a_shortcut_model_can_be_told_another_step_size_and_a_plain_model_refuses_one(tmp_path) -> None:
     key = "naive_flow_matching_policy_trainer"
     spec = _spec(key, shortcut_steps=8)
     trainer = _trainer(key, spec)
@@ -757,11 +757,19 @@ def test_a_shortcut_model_can_be_told_another_step_size_and_a_plain_model_refuse
 
     assert torch.equal(chunk(shortcut_step_size=0.5), chunk())  # the default: the solver's step, 1 / n_steps
     assert not torch.allclose(chunk(shortcut_step_size=0.0), chunk())  # the smallest: plain Euler on the same net
+    assert torch.equal(chunk(shortcut_step_size=0.0), chunk(shortcut_step_size=1 / 8))  # 0 counts as 1 / M
+    assert torch.equal(trainer.sample_actions(_batch(spec), n_steps=8, generator=torch.Generator().manual_seed(0)),
+                       trainer.sample_actions(_batch(spec), n_steps=8, generator=torch.Generator().manual_seed(0),
+                                              shortcut_step_size=0.0))  # M steps are steps of the smallest size
     policy = FlowMatchingPolicy(key, trainer.models, spaces.Box(-np.inf, np.inf, (3,), np.float32),
                                 spaces.Box(-10, 10, (spec.action_dim,), np.float32), n_steps=2,
                                 inference_options={"shortcut_step_size": 0.0})  # the policy passes it on
     policy.set_seed(0)
     told_smallest = policy.predict_chunk(_batch(spec))
+    reloaded = FlowMatchingPolicy.load(policy.save(tmp_path / "told"))
+    assert reloaded.inference_options == {"shortcut_step_size": 0.0}
+    reloaded.set_seed(0)
+    np.testing.assert_allclose(reloaded.predict_chunk(_batch(spec)), told_smallest, atol=1e-6)
     policy.set_seed(0)
     policy.inference_options = {}
     assert not np.allclose(told_smallest, policy.predict_chunk(_batch(spec)))
@@ -770,6 +778,9 @@ def test_a_shortcut_model_can_be_told_another_step_size_and_a_plain_model_refuse
     plain = _trainer(key, _spec(key))
     with pytest.raises(ValueError, match="plain flow matching"):
         plain.sample_actions(_batch(plain.spec), n_steps=2, shortcut_step_size=0.0)
+    with pytest.raises(ValueError, match="inference option shortcut_step_size is for shortcut models"):  # at once
+        FlowMatchingPolicy(key, plain.models, policy.observation_space, policy.action_space,
+                           inference_options={"shortcut_step_size": 0.0})
 
 
 def test_shortcut_targets_are_two_half_steps_of_the_model_on_a_quarter_of_the_batch() -> None:

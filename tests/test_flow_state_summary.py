@@ -42,26 +42,38 @@ def test_reevaluate_scores_every_kept_checkpoint_again_and_recomputes_the_curve(
 
     import il_toolkit.evaluation
 
-    source = {"settings": {"env_id": "il_toolkit/PushT-v0", "eval_episodes": 50}, "benchmark": "old",
+    ode, execution = {"solver": "euler", "n_steps": 1}, {"n_action_steps": 4}
+    saved = {flow_state.checkpoint_path(tmp_path, "t", 0): 80.0,  # the paths run() saves the checkpoints at
+             flow_state.checkpoint_path(tmp_path, "t", 0, ode): 78.0,
+             flow_state.checkpoint_path(tmp_path, "t", 0, execution): 60.0}
+    for path in saved:
+        path.mkdir()
+    row = {**_row(0, 90, {("euler", 1): 50}), "execution_variants": [{**execution, "pc_success": 40, "avg_max_reward": 1}]}
+    source = {"settings": {"env_id": "il_toolkit/PushT-v0", "eval_episodes": 50, "eval_seed": 7}, "benchmark": "old",
               "summary": {"t": {"mean_pc_success": 90.0, "per_seed": [90.0], "ode_curve": {}}},
-              "rows": [_row(0, 90, {("euler", 1): 50}), {"trainer": "t", "seed": 1, "skipped": "no state"}],
-              "latency_ms_per_chunk": {"t": TIMINGS}}
+              "rows": [row, {"trainer": "t", "seed": 1, "skipped": "no state"}],
+              "latency_ms_per_chunk": {"t": TIMINGS}, "environment": {"git_revision": "abc"}}
     (tmp_path / "src.json").write_text(json.dumps(source))
-    success = {"t-s0": 80.0, "t-s0-solver=euler-n_steps=1": 78.0}
     evaluated = []
 
-    def fake_evaluate(path, env_id, episodes, num_envs=1):
-        evaluated.append((Path(path).name, env_id, episodes))
-        return SimpleNamespace(aggregates={"pc_success": success[Path(path).name], "avg_max_reward": 0.5})
+    def fake_evaluate(path, env_id, episodes, seed, num_envs=1):
+        evaluated.append((Path(path), env_id, episodes, seed))
+        return SimpleNamespace(aggregates={"pc_success": saved[Path(path)], "avg_max_reward": 0.5}, seconds=1.0)
 
     monkeypatch.setattr(il_toolkit.evaluation, "evaluate_checkpoint", fake_evaluate)
     flow_state.reevaluate(argparse.Namespace(reevaluate=str(tmp_path / "src"), name=str(tmp_path / "new"),
-                                             keep_checkpoints=tmp_path / "ck", eval_episodes=200))
-    assert evaluated == [("t-s0", "il_toolkit/PushT-v0", 200), ("t-s0-solver=euler-n_steps=1", "il_toolkit/PushT-v0", 200)]
+                                             keep_checkpoints=tmp_path, eval_episodes=200))
+    assert evaluated == [(path, "il_toolkit/PushT-v0", 200, 7) for path in saved]
     result = json.loads((tmp_path / "new.json").read_text())
     assert result["benchmark"] == str(tmp_path / "new") and result["settings"]["eval_episodes"] == 200
-    assert result["summary"]["t"]["per_seed"] == [80.0]
+    assert result["source_environment"] == {"git_revision": "abc"} and result["summary"]["t"]["per_seed"] == [80.0]
+    assert result["rows"][0]["execution_variants"][0]["pc_success"] == 60.0
     points = {(p["solver"], p["n_steps"]): p for p in result["summary"]["t"]["ode_curve"]["points"]}
     assert points[("euler", 1)]["mean_pc_success"] == 78.0 and points[("euler", 1)]["keeps_95"]  # 78 / 80 = 0.975
     with pytest.raises(SystemExit, match="--name other than SOURCE"):
         flow_state.reevaluate(argparse.Namespace(reevaluate="src", name="src", keep_checkpoints=tmp_path, eval_episodes=5))
+    next(iter(saved)).rmdir()
+    with pytest.raises(SystemExit, match="1 of the run's checkpoints are not in"):  # before evaluating anything
+        flow_state.reevaluate(argparse.Namespace(reevaluate=str(tmp_path / "src"), name=str(tmp_path / "again"),
+                                                 keep_checkpoints=tmp_path, eval_episodes=200))
+    assert len(evaluated) == len(saved)

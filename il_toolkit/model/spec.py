@@ -39,6 +39,17 @@ def depth_key(camera: str) -> str:
     return DEPTH_PREFIX + camera
 
 
+def shortcut_step_size_problem(step_size: float, shortcut_steps: int) -> str | None:
+    """What is wrong with telling a model trained with ``shortcut_steps`` the ODE step size ``step_size`` at
+    inference (the ``shortcut_step_size`` inference option), or ``None``."""
+    if not shortcut_steps:
+        return ("shortcut_step_size is for shortcut models (trained with shortcut_steps > 0, train flow "
+                "--shortcut_steps); this model was trained with plain flow matching")
+    if not 0.0 <= float(step_size) <= 1.0:
+        return f"shortcut_step_size is a share of the path from noise to action, in [0, 1]; got {step_size}"
+    return None
+
+
 def shortcut_settings_problem(steps: int, fraction: float, ema_decay: float = DEFAULT_SHORTCUT_EMA_DECAY) -> str | None:
     """What is wrong with ``shortcut_steps`` / ``shortcut_fraction`` / ``shortcut_ema_decay``, or ``None``; each
     message starts with the field's name, so that a command line can prefix its ``--``."""

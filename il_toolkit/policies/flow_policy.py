@@ -35,7 +35,7 @@ from il_toolkit.features.observations import STATE_KEYS
 from il_toolkit.features.state import StateFeatures, state_features_for
 from il_toolkit.model.components import BatchError
 from il_toolkit.model.flow_registry import TRAINER_REGISTRY
-from il_toolkit.model.spec import DEPTH_PREFIX, IMAGE_PREFIX, STATE_KEY, FlowModelSpec
+from il_toolkit.model.spec import DEPTH_PREFIX, IMAGE_PREFIX, STATE_KEY, FlowModelSpec, shortcut_step_size_problem
 from il_toolkit.policies.base import BasePolicy
 from il_toolkit.policies.checkpoint import CheckpointError
 from il_toolkit.policies.spaces import add_batch_axis, check_observation, subspace
@@ -182,6 +182,7 @@ class FlowMatchingPolicy(BasePolicy):
         self.solver = solver
         self._check_inference(n_steps, solver)
         self.inference_options = dict(inference_options or {})
+        self._check_shortcut_step_size()
         self.observation_keys = dict(observation_keys or default_observation_keys(self.spec, observation_space))
         self._check_observation_keys()
         self.features = features
@@ -218,6 +219,14 @@ class FlowMatchingPolicy(BasePolicy):
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
         if solver not in SOLVERS:
             raise ValueError(f"unknown ODE solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+
+    def _check_shortcut_step_size(self) -> None:
+        """A step size to tell the model (``inference_options["shortcut_step_size"]``) needs a shortcut model, and
+        is a share of the path in [0, 1]: refused here rather than at the first action."""
+        told = self.inference_options.get("shortcut_step_size")
+        problem = None if told is None else shortcut_step_size_problem(told, self.spec.shortcut_steps)
+        if problem:
+            raise ValueError(f"inference option {problem}")
 
     def _check_observation_keys(self) -> None:
         needed = [key for _, key, _ in self.spec.visual_inputs] + ([STATE_KEY] if self.spec.state_dim else [])

@@ -34,7 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from il_toolkit.model.components import FlowModels, build_flow_models, check_batch, n_sources, observation_sources
 from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate, interpolate
-from il_toolkit.model.spec import ACTION_KEY, ACTION_PAD_KEY, FlowModelSpec
+from il_toolkit.model.spec import ACTION_KEY, ACTION_PAD_KEY, FlowModelSpec, shortcut_step_size_problem
 
 Context = dict[str, Any]
 
@@ -183,7 +183,8 @@ class FlowMatchingTrainer:
     ) -> Context:
         """Conditioning for sampling; ``options`` are family-specific (e.g. ``guidance_scale``)."""
         if options:
-            raise ValueError(f"unknown inference options {sorted(options)}; {self.key or type(self).__name__} takes none")
+            raise ValueError(f"unknown inference options {sorted(options)}; {self.key or type(self).__name__} takes "
+                             "none but shortcut_step_size, for shortcut models")
         return {"cond": cond}
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
@@ -421,11 +422,9 @@ class FlowMatchingTrainer:
         integrates its instantaneous velocity as plain flow matching does, which shows what the step-size
         conditioning adds: ``benchmarks/shortcut_chunks.py``); a model trained without it refuses one.
         """
-        if shortcut_step_size is not None and not self.spec.shortcut_steps:
-            raise ValueError("shortcut_step_size is for shortcut models (trained with shortcut_steps > 0); this model "
-                             "was trained with plain flow matching")
-        if shortcut_step_size is not None and not 0.0 <= shortcut_step_size <= 1.0:
-            raise ValueError(f"shortcut_step_size is a share of the path from noise to action, in [0, 1]; got {shortcut_step_size}")
+        problem = None if shortcut_step_size is None else shortcut_step_size_problem(shortcut_step_size, self.spec.shortcut_steps)
+        if problem:
+            raise ValueError(problem)
         self.models.eval()
         batch = self.to_device(data)
         cond = self.encode(batch, training=False)

@@ -45,7 +45,8 @@ class CFGVQVAEFlowMatchingTrainer(LatentCodeTrainer):
         **options: Any,
     ) -> Context:
         if options:
-            raise ValueError(f"unknown inference options {sorted(options)}; {self.key} takes guidance_scale, code_choice")
+            raise ValueError(f"unknown inference options {sorted(options)}; {self.key} takes guidance_scale, code_choice "
+                             "(and, as every shortcut model, shortcut_step_size)")
         code = self.choose_code(cond, code_choice=code_choice, generator=generator)
         context: Context = {"cond": self.with_code(cond, code), "guidance_scale": float(guidance_scale)}
         if guidance_scale != 1.0:

@@ -59,7 +59,8 @@ class VariationalFlowMatchingPolicyTrainer(LatentCodeTrainer):
         **options: Any,
     ) -> Context:
         if options:
-            raise ValueError(f"unknown inference options {sorted(options)}; {self.key} takes code_choice, expert_choice")
+            raise ValueError(f"unknown inference options {sorted(options)}; {self.key} takes code_choice, expert_choice "
+                             "(and, as every shortcut model, shortcut_step_size)")
         code = self.choose_code(cond, code_choice=code_choice, generator=generator)
         weights = self.gate_weights(cond, code)
         if expert_choice == "top1":
