@@ -78,9 +78,9 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         help="0: plain flow matching. A power of two M such as 128: train a shortcut model (Frans et al. "
                              "2024, One Step Diffusion via Shortcut Models), which is also told the ODE step size and "
                              "learns large steps from its own pairs of half steps, so that 1 or 2 Euler steps "
-                             "(--ode_steps 1) can stand in for 10: one step reached 99%% on PushT; on ALOHA's chunks "
-                             "of 16 the step-size conditioning learned almost nothing in 40,000 steps, and few steps "
-                             "act as plain Euler on the same net (benchmarks/shortcut_chunks.py)")
+                             "(--ode_steps 1) can stand in for 10 where that conditioning learns: on PushT it brought "
+                             "one-step chunks a third closer to many-step ones, on ALOHA's chunks of 16 it hardly "
+                             "changed them (README; benchmarks/shortcut_chunks.py)")
     parser.add_argument("--shortcut_fraction", type=float, default=0.25,
                         help="with --shortcut_steps: the share of every batch that trains the shortcut's "
                              "self-consistency on targets the model makes itself (the rest trains plain flow "
