@@ -1,26 +1,24 @@
 """What a shortcut model's step-size conditioning adds: its chunks after a few ODE steps against its chunks after
 many, told the step it takes (the shortcut model, Frans et al. 2024) and told the smallest step (plain Euler on
-the same net), from the same noise on the same demonstration states.
+the same net), from the same noise on the same demonstration windows.
 
 A shortcut model is trained to land, in one step of size ``d``, where two of ``d / 2`` land, so that a few large
 steps give the chunk that many small ones give. If its few-step chunks are no closer to its many-step chunks than
-plain Euler's on the same net, the conditioning learned nothing, and its few-step success is plain Euler's. Per
-action dimension too. No rollouts: a checkpoint (``il-toolkit train flow --shortcut_steps M`` or ``flow_state.py
---shortcut-steps M --keep-checkpoints DIR``), the env's expert demonstrations (the dataset ``flow_state.py``
-trains on, collected if missing), one CPU thread; uses the public API (``load``, ``observation_batch``,
-``predict_chunk``, the ``shortcut_step_size`` inference option).
+plain Euler's on the same net, the conditioning learned nothing (per action dimension too). Chunk distances do not
+settle success, so ``--rollout-steps N`` also rolls the policy out at N steps told each way. Needs a checkpoint
+(``il-toolkit train flow --shortcut_steps M`` or ``flow_state.py --shortcut-steps M --keep-checkpoints DIR``) and
+the env's expert demonstrations (the dataset ``flow_state.py`` trains on, collected if missing); one CPU thread;
+the public API (``load``, ``WindowDataset``, ``predict_chunk``, the ``shortcut_step_size`` inference option).
 
     .venv/bin/python benchmarks/shortcut_chunks.py --env aloha_insertion \\
         --policy DIR/naive_flow_matching_policy_trainer-s0 [--rollout-steps 2 --episodes 200]
-
-Chunk distances do not settle success, so ``--rollout-steps N`` also rolls the policy out at N steps told each way.
 
 Writes ``benchmarks/results/shortcut_chunks_<env>.json`` (``--name``): per step count, the root-mean-square
 difference from the reference chunks over states, chunk positions and action dimensions (in the policy's action
 units, relative to the state where the env's features make them so), overall and per dimension, each also as
 a share of that dimension's spread (standard deviation of the reference chunks' values over states and chunk
-positions), and
-for scale the difference between two reference chunks from different noise (the policy's own randomness).
+positions), and for scale the difference between two reference chunks from different noise (the policy's own
+randomness).
 """
 
 from __future__ import annotations
