@@ -110,7 +110,6 @@ def parse_args() -> argparse.Namespace:
 
 def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings: dict, out: Path) -> dict:
     from il_toolkit.evaluation import evaluate_checkpoint
-    from il_toolkit.policies import load
     from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
@@ -137,10 +136,7 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
     print(f"{trainer} seed {seed}: {own['pc_success']:.0f}% success, avg max reward {own['avg_max_reward']:.3f}, "
           f"{settings['steps']} steps in {train_seconds:.0f} s", flush=True)
     for key, variant in inference_variants(args, settings, policy):
-        variant_policy = load(path)
-        for attribute, value in variant.items():
-            setattr(variant_policy, attribute, value)
-        variant_path = variant_policy.save(checkpoint_path(out, trainer, seed, variant))
+        variant_path = save_variant(path, variant, checkpoint_path(out, trainer, seed, variant))
         variant_scores = scores(evaluate_checkpoint(variant_path, args.env_id, args.eval_episodes, num_envs=2))
         row.setdefault(key, []).append({**variant, **variant_scores})
         print(f"  {variant_label(variant)}: {variant_scores['pc_success']:.0f}% success", flush=True)
@@ -159,6 +155,23 @@ def scores(result) -> dict:
 def variant_label(variant: dict) -> str:
     """``attribute=value-...`` for an inference variant (its scores, where stored beside it, left out)."""
     return "-".join(f"{attribute}={value}" for attribute, value in variant.items() if attribute not in SCORE_KEYS)
+
+
+def save_variant(path: Path, variant: dict, target: Path) -> Path:
+    """The checkpoint at ``path`` saved again at ``target`` with other inference settings (``variant``: policy
+    attribute -> value; the weights are the same)."""
+    from il_toolkit.policies import load
+
+    policy = load(path)
+    for attribute, value in variant.items():
+        setattr(policy, attribute, value)
+    return policy.save(target)
+
+
+def success_summary(rows: list[dict]) -> dict:
+    """Mean success over a trainer's evaluated rows (training seeds), and each seed's."""
+    return {"mean_pc_success": round(float(np.mean([r["pc_success"] for r in rows])), 1),
+            "per_seed": [r["pc_success"] for r in rows]}
 
 
 def checkpoint_path(out: Path, trainer: str, seed: int, variant: dict | None = None) -> Path:
@@ -327,8 +340,7 @@ def reevaluate(args: argparse.Namespace) -> None:
         print(f"{path.name}: {target['pc_success']:.1f}%", flush=True)
     for trainer, summary in figures["summary"].items():
         done = [r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r]
-        summary.update(mean_pc_success=round(float(np.mean([r["pc_success"] for r in done])), 1),
-                       per_seed=[r["pc_success"] for r in done])
+        summary.update(success_summary(done))
         if "ode_curve" in summary:
             summary["ode_curve"] = ode_curve(done, figures.get("latency_ms_per_chunk", {}).get(trainer, []))
             print_curve(trainer, summary["ode_curve"])
@@ -387,8 +399,7 @@ def main() -> None:
     for trainer in args.trainers:
         done = [r for r in rows if r["trainer"] == trainer and "pc_success" in r]
         if done:
-            summary[trainer] = {"mean_pc_success": round(float(np.mean([r["pc_success"] for r in done])), 1),
-                                "per_seed": [r["pc_success"] for r in done],
+            summary[trainer] = {**success_summary(done),
                                 "mean_train_seconds": round(float(np.mean([r["train_seconds"] for r in done])), 1)}
             print(f"{trainer}: {summary[trainer]['mean_pc_success']:.1f}% over seeds {args.seeds} "
                   f"({summary[trainer]['mean_train_seconds']:.0f} s training each)")

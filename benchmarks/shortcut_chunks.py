@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RESULTS_DIR, write_results  # noqa: E402
-from flow_state import DATASET, ENVS  # noqa: E402
+from flow_state import DATASET, ENVS, save_variant  # noqa: E402
 
 TOLD = {"shortcut": None, "plain_euler": 0.0}  # the step size the model is told: the solver's, or the smallest
 
@@ -86,18 +86,16 @@ def chunks(policy, window: dict[str, torch.Tensor], n_steps: int, told: float | 
     return policy.predict_chunk(window, n_steps=n_steps, solver="euler")
 
 
-def rollouts(policy, path: Path, env_id: str, n_steps: int, told: float | None, saved: dict, episodes: int) -> float:
+def rollouts(path: Path, env_id: str, n_steps: int, told: float | None, saved: dict, episodes: int) -> float:
     """Success (%) over ``episodes`` unseen seeds (from 1,000,000) with ``n_steps`` Euler steps, told ``told``."""
     import tempfile
 
     from il_toolkit.evaluation import evaluate_checkpoint
-    from il_toolkit.policies import load
 
-    variant = load(path)
-    variant.n_steps, variant.solver, variant.inference_options = n_steps, "euler", told_options(saved, told)
+    variant = {"n_steps": n_steps, "solver": "euler", "inference_options": told_options(saved, told)}
     with tempfile.TemporaryDirectory() as tmp:
-        return float(evaluate_checkpoint(variant.save(Path(tmp) / "variant"), env_id, episodes, num_envs=2)
-                     .aggregates["pc_success"])
+        return float(evaluate_checkpoint(save_variant(path, variant, Path(tmp) / "variant"), env_id, episodes,
+                                         num_envs=2).aggregates["pc_success"])
 
 
 def difference(chunk: np.ndarray, reference: np.ndarray, spread: np.ndarray) -> dict:
@@ -139,7 +137,7 @@ def main() -> None:
         row = {"n_steps": n_steps, **{name: difference(chunks(policy, window, n_steps, told, saved), reference, spread)
                                       for name, told in TOLD.items()}}
         if n_steps in args.rollout_steps:
-            row["pc_success"] = {name: rollouts(policy, args.policy, env_id, n_steps, told, saved, args.episodes)
+            row["pc_success"] = {name: rollouts(args.policy, env_id, n_steps, told, saved, args.episodes)
                                  for name, told in TOLD.items()}
         rows.append(row)
         worst = int(np.argmax(row["shortcut"]["per_dimension_share_of_spread"]))
