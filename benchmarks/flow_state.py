@@ -96,6 +96,11 @@ def parse_args() -> argparse.Namespace:
                         help="ODE solvers for --also-ode-steps")
     parser.add_argument("--keep-checkpoints", type=Path, default=None, metavar="DIR",
                         help="save the trained checkpoints here instead of a temporary directory")
+    parser.add_argument("--reflow-from", type=Path, default=None, metavar="DIR",
+                        help="train nothing from scratch: reflow (Liu et al. 2023) each trainer/seed's checkpoint kept "
+                             "in DIR (--keep-checkpoints of an earlier run) on its own ODE's (noise, chunk) pairs; "
+                             "--steps / --learning-rate then default to reflow's")
+    parser.add_argument("--reflow-noises", type=int, default=None, metavar="K", help="with --reflow-from: noises per window")
     parser.add_argument("--name", default=None, help="results file name (default flow_state_<env>)")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--reevaluate", default=None, metavar="SOURCE",
@@ -111,7 +116,9 @@ def parse_args() -> argparse.Namespace:
 def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings: dict, out: Path) -> dict:
     from il_toolkit.evaluation import evaluate_checkpoint
     from il_toolkit.policies.flow_policy import default_state_features
+    from il_toolkit.policies import load
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
+    from il_toolkit.train.imitation_learning.reflow import reflow_policy
 
     features = None if args.raw_state else default_state_features(env)
     spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net,
@@ -121,11 +128,16 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
     if trainer.endswith("_depth"):
         return {"trainer": trainer, "seed": seed, "skipped": "trains on depth images; a state env has none"}
     start = time.perf_counter()
-    policy = train_flow_policy(
-        trainer, demos, env.observation_space, env.action_space, steps=settings["steps"], batch_size=args.batch_size,
-        learning_rate=settings["learning_rate"], seed=seed, spec_fields=spec_fields, features=features,
-        policy_options={"n_action_steps": settings["n_action_steps"]},
-    )
+    if args.reflow_from is not None:
+        policy = reflow_policy(load(checkpoint_path(args.reflow_from, trainer, seed)), demos, steps=settings["steps"],
+                               learning_rate=settings["learning_rate"], batch_size=args.batch_size, seed=seed,
+                               noises_per_window=settings["reflow_noises"])
+    else:
+        policy = train_flow_policy(
+            trainer, demos, env.observation_space, env.action_space, steps=settings["steps"], batch_size=args.batch_size,
+            learning_rate=settings["learning_rate"], seed=seed, spec_fields=spec_fields, features=features,
+            policy_options={"n_action_steps": settings["n_action_steps"]},
+        )
     train_seconds = time.perf_counter() - start
     path = policy.save(checkpoint_path(out, trainer, seed))
     own = scores(evaluate_checkpoint(path, args.env_id, args.eval_episodes, num_envs=2))
@@ -373,6 +385,10 @@ def main() -> None:
         args.demos, args.steps, args.eval_episodes, args.seeds = 5, 300, 4, args.seeds[:1]
     env = make_env(args.env_id)
     defaults = defaults_for(env)
+    if args.reflow_from is not None:
+        from il_toolkit.train.imitation_learning import reflow
+
+        defaults.update(steps=reflow.DEFAULT_REFLOW_STEPS, learning_rate=reflow.DEFAULT_REFLOW_LEARNING_RATE)
     settings = {
         "steps": args.steps if args.steps is not None else defaults["steps"],
         "learning_rate": args.learning_rate if args.learning_rate is not None else defaults["learning_rate"],
@@ -381,6 +397,12 @@ def main() -> None:
     }
     settings["n_action_steps"] = args.n_action_steps if args.n_action_steps is not None else min(
         defaults["n_action_steps"], settings["horizon"] - settings["n_obs_steps"] + 1)
+    if args.reflow_from is not None:
+        settings.update(reflow_from=str(args.reflow_from), reflow_noises=args.reflow_noises or reflow.DEFAULT_NOISES_PER_WINDOW)
+        missing = [str(p) for t in args.trainers for s in args.seeds for p in [checkpoint_path(args.reflow_from, t, s)]
+                   if not p.is_dir()]
+        if missing:
+            raise SystemExit(f"--reflow-from: no kept checkpoint {', '.join(missing)} (train with --keep-checkpoints first)")
     dataset = DATASET.format(env=args.env, n=args.demos)
     collect_dataset(args.env_id, dataset, args.demos, seed=0, num_envs=2, progress=False, if_missing=True)
     demos = load_demonstrations(dataset, env=env)

@@ -236,3 +236,25 @@ def test_train_flow_continues_a_saved_policy_from_model_path(tmp_path, capsys) -
         env_obs, env_act = first.observation_space, first.action_space
         MLPPolicy(env_obs, env_act).save(tmp_path / "mlp")
         main(base[:9] + ["--model_path", str(tmp_path / "mlp"), "--output_dir", str(tmp_path / "x")])
+
+
+def test_train_flow_reflows_a_saved_policy_and_saves_it_with_the_asked_ode_steps(tmp_path) -> None:
+    from il_toolkit.cli import main
+    from il_toolkit.policies import load
+    from il_toolkit.train.datasets.collect import collect_dataset
+
+    collect_dataset("il_toolkit/PushT-v0", "tests/pusht-flow-cli-v0", 3, progress=False, if_missing=True)
+    base = ["train", "flow", "--dataset", "tests/pusht-flow-cli-v0", "--eval_episodes", "0", "--no_wandb"]
+    assert main(base + ["--steps", "10", "--horizon", "4", "--n_obs_steps", "1", "--output_dir", str(tmp_path / "first")]) == 0
+    teacher = tmp_path / "first" / "best"
+    assert main(base + ["--model_path", str(teacher), "--reflow", "--reflow_noises", "2", "--steps", "5",
+                        "--ode_steps", "2", "--output_dir", str(tmp_path / "reflow")]) == 0
+    first, student = load(teacher), load(tmp_path / "reflow" / "best")
+    assert student.spec == first.spec and student.n_steps == 2 and first.n_steps == 10
+    assert any(not torch.equal(a, b) for a, b in zip(first.model.parameters(), student.model.parameters()))
+    assert json.loads((tmp_path / "reflow" / "config.json").read_text())["learning_rate"] == 3e-4  # reflow's default
+    with pytest.raises(SystemExit, match="give it with --model_path"):
+        main(base + ["--reflow", "--output_dir", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="keeps the policy's own trainer"):
+        main(base + ["--model_path", str(teacher), "--reflow", "--trainer", "vfp_single_expert_trainer",
+                     "--output_dir", str(tmp_path / "bad")])

@@ -23,6 +23,7 @@ STATE_KEY = "observation.state"
 ENV_STATE_KEY = "observation.environment_state"  # the simulator's full state: training-time supervision only
 ACTION_KEY = "action"
 ACTION_PAD_KEY = "action_is_pad"  # (B, H) bool: chunk positions with no label, left out of the loss
+ACTION_NOISE_KEY = "action_noise"  # (B, H, Da) normalised: the noise each chunk is coupled to (reflow), else drawn fresh
 IMAGE_PREFIX = "observation.images."
 DEPTH_PREFIX = "observation.depth."
 NORMALIZATION_MODES = ("mean_std", "min_max", "identity")

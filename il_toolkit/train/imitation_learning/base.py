@@ -34,7 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from il_toolkit.model.components import FlowModels, build_flow_models, check_batch, n_sources, observation_sources
 from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate, interpolate
-from il_toolkit.model.spec import ACTION_KEY, ACTION_PAD_KEY, FlowModelSpec, shortcut_step_size_problem
+from il_toolkit.model.spec import ACTION_KEY, ACTION_NOISE_KEY, ACTION_PAD_KEY, FlowModelSpec, shortcut_step_size_problem
 
 Context = dict[str, Any]
 
@@ -215,12 +215,17 @@ class FlowMatchingTrainer:
         """Steps 1-5 on one batch: ``(total loss, metrics)``; chunk positions marked in
         ``data["action_is_pad"]`` ``(B, H)``, where present, count as zero velocity error (a
         family's own parts, its posterior codes for one, see the chunk as given, the edge action
-        repeated there, as at a demonstration's end)."""
+        repeated there, as at a demonstration's end). Each chunk's noise is ``data["action_noise"]``
+        ``(B, H, Da)`` (normalised units) where given (reflow's coupled pairs), else drawn."""
         batch = self.to_device(data)
         check_batch(batch, self.spec, need_action=True)
         actions = self.models["normalizer"].normalize_action(batch[ACTION_KEY].float())
         cond = self.encode(batch, training=True)
-        x0 = torch.randn(actions.shape, device=self.device, generator=self.generator)
+        x0 = batch.get(ACTION_NOISE_KEY)
+        if x0 is None:
+            x0 = torch.randn(actions.shape, device=self.device, generator=self.generator)
+        elif x0.shape != actions.shape:
+            raise ValueError(f"batch[{ACTION_NOISE_KEY!r}] has shape {tuple(x0.shape)}; expected the chunks' {tuple(actions.shape)}")
         t = self.time_distribution.sample(actions.shape[0], device=self.device, generator=self.generator)
         x_t, target = flow_matching_pair(x0, actions, t)
         context = self.training_context(cond, actions)
@@ -412,6 +417,7 @@ class FlowMatchingTrainer:
         deterministic: bool = True,
         generator: torch.Generator | None = None,
         shortcut_step_size: float | None = None,
+        noise: torch.Tensor | None = None,
         **options: Any,
     ) -> torch.Tensor:
         """Integrate noise to an action chunk ``(B, horizon, Da)`` in the data's (raw) units.
@@ -421,6 +427,7 @@ class FlowMatchingTrainer:
         step size ``shortcut_step_size`` (default: the solver's, ``1 / n_steps``; 0: the smallest, so that it
         integrates its instantaneous velocity as plain flow matching does, which shows what the step-size
         conditioning adds: ``benchmarks/shortcut_chunks.py``); a model trained without it refuses one.
+        ``noise`` ``(B, horizon, Da)``, in normalised units: the starting points, instead of drawing them.
         """
         problem = None if shortcut_step_size is None else shortcut_step_size_problem(shortcut_step_size, self.spec.shortcut_steps)
         if problem:
@@ -433,6 +440,11 @@ class FlowMatchingTrainer:
             step_size = 1.0 / n_steps if shortcut_step_size is None else float(shortcut_step_size)
             context["step_size"] = torch.full((cond.shape[0],), step_size, device=self.device)
         shape = (cond.shape[0], self.spec.horizon, self.spec.action_dim)
-        x0 = torch.randn(shape, device=self.device, generator=generator)
+        if noise is None:
+            x0 = torch.randn(shape, device=self.device, generator=generator)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected (batch, horizon, action_dim) = {shape}")
+        else:
+            x0 = noise.to(self.device)
         x1 = integrate(lambda x, t: self.velocity(x, t, context), x0, n_steps=n_steps, solver=solver)
         return self.models["normalizer"].unnormalize_action(x1)

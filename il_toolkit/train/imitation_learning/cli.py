@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 from il_toolkit.model.spec import DEFAULT_SHORTCUT_EMA_DECAY
 from il_toolkit.train.imitation_learning.defaults import (  # noqa: F401  (re-exported)
-    CHUNK_STEPS, DEFAULT_ESTIMATE_NOISE, DEFAULT_LOCATE_STEPS, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
+    CHUNK_STEPS, DEFAULT_ESTIMATE_NOISE, DEFAULT_LOCATE_STEPS, DEFAULT_NOISES_PER_WINDOW, DEFAULT_REFLOW_LEARNING_RATE,
+    DEFAULT_REFLOW_STEPS, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
 
 
 class _DefaultsOnce(argparse.HelpFormatter):
@@ -50,6 +51,14 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "naive_flow_matching_policy_trainer, or --model_path's own)")
     parser.add_argument("--model_path", help="continue training this saved flow policy (its architecture, features "
                         "and normaliser are kept; fine-tuning on --dataset)")
+    parser.add_argument("--reflow", action="store_true",
+                        help="with --model_path: reflow it (Liu et al. 2023, Rectified Flow) instead of fine-tuning on "
+                             "the dataset's chunks: its own ODE takes --reflow_noises noises per training window to "
+                             "chunks, and a copy learns those (noise, chunk) pairs, whose straight paths let 1 or 2 "
+                             "ODE steps (--ode_steps, saved with the result) stand in for its 10. Unset --steps and "
+                             f"--learning_rate default to {DEFAULT_REFLOW_STEPS} and {DEFAULT_REFLOW_LEARNING_RATE}")
+    parser.add_argument("--reflow_noises", type=int, default=DEFAULT_NOISES_PER_WINDOW,
+                        help="with --reflow: noises (so chunks) per training window")
     parser.add_argument("--list", action="store_true", help="list the registered trainers and exit")
     parser.add_argument("--dataset", help="Minari dataset id or lerobot/* alias")
     parser.add_argument("--env", help="env id (default: the one the dataset records)")
@@ -158,6 +167,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from il_toolkit.train.il import common
     from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
+    from il_toolkit.train.imitation_learning.reflow import reflow_policy
     from il_toolkit.train.logging import MetricLogger
 
     if args.dataset is None:
@@ -167,6 +177,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction, args.shortcut_ema_decay)
     if problem:
         raise SystemExit(f"--{problem}")
+    if args.reflow and args.model_path is None:
+        raise SystemExit("--reflow straightens a trained flow policy's ODE: give it with --model_path (the policy's directory)")
+    if args.reflow_noises < 1:
+        raise SystemExit(f"--reflow_noises must be >= 1, got {args.reflow_noises}")
     rng = common.seed_everything(args.seed)
     dataset = resolve_dataset(args.dataset)
     camera_env = env = common.env_for_dataset(dataset, args.env)
@@ -191,6 +205,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         val_demos = state_trajectories(*zip(*val_episodes)) if val_episodes else []
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if args.reflow:
+        args.steps = DEFAULT_REFLOW_STEPS if args.steps is None else args.steps
+        args.learning_rate = DEFAULT_REFLOW_LEARNING_RATE if args.learning_rate is None else args.learning_rate
     settings = resolve_settings(args, env)
     if states is not None:  # what the state policy was trained on, defaults resolved
         resolved = noise.get("noise")
@@ -199,6 +216,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     start = starting_policy(args.model_path)
     trainer = args.trainer or (start.trainer_key if start is not None else "naive_flow_matching_policy_trainer")
     settings["trainer"] = trainer
+    if args.reflow and trainer != start.trainer_key:
+        raise SystemExit(f"--reflow keeps the policy's own trainer ({start.trainer_key}); drop --trainer {trainer}")
     (out / "config.json").write_text(json.dumps(settings, indent=2))
     run_env = camera_env if instructed is not None else env  # the env the saved policy acts in
     (out / "run.json").write_text(json.dumps({"algorithm": "flow", "env_id": common.env_id_of(run_env), "dataset": dataset,
@@ -214,16 +233,21 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                      "shortcut_ema_decay": args.shortcut_ema_decay},
         policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
         features=default_state_features(env) if args.task_frame else None)
+    fit_options = dict(
+        steps=steps, batch_size=args.batch_size, learning_rate=settings["learning_rate"], seed=args.seed,
+        log=lambda metrics, step: logger.log(metrics, step) if step % every == 0 or step == steps - 1 else None,
+        checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, resume=True, progress=True,
+        val_trajectories=val_demos or None, keep=args.keep_weights,
+        on_epoch_end=lambda epoch, metrics: logger.log({**metrics, "epoch": epoch}, int(metrics["train/steps"])),
+    )
     try:
-        policy = train_flow_policy(
-            trainer, train_demos, env.observation_space, instructed.action_space if instructed is not None else
-            env.action_space, steps=steps, batch_size=args.batch_size,
-            learning_rate=settings["learning_rate"], seed=args.seed, policy=start, **new_model,
-            log=lambda metrics, step: logger.log(metrics, step) if step % every == 0 or step == steps - 1 else None,
-            checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every, resume=True, progress=True,
-            val_trajectories=val_demos or None, keep=args.keep_weights,
-            on_epoch_end=lambda epoch, metrics: logger.log({**metrics, "epoch": epoch}, int(metrics["train/steps"])),
-        )
+        if args.reflow:
+            policy = reflow_policy(start, train_demos, noises_per_window=args.reflow_noises, **fit_options)
+            policy.n_steps, policy.solver = args.ode_steps, args.solver  # the steps its straightened paths are taken in
+        else:
+            policy = train_flow_policy(
+                trainer, train_demos, env.observation_space, instructed.action_space if instructed is not None else
+                env.action_space, policy=start, **new_model, **fit_options)
     except KeyboardInterrupt:
         print(f"interrupted: the training state is saved in {out / 'checkpoint'}; run the same command again to "
               "continue from it", file=sys.stderr)

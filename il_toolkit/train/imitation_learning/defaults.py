@@ -24,6 +24,12 @@ DEFAULT_LOCATE_STEPS = 2000
 DEFAULT_NOISY_COPIES = 2
 DEFAULT_ESTIMATE_NOISE = (0.006, 0.005)
 
+# Reflow (train flow --reflow, il_toolkit.train.imitation_learning.reflow): noises per training window, and the
+# fine-tuning budget of the copy that learns the trained policy's (noise, chunk) pairs.
+DEFAULT_NOISES_PER_WINDOW = 4
+DEFAULT_REFLOW_STEPS = 10000
+DEFAULT_REFLOW_LEARNING_RATE = 3e-4
+
 
 def defaults_for(env: Any) -> dict[str, Any]:
     """The settings ``train flow`` uses where a flag is not given: :data:`STATE_DEFAULTS` for an env
@@ -42,4 +48,5 @@ def defaults_for(env: Any) -> dict[str, Any]:
     return defaults
 
 
-__all__ = ["CHUNK_STEPS", "IMAGE_DEFAULTS", "STATE_DEFAULTS", "defaults_for"]
+__all__ = ["CHUNK_STEPS", "DEFAULT_NOISES_PER_WINDOW", "DEFAULT_REFLOW_LEARNING_RATE", "DEFAULT_REFLOW_STEPS",
+           "IMAGE_DEFAULTS", "STATE_DEFAULTS", "defaults_for"]

@@ -56,6 +56,7 @@ def fit_flow_policy(
     val_trajectories: Sequence[Any] | None = None,
     keep: str = "last",
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    windows: WindowDataset | None = None,
 ) -> tuple[FlowMatchingPolicy, FitHistory]:
     """:func:`train_flow_policy`, returning the loop's :class:`~il_toolkit.train.loop.FitHistory` too.
 
@@ -73,13 +74,17 @@ def fit_flow_policy(
     None trains on the raw state, as flow policies did before the shared pipeline.
     ``policy``: continue training this policy (fine-tuning): its architecture, features and
     normaliser are kept (its weights were fitted to that normaliser), so ``spec_fields``,
-    ``features`` and ``policy_options`` must not be given with it, and ``trainer_key`` must be its own."""
+    ``features`` and ``policy_options`` must not be given with it, and ``trainer_key`` must be its own.
+    ``windows``: with ``policy``, the training windows already built for it (reflow's coupled pairs,
+    :mod:`~il_toolkit.train.imitation_learning.reflow`) instead of those of ``trajectories``."""
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if keep not in KEEP_RULES:
         raise ValueError(f"keep must be one of {KEEP_RULES}, got {keep!r}")
+    if windows is not None and policy is None:
+        raise ValueError("windows are built for a policy (its features and chunk); pass the policy they were built for")
     trainer_class = TRAINER_REGISTRY.get(trainer_key)
     torch.manual_seed(seed)
     if policy is None:
@@ -90,7 +95,7 @@ def fit_flow_policy(
         data = fit_normalizer(policy, trajectories)
     else:
         _check_continuable(policy, trainer_key, observation_space, action_space, spec_fields, features, policy_options)
-        data = WindowDataset.from_trajectories(trajectories, policy)
+        data = windows if windows is not None else WindowDataset.from_trajectories(trajectories, policy)
     val_trajectories = [t for t in val_trajectories or () if chunk_start_mask(t).any()]
     val_data = WindowDataset.from_trajectories(val_trajectories, policy) if val_trajectories else None
     models = policy.model

@@ -32,7 +32,9 @@ class WindowDataset:
     """``observations[key]`` ``(M, ...)`` per step, ``actions`` ``(M, Da)``; ``obs_index`` ``(N, To)``
     and ``action_index`` ``(N, H)`` pick each window's rows; ``chunks`` ``(N, H, Da)``, when set, holds
     each window's encoded chunk (see the module docstring) and is what :meth:`batch` returns;
-    ``action_is_pad`` ``(N, H)`` bool, set when some episode is cut, marks the positions with no label."""
+    ``action_is_pad`` ``(N, H)`` bool, set when some episode is cut, marks the positions with no label;
+    ``noise`` ``(N, H, Da)``, when set, is the (normalised) noise each window's chunk is coupled to
+    (reflow: the chunk is where a teacher's ODE took that noise), returned as ``"action_noise"``."""
 
     observations: Mapping[str, torch.Tensor]
     actions: torch.Tensor
@@ -40,17 +42,20 @@ class WindowDataset:
     action_index: torch.Tensor
     chunks: torch.Tensor | None = None
     action_is_pad: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.obs_index.shape[0])
 
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{batch_key: (B, To, ...), "action": (B, H, Da)}`` for window ``indices`` ``(B,)``, and
-        ``"action_is_pad": (B, H)`` where some episode is cut."""
+        ``"action_is_pad": (B, H)`` where some episode is cut, ``"action_noise": (B, H, Da)`` where coupled."""
         out = {key: value[self.obs_index[indices]] for key, value in self.observations.items()}
         out["action"] = self.chunks[indices] if self.chunks is not None else self.actions[self.action_index[indices]]
         if self.action_is_pad is not None:
             out["action_is_pad"] = self.action_is_pad[indices]
+        if self.noise is not None:
+            out["action_noise"] = self.noise[indices]
         return out
 
     def action_chunks(self) -> torch.Tensor:
@@ -165,7 +170,8 @@ class WindowDataset:
         """The windows where ``keep`` ``(N,)`` bool is set (the per-step arrays are shared)."""
         return WindowDataset(self.observations, self.actions, self.obs_index[keep], self.action_index[keep],
                              None if self.chunks is None else self.chunks[keep],
-                             None if self.action_is_pad is None else self.action_is_pad[keep])
+                             None if self.action_is_pad is None else self.action_is_pad[keep],
+                             None if self.noise is None else self.noise[keep])
 
 
 def _check_lengths(lengths: Sequence[tuple[int, bool]], horizon: int) -> None:
