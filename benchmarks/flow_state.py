@@ -29,6 +29,11 @@ every setting that run evaluated, on more episodes (one standard error of a succ
 
     .venv/bin/python benchmarks/flow_state.py --also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4 \\
         --name flow_state_pusht_ode
+
+``--reflow-from DIR`` (a run's ``--keep-checkpoints``) trains nothing from scratch: each trainer/seed's kept
+checkpoint is reflowed (``il_toolkit.train.imitation_learning.reflow``: a copy fine-tuned on the (noise, chunk)
+pairs of its own ODE, ``--reflow-noises`` per window, ``--steps`` / ``--learning-rate`` defaulting to reflow's)
+and the result evaluated like a trained one, ``--also-ode-steps`` included.
 """
 
 from __future__ import annotations

@@ -77,3 +77,12 @@ def test_reevaluate_scores_every_kept_checkpoint_again_and_recomputes_the_curve(
         flow_state.reevaluate(argparse.Namespace(reevaluate=str(tmp_path / "src"), name=str(tmp_path / "again"),
                                                  keep_checkpoints=tmp_path, eval_episodes=200))
     assert len(evaluated) == len(saved)
+
+
+def test_reflow_from_names_every_missing_teacher_before_collecting_anything(tmp_path, monkeypatch):
+    (tmp_path / "naive_flow_matching_policy_trainer-s0").mkdir()
+    monkeypatch.setattr(sys, "argv", ["flow_state.py", "--reflow-from", str(tmp_path), "--seeds", "0", "1",
+                                      "--trainers", "naive_flow_matching_policy_trainer"])
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # restored after the test
+    with pytest.raises(SystemExit, match="no kept checkpoint .*naive_flow_matching_policy_trainer-s1 "):
+        flow_state.main()

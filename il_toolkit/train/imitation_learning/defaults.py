@@ -25,10 +25,12 @@ DEFAULT_NOISY_COPIES = 2
 DEFAULT_ESTIMATE_NOISE = (0.006, 0.005)
 
 # Reflow (train flow --reflow, il_toolkit.train.imitation_learning.reflow): noises per training window, and the
-# fine-tuning budget of the copy that learns the trained policy's (noise, chunk) pairs.
+# fine-tuning budget of the copy that learns the trained policy's (noise, chunk) pairs. ALOHA insertion, a 3,000-step
+# teacher reflowed for 4,000 steps: at 1e-3 its one- and two-step chunks came 38% and 42% closer to its own 128-step
+# ones (share of each action dimension's spread, 512 demonstration windows), at 3e-4 28% and 32%.
 DEFAULT_NOISES_PER_WINDOW = 4
 DEFAULT_REFLOW_STEPS = 10000
-DEFAULT_REFLOW_LEARNING_RATE = 3e-4
+DEFAULT_REFLOW_LEARNING_RATE = 1e-3
 
 
 def defaults_for(env: Any) -> dict[str, Any]:
