@@ -380,7 +380,8 @@ def main() -> None:
     os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
     from il_toolkit import collect_dataset, load_demonstrations
     from il_toolkit.envs import make_env
-    from il_toolkit.train.imitation_learning.cli import defaults_for
+    from il_toolkit.train.imitation_learning.defaults import (
+        DEFAULT_NOISES_PER_WINDOW, DEFAULT_REFLOW_LEARNING_RATE, DEFAULT_REFLOW_STEPS, defaults_for)
 
     args.env_id, default_demos, default_episodes = ENVS[args.env]
     args.demos = args.demos if args.demos is not None else default_demos
@@ -391,9 +392,7 @@ def main() -> None:
     env = make_env(args.env_id)
     defaults = defaults_for(env)
     if args.reflow_from is not None:
-        from il_toolkit.train.imitation_learning import reflow
-
-        defaults.update(steps=reflow.DEFAULT_REFLOW_STEPS, learning_rate=reflow.DEFAULT_REFLOW_LEARNING_RATE)
+        defaults.update(steps=DEFAULT_REFLOW_STEPS, learning_rate=DEFAULT_REFLOW_LEARNING_RATE)
     settings = {
         "steps": args.steps if args.steps is not None else defaults["steps"],
         "learning_rate": args.learning_rate if args.learning_rate is not None else defaults["learning_rate"],
@@ -403,11 +402,18 @@ def main() -> None:
     settings["n_action_steps"] = args.n_action_steps if args.n_action_steps is not None else min(
         defaults["n_action_steps"], settings["horizon"] - settings["n_obs_steps"] + 1)
     if args.reflow_from is not None:
-        settings.update(reflow_from=str(args.reflow_from), reflow_noises=args.reflow_noises or reflow.DEFAULT_NOISES_PER_WINDOW)
-        missing = [str(p) for t in args.trainers for s in args.seeds for p in [checkpoint_path(args.reflow_from, t, s)]
-                   if not p.is_dir()]
+        noises = DEFAULT_NOISES_PER_WINDOW if args.reflow_noises is None else args.reflow_noises
+        if noises < 1:
+            raise SystemExit(f"--reflow-noises must be >= 1, got {noises}")
+        settings.update(reflow_from=str(args.reflow_from), reflow_noises=noises)
+        missing = [str(p) for t in args.trainers if not t.endswith("_depth") for s in args.seeds
+                   for p in [checkpoint_path(args.reflow_from, t, s)] if not p.is_dir()]
         if missing:
             raise SystemExit(f"--reflow-from: no kept checkpoint {', '.join(missing)} (train with --keep-checkpoints first)")
+        if args.keep_checkpoints is not None and args.keep_checkpoints.resolve() == args.reflow_from.resolve():
+            raise SystemExit("--keep-checkpoints would overwrite the --reflow-from checkpoints: give another directory")
+    elif args.reflow_noises is not None:
+        raise SystemExit("--reflow-noises is a setting of --reflow-from")
     dataset = DATASET.format(env=args.env, n=args.demos)
     collect_dataset(args.env_id, dataset, args.demos, seed=0, num_envs=2, progress=False, if_missing=True)
     demos = load_demonstrations(dataset, env=env)

@@ -252,8 +252,16 @@ def test_train_flow_reflows_a_saved_policy_and_saves_it_with_the_asked_ode_steps
     first, student = load(teacher), load(tmp_path / "reflow" / "best")
     assert student.spec == first.spec and student.n_steps == 2 and first.n_steps == 10
     assert any(not torch.equal(a, b) for a, b in zip(first.model.parameters(), student.model.parameters()))
-    with pytest.raises(SystemExit, match="give it with --model_path"):
+    assert main(base + ["--model_path", str(teacher), "--reflow", "--steps", "2", "--solver", "midpoint",
+                        "--output_dir", str(tmp_path / "reflow2")]) == 0
+    again = load(tmp_path / "reflow2" / "best")  # unset inference settings stay the policy's own
+    assert (again.n_steps, again.solver) == (10, "midpoint")
+    with pytest.raises(SystemExit, match="give the policy's directory with --model_path"):
         main(base + ["--reflow", "--output_dir", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="is a setting of --reflow"):
+        main(base + ["--reflow_noises", "2", "--output_dir", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="another --output_dir"):
+        main(base + ["--model_path", str(teacher), "--reflow", "--output_dir", str(tmp_path / "first")])
     with pytest.raises(SystemExit, match="keeps the policy's own trainer"):
         main(base + ["--model_path", str(teacher), "--reflow", "--trainer", "vfp_single_expert_trainer",
                      "--output_dir", str(tmp_path / "bad")])

@@ -84,5 +84,14 @@ def test_reflow_from_names_every_missing_teacher_before_collecting_anything(tmp_
     monkeypatch.setattr(sys, "argv", ["flow_state.py", "--reflow-from", str(tmp_path), "--seeds", "0", "1",
                                       "--trainers", "naive_flow_matching_policy_trainer"])
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # restored after the test
+    import il_toolkit
+
+    monkeypatch.setattr(il_toolkit, "collect_dataset", lambda *a, **k: pytest.fail("collected before checking"))
     with pytest.raises(SystemExit, match="no kept checkpoint .*naive_flow_matching_policy_trainer-s1 "):
+        flow_state.main()
+    (tmp_path / "naive_flow_matching_policy_trainer-s1").mkdir()  # depth trainers keep none on a state env
+    monkeypatch.setattr(sys, "argv", ["flow_state.py", "--reflow-from", str(tmp_path), "--seeds", "0", "1",
+                                      "--trainers", "naive_flow_matching_policy_trainer",
+                                      "vfp_single_expert_trainer_depth", "--keep-checkpoints", str(tmp_path)])
+    with pytest.raises(SystemExit, match="would overwrite the --reflow-from checkpoints"):
         flow_state.main()

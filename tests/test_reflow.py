@@ -38,10 +38,6 @@ def _teacher(steps: int = 400):
                              spec_fields={"horizon": 1, "n_obs_steps": 1, "velocity_net": "mlp", "mlp_width": 64})
 
 
-def _observations(data: WindowDataset, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in data.batch(rows).items() if k.startswith("observation")}
-
-
 def test_coupled_windows_hold_the_teachers_ode_endpoint_of_each_noise() -> None:
     teacher = _teacher(steps=20)
     data = WindowDataset.from_trajectories(_two_mode_demos(), teacher)
@@ -50,15 +46,24 @@ def test_coupled_windows_hold_the_teachers_ode_endpoint_of_each_noise() -> None:
     assert torch.equal(pairs.obs_index[len(data):2 * len(data)], data.obs_index)  # each window once per noise
     rows = torch.tensor([0, 5, len(data) + 5, 3 * len(data) - 1])
     batch = pairs.batch(rows)
-    expected = teacher.sampler.sample_actions(_observations(pairs, rows), n_steps=teacher.n_steps, noise=batch["action_noise"])
+    expected = teacher.sampler.sample_actions(pairs.observation_batch(rows), n_steps=teacher.n_steps, noise=batch["action_noise"])
     assert torch.allclose(batch["action"], expected, atol=1e-5)
     assert not torch.allclose(batch["action"][1], batch["action"][2])  # same window, other noise, other chunk
+    assert pairs.action_is_pad is None  # every position of a pair is the teacher's
+
+
+def test_latent_code_families_are_refused_with_the_families_that_work() -> None:
+    demos = _two_mode_demos(episodes=2)
+    policy = train_flow_policy("cfg_vqvae_flow_matching_trainer_kot", demos, OBS_SPACE, ACT_SPACE, steps=1, batch_size=8,
+                               spec_fields={"horizon": 1, "n_obs_steps": 1, "d_model": 16, "codebook_size": 4})
+    with pytest.raises(ValueError, match="latent code.*naive_flow_matching_policy_trainer"):
+        reflow_policy(policy, demos, steps=1)
 
 
 def test_sample_actions_starts_from_the_given_noise_and_checks_its_shape() -> None:
     teacher = _teacher(steps=5)
     data = WindowDataset.from_trajectories(_two_mode_demos(), teacher)
-    window = _observations(data, torch.arange(4))
+    window = data.observation_batch(torch.arange(4))
     noise = torch.randn(4, 1, 2, generator=torch.Generator().manual_seed(3))
     drawn = teacher.sampler.sample_actions(window, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(teacher.sampler.sample_actions(window, noise=noise), drawn)
@@ -86,7 +91,7 @@ def test_reflow_makes_one_step_chunks_land_where_the_teachers_ode_does(tmp_path)
     student = reflow_policy(teacher, _two_mode_demos(), steps=400, learning_rate=3e-3, batch_size=64, seed=2)
     assert all(torch.equal(before[k], v) for k, v in teacher.model.state_dict().items())  # the teacher is untouched
     data = WindowDataset.from_trajectories(_two_mode_demos(), teacher)
-    window = _observations(data, torch.arange(len(data)))
+    window = data.observation_batch(torch.arange(len(data)))
     noise = torch.randn(len(data), 1, 2, generator=torch.Generator().manual_seed(9))
     target = teacher.sampler.sample_actions(window, n_steps=64, noise=noise)
 
@@ -102,3 +107,15 @@ def test_windows_need_the_policy_they_were_built_for() -> None:
     with pytest.raises(ValueError, match="policy"):
         fit_flow_policy(KEY, _two_mode_demos(), OBS_SPACE, ACT_SPACE, steps=1,
                         windows=WindowDataset.from_trajectories(_two_mode_demos(), _teacher(steps=1)))
+
+
+def test_validation_pairs_are_coupled_too_and_an_env_of_other_spaces_is_refused() -> None:
+    from il_toolkit.policies.base import SpaceMismatchError
+
+    teacher, demos = _teacher(steps=5), _two_mode_demos()
+    epochs: list[dict] = []
+    reflow_policy(teacher, demos[:12], val_trajectories=demos[12:], steps=6, batch_size=64,
+                  on_epoch_end=lambda epoch, metrics: epochs.append(metrics))
+    assert epochs and all(np.isfinite(m["val/loss"]) for m in epochs)
+    with pytest.raises(SpaceMismatchError, match="policy trained on this env"):
+        reflow_policy(teacher, demos, steps=1, action_space=spaces.Box(-3, 3, (3,), np.float32))

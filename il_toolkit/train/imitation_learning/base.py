@@ -225,7 +225,10 @@ class FlowMatchingTrainer:
         if x0 is None:
             x0 = torch.randn(actions.shape, device=self.device, generator=self.generator)
         elif x0.shape != actions.shape:
-            raise ValueError(f"batch[{ACTION_NOISE_KEY!r}] has shape {tuple(x0.shape)}; expected the chunks' {tuple(actions.shape)}")
+            raise ValueError(f"batch[{ACTION_NOISE_KEY!r}] has shape {tuple(x0.shape)}; expected the chunks' "
+                             f"{tuple(actions.shape)} (one noise per chunk position, normalised units)")
+        else:
+            x0 = x0.float()
         t = self.time_distribution.sample(actions.shape[0], device=self.device, generator=self.generator)
         x_t, target = flow_matching_pair(x0, actions, t)
         context = self.training_context(cond, actions)
@@ -445,6 +448,6 @@ class FlowMatchingTrainer:
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}; expected (batch, horizon, action_dim) = {shape}")
         else:
-            x0 = noise.to(self.device)
+            x0 = noise.to(self.device, torch.float32)
         x1 = integrate(lambda x, t: self.velocity(x, t, context), x0, n_steps=n_steps, solver=solver)
         return self.models["normalizer"].unnormalize_action(x1)

@@ -24,10 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from il_toolkit.model.flow import SOLVERS
 from il_toolkit.model.spec import DEFAULT_SHORTCUT_EMA_DECAY
 from il_toolkit.train.imitation_learning.defaults import (  # noqa: F401  (re-exported)
-    CHUNK_STEPS, DEFAULT_ESTIMATE_NOISE, DEFAULT_LOCATE_STEPS, DEFAULT_NOISES_PER_WINDOW, DEFAULT_REFLOW_LEARNING_RATE,
-    DEFAULT_REFLOW_STEPS, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
+    CHUNK_STEPS, DEFAULT_ESTIMATE_NOISE, DEFAULT_LOCATE_STEPS, DEFAULT_NOISES_PER_WINDOW, DEFAULT_ODE_STEPS,
+    DEFAULT_REFLOW_LEARNING_RATE, DEFAULT_REFLOW_STEPS, DEFAULT_SOLVER, IMAGE_DEFAULTS, STATE_DEFAULTS, defaults_for)
 
 
 class _DefaultsOnce(argparse.HelpFormatter):
@@ -54,11 +55,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--reflow", action="store_true",
                         help="with --model_path: reflow it (Liu et al. 2023, Rectified Flow) instead of fine-tuning on "
                              "the dataset's chunks: its own ODE takes --reflow_noises noises per training window to "
-                             "chunks, and a copy learns those (noise, chunk) pairs, whose straight paths let 1 or 2 "
-                             "ODE steps (--ode_steps, saved with the result) stand in for its 10. Unset --steps and "
+                             "chunks, and a copy learns those (noise, chunk) pairs, whose straighter paths let fewer "
+                             "ODE steps (--ode_steps, saved with the result) stand in for its own. Unset --steps and "
                              f"--learning_rate default to {DEFAULT_REFLOW_STEPS} and {DEFAULT_REFLOW_LEARNING_RATE}")
-    parser.add_argument("--reflow_noises", type=int, default=DEFAULT_NOISES_PER_WINDOW,
-                        help="with --reflow: noises (so chunks) per training window")
+    parser.add_argument("--reflow_noises", type=int, default=None,
+                        help=f"with --reflow: noises (so chunks) per training window (default: {DEFAULT_NOISES_PER_WINDOW})")
     parser.add_argument("--list", action="store_true", help="list the registered trainers and exit")
     parser.add_argument("--dataset", help="Minari dataset id or lerobot/* alias")
     parser.add_argument("--env", help="env id (default: the one the dataset records)")
@@ -133,8 +134,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                         help="see the raw state instead of the env's feature pipeline (default: the env's; PushT: the "
                              "T's task frame)")
     parser.add_argument("--d_model", type=int, default=128, help="token width")
-    parser.add_argument("--ode_steps", type=int, default=10, help="ODE steps at inference (changeable later)")
-    parser.add_argument("--solver", default="euler", help="euler, midpoint or rk4")
+    parser.add_argument("--ode_steps", type=int, default=None,
+                        help="ODE steps at inference, saved with the policy (default: 10, or with --reflow the "
+                             "policy's own)")
+    parser.add_argument("--solver", default=None, choices=SOLVERS,
+                        help="ODE solver at inference (default: euler, or with --reflow the policy's own)")
     parser.add_argument("--validation_split", type=float, default=0.0,
                         help="share of the episodes held out to measure val/loss each epoch (0: none; all train)")
     parser.add_argument("--keep_weights", default="last", choices=("last", "best"),
@@ -177,10 +181,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction, args.shortcut_ema_decay)
     if problem:
         raise SystemExit(f"--{problem}")
-    if args.reflow and args.model_path is None:
-        raise SystemExit("--reflow straightens a trained flow policy's ODE: give it with --model_path (the policy's directory)")
-    if args.reflow_noises < 1:
-        raise SystemExit(f"--reflow_noises must be >= 1, got {args.reflow_noises}")
+    reflow_problem = check_reflow_flags(args)
+    if reflow_problem:
+        raise SystemExit(reflow_problem)
     rng = common.seed_everything(args.seed)
     dataset = resolve_dataset(args.dataset)
     camera_env = env = common.env_for_dataset(dataset, args.env)
@@ -216,8 +219,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     start = starting_policy(args.model_path)
     trainer = args.trainer or (start.trainer_key if start is not None else "naive_flow_matching_policy_trainer")
     settings["trainer"] = trainer
-    if args.reflow and trainer != start.trainer_key:
-        raise SystemExit(f"--reflow keeps the policy's own trainer ({start.trainer_key}); drop --trainer {trainer}")
+    if args.reflow:
+        from il_toolkit.train.imitation_learning.reflow import reflow_problem as family_problem
+
+        problem = (f"--reflow keeps the policy's own trainer ({start.trainer_key}); drop --trainer {trainer}"
+                   if trainer != start.trainer_key else family_problem(start))
+        if problem:
+            raise SystemExit(problem)
     (out / "config.json").write_text(json.dumps(settings, indent=2))
     run_env = camera_env if instructed is not None else env  # the env the saved policy acts in
     (out / "run.json").write_text(json.dumps({"algorithm": "flow", "env_id": common.env_id_of(run_env), "dataset": dataset,
@@ -231,7 +239,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                      "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
                      "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
                      "shortcut_ema_decay": args.shortcut_ema_decay},
-        policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps, "solver": args.solver},
+        policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps or DEFAULT_ODE_STEPS,
+                        "solver": args.solver or DEFAULT_SOLVER},
         features=default_state_features(env) if args.task_frame else None)
     fit_options = dict(
         steps=steps, batch_size=args.batch_size, learning_rate=settings["learning_rate"], seed=args.seed,
@@ -242,8 +251,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         if args.reflow:
-            policy = reflow_policy(start, train_demos, noises_per_window=args.reflow_noises, **fit_options)
-            policy.n_steps, policy.solver = args.ode_steps, args.solver  # the steps its straightened paths are taken in
+            policy = reflow_policy(start, train_demos, noises_per_window=args.reflow_noises or DEFAULT_NOISES_PER_WINDOW,
+                                   observation_space=env.observation_space, action_space=env.action_space, **fit_options)
         else:
             policy = train_flow_policy(
                 trainer, train_demos, env.observation_space, instructed.action_space if instructed is not None else
@@ -254,6 +263,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise
     finally:
         logger.close()
+    if start is not None:  # a saved policy keeps its inference settings unless asked to change them
+        policy.n_steps = args.ode_steps or policy.n_steps
+        policy.solver = args.solver or policy.solver
     result: dict[str, Any] = {}
     if states is not None:
         result["state_policy_episodes"] = len(train_demos)  # the noisy copies included
@@ -264,6 +276,22 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     aggregates = (evaluate_and_report(policy, camera_env, args.eval_episodes, out / "eval.json", progress=True)
                   if args.eval_episodes > 0 else None)
     return {"policy_path": str(path), "eval": aggregates, **result}
+
+
+def check_reflow_flags(args: argparse.Namespace) -> str | None:
+    """What is wrong with the reflow flags and the inference settings, or ``None``."""
+    if args.ode_steps is not None and args.ode_steps < 1:
+        return f"--ode_steps must be >= 1, got {args.ode_steps}"
+    if not args.reflow:
+        return "--reflow_noises is a setting of --reflow" if args.reflow_noises is not None else None
+    if args.model_path is None:
+        return "--reflow straightens a trained flow policy's ODE: give the policy's directory with --model_path"
+    if args.reflow_noises is not None and args.reflow_noises < 1:
+        return f"--reflow_noises must be >= 1, got {args.reflow_noises}"
+    if Path(args.output_dir).resolve() in (Path(args.model_path).resolve(), *Path(args.model_path).resolve().parents):
+        return (f"--model_path {args.model_path} lies in --output_dir {args.output_dir}, whose checkpoint a reflow run "
+                "writes and resumes from: give the reflowed policy another --output_dir")
+    return None
 
 
 def state_env_and_states(dataset: str, camera_env: Any) -> tuple[Any, list[Any]]:

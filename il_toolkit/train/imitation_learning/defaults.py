@@ -24,6 +24,8 @@ DEFAULT_LOCATE_STEPS = 2000
 DEFAULT_NOISY_COPIES = 2
 DEFAULT_ESTIMATE_NOISE = (0.006, 0.005)
 
+DEFAULT_ODE_STEPS = 10  # the ODE a new policy acts with (inference settings: a saved policy can change them)
+DEFAULT_SOLVER = "euler"
 # Reflow (train flow --reflow, il_toolkit.train.imitation_learning.reflow): noises per training window, and the
 # fine-tuning budget of the copy that learns the trained policy's (noise, chunk) pairs. ALOHA insertion, a 3,000-step
 # teacher reflowed for 4,000 steps: at 1e-3 its one- and two-step chunks came 38% and 42% closer to its own 128-step
@@ -50,5 +52,5 @@ def defaults_for(env: Any) -> dict[str, Any]:
     return defaults
 
 
-__all__ = ["CHUNK_STEPS", "DEFAULT_NOISES_PER_WINDOW", "DEFAULT_REFLOW_LEARNING_RATE", "DEFAULT_REFLOW_STEPS",
-           "IMAGE_DEFAULTS", "STATE_DEFAULTS", "defaults_for"]
+__all__ = ["CHUNK_STEPS", "DEFAULT_NOISES_PER_WINDOW", "DEFAULT_ODE_STEPS", "DEFAULT_REFLOW_LEARNING_RATE",
+           "DEFAULT_REFLOW_STEPS", "DEFAULT_SOLVER", "IMAGE_DEFAULTS", "STATE_DEFAULTS", "defaults_for"]

@@ -57,6 +57,7 @@ def fit_flow_policy(
     keep: str = "last",
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     windows: WindowDataset | None = None,
+    val_windows: WindowDataset | None = None,
 ) -> tuple[FlowMatchingPolicy, FitHistory]:
     """:func:`train_flow_policy`, returning the loop's :class:`~il_toolkit.train.loop.FitHistory` too.
 
@@ -75,15 +76,16 @@ def fit_flow_policy(
     ``policy``: continue training this policy (fine-tuning): its architecture, features and
     normaliser are kept (its weights were fitted to that normaliser), so ``spec_fields``,
     ``features`` and ``policy_options`` must not be given with it, and ``trainer_key`` must be its own.
-    ``windows``: with ``policy``, the training windows already built for it (reflow's coupled pairs,
-    :mod:`~il_toolkit.train.imitation_learning.reflow`) instead of those of ``trajectories``."""
+    ``windows`` / ``val_windows``: with ``policy``, the training / validation windows already built for
+    it (reflow's coupled pairs, :mod:`~il_toolkit.train.imitation_learning.reflow`) instead of those of
+    ``trajectories`` / ``val_trajectories``."""
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if keep not in KEEP_RULES:
         raise ValueError(f"keep must be one of {KEEP_RULES}, got {keep!r}")
-    if windows is not None and policy is None:
+    if (windows is not None or val_windows is not None) and policy is None:
         raise ValueError("windows are built for a policy (its features and chunk); pass the policy they were built for")
     trainer_class = TRAINER_REGISTRY.get(trainer_key)
     torch.manual_seed(seed)
@@ -97,7 +99,8 @@ def fit_flow_policy(
         _check_continuable(policy, trainer_key, observation_space, action_space, spec_fields, features, policy_options)
         data = windows if windows is not None else WindowDataset.from_trajectories(trajectories, policy)
     val_trajectories = [t for t in val_trajectories or () if chunk_start_mask(t).any()]
-    val_data = WindowDataset.from_trajectories(val_trajectories, policy) if val_trajectories else None
+    val_data = val_windows if val_windows is not None else (
+        WindowDataset.from_trajectories(val_trajectories, policy) if val_trajectories else None)
     models = policy.model
     trainer = trainer_class(
         models, trainer_class.build_optimizers(models, lr=learning_rate), None, device,

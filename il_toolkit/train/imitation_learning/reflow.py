@@ -21,17 +21,29 @@ the pairs are made once, before training (``noises_per_window`` per training win
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import dataclasses
 from typing import Any, Sequence
 
 import torch
+from gymnasium import spaces
 
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
-from il_toolkit.train.imitation_learning.windows import WindowDataset
-
 from il_toolkit.train.imitation_learning.defaults import (
     DEFAULT_NOISES_PER_WINDOW, DEFAULT_REFLOW_LEARNING_RATE, DEFAULT_REFLOW_STEPS)
+from il_toolkit.train.imitation_learning.windows import WindowDataset
+
+
+def reflow_problem(policy: FlowMatchingPolicy) -> str | None:
+    """Why ``policy`` cannot be reflowed, or ``None``. A latent-code family's chunk depends on a code drawn
+    from its prior as it acts, which its training re-derives from the chunk (and CFG drops): the (noise,
+    chunk) pairs would not hold for it."""
+    from il_toolkit.train.imitation_learning.latent_code import LatentCodeTrainer
+
+    if isinstance(policy.sampler, LatentCodeTrainer):
+        return (f"reflow pairs each noise with the chunk the policy's ODE makes from it; {policy.trainer_key} also "
+                "draws a latent code per chunk, which reflow does not couple: reflow a policy of another family "
+                "(naive_flow_matching_policy_trainer, vfp_single_expert_trainer, mutual_information_estimator_trainer)")
+    return None
 
 
 def coupled_windows(
@@ -45,12 +57,16 @@ def coupled_windows(
     batch_size: int = 1024,
     progress: bool = False,
 ) -> WindowDataset:
-    """``data``'s windows, each ``noises_per_window`` times, with ``noise`` ``(N * K, H, Da)`` drawn from
-    ``seed`` and, as chunks, where ``teacher``'s ODE takes that noise (its own solver and step count
-    unless ``n_steps`` / ``solver`` are given; its inference options, e.g. guidance, as when it acts).
-    Positions without a label (``action_is_pad``) stay marked: the teacher's chunk there is not trained."""
+    """``data``'s windows, each ``noises_per_window`` (K) times: ``noise`` ``(N * K, H, Da)`` (normalised
+    units) drawn from ``seed`` and, as ``chunks``, where ``teacher``'s ODE takes that noise (raw action
+    units, relative to the state where the policy has a feature pipeline, as ``data``'s chunks are), with
+    its own solver and step count unless ``n_steps`` / ``solver`` are given and its inference options
+    (e.g. guidance), as when it acts. Every chunk position is the teacher's, so none is marked padding."""
     if noises_per_window < 1:
         raise ValueError(f"noises_per_window must be >= 1, got {noises_per_window}")
+    problem = reflow_problem(teacher)
+    if problem:
+        raise ValueError(problem)
     spec = teacher.spec
     n_steps = teacher.n_steps if n_steps is None else n_steps
     solver = teacher.solver if solver is None else solver
@@ -64,23 +80,18 @@ def coupled_windows(
     starts = range(0, len(repeat), batch_size)
     for begin in tqdm(starts, desc=f"teacher ODE ({n_steps} {solver} steps)", unit="batch", disable=not progress, leave=False):
         rows = repeat[begin : begin + batch_size]
-        window = {key: value for key, value in data.batch(rows).items() if key.startswith("observation")}
         with torch.inference_mode():
             chunks[begin : begin + len(rows)] = teacher.sampler.sample_actions(
-                window, n_steps=n_steps, solver=solver, deterministic=True, noise=noise[begin : begin + len(rows)],
-                **teacher.inference_options,
+                data.observation_batch(rows), n_steps=n_steps, solver=solver, deterministic=True,
+                noise=noise[begin : begin + len(rows)], generator=generator, **teacher.inference_options,
             ).cpu()
-    return WindowDataset(
-        observations=data.observations, actions=data.actions, obs_index=data.obs_index[repeat],
-        action_index=data.action_index[repeat], chunks=chunks,
-        action_is_pad=None if data.action_is_pad is None else data.action_is_pad[repeat], noise=noise,
-    )
+    return dataclasses.replace(data.select(repeat), chunks=chunks, action_is_pad=None, noise=noise)
 
 
 def copy_policy(policy: FlowMatchingPolicy) -> FlowMatchingPolicy:
-    """An independent copy of ``policy`` (weights, settings) through its own checkpoint format."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return FlowMatchingPolicy.load(policy.save(Path(tmp) / "policy"))
+    """An independent copy of ``policy`` (weights, settings), made as a checkpoint would be."""
+    return FlowMatchingPolicy.from_checkpoint(policy.checkpoint_config(), policy.checkpoint_tensors(),
+                                              policy.observation_space, policy.action_space)
 
 
 def reflow_policy(
@@ -94,21 +105,40 @@ def reflow_policy(
     teacher_solver: str | None = None,
     seed: int = 0,
     progress: bool = False,
+    val_trajectories: Sequence[Any] | None = None,
+    observation_space: spaces.Space | None = None,
+    action_space: spaces.Space | None = None,
     **fit_options: Any,
 ) -> FlowMatchingPolicy:
     """A student: ``teacher`` fine-tuned for ``steps`` with flow matching on its own (noise, chunk) pairs
     (:func:`coupled_windows` over the training windows of ``trajectories``, the demonstrations it was
-    trained on). The teacher is left unchanged. ``fit_options`` (batch size, logging, checkpoints,
-    resuming, validation) are :func:`~il_toolkit.train.imitation_learning.loop.fit_flow_policy`'s; a
-    resumed run makes the same pairs again (same ``seed``)."""
+    trained on; ``val_trajectories``' windows are coupled the same way, with another seed, so that
+    ``val/loss`` measures the pairs). The teacher is left unchanged. ``observation_space`` /
+    ``action_space``: the env's, checked against the teacher's where given. ``fit_options`` (batch size,
+    logging, checkpoints, resuming, keeping the best epoch) are
+    :func:`~il_toolkit.train.imitation_learning.loop.fit_flow_policy`'s; a resumed run makes the same
+    pairs again (same ``seed``)."""
     from il_toolkit.train.imitation_learning.loop import fit_flow_policy
 
-    student = copy_policy(teacher)
-    pairs = coupled_windows(teacher, WindowDataset.from_trajectories(trajectories, teacher),
-                            noises_per_window=noises_per_window, n_steps=teacher_steps, solver=teacher_solver,
-                            seed=seed, progress=progress)
+    problem = reflow_problem(teacher)
+    if problem:
+        raise ValueError(problem)
+    if observation_space is not None or action_space is not None:
+        from il_toolkit.policies import check_spaces
+
+        check_spaces("policy to reflow", teacher.observation_space, teacher.action_space,
+                     observation_space or teacher.observation_space, action_space or teacher.action_space,
+                     fix="--model_path must point at a policy trained on this env")
+
+    def pairs(episodes: Sequence[Any], pair_seed: int) -> WindowDataset:
+        return coupled_windows(teacher, WindowDataset.from_trajectories(episodes, teacher),
+                               noises_per_window=noises_per_window, n_steps=teacher_steps, solver=teacher_solver,
+                               seed=pair_seed, progress=progress)
+
     student, _ = fit_flow_policy(
         teacher.trainer_key, trajectories, teacher.observation_space, teacher.action_space, steps=steps,
-        learning_rate=learning_rate, seed=seed, progress=progress, policy=student, windows=pairs, **fit_options,
+        learning_rate=learning_rate, seed=seed, progress=progress, policy=copy_policy(teacher),
+        windows=pairs(trajectories, seed), val_windows=pairs(val_trajectories, seed + 1) if val_trajectories else None,
+        **fit_options,
     )
     return student

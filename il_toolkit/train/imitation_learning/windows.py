@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from il_toolkit.model.spec import ACTION_KEY, ACTION_NOISE_KEY, ACTION_PAD_KEY
 from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask
 
 
@@ -50,13 +51,17 @@ class WindowDataset:
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{batch_key: (B, To, ...), "action": (B, H, Da)}`` for window ``indices`` ``(B,)``, and
         ``"action_is_pad": (B, H)`` where some episode is cut, ``"action_noise": (B, H, Da)`` where coupled."""
-        out = {key: value[self.obs_index[indices]] for key, value in self.observations.items()}
-        out["action"] = self.chunks[indices] if self.chunks is not None else self.actions[self.action_index[indices]]
+        out = self.observation_batch(indices)
+        out[ACTION_KEY] = self.chunks[indices] if self.chunks is not None else self.actions[self.action_index[indices]]
         if self.action_is_pad is not None:
-            out["action_is_pad"] = self.action_is_pad[indices]
+            out[ACTION_PAD_KEY] = self.action_is_pad[indices]
         if self.noise is not None:
-            out["action_noise"] = self.noise[indices]
+            out[ACTION_NOISE_KEY] = self.noise[indices]
         return out
+
+    def observation_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{batch_key: (B, To, ...)}``: the observation windows ``indices`` ``(B,)``, what a policy acts on."""
+        return {key: value[self.obs_index[indices]] for key, value in self.observations.items()}
 
     def action_chunks(self) -> torch.Tensor:
         """Every window's chunk ``(N, H, Da)`` as :meth:`batch` returns it."""
@@ -167,7 +172,8 @@ class WindowDataset:
         return windows if starts.all() else windows.select(torch.as_tensor(starts))
 
     def select(self, keep: torch.Tensor) -> "WindowDataset":
-        """The windows where ``keep`` ``(N,)`` bool is set (the per-step arrays are shared)."""
+        """The windows where ``keep`` ``(N,)`` bool is set, or those ``keep`` (long) indexes, repeats included
+        (the per-step arrays are shared)."""
         return WindowDataset(self.observations, self.actions, self.obs_index[keep], self.action_index[keep],
                              None if self.chunks is None else self.chunks[keep],
                              None if self.action_is_pad is None else self.action_is_pad[keep],
