@@ -68,7 +68,7 @@ def demonstration_windows(policy, demos, n_states: int) -> dict[str, torch.Tenso
     if n_states > len(windows):
         raise SystemExit(f"--states {n_states} is more than the demonstrations' {len(windows)} windows")
     drawn = torch.as_tensor(np.random.default_rng(0).choice(len(windows), n_states, replace=False))
-    return {key: value for key, value in windows.batch(drawn).items() if not key.startswith("action")}
+    return windows.observation_batch(drawn)
 
 
 def told_options(saved: dict, told: float | None) -> dict:
