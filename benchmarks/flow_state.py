@@ -24,7 +24,7 @@ the success at the policy's own setting (10 Euler steps) on every seed; the curv
 ``--latency`` times the chunks without evaluating the grid (``flow_step_cost.py`` measures the
 cost of a training step). Writes ``benchmarks/results/<name>.json`` (default ``flow_state_<env>``). ``--reevaluate SOURCE
 --keep-checkpoints DIR --eval-episodes N --name NEW`` trains nothing: it evaluates a run's kept checkpoints again at
-every setting that run evaluated, on more episodes (one standard error of a success rate near 50% is 7 points over
+every setting that run evaluated (and at ``--also-ode-steps`` settings it did not), on more episodes (one standard error of a success rate near 50% is 7 points over
 50 episodes, 3.5 over 200).
 
     .venv/bin/python benchmarks/flow_state.py --also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4 \\
@@ -332,8 +332,9 @@ def retime(args: argparse.Namespace) -> None:
 
 def reevaluate(args: argparse.Namespace) -> None:
     """``--reevaluate SOURCE``: the kept checkpoints of the run that wrote ``SOURCE.json``, evaluated again at each
-    inference setting it evaluated on ``--eval-episodes`` episodes; its rows' training figures are kept, the
-    success figures replaced and the summary (ODE curves included, with the run's chunk timings) recomputed."""
+    inference setting it evaluated, and at the ``--also-ode-steps`` x ``--also-solvers`` settings it did not, on
+    ``--eval-episodes`` episodes; its rows' training figures are kept, the success figures replaced and the
+    summary (ODE curves included, with the run's chunk timings, or new ones where it timed none) recomputed."""
     import json
 
     from il_toolkit.evaluation import evaluate_checkpoint
@@ -344,10 +345,23 @@ def reevaluate(args: argparse.Namespace) -> None:
     figures = json.loads((RESULTS_DIR / f"{args.reevaluate}.json").read_text())
     env_id, seed = figures["settings"]["env_id"], figures["settings"].get("eval_seed", 1_000_000)
     targets = []  # (the row or variant whose scores are replaced, its checkpoint)
+    added = []  # (the row's checkpoint, a new ODE variant of it, where that is saved)
     for row in (r for r in figures["rows"] if "pc_success" in r):
-        targets.append((row, checkpoint_path(args.keep_checkpoints, row["trainer"], row["seed"])))
+        own = checkpoint_path(args.keep_checkpoints, row["trainer"], row["seed"])
+        targets.append((row, own))
+        evaluated = {(row.get("solver", "euler"), row.get("n_steps", 10))}
+        evaluated |= {(v["solver"], v["n_steps"]) for v in row.get("ode_variants", [])}
+        for solver in args.also_solvers if args.also_ode_steps else ():
+            for n_steps in args.also_ode_steps:
+                if (solver, n_steps) not in evaluated:
+                    variant = {"solver": solver, "n_steps": n_steps}
+                    row.setdefault("ode_variants", []).append(variant)
+                    added.append((own, variant, checkpoint_path(args.keep_checkpoints, row["trainer"], row["seed"], variant)))
         targets += [(variant, checkpoint_path(args.keep_checkpoints, row["trainer"], row["seed"], variant))
                     for variant in row.get("ode_variants", []) + row.get("execution_variants", [])]
+    for own, variant, path in added:
+        if own.is_dir():
+            save_variant(own, dict(variant), path)
     missing = [str(path) for _, path in targets if not path.is_dir()]
     if missing:
         raise SystemExit(f"--reevaluate: {len(missing)} of the run's checkpoints are not in {args.keep_checkpoints}: "
@@ -358,8 +372,12 @@ def reevaluate(args: argparse.Namespace) -> None:
     for trainer, summary in figures["summary"].items():
         done = [r for r in figures["rows"] if r["trainer"] == trainer and "pc_success" in r]
         summary.update(success_summary(done))
-        if "ode_curve" in summary:
-            summary["ode_curve"] = ode_curve(done, figures.get("latency_ms_per_chunk", {}).get(trainer, []))
+        if "ode_curve" in summary or args.also_ode_steps:
+            timings = figures.setdefault("latency_ms_per_chunk", {})
+            if trainer not in timings:
+                steps = tuple(sorted(set(LATENCY_STEPS) | set(args.also_ode_steps)))
+                timings[trainer] = latency(checkpoint_path(args.keep_checkpoints, trainer, done[0]["seed"]), steps)
+            summary["ode_curve"] = ode_curve(done, timings[trainer])
             print_curve(trainer, summary["ode_curve"])
     figures["settings"]["eval_episodes"] = args.eval_episodes
     figures["reevaluated_from"] = args.reevaluate

@@ -62,7 +62,8 @@ def test_reevaluate_scores_every_kept_checkpoint_again_and_recomputes_the_curve(
 
     monkeypatch.setattr(il_toolkit.evaluation, "evaluate_checkpoint", fake_evaluate)
     flow_state.reevaluate(argparse.Namespace(reevaluate=str(tmp_path / "src"), name=str(tmp_path / "new"),
-                                             keep_checkpoints=tmp_path, eval_episodes=200))
+                                             keep_checkpoints=tmp_path, eval_episodes=200, also_ode_steps=[],
+                                             also_solvers=["euler"]))
     assert evaluated == [(path, "il_toolkit/PushT-v0", 200, 7) for path in saved]
     result = json.loads((tmp_path / "new.json").read_text())
     assert result["benchmark"] == str(tmp_path / "new") and result["settings"]["eval_episodes"] == 200
@@ -71,12 +72,46 @@ def test_reevaluate_scores_every_kept_checkpoint_again_and_recomputes_the_curve(
     points = {(p["solver"], p["n_steps"]): p for p in result["summary"]["t"]["ode_curve"]["points"]}
     assert points[("euler", 1)]["mean_pc_success"] == 78.0 and points[("euler", 1)]["keeps_95"]  # 78 / 80 = 0.975
     with pytest.raises(SystemExit, match="--name other than SOURCE"):
-        flow_state.reevaluate(argparse.Namespace(reevaluate="src", name="src", keep_checkpoints=tmp_path, eval_episodes=5))
+        flow_state.reevaluate(argparse.Namespace(reevaluate="src", name="src", keep_checkpoints=tmp_path, eval_episodes=5,
+                                                 also_ode_steps=[], also_solvers=["euler"]))
     next(iter(saved)).rmdir()
     with pytest.raises(SystemExit, match="1 of the run's checkpoints are not in"):  # before evaluating anything
         flow_state.reevaluate(argparse.Namespace(reevaluate=str(tmp_path / "src"), name=str(tmp_path / "again"),
-                                                 keep_checkpoints=tmp_path, eval_episodes=200))
+                                                 keep_checkpoints=tmp_path, eval_episodes=200, also_ode_steps=[],
+                                                 also_solvers=["euler"]))
     assert len(evaluated) == len(saved)
+
+
+def test_reevaluate_adds_the_ode_settings_a_run_did_not_evaluate(tmp_path, monkeypatch):
+    import argparse
+    import json
+    from types import SimpleNamespace
+
+    import il_toolkit.evaluation
+
+    own = flow_state.checkpoint_path(tmp_path, "t", 0)
+    own.mkdir()
+    row = {"trainer": "t", "seed": 0, "pc_success": 90, "solver": "euler", "n_steps": 10}
+    (tmp_path / "src.json").write_text(json.dumps({"settings": {"env_id": "e"}, "summary": {"t": {}}, "rows": [row]}))
+    success = {own: 90.0}
+
+    def fake_save(path, variant, target):
+        target.mkdir()
+        success[target] = 40.0 + variant["n_steps"]
+        return target
+
+    monkeypatch.setattr(flow_state, "save_variant", fake_save)
+    monkeypatch.setattr(flow_state, "latency", lambda path, steps: [{"solver": "euler", "ode_steps": n, "ms_per_chunk": n}
+                                                                    for n in steps])
+    monkeypatch.setattr(il_toolkit.evaluation, "evaluate_checkpoint", lambda path, *a, **k: SimpleNamespace(
+        aggregates={"pc_success": success[Path(path)], "avg_max_reward": 0.5}, seconds=1.0))
+    flow_state.reevaluate(argparse.Namespace(reevaluate=str(tmp_path / "src"), name=str(tmp_path / "new"),
+                                             keep_checkpoints=tmp_path, eval_episodes=5, also_ode_steps=[1, 2, 10],
+                                             also_solvers=["euler"]))
+    result = json.loads((tmp_path / "new.json").read_text())
+    assert [(v["n_steps"], v["pc_success"]) for v in result["rows"][0]["ode_variants"]] == [(1, 41.0), (2, 42.0)]
+    points = {p["n_steps"]: p for p in result["summary"]["t"]["ode_curve"]["points"]}
+    assert points[2]["mean_pc_success"] == 42.0 and not points[2]["keeps_95"] and points[10]["mean_pc_success"] == 90.0
 
 
 def test_reflow_from_names_every_missing_teacher_before_collecting_anything(tmp_path, monkeypatch):
