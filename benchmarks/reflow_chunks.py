@@ -1,0 +1,96 @@
+"""What reflow changed: a reflowed policy's chunks against its teacher's, from the same noise on the same
+demonstration windows.
+
+Reflow (Liu et al. 2023; ``il-toolkit train flow --model_path TEACHER --reflow``,
+``flow_state.py --reflow-from DIR``) fine-tunes a copy of a flow policy on the (noise, chunk) pairs of the
+teacher's own ODE, so that its paths straighten and few Euler steps land where many do. Two things decide
+whether that pays: how much straighter the student's paths are (its few-step chunks against its own many-step
+chunks, beside the teacher's) and how faithfully it learnt the teacher's map (its chunks against the
+teacher's at the teacher's own step count, the pairs' step count). Public API only (``load``, ``WindowDataset``,
+``predict_chunk``); one CPU thread.
+
+    .venv/bin/python benchmarks/reflow_chunks.py --env aloha_insertion \\
+        --teacher DIR/naive_flow_matching_policy_trainer-s0 --student DIR2/naive_flow_matching_policy_trainer-s0
+
+Writes ``benchmarks/results/reflow_chunks_<env>.json`` (``--name``); differences are root-mean-square over
+states, chunk positions and action dimensions, overall and as a share of each dimension's spread (as in
+``shortcut_chunks.py``, whose helpers this uses), with the spread of the teacher's reference chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS_DIR, write_results  # noqa: E402
+from flow_state import DATASET, ENVS  # noqa: E402
+from shortcut_chunks import chunks, demonstration_windows, difference  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--teacher", type=Path, required=True, help="the flow checkpoint that was reflowed")
+    parser.add_argument("--student", type=Path, required=True, help="the reflowed checkpoint")
+    parser.add_argument("--env", default="aloha_insertion", choices=sorted(ENVS))
+    parser.add_argument("--demos", type=int, default=None, help="the dataset's episodes (default: flow_state.py's)")
+    parser.add_argument("--states", type=int, default=512, help="demonstration states drawn (seed 0)")
+    parser.add_argument("--steps", nargs="+", type=int, default=[1, 2, 5, 10], help="Euler step counts compared")
+    parser.add_argument("--reference-steps", type=int, default=128, help="Euler steps of each policy's own reference")
+    parser.add_argument("--name", default=None, help="results file name (default reflow_chunks_<env>)")
+    args = parser.parse_args()
+    if args.states < 2 or args.reference_steps < 1 or min(args.steps) < 1:
+        parser.error("--states must be >= 2 and step counts >= 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
+    from il_toolkit import collect_dataset, load_demonstrations
+    from il_toolkit.envs import make_env
+    from il_toolkit.policies import load
+
+    env_id, default_demos, _ = ENVS[args.env]
+    demos_n = args.demos or default_demos
+    dataset = DATASET.format(env=args.env, n=demos_n)
+    collect_dataset(env_id, dataset, demos_n, seed=0, num_envs=2, progress=False, if_missing=True)
+    teacher, student = load(args.teacher), load(args.student)
+    if student.spec != teacher.spec:
+        raise SystemExit(f"{args.student} is not a reflow of {args.teacher}: their architectures differ")
+    window = demonstration_windows(teacher, load_demonstrations(dataset, env=make_env(env_id)), args.states)
+
+    def chunk_of(policy, n_steps: int, noise_seed: int = 0) -> np.ndarray:
+        return chunks(policy, window, n_steps, None, dict(policy.inference_options), noise_seed)
+
+    teacher_map = chunk_of(teacher, teacher.n_steps)  # what the pairs held: the teacher's own ODE
+    spread = np.maximum(chunk_of(teacher, args.reference_steps).reshape(-1, teacher_map.shape[-1]).std(axis=0), 1e-8)
+    figures = {}
+    print(f"on {args.states} states of {dataset}, rms difference as a share of the spread:")
+    for name, policy in (("teacher", teacher), ("student", student)):
+        own = chunk_of(policy, args.reference_steps)
+        figures[name] = {
+            "vs_own_reference": {n: difference(chunk_of(policy, n), own, spread) for n in args.steps},
+            "vs_teacher_map": {n: difference(chunk_of(policy, n), teacher_map, spread) for n in args.steps},
+            "reference_from_other_noise": difference(chunk_of(policy, args.reference_steps, noise_seed=1), own, spread),
+        }
+        share = lambda key: "  ".join(f"{n}: {figures[name][key][n]['rms_share_of_spread']:.3f}" for n in args.steps)
+        print(f"  {name}: vs its own {args.reference_steps} steps  {share('vs_own_reference')}")
+        print(f"  {name}: vs the teacher's {teacher.n_steps} steps  {share('vs_teacher_map')}")
+    write_results(args.name or f"reflow_chunks_{args.env}", {
+        "settings": {"teacher": str(args.teacher), "student": str(args.student), "env_id": env_id, "dataset": dataset,
+                     "states": args.states, "reference_steps": args.reference_steps, "teacher_steps": teacher.n_steps,
+                     "spread_per_dimension": np.round(spread, 5).tolist()},
+        **figures,
+    })
+
+
+if __name__ == "__main__":
+    main()
