@@ -55,8 +55,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--reflow", action="store_true",
                         help="with --model_path: reflow it (Liu et al. 2023, Rectified Flow) instead of fine-tuning on "
                              "the dataset's chunks: its own ODE takes --reflow_noises noises per training window to "
-                             "chunks, and a copy learns those (noise, chunk) pairs, whose straighter paths let fewer "
-                             "ODE steps (--ode_steps, saved with the result) stand in for its own. Unset --steps and "
+                             "chunks, and a copy learns those (noise, chunk) pairs, which straightens its paths so that "
+                             "fewer ODE steps (--ode_steps, saved with the result) may stand in for its own; whether "
+                             "that pays depends on how faithfully the copy learns the map (on ALOHA insertion plain "
+                             "Euler at two steps already kept the ten-step success and a short reflow cost some: "
+                             "README). Unset --steps and "
                              f"--learning_rate default to {DEFAULT_REFLOW_STEPS} and {DEFAULT_REFLOW_LEARNING_RATE}")
     parser.add_argument("--reflow_noises", type=int, default=None,
                         help=f"with --reflow: noises (so chunks) per training window (default: {DEFAULT_NOISES_PER_WINDOW})")
@@ -135,10 +138,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "T's task frame)")
     parser.add_argument("--d_model", type=int, default=128, help="token width")
     parser.add_argument("--ode_steps", type=int, default=None,
-                        help="ODE steps at inference, saved with the policy (default: 10, or with --reflow the "
-                             "policy's own)")
+                        help="ODE steps at inference, saved with the policy (default: 10 for a new policy, "
+                             "--model_path's own for one trained further)")
     parser.add_argument("--solver", default=None, choices=SOLVERS,
-                        help="ODE solver at inference (default: euler, or with --reflow the policy's own)")
+                        help="ODE solver at inference (default: euler for a new policy, --model_path's own for one "
+                             "trained further)")
     parser.add_argument("--validation_split", type=float, default=0.0,
                         help="share of the episodes held out to measure val/loss each epoch (0: none; all train)")
     parser.add_argument("--keep_weights", default="last", choices=("last", "best"),
