@@ -175,7 +175,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from il_toolkit.train.il import common
     from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
-    from il_toolkit.train.imitation_learning.reflow import reflow_policy
+    from il_toolkit.train.imitation_learning.reflow import reflow_policy, reflow_problem
     from il_toolkit.train.logging import MetricLogger
 
     if args.dataset is None:
@@ -185,9 +185,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     problem = shortcut_settings_problem(args.shortcut_steps, args.shortcut_fraction, args.shortcut_ema_decay)
     if problem:
         raise SystemExit(f"--{problem}")
-    reflow_problem = check_reflow_flags(args)
-    if reflow_problem:
-        raise SystemExit(reflow_problem)
+    problem = inference_and_reflow_problem(args)
+    if problem:
+        raise SystemExit(problem)
     rng = common.seed_everything(args.seed)
     dataset = resolve_dataset(args.dataset)
     camera_env = env = common.env_for_dataset(dataset, args.env)
@@ -224,10 +224,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     trainer = args.trainer or (start.trainer_key if start is not None else "naive_flow_matching_policy_trainer")
     settings["trainer"] = trainer
     if args.reflow:
-        from il_toolkit.train.imitation_learning.reflow import reflow_problem as family_problem
-
         problem = (f"--reflow keeps the policy's own trainer ({start.trainer_key}); drop --trainer {trainer}"
-                   if trainer != start.trainer_key else family_problem(start))
+                   if trainer != start.trainer_key else reflow_problem(start))
         if problem:
             raise SystemExit(problem)
     (out / "config.json").write_text(json.dumps(settings, indent=2))
@@ -282,8 +280,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return {"policy_path": str(path), "eval": aggregates, **result}
 
 
-def check_reflow_flags(args: argparse.Namespace) -> str | None:
-    """What is wrong with the reflow flags and the inference settings, or ``None``."""
+def inference_and_reflow_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the inference settings and the reflow flags, or ``None``."""
     if args.ode_steps is not None and args.ode_steps < 1:
         return f"--ode_steps must be >= 1, got {args.ode_steps}"
     if not args.reflow:

@@ -1,4 +1,4 @@
-"""Reflow: straighten a trained flow policy's ODE so that one or two Euler steps act as its ten did.
+"""Reflow: straighten a trained flow policy's ODE so that fewer Euler steps may do what its own did.
 
 Liu, Gong and Liu, "Flow Straight and Fast: Learning to Generate and Transfer Data with Rectified
 Flow" (ICLR 2023). A flow-matching model trained on independent (noise, demonstration) pairs
@@ -6,12 +6,14 @@ learns paths that curve, because the straight lines between those pairs cross; f
 then land off the data. Reflow draws noises, takes each through the trained model's own ODE
 (the *teacher*) and fine-tunes a copy of the model (the *student*) with plain flow matching on
 the resulting (noise, chunk) pairs: lines between coupled pairs do not cross, so the student's
-paths are nearly straight and its one- and two-step chunks nearly those of the teacher's ODE::
+paths straighten. Whether its few-step chunks then act as well as the teacher's many-step ones
+also depends on how faithfully it learns the teacher's map (``benchmarks/reflow_chunks.py``
+measures both; the imitation_learning README gives what they were on ALOHA insertion)::
 
     from il_toolkit.policies import load
     from il_toolkit.train.imitation_learning.reflow import reflow_policy
 
-    student = reflow_policy(load("runs/insertion/policy"), trajectories, steps=10_000)
+    student = reflow_policy(load("runs/insertion/best"), trajectories, steps=10_000)
     student.n_steps = 2  # an inference setting
     student.save("runs/insertion-reflow")
 
