@@ -136,7 +136,8 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
     if args.reflow_from is not None:
         policy = reflow_policy(load(checkpoint_path(args.reflow_from, trainer, seed)), demos, steps=settings["steps"],
                                learning_rate=settings["learning_rate"], batch_size=args.batch_size, seed=seed,
-                               noises_per_window=settings["reflow_noises"])
+                               noises_per_window=settings["reflow_noises"], observation_space=env.observation_space,
+                               action_space=env.action_space)
     else:
         policy = train_flow_policy(
             trainer, demos, env.observation_space, env.action_space, steps=settings["steps"], batch_size=args.batch_size,
@@ -423,7 +424,8 @@ def main() -> None:
         noises = DEFAULT_NOISES_PER_WINDOW if args.reflow_noises is None else args.reflow_noises
         if noises < 1:
             raise SystemExit(f"--reflow-noises must be >= 1, got {noises}")
-        settings.update(reflow_from=str(args.reflow_from), reflow_noises=noises)
+        settings.update(reflow_from=str(args.reflow_from), reflow_noises=noises,
+                        architecture="each reflowed checkpoint's own: the chunk and net settings here do not apply")
         missing = [str(p) for t in args.trainers if not t.endswith("_depth") for s in args.seeds
                    for p in [checkpoint_path(args.reflow_from, t, s)] if not p.is_dir()]
         if missing:

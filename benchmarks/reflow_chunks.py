@@ -7,7 +7,7 @@ teacher's own ODE, so that its paths straighten and few Euler steps land where m
 whether that pays: how much straighter the student's paths are (its few-step chunks against its own many-step
 chunks, beside the teacher's) and how faithfully it learnt the teacher's map (its chunks against the
 teacher's at the teacher's own step count, the pairs' step count). Public API only (``load``, ``WindowDataset``,
-``predict_chunk``); one CPU thread.
+``predict_chunk``); one CPU thread. The windows are training windows; the noise is not the pairs'.
 
     .venv/bin/python benchmarks/reflow_chunks.py --env aloha_insertion \\
         --teacher DIR/naive_flow_matching_policy_trainer-s0 --student DIR2/naive_flow_matching_policy_trainer-s0
@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RESULTS_DIR, write_results  # noqa: E402
 from flow_state import DATASET, ENVS  # noqa: E402
 from shortcut_chunks import chunks, demonstration_windows, difference  # noqa: E402
+
+NOISE_SEED = 1000  # not reflow's pair seeds (0, 1 by default): the student never trained on these noises
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,7 +69,12 @@ def main() -> None:
         raise SystemExit(f"{args.student} is not a reflow of {args.teacher}: their architectures differ")
     window = demonstration_windows(teacher, load_demonstrations(dataset, env=make_env(env_id)), args.states)
 
-    def chunk_of(policy, n_steps: int, noise_seed: int = 0) -> np.ndarray:
+    for name, policy in (("teacher", teacher), ("student", student)):
+        if policy.solver != "euler" or policy.spec.shortcut_steps:
+            raise SystemExit(f"the {name} {getattr(args, name)} is not a plain flow model integrated with Euler steps, "
+                             "which is what this benchmark compares")
+
+    def chunk_of(policy, n_steps: int, noise_seed: int = NOISE_SEED) -> np.ndarray:
         return chunks(policy, window, n_steps, None, dict(policy.inference_options), noise_seed)
 
     teacher_map = chunk_of(teacher, teacher.n_steps)  # what the pairs held: the teacher's own ODE
@@ -79,7 +86,7 @@ def main() -> None:
         figures[name] = {
             "vs_own_reference": {n: difference(chunk_of(policy, n), own, spread) for n in args.steps},
             "vs_teacher_map": {n: difference(chunk_of(policy, n), teacher_map, spread) for n in args.steps},
-            "reference_from_other_noise": difference(chunk_of(policy, args.reference_steps, noise_seed=1), own, spread),
+            "reference_from_other_noise": difference(chunk_of(policy, args.reference_steps, NOISE_SEED + 1), own, spread),
         }
         share = lambda key: "  ".join(f"{n}: {figures[name][key][n]['rms_share_of_spread']:.3f}" for n in args.steps)
         print(f"  {name}: vs its own {args.reference_steps} steps  {share('vs_own_reference')}")
@@ -87,6 +94,7 @@ def main() -> None:
     write_results(args.name or f"reflow_chunks_{args.env}", {
         "settings": {"teacher": str(args.teacher), "student": str(args.student), "env_id": env_id, "dataset": dataset,
                      "states": args.states, "reference_steps": args.reference_steps, "teacher_steps": teacher.n_steps,
+                     "noise_seed": NOISE_SEED,
                      "spread_per_dimension": np.round(spread, 5).tolist()},
         **figures,
     })

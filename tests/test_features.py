@@ -256,6 +256,8 @@ def test_train_flow_reflows_a_saved_policy_and_saves_it_with_the_asked_ode_steps
                         "--output_dir", str(tmp_path / "reflow2")]) == 0
     again = load(tmp_path / "reflow2" / "best")  # unset inference settings stay the policy's own
     assert (again.n_steps, again.solver) == (10, "midpoint")
+    recorded = [json.loads((tmp_path / run / "config.json").read_text()) for run in ("reflow", "reflow2")]
+    assert [(c["ode_steps"], c["solver"], c["reflow_noises"]) for c in recorded] == [(2, "euler", 2), (10, "midpoint", 4)]
     with pytest.raises(SystemExit, match="give the policy's directory with --model_path"):
         main(base + ["--reflow", "--output_dir", str(tmp_path / "bad")])
     with pytest.raises(SystemExit, match="is a setting of --reflow"):

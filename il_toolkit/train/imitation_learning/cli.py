@@ -57,9 +57,8 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "the dataset's chunks: its own ODE takes --reflow_noises noises per training window to "
                              "chunks, and a copy learns those (noise, chunk) pairs, which straightens its paths so that "
                              "fewer ODE steps (--ode_steps, saved with the result) may stand in for its own; whether "
-                             "that pays depends on how faithfully the copy learns the map (on ALOHA insertion plain "
-                             "Euler at two steps already kept the ten-step success and a short reflow cost some: "
-                             "README). Unset --steps and "
+                             "that pays depends on how faithfully the copy learns the map (ALOHA insertion: README). "
+                             "Unset --steps and "
                              f"--learning_rate default to {DEFAULT_REFLOW_STEPS} and {DEFAULT_REFLOW_LEARNING_RATE}")
     parser.add_argument("--reflow_noises", type=int, default=None,
                         help=f"with --reflow: noises (so chunks) per training window (default: {DEFAULT_NOISES_PER_WINDOW})")
@@ -68,10 +67,11 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--env", help="env id (default: the one the dataset records)")
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: state envs "
                         f"{STATE_DEFAULTS['steps']}, {CHUNK_STEPS} where the env asks for chunks, image envs "
-                        f"{IMAGE_DEFAULTS['steps']})")
+                        f"{IMAGE_DEFAULTS['steps']}, --reflow {DEFAULT_REFLOW_STEPS})")
     parser.add_argument("--batch_size", type=int, default=256, help="windows per gradient step")
     parser.add_argument("--learning_rate", type=float, default=None, help="peak learning rate, cosine-decayed over "
-                        f"the steps (default: state {STATE_DEFAULTS['learning_rate']}, images {IMAGE_DEFAULTS['learning_rate']})")
+                        f"the steps (default: state {STATE_DEFAULTS['learning_rate']}, images {IMAGE_DEFAULTS['learning_rate']}, "
+                        f"--reflow {DEFAULT_REFLOW_LEARNING_RATE})")
     parser.add_argument("--horizon", type=int, default=None, help="actions predicted per chunk (default: state "
                         f"{STATE_DEFAULTS['horizon']} or the env's action_chunk, ALOHA 16; images {IMAGE_DEFAULTS['horizon']}). "
                         "PushT state: 4 with --n_action_steps 2 succeeded as often as horizon 1 (100%% against 99%%, 3 seeds) "
@@ -223,6 +223,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     start = starting_policy(args.model_path)
     trainer = args.trainer or (start.trainer_key if start is not None else "naive_flow_matching_policy_trainer")
     settings["trainer"] = trainer
+    settings["ode_steps"] = args.ode_steps or (start.n_steps if start is not None else DEFAULT_ODE_STEPS)
+    settings["solver"] = args.solver or (start.solver if start is not None else DEFAULT_SOLVER)
+    if args.reflow:
+        settings["reflow_noises"] = args.reflow_noises or DEFAULT_NOISES_PER_WINDOW
     if args.reflow:
         problem = (f"--reflow keeps the policy's own trainer ({start.trainer_key}); drop --trainer {trainer}"
                    if trainer != start.trainer_key else reflow_problem(start))
@@ -241,8 +245,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                      "velocity_net": args.velocity_net, "action_statistics": args.action_statistics,
                      "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
                      "shortcut_ema_decay": args.shortcut_ema_decay},
-        policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": args.ode_steps or DEFAULT_ODE_STEPS,
-                        "solver": args.solver or DEFAULT_SOLVER},
+        policy_options={"n_action_steps": settings["n_action_steps"], "n_steps": settings["ode_steps"],
+                        "solver": settings["solver"]},
         features=default_state_features(env) if args.task_frame else None)
     fit_options = dict(
         steps=steps, batch_size=args.batch_size, learning_rate=settings["learning_rate"], seed=args.seed,
@@ -253,7 +257,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         if args.reflow:
-            policy = reflow_policy(start, train_demos, noises_per_window=args.reflow_noises or DEFAULT_NOISES_PER_WINDOW,
+            policy = reflow_policy(start, train_demos, noises_per_window=settings["reflow_noises"],
                                    observation_space=env.observation_space, action_space=env.action_space, **fit_options)
         else:
             policy = train_flow_policy(
@@ -266,8 +270,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         logger.close()
     if start is not None:  # a saved policy keeps its inference settings unless asked to change them
-        policy.n_steps = args.ode_steps or policy.n_steps
-        policy.solver = args.solver or policy.solver
+        policy.n_steps, policy.solver = settings["ode_steps"], settings["solver"]
     result: dict[str, Any] = {}
     if states is not None:
         result["state_policy_episodes"] = len(train_demos)  # the noisy copies included

@@ -28,9 +28,10 @@ DEFAULT_ODE_STEPS = 10  # the ODE a new policy acts with (inference settings: a 
 DEFAULT_SOLVER = "euler"
 # Reflow (train flow --reflow, il_toolkit.train.imitation_learning.reflow): noises per training window, and the
 # fine-tuning budget of the copy that learns the trained policy's (noise, chunk) pairs. ALOHA insertion's 40,000-step
-# policy reflowed for 10,000 steps (benchmarks/reflow_chunks.py, share of each action dimension's spread): at 3e-4 the
-# copy's ten-step chunks lay 0.017 from the policy's map and its two-step ones 0.044 from its own 128-step ones, at
-# 1e-3 0.032 and 0.048 (on a 3,000-step policy 1e-3 had straightened more: the better trained, the gentler).
+# policy reflowed for 10,000 steps (one seed; benchmarks/reflow_chunks.py, share of each action dimension's spread):
+# at 3e-4 the copy's ten-step chunks lay 0.018 from the policy's map and its two-step ones 0.045 from its own 128-step
+# ones, at 1e-3 0.032 and 0.049, and 1e-3 lost 10-11 points of success at two and ten steps where 3e-4 stayed within
+# 2.5 (a 3,000-step policy, by contrast, had straightened more at 1e-3).
 DEFAULT_NOISES_PER_WINDOW = 4
 DEFAULT_REFLOW_STEPS = 10000
 DEFAULT_REFLOW_LEARNING_RATE = 3e-4

@@ -5,8 +5,8 @@ Flow" (ICLR 2023). A flow-matching model trained on independent (noise, demonstr
 learns paths that curve, because the straight lines between those pairs cross; few Euler steps
 then land off the data. Reflow draws noises, takes each through the trained model's own ODE
 (the *teacher*) and fine-tunes a copy of the model (the *student*) with plain flow matching on
-the resulting (noise, chunk) pairs: lines between coupled pairs do not cross, so the student's
-paths straighten. Whether its few-step chunks then act as well as the teacher's many-step ones
+the resulting (noise, chunk) pairs: lines between coupled pairs cross less than between independent
+ones, so the student's paths straighten. Whether its few-step chunks then act as well as the teacher's many-step ones
 also depends on how faithfully it learns the teacher's map (``benchmarks/reflow_chunks.py``
 measures both; the imitation_learning README gives what they were on ALOHA insertion)::
 
