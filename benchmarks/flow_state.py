@@ -375,8 +375,9 @@ def reevaluate(args: argparse.Namespace) -> None:
         summary.update(success_summary(done))
         if "ode_curve" in summary or args.also_ode_steps:
             timings = figures.setdefault("latency_ms_per_chunk", {})
-            if trainer not in timings:
-                steps = tuple(sorted(set(LATENCY_STEPS) | set(args.also_ode_steps)))
+            timed = {t["ode_steps"] for t in timings.get(trainer, [])}
+            if not set(args.also_ode_steps) <= timed or not timed:  # a step count without a timing is timed anew
+                steps = tuple(sorted(set(LATENCY_STEPS) | set(args.also_ode_steps) | timed))
                 timings[trainer] = latency(checkpoint_path(args.keep_checkpoints, trainer, done[0]["seed"]), steps)
             summary["ode_curve"] = ode_curve(done, timings[trainer])
             print_curve(trainer, summary["ode_curve"])

@@ -112,6 +112,7 @@ def test_reevaluate_adds_the_ode_settings_a_run_did_not_evaluate(tmp_path, monke
     assert [(v["n_steps"], v["pc_success"]) for v in result["rows"][0]["ode_variants"]] == [(1, 41.0), (2, 42.0)]
     points = {p["n_steps"]: p for p in result["summary"]["t"]["ode_curve"]["points"]}
     assert points[2]["mean_pc_success"] == 42.0 and not points[2]["keeps_95"] and points[10]["mean_pc_success"] == 90.0
+    assert points[1]["ms_per_chunk"] == 1  # timed, although the source had no timings
 
 
 def test_reflow_from_names_every_missing_teacher_before_collecting_anything(tmp_path, monkeypatch):
