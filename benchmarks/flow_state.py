@@ -118,6 +118,20 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def expert_demonstrations(env_key: str, n_demos: int | None = None, env=None) -> tuple[str, list]:
+    """The Minari id and the episodes of ``env_key``'s expert dataset (``n_demos`` episodes, default the
+    benchmark's; collected with seeds 0, 1, ... where missing), loaded for ``env`` (default: made here)."""
+    os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
+    from il_toolkit import collect_dataset, load_demonstrations
+    from il_toolkit.envs import make_env
+
+    env_id, default_demos, _ = ENVS[env_key]
+    n_demos = n_demos or default_demos
+    dataset = DATASET.format(env=env_key, n=n_demos)
+    collect_dataset(env_id, dataset, n_demos, seed=0, num_envs=2, progress=False, if_missing=True)
+    return dataset, load_demonstrations(dataset, env=env if env is not None else make_env(env_id))
+
+
 def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings: dict, out: Path) -> dict:
     from il_toolkit.evaluation import evaluate_checkpoint
     from il_toolkit.policies.flow_policy import default_state_features
@@ -397,8 +411,6 @@ def main() -> None:
         return retime(args)
     if args.reevaluate:
         return reevaluate(args)
-    os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
-    from il_toolkit import collect_dataset, load_demonstrations
     from il_toolkit.envs import make_env
     from il_toolkit.train.imitation_learning.defaults import (
         DEFAULT_NOISES_PER_WINDOW, DEFAULT_REFLOW_LEARNING_RATE, DEFAULT_REFLOW_STEPS, defaults_for)
@@ -435,9 +447,7 @@ def main() -> None:
             raise SystemExit("--keep-checkpoints would overwrite the --reflow-from checkpoints: give another directory")
     elif args.reflow_noises is not None:
         raise SystemExit("--reflow-noises is a setting of --reflow-from")
-    dataset = DATASET.format(env=args.env, n=args.demos)
-    collect_dataset(args.env_id, dataset, args.demos, seed=0, num_envs=2, progress=False, if_missing=True)
-    demos = load_demonstrations(dataset, env=env)
+    dataset, demos = expert_demonstrations(args.env, args.demos, env)
     rows = []
     timings: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:

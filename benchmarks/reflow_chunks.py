@@ -20,7 +20,6 @@ states, chunk positions and action dimensions, overall and as a share of each di
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -28,8 +27,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS_DIR, write_results  # noqa: E402
-from flow_state import DATASET, ENVS  # noqa: E402
+from _results import write_results  # noqa: E402
+from flow_state import ENVS, expert_demonstrations  # noqa: E402
 from shortcut_chunks import chunks, demonstration_windows, difference  # noqa: E402
 
 NOISE_SEED = 1000  # not reflow's pair seeds (0, 1 by default): the student never trained on these noises
@@ -55,19 +54,14 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
-    os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
-    from il_toolkit import collect_dataset, load_demonstrations
-    from il_toolkit.envs import make_env
     from il_toolkit.policies import load
 
-    env_id, default_demos, _ = ENVS[args.env]
-    demos_n = args.demos or default_demos
-    dataset = DATASET.format(env=args.env, n=demos_n)
-    collect_dataset(env_id, dataset, demos_n, seed=0, num_envs=2, progress=False, if_missing=True)
+    env_id = ENVS[args.env][0]
+    dataset, demos = expert_demonstrations(args.env, args.demos)
     teacher, student = load(args.teacher), load(args.student)
     if student.spec != teacher.spec:
         raise SystemExit(f"{args.student} is not a reflow of {args.teacher}: their architectures differ")
-    window = demonstration_windows(teacher, load_demonstrations(dataset, env=make_env(env_id)), args.states)
+    window = demonstration_windows(teacher, demos, args.states)
 
     for name, policy in (("teacher", teacher), ("student", student)):
         if policy.solver != "euler" or policy.spec.shortcut_steps:

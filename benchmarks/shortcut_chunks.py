@@ -24,7 +24,6 @@ randomness).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -32,8 +31,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import RESULTS_DIR, write_results  # noqa: E402
-from flow_state import DATASET, ENVS, save_variant  # noqa: E402
+from _results import write_results  # noqa: E402
+from flow_state import ENVS, expert_demonstrations, save_variant  # noqa: E402
 
 TOLD = {"shortcut": None, "plain_euler": 0.0}  # the step size the model is told: the solver's, or the smallest
 
@@ -110,19 +109,14 @@ def difference(chunk: np.ndarray, reference: np.ndarray, spread: np.ndarray) -> 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
-    os.environ.setdefault("MINARI_DATASETS_PATH", str(RESULTS_DIR.parent / ".cache" / "minari"))
-    from il_toolkit import collect_dataset, load_demonstrations
-    from il_toolkit.envs import make_env
     from il_toolkit.policies import load
 
-    env_id, default_demos, _ = ENVS[args.env]
-    demos_n = args.demos or default_demos
-    dataset = DATASET.format(env=args.env, n=demos_n)
-    collect_dataset(env_id, dataset, demos_n, seed=0, num_envs=2, progress=False, if_missing=True)
+    env_id = ENVS[args.env][0]
+    dataset, demos = expert_demonstrations(args.env, args.demos)
     policy = load(args.policy)
     if not getattr(policy, "spec", None) or not policy.spec.shortcut_steps:
         raise SystemExit(f"{args.policy} is not a shortcut model (train it with --shortcut_steps M)")
-    window = demonstration_windows(policy, load_demonstrations(dataset, env=make_env(env_id)), args.states)
+    window = demonstration_windows(policy, demos, args.states)
     saved = dict(policy.inference_options)
     reference = chunks(policy, window, args.reference_steps, None, saved)
     spread = np.maximum(reference.reshape(-1, reference.shape[-1]).std(axis=0), 1e-8)

@@ -227,7 +227,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     settings["solver"] = args.solver or (start.solver if start is not None else DEFAULT_SOLVER)
     if args.reflow:
         settings["reflow_noises"] = args.reflow_noises or DEFAULT_NOISES_PER_WINDOW
-    if args.reflow:
         problem = (f"--reflow keeps the policy's own trainer ({start.trainer_key}); drop --trainer {trainer}"
                    if trainer != start.trainer_key else reflow_problem(start))
         if problem:
