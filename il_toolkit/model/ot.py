@@ -15,7 +15,8 @@ import torch
 # Above this cost/epsilon ratio exp(-cost/epsilon) can underflow float64 (exp(-745) is 0) and the
 # iterations run on log-potentials instead.
 _KERNEL_LIMIT = 600.0
-_TOLERANCE = 1e-5  # cost units: iterations stop once the potential g moves less than this in one update
+_TOLERANCE = 1e-5  # cost units: iterations stop once the potential g moves less than this between checks
+_CHECK_EVERY = 5  # kernel iterations between convergence checks
 
 
 def _cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -31,19 +32,25 @@ def _update_f(g: torch.Tensor, cost: torch.Tensor, epsilon: float) -> torch.Tens
 
 def _converged_g_kernel(cost: torch.Tensor, epsilon: float, n_iters: int, tolerance: float) -> torch.Tensor:
     """Sinkhorn's iterations on ``u = exp(f / eps)``, ``v = exp(g / eps)`` and the kernel ``K = exp(-C / eps)``
-    in float64: each is two (batched) matrix-vector products instead of two log-sum-exps over the
-    whole cost matrix. ``cost (P, N, M)`` (P problems solved together) -> ``g (P, M)``."""
+    in float64: each is two matrix-vector products per problem instead of two log-sum-exps over the
+    whole cost matrix. ``cost (P, N, M)`` (P problems solved together) -> ``g (P, M)``.
+
+    One ``torch.mv`` per problem (the uniform weights folded into the kernel), not a batched ``bmm``: on
+    one CPU thread a (3, 128, 128) float64 ``bmm`` by a vector took 61 us against 24 us for the three
+    ``mv``. Convergence is checked every ``_CHECK_EVERY`` updates (each check costs as much as an update)."""
     n, m = cost.shape[-2:]
-    kernel = torch.exp(-cost.double() / epsilon)
-    a, b = 1.0 / n, 1.0 / m
-    v = torch.ones(cost.shape[0], m, 1, dtype=torch.float64, device=cost.device)
-    g = torch.zeros(cost.shape[0], m, dtype=torch.float64, device=cost.device)
-    for _ in range(n_iters):
-        u = 1.0 / torch.bmm(kernel, b * v)
-        v = 1.0 / torch.bmm(kernel.transpose(1, 2), a * u)
-        previous, g = g, epsilon * torch.log(v[..., 0])
-        if float((g - previous).abs().max()) <= tolerance:
-            break
+    kernels = torch.exp(-cost.double() / epsilon)
+    rows = [k / m for k in kernels.unbind(0)]  # u = 1 / (K (b v)), b = 1 / m
+    columns = [k.t() / n for k in kernels.unbind(0)]  # v = 1 / (K^T (a u)), a = 1 / n
+    v = [torch.ones(m, dtype=torch.float64, device=cost.device) for _ in rows]
+    g = torch.zeros(len(rows), m, dtype=torch.float64, device=cost.device)
+    for i in range(n_iters):
+        u = [torch.mv(k, vp).reciprocal_() for k, vp in zip(rows, v)]
+        v = [torch.mv(k, up).reciprocal_() for k, up in zip(columns, u)]
+        if (i + 1) % _CHECK_EVERY == 0 or i + 1 == n_iters:
+            previous, g = g, epsilon * torch.log(torch.stack(v))
+            if float((g - previous).abs().max()) <= tolerance:
+                break
     return g.to(cost.dtype)
 
 
@@ -79,7 +86,7 @@ def entropic_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters
     differentiated. At the fixed point the objective's gradient through the potentials vanishes
     (envelope theorem), so its gradient with respect to the cost is the transport plan, as when
     every iteration is differentiated, at a fraction of the cost. Iterations stop early once the
-    potential ``g`` moves by no more than ``tolerance`` (cost units) in one update."""
+    potential ``g`` moves by no more than ``tolerance`` (cost units) between two checks."""
     return _entropic_ot_batch(_cost(x, y)[None], epsilon, n_iters, tolerance)[0]
 
 
