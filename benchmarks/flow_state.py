@@ -18,7 +18,7 @@ the machine's load; the wall-clock each run took is reported beside them. Unset 
 
 Fewer ODE steps: ``--also-ode-steps 1 2 5 10 --also-solvers euler midpoint rk4`` evaluates every
 checkpoint at each of those integration settings (inference settings: the weights are the same)
-and times a chunk at each on every trainer's first checkpoint (batch 1, one thread), so the
+and times a chunk at each on every trainer's first checkpoint (batch 1, on one thread and on two), so the
 summary holds each trainer's success/latency curve and the fastest setting that keeps >= 95% of
 the success at the policy's own setting (10 Euler steps) on every seed; the curve is also drawn to ``<name>_ode_curve.png``.
 ``--latency`` times the chunks without evaluating the grid (``flow_step_cost.py`` measures the
@@ -224,24 +224,36 @@ def inference_variants(args: argparse.Namespace, settings: dict, policy) -> list
 
 
 def latency(path: Path, steps: tuple[int, ...] = LATENCY_STEPS) -> list[dict]:
-    """Median ms per chunk (batch 1, one thread) for each ODE step count and solver."""
+    """Median ms per chunk (batch 1) for each ODE step count and solver: ``ms_per_chunk`` on one thread, as
+    the benchmark trains and evaluates, and ``ms_per_chunk_two_threads`` with both of this machine's cores."""
     from il_toolkit.policies import load
 
     policy = load(path)
     window = {"observation.state": torch.zeros(1, policy.spec.n_obs_steps, policy.spec.state_dim)}
-    warm_until = time.perf_counter() + 0.5  # the first setting timed was up to 1.7x slower than the next without it
-    while time.perf_counter() < warm_until:
-        policy.predict_chunk(window, n_steps=max(steps), solver="euler")
-    rows = []
-    for solver in SOLVERS:
-        for n_steps in steps:
-            times = []
-            for _ in range(60):
-                start = time.perf_counter()
-                policy.predict_chunk(window, n_steps=n_steps, solver=solver)
-                times.append(time.perf_counter() - start)
-            rows.append({"solver": solver, "ode_steps": n_steps, "ms_per_chunk": round(1000 * float(np.median(times[10:])), 3)})
-    return rows
+
+    def median_ms(n_steps: int, solver: str) -> float:
+        times = []
+        for _ in range(60):
+            start = time.perf_counter()
+            policy.predict_chunk(window, n_steps=n_steps, solver=solver)
+            times.append(time.perf_counter() - start)
+        return round(1000 * float(np.median(times[10:])), 3)
+
+    rows = {}
+    threads_before = torch.get_num_threads()
+    try:
+        for threads, field in ((1, "ms_per_chunk"), (2, "ms_per_chunk_two_threads")):
+            torch.set_num_threads(threads)
+            warm_until = time.perf_counter() + 0.5  # the first setting timed was up to 1.7x slower than the next without it
+            while time.perf_counter() < warm_until:
+                policy.predict_chunk(window, n_steps=max(steps), solver="euler")
+            for solver in SOLVERS:
+                for n_steps in steps:
+                    row = rows.setdefault((solver, n_steps), {"solver": solver, "ode_steps": n_steps})
+                    row[field] = median_ms(n_steps, solver)
+    finally:
+        torch.set_num_threads(threads_before)
+    return list(rows.values())
 
 
 EVALUATIONS_PER_STEP = {"euler": 1, "midpoint": 2, "rk4": 4}
@@ -252,6 +264,7 @@ def ode_curve(rows: list[dict], timings: list[dict]) -> dict:
     of the success at the policy's own setting (each row's), velocity-net evaluations and ms per
     chunk; ``cheapest_kept``: the fastest setting whose share is >= ``KEEP_FRACTION`` on every seed."""
     ms = {(t["solver"], t["ode_steps"]): t["ms_per_chunk"] for t in timings}
+    ms_two = {(t["solver"], t["ode_steps"]): t.get("ms_per_chunk_two_threads") for t in timings}
     settings: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for row in rows:
         base = row["pc_success"]
@@ -265,7 +278,8 @@ def ode_curve(rows: list[dict], timings: list[dict]) -> dict:
         success, shares = zip(*values)
         min_share = None if None in shares else round(float(min(shares)), 3)
         points.append({"solver": solver, "n_steps": n_steps, "evaluations": n_steps * EVALUATIONS_PER_STEP[solver],
-                       "ms_per_chunk": ms.get((solver, n_steps)), "per_seed": list(success),
+                       "ms_per_chunk": ms.get((solver, n_steps)),
+                       "ms_per_chunk_two_threads": ms_two.get((solver, n_steps)), "per_seed": list(success),
                        "mean_pc_success": round(float(np.mean(success)), 1), "min_share_of_own_setting": min_share,
                        "keeps_95": len(values) == len(rows) and min_share is not None and min_share >= KEEP_FRACTION})
     kept = [p for p in points if p["keeps_95"] and p["ms_per_chunk"] is not None]
@@ -278,7 +292,7 @@ def print_curve(trainer: str, curve: dict) -> None:
     for p in curve["points"]:
         mark = "  keeps >= 95%" if p["keeps_95"] else ""
         print(f"    {p['solver']:8s} {p['n_steps']:2d} steps ({p['evaluations']:2d} evals): {p['mean_pc_success']:5.1f}% "
-              f"{p['per_seed']}  {p['ms_per_chunk']} ms{mark}")
+              f"{p['per_seed']}  {p['ms_per_chunk']} ms ({p.get('ms_per_chunk_two_threads')} on two threads){mark}")
     cheapest = curve["cheapest_kept"]
     if cheapest:
         print(f"    cheapest that keeps >= 95% of the policy's own setting on every seed: {cheapest['solver']} x {cheapest['n_steps']} "
