@@ -14,6 +14,7 @@ without terminating (the pole stayed up for the whole horizon).
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import time
@@ -54,7 +55,8 @@ class EvalResult:
             "n_episodes": len(self.episodes),
             "mean_return": float(returns.mean()),
             "std_return": float(returns.std()),
-            "pc_success": float(100.0 * np.mean([e.success for e in self.episodes])),
+            # count * 100 / n, not 100 * mean: 114 of 200 is 57.0, where 100 * 0.57 prints 56.99999999999999
+            "pc_success": 100.0 * sum(bool(e.success) for e in self.episodes) / len(self.episodes) if self.episodes else math.nan,
             "avg_max_reward": float(np.mean([e.max_reward for e in self.episodes])),
             "mean_length": float(np.mean([e.length for e in self.episodes])),
         }

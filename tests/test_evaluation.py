@@ -19,6 +19,13 @@ def test_records_and_aggregates_for_a_known_policy():
     assert result.aggregates["mean_return"] == pytest.approx(np.mean([r.sum_reward for r in result.episodes]))
 
 
+def test_success_percentage_is_the_exact_count_over_episodes():
+    from il_toolkit.evaluation import EpisodeRecord, EvalResult
+
+    episodes = [EpisodeRecord(seed=i, sum_reward=0.0, max_reward=0.0, success=i < 114, length=1) for i in range(200)]
+    assert EvalResult("env", episodes, 1.0).aggregates["pc_success"] == 57.0  # 100 * mean gave 56.99999999999999
+
+
 def test_normalised_score_is_one_for_the_expert_and_zero_for_random():
     assert normalized_score(50.0, 0.0, 100.0) == 0.5
     refs = reference_returns("CartPole-v1", 5, seed=123)
