@@ -1,5 +1,5 @@
 """Where benchmark scripts write their figures: ``benchmarks/results/NAME.json``, with the
-machine, package versions and git revision beside the numbers."""
+machine (and its load when the figures were written), package versions and git revision beside the numbers."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def environment() -> dict[str, Any]:
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],  # other jobs sharing the machine skew timings
         "versions": versions,
     }
 

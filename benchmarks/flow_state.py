@@ -225,7 +225,7 @@ def inference_variants(args: argparse.Namespace, settings: dict, policy) -> list
 
 def latency(path: Path, steps: tuple[int, ...] = LATENCY_STEPS) -> list[dict]:
     """Median ms per chunk (batch 1) for each ODE step count and solver: ``ms_per_chunk`` on one thread, as
-    the benchmark trains and evaluates, and ``ms_per_chunk_two_threads`` with both of this machine's cores."""
+    the benchmark trains and evaluates, and ``ms_per_chunk_two_threads`` on two."""
     from il_toolkit.policies import load
 
     policy = load(path)
@@ -291,8 +291,10 @@ def print_curve(trainer: str, curve: dict) -> None:
     print(f"  {trainer}: success (mean over seeds) / ms per chunk")
     for p in curve["points"]:
         mark = "  keeps >= 95%" if p["keeps_95"] else ""
+        two = p.get("ms_per_chunk_two_threads")
+        two_threads = "" if two is None else f" ({two} on two threads)"
         print(f"    {p['solver']:8s} {p['n_steps']:2d} steps ({p['evaluations']:2d} evals): {p['mean_pc_success']:5.1f}% "
-              f"{p['per_seed']}  {p['ms_per_chunk']} ms ({p.get('ms_per_chunk_two_threads')} on two threads){mark}")
+              f"{p['per_seed']}  {p['ms_per_chunk']} ms{two_threads}{mark}")
     cheapest = curve["cheapest_kept"]
     if cheapest:
         print(f"    cheapest that keeps >= 95% of the policy's own setting on every seed: {cheapest['solver']} x {cheapest['n_steps']} "

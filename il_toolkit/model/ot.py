@@ -86,7 +86,8 @@ def entropic_ot(x: torch.Tensor, y: torch.Tensor, epsilon: float = 0.05, n_iters
     differentiated. At the fixed point the objective's gradient through the potentials vanishes
     (envelope theorem), so its gradient with respect to the cost is the transport plan, as when
     every iteration is differentiated, at a fraction of the cost. Iterations stop early once the
-    potential ``g`` moves by no more than ``tolerance`` (cost units) between two checks."""
+    potential ``g`` moves by no more than ``tolerance`` (cost units) over five updates (kernel iterations; every
+    update in the log domain)."""
     return _entropic_ot_batch(_cost(x, y)[None], epsilon, n_iters, tolerance)[0]
 
 
