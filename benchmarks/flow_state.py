@@ -33,7 +33,8 @@ every setting that run evaluated (and at ``--also-ode-steps`` settings it did no
 ``--reflow-from DIR`` (a run's ``--keep-checkpoints``) trains nothing from scratch: each trainer/seed's kept
 checkpoint is reflowed (``il_toolkit.train.imitation_learning.reflow``: a copy fine-tuned on the (noise, chunk)
 pairs of its own ODE, ``--reflow-noises`` per window, ``--steps`` / ``--learning-rate`` defaulting to reflow's)
-and the result evaluated like a trained one, ``--also-ode-steps`` included.
+and the result evaluated like a trained one, ``--also-ode-steps`` included; it keeps its checkpoint's chunk and
+velocity net, so the options that would shape a new policy (``--horizon``, ``--mlp-width``, ...) are refused.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ DEFAULT_TRAINERS = (
     "variational_flow_matching_policy_trainer",
     "vfp_single_expert_trainer_depth",
 )
+
+
+# Options that shape a policy's chunk or net; a reflowed policy keeps its teacher's.
+ARCHITECTURE_OPTIONS = ("horizon", "n_obs_steps", "n_action_steps", "velocity_net", "mlp_width", "raw_state",
+                        "action_statistics", "shortcut_steps", "shortcut_fraction", "shortcut_ema_decay")
 
 
 def parse_args() -> argparse.Namespace:
@@ -115,7 +121,12 @@ def parse_args() -> argparse.Namespace:
     again.add_argument("--retime", action="store_true",
                         help="train nothing: time the chunks of the checkpoints an earlier run kept in --keep-checkpoints "
                              "again (on a quieter machine) and recompute the results file's curves from its rows")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.reflow_from is not None:
+        given = [f"--{dest.replace('_', '-')}" for dest in ARCHITECTURE_OPTIONS if getattr(args, dest) != parser.get_default(dest)]
+        if given:
+            parser.error(f"--reflow-from keeps each checkpoint's own chunk and velocity net: drop {', '.join(given)}")
+    return args
 
 
 def expert_demonstrations(env_key: str, n_demos: int | None = None, env=None) -> tuple[str, list]:

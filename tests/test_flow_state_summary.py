@@ -131,3 +131,13 @@ def test_reflow_from_names_every_missing_teacher_before_collecting_anything(tmp_
                                       "vfp_single_expert_trainer_depth", "--keep-checkpoints", str(tmp_path)])
     with pytest.raises(SystemExit, match="would overwrite the --reflow-from checkpoints"):
         flow_state.main()
+
+
+def test_reflow_from_refuses_the_options_that_shape_a_new_policy(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["flow_state.py", "--reflow-from", str(tmp_path), "--horizon", "8",
+                                      "--mlp-width", "512"])
+    with pytest.raises(SystemExit):
+        flow_state.parse_args()
+    assert "drop --horizon, --mlp-width" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["flow_state.py", "--reflow-from", str(tmp_path), "--steps", "100"])
+    assert flow_state.parse_args().steps == 100  # training options still apply
