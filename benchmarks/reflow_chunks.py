@@ -56,17 +56,16 @@ def main() -> None:
     torch.set_num_threads(1)
     from il_toolkit.policies import load
 
-    env_id = ENVS[args.env][0]
-    dataset, demos = expert_demonstrations(args.env, args.demos)
     teacher, student = load(args.teacher), load(args.student)
     if student.spec != teacher.spec:
         raise SystemExit(f"{args.student} is not a reflow of {args.teacher}: their architectures differ")
-    window = demonstration_windows(teacher, demos, args.states)
-
     for name, policy in (("teacher", teacher), ("student", student)):
         if policy.solver != "euler" or policy.spec.shortcut_steps:
             raise SystemExit(f"the {name} {getattr(args, name)} is not a plain flow model integrated with Euler steps, "
                              "which is what this benchmark compares")
+    env_id = ENVS[args.env][0]
+    dataset, demos = expert_demonstrations(args.env, args.demos)
+    window = demonstration_windows(teacher, demos, args.states)
 
     def chunk_of(policy, n_steps: int, noise_seed: int = NOISE_SEED) -> np.ndarray:
         return chunks(policy, window, n_steps, None, dict(policy.inference_options), noise_seed)
