@@ -1,0 +1,91 @@
+"""Sampling shortcuts of the flow velocity nets (cached time sinusoids, GELUs outside oneDNN) change no result."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+from il_toolkit.model import encoders, mlp_velocity
+from il_toolkit.model.encoders import SinusoidalTimeEmbedding
+from il_toolkit.model.spec import FlowModelSpec
+from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+
+STATE_KEYS = [key for key in TRAINER_REGISTRY.keys() if not TRAINER_REGISTRY.get(key).requires_depth]
+
+
+def _trainer(key: str, velocity_net: str = "mlp", **fields):
+    torch.manual_seed(0)
+    spec = FlowModelSpec(action_dim=2, horizon=4, n_obs_steps=2, state_dim=3, d_model=32, n_heads=2, embedder_layers=1,
+                         decoder_layers=1, codebook_size=4, n_experts=2, mi_dim=16, velocity_net=velocity_net,
+                         mlp_width=64, **fields)
+    cls = TRAINER_REGISTRY.get(key)
+    models = cls.build_models(spec)
+    return cls(models, cls.build_optimizers(models, lr=1e-2), None, "cpu")
+
+
+def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"observation.state": torch.randn(5, 2, 3, generator=g), "action": torch.randn(5, 4, 2, generator=g)}
+
+
+def _sample(trainer, n_steps: int, solver: str, **options) -> torch.Tensor:
+    noise = torch.randn(5, 4, 2, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        return trainer.sample_actions(_batch(), n_steps=n_steps, solver=solver, noise=noise,
+                                      generator=torch.Generator().manual_seed(2), **options)
+
+
+def _without_shortcuts(patch: pytest.MonkeyPatch) -> None:
+    patch.setattr(encoders, "one_value", lambda values: False)
+    patch.setattr(mlp_velocity, "native_elementwise", contextlib.nullcontext)
+
+
+@pytest.mark.parametrize("key", STATE_KEYS)
+@pytest.mark.parametrize("shortcut_steps", [0, 8])
+@pytest.mark.parametrize("velocity_net", ["mlp", "transformer"])
+def test_sampling_gives_the_chunks_it_gave_without_the_shortcuts(key: str, shortcut_steps: int, velocity_net: str,
+                                                                 monkeypatch) -> None:
+    trainer = _trainer(key, velocity_net, shortcut_steps=shortcut_steps)
+    options = {"guidance_scale": 2.0} if key.startswith("cfg_") else {}
+    fast = {(n, solver): _sample(trainer, n, solver, **options) for n in (1, 2) for solver in ("euler", "rk4")}
+    with monkeypatch.context() as patch:
+        _without_shortcuts(patch)
+        for (n, solver), chunk in fast.items():
+            torch.testing.assert_close(chunk, _sample(trainer, n, solver, **options), rtol=1e-5, atol=1e-5)
+
+
+def test_cached_sinusoids_follow_the_training_weights() -> None:
+    trainer = _trainer("naive_flow_matching_policy_trainer")
+    before = _sample(trainer, 2, "euler")
+    trainer.train_step(_batch(), epoch=0, total_epochs=1, iterations=0)  # the fused AdamW leaves no version count
+    trained = _sample(trainer, 2, "euler")
+    assert not torch.allclose(before, trained)
+    other = _trainer("naive_flow_matching_policy_trainer")
+    torch.testing.assert_close(_sample(other, 2, "euler"), before)
+    other.models.load_state_dict(trainer.models.state_dict())
+    torch.testing.assert_close(_sample(other, 2, "euler"), trained)
+
+
+def test_sinusoids_are_cached_only_for_a_time_shared_by_the_batch_and_stay_bounded() -> None:
+    embedding = SinusoidalTimeEmbedding(8)
+    with torch.no_grad():
+        varied = torch.tensor([0.1, 0.2, 0.3])
+        embedding(varied)
+        assert not embedding._cached
+        shared = embedding(torch.full((3,), 0.5))
+        assert list(embedding._cached) == [(0.5, torch.device("cpu"))]
+        for i in range(600):
+            embedding(torch.full((1,), i / 600))
+    assert 0 < len(embedding._cached) <= SinusoidalTimeEmbedding._MAX_CACHED
+    torch.testing.assert_close(shared, embedding(torch.full((3,), 0.5)))  # grad on: computed afresh
+
+
+def test_onednn_is_left_as_it_was() -> None:
+    enabled = torch.backends.mkldnn.enabled
+    with torch.no_grad():
+        mlp_velocity.MLPVelocityNet(2, 4, 8, width=16).eval()(torch.randn(1, 4, 2), torch.zeros(1), torch.randn(1, 1, 8))
+    with pytest.raises(RuntimeError), mlp_velocity.native_elementwise():
+        raise RuntimeError("inside")
+    assert torch.backends.mkldnn.enabled == enabled
