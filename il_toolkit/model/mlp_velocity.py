@@ -59,7 +59,7 @@ class MLPVelocityNet(nn.Module):
     Input: the flattened noisy chunk, the time embedding (plus the step size's, for a shortcut
     model: ``shortcut_steps > 0``) and the sum of the conditioning tokens (the observation token,
     plus a code token where a trainer appends one), through ``n_layers`` GELU layers of ``width``.
-    Without autograd the GELUs run outside oneDNN (see :func:`native_elementwise`).
+    Without autograd its activations run outside oneDNN (see :func:`native_elementwise`).
     """
 
     def __init__(
@@ -77,14 +77,19 @@ class MLPVelocityNet(nn.Module):
     ) -> torch.Tensor:
         if x_t.shape[1] != self.horizon:
             raise ValueError(f"action chunk has horizon {x_t.shape[1]}, the decoder was built for {self.horizon}")
+        if torch.is_grad_enabled():
+            return self._velocity(x_t, t, cond, step_size)
+        with native_elementwise():
+            return self._velocity(x_t, t, cond, step_size)
+
+    def _velocity(
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, step_size: torch.Tensor | None
+    ) -> torch.Tensor:
         time = self.time(t)
         if self.step is not None or step_size is not None:
             time = time + step_size_term(self.step, step_size, time)
         inputs = torch.cat([x_t.flatten(1), time, cond.sum(dim=1)], dim=-1)
-        if torch.is_grad_enabled():
-            return self.net(inputs).reshape(x_t.shape)
-        with native_elementwise():
-            return self.net(inputs).reshape(x_t.shape)
+        return self.net(inputs).reshape(x_t.shape)
 
 
 @contextlib.contextmanager
