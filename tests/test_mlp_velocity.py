@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import pytest
 import torch
@@ -56,7 +57,7 @@ def test_sampling_gives_the_chunks_it_gave_without_the_shortcuts(key: str, short
             torch.testing.assert_close(chunk, _sample(trainer, n, solver, **options), rtol=1e-5, atol=1e-5)
 
 
-def test_cached_sinusoids_follow_the_training_weights() -> None:
+def test_sampling_follows_the_weights_through_training_and_loading() -> None:
     trainer = _trainer("naive_flow_matching_policy_trainer")
     before = _sample(trainer, 2, "euler")
     trainer.train_step(_batch(), epoch=0, total_epochs=1, iterations=0)  # the fused AdamW leaves no version count
@@ -74,6 +75,8 @@ def test_sinusoids_are_cached_only_for_a_time_shared_by_the_batch_and_stay_bound
         varied = torch.tensor([0.1, 0.2, 0.3])
         embedding(varied)
         assert not embedding._cached
+        embedding(torch.zeros(0))
+        assert not embedding._cached
         shared = embedding(torch.full((3,), 0.5))
         assert list(embedding._cached) == [(0.5, torch.device("cpu"))]
         for i in range(600):
@@ -82,10 +85,44 @@ def test_sinusoids_are_cached_only_for_a_time_shared_by_the_batch_and_stay_bound
     torch.testing.assert_close(shared, embedding(torch.full((3,), 0.5)))  # grad on: computed afresh
 
 
-def test_onednn_is_left_as_it_was() -> None:
+def test_an_empty_batch_samples_nothing() -> None:
+    net = mlp_velocity.MLPVelocityNet(2, 4, 8, width=16).eval()
+    with torch.no_grad():
+        assert net(torch.randn(0, 4, 2), torch.zeros(0), torch.randn(0, 1, 8)).shape == (0, 4, 2)
+
+
+def test_sampling_puts_a_component_left_training_in_eval_mode() -> None:
+    trainer = _trainer("naive_flow_matching_policy_trainer")
+    trainer.models.eval()
+    trainer.models["action_decoder"].train()
+    _sample(trainer, 1, "euler")
+    assert not any(module.training for module in trainer.models.modules())
+
+
+def test_onednn_is_off_inside_and_left_as_it_was_after() -> None:
     enabled = torch.backends.mkldnn.enabled
     with torch.no_grad():
         mlp_velocity.MLPVelocityNet(2, 4, 8, width=16).eval()(torch.randn(1, 4, 2), torch.zeros(1), torch.randn(1, 1, 8))
     with pytest.raises(RuntimeError), mlp_velocity.native_elementwise():
+        assert not torch.backends.mkldnn.enabled
         raise RuntimeError("inside")
+    assert torch.backends.mkldnn.enabled == enabled
+
+
+def test_overlapping_blocks_on_two_threads_leave_onednn_as_it_was() -> None:
+    enabled = torch.backends.mkldnn.enabled
+    first_inside, second_inside = threading.Event(), threading.Event()
+
+    def first() -> None:  # enters first and leaves first, while the second block is still inside
+        with mlp_velocity.native_elementwise():
+            first_inside.set()
+            second_inside.wait(timeout=10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_inside.wait(timeout=10)
+    with mlp_velocity.native_elementwise():
+        second_inside.set()
+        thread.join()
+        assert not torch.backends.mkldnn.enabled  # the first has left; this block is still inside
     assert torch.backends.mkldnn.enabled == enabled

@@ -33,11 +33,12 @@ class StateEncoder(nn.Module):
 class SinusoidalTimeEmbedding(nn.Module):
     """Flow time ``t`` in [0, 1], shape ``(B,)`` -> ``(B, d_model)`` (sinusoids, then an MLP).
 
-    Without autograd, a ``t`` shared by the whole batch (an ODE solver's) takes its sinusoids from a table kept
-    per value: they depend on nothing trained, and computing them is ~8 small tensor ops per velocity call.
+    Without autograd on the CPU, a ``t`` shared by the whole batch (an ODE solver's, or a shortcut model's
+    no-grad targets') takes its sinusoids from a table kept per value: they depend on nothing trained, and
+    computing them is ~8 small tensor ops per velocity call. (On a GPU the check would cost a host sync.)
     """
 
-    _MAX_CACHED = 256  # distinct times kept; a solver asks for at most 4 per step
+    _MAX_CACHED = 256  # distinct (value, device) rows kept; the table is emptied when full
 
     def __init__(self, d_model: int, scale: float = 1000.0) -> None:
         super().__init__()
@@ -47,21 +48,22 @@ class SinusoidalTimeEmbedding(nn.Module):
         self._cached: dict[tuple[float, torch.device], torch.Tensor] = {}
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.sinusoids(t))
+        if torch.is_grad_enabled() or t.device.type != "cpu" or not one_value(t):
+            return self.mlp(self.sinusoids(t))
+        return self.mlp(self._cached_sinusoids(t))
 
-    def sinusoids(self, t: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` -> ``(B, d_model)``: sines and cosines of ``t * scale`` at geometric frequencies."""
-        if torch.is_grad_enabled() or not one_value(t):
-            return self._sinusoids(t)
+    def _cached_sinusoids(self, t: torch.Tensor) -> torch.Tensor:
+        """:meth:`sinusoids` of a ``t`` holding one value, as a read-only view ``(B, d_model)`` of the table."""
         key = (float(t[0]), t.device)
         row = self._cached.get(key)
         if row is None:
             if len(self._cached) >= self._MAX_CACHED:
                 self._cached.clear()
-            row = self._cached[key] = self._sinusoids(t[:1])
+            row = self._cached[key] = self.sinusoids(t[:1])
         return row.expand(t.shape[0], -1)
 
-    def _sinusoids(self, t: torch.Tensor) -> torch.Tensor:
+    def sinusoids(self, t: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` -> ``(B, d_model)``: sines and cosines of ``t * scale`` at geometric frequencies."""
         half = self.d_model // 2
         freqs = torch.exp(-torch.arange(half, device=t.device, dtype=torch.float32) * (9.2103 / max(half - 1, 1)))
         angles = (t.float() * self.scale)[:, None] * freqs[None, :]
@@ -72,8 +74,8 @@ class SinusoidalTimeEmbedding(nn.Module):
 
 
 def one_value(values: torch.Tensor) -> bool:
-    """Whether a ``(B,)`` tensor holds one value throughout (an ODE solver's time or step size)."""
-    return values.dim() == 1 and (values.shape[0] == 1 or bool((values == values[0]).all()))
+    """Whether a ``(B,)`` tensor (``B >= 1``) holds one value throughout (an ODE solver's time or step size)."""
+    return values.dim() == 1 and values.shape[0] > 0 and (values.shape[0] == 1 or bool((values == values[0]).all()))
 
 
 class StepSizeEmbedding(nn.Module):

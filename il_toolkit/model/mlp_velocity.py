@@ -11,6 +11,7 @@ trainer family (codes, mixtures of decoders, MI estimator) works on either.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -59,7 +60,8 @@ class MLPVelocityNet(nn.Module):
     Input: the flattened noisy chunk, the time embedding (plus the step size's, for a shortcut
     model: ``shortcut_steps > 0``) and the sum of the conditioning tokens (the observation token,
     plus a code token where a trainer appends one), through ``n_layers`` GELU layers of ``width``.
-    Without autograd its activations run outside oneDNN (see :func:`native_elementwise`).
+    Without autograd on the CPU (sampling, and a shortcut model's no-grad targets) its activations run
+    outside oneDNN (see :func:`native_elementwise`): the same values to ~1e-7.
     """
 
     def __init__(
@@ -77,7 +79,7 @@ class MLPVelocityNet(nn.Module):
     ) -> torch.Tensor:
         if x_t.shape[1] != self.horizon:
             raise ValueError(f"action chunk has horizon {x_t.shape[1]}, the decoder was built for {self.horizon}")
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or x_t.device.type != "cpu":
             return self._velocity(x_t, t, cond, step_size)
         with native_elementwise():
             return self._velocity(x_t, t, cond, step_size)
@@ -92,20 +94,33 @@ class MLPVelocityNet(nn.Module):
         return self.net(inputs).reshape(x_t.shape)
 
 
+_ONEDNN_LOCK = threading.Lock()
+_onednn_off_depth = 0  # blocks inside native_elementwise now, over all threads
+_onednn_before = True  # the flag the first of them found
+
+
 @contextlib.contextmanager
 def native_elementwise() -> Iterator[None]:
     """oneDNN off for the block, so that elementwise ops take PyTorch's own kernels: at batch 1 oneDNN's GELU
     cost ~11 us a call against ~3 us (matrix products took the same time either way). Sets the flag that
     ``torch.backends.mkldnn.flags`` sets, directly: that context manager costs ~14 us, more than it saves here.
-    The flag is process-wide: a convolution another thread runs meanwhile takes PyTorch's slower kernel."""
+    The flag is process-wide: it goes off when the first of overlapping blocks (any thread) enters and back to
+    what that one found when the last leaves; a convolution another thread runs meanwhile takes PyTorch's kernel."""
+    global _onednn_off_depth, _onednn_before
     setter = getattr(torch._C, "_set_mkldnn_enabled", None)
     getter = getattr(torch._C, "_get_mkldnn_enabled", None)
     if setter is None or getter is None:  # a PyTorch without them: leave oneDNN as it is
         yield
         return
-    before = getter()
-    setter(False)
+    with _ONEDNN_LOCK:
+        if _onednn_off_depth == 0:
+            _onednn_before = getter()
+            setter(False)
+        _onednn_off_depth += 1
     try:
         yield
     finally:
-        setter(before)
+        with _ONEDNN_LOCK:
+            _onednn_off_depth -= 1
+            if _onednn_off_depth == 0:
+                setter(_onednn_before)
