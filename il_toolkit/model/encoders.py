@@ -98,19 +98,19 @@ class StepSizeEmbedding(nn.Module):
         return self.embed(torch.log2(1.0 / d) / math.log2(self.max_steps))
 
 
-def step_size_term(
-    embedding: StepSizeEmbedding | None, step_size: torch.Tensor | None, like: torch.Tensor
+def with_step_size(
+    embedding: StepSizeEmbedding | None, step_size: torch.Tensor | None, time: torch.Tensor
 ) -> torch.Tensor:
-    """What a velocity net adds to its time embedding ``like`` ``(B, d_model)`` for ``step_size`` ``(B,)``.
+    """A velocity net's time embedding ``time`` ``(B, d_model)`` plus that of ``step_size`` ``(B,)``.
 
-    A net built without a step-size embedding (plain flow matching) takes no step size; one built with it treats a
-    missing step size as the smallest (the instantaneous velocity).
+    A net built without a step-size embedding (plain flow matching) takes no step size and gets ``time`` as it
+    is; one built with it treats a missing step size as the smallest (the instantaneous velocity).
     """
     if embedding is None:
         if step_size is not None:
             raise ValueError("this velocity net was built without step-size conditioning (shortcut_steps=0): "
                              "it cannot be asked for a step of a given size")
-        return torch.zeros_like(like)
+        return time
     if step_size is None:
-        step_size = torch.zeros(like.shape[0], device=like.device)
-    return embedding(step_size)
+        step_size = torch.zeros(time.shape[0], device=time.device)
+    return time + embedding(step_size)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from il_toolkit.model.encoders import SinusoidalTimeEmbedding, StepSizeEmbedding, mlp, step_size_term
+from il_toolkit.model.encoders import SinusoidalTimeEmbedding, StepSizeEmbedding, mlp, with_step_size
 
 
 class WindowStateEncoder(nn.Module):
@@ -87,13 +87,14 @@ class MLPVelocityNet(nn.Module):
     def _velocity(
         self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, step_size: torch.Tensor | None
     ) -> torch.Tensor:
-        time = self.time(t)
-        if self.step is not None or step_size is not None:
-            time = time + step_size_term(self.step, step_size, time)
+        time = with_step_size(self.step, step_size, self.time(t))
         inputs = torch.cat([x_t.flatten(1), time, cond.sum(dim=1)], dim=-1)
         return self.net(inputs).reshape(x_t.shape)
 
 
+# the accessors torch.backends.mkldnn.flags uses; None in a PyTorch without them (then oneDNN is left as it is)
+_GET_ONEDNN = getattr(torch._C, "_get_mkldnn_enabled", None)
+_SET_ONEDNN = getattr(torch._C, "_set_mkldnn_enabled", None)
 _ONEDNN_LOCK = threading.Lock()
 _onednn_off_depth = 0  # blocks inside native_elementwise now, over all threads
 _onednn_before = True  # the flag the first of them found
@@ -107,15 +108,13 @@ def native_elementwise() -> Iterator[None]:
     The flag is process-wide: it goes off when the first of overlapping blocks (any thread) enters and back to
     what that one found when the last leaves; a convolution another thread runs meanwhile takes PyTorch's kernel."""
     global _onednn_off_depth, _onednn_before
-    setter = getattr(torch._C, "_set_mkldnn_enabled", None)
-    getter = getattr(torch._C, "_get_mkldnn_enabled", None)
-    if setter is None or getter is None:  # a PyTorch without them: leave oneDNN as it is
+    if _SET_ONEDNN is None or _GET_ONEDNN is None:
         yield
         return
     with _ONEDNN_LOCK:
         if _onednn_off_depth == 0:
-            _onednn_before = getter()
-            setter(False)
+            _onednn_before = _GET_ONEDNN()
+            _SET_ONEDNN(False)
         _onednn_off_depth += 1
     try:
         yield
@@ -123,4 +122,4 @@ def native_elementwise() -> Iterator[None]:
         with _ONEDNN_LOCK:
             _onednn_off_depth -= 1
             if _onednn_off_depth == 0:
-                setter(_onednn_before)
+                _SET_ONEDNN(_onednn_before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from il_toolkit.model.encoders import SinusoidalTimeEmbedding, StepSizeEmbedding, step_size_term
+from il_toolkit.model.encoders import SinusoidalTimeEmbedding, StepSizeEmbedding, with_step_size
 
 
 def _encoder(d_model: int, n_heads: int, n_layers: int, ff_mult: int, dropout: float) -> nn.TransformerEncoder:
@@ -80,8 +80,7 @@ class ActionDecoder(nn.Module):
     ) -> torch.Tensor:
         if x_t.shape[1] != self.horizon:
             raise ValueError(f"action chunk has horizon {x_t.shape[1]}, the decoder was built for {self.horizon}")
-        time = self.time(t)
-        time = (time + step_size_term(self.step, step_size, time))[:, None, :]  # (B, 1, d)
+        time = with_step_size(self.step, step_size, self.time(t))[:, None, :]  # (B, 1, d)
         actions = self.action_in(x_t) + self.position + time
         sequence = torch.cat([time, cond, actions], dim=1)
         out = self.norm(self.encoder(sequence))[:, -self.horizon :]
