@@ -35,6 +35,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from il_toolkit.model.components import FlowModels, build_flow_models, check_batch, n_sources, observation_sources
 from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate, interpolate
 from il_toolkit.model.spec import ACTION_KEY, ACTION_NOISE_KEY, ACTION_PAD_KEY, FlowModelSpec, shortcut_step_size_problem
+from il_toolkit.train.grad_clip import clip_grad_norms
 
 Context = dict[str, Any]
 
@@ -321,13 +322,9 @@ class FlowMatchingTrainer:
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for name, module in self.models.items():
-            params = [p for p in module.parameters() if p.grad is not None]
-            if not params:
-                continue
-            max_norm = self.grad_clip_norm if self.grad_clip_norm is not None else math.inf
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            metrics[f"grad_norm/{name}"] = float(norm)
+        max_norm = self.grad_clip_norm if self.grad_clip_norm is not None else math.inf
+        norms = clip_grad_norms({name: module.parameters() for name, module in self.models.items()}, max_norm)
+        metrics.update({f"grad_norm/{name}": float(norm) for name, norm in norms.items()})
         for optimizer in self.optimizers.values():
             optimizer.step()
         if self.teacher is not None:
