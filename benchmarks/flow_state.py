@@ -52,6 +52,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RESULTS_DIR, write_results  # noqa: E402
 from _flow_options import add_spec_options, spec_options  # noqa: E402
+from il_toolkit.model.spec import MLP_TIME_EMBEDDINGS  # noqa: E402
 
 ENVS = {  # env id, demonstrations, evaluation episodes
     "pusht": ("il_toolkit/PushT-v0", 200, 100),
@@ -72,8 +73,11 @@ DEFAULT_TRAINERS = (
 )
 
 
+MLP_OPTIONS = ("mlp_width", "mlp_layers", "mlp_time_embedding")  # spec fields of the MLP velocity net, None: the spec's
+
 # Options that shape a policy's chunk or net; a reflowed policy keeps its teacher's.
-ARCHITECTURE_OPTIONS = ("horizon", "n_obs_steps", "n_action_steps", "velocity_net", "mlp_width", "mlp_layers", "raw_state",
+ARCHITECTURE_OPTIONS = ("horizon", "n_obs_steps", "n_action_steps", "velocity_net", "mlp_width", "mlp_layers",
+                        "mlp_time_embedding", "raw_state",
                         "action_statistics", "shortcut_steps", "shortcut_fraction", "shortcut_ema_decay")
 
 
@@ -93,6 +97,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--velocity-net", default="auto", choices=("auto", "mlp", "transformer"))
     parser.add_argument("--mlp-width", type=int, default=None, help="MLP velocity net width (default: the spec's)")
     parser.add_argument("--mlp-layers", type=int, default=None, help="MLP velocity net hidden layers (default: the spec's)")
+    parser.add_argument("--mlp-time-embedding", default=None, choices=MLP_TIME_EMBEDDINGS,
+                        help="the MLP velocity net's time input: its sinusoids as they are, or through a small MLP "
+                             "(default: the spec's)")
     add_spec_options(parser)
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
@@ -154,10 +161,7 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
     features = None if args.raw_state else default_state_features(env)
     spec_fields = {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": args.velocity_net,
                    **spec_options(args)}
-    if args.mlp_width is not None:
-        spec_fields["mlp_width"] = args.mlp_width
-    if args.mlp_layers is not None:
-        spec_fields["mlp_layers"] = args.mlp_layers
+    spec_fields.update({name: getattr(args, name) for name in MLP_OPTIONS if getattr(args, name) is not None})
     if trainer.endswith("_depth"):
         return {"trainer": trainer, "seed": seed, "skipped": "trains on depth images; a state env has none"}
     start = time.perf_counter()
@@ -178,7 +182,7 @@ def run(trainer: str, seed: int, demos, env, args: argparse.Namespace, settings:
     row = {"trainer": trainer, "seed": seed, **own, "train_steps": settings["steps"], "train_seconds": round(train_seconds, 1),
            "steps_per_second": round(settings["steps"] / train_seconds, 1),
            "parameters": int(sum(p.numel() for p in policy.parameters())), "velocity_net": policy.spec.velocity_net,
-           "mlp_width": policy.spec.mlp_width, "mlp_layers": policy.spec.mlp_layers,
+           **{name: getattr(policy.spec, name) for name in MLP_OPTIONS},
            "solver": policy.solver, "n_steps": policy.n_steps}
     print(f"{trainer} seed {seed}: {own['pc_success']:.0f}% success, avg max reward {own['avg_max_reward']:.3f}, "
           f"{settings['steps']} steps in {train_seconds:.0f} s", flush=True)
@@ -504,7 +508,7 @@ def main() -> None:
     figures = {
         "settings": {**settings, "env_id": args.env_id, "demos": args.demos, "dataset": dataset, "batch_size": args.batch_size,
                      "features": "raw state" if args.raw_state else "env's feature pipeline (task frame)",
-                     "velocity_net": args.velocity_net, "mlp_width": args.mlp_width, "mlp_layers": args.mlp_layers,
+                     "velocity_net": args.velocity_net, **{name: getattr(args, name) for name in MLP_OPTIONS},
                      **spec_options(args), "eval_episodes": args.eval_episodes, "eval_seed": 1_000_000},
         "summary": summary,
         "rows": rows,

@@ -45,10 +45,11 @@ def _without_shortcuts(patch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("key", STATE_KEYS)
 @pytest.mark.parametrize("shortcut_steps", [0, 8])
-@pytest.mark.parametrize("velocity_net", ["mlp", "transformer"])
+@pytest.mark.parametrize("velocity_net, time_embedding", [("mlp", "sinusoids"), ("mlp", "sinusoids_mlp"),
+                                                          ("transformer", "sinusoids")])
 def test_sampling_gives_the_chunks_it_gave_without_the_shortcuts(key: str, shortcut_steps: int, velocity_net: str,
-                                                                 monkeypatch) -> None:
-    trainer = _trainer(key, velocity_net, shortcut_steps=shortcut_steps)
+                                                                 time_embedding: str, monkeypatch) -> None:
+    trainer = _trainer(key, velocity_net, shortcut_steps=shortcut_steps, mlp_time_embedding=time_embedding)
     options = {"guidance_scale": 2.0} if key.startswith("cfg_") else {}
     fast = {(n, solver): _sample(trainer, n, solver, **options) for n in (1, 2) for solver in ("euler", "rk4")}
     with monkeypatch.context() as patch:
@@ -126,3 +127,23 @@ def test_overlapping_blocks_on_two_threads_leave_onednn_as_it_was() -> None:
         thread.join()
         assert not torch.backends.mkldnn.enabled  # the first has left; this block is still inside
     assert torch.backends.mkldnn.enabled == enabled
+
+
+def test_the_time_goes_in_as_sinusoids_unless_the_spec_asks_for_the_mlp() -> None:
+    plain = _trainer("naive_flow_matching_policy_trainer").models["action_decoder"]
+    assert plain.time.mlp is None and not list(plain.time.parameters())
+    learned = _trainer("naive_flow_matching_policy_trainer", mlp_time_embedding="sinusoids_mlp").models["action_decoder"]
+    assert learned.time.mlp is not None
+    with torch.no_grad():  # the cached sinusoids are handed out as a copy
+        first = plain.time(torch.full((2,), 0.25))
+        first.zero_()
+        assert plain.time(torch.full((2,), 0.25)).abs().sum() > 0
+    with pytest.raises(ValueError, match="mlp_time_embedding must be one of"):
+        FlowModelSpec(action_dim=2, state_dim=3, mlp_time_embedding="mlp")
+
+
+def test_a_spec_saved_before_the_time_embedding_option_keeps_its_time_mlp() -> None:
+    saved = FlowModelSpec(action_dim=2, state_dim=3, velocity_net="mlp").to_json()
+    del saved["mlp_time_embedding"]
+    assert FlowModelSpec.from_json(saved).mlp_time_embedding == "sinusoids_mlp"
+    assert FlowModelSpec.from_json({**saved, "mlp_time_embedding": "sinusoids"}).mlp_time_embedding == "sinusoids"

@@ -79,7 +79,7 @@ def build_action_decoder(spec: FlowModelSpec) -> nn.Module:
     -> (B, H, Da)`` (``step_size`` only for a shortcut model, ``spec.shortcut_steps > 0``)."""
     if spec.velocity_net == "mlp":
         return MLPVelocityNet(spec.action_dim, spec.horizon, spec.d_model, spec.mlp_width, spec.mlp_layers,
-                              spec.shortcut_steps)
+                              spec.shortcut_steps, spec.mlp_time_embedding)
     return ActionDecoder(spec.action_dim, spec.horizon, spec.d_model, spec.n_heads, spec.decoder_layers, spec.ff_mult,
                          spec.dropout, spec.shortcut_steps)
 

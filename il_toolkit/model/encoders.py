@@ -31,7 +31,8 @@ class StateEncoder(nn.Module):
 
 
 class SinusoidalTimeEmbedding(nn.Module):
-    """Flow time ``t`` in [0, 1], shape ``(B,)`` -> ``(B, d_model)`` (sinusoids, then an MLP).
+    """Flow time ``t`` in [0, 1], shape ``(B,)`` -> ``(B, d_model)``: sinusoids, then an MLP (``learned=True``)
+    or the sinusoids as they are (``learned=False``, for a net whose first layer is a learned map of them anyway).
 
     Without autograd on the CPU, a ``t`` shared by the whole batch (an ODE solver's, or a shortcut model's
     no-grad targets') takes its sinusoids from a table kept per value: they depend on nothing trained, and
@@ -40,17 +41,21 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     _MAX_CACHED = 256  # distinct (value, device) rows kept; the table is emptied when full
 
-    def __init__(self, d_model: int, scale: float = 1000.0) -> None:
+    def __init__(self, d_model: int, scale: float = 1000.0, learned: bool = True) -> None:
         super().__init__()
         self.d_model = d_model
         self.scale = scale
-        self.mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model)) if learned else None
         self._cached: dict[tuple[float, torch.device], torch.Tensor] = {}
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or t.device.type != "cpu" or not one_value(t):
-            return self.mlp(self.sinusoids(t))
-        return self.mlp(self._cached_sinusoids(t))
+            features = self.sinusoids(t)
+        else:
+            features = self._cached_sinusoids(t)
+            if self.mlp is None:
+                return features.clone()  # not the table itself: a caller may write to what it gets
+        return features if self.mlp is None else self.mlp(features)
 
     def _cached_sinusoids(self, t: torch.Tensor) -> torch.Tensor:
         """:meth:`sinusoids` of a ``t`` holding one value, as a read-only view ``(B, d_model)`` of the table."""

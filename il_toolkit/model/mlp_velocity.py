@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from il_toolkit.model.encoders import SinusoidalTimeEmbedding, StepSizeEmbedding, mlp, with_step_size
+from il_toolkit.model.spec import MLP_TIME_EMBEDDINGS
 
 
 class WindowStateEncoder(nn.Module):
@@ -60,17 +61,22 @@ class MLPVelocityNet(nn.Module):
     Input: the flattened noisy chunk, the time embedding (plus the step size's, for a shortcut
     model: ``shortcut_steps > 0``) and the sum of the conditioning tokens (the observation token,
     plus a code token where a trainer appends one), through ``n_layers`` GELU layers of ``width``.
+    ``time_embedding``: ``"sinusoids"`` feeds the time's ``d_model`` sinusoids to the first layer as they
+    are; ``"sinusoids_mlp"`` passes them through a Linear-SiLU-Linear MLP first (as the transformer does).
     Without autograd on the CPU (sampling, and a shortcut model's no-grad targets) its activations run
     outside oneDNN (see :func:`native_elementwise`): the same values to ~1e-7.
     """
 
     def __init__(
-        self, action_dim: int, horizon: int, d_model: int, width: int = 256, n_layers: int = 3, shortcut_steps: int = 0
+        self, action_dim: int, horizon: int, d_model: int, width: int = 256, n_layers: int = 3, shortcut_steps: int = 0,
+        time_embedding: str = "sinusoids_mlp",
     ) -> None:
         super().__init__()
+        if time_embedding not in MLP_TIME_EMBEDDINGS:
+            raise ValueError(f"time_embedding must be one of {MLP_TIME_EMBEDDINGS}, got {time_embedding!r}")
         self.horizon = horizon
         self.action_dim = action_dim
-        self.time = SinusoidalTimeEmbedding(d_model)
+        self.time = SinusoidalTimeEmbedding(d_model, learned=time_embedding == "sinusoids_mlp")
         self.step = StepSizeEmbedding(d_model, shortcut_steps) if shortcut_steps else None
         self.net = mlp(horizon * action_dim + 2 * d_model, width, horizon * action_dim, n_layers, activation=nn.GELU)
 

@@ -29,6 +29,7 @@ DEPTH_PREFIX = "observation.depth."
 NORMALIZATION_MODES = ("mean_std", "min_max", "identity")
 ACTION_STATISTICS = ("per_position", "per_dimension")
 VELOCITY_NETS = ("auto", "mlp", "transformer")
+MLP_TIME_EMBEDDINGS = ("sinusoids", "sinusoids_mlp")  # MLPVelocityNet's time input (see its docstring)
 DEFAULT_SHORTCUT_EMA_DECAY = 0.0  # the shortcut teacher: the live net (FlowMatchingTrainer.build_teacher)
 
 
@@ -88,6 +89,9 @@ class FlowModelSpec:
     The half steps those targets come from are taken by the net itself (``shortcut_ema_decay=0``) or by
     an exponential moving average of it with that decay, which kept ``shortcut_fraction=0.75`` trainable on
     ALOHA transfer but cost one-step success elsewhere (see ``FlowMatchingTrainer.build_teacher``).
+    ``mlp_time_embedding``: how the MLP velocity net takes the flow time: ``"sinusoids"`` (the default) feeds its
+    ``d_model`` sinusoids to the net's first layer, itself a learned map of them; ``"sinusoids_mlp"`` passes them
+    through a Linear-SiLU-Linear MLP first, as the transformer does (and as MLP policies saved before the option did).
     """
 
     action_dim: int
@@ -113,6 +117,7 @@ class FlowModelSpec:
     velocity_net: str = "auto"
     mlp_width: int = 0
     mlp_layers: int = 3
+    mlp_time_embedding: str = "sinusoids"
     shortcut_steps: int = 0
     shortcut_fraction: float = 0.25
     shortcut_ema_decay: float = DEFAULT_SHORTCUT_EMA_DECAY
@@ -147,6 +152,8 @@ class FlowModelSpec:
                              f"and {self.mlp_layers}")
         if self.mlp_width == 0:
             object.__setattr__(self, "mlp_width", 1 << (max(256, 4 * self.horizon * self.action_dim) - 1).bit_length())
+        if self.mlp_time_embedding not in MLP_TIME_EMBEDDINGS:
+            raise ValueError(f"mlp_time_embedding must be one of {MLP_TIME_EMBEDDINGS}, got {self.mlp_time_embedding!r}")
         if self.normalization not in NORMALIZATION_MODES:
             raise ValueError(f"normalization must be one of {NORMALIZATION_MODES}, got {self.normalization!r}")
         if self.action_statistics not in ACTION_STATISTICS:
@@ -173,8 +180,9 @@ class FlowModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FlowModelSpec":
-        # specs saved before velocity_net existed were all transformers
-        return from_known_fields(cls, {"velocity_net": "transformer", **data})
+        # specs saved before velocity_net existed were all transformers, and before mlp_time_embedding
+        # MLP velocity nets passed the time's sinusoids through an MLP
+        return from_known_fields(cls, {"velocity_net": "transformer", "mlp_time_embedding": "sinusoids_mlp", **data})
 
     def replace(self, **changes: Any) -> "FlowModelSpec":
         return dataclasses.replace(self, **changes)
