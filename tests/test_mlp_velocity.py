@@ -129,11 +129,11 @@ def test_overlapping_blocks_on_two_threads_leave_onednn_as_it_was() -> None:
     assert torch.backends.mkldnn.enabled == enabled
 
 
-def test_the_time_goes_in_as_sinusoids_unless_the_spec_asks_for_the_mlp() -> None:
-    plain = _trainer("naive_flow_matching_policy_trainer").models["action_decoder"]
-    assert plain.time.mlp is None and not list(plain.time.parameters())
-    learned = _trainer("naive_flow_matching_policy_trainer", mlp_time_embedding="sinusoids_mlp").models["action_decoder"]
+def test_the_time_goes_through_the_mlp_unless_the_spec_asks_for_plain_sinusoids() -> None:
+    learned = _trainer("naive_flow_matching_policy_trainer").models["action_decoder"]
     assert learned.time.mlp is not None
+    plain = _trainer("naive_flow_matching_policy_trainer", mlp_time_embedding="sinusoids").models["action_decoder"]
+    assert plain.time.mlp is None and not list(plain.time.parameters())
     with torch.no_grad():  # the cached sinusoids are handed out as a copy
         first = plain.time(torch.full((2,), 0.25))
         first.zero_()
@@ -143,7 +143,7 @@ def test_the_time_goes_in_as_sinusoids_unless_the_spec_asks_for_the_mlp() -> Non
 
 
 def test_a_spec_saved_before_the_time_embedding_option_keeps_its_time_mlp() -> None:
-    saved = FlowModelSpec(action_dim=2, state_dim=3, velocity_net="mlp").to_json()
+    saved = FlowModelSpec(action_dim=2, state_dim=3, velocity_net="mlp", mlp_time_embedding="sinusoids").to_json()
     del saved["mlp_time_embedding"]
     assert FlowModelSpec.from_json(saved).mlp_time_embedding == "sinusoids_mlp"
     assert FlowModelSpec.from_json({**saved, "mlp_time_embedding": "sinusoids"}).mlp_time_embedding == "sinusoids"

@@ -61,8 +61,8 @@ class MLPVelocityNet(nn.Module):
     Input: the flattened noisy chunk, the time embedding (plus the step size's, for a shortcut
     model: ``shortcut_steps > 0``) and the sum of the conditioning tokens (the observation token,
     plus a code token where a trainer appends one), through ``n_layers`` GELU layers of ``width``.
-    ``time_embedding``: ``"sinusoids"`` feeds the time's ``d_model`` sinusoids to the first layer as they
-    are; ``"sinusoids_mlp"`` passes them through a Linear-SiLU-Linear MLP first (as the transformer does).
+    ``time_embedding``: ``"sinusoids_mlp"`` passes the time's ``d_model`` sinusoids through a Linear-SiLU-Linear
+    MLP first (as the transformer does); ``"sinusoids"`` feeds them to the first layer as they are.
     Without autograd on the CPU (sampling, and a shortcut model's no-grad targets) its activations run
     outside oneDNN (see :func:`native_elementwise`): the same values to ~1e-7.
     """

@@ -89,9 +89,10 @@ class FlowModelSpec:
     The half steps those targets come from are taken by the net itself (``shortcut_ema_decay=0``) or by
     an exponential moving average of it with that decay, which kept ``shortcut_fraction=0.75`` trainable on
     ALOHA transfer but cost one-step success elsewhere (see ``FlowMatchingTrainer.build_teacher``).
-    ``mlp_time_embedding``: how the MLP velocity net takes the flow time: ``"sinusoids"`` (the default) feeds its
-    ``d_model`` sinusoids to the net's first layer, itself a learned map of them; ``"sinusoids_mlp"`` passes them
-    through a Linear-SiLU-Linear MLP first, as the transformer does (and as MLP policies saved before the option did).
+    ``mlp_time_embedding``: how the MLP velocity net takes the flow time: ``"sinusoids_mlp"`` (the default) passes
+    its ``d_model`` sinusoids through a Linear-SiLU-Linear MLP, as the transformer does; ``"sinusoids"`` feeds them
+    to the net's first layer as they are, ~10% cheaper a PushT training step, as good on PushT state, but on ALOHA
+    insertion (one training seed) 18 / 84.5% at one / two Euler steps against 41 / 89.5% (10 steps: 89.5% both).
     """
 
     action_dim: int
@@ -117,7 +118,7 @@ class FlowModelSpec:
     velocity_net: str = "auto"
     mlp_width: int = 0
     mlp_layers: int = 3
-    mlp_time_embedding: str = "sinusoids"
+    mlp_time_embedding: str = "sinusoids_mlp"
     shortcut_steps: int = 0
     shortcut_fraction: float = 0.25
     shortcut_ema_decay: float = DEFAULT_SHORTCUT_EMA_DECAY
@@ -181,7 +182,7 @@ class FlowModelSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FlowModelSpec":
         # specs saved before velocity_net existed were all transformers, and before mlp_time_embedding
-        # MLP velocity nets passed the time's sinusoids through an MLP
+        # MLP velocity nets passed the time's sinusoids through an MLP (whatever the default becomes)
         return from_known_fields(cls, {"velocity_net": "transformer", "mlp_time_embedding": "sinusoids_mlp", **data})
 
     def replace(self, **changes: Any) -> "FlowModelSpec":
