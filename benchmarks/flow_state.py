@@ -73,7 +73,7 @@ DEFAULT_TRAINERS = (
 )
 
 
-MLP_OPTIONS = ("mlp_width", "mlp_layers", "mlp_time_embedding")  # spec fields of the MLP velocity net, None: the spec's
+MLP_OPTIONS = ("mlp_width", "mlp_layers", "mlp_time_embedding")  # spec fields of the MLP velocity net (None: default)
 
 # Options that shape a policy's chunk or net; a reflowed policy keeps its teacher's.
 ARCHITECTURE_OPTIONS = ("horizon", "n_obs_steps", "n_action_steps", "velocity_net", "mlp_width", "mlp_layers",
@@ -99,7 +99,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mlp-layers", type=int, default=None, help="MLP velocity net hidden layers (default: the spec's)")
     parser.add_argument("--mlp-time-embedding", default=None, choices=MLP_TIME_EMBEDDINGS,
                         help="the MLP velocity net's time input: its sinusoids as they are, or through a small MLP "
-                             "(default: the spec's)")
+                             "(default: train flow's, plain sinusoids for a horizon of 1, the MLP for chunks)")
     add_spec_options(parser)
     parser.add_argument("--raw-state", action="store_true", help="no feature pipeline: the raw board coordinates")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: PushT 100, ALOHA 50")
@@ -448,7 +448,8 @@ def main() -> None:
         return reevaluate(args)
     from il_toolkit.envs import make_env
     from il_toolkit.train.imitation_learning.defaults import (
-        DEFAULT_NOISES_PER_WINDOW, DEFAULT_REFLOW_LEARNING_RATE, DEFAULT_REFLOW_STEPS, defaults_for)
+        DEFAULT_NOISES_PER_WINDOW, DEFAULT_REFLOW_LEARNING_RATE, DEFAULT_REFLOW_STEPS, default_mlp_time_embedding,
+        defaults_for)
 
     args.env_id, default_demos, default_episodes = ENVS[args.env]
     args.demos = args.demos if args.demos is not None else default_demos
@@ -482,6 +483,8 @@ def main() -> None:
             raise SystemExit("--keep-checkpoints would overwrite the --reflow-from checkpoints: give another directory")
     elif args.reflow_noises is not None:
         raise SystemExit("--reflow-noises is a setting of --reflow-from")
+    if args.reflow_from is None and args.mlp_time_embedding is None:  # as train flow chooses it
+        args.mlp_time_embedding = default_mlp_time_embedding(settings["horizon"])
     dataset, demos = expert_demonstrations(args.env, args.demos, env)
     rows = []
     timings: dict[str, list[dict]] = {}

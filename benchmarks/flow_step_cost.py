@@ -6,7 +6,8 @@ Batch: 256 windows of ``n_obs_steps = 2`` states and ``horizon = 16`` actions (t
 transformer flow model was benchmarked with), one CPU thread; the transformer sees the raw
 5-entry state, the MLP the env's feature pipeline (11 task-frame features), as each would be
 trained. A third column times each trainer at what ``il-toolkit train flow`` now trains PushT state
-with (MLP velocity net, horizon 1, one observation: ``STATE_DEFAULTS``), the step a user's run
+with (MLP velocity net, horizon 1, one observation: ``STATE_DEFAULTS``; the time's sinusoids straight into the
+net, ``default_mlp_time_embedding``), the step a user's run
 takes; ``--shortcut-steps M`` adds a fourth, the same as a shortcut model (``train flow --shortcut_steps``),
 whose self-consistency rows cost two more forward passes each.
 
@@ -93,7 +94,7 @@ def main() -> None:
     from il_toolkit.envs import make_env
     from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
-    from il_toolkit.train.imitation_learning.defaults import STATE_DEFAULTS
+    from il_toolkit.train.imitation_learning.defaults import STATE_DEFAULTS, default_mlp_time_embedding
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trainers", nargs="+", default=[k for k in TRAINER_REGISTRY.keys() if not k.endswith("_depth")])
@@ -107,15 +108,18 @@ def main() -> None:
     torch.set_num_threads(1)
     env = make_env(ENV_ID)
     features = default_state_features(env)
+    default_time = default_mlp_time_embedding(STATE_DEFAULTS["horizon"])
     rows = []
     for key in args.trainers:
         transformer, transformer_params = make_step(key, env, "transformer", None, 16, 2)
         mlp, mlp_params = make_step(key, env, "mlp", features, 16, 2)
-        default, _ = make_step(key, env, "mlp", features, STATE_DEFAULTS["horizon"], STATE_DEFAULTS["n_obs_steps"])
+        default, _ = make_step(key, env, "mlp", features, STATE_DEFAULTS["horizon"], STATE_DEFAULTS["n_obs_steps"],
+                               mlp_time_embedding=default_time)
         nets = {"transformer": transformer, "mlp": mlp, "default": default}
         if args.shortcut_steps:
             nets["shortcut"], _ = make_step(key, env, "mlp", features, STATE_DEFAULTS["horizon"],
-                                            STATE_DEFAULTS["n_obs_steps"], shortcut_steps=args.shortcut_steps,
+                                            STATE_DEFAULTS["n_obs_steps"], mlp_time_embedding=default_time,
+                                            shortcut_steps=args.shortcut_steps,
                                             shortcut_fraction=args.shortcut_fraction,
                                             shortcut_ema_decay=args.shortcut_ema_decay)
         times = interleaved_ms(nets, args.blocks, args.block_seconds)
@@ -140,7 +144,8 @@ def main() -> None:
                               "shortcut_fraction": args.shortcut_fraction if args.shortcut_steps else None,
                               "shortcut_ema_decay": args.shortcut_ema_decay if args.shortcut_steps else None, "n_obs_steps": 2, "horizon": 16, "threads": 1,
                                      "blocks": args.blocks, "block_seconds": args.block_seconds,
-                                     "defaults": {k: STATE_DEFAULTS[k] for k in ("horizon", "n_obs_steps")}, "rows": rows})
+                                     "defaults": {**{k: STATE_DEFAULTS[k] for k in ("horizon", "n_obs_steps")},
+                                                  "mlp_time_embedding": default_time}, "rows": rows})
 
 
 if __name__ == "__main__":

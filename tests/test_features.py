@@ -169,6 +169,10 @@ def test_train_flow_defaults_suit_the_env(pusht) -> None:
     pixels.close()
     given = resolve_settings(build_parser().parse_args(["--steps", "7", "--horizon", "4"]), pusht)
     assert (given["steps"], given["horizon"], given["n_obs_steps"]) == (7, 4, STATE_DEFAULTS["n_obs_steps"])
+    # the time MLP follows the horizon unless asked for: plain sinusoids for single actions, the MLP for chunks
+    assert (settings["mlp_time_embedding"], given["mlp_time_embedding"]) == ("sinusoids", "sinusoids_mlp")
+    asked = build_parser().parse_args(["--mlp_time_embedding", "sinusoids_mlp"])
+    assert resolve_settings(asked, pusht)["mlp_time_embedding"] == "sinusoids_mlp"
 
 
 def test_train_flow_cli_trains_in_the_task_frame_and_resumes(tmp_path, capsys) -> None:
@@ -181,6 +185,7 @@ def test_train_flow_cli_trains_in_the_task_frame_and_resumes(tmp_path, capsys) -
     assert main(flags) == 0
     config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())["config"]
     assert config["features"]["frame"] == "pusht_push" and config["spec"]["velocity_net"] == "mlp"
+    assert config["spec"]["mlp_time_embedding"] == "sinusoids"  # horizon 1
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 20
     assert json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["iterations"] == 20
     capsys.readouterr()
