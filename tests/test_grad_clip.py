@@ -62,3 +62,21 @@ def test_mixed_dtypes_fall_back_to_pytorch_per_group() -> None:
 
 def test_no_gradients_at_all_gives_no_norms() -> None:
     assert clip_grad_norms({"a": [torch.nn.Parameter(torch.ones(2))], "b": iter(())}, 1.0) == {}
+
+
+def test_a_non_finite_norm_spoils_the_gradients_as_pytorch_does_even_without_a_limit() -> None:
+    ours, reference = _groups(3, 1.0), _groups(3, 1.0)
+    for groups in (ours, reference):
+        groups["encoder"][0].grad[0, 0] = float("inf")
+    norms = clip_grad_norms(ours, math.inf)
+    assert torch.equal(norms["encoder"], torch.nn.utils.clip_grad_norm_(reference["encoder"], math.inf))
+    for mine, theirs in zip(ours["encoder"], reference["encoder"]):
+        torch.testing.assert_close(mine.grad, theirs.grad, equal_nan=True)
+
+
+def test_clipping_is_not_recorded_by_autograd() -> None:
+    param = torch.nn.Parameter(torch.ones(3))
+    weight = torch.ones(3, requires_grad=True)
+    param.grad = weight * 10.0  # a gradient that itself requires grad (create_graph=True)
+    norms = clip_grad_norms({"a": [param]}, 1.0)
+    assert not norms["a"].requires_grad

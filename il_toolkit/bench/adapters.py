@@ -196,7 +196,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     from il_toolkit.envs import make_env
     from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.datasets.minari_io import load_demonstrations, load_states
-    from il_toolkit.train.imitation_learning.cli import defaults_for
+    from il_toolkit.train.imitation_learning.defaults import defaults_for, state_policy_spec_fields
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
     from il_toolkit.train.state_estimation import (
         DEFAULT_LOCATE_STEPS,
@@ -220,7 +220,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
             "naive_flow_matching_policy_trainer", state_trajectories(demos, states, **noise), state_env.observation_space,
             state_env.action_space, steps=steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
             seed=request.seed, device=config.device, features=default_state_features(state_env),
-            spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": "mlp"},
+            spec_fields=state_policy_spec_fields(settings),
             policy_options={"n_action_steps": settings["n_action_steps"]},
         )
         policy, report = train_estimated_state_policy(

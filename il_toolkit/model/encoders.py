@@ -31,8 +31,8 @@ class StateEncoder(nn.Module):
 
 
 class SinusoidalTimeEmbedding(nn.Module):
-    """Flow time ``t`` in [0, 1], shape ``(B,)`` -> ``(B, d_model)``: sinusoids, then an MLP (``learned=True``)
-    or the sinusoids as they are (``learned=False``, for a net whose first layer is a learned map of them anyway).
+    """Flow time ``t`` in [0, 1], shape ``(B,)`` -> ``(B, d_model)``: sinusoids, then an MLP (``with_mlp=True``)
+    or the sinusoids as they are (``with_mlp=False``, for a net whose first layer is a learned map of them anyway).
 
     Without autograd on the CPU, a ``t`` shared by the whole batch (an ODE solver's, or a shortcut model's
     no-grad targets') takes its sinusoids from a table kept per value: they depend on nothing trained, and
@@ -41,11 +41,11 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     _MAX_CACHED = 256  # distinct (value, device) rows kept; the table is emptied when full
 
-    def __init__(self, d_model: int, scale: float = 1000.0, learned: bool = True) -> None:
+    def __init__(self, d_model: int, scale: float = 1000.0, with_mlp: bool = True) -> None:
         super().__init__()
         self.d_model = d_model
         self.scale = scale
-        self.mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model)) if learned else None
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model)) if with_mlp else None
         self._cached: dict[tuple[float, torch.device], torch.Tensor] = {}
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,7 @@ class MLPVelocityNet(nn.Module):
             raise ValueError(f"time_embedding must be one of {MLP_TIME_EMBEDDINGS}, got {time_embedding!r}")
         self.horizon = horizon
         self.action_dim = action_dim
-        self.time = SinusoidalTimeEmbedding(d_model, learned=time_embedding == "sinusoids_mlp")
+        self.time = SinusoidalTimeEmbedding(d_model, with_mlp=time_embedding == "sinusoids_mlp")
         self.step = StepSizeEmbedding(d_model, shortcut_steps) if shortcut_steps else None
         self.net = mlp(horizon * action_dim + 2 * d_model, width, horizon * action_dim, n_layers, activation=nn.GELU)
 

@@ -10,18 +10,18 @@ CPU thread) clipping took ~225 us instead of ~480.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 import torch
 
 
+@torch.no_grad()
 def clip_grad_norms(groups: Mapping[str, Iterable[torch.nn.Parameter]], max_norm: float) -> dict[str, torch.Tensor]:
-    """Clip each group's gradients in place to a total 2-norm of at most ``max_norm`` (``math.inf``: measure only).
+    """Clip each group's gradients in place to a total 2-norm of at most ``max_norm`` (``math.inf``: scale by 1).
 
-    ``groups`` maps a name to parameters; those without a gradient are skipped, and a group with
-    none is left out of the result. Returns each group's total gradient norm before clipping
-    (0-d tensors, as ``clip_grad_norm_`` returns).
+    ``groups`` maps a name to parameters (no parameter in two groups); those without a gradient are
+    skipped, and a group with none is left out of the result. Returns each group's total gradient
+    norm before clipping (0-d tensors, as ``clip_grad_norm_`` returns).
     """
     with_grad = {name: [p for p in params if p.grad is not None] for name, params in groups.items()}
     with_grad = {name: params for name, params in with_grad.items() if params}
@@ -37,15 +37,15 @@ def clip_grad_norms(groups: Mapping[str, Iterable[torch.nn.Parameter]], max_norm
     for name, tensors in grads.items():
         total = torch.linalg.vector_norm(torch.stack(norms[start:start + len(tensors)]), 2.0)
         start += len(tensors)
-        if not math.isinf(max_norm):  # the scale would be min(inf, 1) = 1
-            torch._foreach_mul_(tensors, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+        torch._foreach_mul_(tensors, torch.clamp(max_norm / (total + 1e-6), max=1.0))
         totals[name] = total
     return totals
 
 
 def _one_kind(tensors: list[torch.Tensor]) -> bool:
-    """Whether all ``tensors`` are dense, on one CPU or CUDA device, of one floating dtype."""
+    """Whether all ``tensors`` are plain dense tensors (no subclass), on one CPU or CUDA device, of one floating dtype."""
     first = tensors[0]
     return first.device.type in ("cpu", "cuda") and first.is_floating_point() and all(
-        t.device == first.device and t.dtype == first.dtype and t.layout == torch.strided for t in tensors)
+        type(t) is torch.Tensor and t.device == first.device and t.dtype == first.dtype and t.layout == torch.strided
+        for t in tensors)
 

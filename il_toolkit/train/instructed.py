@@ -154,7 +154,7 @@ def train_flow_instructed_policy(demos: InstructedDemonstrations, observation_sp
     :func:`train_instructed_policy`'s."""
     from il_toolkit.envs import make_env
     from il_toolkit.policies.flow_policy import default_state_features
-    from il_toolkit.train.imitation_learning.defaults import defaults_for
+    from il_toolkit.train.imitation_learning.defaults import defaults_for, state_policy_spec_fields
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
 
     reference = make_env(get_goal_frame(demos.goal_frame).reference_env)
@@ -167,7 +167,7 @@ def train_flow_instructed_policy(demos: InstructedDemonstrations, observation_sp
             steps=steps, batch_size=batch_size, seed=seed, device=device,
             learning_rate=learning_rate if learning_rate is not None else settings["learning_rate"],
             features=default_state_features(reference), progress=progress,
-            spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": "mlp"},
+            spec_fields=state_policy_spec_fields(settings),
             policy_options={"n_action_steps": settings["n_action_steps"]})
         state_seconds = time.perf_counter() - start
     finally:

@@ -381,7 +381,9 @@ class FlowMatchingTrainer:
                                 if saved_spec.get(k) != v)
             raise CheckpointError(
                 f"{str(directory)!r} was trained with a different model spec ({changed}); resume it with the "
-                "settings it was started with (train flow: the same flags), or start afresh in another directory"
+                "settings it was started with (train flow: the same flags, plus the flag of a listed field whose "
+                "default has changed since, e.g. --mlp_time_embedding sinusoids_mlp), or start afresh in another "
+                "directory"
             )
         tensors = load_file(str(directory / "trainer_state.safetensors"))
         self.models.load_state_dict({k[len("models."):]: v for k, v in tensors.items() if k.startswith("models.")})

@@ -25,13 +25,20 @@ DEFAULT_NOISY_COPIES = 2
 DEFAULT_ESTIMATE_NOISE = (0.006, 0.005)
 
 # The MLP velocity net's time input (FlowModelSpec.mlp_time_embedding) for a new policy: single actions take the time's
-# sinusoids straight into the net (a PushT training step ~10% cheaper; PushT state, 3 training seeds each: every
-# trainer 97.7-100% against 96-100% with the time MLP, naive 97.7 / 97 / 100% at 1 / 2 / 10 Euler steps against
-# 96 / 95.7 / 99%); chunks keep the time MLP (ALOHA insertion, chunks of 16, one seed: 18 / 84.5 / 89.5% without it
+# sinusoids straight into the net (a PushT training step ~13% cheaper; PushT state, 3 training seeds each: per-trainer
+# means 97.7-100% against 98.7-99.3% with the time MLP, 96-100% per seed both ways; naive 97.7 / 97 / 100% at
+# 1 / 2 / 10 Euler steps against 96 / 95.7 / 99%); chunks keep the time MLP (ALOHA insertion, chunks of 16, one seed: 18 / 84.5 / 89.5% without it
 # against 41 / 89.5 / 89.5% at 1 / 2 / 10 steps; benchmarks/flow_state.py --mlp-time-embedding).
 def default_mlp_time_embedding(horizon: int) -> str:
     """``"sinusoids"`` for a horizon of 1, ``"sinusoids_mlp"`` for chunks (see the measurements above)."""
     return "sinusoids" if horizon == 1 else "sinusoids_mlp"
+
+
+def state_policy_spec_fields(settings: dict[str, Any]) -> dict[str, Any]:
+    """The spec fields of a state policy trained as ``train flow`` trains one, from :func:`defaults_for`'s
+    ``settings``: its chunk, an MLP velocity net, and that net's time input for the horizon."""
+    return {"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "velocity_net": "mlp",
+            "mlp_time_embedding": default_mlp_time_embedding(settings["horizon"])}
 
 
 DEFAULT_ODE_STEPS = 10  # the ODE a new policy acts with (inference settings: a saved policy can change them)
@@ -66,4 +73,4 @@ def defaults_for(env: Any) -> dict[str, Any]:
 
 __all__ = ["CHUNK_STEPS", "DEFAULT_NOISES_PER_WINDOW", "DEFAULT_ODE_STEPS", "DEFAULT_REFLOW_LEARNING_RATE",
            "DEFAULT_REFLOW_STEPS", "DEFAULT_SOLVER", "IMAGE_DEFAULTS", "STATE_DEFAULTS", "default_mlp_time_embedding",
-           "defaults_for"]
+           "defaults_for", "state_policy_spec_fields"]
