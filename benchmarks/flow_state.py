@@ -76,8 +76,7 @@ DEFAULT_TRAINERS = (
 MLP_OPTIONS = ("mlp_width", "mlp_layers", "mlp_time_embedding")  # spec fields of the MLP velocity net (None: default)
 
 # Options that shape a policy's chunk or net; a reflowed policy keeps its teacher's.
-ARCHITECTURE_OPTIONS = ("horizon", "n_obs_steps", "n_action_steps", "velocity_net", "mlp_width", "mlp_layers",
-                        "mlp_time_embedding", "raw_state",
+ARCHITECTURE_OPTIONS = ("horizon", "n_obs_steps", "n_action_steps", "velocity_net", *MLP_OPTIONS, "raw_state",
                         "action_statistics", "shortcut_steps", "shortcut_fraction", "shortcut_ema_decay")
 
 

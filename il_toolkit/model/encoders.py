@@ -49,13 +49,11 @@ class SinusoidalTimeEmbedding(nn.Module):
         self._cached: dict[tuple[float, torch.device], torch.Tensor] = {}
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or t.device.type != "cpu" or not one_value(t):
-            features = self.sinusoids(t)
-        else:
-            features = self._cached_sinusoids(t)
-            if self.mlp is None:
-                return features.clone()  # not the table itself: a caller may write to what it gets
-        return features if self.mlp is None else self.mlp(features)
+        cached = not torch.is_grad_enabled() and t.device.type == "cpu" and one_value(t)
+        features = self._cached_sinusoids(t) if cached else self.sinusoids(t)
+        if self.mlp is None:  # a copy of a cached row, not the table itself: a caller may write to what it gets
+            return features.clone() if cached else features
+        return self.mlp(features)
 
     def _cached_sinusoids(self, t: torch.Tensor) -> torch.Tensor:
         """:meth:`sinusoids` of a ``t`` holding one value, as a read-only view ``(B, d_model)`` of the table."""
