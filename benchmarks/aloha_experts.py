@@ -6,7 +6,7 @@ For each task: strict success (``info["is_success"]`` at the last of 400 steps) 
 0..N-1 (a) from the reset state, (b) when the expert takes over after 100 steps of a noisy
 policy (the expert's own action plus Gaussian joint noise of 0.05 rad and a gripper command
 flipped with probability 0.2, seeded per episode). Also time per expert query.
-Targets (issue 3): transfer >= 90%, insertion >= 70%. Writes ``benchmarks/results/aloha_experts.json``.
+Targets: transfer >= 90%, insertion >= 70%. Writes ``benchmarks/results/aloha_experts.json``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ over the evaluation seeds, for each training seed.
 - PushT: DAgger starts from the first 100 demonstrations and runs rounds until it holds exactly
   the larger budget's labels (``--label-budget``), its rollouts ending once stuck; ``--methods
   dagger-small`` also runs it at the smaller budget's labels, from the first 25 demonstrations.
-  Beta follows the seed's linear schedule from 1 (the expert acts in part of every round's steps).
+  Beta follows ``ILConfig.dagger``'s linear schedule from 1 (the expert acts in part of every round's steps).
   The learner works in the block frame with a mixture head (``--no-task-frame
   --mixture-components 1``: board coordinates and an MSE regressor); each round continues from
   the last round's weights.
@@ -15,7 +15,7 @@ over the evaluation seeds, for each training seed.
 
 Each round keeps its last epoch; DAgger's final policy is its best round (``DAgger.best_round``).
 
-Targets (issue 4): PushT: DAgger >= 80% success and ahead of BC at equal labels (100 seeds);
+Targets: PushT: DAgger >= 80% success and ahead of BC at equal labels (100 seeds);
 ALOHA transfer cube: DAgger >= 80% (50 seeds).
 
     .venv/bin/python benchmarks/bc_dagger.py --env pusht   [--seeds 0 1 2] [--quick]
@@ -44,7 +44,7 @@ SETTINGS = {
     # (D0, their labels counted) and runs rounds of 8 episodes until it holds BC-200's labels (label_budget "bc":
     # ILConfig.dagger_label_budget; at most 12 rounds); each round continues from the last one's weights (seed 0, v0
     # expert, 4 rounds x 16 episodes: 45/60/75/75% a round warm, 55/50/25/50% fresh); a rollout stuck for 10 steps
-    # (standing still or cycling) ends there. Beta follows the seed's linear schedule from 1: the expert's share of the
+    # (standing still or cycling) ends there. Beta follows ILConfig.dagger's linear schedule from 1: the expert's share of the
     # actions keeps the rollouts near its own states, and those labels are what PushT's learner gains from (3 seeds:
     # linear 86.3%, exponential from 1 78.3%, results/bc_dagger_pusht_beta_exp.json; linear from D0 = 150 demos in 6
     # rounds: 86.0%, results/bc_dagger_pusht_d0_150.json; a fresh 400-epoch fit on the linear runs' aggregates: 84.7%,

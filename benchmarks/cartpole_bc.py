@@ -1,6 +1,6 @@
-"""BC on CartPole-v1 from 10 LQR episodes, seed 004's BC defaults, 3 training seeds.
+"""BC on CartPole-v1 from 10 LQR episodes, ``ILConfig.behavioral_cloning()`` defaults, 3 training seeds.
 
-Target (issue 2): mean return >= 475 over 50 evaluation episodes for every seed.
+Target: mean return >= 475 over 50 evaluation episodes for every seed.
 
     .venv/bin/python benchmarks/cartpole_bc.py [--seeds 0 1 2] [--episodes 10] [--eval-episodes 50]
 """

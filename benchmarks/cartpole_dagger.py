@@ -3,7 +3,7 @@ every visited state labelled by the LQR expert), 3 training seeds; mean return o
 evaluation episodes, and wall-clock until the per-round evaluation (10 episodes) first
 reaches 475.
 
-Target (issue 4): mean return >= 475 over 50 evaluation episodes for every seed.
+Target: mean return >= 475 over 50 evaluation episodes for every seed.
 
     .venv/bin/python benchmarks/cartpole_dagger.py [--seeds 0 1 2]
 """

@@ -3,7 +3,7 @@
 Standard: gymnasium's reset (every coordinate uniform in ±0.05). Perturbed: the state is
 overwritten after reset with (x, x_dot, theta, theta_dot) uniform in ±(1.0, 1.0, 0.15, 0.5)
 ("moderate": 20x, 20x, 3x, 10x the standard range) and ±(1.5, 1.5, 0.2, 1.0) ("wide", where
-some starts cannot be saved with a ±10 N actuator). Targets (issue 2): 500 on every standard
+some starts cannot be saved with a ±10 N actuator). Targets: 500 on every standard
 start, >= 95% of perturbed starts.
 
     .venv/bin/python benchmarks/cartpole_expert.py

@@ -1,12 +1,12 @@
-"""GAIL on CartPole-v1 from 10 LQR expert episodes, 3 training seeds (issue 4).
+"""GAIL on CartPole-v1 from 10 LQR expert episodes, 3 training seeds.
 
 Target: mean return >= 475 over 50 evaluation episodes for every seed, and the wall-clock to
 reach it; imitation's own GAIL tutorial setting reached ~480 after 800k PPO steps in ~190 s on
-this machine (DESIGN.md).
+this machine (measured while choosing the dependency pins).
 
 Two settings, each with its own budget:
 
-- ``warm``: GAIL with the seed's best practice, a BC warm start of the PPO policy
+- ``warm``: GAIL with the user guide's best practice, a BC warm start of the PPO policy
   (``gail_bc_warm_start_epochs``) on the same 10 demonstrations, then adversarial training.
   It runs its whole budget (it does not stop at the target), so the final evaluation of the
   last policy also shows whether GAIL keeps what BC gave it.

@@ -191,8 +191,8 @@ def main() -> None:
         "n_action_steps": N_ACTION, "ode_steps": ODE_STEPS, "solver": "euler", "train_minutes": args.minutes,
         "d_model": args.d_model, "device": args.device, "torch_threads": torch.get_num_threads(),
         "eval_seeds": f"{EVAL_SEED} .. {EVAL_SEED + args.episodes - 1}", "reference": "ACT (50 demos, 480x640, GPU): 86-90 %",
-        "gpu_note": ("not run at full size (480x640, 50 demos, hours of training) on a GPU: none was available in this "
-                     "session; the figures below are a CPU smoke-scale run"),
+        "gpu_note": ("not run at full size (480x640, 50 demos, hours of training) on a GPU: none was used for this "
+                     "run; the figures below are a CPU smoke-scale run"),
         "trainers": {},
     }
     for key in args.trainers:

@@ -4,7 +4,7 @@ Success = max coverage > 0.95 within 300 steps (the registered episode length). 
 starts: seeds 0..N-1 of ``il_toolkit/PushT-v0`` (state obs). Take-over: seeds 10000.., the
 first 50 (and 100) actions uniform random on the board, then the expert for the rest of the
 300 steps. Diversity: the same with ``action_noise=3`` px and ``randomize_approach=True``.
-Targets (issue 3): >= 95% from fresh starts over 200 seeds, >= 90% after 50 random steps.
+Targets: >= 95% from fresh starts over 200 seeds, >= 90% after 50 random steps.
 
     .venv/bin/python benchmarks/pusht_expert.py [--quick]
 """

@@ -1,7 +1,7 @@
-"""GAIL on PushT (state) from the scripted expert: what it reaches (issue 4 asks for a report,
+"""GAIL on PushT (state) from the scripted expert: what it reaches (a report,
 not a target).
 
-Setting: ``ILConfig.gail`` (the seed's preset: discriminator 256 hidden, 5 updates, lr 3e-4)
+Setting: ``ILConfig.gail`` (discriminator 256 hidden, 5 updates, lr 3e-4)
 with a BC warm start of the PPO policy (``--warm-start-epochs``, 200 here; the preset gives 20) on
 ``--demos`` expert episodes and ``--timesteps`` generator steps; the generator and the
 discriminator work in PushT's task frame (``ILConfig.task_frame``; ``--no-task-frame``: board

@@ -176,7 +176,7 @@ def main() -> int:
                   "quick": args.quick},
         **results,
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "gpu": "not measured: no GPU was lent to this session",
+        "gpu": "not measured: no GPU was used for this run",
     }
     name = "vla_multitask" + ("_state" if args.observations == "state" else "") + ("_quick" if args.quick else "")
     write_results(name, figures)

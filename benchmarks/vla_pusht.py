@@ -170,7 +170,7 @@ def main() -> int:
         "evaluation": {"env_id": ENV_ID, "env_kwargs": ENV_KWARGS, "instruction": policy.instruction,
                        "seconds": result.seconds, **result.aggregates},
         "baseline_hold_still": None if baseline is None else baseline.aggregates,
-        "gpu": "not measured: no GPU was lent to this session",
+        "gpu": "not measured: no GPU was used for this run",
     }
     write_results("vla_pusht" if args.perception == "tokens" else f"vla_pusht_{args.perception}", figures)
     return 0

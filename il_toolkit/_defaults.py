@@ -8,7 +8,7 @@
   refuses to run on the dummy driver the toolkit chose: nobody would see the window).
 
 pygame's own ``pkg_resources`` deprecation warning is silenced (the stack pins setuptools<81
-on purpose, see DESIGN.md).
+on purpose: sacred, which ``imitation.scripts`` imports, needs ``pkg_resources``, gone from setuptools 81).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def _config(tmp_path, **overrides):
 
 
 def test_seed_api_with_a_function_expert_learns_cartpole(tmp_path):
-    """Seed 004's snippet (a function expert), on a tiny budget."""
+    """The user guide's snippet (a function expert), on a tiny budget."""
     env = make_env("CartPole-v1")
 
     def expert_policy(state):
@@ -104,7 +104,7 @@ def test_mlp_policy_regresses_continuous_actions(tmp_path):
 
 
 def test_action_chunking_trains_a_chunked_flow_policy(tmp_path):
-    """Seed 004's best practice: ILConfig(action_chunk_size=..., temporal_aggregation=True)."""
+    """The user guide's best practice: ILConfig(action_chunk_size=..., temporal_aggregation=True)."""
     from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 
     config = _config(tmp_path, bc_epochs=1, batch_size=64, num_expert_episodes=2, eval_episodes=1,
@@ -119,7 +119,7 @@ def test_action_chunking_trains_a_chunked_flow_policy(tmp_path):
 
 
 def test_seed_warm_start_loop_with_train_epoch(tmp_path):
-    """Seed 004: ``for epoch in range(bc_epochs): bc_trainer.train_epoch()`` then GAIL(env, policy=bc_trainer.policy)."""
+    """The user guide: ``for epoch in range(bc_epochs): bc_trainer.train_epoch()`` then GAIL(env, policy=bc_trainer.policy)."""
     from il_toolkit import GAIL
 
     trainer = BehavioralCloning("CartPole-v1", _config(tmp_path, num_expert_episodes=3, learning_rate=1e-3), progress=False)

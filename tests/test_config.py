@@ -3,7 +3,7 @@ import pytest
 from il_toolkit import ILConfig, RLConfig
 from il_toolkit.config.training_config import ConfigError, get_beta
 
-# Every default in seed 004's "Key Hyperparameters" tables and configuration examples.
+# Every default in the user guide's "Key Hyperparameters" tables and configuration examples.
 SEED_DEFAULTS = {
     "bc_epochs": 100,
     "batch_size": 64,
@@ -82,7 +82,7 @@ def test_beta_schedules_match_the_seed():
 
 def test_gail_warm_starts_with_bc_from_the_preset_and_from_a_bare_config():
     assert ILConfig.gail().gail_bc_warm_start_epochs == 20
-    assert ILConfig(gail_disc_hidden_dim=256).gail_bc_warm_start_epochs == 20  # the seed's Python example
+    assert ILConfig(gail_disc_hidden_dim=256).gail_bc_warm_start_epochs == 20  # the user guide's Python example
 
 
 @pytest.mark.parametrize("seed", [-1, 100, 10**6])

@@ -265,7 +265,7 @@ def test_the_learner_is_asked_every_step_so_a_chunked_queue_keeps_time():
 
 
 def test_a_chunked_learner_is_a_flow_policy_retrained_each_round(tmp_path):
-    """Issue 4: the learner may be a chunked policy; the expert labels every visited state."""
+    """DAgger: the learner may be a chunked policy; the expert labels every visited state."""
     from il_toolkit.policies import load
     from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 

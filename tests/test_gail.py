@@ -24,7 +24,7 @@ def _records(path):
 def test_gail_on_cartpole_trains_in_the_fixed_horizon_variant_and_writes_a_run(tmp_path):
     from il_toolkit.train.il.gail import GAIL
 
-    def expert_policy(state):  # the seed's function expert
+    def expert_policy(state):  # the user guide's function expert
         return 1 if state[2] + 0.1 * state[3] > 0 else 0
 
     trainer = GAIL(env=make_env("CartPole-v1"), config=_config(tmp_path, ppo_n_steps=512), use_wandb=False, progress=False)
@@ -113,7 +113,7 @@ def test_absorbing_state_for_envs_that_end_early():
 
 
 def test_gymnasiums_own_cartpole_trains_in_the_fixed_horizon_variant_too():
-    """The seed's Python API passes gym.make("CartPole-v1"); the CLI passes the toolkit's id."""
+    """The user guide's Python API passes gym.make("CartPole-v1"); the CLI passes the toolkit's id."""
     from il_toolkit.train.il.gail import training_env_for
 
     import gymnasium as gym
@@ -178,7 +178,7 @@ def test_ppo_trainer_and_gail_start_from_a_bc_policy(tmp_path, cartpole_demos, c
         output_dir=str(tmp_path / "ppo")), progress=True)
     before = torch.nn.utils.parameters_to_vector(start.policy.parameters())
     torch.testing.assert_close(torch.nn.utils.parameters_to_vector(rl.model.policy.parameters()), before)
-    from il_toolkit.train.il.gail import GAIL  # the seed's warm start: GAIL(env, policy=bc_trainer.policy)
+    from il_toolkit.train.il.gail import GAIL  # the user guide's warm start: GAIL(env, policy=bc_trainer.policy)
 
     gail = GAIL("CartPole-v1", _config(tmp_path), policy=bc.policy, progress=False)
     torch.testing.assert_close(torch.nn.utils.parameters_to_vector(gail.gen_algo.policy.parameters()), before)
@@ -201,7 +201,7 @@ def _pendulum_teacher(env):
 
 
 def test_ppo_and_gail_start_from_a_policy_that_is_not_sb3_by_distilling_it(tmp_path):
-    """The seed's ``GAIL(env, policy=bc_trainer.policy)`` / ``PPOTrainer`` with BC's MLP (continuous
+    """The user guide's ``GAIL(env, policy=bc_trainer.policy)`` / ``PPOTrainer`` with BC's MLP (continuous
     actions): the generator starts as a copy learned from the policy's actions in its own states."""
     from il_toolkit.rollout import generate_trajectories
     from il_toolkit.train.il.gail import GAIL

@@ -348,7 +348,7 @@ def test_advantage_weights_favour_high_return_steps():
 
 
 def test_model_path_chains_bc_dagger_gail(tmp_path):
-    """The seed's pipeline: BC from a dataset, then DAgger and GAIL each from the previous
+    """The user guide's pipeline: BC from a dataset, then DAgger and GAIL each from the previous
     run's best/ (--model_path), the env and dataset found through the runs' run.json."""
     from il_toolkit.policies import load_config
     from il_toolkit.train.datasets.collect import collect_dataset

@@ -1,6 +1,6 @@
 """The adapters behind ``METHOD_REGISTRY``: train one policy from an expert dataset.
 
-Each adapter builds the method's seed-004 preset, applies the trial's budget, switches off
+Each adapter builds the method's ``ILConfig`` preset, applies the trial's budget, switches off
 everything the harness does itself (wandb, the trainer's own final evaluation) and returns
 where the policy was saved. Imported only when a trial runs (torch, imitation, SB3).
 """

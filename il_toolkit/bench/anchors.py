@@ -1,8 +1,8 @@
 """Published figures shown beside ours, in their own rows and never ranked with ours.
 
 They come from other code, other demonstrations (often human) and other evaluation
-protocols; the ``demos`` and ``note`` fields say how each was obtained. Figures as recorded
-in the project's DESIGN.md ("Published figures to compare with").
+protocols; the ``demos`` and ``note`` fields say how each was obtained, and each row names its
+paper or source.
 """
 
 from __future__ import annotations

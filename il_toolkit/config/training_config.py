@@ -201,9 +201,9 @@ class ILConfig(_ConfigMixin):
     gail_disc_updates: int = 5
     gail_disc_lr: float = 3e-4
     gail_reward_scale: float = 1.0
-    gail_disc_noise: float = 0.0  # std of Gaussian noise on discriminator inputs (seed's regularisation)
-    # BC epochs on the demonstrations before GAIL (seed's best practice); the default also holds for a bare
-    # ILConfig(...), as in the seed's Python example: without it the seed's 100k-step CartPole run ends near 49.
+    gail_disc_noise: float = 0.0  # std of Gaussian noise on discriminator inputs (the user guide's regularisation)
+    # BC epochs on the demonstrations before GAIL (the user guide's best practice); the default also holds for a bare
+    # ILConfig(...), as in the user guide's Python example: without it its 100k-step CartPole run ends near 49.
     # Skipped when GAIL starts from a given policy (GAIL(env, policy=bc.policy): that policy is the warm start).
     gail_bc_warm_start_epochs: int = 20
     gail_demo_batch_size: int = 1024  # expert (and generator) samples per discriminator update
@@ -335,18 +335,18 @@ class ILConfig(_ConfigMixin):
     # -- presets -----------------------------------------------------------------------
     @classmethod
     def behavioral_cloning(cls, **overrides: Any) -> "ILConfig":
-        """Seed 004's BC defaults: 100 epochs, batch 64, lr 1e-4, 10% validation."""
+        """The user guide's BC defaults: 100 epochs, batch 64, lr 1e-4, 10% validation."""
         return cls(**{"output_dir": "./output/bc", **overrides})
 
     @classmethod
     def dagger(cls, **overrides: Any) -> "ILConfig":
-        """Seed 004's DAgger defaults: 10 iterations of 20 episodes, linear beta from 1.0, 20 BC epochs."""
+        """The user guide's DAgger defaults: 10 iterations of 20 episodes, linear beta from 1.0, 20 BC epochs."""
         return cls(**{"bc_epochs": 20, "output_dir": "./output/dagger", **overrides})
 
     @classmethod
     def gail(cls, **overrides: Any) -> "ILConfig":
-        """Seed 004's GAIL defaults (discriminator 256 hidden, 5 updates, lr 3e-4; PPO lr 3e-4),
-        with the seed's best practice of warm-starting the generator (``gail_bc_warm_start_epochs``,
+        """The user guide's GAIL defaults (discriminator 256 hidden, 5 updates, lr 3e-4; PPO lr 3e-4),
+        with its best practice of warm-starting the generator (``gail_bc_warm_start_epochs``,
         20 by default)."""
         return cls(**{"learning_rate": 3e-4, "output_dir": "./output/gail", **overrides})
 

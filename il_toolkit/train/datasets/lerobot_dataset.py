@@ -1,7 +1,7 @@
 """Datasets as the user guide loads them: ``PushTDataset(split=..., chunk_size=...)``, the ALOHA
 equivalents and ``create_lerobot_dataloader``, reading our own Minari demonstrations.
 
-No dataset hub is reachable, so the LeRobot ids the seed names map to datasets collected
+No dataset hub is reachable, so the LeRobot ids the user guide names map to datasets collected
 locally by our scripted experts (see :data:`LEROBOT_ALIASES`); asking for one prints what
 it maps to and collects it on first use. A LeRobot-format dataset a user has on disk
 converts to Minari with :func:`il_toolkit.train.datasets.lerobot_convert.convert_lerobot`.
@@ -190,7 +190,7 @@ class ChunkedEpisodeDataset:
 
 
 class PushTDataset(ChunkedEpisodeDataset):
-    """PushT demonstrations as the seed loads them (``lerobot/pusht`` -> our expert's data)."""
+    """PushT demonstrations as the user guide loads them (``lerobot/pusht`` -> our expert's data)."""
 
     def __init__(self, split: str = "train", chunk_size: int = 10, n_obs_steps: int = 1,
                  dataset: str = "lerobot/pusht", **kwargs: Any) -> None:

@@ -601,7 +601,7 @@ def run_vla(algorithm: str, config: ILConfig, *, env_id: str | None = None, data
             chunk_size: int = 10, env_kwargs: dict[str, Any] | None = None,
             estimate_state: bool = False) -> dict[str, Any]:
     """What ``behavioral_cloning`` / ``dagger`` / ``gail`` run for a VLA (``algorithm`` = "bc",
-    "dagger", "gail"), with the seed's flags: ``--dataset lerobot/pusht`` (mapped to our local
+    "dagger", "gail"), with the user guide's flags: ``--dataset lerobot/pusht`` (mapped to our local
     data; for BC, comma-separated datasets train one multi-task model, conditioned on each
     dataset's instruction), ``--model_path DIR`` (chaining: the env, its kwargs and the dataset are read from the
     ``run.json`` of the run that wrote DIR), ``--env`` (``env_kwargs`` for ``make_env``). A new

@@ -129,7 +129,7 @@ def split_episodes(trajectories: Sequence[Any], validation_split: float, rng: np
 
 
 def filter_demonstrations(trajectories: Sequence[Any], config: ILConfig) -> list[Any]:
-    """Seed 004's data-quality filter: keep episodes in the top return percentile."""
+    """The user guide's data-quality filter: keep episodes in the top return percentile."""
     from il_toolkit.train.datasets.minari_io import filter_top_percentile
 
     kept = list(trajectories)

@@ -9,7 +9,7 @@ Python::
     # expert_policy: a function obs -> action, a Policy, an SB3 model, a Minari dataset id,
     # or None for the env's registered expert; or train(dataset="cartpole/lqr-v0")
 
-    GAIL(env, policy=bc_trainer.policy).train()    # seed's "warm-starting GAIL" (else gail_bc_warm_start_epochs)
+    GAIL(env, policy=bc_trainer.policy).train()    # the user guide's "warm-starting GAIL" (else gail_bc_warm_start_epochs)
 
 Command line::
 
@@ -33,7 +33,7 @@ dataset are used as transitions (their lengths do not matter to the discriminato
 
 A run writes, under ``output_dir``: ``config.json``, ``run.json``, ``metrics.jsonl`` (per
 round: ``disc_loss``, ``disc_acc``, ``mean_reward`` — the mean GAIL reward per step PPO saw —,
-``train/loss`` — the generator's PPO loss (policy + value + entropy terms), as in the seed's
+``train/loss`` — the generator's PPO loss (policy + value + entropy terms), as in the user guide's
 metrics table —, imitation's ``disc/...`` and ``gen/...`` records, and ``eval/mean_return`` when evaluating
 during training), ``best/`` and ``last/`` (SB3Policy or FrameSB3Policy checkpoints; best = highest return in the
 in-training evaluations, else the last policy) and ``eval.json``.
@@ -117,7 +117,7 @@ def training_env_for(env: gym.Env) -> TrainingEnv:
 
 # -- discriminator collapse ------------------------------------------------------------
 class DiscriminatorCollapseDetector:
-    """Seed 004's "discriminator overfitting": accuracy ~100% round after round, so the
+    """The user guide's "discriminator overfitting": accuracy ~100% round after round, so the
     generator's reward carries no signal. ``update(acc)`` returns a message the first time
     accuracy has been >= ``threshold`` for ``patience`` consecutive rounds (then stays quiet
     until accuracy drops below the threshold again)."""
@@ -191,7 +191,7 @@ class GAIL:
         # start from a raw SB3 policy), else the raw observations; it acts in [-1, 1]: frame actions, or the env's
         # Box bounds mapped there (PushT's pixels)
         self.units = learner_units(self.env, policy, self.config.task_frame)
-        self.started_from_policy = policy is not None  # the given policy is the warm start (the seed's recipe)
+        self.started_from_policy = policy is not None  # the given policy is the warm start (the user guide's recipe)
         make, units = self.training_env.make, self.units
         self.venv = make_vec_env(lambda: learner_env(make(), units), n_envs=n_envs, seed=self.config.seed)
         self.gen_algo, self.distilled = start_ppo(

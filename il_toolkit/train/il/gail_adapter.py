@@ -1,4 +1,4 @@
-"""The imitation side of GAIL: the discriminator, imitation's trainer with the seed's input
+"""The imitation side of GAIL: the discriminator, imitation's trainer with the user guide's input
 noise, the scaled reward PPO sees, and a logger that forwards imitation's records.
 
 Imported only when a GAIL run starts (``imitation`` is heavy to import).

@@ -369,7 +369,7 @@ ROLLOUT_SEED = 3_000_000  # apart from demonstrations (0 ...), evaluation (1,000
 
 
 class Discriminator(torch.nn.Module):
-    """Seed 004's discriminator: (observation features, action) -> a logit that is high for the
+    """GAIL's discriminator as the user guide sizes it: (observation features, action) -> a logit that is high for the
     expert; two hidden layers of ``hidden_dim``. ``reward = -log(1 - D) = softplus(logit)``."""
 
     def __init__(self, feature_dim: int, action_dim: int, hidden_dim: int) -> None:
@@ -404,13 +404,13 @@ class VLAGAIL:
 
     A flow-matching VLA has no tractable action log-probability, so PPO (what :class:`GAIL`
     uses for SB3 policies) does not apply. Each round instead: roll the VLA out for
-    ``ppo_n_steps`` env steps (sampling noise on); train the seed's discriminator
+    ``ppo_n_steps`` env steps (sampling noise on); train GAIL's discriminator
     (``gail_disc_hidden_dim``, ``gail_disc_updates``, ``gail_disc_lr``, ``gail_disc_noise``) to tell
     expert (observation, action) pairs from the VLA's, on the VLA's own observation features;
     turn its reward ``gail_reward_scale * -log(1 - D)`` into discounted returns (``ppo_gamma``)
     and normalised advantages; then, for ``ppo_epochs``, regress the VLA's flow loss on its own
     chunks weighted by ``exp(A)`` (advantage-weighted regression, capped at 20) together with
-    as many expert chunks at weight 1 (the seed's BC warm start, kept as a regulariser).
+    as many expert chunks at weight 1 (GAIL's BC warm start, kept as a regulariser).
     Retraining is :class:`VLABehavioralCloning`'s (the shared loader loop).
 
     Args:
