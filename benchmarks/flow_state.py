@@ -73,7 +73,8 @@ DEFAULT_TRAINERS = (
 )
 
 
-MLP_OPTIONS = ("mlp_width", "mlp_layers", "mlp_time_embedding")  # spec fields of the MLP velocity net (None: default)
+# spec fields of the MLP velocity net (None: default)
+MLP_OPTIONS = ("mlp_width", "mlp_layers", "mlp_time_embedding", "mlp_expert_width")
 
 # Options that shape a policy's chunk or net; a reflowed policy keeps its teacher's.
 ARCHITECTURE_OPTIONS = ("horizon", "n_obs_steps", "n_action_steps", "velocity_net", *MLP_OPTIONS, "raw_state",
@@ -96,6 +97,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--velocity-net", default="auto", choices=("auto", "mlp", "transformer"))
     parser.add_argument("--mlp-width", type=int, default=None, help="MLP velocity net width (default: the spec's)")
     parser.add_argument("--mlp-layers", type=int, default=None, help="MLP velocity net hidden layers (default: the spec's)")
+    parser.add_argument("--mlp-expert-width", type=int, default=None,
+                        help="width of each expert MLP of the variational trainer's mixture (default: the spec's, "
+                             "the net's width / sqrt(experts))")
     parser.add_argument("--mlp-time-embedding", default=None, choices=MLP_TIME_EMBEDDINGS,
                         help="the MLP velocity net's time input: its sinusoids as they are, or through a small MLP "
                              "(default: train flow's, plain sinusoids for a horizon of 1, the MLP for chunks)")

@@ -147,3 +147,23 @@ def test_a_spec_saved_before_the_time_embedding_option_keeps_its_time_mlp() -> N
     del saved["mlp_time_embedding"]
     assert FlowModelSpec.from_json(saved).mlp_time_embedding == "sinusoids_mlp"
     assert FlowModelSpec.from_json({**saved, "mlp_time_embedding": "sinusoids"}).mlp_time_embedding == "sinusoids"
+
+
+def test_the_mixtures_experts_are_as_wide_as_the_spec_says() -> None:
+    assert FlowModelSpec(action_dim=2, state_dim=3, mlp_width=256, n_experts=4).mlp_expert_width == 128
+    assert FlowModelSpec(action_dim=2, state_dim=3, mlp_width=256, n_experts=2).mlp_expert_width == 184
+    assert FlowModelSpec(action_dim=2, state_dim=3, mlp_width=256, n_experts=1).mlp_expert_width == 256
+    decoder = _trainer("variational_flow_matching_policy_trainer", mlp_expert_width=24).models["action_decoder"]
+    widths = {expert.net[0].out_features for expert in decoder.experts}
+    assert widths == {24}
+    assert _trainer("naive_flow_matching_policy_trainer", mlp_expert_width=24).models["action_decoder"].net[0].out_features == 64
+    with pytest.raises(ValueError, match="mlp_expert_width must be >= 0"):
+        FlowModelSpec(action_dim=2, state_dim=3, mlp_expert_width=-1)
+
+
+def test_a_spec_saved_before_the_expert_width_option_keeps_experts_as_wide_as_the_net() -> None:
+    saved = FlowModelSpec(action_dim=2, state_dim=3, velocity_net="mlp", mlp_width=64, n_experts=4).to_json()
+    assert saved["mlp_expert_width"] == 32
+    del saved["mlp_expert_width"]
+    assert FlowModelSpec.from_json(saved).mlp_expert_width == 64
+    assert FlowModelSpec.from_json({**saved, "mlp_expert_width": 40}).mlp_expert_width == 40

@@ -74,11 +74,13 @@ def build_flow_models(spec: FlowModelSpec) -> FlowModels:
     return models
 
 
-def build_action_decoder(spec: FlowModelSpec) -> nn.Module:
+def build_action_decoder(spec: FlowModelSpec, *, expert: bool = False) -> nn.Module:
     """The velocity network the spec asks for: ``forward(x_t (B, H, Da), t (B,), cond (B, N, d), step_size (B,) | None)
-    -> (B, H, Da)`` (``step_size`` only for a shortcut model, ``spec.shortcut_steps > 0``)."""
+    -> (B, H, Da)`` (``step_size`` only for a shortcut model, ``spec.shortcut_steps > 0``). ``expert``: one expert of a
+    mixture (an MLP then ``spec.mlp_expert_width`` wide)."""
     if spec.velocity_net == "mlp":
-        return MLPVelocityNet(spec.action_dim, spec.horizon, spec.d_model, spec.mlp_width, spec.mlp_layers,
+        width = spec.mlp_expert_width if expert else spec.mlp_width
+        return MLPVelocityNet(spec.action_dim, spec.horizon, spec.d_model, width, spec.mlp_layers,
                               spec.shortcut_steps, spec.mlp_time_embedding)
     return ActionDecoder(spec.action_dim, spec.horizon, spec.d_model, spec.n_heads, spec.decoder_layers, spec.ff_mult,
                          spec.dropout, spec.shortcut_steps)

@@ -14,6 +14,7 @@ and is refused.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,12 @@ def shortcut_settings_problem(steps: int, fraction: float, ema_decay: float = DE
     return None
 
 
+def default_expert_width(mlp_width: int, n_experts: int) -> int:
+    """``mlp_width / sqrt(n_experts)`` rounded to a multiple of 8 (at least 8): a mixture of ``n_experts`` such
+    nets has as many hidden-layer weights as one net of ``mlp_width`` (256 and 4 experts: 128)."""
+    return max(8, 8 * round(mlp_width / math.sqrt(max(1, n_experts)) / 8))
+
+
 @dataclass(frozen=True)
 class FlowModelSpec:
     """Shapes and sizes of every component; stored in the checkpoint's ``config.json``.
@@ -95,6 +102,11 @@ class FlowModelSpec:
     ALOHA's chunks (one training seed) insertion reached 18 / 84.5% at one / two Euler steps against 41 / 89.5%,
     transfer 20.5 / 91.5% against 44 / 95.5%. ``train flow`` chooses by the horizon
     (``defaults.default_mlp_time_embedding``).
+    ``mlp_expert_width``: the width of each expert of a mixture of MLP velocity nets (the variational trainer's
+    decoder); 0: ``mlp_width / sqrt(n_experts)`` rounded to a multiple of 8, so that the mixture's hidden layers cost
+    what one net's do (PushT state, four experts of 128 against 256: a training step ~1.6x cheaper; success and
+    mode shares in benchmarks/flow_state.py and flow_two_modes.py). Specs saved before the field had experts as
+    wide as the net, and load so.
     """
 
     action_dim: int
@@ -121,6 +133,7 @@ class FlowModelSpec:
     mlp_width: int = 0
     mlp_layers: int = 3
     mlp_time_embedding: str = "sinusoids_mlp"
+    mlp_expert_width: int = 0
     shortcut_steps: int = 0
     shortcut_fraction: float = 0.25
     shortcut_ema_decay: float = DEFAULT_SHORTCUT_EMA_DECAY
@@ -155,6 +168,10 @@ class FlowModelSpec:
                              f"and {self.mlp_layers}")
         if self.mlp_width == 0:
             object.__setattr__(self, "mlp_width", 1 << (max(256, 4 * self.horizon * self.action_dim) - 1).bit_length())
+        if self.mlp_expert_width < 0:
+            raise ValueError(f"mlp_expert_width must be >= 0 (0: mlp_width / sqrt(n_experts)), got {self.mlp_expert_width}")
+        if self.mlp_expert_width == 0:
+            object.__setattr__(self, "mlp_expert_width", default_expert_width(self.mlp_width, self.n_experts))
         if self.mlp_time_embedding not in MLP_TIME_EMBEDDINGS:
             raise ValueError(f"mlp_time_embedding must be one of {MLP_TIME_EMBEDDINGS}, got {self.mlp_time_embedding!r}")
         if self.normalization not in NORMALIZATION_MODES:
@@ -183,9 +200,12 @@ class FlowModelSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FlowModelSpec":
-        # specs saved before velocity_net existed were all transformers, and before mlp_time_embedding
-        # MLP velocity nets passed the time's sinusoids through an MLP (whatever the default becomes)
-        return from_known_fields(cls, {"velocity_net": "transformer", "mlp_time_embedding": "sinusoids_mlp", **data})
+        # specs saved before velocity_net existed were all transformers, before mlp_time_embedding MLP velocity
+        # nets passed the time's sinusoids through an MLP (whatever the default becomes), and before
+        # mlp_expert_width a mixture's experts were as wide as the net
+        legacy = {"velocity_net": "transformer", "mlp_time_embedding": "sinusoids_mlp",
+                  "mlp_expert_width": data.get("mlp_width", 0)}
+        return from_known_fields(cls, {**legacy, **data})
 
     def replace(self, **changes: Any) -> "FlowModelSpec":
         return dataclasses.replace(self, **changes)

@@ -10,8 +10,8 @@ from il_toolkit.model.components import build_action_decoder
 
 
 class MixtureActionDecoder(nn.Module):
-    """``n_experts`` velocity nets (the spec's ``velocity_net``); ``forward(x_t, t, cond, weights (B, E), step_size)
-    -> (B, H, Da)`` (``step_size`` as the experts take it).
+    """``n_experts`` velocity nets (the spec's ``velocity_net``; MLPs ``mlp_expert_width`` wide);
+    ``forward(x_t, t, cond, weights (B, E), step_size) -> (B, H, Da)`` (``step_size`` as the experts take it).
 
     Experts whose weight is zero for the whole batch are skipped (top-1 gating at inference
     then costs one decoder call per step).
@@ -19,7 +19,7 @@ class MixtureActionDecoder(nn.Module):
 
     def __init__(self, spec: FlowModelSpec) -> None:
         super().__init__()
-        self.experts = nn.ModuleList(build_action_decoder(spec) for _ in range(spec.n_experts))
+        self.experts = nn.ModuleList(build_action_decoder(spec, expert=True) for _ in range(spec.n_experts))
 
     def forward(
         self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, weights: torch.Tensor,
