@@ -18,6 +18,30 @@ class CommandLineError(ValueError):
     """Flags that cannot go together or name something unusable: reported as one line, exit code 2."""
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (seeds, budgets where 0 means none)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (learning rates)."""
+    value = float(text)
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _other_spellings(option: str) -> list[str]:
     """``--a_b-c`` -> ``--a-b-c`` and ``--a_b_c`` (long options only)."""
     if not option.startswith("--"):

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from il_toolkit.config.training_config import ConfigError
 from il_toolkit.features.observations import STATE_KEYS
 from il_toolkit.features.state import StateFeatures, state_features_for
 from il_toolkit.model.components import BatchError
@@ -173,10 +174,17 @@ class FlowMatchingPolicy(BasePolicy):
             raise ValueError(f"action space {action_space.shape} does not match the model's action_dim={self.spec.action_dim}")
         self.action_offset = self.spec.n_obs_steps - 1 if action_offset is None else int(action_offset)
         max_steps = self.spec.horizon - self.action_offset
+        if max_steps < 1:
+            raise ConfigError(
+                f"a chunk of horizon {self.spec.horizon} holds no action from the window's last observation on "
+                f"(action_offset {self.action_offset}, n_obs_steps {self.spec.n_obs_steps}): raise the horizon to at "
+                f"least {self.action_offset + 1} or lower n_obs_steps"
+            )
         self.n_action_steps = max_steps if n_action_steps is None else int(n_action_steps)
         if not 1 <= self.n_action_steps <= max_steps:
-            raise ValueError(
-                f"n_action_steps must be in [1, horizon - action_offset] = [1, {max_steps}], got {self.n_action_steps}"
+            raise ConfigError(
+                f"n_action_steps must be in [1, horizon - action_offset] = [1, {max_steps}], got {self.n_action_steps}: "
+                f"execute at most {max_steps} actions of each chunk (or raise the horizon)"
             )
         self.n_steps = n_steps
         self.solver = solver

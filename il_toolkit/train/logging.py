@@ -35,6 +35,14 @@ def console_line(metrics: Mapping[str, Any], step: int, first: Sequence[str] = (
     return f"[step {step}] {shown}{more}"
 
 
+def _record_step(line: str) -> float:
+    """The ``step`` of one ``metrics.jsonl`` line (a line that is not a record counts as step 0: it is kept)."""
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 0.0
+
+
 class MetricLogger:
     """Log scalar metrics to the console, ``output_dir/metrics.jsonl`` and wandb."""
 
@@ -75,6 +83,19 @@ class MetricLogger:
     @property
     def wandb_dir(self) -> str | None:
         return None if self._wandb_run is None else str(self._wandb_run.dir)
+
+    def drop_after(self, step: int) -> None:
+        """Remove the records of ``metrics.jsonl`` logged after ``step`` (a run resumed from a checkpoint at ``step``
+        logs those steps again); the file is rewritten atomically."""
+        if not self.path.is_file():
+            return
+        lines = self.path.read_text().splitlines()
+        kept = [line for line in lines if not line.strip() or _record_step(line) <= step]
+        if len(kept) == len(lines):
+            return
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        temporary.write_text("".join(f"{line}\n" for line in kept))
+        os.replace(temporary, self.path)
 
     def log(self, metrics: Mapping[str, Any], step: int, console_keys: Sequence[str] = ()) -> None:
         """Append ``metrics`` at ``step`` to ``metrics.jsonl`` (and wandb); the console line shows

@@ -36,6 +36,11 @@ from il_toolkit.model.components import FlowModels, build_flow_models, check_bat
 from il_toolkit.model.flow import TimeDistribution, flow_matching_pair, integrate, interpolate
 from il_toolkit.model.spec import ACTION_KEY, ACTION_NOISE_KEY, ACTION_PAD_KEY, FlowModelSpec, shortcut_step_size_problem
 from il_toolkit.train.grad_clip import clip_grad_norms
+from il_toolkit.train.imitation_learning.training_state import read_training_state, write_training_state
+
+# Spec fields il-toolkit train flow sets with a flag of the same name: resuming with another value names the flag.
+RESUME_FLAGS = ("horizon", "n_obs_steps", "d_model", "velocity_net", "mlp_time_embedding", "action_statistics",
+                "shortcut_steps", "shortcut_fraction", "shortcut_ema_decay")
 
 Context = dict[str, Any]
 
@@ -333,12 +338,12 @@ class FlowMatchingTrainer:
         return metrics
 
     # -- resumable training state ---------------------------------------------------------
-    def save_training_state(self, path: Any, *, epoch: int, iterations: int) -> Path:
-        """Write models + optimizer state to ``path/trainer_state.{json,safetensors}`` (no pickles)."""
-        from safetensors.torch import save_file
-
-        directory = Path(path)
-        directory.mkdir(parents=True, exist_ok=True)
+    def save_training_state(self, path: Any, *, epoch: int, iterations: int,
+                            generators: Mapping[str, torch.Generator] | None = None) -> Path:
+        """Write models + optimizer state to ``path/trainer_state.{json,safetensors}`` (no pickles; each file written
+        atomically, see :mod:`.training_state`), with the random state: :attr:`generator`, PyTorch's global
+        generator and ``generators`` (e.g. the minibatch sampler's), so that a resumed run continues as one that
+        was never stopped."""
         tensors = {f"models.{k}": v.detach().cpu().contiguous() for k, v in self.models.state_dict().items()}
         if self.teacher is not None:
             tensors.update({f"teacher.{k}": v.detach().cpu().contiguous() for k, v in self.teacher.state_dict().items()})
@@ -353,39 +358,26 @@ class FlowMatchingTrainer:
                     else:
                         scalars.setdefault(str(index), {})[field] = value
             optim_meta[name] = {"param_groups": state["param_groups"], "scalars": scalars, "n_state": len(state["state"])}
-        save_file(tensors, str(directory / "trainer_state.safetensors"))
+        for name, generator in self._generators(generators).items():
+            tensors[f"rng.{name}"] = generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
         meta = {"trainer": self.key, "spec": self.spec.to_json(), "epoch": int(epoch), "iterations": int(iterations),
                 "optimizers": optim_meta}
-        (directory / "trainer_state.json").write_text(json.dumps(meta, indent=2))
-        return directory
+        return write_training_state(path, tensors, meta)
 
-    def load_training_state(self, path: Any) -> dict[str, int]:
-        """Restore what :meth:`save_training_state` wrote; returns ``{"epoch", "iterations"}``."""
-        from safetensors.torch import load_file
-
+    def load_training_state(self, path: Any, *, generators: Mapping[str, torch.Generator] | None = None) -> dict[str, int]:
+        """Restore what :meth:`save_training_state` wrote (the random state too, where the state holds it: states
+        saved before it did restore none); returns ``{"epoch", "iterations"}``."""
         from il_toolkit.policies.checkpoint import CheckpointError
 
         directory = Path(path)
-        meta_path = directory / "trainer_state.json"
-        if not meta_path.is_file():
-            raise CheckpointError(f"{str(directory)!r} has no trainer_state.json; save one with save_training_state()")
-        meta = json.loads(meta_path.read_text())
+        tensors, meta = read_training_state(directory)
         if meta.get("trainer") != self.key:
             raise CheckpointError(
                 f"{str(directory)!r} holds the training state of {meta.get('trainer')!r}, not {self.key!r}; "
                 f"resume it with TRAINER_REGISTRY.get({meta.get('trainer')!r})"
             )
-        saved_spec = FlowModelSpec.from_json(meta["spec"]).to_json()  # fields added since count as their old values
-        if saved_spec != self.spec.to_json():
-            changed = ", ".join(f"{k}: saved {saved_spec.get(k)!r}, here {v!r}" for k, v in self.spec.to_json().items()
-                                if saved_spec.get(k) != v)
-            raise CheckpointError(
-                f"{str(directory)!r} was trained with a different model spec ({changed}); resume it with the "
-                "settings it was started with (train flow: the same flags, plus the flag of a listed field whose "
-                "default has changed since, e.g. --mlp_time_embedding sinusoids_mlp), or start afresh in another "
-                "directory"
-            )
-        tensors = load_file(str(directory / "trainer_state.safetensors"))
+        self._check_saved_spec(directory, meta["spec"])
         self.models.load_state_dict({k[len("models."):]: v for k, v in tensors.items() if k.startswith("models.")})
         self.teacher = self.build_teacher()  # a state saved without one (older, or decay 0) restarts it from the net
         teacher = {k[len("teacher."):]: v for k, v in tensors.items() if k.startswith("teacher.")}
@@ -406,7 +398,35 @@ class FlowMatchingTrainer:
             for index, fields in info["scalars"].items():
                 state.setdefault(int(index), {}).update(fields)
             optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+        for name, generator in self._generators(generators).items():
+            if f"rng.{name}" in tensors:
+                generator.set_state(tensors[f"rng.{name}"])
+        if "rng.torch" in tensors:
+            torch.set_rng_state(tensors["rng.torch"])
         return {"epoch": int(meta["epoch"]), "iterations": int(meta["iterations"])}
+
+    def _generators(self, generators: Mapping[str, torch.Generator] | None) -> dict[str, torch.Generator]:
+        """The random generators a training state holds besides PyTorch's global one: :attr:`generator` as
+        ``"trainer"`` (where it is a CPU generator) and ``generators``."""
+        own = {"trainer": self.generator} if self.generator is not None and self.generator.device.type == "cpu" else {}
+        return {**own, **dict(generators or {})}
+
+    def _check_saved_spec(self, directory: Path, saved: Mapping[str, Any]) -> None:
+        """Refuse a training state saved with another model spec, naming the fields that differ and the flags to pass."""
+        from il_toolkit.policies.checkpoint import CheckpointError
+
+        saved_spec = FlowModelSpec.from_json(dict(saved)).to_json()  # fields added since count as their old values
+        here = self.spec.to_json()
+        if saved_spec == here:
+            return
+        changed = {k: (saved_spec.get(k), v) for k, v in here.items() if saved_spec.get(k) != v}
+        listed = ", ".join(f"{k}: saved {old!r}, here {new!r}" for k, (old, new) in changed.items())
+        flags = [f"--{k} {old}" for k, (old, _) in changed.items() if k in RESUME_FLAGS]
+        hint = f" (train flow: {' '.join(flags)})" if flags else ""
+        raise CheckpointError(
+            f"{str(directory)!r} was trained with a different model spec ({listed}); resume it with the settings it "
+            f"was started with{hint}, or start afresh in another directory"
+        )
 
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()

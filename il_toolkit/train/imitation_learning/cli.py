@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from il_toolkit.cli_flags import non_negative_int, positive_float, positive_int
 from il_toolkit.model.flow import SOLVERS
 from il_toolkit.model.spec import DEFAULT_SHORTCUT_EMA_DECAY, MLP_TIME_EMBEDDINGS
 from il_toolkit.train.imitation_learning.defaults import (  # noqa: F401  (re-exported)
@@ -61,25 +62,25 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "that pays depends on how faithfully the copy learns the map (ALOHA insertion: README). "
                              "Unset --steps and "
                              f"--learning_rate default to {DEFAULT_REFLOW_STEPS} and {DEFAULT_REFLOW_LEARNING_RATE}")
-    parser.add_argument("--reflow_noises", type=int, default=None,
+    parser.add_argument("--reflow_noises", type=positive_int, default=None,
                         help=f"with --reflow: noises (so chunks) per training window (default: {DEFAULT_NOISES_PER_WINDOW})")
     parser.add_argument("--list", action="store_true", help="list the registered trainers and exit")
     parser.add_argument("--dataset", help="Minari dataset id or lerobot/* alias")
     parser.add_argument("--env", help="env id (default: the one the dataset records)")
-    parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: state envs "
+    parser.add_argument("--steps", type=non_negative_int, default=None, help="gradient steps (default: state envs "
                         f"{STATE_DEFAULTS['steps']}, {CHUNK_STEPS} where the env asks for chunks, image envs "
                         f"{IMAGE_DEFAULTS['steps']}, --reflow {DEFAULT_REFLOW_STEPS})")
-    parser.add_argument("--batch_size", type=int, default=256, help="windows per gradient step")
-    parser.add_argument("--learning_rate", type=float, default=None, help="peak learning rate, cosine-decayed over "
+    parser.add_argument("--batch_size", type=positive_int, default=256, help="windows per gradient step")
+    parser.add_argument("--learning_rate", type=positive_float, default=None, help="peak learning rate, cosine-decayed over "
                         f"the steps (default: state {STATE_DEFAULTS['learning_rate']}, images {IMAGE_DEFAULTS['learning_rate']}, "
                         f"--reflow {DEFAULT_REFLOW_LEARNING_RATE})")
-    parser.add_argument("--horizon", type=int, default=None, help="actions predicted per chunk (default: state "
+    parser.add_argument("--horizon", type=positive_int, default=None, help="actions predicted per chunk (default: state "
                         f"{STATE_DEFAULTS['horizon']} or the env's action_chunk, ALOHA 16; images {IMAGE_DEFAULTS['horizon']}). "
                         "PushT state: 4 with --n_action_steps 2 succeeded as often as horizon 1 (100%% both, 3 seeds) "
                         "with half the policy calls; 16 needs more steps (one seed executing 1: 92%% at 6,000, 96%% at 24,000)")
-    parser.add_argument("--n_obs_steps", type=int, default=None, help="observations per window (default: state "
+    parser.add_argument("--n_obs_steps", type=positive_int, default=None, help="observations per window (default: state "
                         f"{STATE_DEFAULTS['n_obs_steps']}, images {IMAGE_DEFAULTS['n_obs_steps']})")
-    parser.add_argument("--n_action_steps", type=int, default=None, help="actions executed per chunk (default: state "
+    parser.add_argument("--n_action_steps", type=positive_int, default=None, help="actions executed per chunk (default: state "
                         f"{STATE_DEFAULTS['n_action_steps']} or half the env's action_chunk, images "
                         f"{IMAGE_DEFAULTS['n_action_steps']})")
     parser.add_argument("--velocity_net", default="auto", choices=("auto", "mlp", "transformer"),
@@ -117,7 +118,7 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "pixels): train the flow policy on that state and a keypoint CNN that estimates it from "
                              "the cameras; the saved policy acts on the observation alone (cameras and the agent's own "
                              "position: the state supervises training only)")
-    parser.add_argument("--estimator_steps", type=int, default=3000,
+    parser.add_argument("--estimator_steps", type=non_negative_int, default=3000,
                         help="state estimator steps (batch 64) with --estimate_state (PushT: 3,000 took 6.8 CPU minutes)")
     parser.add_argument("--estimator_stride", type=int, default=4, choices=(2, 4),
                         help="with --estimate_state, the estimator's keypoint maps are at 1/stride of the image: 2 for "
@@ -137,14 +138,14 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--state_noise", type=float, nargs=2, default=None, metavar=("OFFSET", "JITTER"),
                         help="standard deviations of the noisy copies' per-episode offset and per-frame jitter, in the "
                              "state's units (ALOHA: metres; default %g %g)" % DEFAULT_ESTIMATE_NOISE)
-    parser.add_argument("--grounder_steps", type=int, default=400,
+    parser.add_argument("--grounder_steps", type=non_negative_int, default=400,
                         help="instruction grounder steps (batch 32) for datasets whose instruction names the goal, such "
                              "as il_toolkit/PushTTwoTarget-v0's (400 took 14 CPU seconds)")
     parser.add_argument("--no-task_frame", dest="task_frame", action="store_false",
                         help="see the raw state instead of the env's feature pipeline (default: the env's; PushT: the "
                              "T's task frame)")
-    parser.add_argument("--d_model", type=int, default=128, help="token width")
-    parser.add_argument("--ode_steps", type=int, default=None,
+    parser.add_argument("--d_model", type=positive_int, default=128, help="token width")
+    parser.add_argument("--ode_steps", type=positive_int, default=None,
                         help="ODE steps at inference, saved with the policy (default: 10 for a new policy, "
                              "--model_path's own for one trained further)")
     parser.add_argument("--solver", default=None, choices=SOLVERS,
@@ -155,9 +156,9 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
     parser.add_argument("--keep_weights", default="last", choices=("last", "best"),
                         help="the weights kept: the last step's, or the epoch's with the lowest val/loss (train/loss "
                              "without a validation split)")
-    parser.add_argument("--checkpoint_every", type=int, default=1000, help="steps between resumable checkpoints")
+    parser.add_argument("--checkpoint_every", type=non_negative_int, default=1000, help="steps between resumable checkpoints")
     parser.add_argument("--seed", type=int, default=0, help="training seed (weights, minibatches, noise)")
-    parser.add_argument("--eval_episodes", type=int, default=50, help="evaluation episodes after training, seeds from 1,000,000 (0: none)")
+    parser.add_argument("--eval_episodes", type=non_negative_int, default=50, help="evaluation episodes after training, seeds from 1,000,000 (0: none)")
     parser.add_argument("--output_dir", default="./output/flow", help="where the run, its checkpoint and policy go")
     parser.add_argument("--no_wandb", dest="use_wandb", action="store_false",
                         help="do not log to wandb (default: log to an offline wandb run, no account needed)")
@@ -185,6 +186,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from il_toolkit.policies.flow_policy import default_state_features
     from il_toolkit.train.imitation_learning.loop import train_flow_policy
     from il_toolkit.train.imitation_learning.reflow import reflow_policy, reflow_problem
+    from il_toolkit.train.imitation_learning.training_state import saved_training_step
     from il_toolkit.train.logging import MetricLogger
 
     if args.dataset is None:
@@ -246,6 +248,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                               "n_demo_episodes": len(demos)}, indent=2))
     logger = MetricLogger(out, use_wandb=args.use_wandb, run_name=f"flow-{trainer}-s{args.seed}", config=settings,
                           console=False)
+    resumed_at = saved_training_step(out / "checkpoint")
+    if resumed_at is not None:  # what the interrupted run logged after its checkpoint is logged again
+        logger.drop_after(resumed_at)
     steps = settings["steps"]
     every = max(1, steps // 20)
     new_model = {} if start is not None else dict(

@@ -17,18 +17,21 @@ policy (``policy/``, loadable with ``il_toolkit.policies.load``) are written eve
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from gymnasium import spaces
 
-from il_toolkit.config.training_config import LR_SCHEDULES
+from il_toolkit.config.training_config import LR_SCHEDULES, ConfigError
 from il_toolkit.features.state import StateFeatures
+from il_toolkit.model.spec import FlowModelSpec
 from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 from il_toolkit.train.datasets.minari_io import chunk_start_mask
 from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
-from il_toolkit.train.imitation_learning.windows import WindowDataset
+from il_toolkit.train.imitation_learning.training_state import has_training_state
+from il_toolkit.train.imitation_learning.windows import WindowDataset, check_horizon_fits
 from il_toolkit.train.loop import KEEP_RULES, FitHistory, Position, SampledBatches, run_training
 
 
@@ -90,6 +93,7 @@ def fit_flow_policy(
     trainer_class = TRAINER_REGISTRY.get(trainer_key)
     torch.manual_seed(seed)
     if policy is None:
+        check_horizon_fits(trajectories, int(dict(spec_fields or {}).get("horizon") or FlowModelSpec.horizon))
         policy = FlowMatchingPolicy.create(
             trainer_key, observation_space, action_space, policy_options={**dict(policy_options or {}), "seed": seed},
             features=features, **dict(spec_fields or {}),
@@ -106,18 +110,15 @@ def fit_flow_policy(
         models, trainer_class.build_optimizers(models, lr=learning_rate), None, device,
         generator=torch.Generator(device=device).manual_seed(seed),
     )
-    start = 0
+    batches = SampledBatches(len(data), batch_size, data.batch, torch.Generator().manual_seed(seed + 1))
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if resume and directory is not None and (directory / "trainer_state.json").is_file():
-        start = trainer.load_training_state(directory)["iterations"]
-        _restart_learning_rate(trainer, learning_rate)
-    batches = SampledBatches(len(data), batch_size, data.batch, torch.Generator().manual_seed(seed + 1 + start))
+    start = _resume(trainer, directory, learning_rate, batches.generator, seed) if resume and directory is not None else 0
 
     def step(batch: Any, position: Position) -> dict[str, float]:
         return trainer.train_step(batch, position.epoch, position.total_epochs, position.step)
 
     def checkpoint(iterations: int) -> None:
-        _checkpoint(trainer, policy, directory, max(iterations, start), batches.steps_per_epoch)
+        _checkpoint(trainer, policy, directory, max(iterations, start), batches)
 
     history = run_training(
         step, batches, optimizers=trainer.optimizers, module=models, steps=steps, lr_schedule=lr_schedule,
@@ -160,13 +161,29 @@ def _check_continuable(policy: FlowMatchingPolicy, trainer_key: str, observation
     from il_toolkit.policies import check_spaces
 
     if policy.trainer_key != trainer_key:
-        raise ValueError(f"the starting policy was trained by {policy.trainer_key}, not {trainer_key}: pass "
+        raise ConfigError(f"the starting policy was trained by {policy.trainer_key}, not {trainer_key}: pass "
                          f"--trainer {policy.trainer_key} to continue it")
     check_spaces("starting policy", policy.observation_space, policy.action_space, observation_space, action_space,
                  fix="--model_path must point at a policy trained on this env")
     if any(settings):
-        raise ValueError("a starting policy keeps its own architecture, features and execution settings; do not "
+        raise ConfigError("a starting policy keeps its own architecture, features and execution settings; do not "
                          "pass spec_fields, features or policy_options with it")
+
+
+def _resume(trainer: Any, directory: Path, learning_rate: float, batch_generator: torch.Generator, seed: int) -> int:
+    """The step a run continues from: the training state's in ``directory`` (models, optimizers and random state
+    restored into ``trainer`` and ``batch_generator``), else 0."""
+    if not has_training_state(directory):
+        if (directory / "policy").exists():
+            warnings.warn(f"{directory} holds a policy but no training state to resume from: training starts again "
+                          "from step 0", stacklevel=3)
+        return 0
+    fresh = batch_generator.get_state()
+    start = trainer.load_training_state(directory, generators={"batches": batch_generator})["iterations"]
+    _restart_learning_rate(trainer, learning_rate)
+    if torch.equal(batch_generator.get_state(), fresh):  # a state saved before it held the sampler's: as those resumed
+        batch_generator.manual_seed(seed + 1 + start)
+    return start
 
 
 def _restart_learning_rate(trainer: Any, lr: float) -> None:
@@ -187,6 +204,8 @@ def fit_normalizer(policy: FlowMatchingPolicy, trajectories: Sequence[Any]) -> W
     return data
 
 
-def _checkpoint(trainer: Any, policy: FlowMatchingPolicy, directory: Path, iterations: int, steps_per_epoch: int) -> None:
-    trainer.save_training_state(directory, epoch=iterations // steps_per_epoch, iterations=iterations)
+def _checkpoint(trainer: Any, policy: FlowMatchingPolicy, directory: Path, iterations: int,
+                batches: SampledBatches) -> None:
+    trainer.save_training_state(directory, epoch=iterations // batches.steps_per_epoch, iterations=iterations,
+                                generators={"batches": batches.generator})
     policy.save(directory / "policy")

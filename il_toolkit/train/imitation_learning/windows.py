@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from il_toolkit.model.spec import ACTION_KEY, ACTION_NOISE_KEY, ACTION_PAD_KEY
-from il_toolkit.train.datasets.minari_io import actions_cut, chunk_start_mask
+from il_toolkit.train.datasets.minari_io import DatasetError, actions_cut, chunk_start_mask
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class WindowDataset:
                 chunk_parts.append(torch.as_tensor(encode_chunk(states, chunk), dtype=torch.float32))
             offset += steps
         if not act_parts:
-            raise ValueError("no episode with at least one action: nothing to train on")
+            raise DatasetError("no episode with at least one action: nothing to train on")
         _check_lengths(lengths, horizon)
         return cls(
             observations={key: torch.cat(parts) for key, parts in obs_parts.items()},
@@ -155,7 +155,7 @@ class WindowDataset:
 
         kept = [(t, mask) for t in trajectories for mask in [chunk_start_mask(t)] if mask.any()]
         if trajectories and not kept:
-            raise ValueError(f"none of the {len(trajectories)} episodes has a step a training window may start from "
+            raise DatasetError(f"none of the {len(trajectories)} episodes has a step a training window may start from "
                              "(their chunk_start info is all false): nothing to train on")
         trajectories = [t for t, _ in kept]
         cut = [actions_cut(t) for t in trajectories]
@@ -180,6 +180,14 @@ class WindowDataset:
                              None if self.noise is None else self.noise[keep])
 
 
+def check_horizon_fits(trajectories: Sequence[Any], horizon: int) -> None:
+    """Raise the error :func:`_check_lengths` gives when no episode of ``trajectories`` (``.acts`` ``(T, Da)``) holds
+    ``horizon`` actions, before anything is built for them (a chunk-sized velocity net can be large)."""
+    lengths = [len(t.acts) for t in trajectories]
+    if lengths and max(lengths) < horizon:
+        _check_lengths([(n, False) for n in lengths], horizon)
+
+
 def _check_lengths(lengths: Sequence[tuple[int, bool]], horizon: int) -> None:
     """``lengths``: (actions, cut) per episode. Episodes shorter than the chunk are padded by
     repeating their last action (diffusion_policy's convention), which is harmless for a few of
@@ -189,7 +197,7 @@ def _check_lengths(lengths: Sequence[tuple[int, bool]], horizon: int) -> None:
     longest = max(n for n, _ in lengths)
     padded = [n for n, cut in lengths if not cut]
     if longest < horizon:
-        raise ValueError(
+        raise DatasetError(
             f"every episode is shorter than the action chunk (the longest has {longest} actions, the shortest "
             f"{min(n for n, _ in lengths)}; horizon {horizon}): lower the horizon to at most {longest} (--horizon) or "
             "collect longer episodes"

@@ -1,0 +1,146 @@
+"""Flow training runs that were stopped, damaged or misconfigured: a resumed run continues as an uninterrupted one,
+a damaged training state is named with its fix, and bad settings are refused before anything is built."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from il_toolkit.config.training_config import ConfigError
+from il_toolkit.policies import CheckpointError
+from il_toolkit.train.datasets.minari_io import DatasetError
+from il_toolkit.train.imitation_learning.base import FlowMatchingTrainer
+from il_toolkit.train.imitation_learning.loop import train_flow_policy
+from il_toolkit.train.imitation_learning.training_state import read_training_state
+from il_toolkit.train.logging import MetricLogger
+
+KEY = "naive_flow_matching_policy_trainer"
+
+
+@pytest.fixture(scope="module")
+def pusht():
+    from il_toolkit.envs import make_env
+    from il_toolkit.experts import make_expert
+    from il_toolkit.rollout import rollout_episode
+
+    env = make_env("il_toolkit/PushT-v0")
+    expert = make_expert("il_toolkit/PushT-v0", env=env)
+    return env, [rollout_episode(expert, env, seed).to_trajectory() for seed in range(3)]
+
+
+def _fit(pusht, directory, **kwargs):
+    env, trajectories = pusht
+    options = dict(steps=12, batch_size=32, learning_rate=1e-3, seed=3, checkpoint_dir=directory, checkpoint_every=5,
+                   resume=True)
+    return train_flow_policy(KEY, trajectories, env.observation_space, env.action_space, **{**options, **kwargs})
+
+
+def test_a_run_killed_after_a_checkpoint_ends_where_an_uninterrupted_one_does(pusht, tmp_path, monkeypatch) -> None:
+    whole = _fit(pusht, tmp_path / "whole")
+    original = FlowMatchingTrainer.train_step
+
+    def killed_at_step_7(self, data, epoch, total_epochs, iterations):
+        if iterations == 7:
+            raise RuntimeError("killed")  # no chance to save: the last checkpoint (step 5) is what is left
+        return original(self, data, epoch, total_epochs, iterations)
+
+    monkeypatch.setattr(FlowMatchingTrainer, "train_step", killed_at_step_7)
+    with pytest.raises(RuntimeError, match="killed"):
+        _fit(pusht, tmp_path / "killed")
+    monkeypatch.setattr(FlowMatchingTrainer, "train_step", original)
+    assert json.loads((tmp_path / "killed" / "trainer_state.json").read_text())["iterations"] == 5
+    resumed = _fit(pusht, tmp_path / "killed")
+    for (name, x), (_, y) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_a_training_state_is_written_whole_or_not_at_all_and_a_damaged_one_names_its_fix(pusht, tmp_path) -> None:
+    _fit(pusht, tmp_path / "run", steps=5)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["policy", "trainer_state.json",
+                                                                    "trainer_state.safetensors"]
+    tensors, meta = read_training_state(tmp_path / "run")
+    assert meta["iterations"] == 5 and "rng.batches" in tensors and "rng.trainer" in tensors
+    state = tmp_path / "run" / "trainer_state.safetensors"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # cut short, as by a full disk
+    with pytest.raises(CheckpointError, match="is damaged .*delete .*run' to train again from step 0"):
+        _fit(pusht, tmp_path / "run", steps=8)
+    state.unlink()
+    with pytest.raises(CheckpointError, match="is incomplete"):
+        _fit(pusht, tmp_path / "run", steps=8)
+
+
+def test_a_state_saved_before_the_json_was_embedded_still_resumes_from_the_json(pusht, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    _fit(pusht, tmp_path / "run", steps=5)
+    state = tmp_path / "run" / "trainer_state.safetensors"
+    old = {k: v for k, v in load_file(str(state)).items() if not k.startswith("rng.")}
+    save_file(old, str(state))  # no metadata and no random state, as states were written before
+    seen: list[int] = []
+    _fit(pusht, tmp_path / "run", steps=8, log=lambda metrics, step: seen.append(step))
+    assert seen == [5, 6, 7]
+
+
+def test_a_policy_without_its_training_state_is_said_to_restart_from_step_0(pusht, tmp_path) -> None:
+    _fit(pusht, tmp_path / "run", steps=5)
+    (tmp_path / "run" / "trainer_state.json").unlink()
+    (tmp_path / "run" / "trainer_state.safetensors").unlink()
+    with pytest.warns(UserWarning, match="no training state to resume from: training starts again from step 0"):
+        _fit(pusht, tmp_path / "run", steps=2)
+
+
+def test_resuming_with_another_spec_names_the_saved_values(pusht, tmp_path) -> None:
+    _fit(pusht, tmp_path / "run", steps=5, spec_fields={"horizon": 1, "n_obs_steps": 1, "velocity_net": "mlp",
+                                                        "mlp_time_embedding": "sinusoids"})
+    with pytest.raises(CheckpointError, match="horizon: saved 1, here 4.*train flow: --horizon 1 "
+                                              "--mlp_time_embedding sinusoids\\)"):
+        _fit(pusht, tmp_path / "run", steps=8, spec_fields={"horizon": 4, "n_obs_steps": 1, "velocity_net": "mlp",
+                                                            "mlp_time_embedding": "sinusoids_mlp"})
+
+
+def test_a_horizon_longer_than_every_episode_is_refused_before_the_model_is_built(pusht, monkeypatch) -> None:
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+
+    env, trajectories = pusht
+    longest = max(len(t.acts) for t in trajectories)
+    monkeypatch.setattr(FlowMatchingPolicy, "create", lambda *a, **k: pytest.fail("built a model first"))
+    with pytest.raises(DatasetError, match=f"the longest has {longest} actions.*horizon {longest + 1}"):
+        train_flow_policy(KEY, trajectories, env.observation_space, env.action_space, steps=1,
+                          spec_fields={"horizon": longest + 1})
+
+
+def test_more_observations_than_the_chunk_holds_names_the_horizon_and_n_obs_steps(pusht) -> None:
+    env, trajectories = pusht
+    with pytest.raises(ConfigError, match="raise the horizon to at least 5 or lower n_obs_steps"):
+        train_flow_policy(KEY, trajectories, env.observation_space, env.action_space, steps=1,
+                          spec_fields={"horizon": 2, "n_obs_steps": 5})
+    with pytest.raises(ConfigError, match="execute at most 3 actions of each chunk"):
+        train_flow_policy(KEY, trajectories, env.observation_space, env.action_space, steps=1,
+                          spec_fields={"horizon": 4, "n_obs_steps": 2}, policy_options={"n_action_steps": 5})
+
+
+def test_a_resumed_runs_log_holds_each_step_once(tmp_path) -> None:
+    logger = MetricLogger(tmp_path, console=False)
+    for step in range(8):
+        logger.log({"loss": float(step)}, step)
+    logger.drop_after(5)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3, 4, 5]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "-5"], "argument --steps: must be 0 or more, got -5"),
+    (["--batch_size", "0"], "argument --batch_size: must be at least 1, got 0"),
+    (["--learning_rate", "-1"], "argument --learning_rate: must be a positive number, got -1"),
+    (["--horizon", "0"], "argument --horizon: must be at least 1, got 0"),
+])
+def test_train_flow_refuses_impossible_numbers_when_it_reads_them(flags, message, capsys) -> None:
+    from il_toolkit.train.imitation_learning.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--dataset", "pusht/none-v0", *flags])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
