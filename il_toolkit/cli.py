@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from il_toolkit.cli_flags import CommandLineError
+from il_toolkit.cli_flags import CommandLineError, non_negative_int, positive_int
 
 TRAIN_METHODS = {  # method -> what it is, for `il-toolkit train --help`
     "bc": "behavioural cloning: supervised learning from demonstrations (a dataset or the env's expert)",
@@ -20,6 +20,7 @@ TRAIN_METHODS = {  # method -> what it is, for `il-toolkit train --help`
     "flow": "a flow-matching policy (six trainer families) on a Minari dataset",
     "gail": "GAIL: a discriminator's reward for a PPO generator, from demonstrations",
 }
+ODE_SOLVERS = ("euler", "midpoint", "rk4")  # il_toolkit.model.flow.SOLVERS, named here so that --help imports no torch
 TRAIN_COMMANDS = {  # method -> "module:function" running its command line
     "bc": "il_toolkit.train.il.cli:main_bc",
     "dagger": "il_toolkit.train.il.cli:main_dagger",
@@ -110,6 +111,23 @@ def _cmd_convert_lerobot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_line(dataset_id: str, meta: dict) -> str:
+    """``il-toolkit datasets``' line for one dataset: what it holds, and whether its episode data
+    cannot be read (corrupt) or its collection was cut short (incomplete), with the fix."""
+    from il_toolkit.train.datasets.minari_io import episode_data_problem
+
+    problem = episode_data_problem(dataset_id, meta)
+    if problem is not None:
+        return (f"{dataset_id}: corrupt, its episode data cannot be read ({type(problem).__name__}: {problem}); "
+                "collect it again with --overwrite")
+    line = (f"{dataset_id}: {meta.get('total_episodes')} episodes, {meta.get('total_steps')} steps, "
+            f"env {meta.get('il_toolkit_env_id', '?')}, expert {meta.get('il_toolkit_expert', '?')}")
+    if not bool(meta.get("il_toolkit_complete", True)):
+        line += (" (incomplete: its collection was cut short or is still running; rerun the collect (or teleop) "
+                 "command that wrote it to finish it)")
+    return line
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     import minari
 
@@ -126,8 +144,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     if not found and not unreadable:
         print(f"no datasets under {root}")
     for dataset_id, meta in sorted(found.items()):
-        print(f"{dataset_id}: {meta.get('total_episodes')} episodes, {meta.get('total_steps')} steps, "
-              f"env {meta.get('il_toolkit_env_id', '?')}, expert {meta.get('il_toolkit_expert', '?')}")
+        print(_dataset_line(dataset_id, meta))
     for dataset_id in unreadable:
         print(f"{dataset_id}: unreadable (its metadata is damaged: rerun the collect command that wrote it to recover "
               "it, or collect it again with --overwrite)")
@@ -146,11 +163,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
         args.policy, args.env, n_episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
         env_kwargs=_env_kwargs(args.env_kwarg), progress=not args.no_progress, normalize=normalize,
-        video_dir=args.video_dir, video_episodes=[int(i) for i in args.video_episodes.split(",") if i],
+        video_dir=args.video_dir, video_episodes=args.video_episodes, ode_steps=args.ode_steps, solver=args.solver,
     )
     if args.output:
         result.save(args.output)
-    print(result.summary())
+    print(result.summary() + _ode_note(args))
     if args.video_dir:
         videos = sorted(Path(args.video_dir).glob("episode_seed*.mp4"))
         print(f"videos: {len(videos)} in {Path(args.video_dir).resolve()}" + (f" ({videos[0].name}, ...)" if videos else ""))
@@ -158,6 +175,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"results: {Path(args.output).resolve()}")
     print(json.dumps(result.aggregates, indent=2))
     return 0
+
+
+def _ode_note(args: argparse.Namespace) -> str:
+    """The inference settings ``eval`` changed on a flow-matching policy, for its summary line ("" if none)."""
+    steps = f"{args.ode_steps} ODE step{'' if args.ode_steps == 1 else 's'}" if args.ode_steps else ""
+    given = ", ".join(setting for setting in (steps, f"solver {args.solver}" if args.solver else "") if setting)
+    return f" [flow policy: {given}]" if given else ""
 
 
 def _cmd_teleop(args: argparse.Namespace) -> int:
@@ -183,20 +207,16 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0 (seeds)."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def episode_indices(text: str) -> list[int]:
+    """An argparse type: comma-separated episode indices, each 0 or more (``0,3,7``; empty: none)."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects comma-separated episode indices such as 0,3,7, got {text!r}") from None
+    negative = [value for value in values if value < 0]
+    if negative:
+        raise argparse.ArgumentTypeError(f"episode indices are 0 or more, got {negative[0]}")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,7 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="add the normalised score (expert = 1, random = 0 on the same seeds); default: when the env has an expert")
     p.add_argument("--video-dir", help="write MP4s of the episodes listed in --video-episodes here")
-    p.add_argument("--video-episodes", default="0", help="comma-separated episode indices to record")
+    p.add_argument("--video-episodes", type=episode_indices, default="0", metavar="I,J,...",
+                   help="comma-separated episode indices to record")
+    p.add_argument("--ode-steps", type=positive_int, metavar="N",
+                   help="ODE steps of a flow-matching policy at inference, instead of the ones saved with it")
+    p.add_argument("--solver", choices=ODE_SOLVERS,
+                   help="ODE solver of a flow-matching policy at inference, instead of the one saved with it")
     p.add_argument("--output", help="write per-episode records and aggregates to this JSON file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_eval)

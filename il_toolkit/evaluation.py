@@ -242,17 +242,53 @@ def evaluate_and_report(
     return result.aggregates
 
 
-def _worker(args: tuple[str, str, dict[str, Any], list[int]]) -> list[EpisodeRecord]:
+def flow_policies_in(policy: Any) -> list[Any]:
+    """The flow-matching policies that act in ``policy``: itself, or those it acts through (the state
+    policy behind a state estimator or an instruction grounder, an ensemble's members)."""
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+
+    if isinstance(policy, FlowMatchingPolicy):
+        return [policy]
+    inner = [getattr(policy, "state_policy", None), *getattr(policy, "members", ())]
+    return [flow for part in inner if part is not None for flow in flow_policies_in(part)]
+
+
+def set_ode(policy: Policy, ode_steps: int | None = None, solver: str | None = None, *,
+            name: str = "the policy") -> Policy:
+    """Set the inference settings of the flow-matching policies in ``policy`` (:func:`flow_policies_in`):
+    ``ode_steps`` (their ``n_steps``) and ``solver`` (euler, midpoint or rk4), where given; returns
+    ``policy``. A policy with no flow-matching policy in it is refused (``ConfigError``, named ``name``)."""
+    from il_toolkit.config.training_config import ConfigError
+    from il_toolkit.model.flow import SOLVERS
+
+    if ode_steps is None and solver is None:
+        return policy
+    if ode_steps is not None and int(ode_steps) < 1:
+        raise ConfigError(f"--ode-steps (ode_steps) must be at least 1, got {ode_steps}")
+    if solver is not None and solver not in SOLVERS:
+        raise ConfigError(f"unknown ODE solver {solver!r} (--solver); choose one of {', '.join(SOLVERS)}")
+    flows = flow_policies_in(policy)
+    if not flows:
+        kind = getattr(policy, "checkpoint_kind", type(policy).__name__)
+        raise ConfigError(f"--ode-steps and --solver (ode_steps, solver) set a flow-matching policy's ODE, and "
+                          f"{name} is a {kind!r} policy, which has none: drop them")
+    for flow in flows:
+        flow.n_steps = int(ode_steps) if ode_steps is not None else flow.n_steps
+        flow.solver = solver if solver is not None else flow.solver
+    return policy
+
+
+def _worker(args: tuple[str, str, dict[str, Any], list[int], dict[str, Any]]) -> list[EpisodeRecord]:
     import torch
 
     from il_toolkit.policies import load
 
     torch.set_num_threads(1)
-    policy_path, env_id, env_kwargs, seeds = args
+    policy_path, env_id, env_kwargs, seeds, ode = args
     env = make_env(env_id, **env_kwargs)
     try:
-        return _run_seeds(policy_for_env(load(policy_path), env), env, seeds, progress=False, video_dir=None,
-                          video_seeds=set())
+        policy = set_ode(load(policy_path), **ode, name=repr(policy_path))
+        return _run_seeds(policy_for_env(policy, env), env, seeds, progress=False, video_dir=None, video_seeds=set())
     finally:
         env.close()
 
@@ -269,25 +305,34 @@ def evaluate_checkpoint(
     normalize: bool = False,
     video_dir: str | os.PathLike | None = None,
     video_episodes: Sequence[int] = (0,),
+    ode_steps: int | None = None,
+    solver: str | None = None,
 ) -> EvalResult:
     """Evaluate a saved policy, with ``num_envs`` env processes each running a share of the
-    seeds (the records are identical to a single-process run on the same seeds)."""
+    seeds (the records are identical to a single-process run on the same seeds). ``ode_steps`` and
+    ``solver``: evaluate a flow-matching policy at these inference settings instead of its saved ones
+    (:func:`set_ode`)."""
     from il_toolkit.policies import load
 
+    ode = {"ode_steps": ode_steps, "solver": solver}
+    in_process = num_envs <= 1 or video_dir is not None
+    if in_process or ode_steps is not None or solver is not None:  # settings it cannot take: refused before any episode
+        policy = set_ode(load(policy_path), **ode, name=repr(str(policy_path)))
     references = reference_returns(env_id, n_episodes, seed, env_kwargs=env_kwargs) if normalize else None
-    if num_envs <= 1 or video_dir is not None:
+    if in_process:
         import torch
 
         # as in _worker; PushT MLP, 10 episodes beside a training run on 2 cores: 3.0 s, against 47.3 s on 2 threads
         torch.set_num_threads(1)
-        return evaluate(load(policy_path), env_id, n_episodes, seed, env_kwargs=env_kwargs, progress=progress,
+        return evaluate(policy, env_id, n_episodes, seed, env_kwargs=env_kwargs, progress=progress,
                         references=references, video_dir=video_dir, video_episodes=video_episodes)
     seeds = [seed + i for i in range(n_episodes)]
     shares = [seeds[i::num_envs] for i in range(num_envs)]
     start = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(num_envs) as pool:
-        parts = pool.map(_worker, [(str(policy_path), env_id, dict(env_kwargs or {}), share) for share in shares if share])
+        parts = pool.map(_worker, [(str(policy_path), env_id, dict(env_kwargs or {}), share, ode)
+                                   for share in shares if share])
     records = sorted((r for part in parts for r in part), key=lambda r: r.seed)
     return EvalResult(env_id=canonical_env_id(env_id), episodes=records, seconds=time.perf_counter() - start, references=references)
 

@@ -223,3 +223,31 @@ def test_a_pixel_starting_policy_for_ppo_on_state_is_refused_before_distilling(t
                       output_dir=str(tmp_path), use_wandb=False)
     with pytest.raises(SpaceMismatchError, match="does not match env observation space Box\\(5,\\)"):
         ppo_trainer.PPOTrainer(make_env("il_toolkit/PushT-v0"), policy=vla, config=config, progress=False)
+
+
+def test_an_earlier_run_that_never_finished_is_called_interrupted_not_complete(tmp_path, capsys):
+    """A bc run killed before it saved best/ holds run.json and metrics.jsonl only: say so, not "best/"."""
+    import json
+
+    from il_toolkit.cli import main
+    from il_toolkit.experts import make_expert
+    from il_toolkit.train.il.common import RunExistsError, claim_output_dir
+
+    run = tmp_path / "killed"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"algorithm": "bc"}))
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    flags = ["train", "bc", "--env", "CartPole-v1", "--num_expert_episodes", "1", "--bc_epochs", "1", "--eval_episodes",
+             "1", "--no_wandb", "--no_progress", "--output_dir", str(run)]
+    assert main(flags) == 2
+    err = capsys.readouterr().err
+    assert f"{run} holds a bc run that was interrupted before it finished (no best/) and cannot be resumed; pass " \
+           "--overwrite (overwrite=True) to start again, or give a new --output_dir" in err
+    assert "already holds" not in err and (run / "metrics.jsonl").read_text() == '{"step": 1}\n'
+    (run / "run.json").write_text(json.dumps({"algorithm": "dagger"}))
+    with pytest.raises(RunExistsError, match="holds a dagger run that has not finished \\(no best/ yet\\): rerun the "
+                                             "train dagger command that started it to resume it, or pass --overwrite"):
+        claim_output_dir(run, "bc", overwrite=False)
+    make_expert("CartPole-v1").save(run / "best")
+    with pytest.raises(RunExistsError, match="already holds a dagger run \\(best/, metrics.jsonl, run.json\\)"):
+        claim_output_dir(run, "bc", overwrite=False)

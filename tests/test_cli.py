@@ -53,3 +53,21 @@ def test_module_entry_point_help():
                          capture_output=True, text=True, check=True).stdout
     for flag in ("--env", "--dataset", "--bc_epochs", "--batch_size", "--learning_rate", "--output_dir", "--model_path"):
         assert flag in out
+
+
+@pytest.mark.parametrize("value,message", [
+    ("a,b", "argument --video-episodes: expects comma-separated episode indices such as 0,3,7, got 'a,b'"),
+    ("0,-2", "argument --video-episodes: episode indices are 0 or more, got -2"),
+])
+def test_video_episodes_are_checked_when_parsed(value, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--policy", "/nonexistent", "--env", "CartPole-v1", f"--video-episodes={value}"])
+    assert message in capsys.readouterr().err
+
+
+def test_video_episodes_parse_into_indices():
+    from il_toolkit.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "--policy", "p", "--env", "CartPole-v1", "--video-episodes", "0,3,,7"])
+    assert args.video_episodes == [0, 3, 7]
+    assert build_parser().parse_args(["eval", "--policy", "p", "--env", "CartPole-v1"]).video_episodes == [0]

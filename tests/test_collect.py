@@ -23,24 +23,29 @@ def _seeds(dataset_id):
     return [int(s) for s in dataset_metadata(open_dataset(dataset_id))["il_toolkit_seeds"]]
 
 
-def test_interrupted_collection_keeps_finished_episodes_and_resumes(monkeypatch):
+def _interrupted_at_rollout(n: int):
+    """A stand-in for the collector's rollout that is interrupted (Ctrl-C) at the n-th episode."""
     original = collect_module._rollout
     calls = []
 
-    def crash_on_fourth(policy, env, seed):
+    def rollout(policy, env, seed):
         calls.append(seed)
-        if len(calls) == 4:
+        if len(calls) == n:
             raise KeyboardInterrupt
         return original(policy, env, seed)
 
-    monkeypatch.setattr(collect_module, "_rollout", crash_on_fourth)
+    return rollout
+
+
+def test_interrupted_collection_keeps_finished_episodes_and_resumes(monkeypatch):
+    monkeypatch.setattr(collect_module, "_rollout", _interrupted_at_rollout(4))
     with pytest.raises(KeyboardInterrupt):
         collect_dataset("CartPole-v1", "collect/resume-v0", 6, seed=100, progress=False)
     with pytest.raises(DatasetError, match="incomplete.*rerun the same collect command"):
         load_demonstrations("collect/resume-v0")  # not for training unless asked
     assert len(load_demonstrations("collect/resume-v0", allow_incomplete=True)) == 3  # every finished episode is readable
     assert dataset_metadata(open_dataset("collect/resume-v0"))["il_toolkit_complete"] is False
-    monkeypatch.setattr(collect_module, "_rollout", original)
+    monkeypatch.undo()
     report = collect_dataset("CartPole-v1", "collect/resume-v0", 6, seed=100, progress=False)
     assert report.resumed_from == 3 and report.n_episodes == 6
     assert _seeds("collect/resume-v0") == [100, 101, 102, 103, 104, 105]
@@ -313,3 +318,71 @@ def test_an_expert_whose_actions_do_not_fit_the_env_leaves_no_empty_dataset():
     report = collect_dataset("CartPole-v1", "tests/function-expert-v0", 1, expert=lambda obs: int(obs[2] + 0.1 * obs[3] > 0),
                              progress=False)
     assert report.n_episodes == 1
+
+
+def _truncate_episode_file(dataset_id: str) -> None:
+    """Cut main_data.hdf5 in half, as a full disk or a copy stopped midway leaves it."""
+    from il_toolkit.train.datasets.minari_io import dataset_path
+
+    path = dataset_path(dataset_id) / "data" / "main_data.hdf5"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_dataset_whose_episode_file_is_cut_is_never_taken_as_complete(capsys):
+    """--if-missing used to call it complete, --append crashed with h5py's OSError, `datasets` listed it as fine."""
+    collect_dataset("CartPole-v1", "collect/truncated-v0", 2, progress=False)
+    _truncate_episode_file("collect/truncated-v0")
+    fix = "corrupt or incomplete \\(OSError: .*truncated file.*\\); collect it again with --overwrite$"
+    with pytest.raises(DatasetError, match=fix):
+        collect_dataset("CartPole-v1", "collect/truncated-v0", 2, progress=False, if_missing=True)
+    with pytest.raises(DatasetError, match=fix):
+        collect_dataset("CartPole-v1", "collect/truncated-v0", 1, progress=False, append=True)
+    from il_toolkit.cli import main
+
+    capsys.readouterr()
+    assert main(["datasets"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("collect/truncated-v0:"))
+    assert "corrupt, its episode data cannot be read (OSError" in line and line.endswith("again with --overwrite")
+    assert collect_dataset("CartPole-v1", "collect/truncated-v0", 2, progress=False, overwrite=True).n_episodes == 2
+
+
+def test_a_dataset_missing_an_episode_its_metadata_counts_is_refused():
+    import h5py
+
+    from il_toolkit.train.datasets.minari_io import dataset_path
+
+    collect_dataset("CartPole-v1", "collect/lost-episode-v0", 3, progress=False)
+    with h5py.File(dataset_path("collect/lost-episode-v0") / "data" / "main_data.hdf5", "a") as file:
+        del file["episode_1"]
+    with pytest.raises(DatasetError, match="lacks 1 of the 3 episodes its metadata counts, first episode_1.*--overwrite"):
+        collect_dataset("CartPole-v1", "collect/lost-episode-v0", 3, progress=False, if_missing=True)
+
+
+def test_datasets_marks_a_collection_cut_short_as_incomplete(monkeypatch, capsys):
+    from il_toolkit.cli import main
+    from il_toolkit.train.datasets import minari_io
+
+    monkeypatch.setattr(minari_io, "finalize", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("CartPole-v1", "collect/listed-cut-v0", 1, progress=False)
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["datasets"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("collect/listed-cut-v0:"))
+    assert line.startswith("collect/listed-cut-v0: 1 episodes") and "(incomplete: its collection was cut short" in line
+    assert "rerun the collect (or teleop) command that wrote it to finish it" in line
+
+
+def test_resuming_a_collection_cut_short_with_another_seed_is_refused(monkeypatch):
+    from il_toolkit.train.datasets import minari_io
+
+    monkeypatch.setattr(collect_module, "_rollout", _interrupted_at_rollout(3))
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("CartPole-v1", "collect/reseeded-v0", 4, seed=20, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(DatasetError, match="was started with --seed 20 and its collection was cut short after 2 "
+                                           "episodes; rerun with --seed 20 to finish it, or pass --overwrite"):
+        collect_dataset("CartPole-v1", "collect/reseeded-v0", 4, seed=0, progress=False)
+    assert dataset_metadata(minari_io.open_dataset("collect/reseeded-v0"))["il_toolkit_complete"] is False  # untouched
+    assert collect_dataset("CartPole-v1", "collect/reseeded-v0", 4, seed=20, progress=False).resumed_from == 2
+    assert _seeds("collect/reseeded-v0") == [20, 21, 22, 23]

@@ -115,3 +115,38 @@ def test_nan_actions_are_refused_with_rows_named():
                                        author_email="t", code_permalink="t", description="t")
     with pytest.raises(DatasetError, match=r"episode 0 has non-finite actions at steps \[3\]"):
         load_demonstrations("tests/nan-v0")
+
+
+def test_training_in_another_env_than_the_recorded_one_is_said_and_named(cartpole_dataset, capsys):
+    """Same spaces, another env: a warning naming both, and what the dataset then lacks is not blamed on it."""
+    from il_toolkit.train.datasets.minari_io import load_states
+    from il_toolkit.train.il.common import env_for_dataset
+
+    assert env_for_dataset(cartpole_dataset).spec.id == "il_toolkit/CartPole-v1"
+    assert "warning" not in capsys.readouterr().err
+    env = env_for_dataset(cartpole_dataset, "il_toolkit/CartPoleFixedHorizon-v1")
+    assert env.spec.id == "il_toolkit/CartPoleFixedHorizon-v1"
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: dataset {cartpole_dataset!r} was recorded on il_toolkit/CartPole-v1, but --env "
+                          "names il_toolkit/CartPoleFixedHorizon-v1") and "drop --env" in err
+    load_demonstrations(cartpole_dataset, env=env)  # the spaces fit
+    with pytest.raises(DatasetError, match="was recorded on il_toolkit/CartPole-v1, not il_toolkit/CartPoleFixedHorizon-v1"
+                                           ".*train in the env it was recorded on \\(--env il_toolkit/CartPole-v1, or no "
+                                           "--env\\)") as refused:
+        load_states(cartpole_dataset, env_id="il_toolkit/CartPoleFixedHorizon-v1")
+    assert "--overwrite" not in str(refused.value)
+    for own in (None, "CartPole-v1"):  # its own env (or none named): the plain reason
+        with pytest.raises(DatasetError, match="has no 'state' info beside its observations"):
+            load_states(cartpole_dataset, env_id=own)
+
+
+def test_train_flow_on_another_envs_dataset_names_the_recorded_env_instead_of_recollecting(tmp_path, capsys):
+    from il_toolkit.cli import main
+
+    collect_dataset("il_toolkit/PushT-v0", "tests/pusht-state-v0", 1, progress=False)
+    assert main(["train", "flow", "--dataset", "tests/pusht-state-v0", "--env", "il_toolkit/PushTTwoTarget-v0",
+                 "--output_dir", str(tmp_path / "flow"), "--eval_episodes", "0", "--no_wandb"]) == 2
+    err = capsys.readouterr().err
+    assert "warning: dataset 'tests/pusht-state-v0' was recorded on il_toolkit/PushT-v0, but --env names " \
+           "il_toolkit/PushTTwoTarget-v0" in err
+    assert "train in the env it was recorded on (--env il_toolkit/PushT-v0, or no --env)" in err and "--overwrite" not in err

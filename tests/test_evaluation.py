@@ -75,3 +75,63 @@ def test_random_reference_is_reproducible_and_leaves_the_env_alone():
     obs = np.zeros((4, 5))
     np.testing.assert_array_equal(a.predict(obs)[0], b.predict(obs)[0])
     assert env.action_space.np_random is not a._space.np_random
+
+
+def test_a_training_state_directory_points_to_its_policy(tmp_path, capsys):
+    """`train flow` keeps RUN/checkpoint/ (trainer state + policy/) beside RUN/best/: name both."""
+    from il_toolkit.cli import main
+
+    run = tmp_path / "run"
+    make_expert("CartPole-v1").save(run / "checkpoint" / "policy")
+    (run / "checkpoint" / "trainer_state.json").write_text("{}")
+    assert main(["eval", "--policy", str(run / "checkpoint"), "--env", "CartPole-v1", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"it is a training run's resumable state (the trainer's state beside a policy): pass its policy " \
+           f"'{run / 'checkpoint' / 'policy'}'" in err and "best" not in err
+    make_expert("CartPole-v1").save(run / "best")
+    assert main(["eval", "--policy", str(run / "checkpoint"), "--env", "CartPole-v1", "--episodes", "1"]) == 2
+    assert f"or the run's trained policy '{run / 'best'}'" in capsys.readouterr().err
+
+
+def _untrained_flow_policy(path):
+    from il_toolkit.policies.flow_policy import FlowMatchingPolicy
+
+    env = make_env("il_toolkit/PushT-v0")
+    policy = FlowMatchingPolicy.create("naive_flow_matching_policy_trainer", env.observation_space, env.action_space,
+                                       horizon=4, n_obs_steps=1)
+    return policy.save(path)
+
+
+def test_eval_sets_a_flow_policys_ode_steps_and_solver(tmp_path, capsys, monkeypatch):
+    from il_toolkit import evaluation
+    from il_toolkit.cli import main
+
+    path = _untrained_flow_policy(tmp_path / "flow")
+    used = []
+    original = evaluation.evaluate
+
+    def recording(policy, *args, **kwargs):
+        used.append((policy.n_steps, policy.solver))
+        return original(policy, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", recording)
+    argv = ["eval", "--policy", str(path), "--env", "il_toolkit/PushT-v0", "--episodes", "1", "--seed", "0",
+            "--no-normalize", "--no-progress"]
+    assert main(argv + ["--ode-steps", "2", "--solver", "rk4"]) == 0
+    assert used == [(2, "rk4")] and "[flow policy: 2 ODE steps, solver rk4]" in capsys.readouterr().out
+    assert main(argv + ["--ode_steps", "1"]) == 0 and used[-1] == (1, "euler")  # the saved solver, both spellings
+    assert main(argv) == 0 and used[-1] == (10, "euler")  # the saved settings
+
+
+def test_eval_refuses_ode_settings_for_a_policy_without_an_ode(tmp_path, capsys):
+    from il_toolkit.cli import ODE_SOLVERS, main
+    from il_toolkit.model.flow import SOLVERS
+
+    assert ODE_SOLVERS == SOLVERS
+    path = make_expert("CartPole-v1").save(tmp_path / "lqr")
+    assert main(["eval", "--policy", str(path), "--env", "CartPole-v1", "--solver", "midpoint", "--no-normalize"]) == 2
+    assert "--ode-steps and --solver (ode_steps, solver) set a flow-matching policy's ODE, and " \
+           f"'{path}' is a 'cartpole_lqr_expert' policy, which has none: drop them" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "--policy", str(path), "--env", "CartPole-v1", "--solver", "heun"])
+    assert "invalid choice: 'heun'" in capsys.readouterr().err

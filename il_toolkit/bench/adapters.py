@@ -210,7 +210,7 @@ def train_flow_estimated_state(request: TrainRequest) -> TrainOutcome:
     config = _config("behavioral_cloning", request)
     env, state_env = make_env(request.env_id, **request.env_kwargs), make_env(request.env_id, obs_type="state")
     try:
-        demos, states = load_demonstrations(request.dataset_id, env=env), load_states(request.dataset_id)
+        demos, states = load_demonstrations(request.dataset_id, env=env), load_states(request.dataset_id, env_id=request.env_id)
         settings = defaults_for(state_env)
         steps = int(budget.get("flow_steps", settings["steps"]))
         frames = budget.get("recombined_frames")  # None: the default where the env can render given states

@@ -108,6 +108,23 @@ def _refuse_non_directory(path: Path) -> None:
     )
 
 
+def _policy_inside(directory: Path) -> str:
+    """Where the policy is when ``directory`` is a training run's folder rather than a policy's: its
+    output_dir (the policy is ``best/``) or its resumable training state ``checkpoint/`` (which holds
+    the latest step's policy in ``policy/`` beside the trainer's state); "" otherwise."""
+    if (directory / "policy" / CONFIG_FILE).is_file():
+        best = directory.parent / "best"
+        trained = f", or the run's trained policy {str(best)!r}" if (best / CONFIG_FILE).is_file() else ""
+        return (f"it is a training run's resumable state (the trainer's state beside a policy): pass its policy "
+                f"{str(directory / 'policy')!r} (the latest checkpoint's){trained}")
+    if (directory / "best" / CONFIG_FILE).is_file():
+        return f"this looks like a training run's output_dir: its policy is {str(directory / 'best')!r}"
+    if (directory / "checkpoint" / "policy" / CONFIG_FILE).is_file():
+        return (f"this looks like the output_dir of a training run that has not finished: its latest checkpoint's "
+                f"policy is {str(directory / 'checkpoint' / 'policy')!r}")
+    return ""
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Read and validate a checkpoint directory: returns ``(config, tensors)``."""
     from safetensors import SafetensorError
@@ -118,18 +135,18 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
         _refuse_non_directory(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
+        hint = _policy_inside(directory)
         raise CheckpointError(
-            f"{str(directory)!r} has no {CONFIG_FILE}: it is not an il_toolkit checkpoint, or its "
-            "save was interrupted; save the policy again"
+            f"{str(directory)!r} has no {CONFIG_FILE}: " + (hint if hint else "it is not an il_toolkit checkpoint, "
+                                                            "or its save was interrupted; save the policy again")
         )
     try:
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{str(config_path)!r} is not valid JSON ({exc}); save the policy again") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        hint = ""
-        if (directory / "best" / CONFIG_FILE).is_file():
-            hint = f" (this looks like a training run's output_dir: its policy is {str(directory / 'best')!r})"
+        hint = _policy_inside(directory)
+        hint = f" ({hint})" if hint else ""
         raise CheckpointError(
             f"{str(config_path)!r} does not describe an il_toolkit policy (expected "
             f"\"format\": \"{FORMAT}\"); pass a directory written by Policy.save(){hint}"

@@ -91,7 +91,7 @@ def instructed_demonstrations(dataset_id: str, env: Any, trajectories: Sequence[
 
     frame_name, goal_dims = env_goal_frame(env, "an instructed policy")
     trajectories = list(trajectories) if trajectories is not None else load_demonstrations(dataset_id, env)
-    goals, instructions = goals_of(load_states(dataset_id), goal_dims), load_instructions(dataset_id)
+    goals, instructions = goals_of(load_states(dataset_id, env_id=env.spec.id if env.spec is not None else None), goal_dims), load_instructions(dataset_id)
     if not len(trajectories) == len(goals) == len(instructions):
         raise ValueError(f"{dataset_id!r}: {len(trajectories)} episodes, {len(goals)} recorded goals and "
                          f"{len(instructions)} instructions; collect it again with --overwrite")

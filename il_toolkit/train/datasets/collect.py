@@ -3,7 +3,7 @@
 - Every finished episode is written to the dataset at once, so a crash or Ctrl-C leaves
   each finished episode readable; the dataset is marked complete
   (``il_toolkit_complete``) only at the end, and rerunning the same command continues
-  with the seeds not yet attempted.
+  with the seeds not yet attempted (another first seed is refused).
 - ``num_envs`` worker processes roll out episodes in parallel (both cores busy).
 - ``only_successful`` keeps successful episodes only (more seeds are tried until
   ``n_episodes`` succeed); ``top_percentile`` keeps the episodes at or above that return
@@ -205,6 +205,8 @@ def _collect(env_id: str, dataset_id: str, n_episodes: int, *, expert: str | Pol
         # list (written after the episode), is the truth after a kill between the two writes.
         recorded = [int(e["seed"]) for e in dataset.storage.get_episode_metadata(range(dataset.total_episodes))]
         attempted = sorted(set(recorded) | {int(s) for s in meta.get("il_toolkit_attempted_seeds", [])})
+        if not append:
+            _check_resume_seed(dataset_id, attempted, seed, len(recorded))
     target = len(recorded) + n_episodes if append else n_episodes
     first_seed = max([seed - 1, *attempted]) + 1
     max_attempts = MAX_ATTEMPTS_FACTOR * target + 10  # failed or unsuccessful episodes are replaced by new seeds
@@ -382,6 +384,19 @@ def _check_same_source(dataset_id: str, meta: dict[str, Any], env_id: str, env_k
         raise DatasetError(
             f"dataset {dataset_id!r} was collected from env {recorded[0]} {recorded[1]} by expert {recorded[2]}, not "
             f"env {env_id} {env_kwargs} by expert {expert}; use another dataset id or --overwrite"
+        )
+
+
+def _check_resume_seed(dataset_id: str, attempted: list[int], seed: int, held: int) -> None:
+    """A collection cut short resumes on the seeds it was started with: refuse another ``seed``
+    (its first attempted seed is the one it started with)."""
+    from il_toolkit.train.datasets.minari_io import DatasetError
+
+    if attempted and min(attempted) != seed:
+        raise DatasetError(
+            f"dataset {dataset_id!r} was started with --seed {min(attempted)} and its collection was cut short after "
+            f"{held} episodes; rerun with --seed {min(attempted)} to finish it, or pass --overwrite to collect it again "
+            f"from --seed {seed}"
         )
 
 

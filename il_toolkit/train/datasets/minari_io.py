@@ -173,7 +173,7 @@ def open_dataset(dataset_id: str):
             f"{', '.join(local) or '(none)'}"
         )
     try:
-        return minari.load_dataset(dataset_id)
+        dataset = minari.load_dataset(dataset_id)
     except Exception as exc:
         if (dataset_path(dataset_id) / "data" / METADATA_BACKUP).exists():
             fix = ("its collection was killed while writing it: rerun the same collect command, which recovers the "
@@ -182,6 +182,52 @@ def open_dataset(dataset_id: str):
             fix = "collect it again with --overwrite"
         raise DatasetError(f"dataset {dataset_id!r} at {dataset_path(dataset_id)} is corrupt or incomplete "
                            f"({type(exc).__name__}: {exc}); {fix}") from exc
+    check_episode_data(dataset_id, dataset_metadata(dataset))
+    return dataset
+
+
+def corrupt_data_error(name: str, exc: BaseException) -> DatasetError:
+    """The error for a dataset whose episode data cannot be read (``exc``: what reading it raised)."""
+    return DatasetError(f"dataset {name!r} is corrupt or incomplete ({type(exc).__name__}: {exc}); collect it again "
+                        "with --overwrite")
+
+
+def episode_data_problem(dataset_id: str, metadata: dict[str, Any]) -> BaseException | None:
+    """What makes the episode data of ``dataset_id`` unreadable, or None. Cheap at any size: it opens
+    the HDF5 file (a truncated or overwritten file fails there), checks that it holds every episode
+    ``metadata`` counts and that the last one holds its steps; it reads no observations. A file
+    another process is writing (locked) and formats other than HDF5 are not checked (None)."""
+    import h5py
+
+    if metadata.get("data_format", "hdf5") != "hdf5":
+        return None
+    path = dataset_path(dataset_id) / "data" / "main_data.hdf5"
+    total = int(metadata.get("total_episodes", 0) or 0)
+    try:
+        with h5py.File(path, "r") as file:
+            missing = [i for i in range(total) if f"episode_{i}" not in file]
+            if missing:
+                return ValueError(f"{path.name} lacks {len(missing)} of the {total} episodes its metadata counts, "
+                                  f"first episode_{missing[0]}")
+            if total:
+                last = file[f"episode_{total - 1}"]
+                steps = int(last.attrs.get("total_steps", -1))
+                if steps >= 0 and last["rewards"].shape[0] != steps:
+                    return ValueError(f"episode_{total - 1} holds {last['rewards'].shape[0]} of the {steps} steps it "
+                                      "records")
+    except BlockingIOError:  # locked by a writer: neither known good nor bad
+        return None
+    except Exception as exc:  # h5py raises OSError, KeyError, ValueError on damaged files
+        return exc
+    return None
+
+
+def check_episode_data(dataset_id: str, metadata: dict[str, Any]) -> None:
+    """Refuse a dataset whose episode data cannot be read (:func:`episode_data_problem`) with a
+    :class:`DatasetError` that says to collect it again."""
+    problem = episode_data_problem(dataset_id, metadata)
+    if problem is not None:
+        raise corrupt_data_error(dataset_id, problem)
 
 
 def dataset_metadata(dataset) -> dict[str, Any]:
@@ -279,32 +325,49 @@ def load_demonstrations(
 
 
 def load_states(dataset_id: str, episode_indices: Sequence[int] | None = None, *,
-                allow_incomplete: bool = False) -> list[np.ndarray]:
+                allow_incomplete: bool = False, env_id: str | None = None) -> list[np.ndarray]:
     """The env's full state beside each observation of each episode, ``(T+1, D)`` float64 (the
     info :data:`STATE_INFO`, recorded by ``collect`` in envs with a ``state_vector()`` whose
     observation is something else, such as PushT and ALOHA pixels). Training-only supervision:
-    a policy never reads it when acting. Same waiting and refusals as :func:`load_demonstrations`."""
+    a policy never reads it when acting. Same waiting and refusals as :func:`load_demonstrations`; ``env_id``: the
+    env the states are wanted for, named (beside the one the dataset was recorded on) where they are missing."""
     with writer_lock(dataset_id, wait=True):
         dataset = open_dataset(dataset_id)
         if not allow_incomplete and not bool(dataset_metadata(dataset).get("il_toolkit_complete", True)):
             raise DatasetError(f"dataset {dataset_id!r} is incomplete: rerun the same collect command to finish it")
-        return [episode_states(dataset_id, episode) for episode in dataset.iterate_episodes(episode_indices)]
+        recorded_env = dataset_metadata(dataset).get("il_toolkit_env_id")
+        return [episode_states(dataset_id, episode, recorded_env, env_id)
+                for episode in dataset.iterate_episodes(episode_indices)]
 
 
-def episode_states(dataset_id: str, episode: Any) -> np.ndarray:
-    """One Minari episode's recorded full states ``(T+1, D)`` float64 (see :func:`load_states`)."""
+def episode_states(dataset_id: str, episode: Any, recorded_env: str | None = None, used_in: str | None = None
+                   ) -> np.ndarray:
+    """One Minari episode's recorded full states ``(T+1, D)`` float64 (see :func:`load_states`);
+    ``recorded_env`` / ``used_in``: the env the dataset was recorded on / is used in, named when it lacks them."""
     infos = episode.infos or {}
     if STATE_INFO not in infos:
-        raise DatasetError(
-            f"dataset {dataset_id!r} has no {STATE_INFO!r} info beside its observations (episode {episode.id}): "
-            "a state dataset's observations are the state itself; otherwise it was recorded from an env without "
-            "state_vector(), by another tool, or before states were recorded: collect it again with --overwrite")
+        raise DatasetError(_no_states_message(dataset_id, episode.id, recorded_env, used_in))
     values = np.asarray(infos[STATE_INFO], dtype=np.float64)
     if len(values) != len(episode.actions) + 1:
         raise DatasetError(f"dataset {dataset_id!r} episode {episode.id} has {len(values)} states for "
                            f"{len(episode.actions) + 1} observations; collect it again with --overwrite")
     _check_finite(STATE_INFO, episode.id, values)
     return values
+
+
+def _no_states_message(dataset_id: str, episode_id: int, recorded_env: str | None, used_in: str | None) -> str:
+    """Why ``dataset_id`` has no :data:`STATE_INFO` and what to do: train in the env it was recorded on
+    when it is used in another (``used_in``), else collect it again."""
+    from il_toolkit.envs import canonical_env_id
+
+    if recorded_env and used_in and canonical_env_id(used_in) != recorded_env:
+        return (f"dataset {dataset_id!r} was recorded on {recorded_env}, not {used_in}, and has no {STATE_INFO!r} "
+                f"info beside its observations (episode {episode_id}), which training in {used_in} needs: train "
+                f"in the env it was recorded on (--env {recorded_env}, or no --env), or collect a dataset in "
+                f"{used_in} under another id")
+    return (f"dataset {dataset_id!r} has no {STATE_INFO!r} info beside its observations (episode {episode_id}): "
+            "a state dataset's observations are the state itself; otherwise it was recorded from an env without "
+            "state_vector(), by another tool, or before states were recorded: collect it again with --overwrite")
 
 
 def load_instructions(dataset_id: str, episode_indices: Sequence[int] | None = None) -> list[str]:
@@ -343,9 +406,7 @@ def trajectories_from(dataset, name: str, env: gym.Env | None = None, *, episode
     except DatasetError:
         raise
     except Exception as exc:  # h5py/arrow raise OSError, KeyError, ValueError on damaged files
-        raise DatasetError(
-            f"dataset {name!r} is corrupt or incomplete ({type(exc).__name__}: {exc}); collect it again with --overwrite"
-        ) from exc
+        raise corrupt_data_error(name, exc) from exc
     if not trajectories:
         raise DatasetError(f"dataset {name!r} has no episodes; collect some first")
     if env is not None:
@@ -534,9 +595,12 @@ def recover_metadata(dataset_id: str) -> bool:
     except ValueError:
         pass
     total = int(json.loads(backup.read_text()).get("total_episodes", 0))
-    with h5py.File(data_path / "main_data.hdf5", "a") as file:
-        for name in [n for n in file.keys() if n.startswith("episode_") and int(n.split("_")[1]) >= total]:
-            del file[name]
+    try:
+        with h5py.File(data_path / "main_data.hdf5", "a") as file:
+            for name in [n for n in file.keys() if n.startswith("episode_") and int(n.split("_")[1]) >= total]:
+                del file[name]
+    except (OSError, KeyError, ValueError) as exc:  # the episode file itself is damaged: nothing to recover
+        raise corrupt_data_error(dataset_id, exc) from exc
     staging = data_path / "metadata.json.tmp"
     staging.write_bytes(backup.read_bytes())
     os.replace(staging, metadata)

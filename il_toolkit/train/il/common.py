@@ -69,8 +69,20 @@ def env_for_dataset(dataset_id: str, env_id: str | None = None) -> gym.Env:
         from il_toolkit.envs import canonical_env_id
 
         if canonical_env_id(env_id) != recorded:
+            warn_other_env(dataset_id, recorded, canonical_env_id(env_id), kwargs)
             kwargs = {}  # another env: its own defaults; the dataset's spaces are checked when loading
     return make_env(env_id or recorded, **kwargs)
+
+
+def warn_other_env(dataset_id: str, recorded: str, env_id: str, recorded_kwargs: dict[str, Any]) -> None:
+    """Say on stderr that ``--env`` names another env than the one ``dataset_id`` was recorded on
+    (whose spaces may still fit: a policy for one env trained on another's demonstrations)."""
+    import sys
+
+    dropped = f" and without its recorded env arguments {recorded_kwargs}" if recorded_kwargs else ""
+    print(f"warning: dataset {dataset_id!r} was recorded on {recorded}, but --env names {env_id}: training in "
+          f"{env_id}{dropped}; drop --env (or pass --env {recorded}) to train in the env it was recorded on",
+          file=sys.stderr)
 
 
 def env_and_dataset(env_id: str | None, dataset: str | None, *, progress: bool = True) -> tuple[gym.Env, str | None]:
@@ -190,14 +202,37 @@ def claim_output_dir(output_dir: str | Path, algorithm: str, overwrite: bool) ->
     if previous == algorithm and algorithm in RESUMABLE and not overwrite:
         return
     if not overwrite:
-        raise RunExistsError(f"{out} already holds a {previous} run (best/, metrics.jsonl, run.json); pass --overwrite "
-                             "(overwrite=True) to replace it, or give a new --output_dir")
+        raise RunExistsError(_earlier_run_message(out, previous))
     for name in RUN_ARTIFACTS:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+
+
+def run_finished(output_dir: str | Path) -> bool:
+    """Whether the run in ``output_dir`` got as far as saving its policy: ``best/``, which BC, DAgger
+    and GAIL save once training is over (its ``config.json`` is written last, so a kill mid-save
+    leaves the run unfinished)."""
+    from il_toolkit.policies.checkpoint import CONFIG_FILE
+
+    return (Path(output_dir) / "best" / CONFIG_FILE).is_file()
+
+
+def _earlier_run_message(out: Path, previous: str) -> str:
+    """Why ``out`` (holding a ``previous`` run) is refused and what to do: a finished run is
+    replaced only with --overwrite; an unfinished one is resumed (DAgger) or started again."""
+    replace = "pass --overwrite (overwrite=True) to replace it, or give a new --output_dir"
+    if run_finished(out):
+        return f"{out} already holds a {previous} run (best/, metrics.jsonl, run.json); {replace}"
+    if previous in RESUMABLE or (previous == "flow" and (out / "checkpoint").is_dir()):  # train flow resumes too
+        return (f"{out} holds a {previous} run that has not finished (no best/ yet): rerun the train {previous} "
+                f"command that started it to resume it, or {replace}")
+    kept = (f" (the weights it reached are in {out / 'interrupted'}; --overwrite removes them)"
+            if (out / "interrupted").is_dir() else "")
+    return (f"{out} holds a {previous} run that was interrupted before it finished (no best/) and cannot be resumed"
+            f"{kept}; pass --overwrite (overwrite=True) to start again, or give a new --output_dir")
 
 
 def write_run_files(output_dir: str | Path, config: ILConfig, extra: dict[str, Any] | None = None) -> Path:

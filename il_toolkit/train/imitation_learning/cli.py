@@ -326,7 +326,7 @@ def state_env_and_states(dataset: str, camera_env: Any) -> tuple[Any, list[Any]]
                          "(a state dataset's observations are the state itself): drop --estimate_state")
     if not hasattr(camera_env.unwrapped, "state_vector") or spec_id is None:
         raise SystemExit("--estimate_state needs an env with a full state (state_vector()), such as PushT or ALOHA")
-    return make_env(spec_id, obs_type="state"), load_states(dataset)
+    return make_env(spec_id, obs_type="state"), load_states(dataset, env_id=spec_id)
 
 
 def goal_env_and_demonstrations(dataset: str, env: Any, trajectories: list, args: argparse.Namespace) -> tuple[Any, Any]:
