@@ -270,8 +270,9 @@ def set_ode(policy: Policy, ode_steps: int | None = None, solver: str | None = N
     flows = flow_policies_in(policy)
     if not flows:
         kind = getattr(policy, "checkpoint_kind", type(policy).__name__)
-        raise ConfigError(f"--ode-steps and --solver (ode_steps, solver) set a flow-matching policy's ODE, and "
-                          f"{name} is a {kind!r} policy, which has none: drop them")
+        raise ConfigError(f"--ode-steps and --solver (ode_steps, solver) set the ODE of flow-matching policies "
+                          f"(FlowMatchingPolicy, also behind a state estimator or an instruction grounder, or in an "
+                          f"ensemble), and {name} is a {kind!r} policy, which they do not reach: drop them")
     for flow in flows:
         flow.n_steps = int(ode_steps) if ode_steps is not None else flow.n_steps
         flow.solver = solver if solver is not None else flow.solver

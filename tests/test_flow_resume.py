@@ -13,7 +13,7 @@ from il_toolkit.policies import CheckpointError
 from il_toolkit.train.datasets.minari_io import DatasetError
 from il_toolkit.train.imitation_learning.base import FlowMatchingTrainer
 from il_toolkit.train.imitation_learning.loop import train_flow_policy
-from il_toolkit.train.imitation_learning.training_state import read_training_state
+from il_toolkit.train.imitation_learning.training_state import read_training_state, write_training_state
 from il_toolkit.train.logging import MetricLogger
 
 KEY = "naive_flow_matching_policy_trainer"
@@ -121,14 +121,77 @@ def test_more_observations_than_the_chunk_holds_names_the_horizon_and_n_obs_step
                           spec_fields={"horizon": 4, "n_obs_steps": 2}, policy_options={"n_action_steps": 5})
 
 
-def test_a_resumed_runs_log_holds_each_step_once(tmp_path) -> None:
+def test_a_run_going_on_from_a_checkpoint_logs_each_step_once(tmp_path) -> None:
+    """Per-step records are logged at each step's 0-based index, epoch records at the count of steps done: going on
+    from step 5, the killed run's per-step records from 5 on and epoch records after 5 are logged again."""
     logger = MetricLogger(tmp_path, console=False)
     for step in range(8):
         logger.log({"loss": float(step)}, step)
-    logger.drop_after(5)
-    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [0, 1, 2, 3, 4, 5]
+        if step in (4, 6):
+            logger.log({"train/steps": step + 1, "epoch": 1}, step + 1)
+    logger.continue_from(5)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 10  # nothing goes before the next record
+    logger.log({"loss": 5.0}, 5)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], "train/steps" in r) for r in records] == [
+        (0, False), (1, False), (2, False), (3, False), (4, False), (5, True), (5, False)]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_killed_train_flow_run_resumes_with_one_record_per_step(tmp_path, monkeypatch) -> None:
+    from il_toolkit import collect_dataset
+    from il_toolkit.train.imitation_learning.cli import main
+
+    collect_dataset("il_toolkit/PushT-v0", "tests/resume-pusht-v0", 2, progress=False, if_missing=True)
+    argv = ["--dataset", "tests/resume-pusht-v0", "--steps", "40", "--checkpoint_every", "10", "--batch_size", "16",
+            "--eval_episodes", "0", "--no_wandb", "--output_dir", str(tmp_path / "run")]
+    original = FlowMatchingTrainer.train_step
+
+    def killed_at_step_24(self, data, epoch, total_epochs, iterations):
+        if iterations == 24:
+            raise RuntimeError("killed")
+        return original(self, data, epoch, total_epochs, iterations)
+
+    monkeypatch.setattr(FlowMatchingTrainer, "train_step", killed_at_step_24)
+    with pytest.raises(RuntimeError, match="killed"):
+        main(argv)
+    monkeypatch.undo()
+    assert main(argv) == 0
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if "train/steps" not in json.loads(line)]
+    assert steps == sorted(set(steps)) and steps[-1] == 39
+
+
+def test_a_state_saved_before_the_expert_width_resumes_and_a_variational_one_names_the_flag(tmp_path) -> None:
+    from il_toolkit.model.spec import FlowModelSpec
+    from il_toolkit.train.imitation_learning import TRAINER_REGISTRY
+
+    for key, refused in ((KEY, False), ("variational_flow_matching_policy_trainer", True)):
+        spec = FlowModelSpec(action_dim=2, state_dim=3, horizon=1, n_obs_steps=1, velocity_net="mlp", mlp_width=64)
+        cls = TRAINER_REGISTRY.get(key)
+        trainer = cls(cls.build_models(spec.replace(mlp_expert_width=64)), {}, None, "cpu")
+        trainer.save_training_state(tmp_path / key, epoch=0, iterations=3)
+        meta = json.loads((tmp_path / key / "trainer_state.json").read_text())
+        del meta["spec"]["mlp_expert_width"]  # as written before the field existed: experts as wide as the net
+        write_training_state(tmp_path / key, read_training_state(tmp_path / key)[0], meta)
+        models = cls.build_models(spec)  # today's default: experts 64 / sqrt(4) = 32 wide
+        if refused:
+            with pytest.raises(CheckpointError, match="mlp_expert_width: saved 64, here 32.*--mlp_expert_width 64"):
+                cls(models, {}, None, "cpu").load_training_state(tmp_path / key)
+        else:
+            assert cls(models, {}, None, "cpu").load_training_state(tmp_path / key)["iterations"] == 3
+
+
+def test_a_state_whose_write_fails_leaves_the_last_one_whole(pusht, tmp_path, monkeypatch) -> None:
+    import safetensors.torch
+
+    _fit(pusht, tmp_path / "run", steps=5)
+    monkeypatch.setattr(safetensors.torch, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        _fit(pusht, tmp_path / "run", steps=12)
+    monkeypatch.undo()
+    assert read_training_state(tmp_path / "run")[1]["iterations"] == 5
+    assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
 @pytest.mark.parametrize("flags, message", [

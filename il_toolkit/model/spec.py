@@ -104,7 +104,7 @@ class FlowModelSpec:
     (``defaults.default_mlp_time_embedding``).
     ``mlp_expert_width``: the width of each expert of a mixture of MLP velocity nets (the variational trainer's
     decoder); 0: ``mlp_width / sqrt(n_experts)`` rounded to a multiple of 8, so that the mixture's hidden layers cost
-    what one net's do (PushT state, four experts of 128 against 256: a training step ~1.6x cheaper; success and
+    what one net's do (PushT state, four experts of 128 against 256: a training step 1.6x cheaper, timed ad hoc; success and
     mode shares in benchmarks/flow_state.py and flow_two_modes.py). Specs saved before the field had experts as
     wide as the net, and load so.
     """

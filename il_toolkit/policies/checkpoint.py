@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from il_toolkit.atomic_files import replace_atomically, write_text_atomically
 
 FORMAT = "il_toolkit.policy"
 FORMAT_VERSION = 1
@@ -66,10 +67,7 @@ def write_checkpoint(
     if config_path.exists():
         config_path.unlink()  # an old config must not vouch for new, half-written weights
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
-    save_file(contiguous, str(tmp_path))
-    os.replace(tmp_path, weights)
+    replace_atomically(weights, lambda path: save_file(contiguous, str(path)))
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -78,9 +76,7 @@ def write_checkpoint(
         **header,
         "weights": {"file": WEIGHTS_FILE, "bytes": weights.stat().st_size, "sha256": _sha256(weights)},
     }
-    tmp_config = config_path.with_suffix(".json.tmp")
-    tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True))
-    os.replace(tmp_config, config_path)
+    write_text_atomically(config_path, json.dumps(config, indent=2, sort_keys=True))
     return directory
 
 

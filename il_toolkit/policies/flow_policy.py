@@ -178,7 +178,7 @@ class FlowMatchingPolicy(BasePolicy):
             raise ConfigError(
                 f"a chunk of horizon {self.spec.horizon} holds no action from the window's last observation on "
                 f"(action_offset {self.action_offset}, n_obs_steps {self.spec.n_obs_steps}): raise the horizon to at "
-                f"least {self.action_offset + 1} or lower n_obs_steps"
+                f"least {self.action_offset + 1} or lower " + ("n_obs_steps" if action_offset is None else "action_offset")
             )
         self.n_action_steps = max_steps if n_action_steps is None else int(n_action_steps)
         if not 1 <= self.n_action_steps <= max_steps:

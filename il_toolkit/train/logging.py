@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from il_toolkit.atomic_files import write_text_atomically
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -35,12 +37,15 @@ def console_line(metrics: Mapping[str, Any], step: int, first: Sequence[str] = (
     return f"[step {step}] {shown}{more}"
 
 
-def _record_step(line: str) -> float:
-    """The ``step`` of one ``metrics.jsonl`` line (a line that is not a record counts as step 0: it is kept)."""
+def _logged_again(line: str, step: int) -> bool:
+    """Whether the ``metrics.jsonl`` record ``line`` is one a run going on from ``step`` logs again (see
+    :meth:`MetricLogger.continue_from`); a line that is no record is kept."""
     try:
-        return float(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
-        return 0.0
+        record = json.loads(line)
+        logged_at = float(record["step"])
+    except (ValueError, TypeError, KeyError):
+        return False
+    return logged_at > step if "train/steps" in record else logged_at >= step
 
 
 class MetricLogger:
@@ -62,6 +67,7 @@ class MetricLogger:
         self.console = console
         self._start = time.perf_counter()
         self._wandb_run = self._init_wandb(project, run_name, config) if use_wandb else None
+        self._continue_from: int | None = None
 
     def _init_wandb(self, project: str, run_name: str | None, config: Mapping[str, Any] | None):
         try:
@@ -84,23 +90,26 @@ class MetricLogger:
     def wandb_dir(self) -> str | None:
         return None if self._wandb_run is None else str(self._wandb_run.dir)
 
-    def drop_after(self, step: int) -> None:
-        """Remove the records of ``metrics.jsonl`` logged after ``step`` (a run resumed from a checkpoint at ``step``
-        logs those steps again); the file is rewritten atomically."""
-        if not self.path.is_file():
+    def continue_from(self, step: int) -> None:
+        """The run goes on from ``step`` (0: from scratch): before the next record is written, the records such a
+        run logs again leave ``metrics.jsonl``: per-step records (logged at each step's 0-based index) from
+        ``step`` on, and epoch records (which carry ``train/steps``, logged at the count of steps done) after it."""
+        self._continue_from = int(step)
+
+    def _drop_records_logged_again(self) -> None:
+        step, self._continue_from = self._continue_from, None
+        if step is None or not self.path.is_file():
             return
         lines = self.path.read_text().splitlines()
-        kept = [line for line in lines if not line.strip() or _record_step(line) <= step]
-        if len(kept) == len(lines):
-            return
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        temporary.write_text("".join(f"{line}\n" for line in kept))
-        os.replace(temporary, self.path)
+        kept = [line for line in lines if not _logged_again(line, step)]
+        if len(kept) != len(lines):
+            write_text_atomically(self.path, "".join(f"{line}\n" for line in kept))
 
     def log(self, metrics: Mapping[str, Any], step: int, console_keys: Sequence[str] = ()) -> None:
         """Append ``metrics`` at ``step`` to ``metrics.jsonl`` (and wandb); the console line shows
         ``console_keys`` first and at most :data:`CONSOLE_METRICS` metrics in all (the file has them all),
         written through tqdm so it never sticks to a progress bar."""
+        self._drop_records_logged_again()
         record = {"step": int(step), "time_s": round(time.perf_counter() - self._start, 3)}
         record.update({k: _jsonable(v) for k, v in metrics.items()})
         with self.path.open("a") as f:

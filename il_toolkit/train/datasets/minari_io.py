@@ -203,6 +203,8 @@ def episode_data_problem(dataset_id: str, metadata: dict[str, Any]) -> BaseExcep
         return None
     path = dataset_path(dataset_id) / "data" / "main_data.hdf5"
     total = int(metadata.get("total_episodes", 0) or 0)
+    if total == 0:  # no episode yet (a collection starting or with none kept): nothing to read
+        return None
     try:
         with h5py.File(path, "r") as file:
             missing = [i for i in range(total) if f"episode_{i}" not in file]

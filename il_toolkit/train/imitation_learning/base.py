@@ -39,8 +39,8 @@ from il_toolkit.train.grad_clip import clip_grad_norms
 from il_toolkit.train.imitation_learning.training_state import read_training_state, write_training_state
 
 # Spec fields il-toolkit train flow sets with a flag of the same name: resuming with another value names the flag.
-RESUME_FLAGS = ("horizon", "n_obs_steps", "d_model", "velocity_net", "mlp_time_embedding", "action_statistics",
-                "shortcut_steps", "shortcut_fraction", "shortcut_ema_decay")
+RESUME_FLAGS = ("horizon", "n_obs_steps", "d_model", "velocity_net", "mlp_time_embedding", "mlp_expert_width",
+                "action_statistics", "shortcut_steps", "shortcut_fraction", "shortcut_ema_decay")
 
 Context = dict[str, Any]
 
@@ -53,6 +53,8 @@ class FlowMatchingTrainer:
     camera_dropout: ClassVar[float] = 0.0
     velocity_loss_kind: ClassVar[str] = "l2"
     requires_depth: ClassVar[bool] = False
+    # spec fields that shape none of this family's components (a training state saved with other values resumes)
+    spec_fields_unused: ClassVar[tuple[str, ...]] = ("mlp_expert_width",)
 
     def __init__(
         self,
@@ -406,9 +408,9 @@ class FlowMatchingTrainer:
         return {"epoch": int(meta["epoch"]), "iterations": int(meta["iterations"])}
 
     def _generators(self, generators: Mapping[str, torch.Generator] | None) -> dict[str, torch.Generator]:
-        """The random generators a training state holds besides PyTorch's global one: :attr:`generator` as
-        ``"trainer"`` (where it is a CPU generator) and ``generators``."""
-        own = {"trainer": self.generator} if self.generator is not None and self.generator.device.type == "cpu" else {}
+        """The random generators a training state holds besides PyTorch's global CPU one: :attr:`generator` as
+        ``"trainer"`` (on any device) and ``generators``."""
+        own = {"trainer": self.generator} if self.generator is not None else {}
         return {**own, **dict(generators or {})}
 
     def _check_saved_spec(self, directory: Path, saved: Mapping[str, Any]) -> None:
@@ -417,6 +419,8 @@ class FlowMatchingTrainer:
 
         saved_spec = FlowModelSpec.from_json(dict(saved)).to_json()  # fields added since count as their old values
         here = self.spec.to_json()
+        for name in self.spec_fields_unused:
+            saved_spec.pop(name, None), here.pop(name, None)
         if saved_spec == here:
             return
         changed = {k: (saved_spec.get(k), v) for k, v in here.items() if saved_spec.get(k) != v}

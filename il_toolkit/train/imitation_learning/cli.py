@@ -91,6 +91,9 @@ def build_parser(prog: str = "python -m il_toolkit.train.imitation_learning.cli"
                              "--horizon 1: PushT training steps ~13%% cheaper, same success); sinusoids_mlp: through "
                              "a small MLP first (default for chunks: without it ALOHA insertion lost 23 and 5 points "
                              "of success at --ode_steps 1 and 2)")
+    parser.add_argument("--mlp_expert_width", type=non_negative_int, default=0,
+                        help="width of each expert MLP of the variational trainer's mixture (0: the velocity net's "
+                             "width / sqrt(experts), so that the mixture's hidden layers cost what one net's do)")
     parser.add_argument("--action_statistics", default="per_dimension", choices=("per_dimension", "per_position"),
                         help="how action chunks are scaled for training: every position alike, or each chunk position by "
                              "its own statistics (relative actions spread wider further ahead: PushT with chunks of 16 "
@@ -248,14 +251,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                               "n_demo_episodes": len(demos)}, indent=2))
     logger = MetricLogger(out, use_wandb=args.use_wandb, run_name=f"flow-{trainer}-s{args.seed}", config=settings,
                           console=False)
-    resumed_at = saved_training_step(out / "checkpoint")
-    if resumed_at is not None:  # what the interrupted run logged after its checkpoint is logged again
-        logger.drop_after(resumed_at)
+    logger.continue_from(saved_training_step(out / "checkpoint") or 0)  # an earlier run's later steps are logged again
     steps = settings["steps"]
     every = max(1, steps // 20)
     new_model = {} if start is not None else dict(
         spec_fields={"horizon": settings["horizon"], "n_obs_steps": settings["n_obs_steps"], "d_model": args.d_model,
                      "velocity_net": args.velocity_net, "mlp_time_embedding": settings["mlp_time_embedding"],
+                     "mlp_expert_width": args.mlp_expert_width,
                      "action_statistics": args.action_statistics,
                      "shortcut_steps": args.shortcut_steps, "shortcut_fraction": args.shortcut_fraction,
                      "shortcut_ema_decay": args.shortcut_ema_decay},

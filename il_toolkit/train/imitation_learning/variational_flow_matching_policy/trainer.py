@@ -29,6 +29,7 @@ class VariationalFlowMatchingPolicyTrainer(LatentCodeTrainer):
     key = "variational_flow_matching_policy_trainer"
     balance_weight: ClassVar[float] = 0.1
     gate_entropy_weight: ClassVar[float] = 0.05
+    spec_fields_unused: ClassVar[tuple[str, ...]] = ()  # its mixture's experts are mlp_expert_width wide
 
     @classmethod
     def build_models(cls, spec: FlowModelSpec) -> FlowModels:
