@@ -243,11 +243,13 @@ def evaluate_and_report(
 
 
 def flow_policies_in(policy: Any) -> list[Any]:
-    """The flow-matching policies that act in ``policy``: itself, or those it acts through (the state
-    policy behind a state estimator or an instruction grounder, an ensemble's members)."""
+    """The flow-matching policies that act in ``policy`` (a :class:`FlowMatchingPolicy` or a VLA, whose action head
+    is one): itself, or those it acts through (the state policy behind a state estimator or an instruction
+    grounder, an ensemble's members)."""
+    from il_toolkit.model.vla import VLAModel
     from il_toolkit.policies.flow_policy import FlowMatchingPolicy
 
-    if isinstance(policy, FlowMatchingPolicy):
+    if isinstance(policy, (FlowMatchingPolicy, VLAModel)):
         return [policy]
     inner = [getattr(policy, "state_policy", None), *getattr(policy, "members", ())]
     return [flow for part in inner if part is not None for flow in flow_policies_in(part)]
@@ -271,8 +273,8 @@ def set_ode(policy: Policy, ode_steps: int | None = None, solver: str | None = N
     if not flows:
         kind = getattr(policy, "checkpoint_kind", type(policy).__name__)
         raise ConfigError(f"--ode-steps and --solver (ode_steps, solver) set the ODE of flow-matching policies "
-                          f"(FlowMatchingPolicy, also behind a state estimator or an instruction grounder, or in an "
-                          f"ensemble), and {name} is a {kind!r} policy, which they do not reach: drop them")
+                          f"(FlowMatchingPolicy or a VLA, also behind a state estimator or an instruction grounder, or "
+                          f"in an ensemble), and {name} is a {kind!r} policy, which they do not reach: drop them")
     for flow in flows:
         flow.n_steps = int(ode_steps) if ode_steps is not None else flow.n_steps
         flow.solver = solver if solver is not None else flow.solver

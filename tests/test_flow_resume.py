@@ -124,17 +124,18 @@ def test_more_observations_than_the_chunk_holds_names_the_horizon_and_n_obs_step
 def test_a_run_going_on_from_a_checkpoint_logs_each_step_once(tmp_path) -> None:
     """Per-step records are logged at each step's 0-based index, epoch records at the count of steps done: going on
     from step 5, the killed run's per-step records from 5 on and epoch records after 5 are logged again."""
-    logger = MetricLogger(tmp_path, console=False)
-    for step in range(8):
-        logger.log({"loss": float(step)}, step)
-        if step in (4, 6):
-            logger.log({"train/steps": step + 1, "epoch": 1}, step + 1)
+    killed = [{"step": step, "time_s": 10.0 * step, "loss": 1.0} for step in range(8)]
+    killed[5:5] = [{"step": 5, "time_s": 45.0, "train/steps": 5}]
+    killed.append({"step": 7, "time_s": 75.0, "train/steps": 7})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in killed))
+    logger = MetricLogger(tmp_path, console=False)  # the resumed run's
     logger.continue_from(5)
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 10  # nothing goes before the next record
-    logger.log({"loss": 5.0}, 5)
+    logger.log({"loss": 0.5}, 5)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], "train/steps" in r) for r in records] == [
         (0, False), (1, False), (2, False), (3, False), (4, False), (5, True), (5, False)]
+    assert records[-1]["time_s"] >= 45.0  # the clock goes on from the records kept
     assert not list(tmp_path.glob(".*.tmp"))
 
 

@@ -198,6 +198,15 @@ def test_cli_trains_one_model_on_comma_separated_datasets_and_eval_picks_the_tas
     assert policy.network.slot_features.n_features == len(policy.network.normalizer.state_shift)
     evaluation = evaluate_checkpoint(result["policy_path"], "il_toolkit/PushT-v0", n_episodes=1, env_kwargs=pusht)
     assert len(evaluation.episodes) == 1 and evaluation.episodes[0].length > 0
+    policy.n_steps, policy.solver = 1, "midpoint"  # inference settings set on the model hold for its tasks' views
+    from il_toolkit.envs import make_env
+
+    pusht_env = make_env("il_toolkit/PushT-v0", **pusht)
+    view = policy.for_task("push the T block onto the target", pusht_env.observation_space, pusht_env.action_space)
+    assert (view.n_steps, view.solver) == (1, "midpoint")
+    evaluation = evaluate_checkpoint(result["policy_path"], "il_toolkit/PushT-v0", n_episodes=1, env_kwargs=pusht,
+                                     ode_steps=1, solver="midpoint")  # eval --ode-steps / --solver reach a VLA
+    assert len(evaluation.episodes) == 1
     with pytest.raises(ValueError, match="none of them.*env of one of its tasks"):
         evaluate_checkpoint(result["policy_path"], "il_toolkit/AlohaInsertion-v0", n_episodes=1,
                             env_kwargs={"obs_type": "state"})

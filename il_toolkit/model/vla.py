@@ -768,6 +768,7 @@ class VLAModel(BasePolicy):
         view = type(self).__new__(type(self))
         view._setup(self.network, observation_space, action_space, instruction, self.seed, self.device, task=instruction)
         view.seen_instructions = self.seen_instructions
+        view.n_steps, view.solver = self.n_steps, self.solver  # inference settings set on the model hold for its tasks
         return view
 
     # -- what the shared supervised loop needs -----------------------------------------------

@@ -37,6 +37,14 @@ def console_line(metrics: Mapping[str, Any], step: int, first: Sequence[str] = (
     return f"[step {step}] {shown}{more}"
 
 
+def _time_of(line: str) -> float:
+    """The ``time_s`` of one ``metrics.jsonl`` record (0 for a line without one)."""
+    try:
+        return float(json.loads(line)["time_s"])
+    except (ValueError, TypeError, KeyError):
+        return 0.0
+
+
 def _logged_again(line: str, step: int) -> bool:
     """Whether the ``metrics.jsonl`` record ``line`` is one a run going on from ``step`` logs again (see
     :meth:`MetricLogger.continue_from`); a line that is no record is kept."""
@@ -93,7 +101,8 @@ class MetricLogger:
     def continue_from(self, step: int) -> None:
         """The run goes on from ``step`` (0: from scratch): before the next record is written, the records such a
         run logs again leave ``metrics.jsonl``: per-step records (logged at each step's 0-based index) from
-        ``step`` on, and epoch records (which carry ``train/steps``, logged at the count of steps done) after it."""
+        ``step`` on, and epoch records (which carry ``train/steps``, logged at the count of steps done) after it;
+        ``time_s`` then goes on from the last record kept."""
         self._continue_from = int(step)
 
     def _drop_records_logged_again(self) -> None:
@@ -104,6 +113,7 @@ class MetricLogger:
         kept = [line for line in lines if not _logged_again(line, step)]
         if len(kept) != len(lines):
             write_text_atomically(self.path, "".join(f"{line}\n" for line in kept))
+        self._start -= max((_time_of(line) for line in kept), default=0.0)  # time_s goes on from the last one kept
 
     def log(self, metrics: Mapping[str, Any], step: int, console_keys: Sequence[str] = ()) -> None:
         """Append ``metrics`` at ``step`` to ``metrics.jsonl`` (and wandb); the console line shows
