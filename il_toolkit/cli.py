@@ -159,6 +159,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).is_dir():
         raise CommandLineError(f"eval: --output {args.output} is a directory; give a file name such as "
                                f"{Path(args.output) / 'eval.json'}")
+    beyond = [i for i in args.video_episodes if i >= args.episodes] if args.video_dir else []
+    if beyond:
+        raise CommandLineError(f"eval: --video-episodes {beyond[0]} is beyond the {args.episodes} episodes evaluated "
+                               f"(indices 0 to {args.episodes - 1}); raise --episodes or record an earlier episode")
     normalize = args.normalize if args.normalize is not None else canonical_env_id(args.env) in DEFAULT_EXPERTS
     result = evaluate_checkpoint(
         args.policy, args.env, n_episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,

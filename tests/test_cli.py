@@ -71,3 +71,9 @@ def test_video_episodes_parse_into_indices():
     args = build_parser().parse_args(["eval", "--policy", "p", "--env", "CartPole-v1", "--video-episodes", "0,3,,7"])
     assert args.video_episodes == [0, 3, 7]
     assert build_parser().parse_args(["eval", "--policy", "p", "--env", "CartPole-v1"]).video_episodes == [0]
+
+
+def test_a_video_of_an_episode_not_evaluated_is_refused_before_anything_runs(tmp_path, capsys):
+    assert main(["eval", "--policy", "/nonexistent", "--env", "CartPole-v1", "--episodes", "3", "--video-dir",
+                 str(tmp_path), "--video-episodes", "0,5"]) == 2
+    assert "--video-episodes 5 is beyond the 3 episodes evaluated (indices 0 to 2)" in capsys.readouterr().err
