@@ -9,6 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+_UMASK = os.umask(0o022)  # read once, at import: os.umask can only be read by setting it
+os.umask(_UMASK)
+
 
 def replace_atomically(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """``write(temporary_path)``, then put that file in place of ``target``; on failure the temporary file is
@@ -18,6 +21,7 @@ def replace_atomically(target: str | os.PathLike, write: Callable[[Path], None])
     os.close(handle)
     temporary = Path(name)
     try:
+        os.chmod(temporary, 0o666 & ~_UMASK)  # as an open() would have made it (mkstemp's file is private)
         write(temporary)
         with temporary.open("rb") as written:
             os.fsync(written.fileno())

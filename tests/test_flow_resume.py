@@ -208,3 +208,11 @@ def test_train_flow_refuses_impossible_numbers_when_it_reads_them(flags, message
         main(["--dataset", "pusht/none-v0", *flags])
     assert exited.value.code == 2 and message in capsys.readouterr().err
 
+
+
+def test_files_written_atomically_get_the_permissions_a_plain_write_gives(tmp_path) -> None:
+    from il_toolkit.atomic_files import write_text_atomically
+
+    (tmp_path / "plain.txt").write_text("a")
+    write_text_atomically(tmp_path / "atomic.txt", "a")
+    assert (tmp_path / "atomic.txt").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
