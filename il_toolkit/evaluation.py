@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -185,6 +186,7 @@ def evaluate(
         env_obj = make_env(env, **kwargs)
     else:
         env_obj = env
+    warn_if_trained_elsewhere(policy, env_obj)
     policy = policy_for_env(policy, env_obj)
     check_spaces(
         "policy", policy.observation_space, policy.action_space, env_obj.observation_space, env_obj.action_space,
@@ -200,6 +202,26 @@ def evaluate(
         if owns_env:
             env_obj.close()
     return EvalResult(env_id=_env_id(env_obj), episodes=records, seconds=time.perf_counter() - start, references=references)
+
+
+def warn_if_trained_elsewhere(policy: Policy, env: gym.Env) -> None:
+    """Warn when ``policy`` records (``trained_env``) that it was trained in another env than ``env``: their spaces
+    may fit (PushT and the two-target PushT do) while the task differs."""
+    if env.spec is not None:
+        _warn_if_other_env(getattr(policy, "trained_env", None), env.spec.id)
+
+
+def _warn_if_other_env(trained: str | None, env_id: str) -> None:
+    if not trained:
+        return
+    here = canonical_env_id(env_id)
+    try:
+        trained = canonical_env_id(trained)
+    except ValueError:  # an env this process has not registered: compared by its id as saved
+        pass
+    if here != trained:
+        warnings.warn(f"the policy was trained in {trained} and is evaluated in {here}; evaluate it in {trained} "
+                      "for the figures its training aimed at", stacklevel=4)
 
 
 def policy_for_env(policy: Policy, env: gym.Env) -> Policy:
@@ -329,6 +351,9 @@ def evaluate_checkpoint(
         torch.set_num_threads(1)
         return evaluate(policy, env_id, n_episodes, seed, env_kwargs=env_kwargs, progress=progress,
                         references=references, video_dir=video_dir, video_episodes=video_episodes)
+    from il_toolkit.policies import load_config
+
+    _warn_if_other_env(load_config(policy_path).get("trained_env"), env_id)
     seeds = [seed + i for i in range(n_episodes)]
     shares = [seeds[i::num_envs] for i in range(num_envs)]
     start = time.perf_counter()

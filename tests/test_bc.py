@@ -176,3 +176,23 @@ def test_imitations_bc_leaves_no_folder_in_the_temp_dir(tmp_path, cartpole_demos
     config = _config(tmp_path, policy_type="sb3", bc_epochs=1, eval_episodes=1)
     BehavioralCloning("CartPole-v1", config, progress=False).train(trajectories=cartpole_demos)
     assert [p.name for p in scratch.iterdir() if "imitation" in p.name] == []
+
+
+def test_a_policy_records_the_env_it_was_trained_in_and_evaluating_it_elsewhere_is_warned(tmp_path, cartpole_demos):
+    """CartPole and its fixed-horizon variant have the same spaces: only the recorded env tells them apart."""
+    import warnings
+
+    from il_toolkit.evaluation import evaluate, evaluate_checkpoint
+
+    trainer = BehavioralCloning(env="CartPole-v1", config=_config(tmp_path, bc_epochs=1), progress=False)
+    trainer.train(trajectories=cartpole_demos, evaluate_policy=False)
+    policy = load(tmp_path / "bc" / "best")
+    assert policy.trained_env == "il_toolkit/CartPole-v1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate(policy, "CartPole-v1", n_episodes=1)  # its own env: no word
+    with pytest.warns(UserWarning, match="trained in il_toolkit/CartPole-v1 and is evaluated in "
+                                         "il_toolkit/CartPoleFixedHorizon-v1"):
+        evaluate(policy, "il_toolkit/CartPoleFixedHorizon-v1", n_episodes=1)
+    with pytest.warns(UserWarning, match="trained in il_toolkit/CartPole-v1"):
+        evaluate_checkpoint(tmp_path / "bc" / "best", "il_toolkit/CartPoleFixedHorizon-v1", n_episodes=2, num_envs=2)

@@ -52,7 +52,7 @@ def load(path: str | os.PathLike) -> BasePolicy:
     observation_space, action_space = spaces_from_header(config)
     policy_class = POLICY_REGISTRY.get(kind)
     try:
-        return policy_class.from_checkpoint(config.get("config", {}), tensors, observation_space, action_space)
+        policy = policy_class.from_checkpoint(config.get("config", {}), tensors, observation_space, action_space)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # fields or tensors of another kind
@@ -61,6 +61,8 @@ def load(path: str | os.PathLike) -> BasePolicy:
             f"({type(error).__name__}: {error}); was config.json edited, or written by another il_toolkit version? "
             "Save the policy again from the run that trained it"
         ) from error
+    policy.trained_env = config.get("trained_env")
+    return policy
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:

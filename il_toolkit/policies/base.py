@@ -89,6 +89,9 @@ class BasePolicy(ModelHubMixin, library_name="il_toolkit", tags=["il_toolkit", "
     # it about states off the episode (DAgger's chunk labels, acted out in a branch) changes nothing after
     memoryless: ClassVar[bool] = False
     eval_info: dict[str, Any] | None = None  # written as eval_info.json beside a save_pretrained checkpoint
+    # the env id the policy was trained in, which the training commands set: saved in config.json, and evaluating the
+    # policy in another env (whose spaces may fit all the same) is warned about; None where unknown
+    trained_env: str | None = None
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         self.observation_space = observation_space
@@ -145,6 +148,7 @@ class BasePolicy(ModelHubMixin, library_name="il_toolkit", tags=["il_toolkit", "
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
             "config": self.checkpoint_config(),
+            **({"trained_env": self.trained_env} if self.trained_env else {}),
         }
         return checkpoint.write_checkpoint(
             path, kind=self.checkpoint_kind, header=header, tensors=self.checkpoint_tensors()

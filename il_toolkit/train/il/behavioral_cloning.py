@@ -290,6 +290,7 @@ class BehavioralCloning:
         """Save ``last/`` from ``last_state`` and ``best/`` from the current (best) weights."""
         best_state = {k: v.clone() for k, v in self.module.state_dict().items()}
         self.module.load_state_dict(last_state)
+        common.mark_trained_in(self.policy, self.env)
         self.policy.save(output_dir / "last")
         self.module.load_state_dict(best_state)
         return {"policy_path": str(self.policy.save(output_dir / "best")), "last_policy_path": str(output_dir / "last")}

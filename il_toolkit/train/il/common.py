@@ -98,6 +98,14 @@ def env_and_dataset(env_id: str | None, dataset: str | None, *, progress: bool =
     return resolve_env(env_id), None
 
 
+def mark_trained_in(policy: Any, env: Any) -> None:
+    """Record in ``policy`` (``trained_env``, saved with it) the env it was trained in, so that evaluating it in
+    another is warned about; an env without an id records nothing."""
+    spec = getattr(env, "spec", None)
+    if policy is not None and spec is not None:
+        policy.trained_env = spec.id
+
+
 def env_id_of(env: gym.Env) -> str:
     if env.spec is None:
         raise ValueError("the env has no spec (id); make it with gymnasium.make or il_toolkit.envs.make_env")

@@ -392,9 +392,11 @@ class DAgger:
             logger.close()
         train_seconds = time.perf_counter() - start
         best_round = self.best_round(state["rounds"])
+        common.mark_trained_in(self.bc.policy, self.env)
         last = self.bc.policy.save(self.output_dir / "last")
         if best_round != state["completed_rounds"]:
             self.bc.policy = load(self.output_dir / "rounds" / f"{best_round:03d}")
+            common.mark_trained_in(self.bc.policy, self.env)
         best = self.bc.policy.save(self.output_dir / "best")
         account = label_account(state["rounds"])
         results: dict[str, Any] = {

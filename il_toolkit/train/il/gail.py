@@ -306,6 +306,7 @@ class GAIL:
             logger.close()
         train_seconds = time.perf_counter() - start
         self.gen_algo.policy.set_training_mode(False)
+        common.mark_trained_in(self.policy, self.env)
         self.policy.save(output_dir / "last")
         if history["best_state"] is not None:
             self.gen_algo.policy.load_state_dict(history.pop("best_state"))

@@ -293,6 +293,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         policy, result["state_estimator"] = fit_estimator(policy, camera_env, train_episodes, val_episodes, args, out)
     if instructed is not None:
         policy, result["grounder"] = fit_grounder_in_front(policy, instructed, camera_env, args, out)
+    common.mark_trained_in(policy, run_env)
     path = policy.save(out / "best")
     aggregates = (evaluate_and_report(policy, camera_env, args.eval_episodes, out / "eval.json", progress=True)
                   if args.eval_episodes > 0 else None)

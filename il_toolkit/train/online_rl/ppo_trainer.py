@@ -301,6 +301,7 @@ class PPOTrainer:
         from stable_baselines3.common.logger import Logger
 
         from il_toolkit.evaluation import evaluate_and_report
+        from il_toolkit.train.il import common
 
         steps = total_timesteps or self.config.total_timesteps
         out = Path(self.config.output_dir)
@@ -323,6 +324,7 @@ class PPOTrainer:
             logger.close()
         seconds = time.perf_counter() - start
         self.model.policy.set_training_mode(False)
+        common.mark_trained_in(self.policy, self.env)
         self.policy.save(out / "last")
         best = self.policy.save(out / "best")
         results: dict[str, Any] = {
