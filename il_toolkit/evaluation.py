@@ -186,7 +186,8 @@ def evaluate(
         env_obj = make_env(env, **kwargs)
     else:
         env_obj = env
-    warn_if_trained_elsewhere(policy, env_obj)
+    if env_obj.spec is not None:
+        warn_if_trained_elsewhere(getattr(policy, "trained_env", None), env_obj.spec.id)
     policy = policy_for_env(policy, env_obj)
     check_spaces(
         "policy", policy.observation_space, policy.action_space, env_obj.observation_space, env_obj.action_space,
@@ -204,14 +205,9 @@ def evaluate(
     return EvalResult(env_id=_env_id(env_obj), episodes=records, seconds=time.perf_counter() - start, references=references)
 
 
-def warn_if_trained_elsewhere(policy: Policy, env: gym.Env) -> None:
-    """Warn when ``policy`` records (``trained_env``) that it was trained in another env than ``env``: their spaces
-    may fit (PushT and the two-target PushT do) while the task differs."""
-    if env.spec is not None:
-        _warn_if_other_env(getattr(policy, "trained_env", None), env.spec.id)
-
-
-def _warn_if_other_env(trained: str | None, env_id: str) -> None:
+def warn_if_trained_elsewhere(trained: str | None, env_id: str) -> None:
+    """Warn when a policy that records (``trained_env``) it was trained in the env ``trained`` is evaluated in another,
+    ``env_id``: their spaces may fit (PushT and the two-target PushT do) while the task differs."""
     if not trained:
         return
     here = canonical_env_id(env_id)
@@ -221,7 +217,7 @@ def _warn_if_other_env(trained: str | None, env_id: str) -> None:
         pass
     if here != trained:
         warnings.warn(f"the policy was trained in {trained} and is evaluated in {here}; evaluate it in {trained} "
-                      "for the figures its training aimed at", stacklevel=4)
+                      "for the figures its training aimed at", stacklevel=3)
 
 
 def policy_for_env(policy: Policy, env: gym.Env) -> Policy:
@@ -337,10 +333,11 @@ def evaluate_checkpoint(
     seeds (the records are identical to a single-process run on the same seeds). ``ode_steps`` and
     ``solver``: evaluate a flow-matching policy at these inference settings instead of its saved ones
     (:func:`set_ode`)."""
-    from il_toolkit.policies import load
+    from il_toolkit.policies import load, load_config
 
     ode = {"ode_steps": ode_steps, "solver": solver}
     in_process = num_envs <= 1 or video_dir is not None
+    policy = None
     if in_process or ode_steps is not None or solver is not None:  # settings it cannot take: refused before any episode
         policy = set_ode(load(policy_path), **ode, name=repr(str(policy_path)))
     references = reference_returns(env_id, n_episodes, seed, env_kwargs=env_kwargs) if normalize else None
@@ -351,9 +348,8 @@ def evaluate_checkpoint(
         torch.set_num_threads(1)
         return evaluate(policy, env_id, n_episodes, seed, env_kwargs=env_kwargs, progress=progress,
                         references=references, video_dir=video_dir, video_episodes=video_episodes)
-    from il_toolkit.policies import load_config
-
-    _warn_if_other_env(load_config(policy_path).get("trained_env"), env_id)
+    warn_if_trained_elsewhere(policy.trained_env if policy is not None else load_config(policy_path).get("trained_env"),
+                              env_id)
     seeds = [seed + i for i in range(n_episodes)]
     shares = [seeds[i::num_envs] for i in range(num_envs)]
     start = time.perf_counter()

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import gymnasium as gym
 import numpy as np
 
+from il_toolkit.atomic_files import replace_atomically
 from il_toolkit.features.observations import flatten_observations  # noqa: F401  (part of this module's API)
 from il_toolkit.policies.spaces import describe, spaces_match
 
@@ -211,12 +212,11 @@ def episode_data_problem(dataset_id: str, metadata: dict[str, Any]) -> BaseExcep
             if missing:
                 return ValueError(f"{path.name} lacks {len(missing)} of the {total} episodes its metadata counts, "
                                   f"first episode_{missing[0]}")
-            if total:
-                last = file[f"episode_{total - 1}"]
-                steps = int(last.attrs.get("total_steps", -1))
-                if steps >= 0 and last["rewards"].shape[0] != steps:
-                    return ValueError(f"episode_{total - 1} holds {last['rewards'].shape[0]} of the {steps} steps it "
-                                      "records")
+            last = file[f"episode_{total - 1}"]
+            steps = int(last.attrs.get("total_steps", -1))
+            if steps >= 0 and last["rewards"].shape[0] != steps:
+                return ValueError(f"episode_{total - 1} holds {last['rewards'].shape[0]} of the {steps} steps it "
+                                  "records")
     except BlockingIOError:  # locked by a writer: neither known good nor bad
         return None
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError on damaged files
@@ -573,9 +573,8 @@ METADATA_BACKUP = "il_toolkit_metadata.json"  # metadata.json as of the last com
 def _back_up_metadata(data_path: Path) -> None:
     """Minari rewrites ``metadata.json`` in place, so a kill mid-write leaves it empty or cut: keep
     a copy that is only ever replaced whole (see :func:`recover_metadata`)."""
-    staging = data_path / (METADATA_BACKUP + ".tmp")
-    staging.write_bytes((data_path / "metadata.json").read_bytes())
-    os.replace(staging, data_path / METADATA_BACKUP)
+    backup = (data_path / "metadata.json").read_bytes()
+    replace_atomically(data_path / METADATA_BACKUP, lambda path: path.write_bytes(backup))
 
 
 def recover_metadata(dataset_id: str) -> bool:
@@ -603,9 +602,8 @@ def recover_metadata(dataset_id: str) -> bool:
                 del file[name]
     except (OSError, KeyError, ValueError) as exc:  # the episode file itself is damaged: nothing to recover
         raise corrupt_data_error(dataset_id, exc) from exc
-    staging = data_path / "metadata.json.tmp"
-    staging.write_bytes(backup.read_bytes())
-    os.replace(staging, metadata)
+    saved = backup.read_bytes()
+    replace_atomically(metadata, lambda path: path.write_bytes(saved))
     return True
 
 

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Sequence
 import gymnasium as gym
 import numpy as np
 
+from il_toolkit.atomic_files import write_text_atomically
 from il_toolkit.config.training_config import ROLLOUT_SEED_OFFSET, SEED_STRIDE, ILConfig
 from il_toolkit.envs import make_env
 
@@ -258,10 +259,7 @@ def write_run_files(output_dir: str | Path, config: ILConfig, extra: dict[str, A
 def update_run_file(output_dir: str | Path, entries: dict[str, Any]) -> None:
     """Add ``entries`` to ``output_dir/run.json`` (written atomically)."""
     import json
-    import os
 
     path = Path(output_dir) / "run.json"
     run = json.loads(path.read_text()) if path.exists() else {}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**run, **entries}, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps({**run, **entries}, indent=2, default=str))

@@ -96,6 +96,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
+from il_toolkit.atomic_files import write_text_atomically
 from il_toolkit.config.training_config import ILConfig, get_beta
 from il_toolkit.policies import as_policy, check_spaces, load
 from il_toolkit.policies.base import Policy
@@ -436,9 +437,7 @@ class DAgger:
                 if 0 < record.get("round", 0) <= completed_rounds and "pc_success" in record:
                     keep = index + 1  # the last finished round's record (a dropped round logs none)
         if keep < len(lines):
-            tmp = path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(lines[:keep]))
-            os.replace(tmp, path)
+            write_text_atomically(path, "".join(lines[:keep]))
 
     def _restore_uncertainty(self, trajectories: list[Any]) -> None:
         """After a resume: the members adopt the saved ensemble's policies; the risk model's rollouts
@@ -662,9 +661,7 @@ class DAgger:
         state["completed_rounds"] = iteration + 1
         state["episodes"] += n_new_episodes
         state["rounds"].append(dict(stats))
-        tmp = self.output_dir / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        os.replace(tmp, self.output_dir / STATE_FILE)
+        write_text_atomically(self.output_dir / STATE_FILE, json.dumps(state, indent=2))
 
 
 def label_account(rounds: Sequence[dict[str, Any]]) -> dict[str, float]:

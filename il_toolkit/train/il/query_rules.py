@@ -5,13 +5,13 @@ over every rollout so far (ThriftyDAgger)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 
+from il_toolkit.atomic_files import replace_atomically
 from il_toolkit.config.training_config import ILConfig
 from il_toolkit.train.il.gates import EnsembleGate, ThriftyGate, threshold_for_rate
 from il_toolkit.train.il.uncertainty import NoveltyIndex, RiskModel, failure_targets
@@ -115,9 +115,8 @@ class QueryCalibration:
     def save(self, directory: Path) -> None:
         """The risk model's rollouts, written atomically beside the run's state."""
         if self.risk_data["obs"]:
-            tmp = directory / ("tmp_" + RISK_FILE)
-            np.savez(tmp, **{k: np.concatenate(v) for k, v in self.risk_data.items()})
-            os.replace(tmp, directory / RISK_FILE)
+            arrays = {k: np.concatenate(v) for k, v in self.risk_data.items()}
+            replace_atomically(directory / RISK_FILE, lambda path: _savez(path, arrays))
 
     def restore(self, directory: Path, trajectories: Sequence[Any]) -> None:
         """After a resume: the risk model's rollouts from disk, then the index and risk model refit."""
@@ -126,3 +125,9 @@ class QueryCalibration:
             with np.load(path) as data:
                 self.risk_data = {k: [data[k]] for k in ("obs", "acts", "risk")}
         self.update(trajectories)
+
+
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` into exactly ``path`` (given a name, it would append ``.npz`` to one that lacks it)."""
+    with path.open("wb") as file:
+        np.savez(file, **arrays)
